@@ -1,0 +1,369 @@
+// The whole jincache configuration file (SPEC §5): one zod schema, every key optional with a
+// default, durations and sizes turned into ms and bytes.
+//
+// Defaults are written in the same form an operator would write them ("5s", "64MiB") and go
+// through the same parsing, so what the schema says and what the YAML example says cannot
+// drift apart. config/jincache.example.yaml lists every key; a test checks it parses to
+// exactly defaultConfig().
+
+import { z } from 'zod';
+import { ConfigError } from './errors.ts';
+import {
+  NAME_ALLOWED,
+  NAME_PATTERN,
+  bool,
+  dropNulls,
+  duration,
+  int,
+  isHttpUrl,
+  num,
+  oneOf,
+  parsePeer,
+  problemsFromIssues,
+  size,
+  str,
+  stringList,
+} from './fields.ts';
+
+/** Strategies the rebalancer knows (SPEC §1 `jincache rebalance --strategy`). */
+export const REBALANCE_STRATEGIES = ['minimal-disturbance', 'load-optimal', 'weight-adjustment'] as const;
+export type RebalanceStrategy = (typeof REBALANCE_STRATEGIES)[number];
+
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export const STORAGE_ENGINES = ['memory', 'leveldb'] as const;
+export type StorageEngine = (typeof STORAGE_ENGINES)[number];
+
+/** One configured group. Unset fields fall back to the `cache` / `fault_tolerance` values; see {@link resolveGroup}. */
+export interface GroupConfig {
+  /** URL path and etcd-key safe name. */
+  name: string;
+  /** Byte budget of this group; after validation always set (default `cache.cache_bytes`). */
+  cache_bytes?: number;
+  /** Share of `cache_bytes` for values fetched from other owners; default `cache.hot_cache_fraction`. */
+  hot_cache_fraction?: number;
+  /** TTL (ms) given to entries stored without one; unset = entries do not expire. */
+  ttl_default?: number;
+  /** Peer request timeout (ms) for this group's keys; default `fault_tolerance.request_timeout`. */
+  request_timeout?: number;
+  /** Retries of a failed peer request for this group; default `fault_tolerance.max_retries`. */
+  max_retries?: number;
+  /** HTTP origin to load a missing key from; `{key}` is replaced by the URL-encoded key. */
+  loader?: { url: string; timeout: number /* 3s */ };
+}
+
+export interface Config {
+  node: { id?: string }; // default derived by caller: "node-<port>" (see resolveNodeId)
+  server: {
+    host: string; // 127.0.0.1
+    port: number; // 8001; node-to-node traffic, and the client API unless api_port is set
+    api_port?: number; // client API + dashboard listener of its own
+    resp_port?: number; // Redis-protocol listener
+    advertise?: string; // base URL peers use; default http://host:port (see resolveAdvertise)
+  };
+  cluster: {
+    partitions: number; // 4096, 1..65536; fixed when the cluster is created
+    secret?: string; // required on /_jincache/ requests when set
+    peers: string[]; // static discovery: "id=http://host:port" or "http://host:port"
+  };
+  etcd: {
+    endpoints: string[]; // ["127.0.0.1:2379"]
+    dial_timeout: number; // 5s
+    lease_ttl: number; // 30s, whole seconds >= 1s
+    prefix: string; // "/jincache"
+  };
+  cache: {
+    group_name: string; // "scores": this group always exists
+    cache_bytes: number; // 64MiB
+    lru_replicas: number; // 150 virtual nodes per node at weight 1.0
+    max_key_bytes: number; // 1024
+    max_value_bytes: number; // 1MiB
+    hot_cache_fraction: number; // 0.125 (groupcache's 1/8)
+  };
+  /** Always contains `cache.group_name` (first when it was not listed), each with cache_bytes set. */
+  groups: GroupConfig[];
+  replication: {
+    factor: number; // 2, 1..5: owner plus factor-1 backups
+    sync: boolean; // true: a PUT returns once the backups hold it
+  };
+  fault_tolerance: {
+    heartbeat_interval: number; // 5s
+    request_timeout: number; // 3s
+    max_retries: number; // 3
+    circuit_threshold: number; // 0.5, 0 < x <= 1: failure ratio that opens a peer's breaker
+    slow_threshold: number; // 500ms: latency above which a peer is "slow"
+  };
+  load: {
+    window: number; // 10s
+    hot_key_top_k: number; // 16
+    /** Relative weights, normalised here so they always sum to 1. Defaults 0.3, 0.2, 0.2, 0.2, 0.1. */
+    score_weights: { qps: number; storage: number; memory: number; cpu: number; network: number };
+    capacity: {
+      qps: number; // 20000
+      storage_bytes: number; // default: the sum of all groups' cache_bytes
+      memory_bytes: number; // 1GiB
+      network_bytes_per_sec: number; // 100MiB
+    };
+  };
+  rebalance: {
+    interval: number; // 30s
+    threshold: number; // 0.2: imbalance (fraction of mean load) that triggers a rebalance
+    strategy: RebalanceStrategy; // minimal-disturbance
+    min_interval: number; // 5m between two rebalances
+    enabled: boolean; // true
+  };
+  migration: {
+    batch_size: number; // 100 entries
+    batch_bytes: number; // 1MiB
+    migration_timeout: number; // 30s
+    concurrency: number; // 2 partitions at once
+    bandwidth?: number; // bytes/s cap; unset = none
+    drain_timeout: number; // 30s: how long a leaving node waits for its migrations
+  };
+  storage: {
+    engine: StorageEngine; // memory
+    path: string; // "./data/{id}"
+  };
+  log: { level: LogLevel }; // info
+}
+
+// ---- the schema ---------------------------------------------------------------------------
+
+const port = () => int(0, 65535); // 0 = pick a free port (tests)
+const name = () => str(NAME_ALLOWED, (s) => NAME_PATTERN.test(s));
+const fraction = () => num({ min: 0, max: 1, minExclusive: true });
+
+const groupSchema = z.strictObject({
+  name: name(),
+  cache_bytes: size().optional(),
+  hot_cache_fraction: num({ min: 0, max: 1, maxExclusive: true }).optional(),
+  ttl_default: duration({ positive: true }).optional(),
+  request_timeout: duration({ positive: true }).optional(),
+  max_retries: int(0, 10).optional(),
+  loader: z
+    .strictObject({
+      url: str('expected an http(s) URL containing {key}, like http://origin:8080/scores/{key}', (s) => s.includes('{key}') && isHttpUrl(s.replace(/\{key\}/g, 'k'))),
+      timeout: duration({ positive: true }).prefault('3s'),
+    })
+    .optional(),
+});
+
+const weight = () => num({ min: 0, max: 1 });
+
+const fileSchema = z.strictObject({
+  node: z
+    .strictObject({
+      id: name().optional(),
+    })
+    .prefault({}),
+  server: z
+    .strictObject({
+      host: str('expected a host name or IP address').prefault('127.0.0.1'),
+      port: port().prefault(8001),
+      api_port: port().optional(),
+      resp_port: port().optional(),
+      advertise: str('expected an http(s) base URL like http://10.0.0.5:8001', isHttpUrl).optional(),
+    })
+    .prefault({}),
+  cluster: z
+    .strictObject({
+      partitions: int(1, 65536).prefault(4096),
+      secret: str('expected a non-empty string').optional(),
+      peers: stringList('expected a list of peer URLs like http://127.0.0.1:8002 or node-2=http://127.0.0.1:8002', (s) => parsePeer(s) !== undefined).prefault([]),
+    })
+    .prefault({}),
+  etcd: z
+    .strictObject({
+      endpoints: stringList('expected a list of etcd endpoints like 127.0.0.1:2379', (s) => s.length > 0, { nonEmpty: true }).prefault(['127.0.0.1:2379']),
+      dial_timeout: duration({ positive: true }).prefault('5s'),
+      lease_ttl: duration({ min: 1000, wholeSeconds: true }).prefault('30s'),
+      prefix: str('expected a key prefix starting with "/" and not ending with "/", like /jincache', (s) => /^\/.*[^/]$/.test(s)).prefault('/jincache'),
+    })
+    .prefault({}),
+  cache: z
+    .strictObject({
+      group_name: name().prefault('scores'),
+      cache_bytes: size().prefault('64MiB'),
+      lru_replicas: int(1, 10000).prefault(150),
+      max_key_bytes: int(1, 65536).prefault(1024),
+      max_value_bytes: size().prefault('1MiB'),
+      hot_cache_fraction: num({ min: 0, max: 1, maxExclusive: true }).prefault(0.125),
+    })
+    .prefault({}),
+  groups: z.array(groupSchema).prefault([]),
+  replication: z
+    .strictObject({
+      factor: int(1, 5).prefault(2),
+      sync: bool().prefault(true),
+    })
+    .prefault({}),
+  fault_tolerance: z
+    .strictObject({
+      heartbeat_interval: duration({ positive: true }).prefault('5s'),
+      request_timeout: duration({ positive: true }).prefault('3s'),
+      max_retries: int(0, 10).prefault(3),
+      circuit_threshold: fraction().prefault(0.5),
+      slow_threshold: duration({ positive: true }).prefault('500ms'),
+    })
+    .prefault({}),
+  load: z
+    .strictObject({
+      window: duration({ min: 1000 }).prefault('10s'),
+      hot_key_top_k: int(0, 10000).prefault(16),
+      score_weights: z
+        .strictObject({
+          qps: weight().prefault(0.3),
+          storage: weight().prefault(0.2),
+          memory: weight().prefault(0.2),
+          cpu: weight().prefault(0.2),
+          network: weight().prefault(0.1),
+        })
+        .prefault({}),
+      capacity: z
+        .strictObject({
+          qps: num({ min: 0, max: 1e9, minExclusive: true }).prefault(20000),
+          storage_bytes: size().optional(),
+          memory_bytes: size().prefault('1GiB'),
+          network_bytes_per_sec: size().prefault('100MiB'),
+        })
+        .prefault({}),
+    })
+    .prefault({}),
+  rebalance: z
+    .strictObject({
+      interval: duration({ positive: true }).prefault('30s'),
+      threshold: fraction().prefault(0.2),
+      strategy: oneOf(REBALANCE_STRATEGIES).prefault('minimal-disturbance'),
+      min_interval: duration().prefault('5m'),
+      enabled: bool().prefault(true),
+    })
+    .prefault({}),
+  migration: z
+    .strictObject({
+      batch_size: int(1, 100000).prefault(100),
+      batch_bytes: size().prefault('1MiB'),
+      migration_timeout: duration({ positive: true }).prefault('30s'),
+      concurrency: int(1, 64).prefault(2),
+      bandwidth: size().optional(),
+      drain_timeout: duration().prefault('30s'),
+    })
+    .prefault({}),
+  storage: z
+    .strictObject({
+      engine: oneOf(STORAGE_ENGINES).prefault('memory'),
+      path: str('expected a directory path; {id} is replaced by the node id').prefault('./data/{id}'),
+    })
+    .prefault({}),
+  log: z
+    .strictObject({
+      level: oneOf(LOG_LEVELS).prefault('info'),
+    })
+    .prefault({}),
+});
+
+/**
+ * The file schema plus the rules that span keys: group names unique, the default group always
+ * present, derived defaults filled in, score weights normalised.
+ */
+export const configSchema = fileSchema
+  .superRefine((c, ctx) => {
+    const seen = new Set<string>();
+    c.groups.forEach((g, i) => {
+      if (seen.has(g.name)) {
+        ctx.addIssue({ code: 'custom', path: ['groups', i, 'name'], message: 'expected a group name not listed before', input: g.name });
+      }
+      seen.add(g.name);
+    });
+    const w = c.load.score_weights;
+    if (w.qps + w.storage + w.memory + w.cpu + w.network <= 0) {
+      ctx.addIssue({ code: 'custom', path: ['load', 'score_weights'], message: 'expected at least one weight above 0', input: w });
+    }
+  })
+  .transform((c): Config => {
+    const groups: GroupConfig[] = c.groups.map((g) => ({ ...g, cache_bytes: g.cache_bytes ?? c.cache.cache_bytes }));
+    if (!groups.some((g) => g.name === c.cache.group_name)) {
+      groups.unshift({ name: c.cache.group_name, cache_bytes: c.cache.cache_bytes });
+    }
+    const w = c.load.score_weights;
+    const sum = w.qps + w.storage + w.memory + w.cpu + w.network;
+    // Leave weights that already sum to 1 untouched, so 0.3 stays 0.3 rather than 0.30000000000000004.
+    const scale = Math.abs(sum - 1) < 1e-9 ? 1 : sum;
+    const storage_bytes = c.load.capacity.storage_bytes ?? groups.reduce((s, g) => s + (g.cache_bytes ?? 0), 0);
+    return {
+      ...c,
+      groups,
+      load: {
+        ...c.load,
+        score_weights: { qps: w.qps / scale, storage: w.storage / scale, memory: w.memory / scale, cpu: w.cpu / scale, network: w.network / scale },
+        capacity: { ...c.load.capacity, storage_bytes },
+      },
+    };
+  });
+
+/** The raw shape a file or a set of CLI overrides may have: every key optional, durations and sizes as "5s" / "64MiB" or numbers. */
+export type RawConfig = z.input<typeof fileSchema>;
+
+/** Deep partial raw config, as CLI flags give it; `undefined` leaves mean "not given". */
+export type DeepPartialRaw = DeepPartial<RawConfig>;
+type DeepPartial<T> = T extends readonly unknown[] ? T : T extends object ? { [K in keyof T]?: DeepPartial<T[K]> | undefined } : T;
+
+/**
+ * Validates a raw configuration (parsed YAML, merged overrides) and returns the typed Config.
+ * Throws {@link ConfigError} naming the first bad key (and counting the rest).
+ * `source` prefixes the message (default "config"); `file` is named in it when given.
+ */
+export function parseConfig(raw: unknown, opts: { source?: string; file?: string } = {}): Config {
+  const input = dropNulls(raw ?? {});
+  const r = configSchema.safeParse(input);
+  if (r.success) return r.data;
+  const [first, ...others] = problemsFromIssues(r.error.issues, input, fileSchema);
+  if (!first) throw new Error('config: validation failed without an issue'); // zod always reports one
+  throw new ConfigError({ ...first, others, ...(opts.source !== undefined ? { source: opts.source } : {}), ...(opts.file !== undefined ? { file: opts.file } : {}) });
+}
+
+/** Every default, as the file with no keys gives it. */
+export function defaultConfig(): Config {
+  return parseConfig({});
+}
+
+// ---- helpers for consumers ----------------------------------------------------------------
+
+/** The node id: `node.id`, else "node-<server.port>". */
+export function resolveNodeId(c: Config): string {
+  return c.node.id ?? `node-${c.server.port}`;
+}
+
+/** The base URL peers reach this node at: `server.advertise`, else http://host:port. */
+export function resolveAdvertise(c: Config): string {
+  if (c.server.advertise !== undefined) return c.server.advertise.replace(/\/+$/, '');
+  const host = c.server.host.includes(':') && !c.server.host.startsWith('[') ? `[${c.server.host}]` : c.server.host;
+  return `http://${host}:${c.server.port}`;
+}
+
+/** A group's settings with every fallback applied. */
+export interface ResolvedGroup {
+  name: string;
+  cache_bytes: number;
+  hot_cache_fraction: number;
+  /** ms; undefined = entries stored without a TTL do not expire. */
+  ttl_default: number | undefined;
+  request_timeout: number;
+  max_retries: number;
+  loader: { url: string; timeout: number } | undefined;
+}
+
+/** The effective settings of group `name`, or undefined when it is not configured. */
+export function resolveGroup(c: Config, name: string): ResolvedGroup | undefined {
+  const g = c.groups.find((x) => x.name === name);
+  if (!g) return undefined;
+  return {
+    name: g.name,
+    cache_bytes: g.cache_bytes ?? c.cache.cache_bytes,
+    hot_cache_fraction: g.hot_cache_fraction ?? c.cache.hot_cache_fraction,
+    ttl_default: g.ttl_default,
+    request_timeout: g.request_timeout ?? c.fault_tolerance.request_timeout,
+    max_retries: g.max_retries ?? c.fault_tolerance.max_retries,
+    loader: g.loader ? { ...g.loader } : undefined,
+  };
+}
