@@ -70,7 +70,7 @@ export function isConfigError(e: unknown): e is ConfigError {
 function formatMessage(o: ConfigErrorOptions): string {
   const source = o.source ?? 'config';
   const more = o.others?.length ? ` (and ${o.others.length} more problem${o.others.length === 1 ? '' : 's'})` : '';
-  const where = o.file !== undefined ? `${o.file}${o.line !== undefined ? ` line ${o.line}` : ''}` : '';
+  const where = [o.file, o.line !== undefined ? `line ${o.line}` : undefined].filter((x) => x !== undefined).join(' ');
   let text: string;
   switch (o.kind) {
     case 'file':
