@@ -1,0 +1,106 @@
+import { LRUCache } from 'lru-cache';
+import type { Clock } from '../core/types.ts';
+import { ENTRY_OVERHEAD_BYTES } from './store.ts';
+
+export interface HotCacheOptions {
+  /**
+   * Byte budget: key UTF-8 bytes + value bytes + ENTRY_OVERHEAD_BYTES per entry, as in
+   * GroupStore. Required, an integer >= 0; 0 disables the hot cache (set() keeps nothing).
+   */
+  maxBytes: number;
+  /** Source of "now" for expiry. Required. */
+  clock: Clock;
+}
+
+interface HotEntry {
+  value: Buffer;
+  /** Absolute expiry in ms since the epoch, 0 = never. */
+  expiresAt: number;
+}
+
+function requireBytes(maxBytes: number): void {
+  if (!Number.isSafeInteger(maxBytes) || maxBytes < 0) {
+    throw new RangeError(`HotCache maxBytes must be an integer >= 0. Got: ${maxBytes}`);
+  }
+}
+
+/**
+ * groupcache's hot cache: copies of values this node fetched from their owners, so a key that
+ * is hot everywhere is not fetched over the network on every request. It is a cache of a cache
+ * with no versions: the owner stays authoritative, callers invalidate copies (delete) when the
+ * owner says a key changed, and the TTL of the owner's entry is honoured (expiresAt is absolute,
+ * read against the injected clock). Kept small (1/8 of the group's bytes by default) so copies
+ * never crowd out the keys this node owns.
+ */
+export class HotCache {
+  private readonly clock: Clock;
+  private maxBytes: number;
+  // undefined while disabled (maxBytes 0): lru-cache needs a positive maxSize
+  private lru: LRUCache<string, HotEntry> | undefined;
+
+  constructor(opts: HotCacheOptions) {
+    requireBytes(opts.maxBytes);
+    this.clock = opts.clock;
+    this.maxBytes = opts.maxBytes;
+    this.lru = HotCache.makeLru(opts.maxBytes);
+  }
+
+  private static makeLru(maxBytes: number): LRUCache<string, HotEntry> | undefined {
+    if (maxBytes === 0) return undefined;
+    return new LRUCache<string, HotEntry>({
+      maxSize: maxBytes,
+      // values bigger than the whole budget are refused by lru-cache itself
+      sizeCalculation: (entry, key) => Buffer.byteLength(key) + entry.value.length + ENTRY_OVERHEAD_BYTES,
+    });
+  }
+
+  /** The cached copy, unless absent or expired (an expired copy is dropped). Updates recency. */
+  get(key: string): Buffer | undefined {
+    const entry = this.lru?.get(key);
+    if (entry === undefined) return undefined;
+    if (entry.expiresAt !== 0 && entry.expiresAt <= this.clock.now()) {
+      this.lru?.delete(key);
+      return undefined;
+    }
+    return entry.value;
+  }
+
+  /**
+   * Keep a copy until `expiresAt` (ms epoch, 0 = never). An already expired value, or one
+   * larger than the whole budget, is not kept, and any older copy is dropped.
+   */
+  set(key: string, value: Buffer, expiresAt: number): void {
+    if (this.lru === undefined) return;
+    if (expiresAt !== 0 && expiresAt <= this.clock.now()) {
+      this.lru.delete(key);
+      return;
+    }
+    this.lru.set(key, { value, expiresAt });
+  }
+
+  /** Drop a copy (the owner changed or deleted the key). True if one was held. */
+  delete(key: string): boolean {
+    return this.lru?.delete(key) ?? false;
+  }
+
+  clear(): void {
+    this.lru?.clear();
+  }
+
+  /** Change the budget; shrinking drops least recently used copies. 0 disables the cache. */
+  resize(maxBytes: number): void {
+    requireBytes(maxBytes);
+    if (maxBytes === this.maxBytes) return;
+    const old = this.lru;
+    this.maxBytes = maxBytes;
+    this.lru = HotCache.makeLru(maxBytes);
+    if (old === undefined || this.lru === undefined) return;
+    // least recently used first, so the new cache keeps the recency order and, when smaller,
+    // evicts the right ones (rentries() is typed as (K | V)[] upstream)
+    for (const [key, entry] of old.rentries() as Iterable<[string, HotEntry]>) this.lru.set(key, entry);
+  }
+
+  stats(): { bytes: number; entries: number } {
+    return { bytes: this.lru?.calculatedSize ?? 0, entries: this.lru?.size ?? 0 };
+  }
+}
