@@ -1,0 +1,471 @@
+/**
+ * The Redis commands jincache answers, mapped onto KvService calls on the default group.
+ *
+ * No sockets here: a command is its arguments in, a RespReply out. The server owns connections,
+ * ordering and back-pressure. Every failure becomes an error reply in Redis's words; nothing a
+ * client sends or a KvService throws escapes as an exception.
+ */
+import { isUtf8 } from 'node:buffer';
+import type { Clock } from '../../core/types.ts';
+import type { KvService } from '../../cluster/kv.ts';
+import {
+  OK,
+  NULL_BULK,
+  array,
+  bulk,
+  error,
+  integer,
+  simple,
+  type RespReply,
+} from './writer.ts';
+
+/** What the `redis_version` field says; clients only check that it parses. */
+export const REDIS_VERSION = '7.0.0-jincache';
+
+/** Per-connection state that commands read or change. */
+export interface Session {
+  readonly id: number;
+  name: string | null;
+  /** Set by QUIT: the server closes the connection after this reply. */
+  quit: boolean;
+}
+
+/** Everything a command may use. Built once per server; `session` varies per connection. */
+export interface CommandEnv {
+  readonly kv: KvService;
+  readonly group: string;
+  readonly clock: Clock;
+  readonly maxKeyBytes: number;
+  readonly maxValueBytes: number;
+  /** Per-request budget turned into a KvService deadline. */
+  readonly requestTimeoutMs: number;
+  /** The text of INFO for the requested sections (lower case; empty = default). */
+  info(sections: string[]): Promise<string>;
+}
+
+type Result = RespReply | Promise<RespReply>;
+
+interface CommandSpec {
+  /** Redis convention: n > 0 exactly n arguments including the name; n < 0 at least -n. */
+  readonly arity: number;
+  /** COMMAND INFO flags. */
+  readonly flags: readonly string[];
+  /** COMMAND INFO key positions: first, last (-1 = to the end), step. 0 = no keys. */
+  readonly keys: readonly [number, number, number];
+  run(env: CommandEnv, session: Session, args: Buffer[]): Result;
+}
+
+const syntaxError = error('ERR syntax error');
+const notInteger = error('ERR value is not an integer or out of range');
+
+function wrongArity(name: string): RespReply {
+  return error(`ERR wrong number of arguments for '${name}' command`);
+}
+
+/**
+ * Redis's string2ll: an optional '-', no leading zeros, no '+', no spaces. Limited to safe
+ * integers here, since larger counts and times mean nothing to a JavaScript caller anyway.
+ */
+export function parseInteger(arg: Buffer): number | null {
+  if (arg.length === 0 || arg.length > 17) return null;
+  const s = arg.toString('latin1');
+  if (!/^(0|-?[1-9][0-9]*)$/.test(s)) return null;
+  const n = Number(s);
+  return Number.isSafeInteger(n) ? n : null;
+}
+
+/** Longest time to live accepted, in ms: keeps `now + ttl` an exact integer. */
+const MAX_TTL_MS = Number.MAX_SAFE_INTEGER / 4;
+
+/** Bytes of a key checked against the contract (SPEC §2: UTF-8 strings up to 1 KiB). */
+function keyOf(env: CommandEnv, arg: Buffer): string | RespReply {
+  if (arg.length === 0) return error('ERR invalid key: empty');
+  if (arg.length > env.maxKeyBytes) return error(`ERR invalid key: longer than ${env.maxKeyBytes} bytes`);
+  if (!isUtf8(arg)) return error('ERR invalid key: not valid UTF-8');
+  return arg.toString('utf8');
+}
+
+function valueCheck(env: CommandEnv, arg: Buffer): RespReply | null {
+  return arg.length > env.maxValueBytes
+    ? error(`ERR value too large: ${arg.length} bytes, the limit is ${env.maxValueBytes}`)
+    : null;
+}
+
+/** Turn a KvService failure into an error reply (timeouts included); never rethrow. */
+function kvError(err: unknown): RespReply {
+  const message = err instanceof Error ? err.message : String(err);
+  return error(`ERR ${message || 'internal error'}`);
+}
+
+function deadline(env: CommandEnv): { deadline: number } {
+  return { deadline: env.clock.now() + env.requestTimeoutMs };
+}
+
+/** Run an async command body, converting any throw into an error reply. */
+async function guarded(body: () => Promise<RespReply>): Promise<RespReply> {
+  try {
+    return await body();
+  } catch (err) {
+    return kvError(err);
+  }
+}
+
+/**
+ * Apply `fn` to each item with at most `limit` calls in flight; results keep input order.
+ * Multi-key commands fan out to several owners at once but cannot flood the cluster.
+ */
+async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return out;
+}
+
+const FANOUT = 32;
+
+/** Validate every key argument first so a bad one changes nothing. */
+function keysOf(env: CommandEnv, args: readonly Buffer[]): string[] | RespReply {
+  const keys: string[] = [];
+  for (const a of args) {
+    const k = keyOf(env, a);
+    if (typeof k !== 'string') return k;
+    keys.push(k);
+  }
+  return keys;
+}
+
+/** Milliseconds left before an absolute expiry (negative once past). */
+function remainingMs(env: CommandEnv, expiresAt: number): number {
+  return expiresAt - env.clock.now();
+}
+
+function ttlReply(env: CommandEnv, args: Buffer[], unitMs: number): Result {
+  const key = keyOf(env, args[1]!);
+  if (typeof key !== 'string') return key;
+  return guarded(async () => {
+    const r = await env.kv.get(env.group, key, deadline(env));
+    if (r === null) return integer(-2);
+    if (r.expiresAt === 0) return integer(-1);
+    const ms = remainingMs(env, r.expiresAt);
+    if (ms < 0) return integer(-2);
+    // Redis rounds TTL to the nearest second: (ms + 500) / 1000.
+    return integer(unitMs === 1 ? ms : Math.floor((ms + 500) / 1000));
+  });
+}
+
+function expireReply(env: CommandEnv, name: string, args: Buffer[], unitMs: number): Result {
+  if (args.length > 3) {
+    return error(`ERR Unsupported option ${args[3]!.toString('utf8')}`);
+  }
+  const key = keyOf(env, args[1]!);
+  if (typeof key !== 'string') return key;
+  const amount = parseInteger(args[2]!);
+  if (amount === null) return notInteger;
+  const ttlMs = amount * unitMs;
+  if (ttlMs > MAX_TTL_MS) return error(`ERR invalid expire time in '${name}' command`);
+  return guarded(async () => {
+    // A time in the past deletes the key, as in Redis; KvService.expire(0) would clear the TTL.
+    if (ttlMs <= 0) return integer((await env.kv.delete(env.group, key, deadline(env))) ? 1 : 0);
+    return integer((await env.kv.expire(env.group, key, ttlMs, deadline(env))) ? 1 : 0);
+  });
+}
+
+function setReply(env: CommandEnv, args: Buffer[]): Result {
+  const key = keyOf(env, args[1]!);
+  if (typeof key !== 'string') return key;
+  const value = args[2]!;
+  const tooBig = valueCheck(env, value);
+  if (tooBig) return tooBig;
+  let ttlMs: number | undefined;
+  let condition: 'nx' | 'xx' | undefined;
+  for (let i = 3; i < args.length; i++) {
+    const opt = args[i]!.toString('latin1').toUpperCase();
+    if (opt === 'NX' || opt === 'XX') {
+      if (condition) return syntaxError;
+      condition = opt === 'NX' ? 'nx' : 'xx';
+    } else if (opt === 'EX' || opt === 'PX') {
+      const arg = args[i + 1];
+      if (ttlMs !== undefined || arg === undefined) return syntaxError;
+      i++;
+      const n = parseInteger(arg);
+      if (n === null) return notInteger;
+      const ms = opt === 'EX' ? n * 1000 : n;
+      if (n <= 0 || ms > MAX_TTL_MS) return error("ERR invalid expire time in 'set' command");
+      ttlMs = ms;
+    } else if (opt === 'GET' || opt === 'KEEPTTL' || opt === 'EXAT' || opt === 'PXAT') {
+      return error(`ERR SET option ${opt} is not supported by jincache`);
+    } else {
+      return syntaxError;
+    }
+  }
+  return guarded(async () => {
+    const stored = await env.kv.put(env.group, key, value, {
+      ...(ttlMs !== undefined ? { ttlMs } : {}),
+      ...(condition ? { condition } : {}),
+      ...deadline(env),
+    });
+    // A SET whose NX/XX condition failed answers nil.
+    return stored ? OK : NULL_BULK;
+  });
+}
+
+/** Count distinct keys once, as Redis does for DEL (EXISTS counts repeats; see below). */
+function unique(keys: string[]): string[] {
+  return [...new Set(keys)];
+}
+
+const COMMANDS: Record<string, CommandSpec> = {
+  ping: {
+    arity: -1,
+    flags: ['fast'],
+    keys: [0, 0, 0],
+    run: (_env, _s, args) => (args.length > 2 ? wrongArity('ping') : args.length === 2 ? bulk(args[1]!) : simple('PONG')),
+  },
+  echo: { arity: 2, flags: ['fast'], keys: [0, 0, 0], run: (_env, _s, args) => bulk(args[1]!) },
+  get: {
+    arity: 2,
+    flags: ['readonly', 'fast'],
+    keys: [1, 1, 1],
+    run(env, _s, args) {
+      const key = keyOf(env, args[1]!);
+      if (typeof key !== 'string') return key;
+      return guarded(async () => {
+        const r = await env.kv.get(env.group, key, deadline(env));
+        return r === null ? NULL_BULK : bulk(r.value);
+      });
+    },
+  },
+  set: { arity: -3, flags: ['write', 'denyoom'], keys: [1, 1, 1], run: (env, _s, args) => setReply(env, args) },
+  del: {
+    arity: -2,
+    flags: ['write'],
+    keys: [1, -1, 1],
+    run(env, _s, args) {
+      const keys = keysOf(env, args.slice(1));
+      if (!Array.isArray(keys)) return keys;
+      return guarded(async () => {
+        const gone = await mapLimit(unique(keys), FANOUT, (k) => env.kv.delete(env.group, k, deadline(env)));
+        return integer(gone.filter(Boolean).length);
+      });
+    },
+  },
+  exists: {
+    arity: -2,
+    flags: ['readonly', 'fast'],
+    keys: [1, -1, 1],
+    run(env, _s, args) {
+      const keys = keysOf(env, args.slice(1));
+      if (!Array.isArray(keys)) return keys;
+      return guarded(async () => {
+        const distinct = unique(keys);
+        const present = await mapLimit(distinct, FANOUT, async (k) => (await env.kv.get(env.group, k, deadline(env))) !== null);
+        const live = new Set(distinct.filter((_, i) => present[i]));
+        // Redis counts a key named twice twice.
+        return integer(keys.filter((k) => live.has(k)).length);
+      });
+    },
+  },
+  mget: {
+    arity: -2,
+    flags: ['readonly', 'fast'],
+    keys: [1, -1, 1],
+    run(env, _s, args) {
+      const keys = keysOf(env, args.slice(1));
+      if (!Array.isArray(keys)) return keys;
+      return guarded(async () => {
+        const values = await mapLimit(keys, FANOUT, (k) => env.kv.get(env.group, k, deadline(env)));
+        return array(values.map((r) => (r === null ? NULL_BULK : bulk(r.value))));
+      });
+    },
+  },
+  mset: {
+    arity: -3,
+    flags: ['write', 'denyoom'],
+    keys: [1, -1, 2],
+    run(env, _s, args) {
+      if (args.length % 2 === 0) return wrongArity('mset');
+      // The last value of a repeated key wins, as in Redis; validate all before writing any.
+      const pairs = new Map<string, Buffer>();
+      for (let i = 1; i < args.length; i += 2) {
+        const key = keyOf(env, args[i]!);
+        if (typeof key !== 'string') return key;
+        const tooBig = valueCheck(env, args[i + 1]!);
+        if (tooBig) return tooBig;
+        pairs.set(key, args[i + 1]!);
+      }
+      return guarded(async () => {
+        await mapLimit([...pairs], FANOUT, ([k, v]) => env.kv.put(env.group, k, v, deadline(env)));
+        return OK;
+      });
+    },
+  },
+  expire: { arity: -3, flags: ['write', 'fast'], keys: [1, 1, 1], run: (env, _s, args) => expireReply(env, 'expire', args, 1000) },
+  pexpire: { arity: -3, flags: ['write', 'fast'], keys: [1, 1, 1], run: (env, _s, args) => expireReply(env, 'pexpire', args, 1) },
+  ttl: { arity: 2, flags: ['readonly', 'fast'], keys: [1, 1, 1], run: (env, _s, args) => ttlReply(env, args, 1000) },
+  pttl: { arity: 2, flags: ['readonly', 'fast'], keys: [1, 1, 1], run: (env, _s, args) => ttlReply(env, args, 1) },
+  dbsize: {
+    arity: 1,
+    flags: ['readonly', 'fast'],
+    keys: [0, 0, 0],
+    run: (env) => guarded(async () => integer(await env.kv.count(env.group))),
+  },
+  info: {
+    arity: -1,
+    flags: ['loading', 'stale'],
+    keys: [0, 0, 0],
+    run: (env, _s, args) =>
+      guarded(async () => bulk(await env.info(args.slice(1).map((a) => a.toString('utf8').toLowerCase())))),
+  },
+  quit: {
+    arity: -1,
+    flags: ['fast'],
+    keys: [0, 0, 0],
+    run(_env, session) {
+      session.quit = true;
+      return OK;
+    },
+  },
+  select: {
+    arity: 2,
+    flags: ['fast', 'loading', 'stale'],
+    keys: [0, 0, 0],
+    run(_env, _s, args) {
+      const db = parseInteger(args[1]!);
+      if (db === null) return notInteger;
+      // One keyspace: the default group is db 0.
+      return db === 0 ? OK : error('ERR DB index is out of range');
+    },
+  },
+  auth: {
+    arity: -2,
+    flags: ['fast', 'noscript', 'loading', 'stale'],
+    keys: [0, 0, 0],
+    run: () =>
+      error(
+        'ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?',
+      ),
+  },
+  client: {
+    arity: -2,
+    flags: ['loading', 'stale'],
+    keys: [0, 0, 0],
+    run(_env, session, args) {
+      const sub = args[1]!.toString('utf8').toLowerCase();
+      const need = (n: number): RespReply | null => (args.length === n ? null : wrongArity(`client|${sub}`));
+      switch (sub) {
+        case 'setname': {
+          const bad = need(3);
+          if (bad) return bad;
+          const name = args[2]!;
+          if (name.some((b) => b < 0x21 || b > 0x7e)) {
+            return error('ERR Client names cannot contain spaces, newlines or special characters.');
+          }
+          session.name = name.length === 0 ? null : name.toString('latin1');
+          return OK;
+        }
+        case 'getname':
+          return need(2) ?? bulk(session.name);
+        case 'setinfo':
+          return need(4) ?? OK;
+        case 'id':
+          return need(2) ?? integer(session.id);
+        default:
+          return error(`ERR unknown subcommand '${args[1]!.toString('utf8')}'. Try CLIENT HELP.`);
+      }
+    },
+  },
+  hello: {
+    arity: -1,
+    flags: ['fast', 'noscript', 'loading', 'stale'],
+    keys: [0, 0, 0],
+    run(_env, session, args) {
+      if (args.length >= 2) {
+        const version = parseInteger(args[1]!);
+        if (version === null) return error('ERR Protocol version is not an integer or out of range');
+        // RESP2 only: clients that offer RESP3 (ioredis 6 does by default) fall back on NOPROTO.
+        if (version !== 2) return error('NOPROTO sorry, this protocol version is not supported.');
+        for (let i = 2; i < args.length; i++) {
+          const opt = args[i]!.toString('latin1').toUpperCase();
+          if (opt === 'AUTH' && i + 2 < args.length) i += 2; // no passwords configured: accept
+          else if (opt === 'SETNAME' && i + 1 < args.length) session.name = args[++i]!.toString('latin1');
+          else return error(`ERR Syntax error in HELLO option '${args[i]!.toString('utf8')}'`);
+        }
+      }
+      return array([
+        bulk('server'), bulk('redis'),
+        bulk('version'), bulk(REDIS_VERSION),
+        bulk('proto'), integer(2),
+        bulk('id'), integer(session.id),
+        bulk('mode'), bulk('standalone'),
+        bulk('role'), bulk('master'),
+        bulk('modules'), array([]),
+      ]);
+    },
+  },
+  command: {
+    arity: -1,
+    flags: ['loading', 'stale'],
+    keys: [0, 0, 0],
+    run(_env, _s, args) {
+      if (args.length === 1) return array([]); // the full table is optional; clients cope
+      const sub = args[1]!.toString('utf8').toLowerCase();
+      switch (sub) {
+        case 'count':
+          return args.length === 2 ? integer(Object.keys(COMMANDS).length) : wrongArity('command|count');
+        case 'docs':
+          return array([]);
+        case 'info':
+          return array(args.slice(2).map((a) => commandInfo(a.toString('utf8').toLowerCase())));
+        default:
+          return error(`ERR unknown subcommand '${args[1]!.toString('utf8')}'. Try COMMAND HELP.`);
+      }
+    },
+  },
+};
+
+function commandInfo(name: string): RespReply {
+  const spec = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
+  if (!spec) return NULL_BULK;
+  return array([
+    bulk(name),
+    integer(spec.arity),
+    array(spec.flags.map((f) => simple(f))),
+    integer(spec.keys[0]),
+    integer(spec.keys[1]),
+    integer(spec.keys[2]),
+  ]);
+}
+
+/** The names of the commands answered, lower case. */
+export const COMMAND_NAMES: readonly string[] = Object.freeze(Object.keys(COMMANDS));
+
+/**
+ * Redis 7's reply to an unknown command: the name and the first arguments, each cut at 128
+ * characters and quoted, e.g. `ERR unknown command 'FOO', with args beginning with: 'a' `.
+ */
+export function unknownCommand(args: readonly Buffer[]): RespReply {
+  let rest = '';
+  for (let i = 1; i < args.length && rest.length < 128; i++) {
+    rest += `'${args[i]!.toString('utf8').slice(0, 128 - rest.length)}' `;
+  }
+  return error(`ERR unknown command '${args[0]!.toString('utf8').slice(0, 128)}', with args beginning with: ${rest}`);
+}
+
+/** Execute one command. Never throws and never returns a rejecting promise. */
+export function execute(env: CommandEnv, session: Session, args: Buffer[]): Result {
+  const name = args[0]!.toString('utf8').toLowerCase();
+  const spec = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
+  if (!spec) return unknownCommand(args);
+  if (spec.arity > 0 ? args.length !== spec.arity : args.length < -spec.arity) return wrongArity(name);
+  try {
+    return spec.run(env, session, args);
+  } catch (err) {
+    return kvError(err);
+  }
+}

@@ -1,0 +1,447 @@
+/**
+ * The Redis-protocol listener (SPEC §1, `server.resp_port`): RESP2 over TCP, each command mapped
+ * onto the node's KvService, which routes it to the key's owner.
+ *
+ * One connection runs its commands one at a time, in arrival order, so replies come back in
+ * request order; the next command starts as soon as the previous one resolved, without waiting
+ * for the client (pipelining). Replies are gathered and written in corked bursts: at the end of
+ * every run of buffered commands, when 64 KiB piled up, and on the next turn of the event loop
+ * while a slow command is in flight, so earlier replies never wait for it.
+ *
+ * Back-pressure both ways: a connection stops executing while its socket has more than
+ * `WRITE_HIGH_WATER` bytes unsent (a client that does not read its replies), and stops reading
+ * while it is busy and `READ_PAUSE_BYTES` of input are already buffered.
+ */
+import net from 'node:net';
+import os from 'node:os';
+import type { KvService } from '../../cluster/kv.ts';
+import { systemClock, type Clock } from '../../core/types.ts';
+import { RespParser } from './parser.ts';
+import { REDIS_VERSION, execute, type CommandEnv, type Session } from './commands.ts';
+import { ReplyBatch, encode, error, type RespReply } from './writer.ts';
+
+/** The subset of a pino logger this listener uses. */
+export interface RespLogger {
+  debug(obj: object, msg?: string): void;
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+const silentLogger: RespLogger = { debug() {}, info() {}, warn() {}, error() {} };
+
+export interface RespServerOptions {
+  /** The node's key-value service; commands address `kv.defaultGroup`. */
+  kv: KvService;
+  /** Interface to bind. Default "127.0.0.1". */
+  host?: string;
+  /** TCP port; 0 picks a free one (see address()). */
+  port: number;
+  /** Longest key accepted, in bytes (SPEC §2). Default 1024. */
+  maxKeyBytes?: number;
+  /** Largest value accepted, in bytes (config `cache.max_value_bytes`). Default 1 MiB. */
+  maxValueBytes?: number;
+  /** Extra `field: value` lines for INFO, shown under `# Jincache`. Default none. */
+  info?: () => Record<string, string | number>;
+  /** Default silent. */
+  logger?: RespLogger;
+  /** Budget of one KvService call, turned into its deadline. Default 5000 ms. */
+  requestTimeoutMs?: number;
+  /** Connections beyond this are refused with `-ERR max number of clients reached`. Default 10000. */
+  maxConnections?: number;
+  /** Time source for deadlines, TTL and uptime. Default the system clock. */
+  clock?: Clock;
+}
+
+/** Above this many unsent reply bytes a connection stops executing until the socket drains. */
+const WRITE_HIGH_WATER = 1024 * 1024;
+/** A busy connection stops reading once this much input is buffered. */
+const READ_PAUSE_BYTES = 256 * 1024;
+/** Replies are written as soon as this much is gathered. */
+const FLUSH_BYTES = 64 * 1024;
+/** How long a closing connection may take to deliver its last reply before it is destroyed. */
+const CLOSE_GRACE_MS = 1000;
+/** INFO's keyspace line waits this long for a cluster-wide count; INFO must stay fast. */
+const INFO_COUNT_BUDGET_MS = 1000;
+
+interface Counters {
+  connectionsReceived: number;
+  commandsProcessed: number;
+  rejectedConnections: number;
+}
+
+export class RespServer {
+  private readonly kv: KvService;
+  private readonly host: string;
+  private readonly port: number;
+  private readonly maxKeyBytes: number;
+  private readonly maxValueBytes: number;
+  private readonly requestTimeoutMs: number;
+  private readonly maxConnections: number;
+  private readonly extraInfo: (() => Record<string, string | number>) | undefined;
+  private readonly log: RespLogger;
+  private readonly clock: Clock;
+  private readonly env: CommandEnv;
+
+  private server: net.Server | null = null;
+  /** Live connections; each removes itself on close. */
+  private readonly open = new Set<RespConnection>();
+  private nextClientId = 1;
+  private startedAt = 0;
+  private readonly counters: Counters = { connectionsReceived: 0, commandsProcessed: 0, rejectedConnections: 0 };
+
+  constructor(opts: RespServerOptions) {
+    this.kv = opts.kv;
+    this.host = opts.host ?? '127.0.0.1';
+    this.port = opts.port;
+    if (!Number.isInteger(this.port) || this.port < 0 || this.port > 65535) {
+      throw new RangeError(`port must be an integer in 0..65535. Got: ${opts.port}`);
+    }
+    this.maxKeyBytes = positiveInt('maxKeyBytes', opts.maxKeyBytes ?? 1024);
+    this.maxValueBytes = positiveInt('maxValueBytes', opts.maxValueBytes ?? 1024 * 1024);
+    this.requestTimeoutMs = positiveInt('requestTimeoutMs', opts.requestTimeoutMs ?? 5000);
+    this.maxConnections = positiveInt('maxConnections', opts.maxConnections ?? 10000);
+    this.extraInfo = opts.info;
+    this.log = opts.logger ?? silentLogger;
+    this.clock = opts.clock ?? systemClock;
+    const self = this;
+    this.env = {
+      kv: this.kv,
+      group: this.kv.defaultGroup,
+      clock: this.clock,
+      maxKeyBytes: this.maxKeyBytes,
+      maxValueBytes: this.maxValueBytes,
+      requestTimeoutMs: this.requestTimeoutMs,
+      info: (sections) => self.infoText(sections),
+    };
+  }
+
+  /** Parser limits: one value plus slack for framing; a request may carry many values (MSET). */
+  private parserOptions() {
+    const maxBulkBytes = Math.max(this.maxValueBytes, this.maxKeyBytes) + 1024;
+    return {
+      maxBulkBytes,
+      maxArrayLength: 65536,
+      maxInlineBytes: 64 * 1024,
+      maxBufferedBytes: Math.max(16 * 1024 * 1024, 4 * maxBulkBytes),
+    };
+  }
+
+  start(): Promise<void> {
+    if (this.server) return Promise.reject(new Error('RespServer already started'));
+    const server = net.createServer({ noDelay: true, allowHalfOpen: true }, (socket) => this.accept(socket));
+    this.server = server;
+    this.startedAt = this.clock.now();
+    return new Promise((resolve, reject) => {
+      const onError = (err: Error) => {
+        this.server = null;
+        reject(err);
+      };
+      server.once('error', onError);
+      server.listen(this.port, this.host, () => {
+        server.off('error', onError);
+        server.on('error', (err) => this.log.error({ err }, 'resp listener error'));
+        this.log.info(this.address(), 'resp listener started');
+        resolve();
+      });
+    });
+  }
+
+  /**
+   * Stop accepting, let every connection finish the command it is running and deliver its
+   * replies, then close them (destroyed after a short grace if a client does not let go).
+   */
+  async stop(): Promise<void> {
+    const server = this.server;
+    if (!server) return;
+    this.server = null;
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    for (const conn of this.open) conn.shutdown();
+    // A command stuck past its deadline must not hold stop() forever.
+    const force = setTimeout(() => {
+      for (const conn of this.open) conn.destroy();
+    }, this.requestTimeoutMs + CLOSE_GRACE_MS);
+    try {
+      await closed;
+    } finally {
+      clearTimeout(force);
+    }
+    this.log.info({}, 'resp listener stopped');
+  }
+
+  address(): { host: string; port: number } {
+    const a = this.server?.address();
+    if (a && typeof a === 'object') return { host: a.address, port: a.port };
+    return { host: this.host, port: this.port };
+  }
+
+  connections(): number {
+    return this.open.size;
+  }
+
+  private accept(socket: net.Socket): void {
+    this.counters.connectionsReceived++;
+    if (this.open.size >= this.maxConnections) {
+      this.counters.rejectedConnections++;
+      socket.on('error', () => {});
+      socket.end(encode(error('ERR max number of clients reached')));
+      setTimeout(() => socket.destroy(), CLOSE_GRACE_MS).unref();
+      return;
+    }
+    const conn = new RespConnection({
+      socket,
+      env: this.env,
+      session: { id: this.nextClientId++, name: null, quit: false },
+      parser: new RespParser(this.parserOptions()),
+      log: this.log,
+      counters: this.counters,
+      onClose: () => this.open.delete(conn),
+    });
+    this.open.add(conn);
+  }
+
+  private async infoText(sections: string[]): Promise<string> {
+    const all = sections.length === 0 || sections.some((s) => s === 'all' || s === 'everything' || s === 'default');
+    const want = (name: string) => all || sections.includes(name);
+    const out: string[] = [];
+    const section = (title: string, fields: Record<string, string | number>) => {
+      if (!want(title.toLowerCase())) return;
+      if (out.length > 0) out.push('');
+      out.push(`# ${title}`);
+      for (const [k, v] of Object.entries(fields)) out.push(`${k}:${String(v).replace(/[\r\n]/g, ' ')}`);
+    };
+    const uptimeS = Math.max(0, Math.floor((this.clock.now() - this.startedAt) / 1000));
+    section('Server', {
+      redis_version: REDIS_VERSION,
+      redis_mode: 'standalone',
+      os: `${os.type()} ${os.release()} ${os.arch()}`,
+      arch_bits: 64,
+      process_id: process.pid,
+      tcp_port: this.address().port,
+      uptime_in_seconds: uptimeS,
+      uptime_in_days: Math.floor(uptimeS / 86400),
+    });
+    section('Clients', { connected_clients: this.open.size, maxclients: this.maxConnections });
+    section('Persistence', { loading: 0 });
+    section('Stats', {
+      total_connections_received: this.counters.connectionsReceived,
+      total_commands_processed: this.counters.commandsProcessed,
+      rejected_connections: this.counters.rejectedConnections,
+    });
+    section('Replication', { role: 'master', connected_slaves: 0 });
+    if (want('keyspace')) {
+      // Redis leaves db0 out when it is empty or unknown; so do we when the count is slow.
+      const keys = await countWithin(this.kv, this.kv.defaultGroup, INFO_COUNT_BUDGET_MS);
+      section('Keyspace', keys !== null && keys > 0 ? { db0: `keys=${keys},expires=0,avg_ttl=0` } : {});
+    }
+    if (this.extraInfo) {
+      let extra: Record<string, string | number> = {};
+      try {
+        extra = this.extraInfo();
+      } catch (err) {
+        this.log.warn({ err }, 'resp INFO provider failed');
+      }
+      section('Jincache', { group: this.kv.defaultGroup, ...extra });
+    } else {
+      section('Jincache', { group: this.kv.defaultGroup });
+    }
+    return out.join('\r\n') + (out.length > 0 ? '\r\n' : '');
+  }
+}
+
+async function countWithin(kv: KvService, group: string, ms: number): Promise<number | null> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<null>((resolve) => {
+    timer = setTimeout(() => resolve(null), ms);
+  });
+  try {
+    return await Promise.race([kv.count(group).catch(() => null), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+interface ConnectionDeps {
+  socket: net.Socket;
+  env: CommandEnv;
+  session: Session;
+  parser: RespParser;
+  log: RespLogger;
+  counters: Counters;
+  onClose: () => void;
+}
+
+/**
+ * One client. State: `running` while the command loop is active (at most one loop, so commands
+ * never overlap); `draining` while waiting for the socket to take unsent replies; `closing` once
+ * QUIT, a protocol error or shutdown ended it: nothing more is executed.
+ */
+class RespConnection {
+  private readonly socket: net.Socket;
+  private readonly env: CommandEnv;
+  private readonly session: Session;
+  private readonly parser: RespParser;
+  private readonly log: RespLogger;
+  private readonly counters: Counters;
+  private readonly batch = new ReplyBatch();
+  private running = false;
+  private draining = false;
+  private closing = false;
+  private closed = false;
+  private paused = false;
+  private flushScheduled: NodeJS.Immediate | null = null;
+  private graceTimer: NodeJS.Timeout | null = null;
+
+  constructor(deps: ConnectionDeps) {
+    this.socket = deps.socket;
+    this.env = deps.env;
+    this.session = deps.session;
+    this.parser = deps.parser;
+    this.log = deps.log;
+    this.counters = deps.counters;
+    const socket = this.socket;
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('drain', () => {
+      if (!this.draining) return;
+      this.draining = false;
+      this.pump();
+    });
+    socket.on('error', (err) => this.log.debug({ err, client: this.session.id }, 'resp client socket error'));
+    socket.on('close', () => {
+      this.closed = true;
+      if (this.flushScheduled) clearImmediate(this.flushScheduled);
+      if (this.graceTimer) clearTimeout(this.graceTimer);
+      deps.onClose();
+    });
+    // A client that half-closes still gets its replies; then the socket ends.
+    socket.on('end', () => {
+      if (!this.running) this.finish();
+    });
+  }
+
+  /** Server stop: finish the current command, deliver replies, close. */
+  shutdown(): void {
+    if (this.closed) return;
+    if (this.running) {
+      this.closing = true; // the loop closes after its current command
+    } else {
+      this.finish();
+    }
+  }
+
+  destroy(): void {
+    this.socket.destroy();
+  }
+
+  private onData(chunk: Buffer): void {
+    if (this.closing) return; // discarded: we are only waiting for the peer to close
+    this.parser.feed(chunk);
+    if (this.running || this.draining) {
+      if (this.parser.bufferedBytes >= READ_PAUSE_BYTES && !this.paused) {
+        this.paused = true;
+        this.socket.pause();
+      }
+      return;
+    }
+    this.pump();
+  }
+
+  private pump(): void {
+    if (this.running || this.closed) return;
+    this.running = true;
+    void this.loop();
+  }
+
+  /** Execute buffered commands in order until input runs out, the socket is full, or we close. */
+  private async loop(): Promise<void> {
+    try {
+      while (!this.closing && !this.closed) {
+        if (this.socket.writableLength + this.batch.byteLength > WRITE_HIGH_WATER) {
+          this.flush();
+          if (this.socket.writableLength > WRITE_HIGH_WATER) {
+            this.draining = true; // 'drain' restarts the loop
+            return;
+          }
+        }
+        const step = this.parser.next();
+        if (step.kind === 'incomplete') break;
+        if (step.kind === 'error') {
+          this.log.debug({ client: this.session.id, reason: step.error.message }, 'resp protocol error');
+          this.reply(error(`ERR ${step.error.message}`));
+          this.closing = true;
+          break;
+        }
+        this.counters.commandsProcessed++;
+        const result = execute(this.env, this.session, step.args);
+        const reply = result instanceof Promise ? await result : result;
+        if (this.closed) return;
+        this.reply(reply);
+        if (this.session.quit) this.closing = true;
+      }
+    } catch (err) {
+      // execute() never throws; this is a bug, not a client error. Drop the connection, not the node.
+      this.log.error({ err, client: this.session.id }, 'resp connection failed');
+      this.socket.destroy();
+      return;
+    } finally {
+      this.running = false;
+    }
+    this.flush();
+    if (this.closing || this.socket.readableEnded) {
+      this.finish();
+    } else if (this.paused) {
+      this.paused = false;
+      this.socket.resume();
+    }
+  }
+
+  private reply(r: RespReply): void {
+    this.batch.push(r);
+    if (this.batch.byteLength >= FLUSH_BYTES) {
+      this.flush();
+    } else if (!this.flushScheduled) {
+      // While a command waits on the network, earlier replies go out on the next loop turn.
+      this.flushScheduled = setImmediate(() => {
+        this.flushScheduled = null;
+        this.flush();
+      });
+    }
+  }
+
+  private flush(): void {
+    if (this.flushScheduled) {
+      clearImmediate(this.flushScheduled);
+      this.flushScheduled = null;
+    }
+    if (this.batch.empty || this.closed || this.socket.writableEnded) return;
+    const chunks = this.batch.take();
+    if (chunks.length === 1) {
+      this.socket.write(chunks[0]!);
+      return;
+    }
+    this.socket.cork();
+    for (const c of chunks) this.socket.write(c);
+    this.socket.uncork();
+  }
+
+  /**
+   * Deliver what is pending and close. Input keeps being read (and dropped) until the peer
+   * closes: closing with unread input makes the kernel send RST, which can destroy the last
+   * reply (the protocol error text) before the client reads it.
+   */
+  private finish(): void {
+    if (this.closed || this.socket.writableEnded) return;
+    this.closing = true;
+    this.flush();
+    this.socket.end();
+    this.paused = false;
+    this.socket.resume();
+    this.graceTimer = setTimeout(() => this.socket.destroy(), CLOSE_GRACE_MS);
+    this.graceTimer.unref();
+  }
+}
+
+function positiveInt(name: string, v: number): number {
+  if (!Number.isSafeInteger(v) || v <= 0) throw new RangeError(`${name} must be a positive integer. Got: ${v}`);
+  return v;
+}
