@@ -105,7 +105,10 @@ export interface NumberBounds {
 
 /** A finite number within bounds, e.g. a fraction. */
 export function num(b: NumberBounds): z.ZodType<number, number | string> {
-  const allowed = `expected a number ${b.minExclusive ? 'above' : 'from'} ${b.min} ${b.maxExclusive ? 'and below' : 'to'} ${b.max}`;
+  const allowed =
+    b.minExclusive || b.maxExclusive
+      ? `expected a number ${b.minExclusive ? 'greater than' : 'at least'} ${b.min} and ${b.maxExclusive ? 'below' : 'at most'} ${b.max}`
+      : `expected a number from ${b.min} to ${b.max}`;
   return leaf<number | string, number>((v) => {
     const n = toNumber(v);
     if (n === undefined || !Number.isFinite(n)) return reject(allowed);
