@@ -2,8 +2,8 @@
 //
 // Because the load generator shares this process (and the machine's 2 cores) with whatever it
 // measures, the two sides of a comparison are never loaded at once: compareAlternating runs
-// ours, peer, ours, peer, ... with identical settings and reports the median of the per-round
-// ratios, which cancels most of the drift of a shared machine.
+// ours, peer, ours, peer, ... in short slices with identical settings and reports the median of
+// the per-round ratios, which cancels most of the drift of a shared machine.
 
 import autocannon from 'autocannon';
 import type { AutocannonResult, AutocannonRequest } from 'autocannon';
@@ -141,7 +141,11 @@ export interface CompareOptions {
   /** Base URL of the peer. */
   peer: string;
   spec: LoadSpec;
-  /** Rounds of (ours, peer). Default 1. */
+  /**
+   * Rounds of (ours, peer), each `spec.durationSec` per side, after one warm-up of
+   * `spec.warmupSec` per side. Default 1. Many short rounds cancel a shared machine's drift
+   * better than a few long ones: the ratio is the median of the per-round ratios.
+   */
   rounds?: number;
   /** Progress lines. Default: silent. */
   log?: (line: string) => void;
@@ -161,16 +165,22 @@ export interface Comparison {
 /** Loads ours and the peer alternately (A B A B ...) with the same spec; see the file comment. */
 export async function compareAlternating(opts: CompareOptions): Promise<Comparison> {
   const rounds = opts.rounds ?? 1;
-  if (!Number.isInteger(rounds) || rounds < 1 || rounds > 20) {
-    throw new LoadError(`rounds must be an integer in 1..20. Got: ${rounds}`);
+  if (!Number.isInteger(rounds) || rounds < 1 || rounds > 50) {
+    throw new LoadError(`rounds must be an integer in 1..50. Got: ${rounds}`);
   }
   const log = opts.log ?? (() => {});
+  const warmupSec = opts.spec.warmupSec ?? 0;
+  if (warmupSec > 0) {
+    // Once per side, not per round: rounds are short slices, and many of them.
+    await runOnce(opts.ours, { ...opts.spec, amount: undefined, durationSec: warmupSec, maxFailureShare: 1 });
+    await runOnce(opts.peer, { ...opts.spec, amount: undefined, durationSec: warmupSec, maxFailureShare: 1 });
+  }
+  const slice: LoadSpec = { ...opts.spec, warmupSec: 0 };
   const done: { ours: LoadResult; peer: LoadResult }[] = [];
   for (let i = 0; i < rounds; i++) {
-    const ours = await runLoad(opts.ours, opts.spec);
-    log(`  round ${i + 1}/${rounds} ours ${fmtLoad(ours)}`);
-    const peer = await runLoad(opts.peer, opts.spec);
-    log(`  round ${i + 1}/${rounds} peer ${fmtLoad(peer)}`);
+    const ours = await runLoad(opts.ours, slice);
+    const peer = await runLoad(opts.peer, slice);
+    log(`  round ${i + 1}/${rounds}: ours ${fmtLoad(ours)} | peer ${fmtLoad(peer)} | ratio ${(ours.rps / peer.rps).toFixed(2)}`);
     done.push({ ours, peer });
   }
   return {
@@ -195,5 +205,5 @@ function medianResult(rs: readonly LoadResult[]): LoadResult {
 }
 
 export function fmtLoad(r: LoadResult): string {
-  return `${Math.round(r.rps)} req/s, p50 ${r.p50Ms.toFixed(3)} ms, p99 ${r.p99Ms.toFixed(3)} ms (${r.ok} ok, ${r.failed} failed)`;
+  return `${Math.round(r.rps)} req/s p50 ${r.p50Ms.toFixed(2)} p99 ${r.p99Ms.toFixed(2)} ms${r.failed > 0 ? ` (${r.failed} failed)` : ''}`;
 }

@@ -1,0 +1,197 @@
+// `npm run bench` — runs the benchmark scenarios in order, prints a table and writes
+// bench/results/latest.json, bench/results/meta.json and the table in BENCHMARKS.md.
+//
+//   node bench/run.ts [--quick] [--only http,redis] [--aa] [--no-write] [--list]
+//
+// --quick   shorter runs, one round per side (whole suite <= 3 min; full <= 15 min)
+// --only    run just these scenarios; their figures replace their previous ones in the results,
+//           other scenarios' figures are kept with their own date and commit
+// --aa      A/A calibration: where supported, "ours" is a second copy of the peer, so the ratios
+//           show the harness's own noise; never written to the results
+// --no-write  print only
+//
+// Every figure is measured side by side with its peer in the same run and reported as a ratio.
+// Each scenario has a time budget; every child process is stopped by PID after each scenario,
+// and on Ctrl-C or exit.
+
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import type { Figure } from './lib/figure.ts';
+import { machineInfo } from './lib/machine.ts';
+import { installCleanup, livePids, stopAll } from './lib/procs.ts';
+import { REPO_DIR, fmtNum, fmtRatio, writeResults, type ScenarioRecord } from './lib/results.ts';
+import { isScenarioSkipped, type ScenarioOptions, type ScenarioRun } from './lib/scenario.ts';
+
+interface Entry {
+  name: string;
+  /** Module under bench/scenarios exporting `run(opts: ScenarioOptions): Promise<Figure[]>`. */
+  file: string;
+  /** What it measures, for --list. */
+  about: string;
+  /** Wall-clock budget in seconds; past it the scenario fails and its processes are stopped. */
+  budgetSec: { quick: number; full: number };
+}
+
+// The suite, in run order. A scenario whose file does not exist yet is reported as skipped, so
+// new scenarios plug in by adding their file (the entries below already reserve their places
+// and budgets: sum of full budgets <= 15 min, of quick budgets <= 3 min).
+const SCENARIOS: readonly Entry[] = [
+  { name: 'placement', file: 'placement.ts', about: 'ring/table balance, moved share and plan time, in-process', budgetSec: { quick: 20, full: 90 } },
+  { name: 'http', file: 'http.ts', about: 'HTTP GET/PUT vs bare node:http; 3-node cluster vs one node', budgetSec: { quick: 45, full: 200 } },
+  { name: 'redis', file: 'redis.ts', about: 'redis-benchmark GET/SET at pipeline 1 and 16 vs redis-server', budgetSec: { quick: 40, full: 150 } },
+  // Extension points (issue 8 scenarios 3-5 and 7); budgets are provisional.
+  { name: 'migration', file: 'migration.ts', about: 'keys/s moved to a joining node vs redis-cli --cluster rebalance', budgetSec: { quick: 25, full: 150 } },
+  { name: 'failover', file: 'failover.ts', about: 'kill -9 to rerouted traffic and restored replication vs Redis Cluster', budgetSec: { quick: 20, full: 90 } },
+  { name: 'memory', file: 'memory.ts', about: 'bytes per 100-byte entry vs redis used_memory', budgetSec: { quick: 15, full: 60 } },
+  { name: 'rebalance', file: 'rebalance.ts', about: 'warm hit rate right after a join vs groupcache-style cold share', budgetSec: { quick: 15, full: 60 } },
+];
+
+const SCENARIO_DIR = join(REPO_DIR, 'bench', 'scenarios');
+
+function usage(msg: string): never {
+  process.stderr.write(`bench: ${msg}\nusage: node bench/run.ts [--quick] [--only ${SCENARIOS.map((s) => s.name).join(',')}] [--aa] [--no-write] [--list]\n`);
+  process.exit(2);
+}
+
+function parseCli(): { quick: boolean; only: Set<string> | null; aa: boolean; write: boolean; list: boolean } {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      options: {
+        quick: { type: 'boolean', default: false },
+        only: { type: 'string' },
+        aa: { type: 'boolean', default: false },
+        'no-write': { type: 'boolean', default: false },
+        list: { type: 'boolean', default: false },
+      },
+    }));
+  } catch (e) {
+    usage((e as Error).message);
+  }
+  let only: Set<string> | null = null;
+  if (values.only !== undefined) {
+    only = new Set(values.only.split(',').map((s) => s.trim()).filter((s) => s.length > 0));
+    for (const n of only) if (!SCENARIOS.some((s) => s.name === n)) usage(`unknown scenario "${n}"`);
+  }
+  return { quick: values.quick, only, aa: values.aa, write: !values['no-write'] && !values.aa, list: values.list };
+}
+
+async function loadScenario(e: Entry): Promise<ScenarioRun | string> {
+  const file = join(SCENARIO_DIR, e.file);
+  if (!existsSync(file)) return `bench/scenarios/${e.file} does not exist yet`;
+  const mod = (await import(file)) as { run?: unknown };
+  if (typeof mod.run !== 'function') return `bench/scenarios/${e.file} exports no run() function`;
+  return mod.run as ScenarioRun;
+}
+
+class BudgetExceeded extends Error {
+  readonly code = 'BENCH_BUDGET';
+}
+
+async function withBudget<T>(p: Promise<T>, sec: number, name: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const t = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new BudgetExceeded(`${name} exceeded its ${sec} s budget`)), sec * 1000);
+  });
+  try {
+    return await Promise.race([p, t]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function printTable(figures: readonly Figure[]): void {
+  const rows = [['figure', 'unit', 'ours', 'peer', 'ratio', 'target', 'result']];
+  for (const f of figures) {
+    rows.push([
+      f.name,
+      f.unit,
+      fmtNum(f.ours),
+      f.peer === null ? '-' : fmtNum(f.peer),
+      f.ratio === null ? '-' : fmtRatio(f.ratio),
+      f.target ?? '-',
+      f.pass === null ? 'reported' : f.pass ? 'pass' : 'MISS',
+    ]);
+  }
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  for (const r of rows) console.log(r.map((c, i) => (i >= 2 && i <= 4 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join('  '));
+}
+
+async function main(): Promise<number> {
+  const cli = parseCli();
+  if (cli.list) {
+    for (const s of SCENARIOS) console.log(`${s.name.padEnd(10)} ${existsSync(join(SCENARIO_DIR, s.file)) ? '     ' : '(n/a)'} ${s.about}`);
+    return 0;
+  }
+  installCleanup();
+  const machine = machineInfo(REPO_DIR);
+  const commit = machine.commit === null ? null : machine.dirty ? `${machine.commit}+dirty` : machine.commit;
+  const chosen = SCENARIOS.filter((s) => cli.only === null || cli.only.has(s.name));
+  const suiteStart = Date.now();
+  console.log(
+    `bench: ${cli.quick ? 'quick' : 'full'} run of ${chosen.map((s) => s.name).join(', ')}` +
+      `${cli.aa ? ' (A/A calibration, nothing written)' : ''} on ${machine.cpuModel}, ${machine.cores} cores, Node ${machine.node}`,
+  );
+
+  const figures: Figure[] = [];
+  const records: ScenarioRecord[] = [];
+  let failed = 0;
+  for (const e of chosen) {
+    const t0 = Date.now();
+    const budget = cli.quick ? e.budgetSec.quick : e.budgetSec.full;
+    const log = (line: string) => console.log(`[${e.name} ${((Date.now() - t0) / 1000).toFixed(0).padStart(3)}s] ${line}`);
+    let status: ScenarioRecord['status'] = 'ok';
+    let reason: string | null = null;
+    let got: Figure[] = [];
+    log(`start (budget ${budget} s)`);
+    try {
+      const run = await loadScenario(e);
+      if (typeof run === 'string') {
+        status = 'skipped';
+        reason = run;
+      } else {
+        const opts: ScenarioOptions = { quick: cli.quick, aa: cli.aa, log };
+        got = await withBudget(run(opts), budget, e.name);
+      }
+    } catch (err) {
+      if (isScenarioSkipped(err)) {
+        status = 'skipped';
+        reason = err.message;
+      } else {
+        status = 'failed';
+        reason = err instanceof Error ? (err.stack ?? err.message) : String(err);
+        failed++;
+      }
+    } finally {
+      // Whatever the scenario left running (a throw, a blown budget) is stopped by PID here.
+      if (livePids().length > 0) log(`stopping ${livePids().length} leftover process(es)`);
+      await stopAll();
+    }
+    const durationSec = (Date.now() - t0) / 1000;
+    log(`${status} in ${durationSec.toFixed(1)} s${reason === null ? '' : `: ${reason}`}`);
+    figures.push(...got);
+    records.push({ name: e.name, status, reason, quick: cli.quick, date: new Date().toISOString(), durationSec, commit, figures: got.map((f) => f.name) });
+  }
+
+  console.log(`\nbench: done in ${((Date.now() - suiteStart) / 1000).toFixed(0)} s\n`);
+  printTable(figures);
+  for (const r of records) if (r.status !== 'ok') console.log(`${r.name}: ${r.status} — ${(r.reason ?? '').split('\n')[0]}`);
+  const misses = figures.filter((f) => f.pass === false).length;
+  console.log(`\n${figures.length} figures, ${misses} miss(es), ${failed} failed scenario(s)`);
+  if (cli.write) {
+    writeResults({ figures, scenarios: records, machine, merge: cli.only !== null });
+    console.log('wrote bench/results/latest.json, bench/results/meta.json and BENCHMARKS.md');
+  }
+  // Misses are results, not errors; a scenario that could not run is an error.
+  return failed > 0 ? 1 : 0;
+}
+
+// Exit explicitly: a scenario abandoned after its budget may still hold timers or sockets.
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  },
+);
