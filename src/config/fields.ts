@@ -264,7 +264,14 @@ function unknownKeyAllowed(key: string, known: readonly string[]): string {
       bestDist = d;
     }
   }
-  const hint = best !== undefined && bestDist <= Math.max(2, Math.floor(key.length / 3)) ? `did you mean ${best}? ` : '';
+  if (best === undefined || bestDist > Math.max(2, Math.floor(key.length / 3))) {
+    // Not a typo but maybe a wrong word: "cache_size" for "cache_bytes". Suggest a key that
+    // shares the first word when exactly one does.
+    const word = key.split('_')[0];
+    const same = known.filter((k) => k.split('_')[0] === word);
+    best = same.length === 1 ? same[0] : undefined;
+  }
+  const hint = best !== undefined ? `did you mean ${best}? ` : '';
   return known.length ? `${hint}known keys here are ${known.join(', ')}` : 'no keys are allowed here';
 }
 

@@ -11,6 +11,11 @@ import { isPlainObject } from './fields.ts';
 import type { Config, DeepPartialRaw } from './schema.ts';
 import { parseConfig } from './schema.ts';
 
+// The error type belongs with the loader for callers (the CLI imports both from here).
+export { ConfigError, isConfigError } from './errors.ts';
+export type { ConfigProblem } from './errors.ts';
+export type { Config, DeepPartialRaw } from './schema.ts';
+
 export interface LoadConfigOptions {
   /** YAML file to read; default none (defaults plus overrides only). */
   file?: string;
