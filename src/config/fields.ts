@@ -35,7 +35,7 @@ function leaf<I, O>(convert: (v: unknown) => O | Rejection): z.ZodType<O, I> {
       out = reject(e.allowed);
     }
     if (out instanceof Rejection) {
-      ctx.issues.push({ code: 'custom', message: out.allowed, input: v });
+      ctx.issues.push({ code: 'custom', message: v === undefined ? `required, ${out.allowed}` : out.allowed, input: v });
       return z.NEVER;
     }
     return out;
@@ -318,9 +318,18 @@ export function dropNulls(v: unknown): unknown {
   const out: Record<string, unknown> = {};
   for (const [k, x] of Object.entries(v)) {
     if (x === null) continue;
-    out[k] = dropNulls(x);
+    setOwn(out, k, dropNulls(x));
   }
   return out;
+}
+
+/**
+ * `o[k] = v` as an own property even for k = "__proto__", which YAML and JSON.parse both
+ * produce as a plain key: assigning it would swap the prototype and smuggle values past the
+ * unknown-key check. As an own key it is reported like any other unknown key.
+ */
+export function setOwn(o: Record<string, unknown>, k: string, v: unknown): void {
+  Object.defineProperty(o, k, { value: v, enumerable: true, writable: true, configurable: true });
 }
 
 export function isPlainObject(v: unknown): v is Record<string, unknown> {

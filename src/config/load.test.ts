@@ -132,6 +132,13 @@ describe('mergeRaw', () => {
     assert.deepEqual({ base, over }, snapshot);
   });
 
+  it('keeps a "__proto__" override an own key, so validation rejects it', () => {
+    const merged = mergeRaw({ server: { port: 1 } }, JSON.parse('{"server": {"__proto__": {"port": 5}}}')) as { server: Record<string, unknown> };
+    assert.equal(Object.getPrototypeOf(merged.server), Object.prototype);
+    assert.ok(Object.hasOwn(merged.server, '__proto__'));
+    assert.equal(merged.server.port, 1);
+  });
+
   it('lets a scalar replace a mapping and the other way round (validation judges the result)', () => {
     assert.deepEqual(mergeRaw({ a: { b: 1 } }, { a: 5 }), { a: 5 });
     assert.deepEqual(mergeRaw({ a: 5 }, { a: { b: 1 } }), { a: { b: 1 } });

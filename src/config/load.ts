@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import YAML from 'yaml';
 import { ConfigError } from './errors.ts';
-import { isPlainObject } from './fields.ts';
+import { isPlainObject, setOwn } from './fields.ts';
 import type { Config, DeepPartialRaw } from './schema.ts';
 import { parseConfig } from './schema.ts';
 
@@ -94,7 +94,7 @@ export function mergeRaw(base: unknown, override: unknown): unknown {
   const out: Record<string, unknown> = { ...base };
   for (const [k, v] of Object.entries(override)) {
     if (v === undefined) continue;
-    out[k] = mergeRaw(base[k], v);
+    setOwn(out, k, mergeRaw(Object.hasOwn(base, k) ? base[k] : undefined, v));
   }
   return out;
 }

@@ -159,6 +159,7 @@ describe('invalid values', () => {
     [{ server: { advertise: 'node1:8001' } }, 'server.advertise', 'config: server.advertise = "node1:8001" is invalid: expected an http(s) base URL like http://10.0.0.5:8001'],
     [{ server: 5 }, 'server', 'config: server = 5 is invalid: expected a mapping of keys'],
     [{ groups: { name: 'x' } }, 'groups', 'config: groups = {"name":"x"} is invalid: expected a list'],
+    [{ groups: [{ cache_bytes: 1 }] }, 'groups[0].name', 'config: groups[0].name = undefined is invalid: required, expected 1-64 characters from A-Z a-z 0-9 _ . -'],
     [{ groups: [{ name: 'a' }, { name: 'a' }] }, 'groups[1].name', 'config: groups[1].name = "a" is invalid: expected a group name not listed before'],
     [{ groups: [{ name: 'a', loader: { url: 'http://o/a' } }] }, 'groups[0].loader.url', 'config: groups[0].loader.url = "http://o/a" is invalid: expected an http(s) URL containing {key}, like http://origin:8080/scores/{key}'],
     [{ load: { score_weights: { qps: 0, storage: 0, memory: 0, cpu: 0, network: 0 } } }, 'load.score_weights', 'config: load.score_weights = {"qps":0,"storage":0,"memory":0,"cpu":0,"network":0} is invalid: expected at least one weight above 0'],
@@ -206,6 +207,14 @@ describe('unknown keys', () => {
     assert.equal(configErrorOf(() => parseConfig({ load: { score_weights: { disk: 0.1 } } })).path, 'load.score_weights.disk');
     assert.equal(configErrorOf(() => parseConfig({ groups: [{ name: 'a', size: 1 }] })).path, 'groups[0].size');
     assert.equal(configErrorOf(() => parseConfig({ groups: [{ name: 'a', loader: { url: 'http://o/{key}', retries: 1 } }] })).path, 'groups[0].loader.retries');
+  });
+
+  it('catches "__proto__" as a key instead of letting it set the prototype', () => {
+    const raw = parseYaml('server:\n  __proto__: { port: 5 }\n');
+    const e = configErrorOf(() => parseConfig(raw));
+    assert.equal(e.path, 'server.__proto__');
+    assert.equal(e.kind, 'unknown_key');
+    assert.equal(configErrorOf(() => parseConfig(JSON.parse('{"__proto__": {"server": 1}}'))).path, '__proto__');
   });
 
   it('gives no suggestion when nothing is close', () => {
