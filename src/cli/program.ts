@@ -1,0 +1,76 @@
+/**
+ * The `jincache` command line (SPEC §1). Exit codes scripts can rely on:
+ * 0 success, 1 failure (the cluster answered badly or could not be reached), 2 bad usage or config.
+ */
+import { Command, CommanderError } from 'commander';
+import { runServe } from './serve.ts';
+import { runCluster } from './cluster.ts';
+import { runStatus } from './status.ts';
+
+import { EXIT_OK, EXIT_USAGE } from './exit.ts';
+
+export { EXIT_OK };
+
+function collectList(value: string, previous: string[] = []): string[] {
+  return [...previous, ...value.split(',').map((s) => s.trim()).filter(Boolean)];
+}
+
+export function buildProgram(): Command {
+  const program = new Command('jincache')
+    .description('distributed in-memory cache and key-value cluster')
+    .showHelpAfterError()
+    .exitOverride();
+
+  program
+    .command('serve')
+    .description('run one node')
+    .option('-c, --config <file>', 'YAML config file (SPEC §5)')
+    .option('--id <id>', 'node id (default: from --peers by address, else node-<port>)')
+    .option('--host <host>', 'address to bind', undefined)
+    .option('--port <n>', 'node-to-node port (and client API unless --api-port)')
+    .option('--api-port <n>', 'separate client API and dashboard port')
+    .option('--resp-port <n>', 'Redis-protocol listener port')
+    .option('--etcd <urls>', 'etcd endpoints, comma-separated (dynamic membership)', collectList)
+    .option('--peers <list>', 'static peers: id=http://host:port,... (or http://host:port,...)', collectList)
+    .option('--secret <secret>', 'cluster secret required on node-to-node endpoints')
+    .option('--log-level <level>', 'trace|debug|info|warn|error|silent')
+    .action(async (opts) => {
+      process.exitCode = await runServe(opts);
+    });
+
+  program
+    .command('cluster')
+    .description('run a local cluster (what `npm start` runs)')
+    .option('-n, --nodes <n>', 'number of nodes', '3')
+    .option('--base-port <n>', 'first node port', '8001')
+    .option('--api-port <n>', 'client API and dashboard port of node 1', '9999')
+    .option('--resp-port <n>', 'Redis-protocol port of node 1', '6380')
+    .option('--etcd <mode>', '"auto" to start a private etcd, or etcd URLs')
+    .option('-c, --config <file>', 'YAML config file passed to every node')
+    .action(async (opts) => {
+      process.exitCode = await runCluster(opts);
+    });
+
+  program
+    .command('status')
+    .description('print the nodes and their partitions')
+    .option('--node <url>', 'any node\'s client API', 'http://127.0.0.1:9999')
+    .option('--json', 'machine-readable output')
+    .action(async (opts) => {
+      process.exitCode = await runStatus(opts);
+    });
+
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+    return typeof process.exitCode === 'number' ? process.exitCode : EXIT_OK;
+  } catch (e) {
+    if (e instanceof CommanderError) return e.exitCode === 0 ? EXIT_OK : EXIT_USAGE;
+    throw e;
+  }
+}
+

@@ -1,0 +1,130 @@
+/**
+ * The data this node holds, and the owner-side operations on it. Everything here is local and
+ * synchronous except origin loads; routing and replication live in the router.
+ */
+import type { Group } from '../cache/group.ts';
+import type { Clock } from '../core/types.ts';
+import type { HybridClock } from '../core/version.ts';
+import type { WireRecord } from '../transport/codec.ts';
+import { JincacheError } from './errors.ts';
+import type { GetResult } from './kv.ts';
+
+export interface WriteOutcome {
+  /** False when a put condition (nx/xx) or an expire on an absent key stopped the write. */
+  applied: boolean;
+  /** What to replicate when applied. */
+  record?: WireRecord;
+  /** For deletes: whether a live value existed. */
+  existed?: boolean;
+}
+
+export interface LocalDataOptions {
+  groups: ReadonlyMap<string, Group>;
+  hlc: HybridClock;
+  clock: Clock;
+}
+
+export class LocalData {
+  readonly groups: ReadonlyMap<string, Group>;
+  private readonly hlc: HybridClock;
+  private readonly clock: Clock;
+
+  constructor(opts: LocalDataOptions) {
+    this.groups = opts.groups;
+    this.hlc = opts.hlc;
+    this.clock = opts.clock;
+  }
+
+  group(name: string): Group {
+    const g = this.groups.get(name);
+    if (g === undefined) throw new JincacheError('UNKNOWN_GROUP', `unknown group "${name}"`);
+    return g;
+  }
+
+  /** Serve a read as the owner: cache, then the group's loader (one load per key at a time). */
+  async get(groupName: string, key: string): Promise<GetResult | null> {
+    const group = this.group(groupName);
+    const hit = group.store.get(key);
+    if (hit !== undefined && hit.value !== null) return { value: hit.value, source: 'hit', expiresAt: hit.expiresAt };
+    if (group.loader === undefined) return null;
+    let value: Buffer | null;
+    try {
+      value = await group.load(key);
+    } catch (e) {
+      throw new JincacheError('LOADER_FAILED', `loading "${key}" in group "${groupName}" failed: ${(e as Error).message}`, { cause: e });
+    }
+    if (value === null) return null;
+    // Check again after the load, because a write may have raced it: 1) miss, 2) load starts,
+    // 3) a PUT lands, 4) the load returns older origin data. The PUT must win, and a fresh version
+    // for the loaded value would beat it, so keep what is stored.
+    const current = group.store.get(key);
+    if (current !== undefined && current.value !== null) return { value: current.value, source: 'hit', expiresAt: current.expiresAt };
+    group.store.apply(key, { value, version: this.hlc.next(), expiresAt: 0 });
+    return { value, source: 'load', expiresAt: 0 };
+  }
+
+  put(groupName: string, key: string, value: Buffer, opts: { ttlMs?: number; condition?: 'nx' | 'xx' }): WriteOutcome {
+    const group = this.group(groupName);
+    if (opts.condition !== undefined) {
+      const exists = group.store.get(key) !== undefined;
+      if ((opts.condition === 'nx' && exists) || (opts.condition === 'xx' && !exists)) return { applied: false };
+    }
+    const record: WireRecord = {
+      group: groupName,
+      key,
+      value,
+      version: this.hlc.next(),
+      expiresAt: opts.ttlMs ? this.clock.now() + opts.ttlMs : 0,
+    };
+    group.store.apply(key, record);
+    return { applied: true, record };
+  }
+
+  delete(groupName: string, key: string): WriteOutcome {
+    const group = this.group(groupName);
+    const existed = group.store.get(key) !== undefined;
+    const record: WireRecord = { group: groupName, key, value: null, version: this.hlc.next(), expiresAt: 0 };
+    group.store.apply(key, record);
+    return { applied: true, record, existed };
+  }
+
+  expire(groupName: string, key: string, ttlMs: number): WriteOutcome {
+    const group = this.group(groupName);
+    const current = group.store.get(key);
+    if (current === undefined || current.value === null) return { applied: false };
+    const record: WireRecord = {
+      group: groupName,
+      key,
+      value: current.value,
+      version: this.hlc.next(),
+      expiresAt: ttlMs > 0 ? this.clock.now() + ttlMs : 0,
+    };
+    group.store.apply(key, record);
+    return { applied: true, record };
+  }
+
+  /** Apply writes from another node (replication, handoff, migration). Returns how many won. */
+  apply(records: readonly WireRecord[]): number {
+    let applied = 0;
+    for (const r of records) {
+      const group = this.groups.get(r.group);
+      if (group === undefined) continue; // a group this node does not know: nothing to keep
+      this.hlc.observe(r.version);
+      if (group.store.apply(r.key, { value: r.value, version: r.version, expiresAt: r.expiresAt })) applied++;
+    }
+    return applied;
+  }
+
+  /** Live entries of a group in the given partitions (e.g. the ones this node owns). */
+  count(groupName: string, partitions: Iterable<number>): number {
+    const group = this.group(groupName);
+    const now = this.clock.now();
+    let n = 0;
+    for (const p of partitions) {
+      for (const [, e] of group.store.partitionEntries(p)) {
+        if (e.value !== null && (e.expiresAt === 0 || e.expiresAt > now)) n++;
+      }
+    }
+    return n;
+  }
+}

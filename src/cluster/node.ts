@@ -1,0 +1,250 @@
+/**
+ * One jincache node: the composition root. It owns the groups (data), the partition table, the
+ * router, the peer client and the listeners, and starts and stops them in order.
+ *
+ * Later components plug in here through the seams: a Registry/TableStore/Election for etcd,
+ * the failure detector and handoff for replication, the migrator, the load monitor.
+ */
+import { Group } from '../cache/group.ts';
+import type { Loader } from '../cache/loader.ts';
+import { httpLoader } from '../cache/loader.ts';
+import type { Config } from '../config/schema.ts';
+import { partitionOf as hashPartition } from '../core/placement/hash.ts';
+import type { PartitionTable, PlacementOptions } from '../core/placement/table.ts';
+import { summarize } from '../core/placement/table.ts';
+import { systemClock, type Clock, type NodeId, type NodeInfo } from '../core/types.ts';
+import { HybridClock } from '../core/version.ts';
+import type { Election, Registry, TableStore } from '../discovery/registry.ts';
+import { parsePeers, StaticRegistry } from '../discovery/static-registry.ts';
+import { createLogger, type Logger } from '../observe/logger.ts';
+import type { WireRecord } from '../transport/codec.ts';
+import { HttpListener, type HttpBackend, type HttpLimits } from '../transport/http/server.ts';
+import { PeerClient } from '../transport/peer-client.ts';
+import { JincacheError } from './errors.ts';
+import type { KvService } from './kv.ts';
+import { LocalData } from './local-data.ts';
+import { Router, type ClusterView } from './router.ts';
+import { TableManager } from './table-manager.ts';
+
+export interface NodeOptions {
+  config: Config;
+  /** Membership source. Default: static, from `config.cluster.peers` (plus this node). */
+  registry?: Registry;
+  /** Shared table storage (etcd). Default: none, the table is derived from the membership. */
+  tableStore?: TableStore;
+  election?: Election;
+  /** Library use: loader functions by group name (override a configured loader URL). */
+  loaders?: Readonly<Record<string, Loader>>;
+  clock?: Clock;
+  logger?: Logger;
+}
+
+export class JincacheNode {
+  readonly id: NodeId;
+  readonly config: Config;
+  readonly kv: KvService;
+  readonly router: Router;
+  readonly logger: Logger;
+  readonly info: NodeInfo;
+
+  private readonly clock: Clock;
+  private readonly groups = new Map<string, Group>();
+  private readonly local: LocalData;
+  private readonly registry: Registry;
+  private readonly tables: TableManager;
+  private readonly peers: PeerClient;
+  private readonly listeners: HttpListener[] = [];
+  private readonly placement: PlacementOptions;
+  private membersById = new Map<NodeId, NodeInfo>();
+  private started = false;
+
+  constructor(opts: NodeOptions) {
+    const cfg = opts.config;
+    this.config = cfg;
+    this.clock = opts.clock ?? systemClock;
+    const address = cfg.server.advertise ?? `http://${cfg.server.host}:${cfg.server.port}`;
+    const staticPeers = parsePeers(cfg.cluster.peers, this.clock.now());
+    this.id = cfg.node.id ?? staticPeers.find((p) => p.address === address)?.id ?? `node-${cfg.server.port}`;
+    this.logger = opts.logger ?? createLogger({ level: cfg.log.level, nodeId: this.id });
+    this.info = {
+      id: this.id,
+      address,
+      status: 'active',
+      last_seen: this.clock.now(),
+      ...(cfg.server.api_port !== undefined ? { api_address: `http://${cfg.server.host}:${cfg.server.api_port}` } : {}),
+      ...(cfg.server.resp_port !== undefined ? { resp_address: `${cfg.server.host}:${cfg.server.resp_port}` } : {}),
+    };
+
+    const partitionCount = cfg.cluster.partitions;
+    this.placement = {
+      partitionCount,
+      replicationFactor: cfg.replication.factor,
+      vnodesPerWeight: cfg.cache.lru_replicas,
+      clock: this.clock,
+    };
+    const partitionOf = (key: string): number => hashPartition(key, partitionCount);
+    for (const spec of groupSpecs(cfg)) {
+      const loader = opts.loaders?.[spec.name] ?? (spec.loaderUrl ? httpLoader(spec.loaderUrl, { timeoutMs: spec.loaderTimeoutMs, maxBytes: cfg.cache.max_value_bytes }) : undefined);
+      this.groups.set(spec.name, new Group({ name: spec.name, maxBytes: spec.bytes, clock: this.clock, partitionOf, loader, hotCacheFraction: cfg.cache.hot_cache_fraction }));
+    }
+
+    this.local = new LocalData({ groups: this.groups, hlc: new HybridClock(this.clock), clock: this.clock });
+    this.registry = opts.registry ?? new StaticRegistry(staticPeers);
+    this.tables = new TableManager({ registry: this.registry, placement: this.placement, store: opts.tableStore, election: opts.election, logger: this.logger });
+    this.peers = new PeerClient({ secret: cfg.cluster.secret, timeoutMs: cfg.fault_tolerance.request_timeout });
+
+    const view: ClusterView = {
+      self: this.id,
+      table: () => this.tables.table(),
+      partitionOf,
+      member: (id) => this.membersById.get(id),
+    };
+    this.router = new Router({
+      view,
+      local: this.local,
+      peers: this.peers,
+      defaultGroup: cfg.cache.group_name,
+      requestTimeoutMs: cfg.fault_tolerance.request_timeout,
+      syncReplication: cfg.replication.sync,
+      onReplicationFailure: (peer, records, err) => this.logger.warn({ peer, records: records.length, err: err.message }, 'backup did not confirm a write'),
+    });
+    this.kv = this.router;
+  }
+
+  /** Join the cluster and open the listeners. */
+  async start(): Promise<void> {
+    if (this.started) throw new Error(`node ${this.id} already started`);
+    this.started = true;
+    const cfg = this.config;
+    const backend = this.httpBackend();
+    const separateApi = cfg.server.api_port !== undefined;
+    this.listeners.push(new HttpListener(backend, { host: cfg.server.host, port: cfg.server.port, api: !separateApi, peer: true }));
+    if (separateApi) this.listeners.push(new HttpListener(backend, { host: cfg.server.host, port: cfg.server.api_port!, api: true, peer: false }));
+    // listen before joining: peers may route to us as soon as we are in the table
+    for (const l of this.listeners) await l.start();
+
+    this.registry.onChange((members) => this.setMembers(members));
+    await this.registry.start(this.info);
+    this.setMembers(this.registry.members());
+    this.tables.onChange((next, prev) => this.logger.info({ version: next.version, from: prev.version }, 'partition table changed'));
+    await this.tables.start();
+    this.logger.info({ id: this.id, address: this.info.address, ringVersion: this.tables.table().version }, 'node started');
+  }
+
+  /** Leave the cluster and close everything. Safe to call twice. */
+  async stop(): Promise<void> {
+    if (!this.started) return;
+    this.started = false;
+    this.tables.stop();
+    await this.registry.stop().catch((e: unknown) => this.logger.warn({ err: e }, 'leaving the registry failed'));
+    await Promise.all(this.listeners.map((l) => l.stop()));
+    this.listeners.length = 0;
+    this.peers.close();
+    this.logger.info({ id: this.id }, 'node stopped');
+  }
+
+  /** Port of each listener (peer first), useful when configured with port 0. */
+  ports(): number[] {
+    return this.listeners.map((l) => l.port());
+  }
+
+  table(): PartitionTable {
+    return this.tables.table();
+  }
+
+  group(name: string): Group | undefined {
+    return this.groups.get(name);
+  }
+
+  /** GET /cluster: the SPEC §3 summary the CLI and the dashboard read. */
+  clusterInfo(): Record<string, unknown> {
+    const table = this.tables.table();
+    const counts = summarize(table);
+    const stats = [...this.groups.values()].map((g) => g.store.stats());
+    const mem = process.memoryUsage();
+    return {
+      self: this.id,
+      ringVersion: table.version,
+      leader: null,
+      partitionCount: table.partitionCount,
+      replicationFactor: table.replicationFactor,
+      nodes: [...this.membersById.values()].map((n) => {
+        const c = counts.get(n.id);
+        const isSelf = n.id === this.id;
+        return {
+          id: n.id,
+          address: n.address,
+          apiAddress: n.api_address ?? n.address,
+          status: n.status,
+          health: 'healthy',
+          weight: table.members.find((m) => m.id === n.id)?.weight ?? n.weight ?? 1,
+          partitionsOwned: c?.owned ?? 0,
+          partitionsReplica: c?.replicas ?? 0,
+          ...(isSelf
+            ? {
+                memoryBytes: mem.rss,
+                storedBytes: stats.reduce((a, s) => a + s.bytes, 0),
+                entries: stats.reduce((a, s) => a + s.entries, 0),
+              }
+            : {}),
+        };
+      }),
+      partitions: { owners: table.assignments.map((h) => h[0] ?? null), underReplicated: table.assignments.filter((h) => h.length < Math.min(table.replicationFactor, table.members.length)).length },
+      groups: [...this.groups.values()].map((g) => ({ name: g.name, loader: g.loader !== undefined, ...g.store.stats() })),
+      migrations: [],
+      hotKeys: [],
+      events: [],
+    };
+  }
+
+  private setMembers(members: readonly NodeInfo[]): void {
+    this.membersById = new Map(members.map((m) => [m.id, m]));
+  }
+
+  private httpBackend(): HttpBackend {
+    const cfg = this.config;
+    const limits: HttpLimits = {
+      maxKeyBytes: cfg.cache.max_key_bytes,
+      maxValueBytes: cfg.cache.max_value_bytes,
+      maxBatchRecords: 10_000,
+      maxBatchBytes: 64 * 1024 * 1024,
+    };
+    return {
+      router: this.router,
+      limits,
+      secret: cfg.cluster.secret,
+      deadline: () => Date.now() + cfg.fault_tolerance.request_timeout,
+      clusterInfo: () => this.clusterInfo(),
+      migrations: () => ({ migrations: [] }),
+      rebalance: async () => {
+        throw new JincacheError('NOT_IMPLEMENTED', 'rebalancing is not available yet');
+      },
+      metrics: async () => ({ contentType: 'text/plain; version=0.0.4', body: '' }),
+      applyRecords: (records: WireRecord[]) => this.local.apply(records),
+      invalidate: (items) => {
+        for (const { group, key } of items) this.groups.get(group)?.hot.delete(key);
+      },
+      ping: () => ({ id: this.id, ringVersion: this.tables.table().version }),
+      asset: () => undefined,
+    };
+  }
+}
+
+interface GroupSpec {
+  name: string;
+  bytes: number;
+  loaderUrl?: string;
+  loaderTimeoutMs?: number;
+}
+
+/** The configured groups; the default group (cache.group_name) always exists. */
+function groupSpecs(cfg: Config): GroupSpec[] {
+  const specs: GroupSpec[] = cfg.groups.map((g) => ({
+    name: g.name,
+    bytes: g.cache_bytes ?? cfg.cache.cache_bytes,
+    loaderUrl: g.loader?.url,
+    loaderTimeoutMs: g.loader?.timeout,
+  }));
+  if (!specs.some((s) => s.name === cfg.cache.group_name)) specs.unshift({ name: cfg.cache.group_name, bytes: cfg.cache.cache_bytes });
+  return specs;
+}
