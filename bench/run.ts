@@ -11,7 +11,7 @@
 // --no-write  print only
 //
 // Every figure is measured side by side with its peer in the same run and reported as a ratio.
-// Each scenario has a time budget; every child process is stopped by PID after each scenario,
+// Each scenario has a time budget (its optional prepare(), e.g. installing redis, has its own); every child process is stopped by PID after each scenario,
 // and on Ctrl-C or exit.
 
 import { existsSync } from 'node:fs';
@@ -21,7 +21,7 @@ import type { Figure } from './lib/figure.ts';
 import { machineInfo } from './lib/machine.ts';
 import { installCleanup, livePids, stopAll } from './lib/procs.ts';
 import { REPO_DIR, fmtNum, fmtRatio, writeResults, type ScenarioRecord } from './lib/results.ts';
-import { isScenarioSkipped, type ScenarioOptions, type ScenarioRun } from './lib/scenario.ts';
+import { isScenarioSkipped, type ScenarioOptions, type ScenarioPrepare, type ScenarioRun } from './lib/scenario.ts';
 
 interface Entry {
   name: string;
@@ -77,13 +77,22 @@ function parseCli(): { quick: boolean; only: Set<string> | null; aa: boolean; wr
   return { quick: values.quick, only, aa: values.aa, write: !values['no-write'] && !values.aa, list: values.list };
 }
 
-async function loadScenario(e: Entry): Promise<ScenarioRun | string> {
+interface Loaded {
+  run: ScenarioRun;
+  prepare: ScenarioPrepare | null;
+}
+
+/** The scenario's module, or why it cannot run (file not written yet, no run export). */
+async function loadScenario(e: Entry): Promise<Loaded | string> {
   const file = join(SCENARIO_DIR, e.file);
   if (!existsSync(file)) return `bench/scenarios/${e.file} does not exist yet`;
-  const mod = (await import(file)) as { run?: unknown };
+  const mod = (await import(file)) as { run?: unknown; prepare?: unknown };
   if (typeof mod.run !== 'function') return `bench/scenarios/${e.file} exports no run() function`;
-  return mod.run as ScenarioRun;
+  return { run: mod.run as ScenarioRun, prepare: typeof mod.prepare === 'function' ? (mod.prepare as ScenarioPrepare) : null };
 }
+
+/** Bound on a scenario's prepare() (installing packages), outside its measuring budget. */
+const PREPARE_BUDGET_SEC = 600;
 
 class BudgetExceeded extends Error {
   readonly code = 'BENCH_BUDGET';
@@ -146,13 +155,16 @@ async function main(): Promise<number> {
     let got: Figure[] = [];
     log(`start (budget ${budget} s)`);
     try {
-      const run = await loadScenario(e);
-      if (typeof run === 'string') {
+      const mod = await loadScenario(e);
+      if (typeof mod === 'string') {
         status = 'skipped';
-        reason = run;
+        reason = mod;
       } else {
         const opts: ScenarioOptions = { quick: cli.quick, aa: cli.aa, log };
-        got = await withBudget(run(opts), budget, e.name);
+        if (mod.prepare) await withBudget(mod.prepare(opts), PREPARE_BUDGET_SEC, `${e.name} prepare`);
+        const t1 = Date.now();
+        got = await withBudget(mod.run(opts), budget, e.name);
+        log(`measured in ${((Date.now() - t1) / 1000).toFixed(1)} s`);
       }
     } catch (err) {
       if (isScenarioSkipped(err)) {

@@ -1,6 +1,8 @@
 // The contract between bench/run.ts and a scenario module (bench/scenarios/NAME.ts).
 //
-// A scenario module exports `run(opts: ScenarioOptions): Promise<Figure[]>`. It starts what it
+// A scenario module exports `run(opts: ScenarioOptions): Promise<Figure[]>`, and optionally
+// `prepare(opts: ScenarioOptions): Promise<void>` for slow one-time set-up (installing a peer
+// from Debian), which runs before and outside the scenario's time budget. run() starts what it
 // measures (through procs.ts, so the harness can stop every child by PID even when the scenario
 // throws or times out), measures ours and the peer side by side in the same run, and returns
 // figures built with figure(). When something it needs does not exist yet (a listener another
@@ -22,6 +24,7 @@ export interface ScenarioOptions {
 }
 
 export type ScenarioRun = (opts: ScenarioOptions) => Promise<Figure[]>;
+export type ScenarioPrepare = (opts: ScenarioOptions) => Promise<void>;
 
 export class ScenarioSkipped extends Error {
   readonly code = 'BENCH_SCENARIO_SKIPPED';
