@@ -8,7 +8,7 @@
 import { Group } from '../cache/group.ts';
 import type { Loader } from '../cache/loader.ts';
 import { httpLoader } from '../cache/loader.ts';
-import type { Config } from '../config/schema.ts';
+import { resolveAdvertise, resolveGroup, type Config } from '../config/schema.ts';
 import { partitionOf as hashPartition } from '../core/placement/hash.ts';
 import type { PartitionTable, PlacementOptions } from '../core/placement/table.ts';
 import { summarize } from '../core/placement/table.ts';
@@ -16,13 +16,17 @@ import { systemClock, type Clock, type NodeId, type NodeInfo } from '../core/typ
 import { HybridClock } from '../core/version.ts';
 import type { Election, Registry, TableStore } from '../discovery/registry.ts';
 import { parsePeers, StaticRegistry } from '../discovery/static-registry.ts';
+import { dashboardAssets } from '../observe/dashboard/assets.ts';
 import { createLogger, type Logger } from '../observe/logger.ts';
+import { Metrics, type RequestResult } from '../observe/metrics.ts';
+import { RespServer } from '../transport/resp/server.ts';
 import type { WireRecord } from '../transport/codec.ts';
-import { HttpListener, type HttpBackend, type HttpLimits } from '../transport/http/server.ts';
+import { HttpListener, type HttpBackend, type HttpLimits, type PeerRoute } from '../transport/http/server.ts';
 import { PeerClient } from '../transport/peer-client.ts';
 import { JincacheError } from './errors.ts';
 import type { KvService } from './kv.ts';
 import { LocalData } from './local-data.ts';
+import type { ClusterEvent, NodeContext, NodePlugin } from './plugin.ts';
 import { Router, type ClusterView } from './router.ts';
 import { TableManager } from './table-manager.ts';
 
@@ -35,6 +39,8 @@ export interface NodeOptions {
   election?: Election;
   /** Library use: loader functions by group name (override a configured loader URL). */
   loaders?: Readonly<Record<string, Loader>>;
+  /** Components started after the node joined, stopped before it leaves. */
+  plugins?: readonly NodePlugin[];
   clock?: Clock;
   logger?: Logger;
 }
@@ -46,6 +52,7 @@ export class JincacheNode {
   readonly router: Router;
   readonly logger: Logger;
   readonly info: NodeInfo;
+  readonly metrics: Metrics;
 
   private readonly clock: Clock;
   private readonly groups = new Map<string, Group>();
@@ -55,6 +62,14 @@ export class JincacheNode {
   private readonly peers: PeerClient;
   private readonly listeners: HttpListener[] = [];
   private readonly placement: PlacementOptions;
+  private readonly plugins: readonly NodePlugin[];
+  private readonly tableStore: TableStore | undefined;
+  private readonly election: Election | undefined;
+  private readonly partitionOf: (key: string) => number;
+  private readonly memberListeners = new Set<(members: readonly NodeInfo[]) => void>();
+  private readonly events: ClusterEvent[] = [];
+  private readonly assets = dashboardAssets();
+  private resp: RespServer | undefined;
   private membersById = new Map<NodeId, NodeInfo>();
   private started = false;
 
@@ -62,10 +77,12 @@ export class JincacheNode {
     const cfg = opts.config;
     this.config = cfg;
     this.clock = opts.clock ?? systemClock;
-    const address = cfg.server.advertise ?? `http://${cfg.server.host}:${cfg.server.port}`;
+    const address = resolveAdvertise(cfg);
     const staticPeers = parsePeers(cfg.cluster.peers, this.clock.now());
     this.id = cfg.node.id ?? staticPeers.find((p) => p.address === address)?.id ?? `node-${cfg.server.port}`;
     this.logger = opts.logger ?? createLogger({ level: cfg.log.level, nodeId: this.id });
+    this.metrics = new Metrics();
+    this.plugins = opts.plugins ?? [];
     this.info = {
       id: this.id,
       address,
@@ -83,9 +100,13 @@ export class JincacheNode {
       clock: this.clock,
     };
     const partitionOf = (key: string): number => hashPartition(key, partitionCount);
-    for (const spec of groupSpecs(cfg)) {
-      const loader = opts.loaders?.[spec.name] ?? (spec.loaderUrl ? httpLoader(spec.loaderUrl, { timeoutMs: spec.loaderTimeoutMs, maxBytes: cfg.cache.max_value_bytes }) : undefined);
-      this.groups.set(spec.name, new Group({ name: spec.name, maxBytes: spec.bytes, clock: this.clock, partitionOf, loader, hotCacheFraction: cfg.cache.hot_cache_fraction }));
+    this.partitionOf = partitionOf;
+    this.tableStore = opts.tableStore;
+    this.election = opts.election;
+    for (const { name } of cfg.groups) {
+      const g = resolveGroup(cfg, name)!;
+      const loader = opts.loaders?.[name] ?? (g.loader ? httpLoader(g.loader.url, { timeoutMs: g.loader.timeout, maxBytes: cfg.cache.max_value_bytes }) : undefined);
+      this.groups.set(name, new Group({ name, maxBytes: g.cache_bytes, clock: this.clock, partitionOf, loader, hotCacheFraction: g.hot_cache_fraction }));
     }
 
     this.local = new LocalData({ groups: this.groups, hlc: new HybridClock(this.clock), clock: this.clock });
@@ -126,8 +147,27 @@ export class JincacheNode {
     this.registry.onChange((members) => this.setMembers(members));
     await this.registry.start(this.info);
     this.setMembers(this.registry.members());
-    this.tables.onChange((next, prev) => this.logger.info({ version: next.version, from: prev.version }, 'partition table changed'));
+    this.tables.onChange((next, prev) => {
+      this.logger.info({ version: next.version, from: prev.version }, 'partition table changed');
+      if (prev.members.length > 0) this.event('ring', `partition table v${next.version} in force`);
+    });
     await this.tables.start();
+    this.metrics.setProvider(() => this.metricsSnapshot());
+    if (cfg.server.resp_port !== undefined) {
+      this.resp = new RespServer({
+        kv: this.kv,
+        host: cfg.server.host,
+        port: cfg.server.resp_port,
+        maxKeyBytes: cfg.cache.max_key_bytes,
+        maxValueBytes: cfg.cache.max_value_bytes,
+        requestTimeoutMs: cfg.fault_tolerance.request_timeout,
+        logger: this.logger,
+        info: () => ({ node_id: this.id, ring_version: this.tables.table().version, cluster_nodes: this.membersById.size }),
+      });
+      await this.resp.start();
+    }
+    const ctx = this.context();
+    for (const p of this.plugins) await p.start(ctx);
     this.logger.info({ id: this.id, address: this.info.address, ringVersion: this.tables.table().version }, 'node started');
   }
 
@@ -135,6 +175,8 @@ export class JincacheNode {
   async stop(): Promise<void> {
     if (!this.started) return;
     this.started = false;
+    for (const p of [...this.plugins].reverse()) await p.stop().catch((e: unknown) => this.logger.warn({ err: e, plugin: p.name }, 'plugin stop failed'));
+    await this.resp?.stop();
     this.tables.stop();
     await this.registry.stop().catch((e: unknown) => this.logger.warn({ err: e }, 'leaving the registry failed'));
     await Promise.all(this.listeners.map((l) => l.stop()));
@@ -165,7 +207,7 @@ export class JincacheNode {
     return {
       self: this.id,
       ringVersion: table.version,
-      leader: null,
+      leader: this.election?.leader() ?? null,
       partitionCount: table.partitionCount,
       replicationFactor: table.replicationFactor,
       nodes: [...this.membersById.values()].map((n) => {
@@ -193,12 +235,64 @@ export class JincacheNode {
       groups: [...this.groups.values()].map((g) => ({ name: g.name, loader: g.loader !== undefined, ...g.store.stats() })),
       migrations: [],
       hotKeys: [],
-      events: [],
+      events: this.events,
+      ...Object.assign({}, ...this.plugins.map((p) => p.clusterInfo?.() ?? {})),
+    };
+  }
+
+  /** Add an event to the bounded feed the dashboard shows. */
+  event(kind: string, message: string): void {
+    this.events.push({ at: this.clock.now(), kind, message });
+    if (this.events.length > 200) this.events.splice(0, this.events.length - 200);
+  }
+
+  private context(): NodeContext {
+    return {
+      id: this.id,
+      info: this.info,
+      config: this.config,
+      clock: this.clock,
+      logger: this.logger,
+      metrics: this.metrics,
+      groups: this.groups,
+      local: this.local,
+      router: this.router,
+      peers: this.peers,
+      registry: this.registry,
+      tables: this.tables,
+      tableStore: this.tableStore,
+      election: this.election,
+      partitionOf: this.partitionOf,
+      table: () => this.tables.table(),
+      members: () => [...this.membersById.values()],
+      member: (id) => this.membersById.get(id),
+      onMembers: (l) => {
+        this.memberListeners.add(l);
+        return () => this.memberListeners.delete(l);
+      },
+      event: (kind, message) => this.event(kind, message),
+    };
+  }
+
+  private metricsSnapshot(): ReturnType<Parameters<Metrics['setProvider']>[0] & {}> {
+    const table = this.tables.table();
+    const mine = summarize(table).get(this.id);
+    return {
+      ringVersion: table.version,
+      partitionsOwned: mine?.owned ?? 0,
+      partitionsReplica: mine?.replicas ?? 0,
+      groups: [...this.groups.values()].map((g) => ({ name: g.name, ...g.store.stats() })),
     };
   }
 
   private setMembers(members: readonly NodeInfo[]): void {
+    const before = this.membersById;
     this.membersById = new Map(members.map((m) => [m.id, m]));
+    if (before.size > 0) {
+      for (const id of this.membersById.keys()) if (!before.has(id)) this.event('join', `${id} joined`);
+      for (const id of before.keys()) if (!this.membersById.has(id)) this.event('leave', `${id} left`);
+    }
+    for (const l of this.memberListeners) l(members);
   }
 
   private httpBackend(): HttpBackend {
@@ -219,32 +313,45 @@ export class JincacheNode {
       rebalance: async () => {
         throw new JincacheError('NOT_IMPLEMENTED', 'rebalancing is not available yet');
       },
-      metrics: async () => ({ contentType: 'text/plain; version=0.0.4', body: '' }),
+      metrics: async () => ({ contentType: this.metrics.contentType, body: await this.metrics.text() }),
       applyRecords: (records: WireRecord[]) => this.local.apply(records),
       invalidate: (items) => {
         for (const { group, key } of items) this.groups.get(group)?.hot.delete(key);
       },
       ping: () => ({ id: this.id, ringVersion: this.tables.table().version }),
-      asset: () => undefined,
+      asset: (path) => this.assets.get(path),
+      observe: (op, group, result, seconds) => this.metrics.request(op === 'get' || op === 'put' || op === 'delete' || op === 'expire' ? op : 'other', group, toRequestResult(result), seconds),
+      peerRoutes: () => {
+        const routes = new Map<string, PeerRoute>();
+        for (const p of this.plugins) for (const [k, v] of p.peerRoutes?.() ?? []) routes.set(k, v);
+        return routes;
+      },
     };
   }
 }
 
-interface GroupSpec {
-  name: string;
-  bytes: number;
-  loaderUrl?: string;
-  loaderTimeoutMs?: number;
-}
-
-/** The configured groups; the default group (cache.group_name) always exists. */
-function groupSpecs(cfg: Config): GroupSpec[] {
-  const specs: GroupSpec[] = cfg.groups.map((g) => ({
-    name: g.name,
-    bytes: g.cache_bytes ?? cfg.cache.cache_bytes,
-    loaderUrl: g.loader?.url,
-    loaderTimeoutMs: g.loader?.timeout,
-  }));
-  if (!specs.some((s) => s.name === cfg.cache.group_name)) specs.unshift({ name: cfg.cache.group_name, bytes: cfg.cache.cache_bytes });
-  return specs;
+/** Map an HTTP outcome (cache source or lower-case error code) to a metrics result label. */
+function toRequestResult(result: string): RequestResult {
+  switch (result) {
+    case 'hit':
+    case 'miss':
+    case 'load':
+    case 'ok':
+    case 'timeout':
+    case 'unauthorized':
+      return result;
+    case 'not_found':
+    case 'unknown_group':
+      return 'not_found';
+    case 'bad_request':
+    case 'key_too_large':
+    case 'value_too_large':
+    case 'bad_ttl':
+      return 'bad_request';
+    case 'peer_unavailable':
+    case 'no_owner':
+      return 'unavailable';
+    default:
+      return 'error';
+  }
 }

@@ -1,0 +1,59 @@
+/**
+ * How cluster components plug into a node without each editing the composition root:
+ * a plugin gets the node's context at start, may add node-to-node routes and contribute to
+ * GET /cluster, and is stopped in reverse order. Failure detection, handoff, migration, the load
+ * monitor and the rebalancer are plugins.
+ */
+import type { Group } from '../cache/group.ts';
+import type { Config } from '../config/schema.ts';
+import type { PartitionTable } from '../core/placement/table.ts';
+import type { Clock, NodeId, NodeInfo } from '../core/types.ts';
+import type { Disposer, Election, Registry, TableStore } from '../discovery/registry.ts';
+import type { Logger } from '../observe/logger.ts';
+import type { Metrics } from '../observe/metrics.ts';
+import type { PeerRoute } from '../transport/http/server.ts';
+import type { PeerClient } from '../transport/peer-client.ts';
+import type { LocalData } from './local-data.ts';
+import type { Router } from './router.ts';
+import type { TableManager } from './table-manager.ts';
+
+/** A cluster event shown in the dashboard feed (join, leave, suspicion, rebalance, migration). */
+export interface ClusterEvent {
+  at: number;
+  kind: string;
+  message: string;
+}
+
+export interface NodeContext {
+  readonly id: NodeId;
+  readonly info: NodeInfo;
+  readonly config: Config;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly metrics: Metrics;
+  readonly groups: ReadonlyMap<string, Group>;
+  readonly local: LocalData;
+  readonly router: Router;
+  readonly peers: PeerClient;
+  readonly registry: Registry;
+  readonly tables: TableManager;
+  readonly tableStore: TableStore | undefined;
+  readonly election: Election | undefined;
+  partitionOf(key: string): number;
+  table(): PartitionTable;
+  members(): readonly NodeInfo[];
+  member(id: NodeId): NodeInfo | undefined;
+  onMembers(listener: (members: readonly NodeInfo[]) => void): Disposer;
+  /** Add an event to the node's bounded event feed. */
+  event(kind: string, message: string): void;
+}
+
+export interface NodePlugin {
+  readonly name: string;
+  start(ctx: NodeContext): Promise<void>;
+  stop(): Promise<void>;
+  /** Node-to-node routes under /_jincache/, by path prefix. */
+  peerRoutes?(): ReadonlyMap<string, PeerRoute>;
+  /** Fields merged into GET /cluster. */
+  clusterInfo?(): Record<string, unknown>;
+}
