@@ -156,13 +156,17 @@ export class RespServer {
     if (!server) return;
     this.server = null;
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-    for (const conn of this.open) conn.shutdown();
+    // The server reports closed before its sockets emit 'close'; wait for those too, so
+    // connections() is 0 once stop() resolves.
+    const conns = [...this.open];
+    for (const conn of conns) conn.shutdown();
     // A command stuck past its deadline must not hold stop() forever.
     const force = setTimeout(() => {
       for (const conn of this.open) conn.destroy();
     }, this.requestTimeoutMs + CLOSE_GRACE_MS);
     try {
       await closed;
+      await Promise.all(conns.map((c) => c.closed));
     } finally {
       clearTimeout(force);
     }
@@ -287,7 +291,9 @@ class RespConnection {
   private running = false;
   private draining = false;
   private closing = false;
-  private closed = false;
+  private isClosed = false;
+  /** Resolves once the socket emitted 'close'. */
+  readonly closed: Promise<void>;
   private paused = false;
   private flushScheduled: NodeJS.Immediate | null = null;
   private graceTimer: NodeJS.Timeout | null = null;
@@ -300,6 +306,8 @@ class RespConnection {
     this.log = deps.log;
     this.counters = deps.counters;
     const socket = this.socket;
+    let markClosed: () => void = () => {};
+    this.closed = new Promise((resolve) => (markClosed = resolve));
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('drain', () => {
       if (!this.draining) return;
@@ -308,10 +316,11 @@ class RespConnection {
     });
     socket.on('error', (err) => this.log.debug({ err, client: this.session.id }, 'resp client socket error'));
     socket.on('close', () => {
-      this.closed = true;
+      this.isClosed = true;
       if (this.flushScheduled) clearImmediate(this.flushScheduled);
       if (this.graceTimer) clearTimeout(this.graceTimer);
       deps.onClose();
+      markClosed();
     });
     // A client that half-closes still gets its replies; then the socket ends.
     socket.on('end', () => {
@@ -321,7 +330,7 @@ class RespConnection {
 
   /** Server stop: finish the current command, deliver replies, close. */
   shutdown(): void {
-    if (this.closed) return;
+    if (this.isClosed) return;
     if (this.running) {
       this.closing = true; // the loop closes after its current command
     } else {
@@ -347,7 +356,7 @@ class RespConnection {
   }
 
   private pump(): void {
-    if (this.running || this.closed) return;
+    if (this.running || this.isClosed) return;
     this.running = true;
     void this.loop();
   }
@@ -355,7 +364,7 @@ class RespConnection {
   /** Execute buffered commands in order until input runs out, the socket is full, or we close. */
   private async loop(): Promise<void> {
     try {
-      while (!this.closing && !this.closed) {
+      while (!this.closing && !this.isClosed) {
         if (this.socket.writableLength + this.batch.byteLength > WRITE_HIGH_WATER) {
           this.flush();
           if (this.socket.writableLength > WRITE_HIGH_WATER) {
@@ -374,7 +383,7 @@ class RespConnection {
         this.counters.commandsProcessed++;
         const result = execute(this.env, this.session, step.args);
         const reply = result instanceof Promise ? await result : result;
-        if (this.closed) return;
+        if (this.isClosed) return;
         this.reply(reply);
         if (this.session.quit) this.closing = true;
       }
@@ -413,7 +422,7 @@ class RespConnection {
       clearImmediate(this.flushScheduled);
       this.flushScheduled = null;
     }
-    if (this.batch.empty || this.closed || this.socket.writableEnded) return;
+    if (this.batch.empty || this.isClosed || this.socket.writableEnded) return;
     const chunks = this.batch.take();
     if (chunks.length === 1) {
       this.socket.write(chunks[0]!);
@@ -430,7 +439,7 @@ class RespConnection {
    * reply (the protocol error text) before the client reads it.
    */
   private finish(): void {
-    if (this.closed || this.socket.writableEnded) return;
+    if (this.isClosed || this.socket.writableEnded) return;
     this.closing = true;
     this.flush();
     this.socket.end();

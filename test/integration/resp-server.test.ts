@@ -1,0 +1,415 @@
+/**
+ * The Redis-protocol listener against real Redis clients: the Debian `redis-cli` binary and
+ * ioredis. Behind the listener is an in-memory KvService (a Map with expiry), so these tests
+ * exercise the protocol, ordering and limits, not placement.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile, spawn, execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import net from 'node:net';
+import { Redis } from 'ioredis';
+import type { GetResult, KvService, PutOptions, RequestOptions } from '../../src/cluster/kv.ts';
+import { RespServer } from '../../src/transport/resp/server.ts';
+
+/** A plain KvService: one Map, lazy expiry. Keys starting with `fail:` throw like a timeout. */
+class MemoryKv implements KvService {
+  readonly defaultGroup = 'default';
+  readonly entries = new Map<string, { value: Buffer; expiresAt: number }>();
+  calls = { get: 0, put: 0, delete: 0, expire: 0, count: 0 };
+
+  private live(key: string): { value: Buffer; expiresAt: number } | null {
+    if (key.startsWith('fail:')) throw new Error(`request timed out after 5000 ms (key ${key})`);
+    const e = this.entries.get(key);
+    if (!e) return null;
+    if (e.expiresAt !== 0 && e.expiresAt <= Date.now()) {
+      this.entries.delete(key);
+      return null;
+    }
+    return e;
+  }
+
+  async get(group: string, key: string, _opts?: RequestOptions): Promise<GetResult | null> {
+    assert.equal(group, this.defaultGroup);
+    this.calls.get++;
+    const e = this.live(key);
+    return e ? { value: e.value, expiresAt: e.expiresAt, source: 'hit' } : null;
+  }
+
+  async put(group: string, key: string, value: Buffer, opts: PutOptions & RequestOptions = {}): Promise<boolean> {
+    assert.equal(group, this.defaultGroup);
+    this.calls.put++;
+    const present = this.live(key) !== null;
+    if ((opts.condition === 'nx' && present) || (opts.condition === 'xx' && !present)) return false;
+    this.entries.set(key, { value, expiresAt: opts.ttlMs ? Date.now() + opts.ttlMs : 0 });
+    return true;
+  }
+
+  async delete(_group: string, key: string): Promise<boolean> {
+    this.calls.delete++;
+    const present = this.live(key) !== null;
+    this.entries.delete(key);
+    return present;
+  }
+
+  async expire(_group: string, key: string, ttlMs: number): Promise<boolean> {
+    this.calls.expire++;
+    const e = this.live(key);
+    if (!e) return false;
+    e.expiresAt = ttlMs === 0 ? 0 : Date.now() + ttlMs;
+    return true;
+  }
+
+  async count(): Promise<number> {
+    this.calls.count++;
+    let n = 0;
+    for (const key of [...this.entries.keys()]) if (this.live(key)) n++;
+    return n;
+  }
+}
+
+const MAX_VALUE = 64 * 1024;
+const kv = new MemoryKv();
+const server = new RespServer({
+  kv,
+  port: 0,
+  maxValueBytes: MAX_VALUE,
+  info: () => ({ node_id: 'node-test', partitions_owned: 7 }),
+});
+let port = 0;
+let redisCli = '/usr/bin/redis-cli';
+
+before(async () => {
+  if (!existsSync(redisCli)) {
+    // The project's installer when present, else Debian's package (the machine has apt).
+    if (existsSync('scripts/install-deps.sh')) execFileSync('bash', ['scripts/install-deps.sh', 'redis'], { stdio: 'inherit' });
+    else execFileSync('bash', ['-c', 'apt-get update -qq && apt-get install -y -qq redis-tools'], { stdio: 'inherit' });
+  }
+  assert.ok(existsSync(redisCli), 'redis-cli is required: apt-get install redis-tools');
+  await server.start();
+  port = server.address().port;
+});
+
+after(async () => {
+  await server.stop();
+});
+
+/** Run redis-cli against the listener; its raw (non-terminal) output, one reply element a line. */
+function cli(...args: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(redisCli, ['-h', '127.0.0.1', '-p', String(port), ...args], { timeout: 10_000 }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`redis-cli ${args.join(' ')} failed: ${err.message} ${stderr}`));
+      else resolve(stdout);
+    });
+  });
+}
+
+/** redis-cli prints an error reply and an empty line; the error text alone. */
+async function cliError(...args: string[]): Promise<string> {
+  const out = await cli(...args);
+  assert.ok(out.startsWith('ERR ') || out.startsWith('NOPROTO '), `expected an error, got ${JSON.stringify(out)}`);
+  return out.replace(/\n+$/, '');
+}
+
+function ioredis(): Redis {
+  const r = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null });
+  r.on('error', () => {}); // surfaced through the failing command instead
+  return r;
+}
+
+/** Connect a raw socket, write `input`, and collect everything until the server closes or `until` holds. */
+function raw(
+  input: Buffer | string,
+  opts: { until?: (got: string) => boolean; timeoutMs?: number } = {},
+): Promise<{ text: string; closed: boolean }> {
+  return new Promise((resolve, reject) => {
+    const sock = net.connect(port, '127.0.0.1');
+    const parts: Buffer[] = [];
+    let closed = false;
+    const done = () => {
+      clearTimeout(timer);
+      sock.destroy();
+      resolve({ text: Buffer.concat(parts).toString('latin1'), closed });
+    };
+    const timer = setTimeout(done, opts.timeoutMs ?? 3000);
+    sock.on('error', (err: NodeJS.ErrnoException) => {
+      // A reset after the server closed is fine; before it is not.
+      if (err.code === 'ECONNRESET' || err.code === 'EPIPE') return;
+      clearTimeout(timer);
+      reject(err);
+    });
+    sock.on('data', (d) => {
+      parts.push(d);
+      if (opts.until?.(Buffer.concat(parts).toString('latin1'))) done();
+    });
+    sock.on('close', () => {
+      closed = true;
+      done();
+    });
+    sock.write(input);
+  });
+}
+
+test('redis-cli round-trips the supported commands', async () => {
+  assert.equal(await cli('PING'), 'PONG\n');
+  assert.equal(await cli('PING', 'hello'), 'hello\n');
+  assert.equal(await cli('ECHO', 'a b'), 'a b\n');
+  assert.equal(await cli('SET', 'cli:a', 'alpha'), 'OK\n');
+  assert.equal(await cli('GET', 'cli:a'), 'alpha\n');
+  assert.equal(await cli('GET', 'cli:missing'), '\n');
+  assert.equal(await cli('MSET', 'cli:b', 'beta', 'cli:c', 'gamma'), 'OK\n');
+  assert.equal(await cli('MGET', 'cli:a', 'cli:nope', 'cli:c'), 'alpha\n\ngamma\n');
+  assert.equal(await cli('EXISTS', 'cli:a', 'cli:b', 'cli:nope', 'cli:a'), '3\n');
+  assert.equal(await cli('SET', 'cli:a', 'other', 'NX'), '\n'); // condition not met: nil
+  assert.equal(await cli('SET', 'cli:new', 'v', 'XX'), '\n');
+  assert.equal(await cli('SET', 'cli:t', 'v', 'EX', '100'), 'OK\n');
+  assert.equal(await cli('TTL', 'cli:t'), '100\n');
+  const pttl = Number(await cli('PTTL', 'cli:t'));
+  assert.ok(pttl > 95_000 && pttl <= 100_000, `pttl ${pttl}`);
+  assert.equal(await cli('TTL', 'cli:a'), '-1\n');
+  assert.equal(await cli('TTL', 'cli:nope'), '-2\n');
+  assert.equal(await cli('EXPIRE', 'cli:a', '50'), '1\n');
+  assert.equal(await cli('TTL', 'cli:a'), '50\n');
+  assert.equal(await cli('PEXPIRE', 'cli:a', '20000'), '1\n');
+  assert.equal(await cli('TTL', 'cli:a'), '20\n');
+  assert.equal(await cli('EXPIRE', 'cli:nope', '50'), '0\n');
+  assert.equal(await cli('EXPIRE', 'cli:b', '0'), '1\n'); // a time in the past deletes, as in Redis
+  assert.equal(await cli('EXISTS', 'cli:b'), '0\n');
+  assert.equal(await cli('DEL', 'cli:a', 'cli:c', 'cli:nope', 'cli:a'), '2\n');
+  assert.equal(await cli('DBSIZE'), `${await kv.count()}\n`);
+  assert.equal(await cli('SELECT', '0'), 'OK\n');
+});
+
+test('redis-cli sends binary values intact (-x reads the value from stdin)', async () => {
+  const value = Buffer.from([0, 1, 2, 13, 10, 255, 254, 0x24, 0x2a]);
+  await new Promise<void>((resolve, reject) => {
+    const child = spawn(redisCli, ['-h', '127.0.0.1', '-p', String(port), '-x', 'SET', 'cli:bin']);
+    child.on('error', reject);
+    child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`exit ${code}`))));
+    child.stdin.end(value);
+  });
+  assert.deepEqual(kv.entries.get('cli:bin')?.value, value);
+  const r = ioredis();
+  try {
+    assert.deepEqual(await r.getBuffer('cli:bin'), value);
+  } finally {
+    r.disconnect();
+  }
+});
+
+test('redis-cli INFO, COMMAND and errors look like Redis', async () => {
+  const info = await cli('INFO');
+  assert.match(info, /^# Server\r?\n/);
+  assert.match(info, /redis_version:7\.0\.0-jincache/);
+  assert.match(info, /loading:0/);
+  assert.match(info, /node_id:node-test/);
+  assert.match(info, /partitions_owned:7/);
+  const server = await cli('INFO', 'server');
+  assert.match(server, /redis_version/);
+  assert.doesNotMatch(server, /# Clients/);
+  assert.match(await cli('COMMAND', 'COUNT'), /^\d+\n$/);
+  assert.equal(await cliError('FLUSHALL', 'x', 'y'), "ERR unknown command 'FLUSHALL', with args beginning with: 'x' 'y' ");
+  assert.equal(await cliError('GETDEL'), "ERR unknown command 'GETDEL', with args beginning with: ");
+  assert.equal(await cliError('GET'), "ERR wrong number of arguments for 'get' command");
+  assert.equal(await cliError('SET', 'k', 'v', 'EX', 'soon'), 'ERR value is not an integer or out of range');
+  assert.equal(await cliError('SET', 'k', 'v', 'EX', '0'), "ERR invalid expire time in 'set' command");
+  assert.equal(await cliError('SET', 'k', 'v', 'NX', 'XX'), 'ERR syntax error');
+  assert.equal(await cliError('SELECT', '1'), 'ERR DB index is out of range');
+  assert.equal(await cliError('HELLO', '3'), 'NOPROTO sorry, this protocol version is not supported.');
+  assert.match(await cli('HELLO', '2'), /^server\nredis\nversion\n7\.0\.0-jincache\nproto\n2\n/);
+  assert.match(await cliError('GET', 'fail:x'), /^ERR request timed out after 5000 ms/);
+  assert.equal(await cliError('GET', 'k'.repeat(1025)), 'ERR invalid key: longer than 1024 bytes');
+  // The exact bytes, trailing space included, as Redis 7 sends them.
+  const exact = await raw('*3\r\n$4\r\nNOPE\r\n$1\r\na\r\n$2\r\nbc\r\n*1\r\n$4\r\nNOPE\r\nQUIT\r\n');
+  assert.equal(
+    exact.text,
+    "-ERR unknown command 'NOPE', with args beginning with: 'a' 'bc' \r\n-ERR unknown command 'NOPE', with args beginning with: \r\n+OK\r\n",
+  );
+});
+
+test('redis-cli --pipe: 1000 commands in one stream, all answered', async () => {
+  let input = '';
+  for (let i = 0; i < 1000; i++) {
+    const key = `pipe:${i}`;
+    const val = `v${i}`;
+    input += `*3\r\n$3\r\nSET\r\n$${key.length}\r\n${key}\r\n$${val.length}\r\n${val}\r\n`;
+  }
+  const out = await new Promise<string>((resolve, reject) => {
+    const child = spawn(redisCli, ['-h', '127.0.0.1', '-p', String(port), '--pipe']);
+    let text = '';
+    child.stdout.on('data', (d) => (text += d));
+    child.on('error', reject);
+    child.on('exit', (code) => (code === 0 ? resolve(text) : reject(new Error(`exit ${code}: ${text}`))));
+    child.stdin.end(input);
+  });
+  assert.match(out, /errors: 0, replies: 1000/);
+  for (let i = 0; i < 1000; i++) assert.equal(kv.entries.get(`pipe:${i}`)?.value.toString(), `v${i}`);
+});
+
+test('ioredis connects (RESP3 offer refused, falls back) and runs commands', async () => {
+  const r = ioredis();
+  try {
+    await r.connect();
+    assert.equal(r.status, 'ready');
+    assert.equal(await r.ping(), 'PONG');
+    assert.equal(await r.set('io:a', '1'), 'OK');
+    assert.equal(await r.set('io:a', '2', 'NX'), null);
+    assert.equal(await r.set('io:b', 'x', 'PX', 60_000, 'NX'), 'OK');
+    assert.equal(await r.get('io:a'), '1');
+    assert.equal(await r.mset('io:c', 'c', 'io:d', 'd'), 'OK');
+    assert.deepEqual(await r.mget('io:a', 'io:missing', 'io:d'), ['1', null, 'd']);
+    assert.equal(await r.exists('io:a', 'io:c'), 2);
+    const ttl = await r.pttl('io:b');
+    assert.ok(ttl > 55_000 && ttl <= 60_000);
+    assert.equal(await r.expire('io:a', 30), 1);
+    assert.equal(await r.ttl('io:a'), 30);
+    assert.equal(await r.del('io:a', 'io:b'), 2);
+    assert.equal(await r.get('io:a'), null);
+    assert.equal(typeof (await r.dbsize()), 'number');
+    assert.match(await r.info('server'), /redis_version:7/);
+    await assert.rejects(r.get('fail:io'), /ERR request timed out/);
+    await assert.rejects(r.call('nosuch', 'a'), /ERR unknown command 'nosuch', with args beginning with: 'a'/);
+    // The connection survives errors.
+    assert.equal(await r.echo('still here'), 'still here');
+    assert.equal(await r.quit(), 'OK');
+  } finally {
+    r.disconnect();
+  }
+});
+
+test('ioredis pipeline(): 1000 commands executed and answered in order', async () => {
+  const r = ioredis();
+  try {
+    await r.connect();
+    const p = r.pipeline();
+    // Each GET must see the SET just before it: a reordered execution would show it.
+    for (let i = 0; i < 500; i++) p.set('io:seq', String(i)).get('io:seq');
+    const results = await p.exec();
+    assert.ok(results);
+    assert.equal(results.length, 1000);
+    for (let i = 0; i < 500; i++) {
+      assert.deepEqual(results[2 * i], [null, 'OK']);
+      assert.deepEqual(results[2 * i + 1], [null, String(i)]);
+    }
+    // Errors inside a pipeline are per command and keep their place.
+    const mixed = await r.pipeline().set('io:m', 'x').get('fail:m').get('io:m').exec();
+    assert.ok(mixed);
+    assert.deepEqual(mixed[0], [null, 'OK']);
+    assert.match(String(mixed[1]![0]), /ERR request timed out/);
+    assert.deepEqual(mixed[2], [null, 'x']);
+  } finally {
+    r.disconnect();
+  }
+});
+
+test('raw pipelined stream: replies in order, inline and multibulk mixed', async () => {
+  let input = '';
+  let expected = '';
+  for (let i = 0; i < 1000; i++) {
+    if (i % 3 === 0) {
+      input += `ECHO e${i}\r\n`;
+      expected += `$${`e${i}`.length}\r\ne${i}\r\n`;
+    } else {
+      const msg = `m${i}`;
+      input += `*2\r\n$4\r\nPING\r\n$${msg.length}\r\n${msg}\r\n`;
+      expected += `$${msg.length}\r\n${msg}\r\n`;
+    }
+  }
+  input += 'QUIT\r\n';
+  expected += '+OK\r\n';
+  const got = await raw(input);
+  assert.equal(got.text, expected);
+  assert.ok(got.closed, 'QUIT closes the connection');
+});
+
+test('malformed input gets -ERR Protocol error, is closed, and the server keeps serving', async () => {
+  const bad = await raw('*1\r\n$4\r\nPING\r\n*2\r\n$3\r\nGET\r\n:12\r\n');
+  assert.equal(bad.text, "+PONG\r\n-ERR Protocol error: expected '$', got ':'\r\n");
+  assert.ok(bad.closed);
+  const junk = await raw(Buffer.from('*\x00\xff garbage\r\n', 'latin1'));
+  assert.equal(junk.text, '-ERR Protocol error: invalid multibulk length\r\n');
+  assert.ok(junk.closed);
+  const inline = await raw('SET "unterminated\r\n');
+  assert.equal(inline.text, '-ERR Protocol error: unbalanced quotes in request\r\n');
+  // Other clients are unaffected.
+  assert.equal(await cli('PING'), 'PONG\n');
+  const r = ioredis();
+  try {
+    assert.equal(await r.ping(), 'PONG');
+  } finally {
+    r.disconnect();
+  }
+});
+
+test('an oversize bulk is refused from its header, before its payload is sent', async () => {
+  // The header promises 100 MB; the server must answer without waiting for (or buffering) it.
+  const got = await raw('*3\r\n$3\r\nSET\r\n$3\r\nbig\r\n$100000000\r\n', { timeoutMs: 3000 });
+  assert.equal(got.text, '-ERR Protocol error: invalid bulk length\r\n');
+  assert.ok(got.closed);
+  assert.equal(kv.entries.has('big'), false);
+});
+
+test('a value over maxValueBytes but within the protocol limit is refused; the connection stays', async () => {
+  const r = ioredis();
+  try {
+    await assert.rejects(r.set('io:big', Buffer.alloc(MAX_VALUE + 1)), /ERR value too large/);
+    assert.equal(await r.set('io:big', Buffer.alloc(MAX_VALUE)), 'OK');
+    assert.equal((await r.getBuffer('io:big'))?.length, MAX_VALUE);
+  } finally {
+    r.disconnect();
+  }
+});
+
+test('a client that stops reading stops the server from executing its pipeline (back-pressure)', async () => {
+  const value = Buffer.alloc(32 * 1024, 0x61);
+  kv.entries.set('bp:v', { value, expiresAt: 0 });
+  const n = 1000; // 32 MB of replies in all
+  const req = '*2\r\n$3\r\nGET\r\n$4\r\nbp:v\r\n';
+  const reply = `$${value.length}\r\n${value.toString('latin1')}\r\n`;
+  const sock = net.connect(port, '127.0.0.1');
+  await new Promise<void>((resolve) => sock.once('connect', () => resolve()));
+  sock.pause(); // read nothing for now
+  const before = kv.calls.get;
+  sock.write(req.repeat(n));
+  // Give the server time to execute all it is willing to.
+  await new Promise((r) => setTimeout(r, 300));
+  const executedWhilePaused = kv.calls.get - before;
+  assert.ok(executedWhilePaused < n / 2, `server ran ${executedWhilePaused} of ${n} GETs for a client that reads nothing`);
+  // Now read everything: all replies arrive, in order.
+  let received = 0;
+  let expectedBytes = reply.length * n;
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`only ${received} of ${expectedBytes} bytes`)), 10_000);
+    sock.on('data', (d: Buffer) => {
+      received += d.length;
+      if (received >= expectedBytes) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    sock.resume();
+  });
+  assert.equal(received, expectedBytes);
+  assert.equal(kv.calls.get - before, n);
+  sock.destroy();
+});
+
+test('the listener counts connections and stop() closes them', async () => {
+  const extra = new RespServer({ kv, port: 0 });
+  await extra.start();
+  const a = new Redis({ port: extra.address().port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null });
+  a.on('error', () => {});
+  try {
+    await a.connect();
+    assert.equal(await a.ping(), 'PONG');
+    assert.equal(extra.connections(), 1);
+    const closed = new Promise<void>((resolve) => a.once('end', () => resolve()));
+    await extra.stop();
+    await closed;
+    assert.equal(extra.connections(), 0);
+  } finally {
+    // ioredis arms a 2 s timer when disconnect() is called on an ended connection.
+    if (a.status !== 'end') a.disconnect();
+    await extra.stop();
+  }
+});
