@@ -54,6 +54,15 @@ function figures(prefix: string, c: Comparison, withTargets: boolean): Figure[] 
   ];
 }
 
+/** Both sides must serve the very bytes the figures claim they serve. */
+async function expectValue(baseUrl: string, path: string, value: Buffer): Promise<void> {
+  const res = await fetch(baseUrl + path, { signal: AbortSignal.timeout(5000) });
+  const body = Buffer.from(await res.arrayBuffer());
+  if (res.status !== 200 || !body.equals(value)) {
+    throw new Error(`GET ${baseUrl}${path} answered ${res.status} with ${body.length} bytes, not the ${value.length}-byte value seeded`);
+  }
+}
+
 export async function run(opts: ScenarioOptions): Promise<Figure[]> {
   const log = opts.log ?? (() => {});
   const mode = opts.quick ? QUICK : FULL;
@@ -80,6 +89,7 @@ export async function run(opts: ScenarioOptions): Promise<Figure[]> {
     }
     log(`  ours ${oursUrl}, peer (bare node:http) ${bare.url}; seeding ${paths.length} keys`);
     await Promise.all([seed(oursUrl, paths, value), seed(bare.url, paths, value)]);
+    await Promise.all([expectValue(oursUrl, paths[0]!, value), expectValue(bare.url, paths[0]!, value)]);
 
     const base = { paths, connections: 50, warmupSec: mode.warmupSec, durationSec: mode.durationSec };
     const get: LoadSpec = { ...base, method: 'GET' };
@@ -98,6 +108,8 @@ export async function run(opts: ScenarioOptions): Promise<Figure[]> {
       started.push(...cluster.map((n) => n.proc));
       const entry = cluster[0]!;
       await seed(entry.url, paths, value);
+      // Read back through another node too: the load below must measure real hits.
+      await Promise.all(cluster.map((n) => expectValue(n.url, paths[paths.length - 1]!, value)));
       log(`  cluster GET through ${entry.spec.id} vs the single node`);
       const c = await compareAlternating({ ours: entry.url, peer: oursUrl, spec: get, rounds: mode.rounds, log });
       out.push(...figures('http.cluster3.get', c, false));

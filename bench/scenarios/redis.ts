@@ -23,7 +23,7 @@ interface Mode {
   testSec: number;
   rounds: number;
 }
-const QUICK: Mode = { testSec: 1, rounds: 2 };
+const QUICK: Mode = { testSec: 1, rounds: 3 };
 const FULL: Mode = { testSec: 2.5, rounds: 5 };
 /** Pilot -n per pipeline depth, and the range -n is kept in. */
 const PILOT_N = { 1: 20_000, 16: 100_000 } as const;
