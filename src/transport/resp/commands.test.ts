@@ -1,0 +1,220 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { GetResult, KvService, PutOptions, RequestOptions } from '../../cluster/kv.ts';
+import { execute, parseInteger, unknownCommand, COMMAND_NAMES, type CommandEnv, type Session } from './commands.ts';
+import { encode, type RespReply } from './writer.ts';
+
+/** A Map-backed KvService on a hand-driven clock; records the options of every call. */
+class FakeKv implements KvService {
+  readonly defaultGroup = 'g';
+  now = 1_000_000;
+  readonly data = new Map<string, { value: Buffer; expiresAt: number }>();
+  readonly seen: Array<{ op: string; key: string; opts: unknown }> = [];
+  failWith: Error | null = null;
+
+  private live(key: string) {
+    if (this.failWith) throw this.failWith;
+    const e = this.data.get(key);
+    if (e && e.expiresAt !== 0 && e.expiresAt <= this.now) {
+      this.data.delete(key);
+      return undefined;
+    }
+    return e;
+  }
+  async get(_g: string, key: string, opts?: RequestOptions): Promise<GetResult | null> {
+    this.seen.push({ op: 'get', key, opts });
+    const e = this.live(key);
+    return e ? { value: e.value, expiresAt: e.expiresAt, source: 'hit' } : null;
+  }
+  async put(_g: string, key: string, value: Buffer, opts: PutOptions & RequestOptions = {}): Promise<boolean> {
+    this.seen.push({ op: 'put', key, opts });
+    const present = this.live(key) !== undefined;
+    if ((opts.condition === 'nx' && present) || (opts.condition === 'xx' && !present)) return false;
+    this.data.set(key, { value, expiresAt: opts.ttlMs ? this.now + opts.ttlMs : 0 });
+    return true;
+  }
+  async delete(_g: string, key: string, opts?: RequestOptions): Promise<boolean> {
+    this.seen.push({ op: 'delete', key, opts });
+    const present = this.live(key) !== undefined;
+    this.data.delete(key);
+    return present;
+  }
+  async expire(_g: string, key: string, ttlMs: number, opts?: RequestOptions): Promise<boolean> {
+    this.seen.push({ op: 'expire', key, opts: { ttlMs, ...opts } });
+    const e = this.live(key);
+    if (!e) return false;
+    e.expiresAt = ttlMs === 0 ? 0 : this.now + ttlMs;
+    return true;
+  }
+  async count(): Promise<number> {
+    if (this.failWith) throw this.failWith;
+    return this.data.size;
+  }
+}
+
+function setup() {
+  const kv = new FakeKv();
+  const env: CommandEnv = {
+    kv,
+    group: kv.defaultGroup,
+    clock: { now: () => kv.now },
+    maxKeyBytes: 16,
+    maxValueBytes: 8,
+    requestTimeoutMs: 250,
+    info: async (sections) => `# Server\r\nsections:${sections.join(',')}\r\n`,
+  };
+  const session: Session = { id: 7, name: null, quit: false };
+  /** Run a command given as strings; its reply as RESP text. */
+  const run = async (...args: Array<string | Buffer>): Promise<string> => {
+    const reply: RespReply = await execute(env, session, args.map((a) => (typeof a === 'string' ? Buffer.from(a) : a)));
+    return encode(reply).toString('latin1');
+  };
+  return { kv, env, session, run };
+}
+
+test('SET maps EX/PX and NX/XX onto put, with a deadline', async () => {
+  const { kv, run } = setup();
+  assert.equal(await run('SET', 'a', '1'), '+OK\r\n');
+  assert.deepEqual(kv.seen.at(-1), { op: 'put', key: 'a', opts: { deadline: 1_000_250 } });
+  assert.equal(await run('set', 'a', '2', 'nx'), '$-1\r\n');
+  assert.equal(await run('SET', 'b', '2', 'XX'), '$-1\r\n');
+  assert.equal(await run('SET', 'b', '2', 'EX', '10', 'NX'), '+OK\r\n');
+  assert.deepEqual(kv.seen.at(-1)?.opts, { ttlMs: 10_000, condition: 'nx', deadline: 1_000_250 });
+  assert.equal(await run('SET', 'c', '3', 'PX', '1500'), '+OK\r\n');
+  assert.equal(kv.data.get('c')?.expiresAt, 1_001_500);
+});
+
+test('SET option errors are Redis errors and write nothing', async () => {
+  const { kv, run } = setup();
+  const writes = () => kv.seen.filter((s) => s.op === 'put').length;
+  assert.equal(await run('SET', 'k', 'v', 'EX'), '-ERR syntax error\r\n');
+  assert.equal(await run('SET', 'k', 'v', 'EX', '1', 'PX', '1'), '-ERR syntax error\r\n');
+  assert.equal(await run('SET', 'k', 'v', 'NX', 'NX'), '-ERR syntax error\r\n');
+  assert.equal(await run('SET', 'k', 'v', 'BOGUS'), '-ERR syntax error\r\n');
+  assert.equal(await run('SET', 'k', 'v', 'EX', '1.5'), '-ERR value is not an integer or out of range\r\n');
+  assert.equal(await run('SET', 'k', 'v', 'EX', '-1'), "-ERR invalid expire time in 'set' command\r\n");
+  assert.equal(await run('SET', 'k', 'v', 'EX', '9999999999999'), "-ERR invalid expire time in 'set' command\r\n");
+  assert.equal(await run('SET', 'k', 'v', 'GET'), '-ERR SET option GET is not supported by jincache\r\n');
+  assert.equal(await run('SET', 'k', '123456789'), '-ERR value too large: 9 bytes, the limit is 8\r\n');
+  assert.equal(await run('SET', 'k'), "-ERR wrong number of arguments for 'set' command\r\n");
+  assert.equal(writes(), 0);
+});
+
+test('keys are checked against the contract: non-empty, UTF-8, at most maxKeyBytes', async () => {
+  const { run } = setup();
+  assert.equal(await run('GET', ''), '-ERR invalid key: empty\r\n');
+  assert.equal(await run('GET', 'x'.repeat(17)), '-ERR invalid key: longer than 16 bytes\r\n');
+  assert.equal(await run('GET', Buffer.from([0xff, 0xfe])), '-ERR invalid key: not valid UTF-8\r\n');
+  assert.equal(await run('SET', 'ключ', 'v'), '+OK\r\n'); // 8 bytes of UTF-8
+  assert.equal(await run('GET', 'ключ'), '$1\r\nv\r\n');
+});
+
+test('TTL and PTTL: -2 absent, -1 no expiry, seconds rounded as Redis does', async () => {
+  const { kv, run } = setup();
+  assert.equal(await run('TTL', 'none'), ':-2\r\n');
+  await run('SET', 'p', 'v');
+  assert.equal(await run('TTL', 'p'), ':-1\r\n');
+  assert.equal(await run('PTTL', 'p'), ':-1\r\n');
+  await run('SET', 't', 'v', 'PX', '10000');
+  kv.now += 2_400;
+  assert.equal(await run('PTTL', 't'), ':7600\r\n');
+  assert.equal(await run('TTL', 't'), ':8\r\n'); // 7.6 s rounds to 8
+  kv.now += 7_600;
+  assert.equal(await run('TTL', 't'), ':-2\r\n');
+});
+
+test('EXPIRE/PEXPIRE set a TTL; zero or negative deletes the key', async () => {
+  const { kv, run } = setup();
+  await run('SET', 'a', 'v');
+  assert.equal(await run('EXPIRE', 'a', '5'), ':1\r\n');
+  assert.deepEqual(kv.seen.at(-1)?.opts, { ttlMs: 5000, deadline: 1_000_250 });
+  assert.equal(await run('PEXPIRE', 'a', '1200'), ':1\r\n');
+  assert.equal(await run('PTTL', 'a'), ':1200\r\n');
+  assert.equal(await run('EXPIRE', 'missing', '5'), ':0\r\n');
+  assert.equal(await run('EXPIRE', 'a', '-1'), ':1\r\n');
+  assert.equal(kv.data.has('a'), false);
+  assert.equal(await run('EXPIRE', 'a', '0'), ':0\r\n');
+  assert.equal(await run('EXPIRE', 'a', 'x'), '-ERR value is not an integer or out of range\r\n');
+  assert.equal(await run('EXPIRE', 'a', '5', 'NX'), '-ERR Unsupported option NX\r\n');
+});
+
+test('DEL counts distinct deleted keys; EXISTS counts repeats; MGET keeps order', async () => {
+  const { run } = setup();
+  await run('MSET', 'a', '1', 'b', '2', 'a', '3');
+  assert.equal(await run('MGET', 'a', 'zz', 'b'), '*3\r\n$1\r\n3\r\n$-1\r\n$1\r\n2\r\n'); // last MSET value wins
+  assert.equal(await run('EXISTS', 'a', 'a', 'zz', 'b'), ':3\r\n');
+  assert.equal(await run('DEL', 'a', 'a', 'zz'), ':1\r\n');
+  assert.equal(await run('DBSIZE'), ':1\r\n');
+});
+
+test('MSET validates every pair before writing any', async () => {
+  const { kv, run } = setup();
+  assert.equal(await run('MSET', 'a', '1', 'b'), "-ERR wrong number of arguments for 'mset' command\r\n");
+  assert.equal(await run('MSET', 'a', '1', '', '2'), '-ERR invalid key: empty\r\n');
+  assert.equal(await run('MSET', 'a', '1', 'b', '123456789'), '-ERR value too large: 9 bytes, the limit is 8\r\n');
+  assert.equal(kv.data.size, 0);
+});
+
+test('KvService failures (thrown or rejected) become -ERR replies', async () => {
+  const { kv, run } = setup();
+  kv.failWith = new Error('deadline exceeded waiting for node-2');
+  for (const cmd of [['GET', 'a'], ['SET', 'a', 'v'], ['DEL', 'a'], ['MGET', 'a', 'b'], ['TTL', 'a'], ['DBSIZE']]) {
+    assert.equal(await run(...cmd), '-ERR deadline exceeded waiting for node-2\r\n', cmd.join(' '));
+  }
+  const env = setup().env;
+  const broken: CommandEnv = { ...env, kv: { ...env.kv, defaultGroup: 'g', get: () => { throw new TypeError('sync boom'); } } };
+  const reply = await execute(broken, { id: 1, name: null, quit: false }, [Buffer.from('GET'), Buffer.from('k')]);
+  assert.equal(encode(reply).toString(), '-ERR sync boom\r\n');
+});
+
+test('connection commands: PING, ECHO, QUIT, SELECT, CLIENT, HELLO, AUTH, COMMAND', async () => {
+  const { run, session } = setup();
+  assert.equal(await run('PING'), '+PONG\r\n');
+  assert.equal(await run('ping', 'hi'), '$2\r\nhi\r\n');
+  assert.equal(await run('PING', 'a', 'b'), "-ERR wrong number of arguments for 'ping' command\r\n");
+  assert.equal(await run('ECHO', 'x y'), '$3\r\nx y\r\n');
+  assert.equal(await run('SELECT', '0'), '+OK\r\n');
+  assert.equal(await run('SELECT', '01'), '-ERR value is not an integer or out of range\r\n');
+  assert.equal(await run('CLIENT', 'GETNAME'), '$-1\r\n');
+  assert.equal(await run('CLIENT', 'SETNAME', 'worker-1'), '+OK\r\n');
+  assert.equal(await run('CLIENT', 'GETNAME'), '$8\r\nworker-1\r\n');
+  assert.equal(await run('CLIENT', 'SETNAME', 'a b'), '-ERR Client names cannot contain spaces, newlines or special characters.\r\n');
+  assert.equal(await run('CLIENT', 'SETINFO', 'LIB-NAME', 'ioredis'), '+OK\r\n');
+  assert.equal(await run('CLIENT', 'SETINFO', 'LIB-NAME'), "-ERR wrong number of arguments for 'client|setinfo' command\r\n");
+  assert.equal(await run('CLIENT', 'ID'), ':7\r\n');
+  assert.equal(await run('CLIENT', 'KILL'), "-ERR unknown subcommand 'KILL'. Try CLIENT HELP.\r\n");
+  assert.equal(await run('HELLO', '3'), '-NOPROTO sorry, this protocol version is not supported.\r\n');
+  assert.equal(await run('HELLO', 'x'), '-ERR Protocol version is not an integer or out of range\r\n');
+  assert.match(await run('HELLO', '2', 'SETNAME', 'n2'), /^\*14\r\n\$6\r\nserver\r\n/);
+  assert.equal(session.name, 'n2');
+  assert.match(await run('AUTH', 'pw'), /^-ERR AUTH <password> called without any password configured/);
+  assert.equal(await run('COMMAND'), '*0\r\n');
+  assert.equal(await run('COMMAND', 'DOCS'), '*0\r\n');
+  assert.equal(await run('COMMAND', 'COUNT'), `:${COMMAND_NAMES.length}\r\n`);
+  assert.equal(
+    await run('COMMAND', 'INFO', 'get', 'nope'),
+    '*2\r\n*6\r\n$3\r\nget\r\n:2\r\n*2\r\n+readonly\r\n+fast\r\n:1\r\n:1\r\n:1\r\n$-1\r\n',
+  );
+  assert.equal(await run('INFO', 'Server', 'CLIENTS'), '$35\r\n# Server\r\nsections:server,clients\r\n\r\n');
+  assert.equal(session.quit, false);
+  assert.equal(await run('QUIT'), '+OK\r\n');
+  assert.equal(session.quit, true);
+});
+
+test('unknown commands are reported in Redis 7 form, arguments cut at 128 characters', () => {
+  const reply = (args: string[]) => encode(unknownCommand(args.map((a) => Buffer.from(a)))).toString();
+  assert.equal(reply(['FOO']), "-ERR unknown command 'FOO', with args beginning with: \r\n");
+  assert.equal(reply(['foo', 'a', 'b c']), "-ERR unknown command 'foo', with args beginning with: 'a' 'b c' \r\n");
+  const long = reply(['X', 'y'.repeat(200), 'z']);
+  assert.equal(long, `-ERR unknown command 'X', with args beginning with: '${'y'.repeat(128)}' \r\n`);
+  // A newline in a command name cannot break the reply framing.
+  assert.equal(reply(['A\r\nB']), "-ERR unknown command 'A  B', with args beginning with: \r\n");
+});
+
+test('parseInteger is as strict as Redis string2ll', () => {
+  const p = (s: string) => parseInteger(Buffer.from(s));
+  assert.equal(p('0'), 0);
+  assert.equal(p('-12'), -12);
+  assert.equal(p('9007199254740991'), 9007199254740991);
+  for (const bad of ['', '01', '-0', '+1', ' 1', '1 ', '1e3', '0x10', '99999999999999999']) assert.equal(p(bad), null, bad);
+});
