@@ -1,0 +1,657 @@
+/**
+ * The versioned partition table: for every partition, its owner and an ordered list of backups.
+ * It is THE single source of truth for placement; routing, replication and migration read it.
+ *
+ * Why a table and not just the ring: a memoryless ring (even with a bounded-load cap) balances
+ * to within a few percent but moves 1.5-3x the ideal share of partitions when a node joins,
+ * because the cap reshuffles arcs far from the new node. A table can instead change minimally
+ * from its previous version (as Redis slots, Hazelcast and Olric do). The ring stays as the
+ * tie-breaker: it decides *which* node gets a partition when several could, so the choice is
+ * deterministic and spreads evenly.
+ *
+ * Algorithm (`place`), run once per role: the owner slot, then each backup slot.
+ *   1. Quota. Each member gets floor(P · w / W) partitions of this role; the P - Σfloor left
+ *      over go one each to the nodes with the largest remainders (ties: lower id). Nodes that
+ *      already hold their rounded-up share keep their extra one first ("sticky" remainders),
+ *      so a quota never drops below what a node holds merely because of rounding; this is what
+ *      keeps a leave or a weight change from moving partitions of bystanders.
+ *   2. Keep. Every previous assignment stays if its node is still a member and is not already
+ *      a holder of that partition in an earlier slot.
+ *   3. Shed. A node above quota drops its surplus: the partitions it ranks lowest by
+ *      rendezvous score fmix32(hash(node) ^ point(partition)), a deterministic per-node order.
+ *   4. Hand out. Each orphaned partition (ascending) goes to an under-quota node that is not
+ *      yet a holder of it, preferring one that held it in the previous table (a backup
+ *      promoted to owner already has the data, so nothing moves), otherwise the first such
+ *      node walking the ring clockwise from the partition's point.
+ *   5. Repair. When every under-quota node already holds the partition (possible for backup
+ *      slots near the end of step 4), swap with a partition handed out in this same step so
+ *      balance holds without touching partitions that were not moving anyway; if there is no
+ *      such swap (or the quota is infeasible, e.g. one node weighs more than the rest
+ *      together), take the first distinct node on the ring regardless of quota.
+ * Measured: max/mean partitions per node <= 1.01 and moved share = ideal (+1 partition of
+ * rounding) on a join, for 4096 partitions from 3 to 1000 nodes (see bench/scenarios/placement.ts).
+ *
+ * Determinism: members are sorted by id, every loop runs over partitions or sorted members in
+ * index order, and all ties are broken by id or partition number. No Map/Set iteration order,
+ * no randomness, no clock except `createdAt`. The same inputs give the same table everywhere.
+ */
+import type { Clock, HashFn, Member, NodeId } from '../types.ts';
+import { systemClock } from '../types.ts';
+import { checkWeight, PlacementError } from './errors.ts';
+import { DEFAULT_PARTITION_COUNT, defaultHash, fmix32 } from './hash.ts';
+import { checkVnodesPerWeight, compareIds, DEFAULT_VNODES_PER_WEIGHT, HashRing } from './ring.ts';
+
+/** Copies of each partition, owner included, when none is configured (SPEC §5 `replication.factor`). */
+export const DEFAULT_REPLICATION_FACTOR = 2;
+
+/** Largest partition count accepted (a table of 2^24 partitions is already ~100 MB of JSON). */
+export const MAX_PARTITION_COUNT = 1 << 24;
+
+/** Largest replication factor accepted. */
+export const MAX_REPLICATION_FACTOR = 64;
+
+export interface PartitionTable {
+  /** Starts at 1 and goes up by 1 with every change. */
+  version: number;
+  /** Fixed for the life of the cluster. */
+  partitionCount: number;
+  /** Copies of each partition, owner included. */
+  replicationFactor: number;
+  /** Sorted by id. */
+  members: Member[];
+  /**
+   * [partition] -> [owner, backup1, ...], distinct nodes, length min(replicationFactor,
+   * members.length); [] when there are no members.
+   */
+  assignments: NodeId[][];
+  /** clock.now() when the table was built. */
+  createdAt: number;
+}
+
+export interface PlacementOptions {
+  /** Number of partitions; fixed when the cluster is created. @default 4096 */
+  partitionCount?: number;
+  /** Copies of each partition including the owner. @default 2 (for nextTable: the previous table's) */
+  replicationFactor?: number;
+  /** Ring virtual nodes per unit of weight. @default 150 (config `cache.lru_replicas`) */
+  vnodesPerWeight?: number;
+  /** Hash for ring points and partition points. @default defaultHash (murmur3_32) */
+  hash?: HashFn;
+  /** Source of `createdAt`. @default systemClock */
+  clock?: Clock;
+}
+
+/** One partition whose holders change: old holders and new holders, owner first. */
+export interface PartitionMove {
+  partition: number;
+  from: NodeId[];
+  to: NodeId[];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Building tables
+
+/** Build version 1 of a table from scratch. */
+export function createTable(members: readonly Member[], opts: PlacementOptions = {}): PartitionTable {
+  const partitionCount = checkPartitionCount(opts.partitionCount ?? DEFAULT_PARTITION_COUNT);
+  const replicationFactor = checkReplicationFactor(opts.replicationFactor ?? DEFAULT_REPLICATION_FACTOR);
+  const sorted = normalizeMembers(members);
+  const assignments = place(undefined, sorted, partitionCount, replicationFactor, opts);
+  return freezeTable({
+    version: 1,
+    partitionCount,
+    replicationFactor,
+    members: sorted,
+    assignments,
+    createdAt: (opts.clock ?? systemClock).now(),
+  });
+}
+
+/**
+ * The next version of `prev` for a new membership (and optionally a new replication factor),
+ * changing as few assignments as the new quotas allow. The partition count never changes.
+ */
+export function nextTable(
+  prev: PartitionTable,
+  members: readonly Member[],
+  opts: Omit<PlacementOptions, 'partitionCount'> = {},
+): PartitionTable {
+  const replicationFactor = checkReplicationFactor(opts.replicationFactor ?? prev.replicationFactor);
+  const sorted = normalizeMembers(members);
+  const assignments = place(prev, sorted, prev.partitionCount, replicationFactor, opts);
+  return freezeTable({
+    version: prev.version + 1,
+    partitionCount: prev.partitionCount,
+    replicationFactor,
+    members: sorted,
+    assignments,
+    createdAt: (opts.clock ?? systemClock).now(),
+  });
+}
+
+/** `t` plus one member. Throws DUPLICATE_NODE if `m.id` is already a member. */
+export function addNode(t: PartitionTable, m: Member, opts: Omit<PlacementOptions, 'partitionCount'> = {}): PartitionTable {
+  if (t.members.some((x) => x.id === m.id)) {
+    throw new PlacementError('DUPLICATE_NODE', `node ${JSON.stringify(m.id)} is already a member`);
+  }
+  return nextTable(t, [...t.members, m], opts);
+}
+
+/** `t` without member `id`. Throws UNKNOWN_NODE if it is not a member. */
+export function removeNode(t: PartitionTable, id: NodeId, opts: Omit<PlacementOptions, 'partitionCount'> = {}): PartitionTable {
+  requireMember(t, id);
+  return nextTable(
+    t,
+    t.members.filter((x) => x.id !== id),
+    opts,
+  );
+}
+
+/** `t` with member `id` re-weighted. Throws UNKNOWN_NODE / INVALID_WEIGHT. */
+export function setWeight(
+  t: PartitionTable,
+  id: NodeId,
+  weight: number,
+  opts: Omit<PlacementOptions, 'partitionCount'> = {},
+): PartitionTable {
+  requireMember(t, id);
+  checkWeight(weight, `node ${JSON.stringify(id)}`);
+  return nextTable(
+    t,
+    t.members.map((x) => (x.id === id ? { id, weight } : x)),
+    opts,
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading tables
+
+/**
+ * Exactly the partitions whose owner or replica list differs between the two tables, ascending.
+ * Both tables must have the same partition count.
+ */
+export function planMigration(oldT: PartitionTable, newT: PartitionTable): PartitionMove[] {
+  if (oldT.partitionCount !== newT.partitionCount) {
+    throw new PlacementError(
+      'TABLE_MISMATCH',
+      `cannot plan between tables of ${oldT.partitionCount} and ${newT.partitionCount} partitions`,
+    );
+  }
+  const moves: PartitionMove[] = [];
+  for (let p = 0; p < oldT.partitionCount; p++) {
+    const from = oldT.assignments[p] ?? [];
+    const to = newT.assignments[p] ?? [];
+    if (!sameList(from, to)) moves.push({ partition: p, from: [...from], to: [...to] });
+  }
+  return moves;
+}
+
+/** The owner of a partition, or undefined when the table has no members. */
+export function ownerOf(t: PartitionTable, partition: number): NodeId | undefined {
+  return holdersOf(t, partition)[0];
+}
+
+/** Owner then backups of a partition; [] when the table has no members. */
+export function holdersOf(t: PartitionTable, partition: number): readonly NodeId[] {
+  const holders = t.assignments[partition];
+  if (holders === undefined || !Number.isInteger(partition)) {
+    throw new PlacementError(
+      'BAD_PARTITION',
+      `partition must be an integer from 0 to ${t.partitionCount - 1}. Got: ${String(partition)}`,
+    );
+  }
+  return holders;
+}
+
+/** Per member (sorted by id, members with nothing included): partitions owned and backups held. */
+export function summarize(t: PartitionTable): Map<NodeId, { owned: number; replicas: number }> {
+  const out = new Map<NodeId, { owned: number; replicas: number }>();
+  for (const m of t.members) out.set(m.id, { owned: 0, replicas: 0 });
+  for (const holders of t.assignments) {
+    for (let s = 0; s < holders.length; s++) {
+      const e = out.get(holders[s]!);
+      if (e === undefined) continue; // impossible in a table built here; tolerate foreign ones
+      if (s === 0) e.owned++;
+      else e.replicas++;
+    }
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Wire format
+
+/** Format marker of encodeTable output, bumped on incompatible change. */
+const TABLE_FORMAT = 1;
+
+interface EncodedTable {
+  format: number;
+  version: number;
+  partitionCount: number;
+  replicationFactor: number;
+  createdAt: number;
+  /** [id, weight] sorted by id */
+  members: [NodeId, number][];
+  /** member indexes, partition-major: holders of partition p at [p·w, p·w + w), w = min(rf, members) */
+  holders: number[];
+}
+
+/** Compact JSON for etcd and HTTP: holders are member indexes, flattened (~9 KB per 1000 partitions at factor 2). */
+export function encodeTable(t: PartitionTable): string {
+  const index = new Map<NodeId, number>();
+  t.members.forEach((m, i) => index.set(m.id, i));
+  const width = Math.min(t.replicationFactor, t.members.length);
+  const holders = new Array<number>(t.partitionCount * width);
+  for (let p = 0; p < t.partitionCount; p++) {
+    const list = t.assignments[p]!;
+    for (let s = 0; s < width; s++) holders[p * width + s] = index.get(list[s]!)!;
+  }
+  const enc: EncodedTable = {
+    format: TABLE_FORMAT,
+    version: t.version,
+    partitionCount: t.partitionCount,
+    replicationFactor: t.replicationFactor,
+    createdAt: t.createdAt,
+    members: t.members.map((m) => [m.id, m.weight]),
+    holders,
+  };
+  return JSON.stringify(enc);
+}
+
+/** Parse and validate encodeTable output. Throws PlacementError 'BAD_TABLE' naming the problem. */
+export function decodeTable(s: string): PartitionTable {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(s);
+  } catch (err) {
+    throw new PlacementError('BAD_TABLE', `partition table is not valid JSON: ${(err as Error).message}`, { cause: err });
+  }
+  const bad = (what: string, value: unknown): never => {
+    throw new PlacementError('BAD_TABLE', `partition table: ${what}. Got: ${short(value)}`);
+  };
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) bad('expected an object', raw);
+  const o = raw as Record<string, unknown>;
+  if (o.format !== TABLE_FORMAT) bad(`format must be ${TABLE_FORMAT}`, o.format);
+  const version = o.version;
+  if (!isInt(version) || version < 1) bad('version must be an integer >= 1', version);
+  const partitionCount = o.partitionCount;
+  if (!isInt(partitionCount) || partitionCount < 1 || partitionCount > MAX_PARTITION_COUNT) {
+    bad(`partitionCount must be an integer from 1 to ${MAX_PARTITION_COUNT}`, partitionCount);
+  }
+  const replicationFactor = o.replicationFactor;
+  if (!isInt(replicationFactor) || replicationFactor < 1 || replicationFactor > MAX_REPLICATION_FACTOR) {
+    bad(`replicationFactor must be an integer from 1 to ${MAX_REPLICATION_FACTOR}`, replicationFactor);
+  }
+  const createdAt = o.createdAt;
+  if (typeof createdAt !== 'number' || !Number.isFinite(createdAt)) bad('createdAt must be a finite number', createdAt);
+  if (!Array.isArray(o.members)) bad('members must be an array', o.members);
+  const members: Member[] = [];
+  for (const [i, e] of (o.members as unknown[]).entries()) {
+    if (!Array.isArray(e) || e.length !== 2 || typeof e[0] !== 'string' || e[0].length === 0) {
+      bad(`members[${i}] must be [id, weight]`, e);
+    }
+    const [id, weight] = e as [string, unknown];
+    if (typeof weight !== 'number' || !Number.isFinite(weight) || weight <= 0) {
+      bad(`weight of member ${JSON.stringify(id)} must be a finite number > 0`, weight);
+    }
+    if (i > 0 && compareIds(members[i - 1]!.id, id) >= 0) bad('members must be sorted by id without duplicates', id);
+    members.push({ id, weight: weight as number });
+  }
+  const pc = partitionCount as number;
+  const width = Math.min(replicationFactor as number, members.length);
+  const holders = o.holders;
+  if (!Array.isArray(holders) || holders.length !== pc * width) {
+    bad(`holders must be an array of ${pc * width} member indexes`, Array.isArray(holders) ? `length ${holders.length}` : holders);
+  }
+  const h = holders as unknown[];
+  const assignments: NodeId[][] = new Array(pc);
+  for (let p = 0; p < pc; p++) {
+    const list: NodeId[] = [];
+    for (let s = 0; s < width; s++) {
+      const x = h[p * width + s];
+      if (!isInt(x) || x < 0 || x >= members.length) bad(`holders of partition ${p} must be member indexes`, x);
+      const id = members[x as number]!.id;
+      if (list.includes(id)) bad(`holders of partition ${p} must be distinct`, id);
+      list.push(id);
+    }
+    assignments[p] = list;
+  }
+  return freezeTable({
+    version: version as number,
+    partitionCount: pc,
+    replicationFactor: replicationFactor as number,
+    members,
+    assignments,
+    createdAt: createdAt as number,
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// The placement algorithm (see the top of this file)
+
+function place(
+  prev: PartitionTable | undefined,
+  members: readonly Member[],
+  P: number,
+  R: number,
+  opts: Omit<PlacementOptions, 'partitionCount'>,
+): NodeId[][] {
+  const N = members.length;
+  if (N === 0) return Array.from({ length: P }, () => []);
+  const hash = opts.hash ?? defaultHash;
+  const vnodesPerWeight = checkVnodesPerWeight(opts.vnodesPerWeight ?? DEFAULT_VNODES_PER_WEIGHT);
+  const W = Math.min(R, N); // holders per partition
+  const ring = new HashRing(members, { vnodesPerWeight, hash });
+
+  const index = new Map<NodeId, number>();
+  const nodeHash = new Uint32Array(N);
+  for (let i = 0; i < N; i++) {
+    index.set(members[i]!.id, i);
+    nodeHash[i] = hash(members[i]!.id) >>> 0;
+  }
+  // a partition's place on the ring: hash of its decimal number
+  const point = new Uint32Array(P);
+  for (let p = 0; p < P; p++) point[p] = hash(String(p)) >>> 0;
+
+  // previous holders as member indexes (-1 = gone), one array per previous slot
+  const prevSlots: Int32Array[] = [];
+  if (prev !== undefined) {
+    if (prev.assignments.length !== P) {
+      throw new PlacementError('TABLE_MISMATCH', `previous table has ${prev.assignments.length} assignments for ${P} partitions`);
+    }
+    let prevWidth = 0;
+    for (const list of prev.assignments) prevWidth = Math.max(prevWidth, list.length);
+    for (let s = 0; s < prevWidth; s++) {
+      const slot = new Int32Array(P).fill(-1);
+      for (let p = 0; p < P; p++) {
+        const id = prev.assignments[p]![s];
+        if (id !== undefined) slot[p] = index.get(id) ?? -1;
+      }
+      prevSlots.push(slot);
+    }
+  }
+
+  // the new assignment: cur[p·W + s] = member index of slot s of partition p, -1 = unassigned
+  const cur = new Int32Array(P * W).fill(-1);
+  // is member n a holder of partition p in a slot before `r`?
+  const heldBefore = (p: number, n: number, r: number): boolean => {
+    for (let s = 0; s < r; s++) if (cur[p * W + s] === n) return true;
+    return false;
+  };
+
+  const weights = members.map((m) => m.weight);
+  const counts = new Int32Array(N);
+  const heldSoFar = new Int32Array(N); // partitions held in the slots already placed
+  for (let r = 0; r < W; r++) {
+    const prevSlot = prevSlots[r];
+    // 1. quota (sticky for nodes already holding their rounded-up share)
+    const prevCounts = new Int32Array(N);
+    if (prevSlot !== undefined) for (let p = 0; p < P; p++) if (prevSlot[p]! >= 0) prevCounts[prevSlot[p]!]!++;
+    // a node cannot hold a partition twice: its cap in this slot is what it does not hold yet
+    const cap = new Int32Array(N);
+    for (let n = 0; n < N; n++) cap[n] = P - heldSoFar[n]!;
+    const quota = quotas(weights, P, prevCounts, cap);
+
+    // 2. keep
+    counts.fill(0);
+    if (prevSlot !== undefined) {
+      for (let p = 0; p < P; p++) {
+        const n = prevSlot[p]!;
+        if (n >= 0 && !heldBefore(p, n, r)) {
+          cur[p * W + r] = n;
+          counts[n]!++;
+        }
+      }
+    }
+
+    // 3. shed surplus. First the partitions that some under-quota node can take (for a backup
+    // slot, a node that already holds the partition in an earlier slot cannot), then by lowest
+    // rendezvous score: shedding a partition nobody can take only forces a repair later.
+    const surplus = new Int32Array(N);
+    let anySurplus = false;
+    let deficitNodes = 0;
+    const deficit = new Uint8Array(N);
+    for (let n = 0; n < N; n++) {
+      surplus[n] = Math.max(0, counts[n]! - quota[n]!);
+      if (surplus[n]! > 0) anySurplus = true;
+      if (counts[n]! < quota[n]!) {
+        deficit[n] = 1;
+        deficitNodes++;
+      }
+    }
+    if (anySurplus) {
+      // blocked: every under-quota node already holds p in an earlier slot
+      const blocked = (p: number): number => {
+        if (r === 0 || deficitNodes === 0) return 0;
+        let k = 0;
+        for (let s = 0; s < r; s++) k += deficit[cur[p * W + s]!]!;
+        return k >= deficitNodes ? 1 : 0;
+      };
+      const held = new Map<number, number[]>(); // member -> its partitions in this slot (looked up, never iterated)
+      for (let p = 0; p < P; p++) {
+        const n = cur[p * W + r]!;
+        if (n >= 0 && surplus[n]! > 0) {
+          let list = held.get(n);
+          if (list === undefined) held.set(n, (list = []));
+          list.push(p);
+        }
+      }
+      for (let n = 0; n < N; n++) {
+        if (surplus[n] === 0) continue;
+        const list = held.get(n)!;
+        const h = nodeHash[n]!;
+        const keys = new Map<number, number>();
+        for (const p of list) keys.set(p, blocked(p) * 2 ** 32 + fmix32(h ^ point[p]!));
+        list.sort((a, b) => keys.get(a)! - keys.get(b)! || a - b);
+        for (let k = 0; k < surplus[n]!; k++) {
+          cur[list[k]! * W + r] = -1;
+          counts[n]!--;
+        }
+      }
+    }
+
+    // 4. hand out orphans
+    const fresh: number[] = []; // partitions handed out in this step, ascending
+    const stuck: number[] = [];
+    for (let p = 0; p < P; p++) {
+      if (cur[p * W + r] !== -1) continue;
+      let chosen = -1;
+      // a previous holder already has the data: promoting it (or keeping it in another slot) moves nothing
+      for (let s = 0; s < prevSlots.length && chosen < 0; s++) {
+        const n = prevSlots[s]![p]!;
+        if (n >= 0 && counts[n]! < quota[n]! && !heldBefore(p, n, r)) chosen = n;
+      }
+      if (chosen < 0) {
+        ring.walk(point[p]!, (id) => {
+          const n = index.get(id)!;
+          if (counts[n]! < quota[n]! && !heldBefore(p, n, r)) {
+            chosen = n;
+            return true;
+          }
+          return false;
+        });
+      }
+      if (chosen < 0) {
+        stuck.push(p);
+        continue;
+      }
+      cur[p * W + r] = chosen;
+      counts[chosen]!++;
+      fresh.push(p);
+    }
+
+    // 5. repair: every under-quota node u already holds stuck partition p. Find a partition q
+    // whose slot-r node v may hold p, and give q to u and p to v: u gains one, v stays level.
+    // Prefer q among partitions already changing in this step (no extra movement), then q held
+    // by a previous holder of p (p then needs no copy), then any q.
+    const prevHolder = (p: number, v: number): boolean => {
+      for (let s = 0; s < prevSlots.length; s++) if (prevSlots[s]![p] === v) return true;
+      return false;
+    };
+    const freshSet = new Uint8Array(P);
+    for (const q of fresh) freshSet[q] = 1;
+    const trySwap = (p: number, pass: number): boolean => {
+      for (let u = 0; u < N; u++) {
+        if (counts[u]! >= quota[u]!) continue;
+        for (let q = 0; q < P; q++) {
+          if (pass === 0 && freshSet[q] === 0) continue;
+          const v = cur[q * W + r]!;
+          if (v < 0 || (pass === 1 && !prevHolder(p, v))) continue;
+          if (heldBefore(p, v, r) || heldBefore(q, u, r + 1)) continue;
+          cur[q * W + r] = u;
+          cur[p * W + r] = v;
+          counts[u]!++;
+          freshSet[q] = 1;
+          freshSet[p] = 1;
+          return true;
+        }
+      }
+      return false;
+    };
+    for (const p of stuck) {
+      const done = trySwap(p, 0) || trySwap(p, 1) || trySwap(p, 2);
+      if (done) continue;
+      // infeasible within quota: first distinct node on the ring
+      let chosen = -1;
+      ring.walk(point[p]!, (id) => {
+        const n = index.get(id)!;
+        if (!heldBefore(p, n, r)) {
+          chosen = n;
+          return true;
+        }
+        return false;
+      });
+      if (chosen < 0) throw new Error(`placement invariant broken: no distinct node for partition ${p}`);
+      cur[p * W + r] = chosen;
+      counts[chosen]!++;
+    }
+    for (let n = 0; n < N; n++) heldSoFar[n]! += counts[n]!;
+  }
+
+  const assignments: NodeId[][] = new Array(P);
+  for (let p = 0; p < P; p++) {
+    const list: NodeId[] = new Array(W);
+    for (let s = 0; s < W; s++) list[s] = members[cur[p * W + s]!]!.id;
+    assignments[p] = list;
+  }
+  return assignments;
+}
+
+/**
+ * Apportion P seats by weight, each node getting at most `cap[n]` (a node cannot back up more
+ * partitions than it does not own). Capped nodes are fixed at their cap and the other seats are
+ * shared among the rest in proportion to weight (water-filling); then largest remainder. The
+ * leftover seats go first to nodes that already hold more than their floor (so rounding alone
+ * never takes a partition away from a node), then by largest remainder, then by lower member
+ * index (= lower id). Requires Σcap >= P.
+ */
+export function quotas(weights: readonly number[], P: number, held: ArrayLike<number>, cap?: ArrayLike<number>): Int32Array {
+  const N = weights.length;
+  const quota = new Int32Array(N);
+  const fixed = new Uint8Array(N);
+  let seats = P;
+  let total = 0;
+  for (const w of weights) total += w;
+  if (cap !== undefined) {
+    // fix every node whose proportional share exceeds its cap, until none does
+    for (let changed = true; changed; ) {
+      changed = false;
+      for (let i = 0; i < N; i++) {
+        if (fixed[i] === 1 || (seats * weights[i]!) / total <= cap[i]!) continue;
+        fixed[i] = 1;
+        quota[i] = cap[i]!;
+        seats -= cap[i]!;
+        total -= weights[i]!;
+        changed = true;
+      }
+    }
+  }
+  const frac = new Float64Array(N);
+  let assigned = 0;
+  for (let i = 0; i < N; i++) {
+    if (fixed[i] === 1) continue;
+    const exact = (seats * weights[i]!) / total;
+    const f = Math.floor(exact);
+    quota[i] = f;
+    frac[i] = exact - f;
+    assigned += f;
+  }
+  const left = seats - assigned;
+  if (left > 0) {
+    // remainders within 1e-9 of zero are rounding noise of an exact share
+    const sticky = (i: number): number => (frac[i]! > 1e-9 && (held[i] ?? 0) > quota[i]! ? 1 : 0);
+    const order: number[] = [];
+    for (let i = 0; i < N; i++) if (fixed[i] === 0) order.push(i);
+    order.sort((a, b) => sticky(b) - sticky(a) || frac[b]! - frac[a]! || a - b);
+    for (let k = 0; k < left; k++) quota[order[k % order.length]!]!++;
+  }
+  return quota;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+
+function normalizeMembers(members: readonly Member[]): Member[] {
+  const out: Member[] = [];
+  for (const m of members) {
+    if (typeof m?.id !== 'string' || m.id.length === 0) {
+      throw new PlacementError('INVALID_OPTION', `member id must be a non-empty string. Got: ${short(m?.id)}`);
+    }
+    out.push({ id: m.id, weight: checkWeight(m.weight, `node ${JSON.stringify(m.id)}`) });
+  }
+  out.sort((a, b) => compareIds(a.id, b.id));
+  for (let i = 1; i < out.length; i++) {
+    if (out[i]!.id === out[i - 1]!.id) {
+      throw new PlacementError('DUPLICATE_NODE', `node ${JSON.stringify(out[i]!.id)} is listed twice`);
+    }
+  }
+  return out;
+}
+
+function checkPartitionCount(v: unknown): number {
+  if (!isInt(v) || v < 1 || v > MAX_PARTITION_COUNT) {
+    throw new PlacementError('INVALID_OPTION', `partitionCount must be an integer from 1 to ${MAX_PARTITION_COUNT}. Got: ${short(v)}`);
+  }
+  return v;
+}
+
+function checkReplicationFactor(v: unknown): number {
+  if (!isInt(v) || v < 1 || v > MAX_REPLICATION_FACTOR) {
+    throw new PlacementError(
+      'INVALID_OPTION',
+      `replicationFactor must be an integer from 1 to ${MAX_REPLICATION_FACTOR}. Got: ${short(v)}`,
+    );
+  }
+  return v;
+}
+
+function requireMember(t: PartitionTable, id: NodeId): void {
+  if (!t.members.some((x) => x.id === id)) {
+    throw new PlacementError('UNKNOWN_NODE', `node ${JSON.stringify(id)} is not a member`);
+  }
+}
+
+function isInt(v: unknown): v is number {
+  return typeof v === 'number' && Number.isInteger(v);
+}
+
+function sameList(a: readonly NodeId[], b: readonly NodeId[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+function short(v: unknown): string {
+  const s = typeof v === 'string' ? JSON.stringify(v) : String(v);
+  return s.length > 80 ? `${s.slice(0, 77)}...` : s;
+}
+
+// Tables are shared between components and compared across versions: freezing turns an
+// accidental in-place edit into an exception instead of a silent split brain.
+function freezeTable(t: PartitionTable): PartitionTable {
+  for (const list of t.assignments) Object.freeze(list);
+  for (const m of t.members) Object.freeze(m);
+  Object.freeze(t.assignments);
+  Object.freeze(t.members);
+  return Object.freeze(t);
+}
