@@ -413,3 +413,142 @@ test('the listener counts connections and stop() closes them', async () => {
     await extra.stop();
   }
 });
+
+/** A KvService whose calls wait while the gate is closed: a slow owner, under test control. */
+class GatedKv extends MemoryKv {
+  private gate: Promise<void> | null = null;
+  private openGate: () => void = () => {};
+  waiting = 0;
+  close(): void {
+    this.gate = new Promise((resolve) => (this.openGate = resolve));
+  }
+  open(): void {
+    this.gate = null;
+    this.openGate();
+  }
+  private async pass(): Promise<void> {
+    while (this.gate) {
+      this.waiting++;
+      await this.gate;
+      this.waiting--;
+    }
+  }
+  override async get(group: string, key: string, opts?: RequestOptions): Promise<GetResult | null> {
+    await this.pass();
+    return super.get(group, key, opts);
+  }
+  override async put(group: string, key: string, value: Buffer, opts?: PutOptions & RequestOptions): Promise<boolean> {
+    await this.pass();
+    return super.put(group, key, value, opts);
+  }
+}
+
+async function withServer(
+  kvImpl: KvService,
+  opts: { maxConnections?: number },
+  body: (port: number, srv: RespServer) => Promise<void>,
+): Promise<void> {
+  const srv = new RespServer({ kv: kvImpl, port: 0, ...opts });
+  await srv.start();
+  try {
+    await body(srv.address().port, srv);
+  } finally {
+    await srv.stop();
+  }
+}
+
+function connect(p: number): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect(p, '127.0.0.1', () => resolve(s));
+    s.once('error', reject);
+  });
+}
+
+/** Collect a socket's input until `n` bytes arrived (or fail after `ms`). */
+function readBytes(sock: net.Socket, n: number, ms = 5000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let text = '';
+    const timer = setTimeout(() => reject(new Error(`got ${text.length} of ${n} bytes: ${JSON.stringify(text.slice(0, 80))}`)), ms);
+    const onData = (d: Buffer) => {
+      text += d.toString('latin1');
+      if (text.length >= n) {
+        clearTimeout(timer);
+        sock.off('data', onData);
+        resolve(text);
+      }
+    };
+    sock.on('data', onData);
+  });
+}
+
+test('replies before a slow command are sent without waiting for it', async () => {
+  const gated = new GatedKv();
+  await withServer(gated, {}, async (p) => {
+    const sock = await connect(p);
+    try {
+      gated.close();
+      sock.write('PING\r\nECHO first\r\nGET slow\r\nECHO after\r\n');
+      // +PONG and "first" arrive while GET is still held at the owner.
+      assert.equal(await readBytes(sock, '+PONG\r\n$5\r\nfirst\r\n'.length), '+PONG\r\n$5\r\nfirst\r\n');
+      assert.equal(gated.waiting, 1);
+      gated.open();
+      assert.equal(await readBytes(sock, '$-1\r\n$5\r\nafter\r\n'.length), '$-1\r\n$5\r\nafter\r\n');
+    } finally {
+      sock.destroy();
+    }
+  });
+});
+
+test('a busy connection stops reading instead of buffering a flood of requests', async () => {
+  const gated = new GatedKv();
+  await withServer(gated, {}, async (p) => {
+    const sock = await connect(p);
+    try {
+      gated.close();
+      const value = 'v'.repeat(16 * 1024);
+      const req = `*3\r\n$3\r\nSET\r\n$4\r\nk:fl\r\n$${value.length}\r\n${value}\r\n`;
+      const n = 1500; // ~24 MB: more than the parser would ever hold (16 MiB)
+      sock.write(req.repeat(n));
+      await new Promise((r) => setTimeout(r, 300));
+      // The server took only a bounded part; the rest waits in the client's socket buffer.
+      assert.ok(sock.writableLength > 8 * 1024 * 1024, `client still holds ${sock.writableLength} bytes`);
+      assert.equal(gated.waiting, 1, 'one command at a time');
+      gated.open();
+      const replies = await readBytes(sock, '+OK\r\n'.length * n, 20_000);
+      assert.equal(replies, '+OK\r\n'.repeat(n));
+    } finally {
+      sock.destroy();
+    }
+  });
+});
+
+test('a client that half-closes after its requests still gets every reply', async () => {
+  const gated = new GatedKv();
+  await withServer(gated, {}, async (p) => {
+    const sock = await connect(p);
+    gated.close();
+    sock.end('SET hc 1\r\nGET hc\r\n');
+    const got = readBytes(sock, '+OK\r\n$1\r\n1\r\n'.length);
+    await new Promise((r) => setTimeout(r, 50));
+    gated.open();
+    assert.equal(await got, '+OK\r\n$1\r\n1\r\n');
+    await new Promise<void>((resolve) => sock.on('close', () => resolve()));
+  });
+});
+
+test('connections beyond maxConnections are refused with a Redis error', async () => {
+  await withServer(new MemoryKv(), { maxConnections: 1 }, async (p, srv) => {
+    const first = await connect(p);
+    try {
+      first.write('PING\r\n');
+      await readBytes(first, 7);
+      const second = await connect(p);
+      const text = await readBytes(second, '-ERR max number of clients reached\r\n'.length);
+      assert.equal(text, '-ERR max number of clients reached\r\n');
+      second.destroy();
+      assert.equal(srv.connections(), 1);
+    } finally {
+      first.destroy();
+    }
+  });
+});
