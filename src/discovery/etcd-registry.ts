@@ -113,12 +113,13 @@ export class EtcdRegistry implements Registry {
       } catch (err) {
         lastError = err;
         // Only an unreachable etcd is worth waiting for; anything else is a bug or bad config.
-        if (!isEtcdUnavailableError(err) || Date.now() + delay > deadline || this.#abort.signal.aborted) {
+        const remaining = deadline - Date.now();
+        if (!isEtcdUnavailableError(err) || remaining <= 0 || this.#abort.signal.aborted) {
           await this.stop().catch(() => undefined);
           throw lastError;
         }
         this.#logger.warn({ err: (err as Error).message, retryInMs: delay }, 'etcd registration failed; retrying');
-        await pause(delay, this.#abort.signal);
+        await pause(Math.min(delay, remaining), this.#abort.signal);
       }
     }
     this.#heartbeat = setInterval(() => void this.#beat(), (this.#ttlSeconds * 1000) / 3);

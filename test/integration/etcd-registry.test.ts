@@ -8,7 +8,7 @@ import { createServer, connect as netConnect, type Server, type Socket } from 'n
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { NodeInfo } from '../../src/core/types.ts';
-import { createEtcdClient, type EtcdLogger } from '../../src/discovery/etcd-client.ts';
+import { createEtcdClient, isEtcdUnavailableError, type EtcdLogger } from '../../src/discovery/etcd-client.ts';
 import { EtcdRegistry } from '../../src/discovery/etcd-registry.ts';
 import { startEtcd, type EtcdCluster } from '../helpers/etcd.ts';
 import { freePort } from '../helpers/ports.ts';
@@ -125,6 +125,21 @@ describe('EtcdRegistry (single etcd member)', { timeout: 60_000 }, () => {
       await a.stop();
       await b.stop();
     }
+  });
+
+  test('start() against an unreachable etcd rejects with EtcdUnavailableError after startTimeoutMs', async () => {
+    const r = new EtcdRegistry({
+      endpoints: ['127.0.0.1:1'],
+      prefix: freshPrefix(),
+      leaseTtlMs: 2000,
+      dialTimeoutMs: 200,
+      startTimeoutMs: 600,
+    });
+    const t = Date.now();
+    await assert.rejects(r.start(node('a')), isEtcdUnavailableError);
+    const ms = Date.now() - t;
+    assert.ok(ms >= 300 && ms < 3000, `gave up after ${ms} ms`);
+    assert.deepEqual(ids(r), []);
   });
 
   test('NodeInfo is published under one lease with a heartbeat key (SPEC §4 layout)', async () => {
