@@ -192,16 +192,23 @@ export class RespServer {
       setTimeout(() => socket.destroy(), CLOSE_GRACE_MS).unref();
       return;
     }
+    // Redis's tcp-keepalive default: find dead peers that never send FIN.
+    socket.setKeepAlive(true, 300_000);
+    const id = this.nextClientId++;
     const conn = new RespConnection({
       socket,
       env: this.env,
-      session: { id: this.nextClientId++, name: null, quit: false },
+      session: { id, name: null, quit: false },
       parser: new RespParser(this.parserOptions()),
       log: this.log,
       counters: this.counters,
-      onClose: () => this.open.delete(conn),
+      onClose: () => {
+        this.open.delete(conn);
+        this.log.debug({ client: id }, 'resp client disconnected');
+      },
     });
     this.open.add(conn);
+    this.log.debug({ client: id, remote: `${socket.remoteAddress}:${socket.remotePort}` }, 'resp client connected');
   }
 
   private async infoText(sections: string[]): Promise<string> {
@@ -324,7 +331,8 @@ class RespConnection {
     });
     // A client that half-closes still gets its replies; then the socket ends.
     socket.on('end', () => {
-      if (!this.running) this.finish();
+      // A running or draining loop checks readableEnded itself once it runs out of input.
+      if (!this.running && !this.draining) this.finish();
     });
   }
 
