@@ -9,6 +9,7 @@
 // --aa      A/A calibration: where supported, "ours" is a second copy of the peer, so the ratios
 //           show the harness's own noise; never written to the results
 // --no-write  print only
+// --budget S  override every scenario's time budget (seconds), e.g. to test the overrun path
 //
 // Every figure is measured side by side with its peer in the same run and reported as a ratio.
 // Each scenario has a time budget (its optional prepare(), e.g. installing redis, has its own); every child process is stopped by PID after each scenario,
@@ -50,11 +51,11 @@ const SCENARIOS: readonly Entry[] = [
 const SCENARIO_DIR = join(REPO_DIR, 'bench', 'scenarios');
 
 function usage(msg: string): never {
-  process.stderr.write(`bench: ${msg}\nusage: node bench/run.ts [--quick] [--only ${SCENARIOS.map((s) => s.name).join(',')}] [--aa] [--no-write] [--list]\n`);
+  process.stderr.write(`bench: ${msg}\nusage: node bench/run.ts [--quick] [--only ${SCENARIOS.map((s) => s.name).join(',')}] [--aa] [--no-write] [--budget SEC] [--list]\n`);
   process.exit(2);
 }
 
-function parseCli(): { quick: boolean; only: Set<string> | null; aa: boolean; write: boolean; list: boolean } {
+function parseCli(): { quick: boolean; only: Set<string> | null; aa: boolean; write: boolean; list: boolean; budget: number | null } {
   let values;
   try {
     ({ values } = parseArgs({
@@ -63,6 +64,7 @@ function parseCli(): { quick: boolean; only: Set<string> | null; aa: boolean; wr
         only: { type: 'string' },
         aa: { type: 'boolean', default: false },
         'no-write': { type: 'boolean', default: false },
+        budget: { type: 'string' },
         list: { type: 'boolean', default: false },
       },
     }));
@@ -74,7 +76,12 @@ function parseCli(): { quick: boolean; only: Set<string> | null; aa: boolean; wr
     only = new Set(values.only.split(',').map((s) => s.trim()).filter((s) => s.length > 0));
     for (const n of only) if (!SCENARIOS.some((s) => s.name === n)) usage(`unknown scenario "${n}"`);
   }
-  return { quick: values.quick, only, aa: values.aa, write: !values['no-write'] && !values.aa, list: values.list };
+  let budget: number | null = null;
+  if (values.budget !== undefined) {
+    budget = Number(values.budget);
+    if (!Number.isFinite(budget) || budget <= 0) usage(`--budget must be a positive number of seconds. Got: ${values.budget}`);
+  }
+  return { quick: values.quick, only, aa: values.aa, write: !values['no-write'] && !values.aa, list: values.list, budget };
 }
 
 interface Loaded {
@@ -98,16 +105,29 @@ class BudgetExceeded extends Error {
   readonly code = 'BENCH_BUDGET';
 }
 
-async function withBudget<T>(p: Promise<T>, sec: number, name: string): Promise<T> {
+/** After an overrun, how long the abandoned scenario gets to notice its aborted signal. */
+const ABORT_GRACE_MS = 15_000;
+
+/**
+ * Races `start(signal)` against the budget. On overrun, aborts the signal and waits (bounded)
+ * for the scenario to stop, so it does not start servers while the next scenario measures.
+ */
+async function withBudget<T>(start: (signal: AbortSignal) => Promise<T>, sec: number, name: string): Promise<T> {
+  const ac = new AbortController();
+  const p = start(ac.signal);
   let timer: NodeJS.Timeout | undefined;
-  const t = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new BudgetExceeded(`${name} exceeded its ${sec} s budget`)), sec * 1000);
+  const t = new Promise<'overrun'>((resolve) => {
+    timer = setTimeout(() => resolve('overrun'), sec * 1000);
   });
   try {
-    return await Promise.race([p, t]);
+    const r = await Promise.race([p, t]);
+    if (r !== 'overrun') return r;
   } finally {
     clearTimeout(timer);
   }
+  ac.abort(new BudgetExceeded(`${name} exceeded its ${sec} s budget`));
+  await Promise.race([p.catch(() => {}), new Promise((r) => setTimeout(r, ABORT_GRACE_MS))]);
+  throw new BudgetExceeded(`${name} exceeded its ${sec} s budget`);
 }
 
 function printTable(figures: readonly Figure[]): void {
@@ -148,7 +168,7 @@ async function main(): Promise<number> {
   let failed = 0;
   for (const e of chosen) {
     const t0 = Date.now();
-    const budget = cli.quick ? e.budgetSec.quick : e.budgetSec.full;
+    const budget = cli.budget ?? (cli.quick ? e.budgetSec.quick : e.budgetSec.full);
     const log = (line: string) => console.log(`[${e.name} ${((Date.now() - t0) / 1000).toFixed(0).padStart(3)}s] ${line}`);
     let status: ScenarioRecord['status'] = 'ok';
     let reason: string | null = null;
@@ -161,9 +181,10 @@ async function main(): Promise<number> {
         reason = mod;
       } else {
         const opts: ScenarioOptions = { quick: cli.quick, aa: cli.aa, log };
-        if (mod.prepare) await withBudget(mod.prepare(opts), PREPARE_BUDGET_SEC, `${e.name} prepare`);
+        const prepare = mod.prepare;
+        if (prepare) await withBudget((signal) => prepare({ ...opts, signal }), PREPARE_BUDGET_SEC, `${e.name} prepare`);
         const t1 = Date.now();
-        got = await withBudget(mod.run(opts), budget, e.name);
+        got = await withBudget((signal) => mod.run({ ...opts, signal }), budget, e.name);
         log(`measured in ${((Date.now() - t1) / 1000).toFixed(1)} s`);
       }
     } catch (err) {
@@ -172,7 +193,7 @@ async function main(): Promise<number> {
         reason = err.message;
       } else {
         status = 'failed';
-        reason = err instanceof Error ? (err.stack ?? err.message) : String(err);
+        reason = err instanceof BudgetExceeded ? err.message : err instanceof Error ? (err.stack ?? err.message) : String(err);
         failed++;
       }
     } finally {

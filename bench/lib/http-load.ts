@@ -149,6 +149,8 @@ export interface CompareOptions {
   rounds?: number;
   /** Progress lines. Default: silent. */
   log?: (line: string) => void;
+  /** Checked before every run; default none. */
+  signal?: AbortSignal;
 }
 
 export interface Comparison {
@@ -169,6 +171,7 @@ export async function compareAlternating(opts: CompareOptions): Promise<Comparis
     throw new LoadError(`rounds must be an integer in 1..50. Got: ${rounds}`);
   }
   const log = opts.log ?? (() => {});
+  opts.signal?.throwIfAborted();
   const warmupSec = opts.spec.warmupSec ?? 0;
   if (warmupSec > 0) {
     // Once per side, not per round: rounds are short slices, and many of them.
@@ -178,6 +181,7 @@ export async function compareAlternating(opts: CompareOptions): Promise<Comparis
   const slice: LoadSpec = { ...opts.spec, warmupSec: 0 };
   const done: { ours: LoadResult; peer: LoadResult }[] = [];
   for (let i = 0; i < rounds; i++) {
+    opts.signal?.throwIfAborted();
     const ours = await runLoad(opts.ours, slice);
     const peer = await runLoad(opts.peer, slice);
     log(`  round ${i + 1}/${rounds}: ours ${fmtLoad(ours)} | peer ${fmtLoad(peer)} | ratio ${(ours.rps / peer.rps).toFixed(2)}`);

@@ -21,6 +21,11 @@ export interface ScenarioOptions {
   aa?: boolean;
   /** Progress lines. Default: silent. */
   log?: (line: string) => void;
+  /**
+   * Aborted when the scenario overruns its time budget. Check it between steps (throwIfAborted)
+   * so an abandoned scenario stops within one step instead of loading the next one's servers.
+   */
+  signal?: AbortSignal;
 }
 
 export type ScenarioRun = (opts: ScenarioOptions) => Promise<Figure[]>;

@@ -96,13 +96,14 @@ export async function run(opts: ScenarioOptions): Promise<Figure[]> {
     const put: LoadSpec = { ...base, method: 'PUT', body: value };
 
     log(`  GET: ${mode.rounds} alternating rounds of ${mode.durationSec}s per side`);
-    const g = await compareAlternating({ ours: oursUrl, peer: bare.url, spec: get, rounds: mode.rounds, log });
+    const g = await compareAlternating({ ours: oursUrl, peer: bare.url, spec: get, rounds: mode.rounds, log, signal: opts.signal });
     out.push(...figures('http.get', g, true));
     log(`  PUT: ${mode.rounds} alternating rounds of ${mode.durationSec}s per side`);
-    const p = await compareAlternating({ ours: oursUrl, peer: bare.url, spec: put, rounds: mode.rounds, log });
+    const p = await compareAlternating({ ours: oursUrl, peer: bare.url, spec: put, rounds: mode.rounds, log, signal: opts.signal });
     out.push(...figures('http.put', p, true));
 
     if (!aa) {
+      opts.signal?.throwIfAborted();
       log('  starting a 3-node static cluster');
       const cluster = await startCluster(3);
       started.push(...cluster.map((n) => n.proc));
@@ -111,7 +112,7 @@ export async function run(opts: ScenarioOptions): Promise<Figure[]> {
       // Read back through another node too: the load below must measure real hits.
       await Promise.all(cluster.map((n) => expectValue(n.url, paths[paths.length - 1]!, value)));
       log(`  cluster GET through ${entry.spec.id} vs the single node`);
-      const c = await compareAlternating({ ours: entry.url, peer: oursUrl, spec: get, rounds: mode.rounds, log });
+      const c = await compareAlternating({ ours: entry.url, peer: oursUrl, spec: get, rounds: mode.rounds, log, signal: opts.signal });
       out.push(...figures('http.cluster3.get', c, false));
       log(`  cluster median ${fmtLoad(c.ours)}`);
     }

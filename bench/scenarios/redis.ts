@@ -170,12 +170,14 @@ export async function run(opts: ScenarioOptions): Promise<Figure[]> {
 
     const figures: Figure[] = [];
     for (const pipeline of [1, 16] as const) {
+      opts.signal?.throwIfAborted();
       const pilot = [await redisBenchmark(respPort, PILOT_N[pipeline], pipeline), await redisBenchmark(redisPort, PILOT_N[pipeline], pipeline)];
       const slowest = Math.min(...pilot.flatMap((m) => [m.get('GET')!.rps, m.get('SET')!.rps]));
       const n = Math.round(Math.min(N_MAX, Math.max(N_MIN, slowest * mode.testSec)));
       log(`  P${pipeline}: -n ${n} (slowest pilot ${Math.round(slowest)} req/s)`);
       const rounds: { ours: Map<string, BenchLine>; peer: Map<string, BenchLine> }[] = [];
       for (let i = 0; i < mode.rounds; i++) {
+        opts.signal?.throwIfAborted();
         const ours = await redisBenchmark(respPort, n, pipeline);
         const peer = await redisBenchmark(redisPort, n, pipeline);
         rounds.push({ ours, peer });
