@@ -12,7 +12,7 @@
  * cannot leak an etcd. Teardown uses SIGKILL because SIGTERM can take ~7 s (ETCD-NOTES).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -61,6 +61,8 @@ export interface StartEtcdOptions {
 
 /** Every live etcd child of this process, killed on exit whatever happens. */
 const live = new Set<ChildProcess>();
+/** Data dirs not yet removed by a cluster's stop(); removed on exit. */
+const dataDirs = new Set<string>();
 
 function killAllSync(): void {
   for (const child of live) {
@@ -73,6 +75,8 @@ function killAllSync(): void {
     }
   }
   live.clear();
+  for (const dir of dataDirs) rmSync(dir, { recursive: true, force: true });
+  dataDirs.clear();
 }
 
 let exitHooksInstalled = false;
@@ -265,6 +269,7 @@ export async function startEtcd(opts: StartEtcdOptions = {}): Promise<EtcdCluste
       peerUrl: `http://127.0.0.1:${await freePort()}`,
       dataDir: await mkdtemp(join(tmpdir(), 'jincache-etcd-')),
     });
+    dataDirs.add(specs[i]!.dataDir);
   }
   const initialCluster = specs.map((s) => `${s.name}=${s.peerUrl}`).join(',');
   const token = `jincache-test-${process.pid}-${Date.now()}`;
@@ -273,6 +278,7 @@ export async function startEtcd(opts: StartEtcdOptions = {}): Promise<EtcdCluste
   const stop = async (): Promise<void> => {
     await Promise.all(members.map((m) => m.stop('SIGKILL')));
     await Promise.all(members.map((m) => rm(m.dataDir, { recursive: true, force: true })));
+    for (const m of members) dataDirs.delete(m.dataDir);
   };
 
   try {
