@@ -89,4 +89,17 @@ describe('RateVector', () => {
     v.rotate(2000);
     assert.equal(v.rate(0), 15);
   });
+
+  it('divides by the time the buckets really covered, so a late tick does not skew the rate', () => {
+    const v = new RateVector({ size: 1, windowMs: 10_000, buckets: 10 });
+    v.restart(0);
+    let t = 0;
+    for (let b = 0; b < 30; b++) {
+      const d = b % 2 === 0 ? 1500 : 500; // irregular ticks, 100 events per second throughout
+      t += d;
+      v.inc(0, d / 10);
+      v.rotate(t);
+    }
+    assert.ok(Math.abs(v.rate(0) - 100) < 1e-9, `rate ${v.rate(0)}`);
+  });
 });

@@ -151,9 +151,15 @@ export interface RateVectorOptions {
 }
 
 /**
- * `size` counters sharing one window, for per-partition request rates. The hot path is a bare
- * `current[i] += n` with no clock read; the owner calls `rotate(now)` once per bucket (the
- * monitor's tick), which closes the current bucket into the ring in O(size).
+ * `size` counters sharing one window, for per-partition request rates and for the monitor's
+ * request counters. The hot path is a bare `current[i] += n` with no clock read; the owner calls
+ * `rotate(now)` once per bucket (the monitor's tick), which closes the current bucket into the
+ * ring in O(size).
+ *
+ * Rates divide by the time the closed buckets really covered (each bucket remembers the time
+ * from the previous rotate to its own), so a late or early tick does not skew them; events
+ * flushed by a tick are not misattributed to the tiny elapsed part of a clock-aligned bucket,
+ * which is why the monitor uses this and not RateWindow.
  *
  * Memory: (buckets + 2) x size x 8 bytes; 4096 partitions x 10 buckets is ~390 KiB.
  */
@@ -163,14 +169,16 @@ export class RateVector {
   readonly bucketMs: number;
   /** Counts since the last rotate(); the request path writes here directly. */
   readonly current: Float64Array;
-  /** buckets x size, closed buckets, slot `slot` is the oldest. */
+  /** buckets x size, closed buckets; slot `slot` is the oldest. */
   private readonly ring: Float64Array;
   /** Per counter: sum over the closed buckets in the ring. */
   private readonly sums: Float64Array;
+  /** Per slot: ms the bucket covered. */
+  private readonly durations: Float64Array;
   private readonly buckets: number;
   private slot = 0;
-  /** Closed buckets so far, up to `buckets`: the span a young window divides by. */
-  private closed = 0;
+  /** Σ durations of the closed buckets. */
+  private spanMs = 0;
   private lastRotate = Number.NaN;
 
   constructor(opts: RateVectorOptions) {
@@ -185,6 +193,7 @@ export class RateVector {
     this.current = new Float64Array(opts.size);
     this.ring = new Float64Array(buckets * opts.size);
     this.sums = new Float64Array(opts.size);
+    this.durations = new Float64Array(buckets);
   }
 
   /** Count `n` events for counter `i` (no bounds check beyond the typed array's own). */
@@ -192,9 +201,14 @@ export class RateVector {
     this.current[i]! += n;
   }
 
+  /** Mark `now` as the start of the current bucket (e.g. when the owner starts ticking). */
+  restart(now: number): void {
+    this.lastRotate = now;
+  }
+
   /**
-   * Close the current bucket: it replaces the oldest in the ring. Call once per `bucketMs`
-   * (a late tick simply makes one bucket cover a little more time).
+   * Close the current bucket: it replaces the oldest in the ring and covers the time since the
+   * previous rotate() or restart() (bucketMs for the very first). Call once per `bucketMs`.
    */
   rotate(now: number): void {
     const base = this.slot * this.size;
@@ -210,8 +224,10 @@ export class RateVector {
         cur[i] = 0;
       }
     }
+    const d = Number.isNaN(this.lastRotate) ? this.bucketMs : Math.max(0, now - this.lastRotate);
+    this.spanMs += d - this.durations[this.slot]!;
+    this.durations[this.slot] = d;
     this.slot = (this.slot + 1) % this.buckets;
-    if (this.closed < this.buckets) this.closed++;
     this.lastRotate = now;
   }
 
@@ -220,8 +236,8 @@ export class RateVector {
    * (events since the last rotate are not included: call right after rotate()).
    */
   forEachRate(fn: (i: number, perSecond: number) => void): void {
-    if (this.closed === 0) return;
-    const scale = 1000 / (this.closed * this.bucketMs);
+    if (!(this.spanMs > 0)) return;
+    const scale = 1000 / this.spanMs;
     const sums = this.sums;
     for (let i = 0; i < this.size; i++) {
       const s = sums[i]!;
@@ -232,13 +248,7 @@ export class RateVector {
 
   /** Rate of counter `i` per second over the closed buckets. */
   rate(i: number): number {
-    if (this.closed === 0) return 0;
     const s = this.sums[i] ?? 0;
-    return s > 1e-9 ? (s * 1000) / (this.closed * this.bucketMs) : 0;
-  }
-
-  /** Time of the last rotate(), NaN before the first. */
-  get rotatedAt(): number {
-    return this.lastRotate;
+    return s > 1e-9 && this.spanMs > 0 ? (s * 1000) / this.spanMs : 0;
   }
 }
