@@ -6,6 +6,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from './exit.ts';
+import { startLocalEtcd, type LocalEtcd } from './local-etcd.ts';
 
 export interface ClusterFlags {
   nodes: string;
@@ -29,8 +30,18 @@ export async function runCluster(flags: ClusterFlags): Promise<number> {
     process.stderr.write(`jincache cluster: --base-port ${flags.basePort} is invalid\n`);
     return EXIT_USAGE;
   }
-  if (flags.etcd !== undefined) {
-    process.stderr.write('jincache cluster: --etcd is not available yet; starting with static peers\n');
+  let etcd: LocalEtcd | undefined;
+  let etcdEndpoints: string | undefined;
+  if (flags.etcd === 'auto') {
+    try {
+      etcd = await startLocalEtcd();
+    } catch (e) {
+      process.stderr.write(`jincache cluster: --etcd auto: ${(e as Error).message}\n`);
+      return EXIT_FAILURE;
+    }
+    etcdEndpoints = etcd.endpoint;
+  } else if (flags.etcd !== undefined) {
+    etcdEndpoints = flags.etcd;
   }
   const ids = Array.from({ length: n }, (_, i) => `node-${i + 1}`);
   const peers = ids.map((id, i) => `${id}=http://127.0.0.1:${base + i}`).join(',');
@@ -50,11 +61,13 @@ export async function runCluster(flags: ClusterFlags): Promise<number> {
           }),
       ),
     );
+    etcd?.stop();
   };
 
   ids.forEach((id, i) => {
-    const args = [BIN, 'serve', '--id', id, '--port', String(base + i), '--peers', peers];
-    if (i === 0) args.push('--api-port', flags.apiPort);
+    const args = [BIN, 'serve', '--id', id, '--port', String(base + i)];
+    args.push(...(etcdEndpoints !== undefined ? ['--etcd', etcdEndpoints] : ['--peers', peers]));
+    if (i === 0) args.push('--api-port', flags.apiPort, '--resp-port', flags.respPort);
     if (flags.config) args.push('--config', flags.config);
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit'] });
     child.on('exit', (code, signal) => {
@@ -80,7 +93,11 @@ export async function runCluster(flags: ClusterFlags): Promise<number> {
       `  dashboard & API   ${api}/`,
       `  store a value     curl -X PUT --data-binary 'hello' ${api}/api/scores/greeting`,
       `  read it back      curl ${api}/api/scores/greeting`,
+      `  redis protocol    redis-cli -p ${flags.respPort} set greeting hello`,
       `  cluster status    node bin/jincache.js status --node ${api}`,
+      ...(etcdEndpoints !== undefined
+        ? [`  etcd              ${etcdEndpoints} (add a node: node bin/jincache.js serve --etcd ${etcdEndpoints} --id node-${n + 1} --port ${base + n})`]
+        : []),
       '  Ctrl-C stops the cluster.',
       '',
     ].join('\n'),

@@ -6,6 +6,7 @@ import { Command, CommanderError } from 'commander';
 import { runServe } from './serve.ts';
 import { runCluster } from './cluster.ts';
 import { runStatus } from './status.ts';
+import { runConfig } from './config.ts';
 
 import { EXIT_OK, EXIT_USAGE } from './exit.ts';
 
@@ -58,6 +59,19 @@ export function buildProgram(): Command {
     .option('--json', 'machine-readable output')
     .action(async (opts) => {
       process.exitCode = await runStatus(opts);
+    });
+
+  program
+    .command('config')
+    .description('read or write live per-group overrides in etcd (/jincache/config/{group})')
+    .argument('<action>', 'get or set')
+    .argument('<key>', 'GROUP or GROUP.FIELD, e.g. scores.cache_bytes')
+    .argument('[value]', 'JSON object for GROUP, or a value for GROUP.FIELD (omit to remove the field)')
+    .option('--etcd <urls>', 'etcd endpoints, comma-separated', collectList)
+    .option('--prefix <prefix>', 'etcd key prefix', '/jincache')
+    .option('--json', 'compact JSON output')
+    .action(async (action: string, key: string, value: string | undefined, opts: { etcd?: string[]; prefix: string; json?: boolean }) => {
+      process.exitCode = await runConfig(action, key, value, { ...opts, etcd: opts.etcd ?? ['127.0.0.1:2379'] });
     });
 
   return program;

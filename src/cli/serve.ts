@@ -29,6 +29,7 @@ export function flagOverrides(f: ServeFlags): Record<string, Record<string, unkn
   set('server', 'api_port', num(f.apiPort));
   set('server', 'resp_port', num(f.respPort));
   set('etcd', 'endpoints', f.etcd);
+  if (f.etcd !== undefined) set('etcd', 'enabled', true);
   set('cluster', 'peers', f.peers);
   set('cluster', 'secret', f.secret);
   set('log', 'level', f.logLevel);
@@ -62,5 +63,7 @@ export async function runServe(flags: ServeFlags): Promise<number> {
     process.once('SIGTERM', () => shutdown('SIGTERM'));
     process.once('SIGINT', () => shutdown('SIGINT'));
   });
-  return EXIT_OK;
+  // The node has left and closed its listeners; client libraries (etcd's gRPC channel, keep-alive
+  // agents) may still hold handles for a while. A stopped server exits now rather than linger.
+  process.exit(EXIT_OK);
 }

@@ -24,6 +24,9 @@ import type { WireRecord } from '../transport/codec.ts';
 import { HttpListener, type HttpBackend, type HttpLimits, type PeerRoute } from '../transport/http/server.ts';
 import { PeerClient } from '../transport/peer-client.ts';
 import { JincacheError } from './errors.ts';
+import { applyGroupOverrides, parseGroupOverride, type GroupOverride } from '../config/overrides.ts';
+import { isConfigError } from '../config/errors.ts';
+import { EtcdCoordination } from './coordination.ts';
 import type { KvService } from './kv.ts';
 import { LocalData } from './local-data.ts';
 import type { ClusterEvent, NodeContext, NodePlugin } from './plugin.ts';
@@ -47,7 +50,10 @@ export interface NodeOptions {
 
 export class JincacheNode {
   readonly id: NodeId;
+  /** The base config (file + flags). */
   readonly config: Config;
+  /** The config in force: the base plus valid live overrides from etcd. */
+  liveConfig: Config;
   readonly kv: KvService;
   readonly router: Router;
   readonly logger: Logger;
@@ -66,6 +72,9 @@ export class JincacheNode {
   private readonly tableStore: TableStore | undefined;
   private readonly election: Election | undefined;
   private readonly partitionOf: (key: string) => number;
+  private readonly etcd: EtcdCoordination | undefined;
+  // the last valid override of each group; an invalid new one leaves its entry as it was
+  private readonly overrides: Record<string, GroupOverride> = {};
   private readonly memberListeners = new Set<(members: readonly NodeInfo[]) => void>();
   private readonly events: ClusterEvent[] = [];
   private readonly assets = dashboardAssets();
@@ -76,6 +85,7 @@ export class JincacheNode {
   constructor(opts: NodeOptions) {
     const cfg = opts.config;
     this.config = cfg;
+    this.liveConfig = cfg;
     this.clock = opts.clock ?? systemClock;
     const address = resolveAdvertise(cfg);
     const staticPeers = parsePeers(cfg.cluster.peers, this.clock.now());
@@ -101,8 +111,6 @@ export class JincacheNode {
     };
     const partitionOf = (key: string): number => hashPartition(key, partitionCount);
     this.partitionOf = partitionOf;
-    this.tableStore = opts.tableStore;
-    this.election = opts.election;
     for (const { name } of cfg.groups) {
       const g = resolveGroup(cfg, name)!;
       const loader = opts.loaders?.[name] ?? (g.loader ? httpLoader(g.loader.url, { timeoutMs: g.loader.timeout, maxBytes: cfg.cache.max_value_bytes }) : undefined);
@@ -110,8 +118,11 @@ export class JincacheNode {
     }
 
     this.local = new LocalData({ groups: this.groups, hlc: new HybridClock(this.clock), clock: this.clock });
-    this.registry = opts.registry ?? new StaticRegistry(staticPeers);
-    this.tables = new TableManager({ registry: this.registry, placement: this.placement, store: opts.tableStore, election: opts.election, logger: this.logger });
+    this.etcd = opts.registry === undefined && cfg.etcd.enabled ? new EtcdCoordination(cfg, this.id, { clock: this.clock, logger: this.logger }) : undefined;
+    this.tableStore = opts.tableStore ?? this.etcd?.tableStore;
+    this.election = opts.election ?? this.etcd?.election;
+    this.registry = opts.registry ?? this.etcd?.registry ?? new StaticRegistry(staticPeers);
+    this.tables = new TableManager({ registry: this.registry, placement: this.placement, store: this.tableStore, election: this.election, logger: this.logger });
     this.peers = new PeerClient({ secret: cfg.cluster.secret, timeoutMs: cfg.fault_tolerance.request_timeout });
 
     const view: ClusterView = {
@@ -144,6 +155,15 @@ export class JincacheNode {
     // listen before joining: peers may route to us as soon as we are in the table
     for (const l of this.listeners) await l.start();
 
+    if (this.etcd !== undefined) {
+      await this.etcd.start();
+      for (const [group, raw] of this.etcd.config.current()) this.applyOverride(group, raw);
+      this.etcd.config.onChange((group, raw) => this.applyOverride(group, raw));
+      this.etcd.election.onChange((leader) => {
+        this.logger.info({ leader }, 'cluster leader changed');
+        this.event('leader', `${leader ?? 'nobody'} is the leader`);
+      });
+    }
     this.registry.onChange((members) => this.setMembers(members));
     await this.registry.start(this.info);
     this.setMembers(this.registry.members());
@@ -179,6 +199,7 @@ export class JincacheNode {
     await this.resp?.stop();
     this.tables.stop();
     await this.registry.stop().catch((e: unknown) => this.logger.warn({ err: e }, 'leaving the registry failed'));
+    await this.etcd?.stop().catch((e: unknown) => this.logger.warn({ err: e }, 'closing etcd failed'));
     await Promise.all(this.listeners.map((l) => l.stop()));
     this.listeners.length = 0;
     this.peers.close();
@@ -238,6 +259,34 @@ export class JincacheNode {
       events: this.events,
       ...Object.assign({}, ...this.plugins.map((p) => p.clusterInfo?.() ?? {})),
     };
+  }
+
+  /**
+   * Apply a live override from `/jincache/config/{group}` (null = removed). Invalid JSON or values
+   * are rejected with a logged reason and the previous config stays in force.
+   */
+  private applyOverride(group: string, raw: string | null): void {
+    let next: Config;
+    const overrides = { ...this.overrides };
+    try {
+      if (raw === null) delete overrides[group];
+      else overrides[group] = parseGroupOverride(raw, group);
+      next = applyGroupOverrides(this.config, overrides);
+    } catch (e) {
+      const reason = isConfigError(e) ? e.message : (e as Error).message;
+      this.logger.warn({ group, override: raw, reason }, 'rejected invalid config override; previous config kept');
+      this.event('config', `rejected override for ${group}: ${reason}`);
+      return;
+    }
+    if (raw === null) delete this.overrides[group];
+    else this.overrides[group] = overrides[group]!;
+    this.liveConfig = next;
+    for (const [name, g] of this.groups) {
+      const resolved = resolveGroup(next, name);
+      if (resolved !== undefined) g.resize(resolved.cache_bytes);
+    }
+    this.logger.info({ group, override: raw }, 'applied config override');
+    this.event('config', `applied override for ${group}`);
   }
 
   /** Add an event to the bounded feed the dashboard shows. */
@@ -307,7 +356,7 @@ export class JincacheNode {
       router: this.router,
       limits,
       secret: cfg.cluster.secret,
-      deadline: () => Date.now() + cfg.fault_tolerance.request_timeout,
+      deadline: () => Date.now() + this.liveConfig.fault_tolerance.request_timeout,
       clusterInfo: () => this.clusterInfo(),
       migrations: () => ({ migrations: [] }),
       rebalance: async () => {

@@ -20,6 +20,12 @@ export interface TableManagerOptions {
   /** Who may write the table. Required with a store. */
   election?: Election;
   logger?: { info(obj: object, msg: string): void; warn(obj: object, msg: string): void };
+  /**
+   * How often the leader re-checks that the stored table matches the membership, so a write that
+   * failed (etcd unreachable, lost races) is retried without waiting for the next change.
+   * Default 1000 ms.
+   */
+  reconcileIntervalMs?: number;
 }
 
 export type TableListener = (next: PartitionTable, prev: PartitionTable) => void;
@@ -29,6 +35,7 @@ export class TableManager {
   private current: PartitionTable;
   private readonly listeners = new Set<TableListener>();
   private disposers: Disposer[] = [];
+  private reconcileTimer: NodeJS.Timeout | undefined;
   // serialises leader writes so two membership events never race each other's CAS
   private writing: Promise<void> = Promise.resolve();
 
@@ -60,9 +67,12 @@ export class TableManager {
     this.disposers.push(registry.onChange(() => this.maybeWrite()));
     this.disposers.push(this.opts.election?.onChange(() => this.maybeWrite()) ?? (() => {}));
     await this.maybeWrite();
+    this.reconcileTimer = setInterval(() => void this.maybeWrite(), this.opts.reconcileIntervalMs ?? 1000);
+    this.reconcileTimer.unref();
   }
 
   stop(): void {
+    clearInterval(this.reconcileTimer);
     for (const d of this.disposers) d();
     this.disposers = [];
   }
@@ -81,6 +91,9 @@ export class TableManager {
     if (store === undefined || election === undefined) return Promise.resolve();
     this.writing = this.writing.then(async () => {
       if (!election.isLeader()) return;
+      // the common case on every reconcile tick: the table in force already has these members
+      const ids = membersOf(registry.members()).map((m) => m.id).join(',');
+      if (this.current.members.length > 0 && this.current.members.map((m) => m.id).join(',') === ids) return;
       for (let attempt = 0; attempt < 5; attempt++) {
         const stored = await store.load();
         // weights live in the table (the rebalancer changes them there); new members bring their own

@@ -68,6 +68,7 @@ export interface Config {
     peers: string[]; // static discovery: "id=http://host:port" or "http://host:port"
   };
   etcd: {
+    enabled: boolean; // false: static discovery from cluster.peers; true (or --etcd): membership through etcd
     endpoints: string[]; // ["127.0.0.1:2379"]
     dial_timeout: number; // 5s
     lease_ttl: number; // 30s, whole seconds >= 1s
@@ -175,6 +176,7 @@ const fileSchema = z.strictObject({
     .prefault({}),
   etcd: z
     .strictObject({
+      enabled: bool().prefault(false),
       endpoints: stringList('expected a list of etcd endpoints like 127.0.0.1:2379', (s) => s.length > 0, { nonEmpty: true }).prefault(['127.0.0.1:2379']),
       dial_timeout: duration({ positive: true }).prefault('5s'),
       lease_ttl: duration({ min: 1000, wholeSeconds: true }).prefault('30s'),

@@ -4,7 +4,7 @@
  * process is tracked by PID and killed when the test process exits, so no test leaks a node.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync, createWriteStream, readFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, createWriteStream, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -90,6 +90,7 @@ export async function startCluster(opts: ClusterOptions): Promise<TestCluster> {
     },
     async stop() {
       await Promise.all(nodes.map((n) => n.stop('SIGKILL')));
+      if (process.env.JINCACHE_KEEP_LOGS !== '1') rmSync(dir, { recursive: true, force: true });
     },
   };
 }
