@@ -48,6 +48,17 @@ describe('HashRing', () => {
     assert.deepEqual(ring.preference(250, 0), []);
   });
 
+  it('exposes its sorted points for bulk walks', () => {
+    const ring = new HashRing(members(5), { vnodesPerWeight: 10 });
+    const { points, owners, ids } = ring.view();
+    assert.equal(points.length, 50);
+    for (let i = 1; i < points.length; i++) assert.ok(points[i - 1]! <= points[i]!);
+    for (const key of sampleKeys.slice(0, 100)) {
+      assert.equal(ids[owners[ring.indexOf(defaultHash(key))]!], ring.lookup(key));
+    }
+    assert.equal(ring.indexOf(0xffffffff), points[points.length - 1] === 0xffffffff ? points.length - 1 : 0);
+  });
+
   it('is empty-safe', () => {
     const ring = new HashRing();
     assert.equal(ring.lookup('x'), undefined);

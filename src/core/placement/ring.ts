@@ -196,6 +196,21 @@ export class HashRing {
     }
   }
 
+  /**
+   * The ring itself, for callers that walk it many times (the partition table): entry i is a
+   * virtual node of `ids[owners[i]]` at `points[i]`, sorted clockwise. Read-only views, valid
+   * until the next change to the ring.
+   */
+  view(): { points: Uint32Array; owners: Uint32Array; ids: readonly NodeId[] } {
+    return { points: this.points, owners: this.owner, ids: this.ids };
+  }
+
+  /** Index in view() of the first point at or after `point`, wrapping to 0 (0 on an empty ring). */
+  indexOf(point: number): number {
+    const i = this.search(point >>> 0);
+    return i === this.points.length ? 0 : i;
+  }
+
   // index of the first point >= p, or points.length when there is none (wrap to 0)
   private search(p: number): number {
     const points = this.points;

@@ -453,6 +453,23 @@ describe('partition table: edges and API', () => {
     assert.deepEqual([...quotas([10, 1, 1], 12, [0, 0, 0], [4, 12, 12])], [4, 4, 4]);
   });
 
+  it('handles extreme weight skew quickly and sensibly', () => {
+    const start = process.hrtime.bigint();
+    const t = createTable(
+      [
+        { id: 'tiny', weight: 1 },
+        { id: 'huge', weight: 1000 },
+      ],
+      { clock },
+    );
+    assert.ok(Number(process.hrtime.bigint() - start) / 1e6 < 1000);
+    checkShape(t);
+    const s = summarize(t);
+    assert.equal(s.get('huge')!.owned, Math.round((P * 1000) / 1001));
+    // both hold every partition: factor 2 over 2 nodes
+    assert.equal(s.get('tiny')!.owned + s.get('tiny')!.replicas, P);
+  });
+
   it('plans 4096 partitions over 1000 nodes in well under a second', () => {
     const t = createTable(members(1000), { clock });
     const start = process.hrtime.bigint();
