@@ -2,7 +2,9 @@
 // comparable between runs on similar machines and versions.
 
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { cpus, totalmem, platform, release } from 'node:os';
+import { join } from 'node:path';
 
 export interface MachineInfo {
   cpuModel: string;
@@ -12,6 +14,9 @@ export interface MachineInfo {
   node: string;
   /** `redis-server --version` (e.g. `7.0.15`), or null when not installed. */
   redis: string | null;
+  /** Versions from package.json files: jincache itself and the HTTP load generator. */
+  jincache: string | null;
+  autocannon: string | null;
   /** Commit of the measured code, or null outside git. */
   commit: string | null;
   /** True when the working tree had uncommitted changes to tracked files. */
@@ -33,6 +38,15 @@ export function redisServerVersion(): string | null {
   return m?.[1] ?? null;
 }
 
+function packageVersion(file: string): string | null {
+  try {
+    const v = (JSON.parse(readFileSync(file, 'utf8')) as { version?: unknown }).version;
+    return typeof v === 'string' ? v : null;
+  } catch {
+    return null;
+  }
+}
+
 export function machineInfo(repoDir: string): MachineInfo {
   const cs = cpus();
   const commit = tryRun('git', ['rev-parse', '--short=12', 'HEAD'], repoDir);
@@ -44,6 +58,8 @@ export function machineInfo(repoDir: string): MachineInfo {
     os: `${platform()} ${release()}`,
     node: process.version,
     redis: redisServerVersion(),
+    jincache: packageVersion(join(repoDir, 'package.json')),
+    autocannon: packageVersion(join(repoDir, 'node_modules', 'autocannon', 'package.json')),
     commit,
     dirty: status !== null && status.length > 0,
   };

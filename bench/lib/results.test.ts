@@ -7,7 +7,7 @@ import { figure } from './figure.ts';
 import type { MachineInfo } from './machine.ts';
 import { BEGIN_MARKER, END_MARKER, fmtNum, mergeResults, renderTable, replaceBlock, writeResults, type ScenarioRecord } from './results.ts';
 
-const machine: MachineInfo = { cpuModel: 'Test CPU', cores: 2, memoryGiB: 4, os: 'linux', node: 'v24.0.0', redis: '7.0.15', commit: 'abc', dirty: false };
+const machine: MachineInfo = { cpuModel: 'Test CPU', cores: 2, memoryGiB: 4, os: 'linux', node: 'v24.0.0', redis: '7.0.15', jincache: '0.1.0', autocannon: '9.0.0', commit: 'abc', dirty: false };
 const rec = (name: string, figures: string[], status: ScenarioRecord['status'] = 'ok'): ScenarioRecord => ({
   name, status, reason: status === 'ok' ? null : 'because', quick: true, date: '2025-01-01T00:00:00.000Z', durationSec: 3, commit: 'abc', figures,
 });
