@@ -43,9 +43,24 @@ export class LocalData {
 
   /** Serve a read as the owner: cache, then the group's loader (one load per key at a time). */
   async get(groupName: string, key: string): Promise<GetResult | null> {
+    return this.cached(groupName, key) ?? this.load(groupName, key);
+  }
+
+  /** The live cached value, if any (no load). */
+  cached(groupName: string, key: string): GetResult | undefined {
+    const hit = this.group(groupName).store.get(key);
+    return hit !== undefined && hit.value !== null ? { value: hit.value, source: 'hit', expiresAt: hit.expiresAt } : undefined;
+  }
+
+  /** The stored write for a key, tombstones included, with its version (for replicas and migration). */
+  record(groupName: string, key: string): WireRecord | undefined {
+    const e = this.group(groupName).store.peek(key);
+    return e === undefined ? undefined : { group: groupName, key, value: e.value, version: e.version, expiresAt: e.expiresAt };
+  }
+
+  /** Miss path: the group's loader, or null for a plain key-value group. */
+  async load(groupName: string, key: string): Promise<GetResult | null> {
     const group = this.group(groupName);
-    const hit = group.store.get(key);
-    if (hit !== undefined && hit.value !== null) return { value: hit.value, source: 'hit', expiresAt: hit.expiresAt };
     if (group.loader === undefined) return null;
     let value: Buffer | null;
     try {

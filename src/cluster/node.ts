@@ -29,7 +29,7 @@ import { isConfigError } from '../config/errors.ts';
 import { EtcdCoordination } from './coordination.ts';
 import type { KvService } from './kv.ts';
 import { LocalData } from './local-data.ts';
-import type { ClusterEvent, NodeContext, NodePlugin } from './plugin.ts';
+import type { ClusterEvent, ControlHandler, NodeContext, NodePlugin, RoutingHooks } from './plugin.ts';
 import { Router, type ClusterView } from './router.ts';
 import { TableManager } from './table-manager.ts';
 
@@ -69,6 +69,8 @@ export class JincacheNode {
   private readonly listeners: HttpListener[] = [];
   private readonly placement: PlacementOptions;
   private readonly plugins: readonly NodePlugin[];
+  // routing hooks of the started plugins (failure detector, migration)
+  private hooks: RoutingHooks[] = [];
   private readonly tableStore: TableStore | undefined;
   private readonly election: Election | undefined;
   private readonly partitionOf: (key: string) => number;
@@ -79,6 +81,7 @@ export class JincacheNode {
   private readonly events: ClusterEvent[] = [];
   private readonly assets = dashboardAssets();
   private resp: RespServer | undefined;
+  private readonly controlRoutes = new Map<string, ControlHandler>();
   private membersById = new Map<NodeId, NodeInfo>();
   private started = false;
 
@@ -130,6 +133,9 @@ export class JincacheNode {
       table: () => this.tables.table(),
       partitionOf,
       member: (id) => this.membersById.get(id),
+      usable: (id) => this.hooks.every((h) => h.usable?.(id) ?? true),
+      extraReplicas: (p) => combine(this.hooks, (h) => h.extraReplicas?.(p)),
+      previousHolders: (p) => combine(this.hooks, (h) => h.previousHolders?.(p)),
     };
     this.router = new Router({
       view,
@@ -188,6 +194,8 @@ export class JincacheNode {
     }
     const ctx = this.context();
     for (const p of this.plugins) await p.start(ctx);
+    this.hooks = this.plugins.map((p) => p.routing?.()).filter((h): h is RoutingHooks => h !== undefined);
+    for (const p of this.plugins) for (const [route, handler] of p.controlRoutes?.() ?? []) this.controlRoutes.set(route, handler);
     this.logger.info({ id: this.id, address: this.info.address, ringVersion: this.tables.table().version }, 'node started');
   }
 
@@ -358,9 +366,11 @@ export class JincacheNode {
       secret: cfg.cluster.secret,
       deadline: () => Date.now() + this.liveConfig.fault_tolerance.request_timeout,
       clusterInfo: () => this.clusterInfo(),
-      migrations: () => ({ migrations: [] }),
-      rebalance: async () => {
-        throw new JincacheError('NOT_IMPLEMENTED', 'rebalancing is not available yet');
+      migrations: async () => (await this.controlRoutes.get('GET /cluster/migrations')?.({})) ?? { migrations: [] },
+      rebalance: async (body) => {
+        const handler = this.controlRoutes.get('POST /cluster/rebalance');
+        if (handler === undefined) throw new JincacheError('NOT_IMPLEMENTED', 'rebalancing needs the load plugin (etcd mode)');
+        return handler(body);
       },
       metrics: async () => ({ contentType: this.metrics.contentType, body: await this.metrics.text() }),
       applyRecords: (records: WireRecord[]) => this.local.apply(records),
@@ -377,6 +387,17 @@ export class JincacheNode {
       },
     };
   }
+}
+
+/** Union of the node lists several hooks give (usually zero or one hook answers). */
+function combine(hooks: readonly RoutingHooks[], pick: (h: RoutingHooks) => readonly NodeId[] | undefined): readonly NodeId[] {
+  let out: readonly NodeId[] = [];
+  for (const h of hooks) {
+    const ids = pick(h);
+    if (ids === undefined || ids.length === 0) continue;
+    out = out.length === 0 ? ids : [...new Set([...out, ...ids])];
+  }
+  return out;
 }
 
 /** Map an HTTP outcome (cache source or lower-case error code) to a metrics result label. */

@@ -48,6 +48,23 @@ export interface NodeContext {
   event(kind: string, message: string): void;
 }
 
+/**
+ * Hooks a plugin may give the router. Each is consulted on the request path, so keep them O(1).
+ * When several plugins give the same hook, the node combines them (union of node lists; a node is
+ * usable only if every plugin says so).
+ */
+export interface RoutingHooks {
+  /** Failure detector: may requests be sent to this node now? Default: yes. */
+  usable?(id: NodeId): boolean;
+  /** Extra nodes that must also receive writes of this partition (e.g. pending holders while it migrates). */
+  extraReplicas?(partition: number): readonly NodeId[];
+  /** Nodes that may still hold this partition's data (e.g. its previous owner); a miss at the owner asks them before the origin. */
+  previousHolders?(partition: number): readonly NodeId[];
+}
+
+/** Answer of a plugin to POST /cluster/rebalance or GET /cluster/migrations. */
+export type ControlHandler = (body: unknown) => Promise<unknown>;
+
 export interface NodePlugin {
   readonly name: string;
   start(ctx: NodeContext): Promise<void>;
@@ -56,4 +73,8 @@ export interface NodePlugin {
   peerRoutes?(): ReadonlyMap<string, PeerRoute>;
   /** Fields merged into GET /cluster. */
   clusterInfo?(): Record<string, unknown>;
+  /** Router hooks (failover, migration). Read once after start. */
+  routing?(): RoutingHooks;
+  /** Client-API control routes this plugin answers, by exact "METHOD /path" (e.g. "POST /cluster/rebalance"). */
+  controlRoutes?(): ReadonlyMap<string, ControlHandler>;
 }

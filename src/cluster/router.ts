@@ -19,6 +19,12 @@ export interface ClusterView {
   table(): PartitionTable;
   partitionOf(key: string): number;
   member(id: NodeId): NodeInfo | undefined;
+  /** Failure detector's verdict; unusable nodes are skipped where an alternative exists. */
+  usable(id: NodeId): boolean;
+  /** Nodes that must receive this partition's writes besides its holders (pending holders while it migrates). */
+  extraReplicas(partition: number): readonly NodeId[];
+  /** Nodes that may still hold this partition's data; a miss at the owner asks them before the origin. */
+  previousHolders(partition: number): readonly NodeId[];
 }
 
 export interface RouterOptions {
@@ -73,7 +79,7 @@ export class Router implements KvService {
   async get(group: string, key: string, opts: RequestOptions = {}): Promise<GetResult | null> {
     this.local.group(group); // unknown group fails here, before any network
     const owner = this.ownerOf(key);
-    if (owner === this.view.self) return this.local.get(group, key);
+    if (owner === this.view.self) return this.getAsOwner(group, key, this.deadline(opts));
     const res = await this.send(owner, { method: 'GET', path: kvPath(group, key), deadline: this.deadline(opts) });
     if (res.status === 404) return null;
     expectStatus(res, 200);
@@ -150,6 +156,41 @@ export class Router implements KvService {
 
   // ---- owner side: called for local keys and by the peer endpoints ----
 
+  /**
+   * Read as the owner: the local cache, then (for a partition that just moved here) the nodes
+   * that held it before, then the origin loader.
+   */
+  async getAsOwner(group: string, key: string, deadline: number): Promise<GetResult | null> {
+    const hit = this.local.cached(group, key);
+    if (hit !== undefined) return hit;
+    const partition = this.view.partitionOf(key);
+    const previous = this.view.previousHolders(partition);
+    // a tombstone here is newer knowledge than whatever the previous holder kept
+    if (previous.length > 0 && this.local.record(group, key) === undefined) {
+      for (const id of previous) {
+        if (id === this.view.self || !this.view.usable(id)) continue;
+        try {
+          const res = await this.send(id, { method: 'GET', path: `${kvPath(group, key)}?local=1`, deadline });
+          if (res.status !== 200) continue;
+          const record = {
+            group,
+            key,
+            value: res.body,
+            version: Number(res.headers['x-jincache-version']),
+            expiresAt: Number(res.headers['x-jincache-expires'] ?? 0),
+          };
+          if (!Number.isFinite(record.version)) continue;
+          this.local.apply([record]);
+          const now = this.local.cached(group, key);
+          if (now !== undefined) return now;
+        } catch {
+          // the previous holder is gone or slow: fall through to the next one, then the origin
+        }
+      }
+    }
+    return this.local.load(group, key);
+  }
+
   async putAsOwner(group: string, key: string, value: Buffer, opts: PutOptions, deadline: number): Promise<boolean> {
     const out = this.local.put(group, key, value, opts);
     if (out.record) await this.replicate(key, [out.record], deadline);
@@ -173,8 +214,10 @@ export class Router implements KvService {
    * a backup that does not confirm gets the write later through `onReplicationFailure`.
    */
   private async replicate(key: string, records: WireRecord[], deadline: number): Promise<void> {
-    const holders = holdersOf(this.view.table(), this.view.partitionOf(key));
-    const backups = holders.filter((id) => id !== this.view.self);
+    const partition = this.view.partitionOf(key);
+    const holders = holdersOf(this.view.table(), partition);
+    const extra = this.view.extraReplicas(partition);
+    const backups = (extra.length === 0 ? holders : [...new Set([...holders, ...extra])]).filter((id) => id !== this.view.self);
     if (backups.length === 0) return;
     const body = encodeRecords(records);
     const sends = backups.map(async (id) => {

@@ -35,7 +35,7 @@ export interface HttpBackend {
   /** GET /cluster body. */
   clusterInfo(): unknown;
   /** GET /cluster/migrations body. */
-  migrations(): unknown;
+  migrations(): Promise<unknown>;
   /** POST /cluster/rebalance. */
   rebalance(body: unknown): Promise<unknown>;
   /** GET /metrics. */
@@ -211,7 +211,7 @@ export class HttpListener {
     }
     if (method === 'GET' && path === '/health') return sendJson(res, 200, { status: 'ok' });
     if (method === 'GET' && path === '/cluster') return sendJson(res, 200, this.backend.clusterInfo());
-    if (method === 'GET' && path === '/cluster/migrations') return sendJson(res, 200, this.backend.migrations());
+    if (method === 'GET' && path === '/cluster/migrations') return sendJson(res, 200, await this.backend.migrations());
     if (method === 'POST' && path === '/cluster/rebalance') {
       const raw = await readBody(req, 64 * 1024, 'BAD_REQUEST');
       let body: unknown = {};
@@ -257,9 +257,21 @@ export class HttpListener {
         const [group, key] = splitGroupKey(path.slice('/_jincache/kv/'.length));
         this.checkKey(key);
         const deadline = this.backend.deadline();
+        if (method === 'GET' && query.includes('local=1')) {
+          // what this node holds, tombstones excluded, with its version: no loading, no routing
+          const rec = router.localData().record(group, key);
+          if (rec === undefined || rec.value === null || (rec.expiresAt > 0 && rec.expiresAt <= Date.now())) {
+            return sendJson(res, 404, { error: 'not_found', message: 'absent' });
+          }
+          const headers: Record<string, string | number> = { 'content-type': OCTET, 'x-jincache-version': rec.version };
+          if (rec.expiresAt > 0) headers['x-jincache-expires'] = rec.expiresAt;
+          res.writeHead(200, headers);
+          res.end(rec.value);
+          return;
+        }
         if (method === 'GET') {
           // served locally whatever the table says: the sender already routed it (never forwarded twice)
-          const got = await router.localData().get(group, key);
+          const got = await router.getAsOwner(group, key, deadline);
           if (got === null) return sendJson(res, 404, { error: 'not_found', message: 'absent' });
           const headers: Record<string, string | number> = { 'content-type': OCTET, 'x-cache': got.source };
           if (got.expiresAt > 0) headers['x-jincache-expires'] = got.expiresAt;
