@@ -26,6 +26,7 @@ import { PeerClient } from '../transport/peer-client.ts';
 import { JincacheError } from './errors.ts';
 import { applyGroupOverrides, parseGroupOverride, type GroupOverride } from '../config/overrides.ts';
 import { isConfigError } from '../config/errors.ts';
+import { builtinPlugins } from './builtins.ts';
 import { EtcdCoordination } from './coordination.ts';
 import type { KvService } from './kv.ts';
 import { LocalData } from './local-data.ts';
@@ -95,7 +96,7 @@ export class JincacheNode {
     this.id = cfg.node.id ?? staticPeers.find((p) => p.address === address)?.id ?? `node-${cfg.server.port}`;
     this.logger = opts.logger ?? createLogger({ level: cfg.log.level, nodeId: this.id });
     this.metrics = new Metrics();
-    this.plugins = opts.plugins ?? [];
+    this.plugins = opts.plugins ?? builtinPlugins(cfg);
     this.info = {
       id: this.id,
       address,
