@@ -59,9 +59,11 @@ describe('GET /metrics on a real node', () => {
     const text = await res.text();
     return { text, contentType: res.headers.get('content-type') ?? '', parsed: parsePromText(text) };
   };
+  let lastBody = '';
+  /** Make one request; its status, with the response body kept for failure messages. */
   const call = async (method: string, path: string, body?: string): Promise<number> => {
     const res = await fetch(`${base}${path}`, { method, body, signal: AbortSignal.timeout(5000) });
-    await res.arrayBuffer();
+    lastBody = `${method} ${path} -> ${res.status} ${(await res.text()).slice(0, 300)}`;
     return res.status;
   };
   const expect = (op: string, group: string, result: string, n = 1): void => {
@@ -91,23 +93,23 @@ describe('GET /metrics on a real node', () => {
     before0 = (await scrape()).parsed;
     // The workload. Each status is checked so a wrong count is not blamed on the metrics.
     const [a, b, c, d, e, f] = mine as [string, string, string, string, string, string];
-    for (const k of [a, b, c]) assert.equal(await call('PUT', `/api/scores/${k}`, `value-${k}`), 204);
+    for (const k of [a, b, c]) assert.equal(await call('PUT', `/api/scores/${k}`, `value-${k}`), 204, lastBody);
     expect('put', 'scores', 'ok', 3);
-    for (const k of [a, a, b]) assert.equal(await call('GET', `/api/scores/${k}`), 200);
+    for (const k of [a, a, b]) assert.equal(await call('GET', `/api/scores/${k}`), 200, lastBody);
     expect('get', 'scores', 'hit', 3);
-    for (const k of [d, e, f, d]) assert.equal(await call('GET', `/api/scores/${k}`), 404);
+    for (const k of [d, e, f, d]) assert.equal(await call('GET', `/api/scores/${k}`), 404, lastBody);
     expect('get', 'scores', 'miss', 4);
-    assert.equal(await call('DELETE', `/api/scores/${a}`), 204);
+    assert.equal(await call('DELETE', `/api/scores/${a}`), 204, lastBody);
     expect('delete', 'scores', 'ok');
-    assert.equal(await call('GET', `/api/scores/${a}`), 404);
+    assert.equal(await call('GET', `/api/scores/${a}`), 404, lastBody);
     expect('get', 'scores', 'miss');
-    assert.equal(await call('GET', `/api/origin/${e}`), 200);
+    assert.equal(await call('GET', `/api/origin/${e}`), 200, lastBody);
     expect('get', 'origin', 'load');
-    assert.equal(await call('GET', `/api/origin/${e}`), 200);
+    assert.equal(await call('GET', `/api/origin/${e}`), 200, lastBody);
     expect('get', 'origin', 'hit');
-    assert.equal(await call('PUT', `/api/scores/${d}?ttl=-1`, 'x'), 400);
+    assert.equal(await call('PUT', `/api/scores/${d}?ttl=-1`, 'x'), 400, lastBody);
     expect('put', 'scores', 'bad_request');
-    assert.equal(await call('GET', `/api?group=scores&key=${b}`), 200);
+    assert.equal(await call('GET', `/api?group=scores&key=${b}`), 200, lastBody);
     expect('get', 'scores', 'hit');
     after1 = (await scrape()).parsed;
   });
