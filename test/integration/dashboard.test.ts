@@ -30,6 +30,7 @@ interface ClusterNodeJson {
   status: string;
   health?: string;
   partitionsOwned?: number;
+  storedBytes?: number;
 }
 interface ClusterJson {
   ringVersion: number;
@@ -128,6 +129,13 @@ describe('dashboard in a headless browser', () => {
       return [...seen];
     });
     assert.equal(colours.length, 3, `three owner colours on the map, saw ${colours.join(' ')}`);
+
+    // The stored-bytes card says whose numbers it sums (nodes report their own storage).
+    const reporting = info.nodes.filter((n) => typeof n.storedBytes === 'number').length;
+    assert.match(
+      await page.locator('#stat-stored-note').innerText(),
+      reporting === info.nodes.length ? / entries \(all copies\)$/ : new RegExp(` entries · ${reporting} of ${info.nodes.length} nodes reporting$`),
+    );
 
     // The feed has at least the page's own "watching" entry; panels without data say so.
     assert.ok((await page.getByTestId('event-feed').locator('li').count()) >= 1);

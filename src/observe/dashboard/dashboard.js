@@ -251,7 +251,10 @@ function renderCards(s, rows) {
   const stored = live.map((r) => num(r.node.storedBytes)).filter((x) => x !== undefined);
   const entries = live.map((r) => num(r.node.entries)).filter((x) => x !== undefined);
   setText('stat-stored', stored.length ? formatBytes(stored.reduce((a, b) => a + b, 0)) : '–');
-  setText('stat-stored-note', entries.length ? `${formatNumber(entries.reduce((a, b) => a + b, 0))} entries (all copies)` : '');
+  // Nodes report their own storage only (a peer's numbers come from its own /cluster), so the
+  // sum covers the reporting nodes: say so instead of passing a partial sum off as the cluster's.
+  const partial = stored.length < live.length ? ` · ${stored.length} of ${live.length} nodes reporting` : ' (all copies)';
+  setText('stat-stored-note', entries.length ? `${formatNumber(entries.reduce((a, b) => a + b, 0))} entries${partial}` : '');
 
   const under = num(s.partitions?.underReplicated);
   const rf = num(s.replicationFactor);
