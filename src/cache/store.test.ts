@@ -470,3 +470,53 @@ test('property: the partition index stays exact through sets, overwrites, evicti
     { numRuns: 200 },
   );
 });
+
+test('write hooks: onApply sees every change with the entry now held and the one before', () => {
+  const seen: Array<[string, StoredEntry, StoredEntry | undefined]> = [];
+  const dropped: number[] = [];
+  const { store, clock } = makeStore({ maxBytes: sizeOf('k1', val('12345')) + 1 });
+  store.setWriteHooks({ onApply: (k, e, p) => seen.push([k, e, p]), onDropPartition: (p) => dropped.push(p) });
+
+  assert.equal(store.apply('k1', rec('a', 10)), true);
+  assert.equal(seen.length, 1);
+  assert.deepEqual(seen[0], ['k1', { value: val('a'), version: 10, expiresAt: 0, partition: 1 }, undefined]);
+
+  assert.equal(store.apply('k1', rec('old', 5)), false); // lost: no hook
+  assert.equal(seen.length, 1);
+
+  assert.equal(store.apply('k1', rec(null, 11)), true); // delete: the tombstone with its forget time
+  assert.deepEqual(seen[1], ['k1', { value: null, version: 11, expiresAt: clock.t + 10 * 60_000, partition: 1 }, seen[0]![1]]);
+
+  // oversized value: apply() returns false but the key changed (a tombstone at its version)
+  assert.equal(store.apply('k1', rec('x'.repeat(100), 12)), false);
+  assert.equal(seen.length, 3);
+  assert.equal(seen[2]![1].value, null);
+  assert.equal(seen[2]![1].version, 12);
+
+  // lazy expiry, purge and eviction do not call it
+  store.apply('k5', rec('b', 20, clock.t + 5));
+  const n = seen.length;
+  clock.t += 10;
+  assert.equal(store.get('k5'), undefined);
+  store.purgeExpired();
+  assert.equal(seen.length, n);
+
+  store.dropPartition(1);
+  assert.deepEqual(dropped, [1]);
+  store.dropPartition(3); // nothing held there: no hook
+  assert.deepEqual(dropped, [1]);
+
+  store.setWriteHooks(undefined);
+  store.apply('k2', rec('c', 30));
+  assert.equal(seen.length, n);
+});
+
+test('write hooks given as an option also see tombstones when maxTombstones is 0', () => {
+  const seen: StoredEntry[] = [];
+  const { store } = makeStore({ maxTombstones: 0, writeHooks: { onApply: (_k, e) => seen.push(e) } });
+  store.apply('k1', rec('a', 1));
+  store.apply('k1', rec(null, 2));
+  assert.equal(seen.length, 2);
+  assert.equal(seen[1]!.value, null);
+  assert.equal(seen[1]!.version, 2);
+});

@@ -70,6 +70,29 @@ export interface GroupStoreOptions {
    * eviction: it must not call back into this store. Default: none.
    */
   onEvict?: (key: string, entry: StoredEntry) => void;
+  /**
+   * Write hooks (persistence): see {@link StoreWriteHooks}. Can also be set after construction
+   * with {@link GroupStore.setWriteHooks}. Default: none, and then they cost one check per write.
+   */
+  writeHooks?: StoreWriteHooks;
+}
+
+/**
+ * What a persistence layer needs to mirror the store's writes. Both run synchronously inside the
+ * store operation: they must not call back into this store, and should only buffer.
+ */
+export interface StoreWriteHooks {
+  /**
+   * After apply() changed what the store holds for `key`: `entry` is what it holds now (a value,
+   * or a tombstone whose expiresAt is when the store forgets it), `prev` what it held before
+   * (undefined: nothing, e.g. never seen, evicted or a forgotten tombstone). Called when apply()
+   * returns true, and also in the guard case where an oversized value replaced the entry by a
+   * tombstone (apply() returns false there but the key did change). Not called for lazy expiry,
+   * evictions or the tombstone bounds: a reader of the persisted records derives those itself.
+   */
+  onApply(key: string, entry: StoredEntry, prev: StoredEntry | undefined): void;
+  /** After dropPartition() removed a partition's values and tombstones (it moved away). */
+  onDropPartition?(partition: number): void;
 }
 
 /** A stored value: in the LRU, `value` is never null. */
@@ -113,6 +136,7 @@ export class GroupStore {
   private readonly maxTombstones: number;
   private readonly tombstoneTtlMs: number;
   private readonly onEvict: ((key: string, entry: StoredEntry) => void) | undefined;
+  private hooks: StoreWriteHooks | undefined;
 
   private maxBytes: number;
   // values only; replaced wholesale by resize() and clear()
@@ -145,6 +169,7 @@ export class GroupStore {
     this.maxTombstones = maxTombstones;
     this.tombstoneTtlMs = tombstoneTtlMs;
     this.onEvict = opts.onEvict;
+    this.hooks = opts.writeHooks;
     this.maxBytes = opts.maxBytes;
     this.values = this.makeLru(opts.maxBytes);
   }
@@ -165,6 +190,14 @@ export class GroupStore {
         }
       },
     });
+  }
+
+  /**
+   * Attach (or with undefined, detach) the write hooks. The node builds its groups first and
+   * attaches persistence afterwards, so this is a setter rather than only an option.
+   */
+  setWriteHooks(hooks: StoreWriteHooks | undefined): void {
+    this.hooks = hooks;
   }
 
   /**
@@ -220,11 +253,15 @@ export class GroupStore {
     if (value !== null && entrySize(key, value) <= this.maxBytes) {
       if (cur === undefined) this.reindex(key, partition);
       else if (cur.value === null) this.tombstones.delete(key); // the key stays indexed
-      this.values.set(key, { value, version: rec.version, expiresAt: rec.expiresAt, partition });
+      const entry: LiveEntry = { value, version: rec.version, expiresAt: rec.expiresAt, partition };
+      this.values.set(key, entry);
+      this.hooks?.onApply(key, entry, cur);
       return true;
     }
     if (cur !== undefined && cur.value !== null) this.values.delete(key);
-    this.recordTombstone(key, rec.version, partition, now);
+    const tomb = this.recordTombstone(key, rec.version, partition, now);
+    // maxTombstones 0 drops it at once; the hook still learns of the delete
+    this.hooks?.onApply(key, tomb ?? { value: null, version: rec.version, expiresAt: now + this.tombstoneTtlMs, partition }, cur);
     return value === null;
   }
 
@@ -263,6 +300,7 @@ export class GroupStore {
       if (!this.values.delete(key)) this.tombstones.delete(key);
     }
     this.index.delete(partition);
+    this.hooks?.onDropPartition?.(partition);
     return snapshot.length;
   }
 
