@@ -1,0 +1,159 @@
+/**
+ * The load plugin: owns the node's LoadMonitor, publishes its report every tick, shows it in
+ * GET /cluster, and plans rebalances from the reports of all nodes.
+ *
+ * I/O is the caller's: reports leave through the `publish` option (the node wires it to etcd
+ * `/jincache/load/{id}` under its lease), and `rebalance()` returns a plan without applying it
+ * (the leader stores `plan.nextTable` as the new ring version; the migration engine moves data).
+ */
+import type { NodeContext, NodePlugin } from '../cluster/plugin.ts';
+import { RebalanceGovernor } from '../core/rebalance/governor.ts';
+import { RebalanceError } from '../core/rebalance/errors.ts';
+import { isStrategy, planRebalance, STRATEGIES, type NodeLoad, type RebalancePlan } from '../core/rebalance/strategies.ts';
+import type { RequestOp } from '../observe/metrics.ts';
+import { LoadMonitor, type HotKey, type LoadMonitorOptions, type LoadReport } from './monitor.ts';
+import { capacityFromConfig } from './score.ts';
+
+export interface LoadPluginOptions {
+  /**
+   * Called with every report (once per tick). A call is skipped while the previous one is still
+   * pending, so a slow store never piles up writes; a rejection is logged at warn, once per
+   * failure streak. @default none: the report is only shown in GET /cluster
+   */
+  publish?: (report: LoadReport) => Promise<void>;
+  /** Overrides of the monitor's options (tests: clock, probe, timers). @default from ctx.config.load */
+  monitor?: Partial<Omit<LoadMonitorOptions, 'id'>>;
+}
+
+export interface RebalanceRequest {
+  /** One of the three strategies. @default config `rebalance.strategy` */
+  strategy?: string;
+  /** Plan only; the caller applies nothing. The plan is the same either way. @default false */
+  dryRun?: boolean;
+}
+
+export class LoadPlugin implements NodePlugin {
+  readonly name = 'load';
+  private readonly opts: LoadPluginOptions;
+  private ctx: NodeContext | undefined;
+  private mon: LoadMonitor | undefined;
+  private gov: RebalanceGovernor | undefined;
+  private publishing = false;
+  private failing = false;
+  private offReport: (() => void) | undefined;
+
+  constructor(opts: LoadPluginOptions = {}) {
+    this.opts = opts;
+  }
+
+  async start(ctx: NodeContext): Promise<void> {
+    this.ctx = ctx;
+    const load = ctx.config.load;
+    const groups = ctx.groups;
+    this.mon = new LoadMonitor({
+      id: ctx.id,
+      clock: ctx.clock,
+      windowMs: load.window,
+      buckets: 10,
+      partitionCount: ctx.table().partitionCount,
+      hotKeys: load.hot_key_top_k,
+      capacity: capacityFromConfig(load),
+      weights: load.score_weights,
+      stored: () => {
+        let bytes = 0;
+        let entries = 0;
+        for (const g of groups.values()) {
+          const s = g.store.stats();
+          bytes += s.bytes;
+          entries += s.entries;
+        }
+        return { bytes, entries };
+      },
+      ...this.opts.monitor,
+    });
+    this.gov = new RebalanceGovernor({
+      clock: ctx.clock,
+      threshold: ctx.config.rebalance.threshold,
+      minIntervalMs: ctx.config.rebalance.min_interval,
+    });
+    const publish = this.opts.publish;
+    if (publish !== undefined) this.offReport = this.mon.onReport((r) => this.publish(publish, r));
+    this.mon.start();
+  }
+
+  async stop(): Promise<void> {
+    this.offReport?.();
+    this.offReport = undefined;
+    this.mon?.stop();
+  }
+
+  /**
+   * The request-path hook: call once per key operation this node serves (after routing, on the
+   * node that holds the data). A no-op before start().
+   */
+  record(op: RequestOp, group: string, key: string, partition: number, bytesIn: number, bytesOut: number): void {
+    this.mon?.record(op, group, key, partition, bytesIn, bytesOut);
+  }
+
+  /** The monitor (undefined before start()), for callers that want to skip the indirection. */
+  get monitor(): LoadMonitor | undefined {
+    return this.mon;
+  }
+
+  /** Hysteresis and rate limit for the leader's periodic check (undefined before start()). */
+  get governor(): RebalanceGovernor | undefined {
+    return this.gov;
+  }
+
+  /** The latest report, undefined before start(). */
+  report(): LoadReport | undefined {
+    return this.mon?.report();
+  }
+
+  /** GET /cluster: this node's report, and its hot keys in place of the node's empty list. */
+  clusterInfo(): Record<string, unknown> {
+    const r = this.mon?.report();
+    return r === undefined ? {} : { load: r, hotKeys: r.hotKeys };
+  }
+
+  /** Fields for the node's MetricsSnapshot provider. */
+  metrics(): { loadScore?: number; hotKeys?: readonly HotKey[] } {
+    const r = this.mon?.report();
+    return r === undefined ? {} : { loadScore: r.score, hotKeys: r.hotKeys };
+  }
+
+  /**
+   * Plan a rebalance of the current table from every member's report (this node's included:
+   * pass what `/jincache/load/` holds). Throws RebalanceError UNKNOWN_STRATEGY for a bad name.
+   * Applies nothing, dry run or not: the caller stores `plan.nextTable` unless `dryRun`.
+   */
+  rebalance(request: RebalanceRequest, reports: readonly NodeLoad[]): RebalancePlan {
+    const ctx = this.ctx;
+    if (ctx === undefined) throw new RebalanceError('INVALID_OPTION', 'the load plugin is not started');
+    const strategy = request.strategy ?? ctx.config.rebalance.strategy;
+    if (!isStrategy(strategy)) {
+      throw new RebalanceError('UNKNOWN_STRATEGY', `strategy must be one of ${STRATEGIES.join(', ')}. Got: ${JSON.stringify(strategy)}`);
+    }
+    return planRebalance(strategy, ctx.table(), reports, {
+      threshold: ctx.config.rebalance.threshold,
+      clock: ctx.clock,
+      placement: { vnodesPerWeight: ctx.config.cache.lru_replicas },
+    });
+  }
+
+  private publish(publish: (r: LoadReport) => Promise<void>, r: LoadReport): void {
+    if (this.publishing) return;
+    this.publishing = true;
+    publish(r).then(
+      () => {
+        this.publishing = false;
+        this.failing = false;
+      },
+      (err: unknown) => {
+        this.publishing = false;
+        if (!this.failing) this.ctx?.logger.warn({ err }, 'publishing the load report failed');
+        this.failing = true;
+      },
+    );
+  }
+}
