@@ -1,0 +1,25 @@
+/** Errors of the persistence layer. */
+
+export type StorageErrorCode =
+  /** A key or record on disk does not decode: the database is damaged or not ours. */
+  | 'STORAGE_CORRUPT'
+  /** The database was written by an incompatible format version. */
+  | 'STORAGE_FORMAT'
+  /** Used before open() or after close(). */
+  | 'STORAGE_CLOSED'
+  /** LevelDB failed (open, write, read); the cause is attached. */
+  | 'STORAGE_IO';
+
+export class StorageError extends Error {
+  readonly code: StorageErrorCode;
+  override name = 'StorageError';
+
+  constructor(code: StorageErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+  }
+}
+
+export function isStorageError(e: unknown): e is StorageError {
+  return e instanceof StorageError;
+}
