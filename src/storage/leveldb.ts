@@ -1,0 +1,388 @@
+/**
+ * LevelStorage: a node's entries on disk, in LevelDB through classic-level (an LSM tree with its
+ * own write-ahead log). It stores what GroupStore holds, key by key, last write wins already
+ * settled by the store: this layer never compares versions on write, it records.
+ *
+ * Durability: every write is one LevelDB batch, atomic, appended to LevelDB's log before the
+ * promise resolves. Without `sync` the log append is a write(2) into the OS page cache: it
+ * survives the process being killed (SIGKILL, a crash) but not a power loss or kernel crash.
+ * `sync: true` makes each batch fsync (slower by the device's flush latency).
+ *
+ * Watermarks: LevelDB orders by key, not by version, so "everything changed since version V"
+ * cannot be read without a full scan. Instead each batch also records, per (group, partition),
+ * the largest version it wrote, in the same atomic batch. A restarted node asks its peers for
+ * what they hold above its watermark of each partition (see watermark()).
+ */
+import { mkdir } from 'node:fs/promises';
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
+import { ClassicLevel } from 'classic-level';
+import { systemClock, type Clock, type Version } from '../core/types.ts';
+import type { Logger } from '../observe/logger.ts';
+import { DEFAULT_TOMBSTONE_TTL_MS } from '../cache/store.ts';
+import { StorageError, isStorageError } from './errors.ts';
+import {
+  ALL_DATA,
+  ALL_WATERMARKS,
+  dataKey,
+  decodeRecord,
+  decodeVersion,
+  encodeRecord,
+  encodeVersion,
+  groupRange,
+  isDead,
+  metaKey,
+  parseDataKey,
+  parseWatermarkKey,
+  partitionRange,
+  watermarkKey,
+  type StorageRecord,
+} from './record.ts';
+
+/** On-disk format written by this code; another value on disk refuses to open. */
+export const STORAGE_FORMAT = '1';
+
+/** Records read per iterator step while loading: bounds memory, and yields between steps. */
+export const LOAD_CHUNK = 1000;
+
+/** A write to persist. `partition` may be left out when the storage has a partitionOf. */
+export type PersistRecord = Omit<StorageRecord, 'partition'> & { partition?: number };
+
+/** What load()'s callback may answer: 'skip-group' jumps past the rest of this record's group. */
+export type LoadAnswer = void | 'skip-group';
+
+export interface LoadResult {
+  /** Records handed to the callback. */
+  records: number;
+  /** Dead records (isDead) found and deleted instead of handed out. */
+  purged: number;
+  /** Records moved to their new partition because the partition count changed. */
+  rekeyed: number;
+  ms: number;
+}
+
+export interface LevelStorageOptions {
+  /** Directory of the database; created (with its parents) if missing. Required. */
+  path: string;
+  /**
+   * Partition of a key, for records written without one and for get(). Default: none, and then
+   * every record must carry its partition and get() must be given it.
+   */
+  partitionOf?: (key: string) => number;
+  /**
+   * Partition count in force. When it differs from the one the database was written with, the
+   * watermarks are discarded at open (catch up everything) and load() moves each record to its
+   * new partition. Default: not checked.
+   */
+  partitionCount?: number;
+  /** "Now", to find dead records while loading. Default systemClock. */
+  clock?: Clock;
+  /** The stores' tombstone TTL: values expired this long ago are dead. Default 10 minutes. */
+  tombstoneTtlMs?: number;
+  /** fsync every batch (survives power loss, slower). Default false: survives process crashes. */
+  sync?: boolean;
+  /**
+   * LevelDB's memtable size in bytes: larger absorbs more batch writes before a flush to a level-0
+   * table. Default 16 MiB (LevelDB's own default is 4 MiB; migration writes in bursts).
+   */
+  writeBufferSize?: number;
+  /** Default: silent. */
+  logger?: Logger;
+}
+
+type State = 'new' | 'opening' | 'open' | 'closed';
+type Db = ClassicLevel<Buffer, Buffer>;
+
+export class LevelStorage {
+  readonly path: string;
+
+  private readonly db: Db;
+  private readonly partitionOf: ((key: string) => number) | undefined;
+  private readonly partitionCount: number | undefined;
+  private readonly clock: Clock;
+  private readonly tombstoneTtlMs: number;
+  private readonly sync: boolean;
+  private readonly logger: Logger | undefined;
+  private state: State = 'new';
+  // group -> partition -> largest version persisted; mirrors the 'w' keys
+  private readonly marks = new Map<string, Map<number, Version>>();
+  private high: Version = 0;
+  // set at open when the partition count changed: load() re-keys records
+  private rekey = false;
+
+  constructor(opts: LevelStorageOptions) {
+    if (typeof opts.path !== 'string' || opts.path === '') {
+      throw new TypeError(`LevelStorage path must be a non-empty string. Got: ${JSON.stringify(opts.path)}`);
+    }
+    const ttl = opts.tombstoneTtlMs ?? DEFAULT_TOMBSTONE_TTL_MS;
+    if (!Number.isSafeInteger(ttl) || ttl < 0) throw new RangeError(`LevelStorage tombstoneTtlMs must be an integer >= 0. Got: ${ttl}`);
+    this.path = opts.path;
+    this.partitionOf = opts.partitionOf;
+    this.partitionCount = opts.partitionCount;
+    this.clock = opts.clock ?? systemClock;
+    this.tombstoneTtlMs = ttl;
+    this.sync = opts.sync ?? false;
+    this.logger = opts.logger;
+    this.db = new ClassicLevel<Buffer, Buffer>(opts.path, {
+      keyEncoding: 'buffer',
+      valueEncoding: 'buffer',
+      writeBufferSize: opts.writeBufferSize ?? 16 * 1024 * 1024,
+    });
+  }
+
+  /** Open (or create) the database, check its format and read the watermarks. */
+  async open(): Promise<void> {
+    if (this.state !== 'new') throw new StorageError('STORAGE_CLOSED', `LevelStorage ${this.path} cannot be opened twice`);
+    this.state = 'opening';
+    try {
+      await mkdir(this.path, { recursive: true });
+      await this.db.open();
+    } catch (e) {
+      this.state = 'closed';
+      throw new StorageError('STORAGE_IO', `cannot open LevelDB at ${this.path}: ${(e as Error).message}`, { cause: e });
+    }
+    try {
+      const format = await this.db.get(metaKey('format'));
+      if (format !== undefined && format.toString() !== STORAGE_FORMAT) {
+        throw new StorageError('STORAGE_FORMAT', `${this.path} holds format ${format.toString()}; this build reads format ${STORAGE_FORMAT}`);
+      }
+      const ops: Array<{ type: 'put'; key: Buffer; value: Buffer }> = [];
+      if (format === undefined) ops.push({ type: 'put', key: metaKey('format'), value: Buffer.from(STORAGE_FORMAT) });
+      if (this.partitionCount !== undefined) {
+        const stored = await this.db.get(metaKey('partitions'));
+        if (stored !== undefined && Number(stored.toString()) !== this.partitionCount) {
+          // every record may sit under the wrong partition now: what we know per partition is void
+          this.rekey = true;
+          await this.db.clear(ALL_WATERMARKS);
+          this.logger?.warn({ path: this.path, was: Number(stored.toString()), now: this.partitionCount }, 'partition count changed: watermarks discarded, records re-keyed on load');
+        }
+        if (stored === undefined || this.rekey) ops.push({ type: 'put', key: metaKey('partitions'), value: Buffer.from(String(this.partitionCount)) });
+      }
+      if (ops.length > 0) await this.db.batch(ops, { sync: this.sync });
+      for await (const [k, v] of this.db.iterator(ALL_WATERMARKS)) {
+        const { group, partition } = parseWatermarkKey(k);
+        this.noteMark(group, partition, decodeVersion(v));
+      }
+    } catch (e) {
+      await this.db.close().catch(() => {});
+      this.state = 'closed';
+      throw isStorageError(e) ? e : new StorageError('STORAGE_IO', `cannot read ${this.path}: ${(e as Error).message}`, { cause: e });
+    }
+    this.state = 'open';
+  }
+
+  /** Close the database. Pending writes complete first (classic-level waits for them). Idempotent. */
+  async close(): Promise<void> {
+    if (this.state === 'closed' || this.state === 'new') {
+      this.state = 'closed';
+      return;
+    }
+    this.state = 'closed';
+    await this.db.close();
+  }
+
+  isOpen(): boolean {
+    return this.state === 'open';
+  }
+
+  /**
+   * Persist records (values and tombstones) in one atomic LevelDB batch, with the watermarks
+   * they raise. Records of the same key later in the list overwrite earlier ones.
+   */
+  async writeBatch(records: readonly PersistRecord[]): Promise<void> {
+    this.requireOpen();
+    if (records.length === 0) return;
+    const batch = this.db.batch();
+    // raised watermarks of this batch: group -> partition -> version
+    const raised = new Map<string, Map<number, Version>>();
+    for (const r of records) {
+      const partition = r.partition ?? this.partitionFor(r.key);
+      batch.put(dataKey(r.group, partition, r.key), encodeRecord(r));
+      if (r.version > this.watermark(r.group, partition)) {
+        let m = raised.get(r.group);
+        if (m === undefined) raised.set(r.group, (m = new Map()));
+        if (r.version > (m.get(partition) ?? 0)) m.set(partition, r.version);
+      }
+    }
+    for (const [group, m] of raised) for (const [p, v] of m) batch.put(watermarkKey(group, p), encodeVersion(v));
+    try {
+      await batch.write({ sync: this.sync });
+    } catch (e) {
+      throw new StorageError('STORAGE_IO', `writing ${records.length} records to ${this.path} failed: ${(e as Error).message}`, { cause: e });
+    }
+    // only once on disk: a watermark must never claim more than the disk holds
+    for (const [group, m] of raised) for (const [p, v] of m) this.noteMark(group, p, v);
+  }
+
+  /** The persisted record of a key (value or tombstone), dead or not; undefined when none. */
+  async get(group: string, key: string, partition?: number): Promise<StorageRecord | undefined> {
+    this.requireOpen();
+    const p = partition ?? this.partitionFor(key);
+    let raw: Buffer | undefined;
+    try {
+      raw = await this.db.get(dataKey(group, p, key));
+    } catch (e) {
+      throw new StorageError('STORAGE_IO', `reading ${group}/${key} from ${this.path} failed: ${(e as Error).message}`, { cause: e });
+    }
+    return raw === undefined ? undefined : { group, key, partition: p, ...decodeRecord(raw) };
+  }
+
+  /** Records of several keys of one group at once (one native call), in the order asked. */
+  async getMany(group: string, items: ReadonlyArray<{ key: string; partition: number }>): Promise<Array<StorageRecord | undefined>> {
+    this.requireOpen();
+    if (items.length === 0) return [];
+    let raws: Array<Buffer | undefined>;
+    try {
+      raws = await this.db.getMany(items.map((i) => dataKey(group, i.partition, i.key)));
+    } catch (e) {
+      throw new StorageError('STORAGE_IO', `reading ${items.length} keys from ${this.path} failed: ${(e as Error).message}`, { cause: e });
+    }
+    return raws.map((raw, i) => (raw === undefined ? undefined : { group, key: items[i]!.key, partition: items[i]!.partition, ...decodeRecord(raw) }));
+  }
+
+  /**
+   * Delete the given tombstones if disk still holds each at that version (a newer write of the
+   * key is kept). For forgetting tombstones after their TTL. Returns how many were deleted.
+   * The caller must not write these keys concurrently (the write buffer serializes this).
+   */
+  async forgetTombstones(group: string, items: ReadonlyArray<{ key: string; partition: number; version: Version }>): Promise<number> {
+    const found = await this.getMany(group, items);
+    const batch = this.db.batch();
+    let n = 0;
+    found.forEach((r, i) => {
+      const it = items[i]!;
+      if (r !== undefined && r.value === null && r.version === it.version) {
+        batch.del(dataKey(group, it.partition, it.key));
+        n++;
+      }
+    });
+    if (n === 0) {
+      await batch.close();
+      return 0;
+    }
+    await batch.write({ sync: this.sync });
+    return n;
+  }
+
+  /**
+   * Remove every record of a partition of a group (it moved away), and its watermark. The
+   * watermark goes first: a crash in between leaves records without a watermark, which only
+   * means a fuller catch-up, never a missed one.
+   */
+  async dropPartition(group: string, partition: number): Promise<void> {
+    this.requireOpen();
+    try {
+      await this.db.del(watermarkKey(group, partition), { sync: this.sync });
+      this.marks.get(group)?.delete(partition);
+      await this.db.clear(partitionRange(group, partition));
+    } catch (e) {
+      throw new StorageError('STORAGE_IO', `dropping partition ${partition} of ${group} failed: ${(e as Error).message}`, { cause: e });
+    }
+  }
+
+  /**
+   * Stream every live record to `onRecord`, in key order (group, partition, key), LOAD_CHUNK at
+   * a time: memory stays bounded whatever the database size, and the event loop gets a turn
+   * between chunks. Dead records (see isDead) are deleted instead of handed out. The callback may
+   * answer 'skip-group' to jump past the rest of the current group (e.g. its store is full).
+   * Records written concurrently may or may not be seen (the iterator reads a snapshot).
+   */
+  async load(onRecord: (r: StorageRecord) => LoadAnswer): Promise<LoadResult> {
+    this.requireOpen();
+    const t0 = performance.now();
+    const now = this.clock.now();
+    let records = 0;
+    let purged = 0;
+    let rekeyed = 0;
+    const it = this.db.iterator(ALL_DATA);
+    // deletions of dead records and re-keyed moves, written a chunk at a time
+    let fixes = this.db.batch();
+    try {
+      for (;;) {
+        const chunk = await it.nextv(LOAD_CHUNK);
+        if (chunk.length === 0) break;
+        let skipTo: Buffer | undefined;
+        for (const [k, v] of chunk) {
+          const { group, partition, key } = parseDataKey(k);
+          if (skipTo !== undefined && Buffer.compare(k, skipTo) < 0) continue;
+          const rec = decodeRecord(v);
+          if (isDead(rec, now, this.tombstoneTtlMs)) {
+            fixes.del(k);
+            purged++;
+            continue;
+          }
+          let p = partition;
+          if (this.rekey && this.partitionOf !== undefined && this.partitionOf(key) !== partition) {
+            p = this.partitionOf(key);
+            fixes.del(k);
+            fixes.put(dataKey(group, p, key), v);
+            rekeyed++;
+          }
+          if (this.rekey) this.noteMarkInBatch(fixes, group, p, rec.version);
+          records++;
+          if (onRecord({ group, key, partition: p, ...rec }) === 'skip-group') {
+            skipTo = groupRange(group).lt;
+          }
+        }
+        if (fixes.length >= LOAD_CHUNK) {
+          await fixes.write({ sync: this.sync });
+          fixes = this.db.batch();
+        }
+        if (skipTo !== undefined) it.seek(skipTo);
+        await yieldToLoop();
+      }
+      if (fixes.length > 0) await fixes.write({ sync: this.sync });
+      else await fixes.close();
+    } catch (e) {
+      await fixes.close().catch(() => {});
+      throw isStorageError(e) ? e : new StorageError('STORAGE_IO', `loading ${this.path} failed: ${(e as Error).message}`, { cause: e });
+    } finally {
+      await it.close();
+    }
+    this.rekey = false;
+    const ms = performance.now() - t0;
+    this.logger?.info({ path: this.path, records, purged, rekeyed, ms: Math.round(ms) }, 'loaded records from disk');
+    return { records, purged, rekeyed, ms };
+  }
+
+  /**
+   * Largest version persisted for a partition of a group (0: nothing). Everything this node
+   * acknowledged up to the flush before a crash is on disk, so what it lacks after a restart
+   * is what its peers hold above this, minus clock skew between writers (see persist.ts).
+   */
+  watermark(group: string, partition: number): Version {
+    return this.marks.get(group)?.get(partition) ?? 0;
+  }
+
+  /** Watermarks of a group, partition -> version (partitions with nothing persisted are absent). */
+  watermarks(group: string): ReadonlyMap<number, Version> {
+    return this.marks.get(group) ?? new Map();
+  }
+
+  /** The largest version persisted in any group or partition (0: empty). */
+  highWatermark(): Version {
+    return this.high;
+  }
+
+  private noteMark(group: string, partition: number, v: Version): void {
+    let m = this.marks.get(group);
+    if (m === undefined) this.marks.set(group, (m = new Map()));
+    if (v > (m.get(partition) ?? 0)) m.set(partition, v);
+    if (v > this.high) this.high = v;
+  }
+
+  // while re-keying, watermarks are rebuilt from the records as they are read
+  private noteMarkInBatch(batch: ReturnType<Db['batch']>, group: string, partition: number, v: Version): void {
+    if (v <= this.watermark(group, partition)) return;
+    this.noteMark(group, partition, v);
+    batch.put(watermarkKey(group, partition), encodeVersion(v));
+  }
+
+  private partitionFor(key: string): number {
+    if (this.partitionOf === undefined) throw new TypeError(`LevelStorage ${this.path}: a record without a partition needs the partitionOf option`);
+    return this.partitionOf(key);
+  }
+
+  private requireOpen(): void {
+    if (this.state !== 'open') throw new StorageError('STORAGE_CLOSED', `LevelStorage ${this.path} is ${this.state === 'closed' ? 'closed' : 'not open'}`);
+  }
+}

@@ -1,0 +1,440 @@
+/**
+ * Persister: mirrors every write a node's GroupStores apply into LevelStorage, by group commit.
+ *
+ * Write path. GroupStore calls onApply synchronously for every write that changed a key (local
+ * put/delete/expire, replication, hinted handoff, migration batches: they all go through
+ * store.apply). The hook only records the entry in a buffer keyed by group+key (a key written
+ * twice within a window is written once). The buffer is flushed as one LevelDB batch when it
+ * holds `maxBatch` records or `flushIntervalMs` after its first record, whichever comes first.
+ *
+ * Durability window (chosen: throughput first, like Redis `appendfsync everysec` but in ms):
+ * an acknowledged write is in LevelDB's log at most flushIntervalMs (default 5 ms) plus one
+ * batch write after the store applied it, event loop permitting. The log is written without
+ * fsync, so it then survives the process being killed (crash, SIGKILL, OOM), not a power loss
+ * (LevelStorage `sync: true` would fsync each batch). Anyone who must know a write is on disk
+ * awaits flush(): a migration target should do so before confirming a batch, because the source
+ * drops its copy once confirmed.
+ *
+ * Evictions: the disk is the authority and the store its cache. An entry the LRU evicts stays on
+ * disk; readThrough() brings it back on a miss (a persistent node stays warm beyond its memory
+ * budget). That creates one hazard: a write arriving for a key the store no longer holds was
+ * applied without the last-writer-wins comparison against the evicted, possibly newer, disk
+ * record. So such writes are flagged, and the flush compares them with disk first: when disk is
+ * newer the write is not persisted and the disk record is applied back into the store (where it
+ * wins). Until a store has evicted anything (or a load was cut short by its budget), memory holds
+ * everything disk does and neither readThrough nor the flush reads disk at all.
+ *
+ * Partitions that move away (GroupStore.dropPartition) are deleted from disk, so a restarted node
+ * does not resurrect data it gave up. Tombstones are kept on disk until the store would have
+ * forgotten them (their expiresAt), then deleted by a periodic sweep; dead records the sweep
+ * missed (its queue is bounded) are deleted at the next load.
+ *
+ * Restart: load() streams the disk into the stores (muted: nothing is written back) until each
+ * store's byte budget is full; the rest stays on disk for readThrough. Afterwards the node
+ * catches up from peers what they hold above watermark(group, partition) (see catchUpFrom).
+ */
+import type { GroupStore, StoredEntry } from '../cache/store.ts';
+import { DEFAULT_TOMBSTONE_TTL_MS } from '../cache/store.ts';
+import { LOGICAL_BITS, compareWrites } from '../core/version.ts';
+import { systemClock, type Clock, type Version } from '../core/types.ts';
+import type { Logger } from '../observe/logger.ts';
+import type { LoadAnswer, LoadResult, PersistRecord } from './leveldb.ts';
+import { isDead, type StorageRecord } from './record.ts';
+
+/** The part of LevelStorage the persister uses (tests pass a fake). */
+export interface PersistTarget {
+  writeBatch(records: readonly PersistRecord[]): Promise<void>;
+  get(group: string, key: string, partition?: number): Promise<StorageRecord | undefined>;
+  getMany(group: string, items: ReadonlyArray<{ key: string; partition: number }>): Promise<Array<StorageRecord | undefined>>;
+  forgetTombstones(group: string, items: ReadonlyArray<{ key: string; partition: number; version: Version }>): Promise<number>;
+  dropPartition(group: string, partition: number): Promise<void>;
+  load(onRecord: (r: StorageRecord) => LoadAnswer): Promise<LoadResult>;
+  watermark(group: string, partition: number): Version;
+  highWatermark(): Version;
+}
+
+export const DEFAULT_MAX_BATCH = 1000;
+export const DEFAULT_FLUSH_INTERVAL_MS = 5;
+/** Records per LevelDB batch when a backlog is flushed: bounds one native call's memory. */
+export const MAX_WRITE_BATCH = 10_000;
+export const DEFAULT_SWEEP_INTERVAL_MS = 10_000;
+export const DEFAULT_MAX_TOMBSTONE_QUEUE = 100_000;
+/** After a failed flush, the next attempt waits this long (the records stay buffered). */
+export const RETRY_DELAY_MS = 200;
+/**
+ * Default margin below a watermark for the catch-up: versions are HLC readings, so a peer whose
+ * clock lagged ours may have issued writes we never saw with versions a little below ours.
+ * 1 s of skew, in version units.
+ */
+export const DEFAULT_CATCH_UP_MARGIN: Version = 1000 * LOGICAL_BITS;
+
+export interface PersisterOptions {
+  /** Where records go (a LevelStorage). Required. */
+  storage: PersistTarget;
+  /** Source of "now" (tombstone sweep). Default systemClock. */
+  clock?: Clock;
+  /** Flush as soon as this many records are buffered. Default 1000. */
+  maxBatch?: number;
+  /** Flush at most this long after the first buffered record, in ms. Default 5. */
+  flushIntervalMs?: number;
+  /** How often tombstones due to be forgotten are deleted from disk, in ms. Default 10 s. */
+  sweepIntervalMs?: number;
+  /** Most tombstones remembered for the sweep; beyond, the next load deletes them. Default 100_000. */
+  maxTombstoneQueue?: number;
+  /** The stores' tombstone TTL, for dead-record checks. Default 10 minutes. */
+  tombstoneTtlMs?: number;
+  /** Default: silent. */
+  logger?: Logger;
+}
+
+interface Pending extends PersistRecord {
+  partition: number;
+  /** The store held nothing for the key when this was applied: compare with disk before writing. */
+  check: boolean;
+}
+
+interface Attached {
+  store: GroupStore;
+  /** The last load stopped at the store's budget: disk holds entries memory does not. */
+  truncated: boolean;
+}
+
+export interface PersisterStats {
+  /** Records buffered, not yet handed to LevelDB. */
+  pending: number;
+  /** Records written to LevelDB. */
+  written: number;
+  flushes: number;
+  failures: number;
+  /** Buffered writes dropped because disk held a newer record of the key. */
+  reconciled: number;
+  /** Misses answered from disk by readThrough. */
+  diskHits: number;
+  tombstonesForgotten: number;
+  lastFlushMs: number;
+}
+
+export class Persister {
+  private readonly storage: PersistTarget;
+  private readonly clock: Clock;
+  private readonly maxBatch: number;
+  private readonly flushIntervalMs: number;
+  private readonly sweepIntervalMs: number;
+  private readonly maxTombstoneQueue: number;
+  private readonly tombstoneTtlMs: number;
+  private readonly logger: Logger | undefined;
+
+  private readonly groups = new Map<string, Attached>();
+  // group \0 key -> latest buffered write of that key
+  private pending = new Map<string, Pending>();
+  // what the running flush took from `pending`, until it is on disk (readThrough looks here too)
+  private inflight = new Map<string, Pending>();
+  // partition drops buffered with the records: run before the records of the same flush
+  private drops: Array<{ group: string; partition: number }> = [];
+  // tombstones to forget, in the order written (so roughly by forget time)
+  private tombQueue: Array<{ group: string; key: string; partition: number; version: Version; forgetAt: number }> = [];
+  private tombQueueDropped = false;
+  // every disk operation runs on this chain, one at a time, in order
+  private tail: Promise<void> = Promise.resolve();
+  private flushQueued = false;
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  private sweepTimer: ReturnType<typeof setInterval> | undefined;
+  // > 0 while applying records read from disk into a store: those are not written back
+  private muted = 0;
+  private stopped = false;
+  private readonly counters: Omit<PersisterStats, 'pending'> = { written: 0, flushes: 0, failures: 0, reconciled: 0, diskHits: 0, tombstonesForgotten: 0, lastFlushMs: 0 };
+
+  constructor(opts: PersisterOptions) {
+    this.storage = opts.storage;
+    this.clock = opts.clock ?? systemClock;
+    this.maxBatch = positiveInt('maxBatch', opts.maxBatch ?? DEFAULT_MAX_BATCH);
+    this.flushIntervalMs = positiveInt('flushIntervalMs', opts.flushIntervalMs ?? DEFAULT_FLUSH_INTERVAL_MS);
+    this.sweepIntervalMs = positiveInt('sweepIntervalMs', opts.sweepIntervalMs ?? DEFAULT_SWEEP_INTERVAL_MS);
+    this.maxTombstoneQueue = positiveInt('maxTombstoneQueue', opts.maxTombstoneQueue ?? DEFAULT_MAX_TOMBSTONE_QUEUE);
+    this.tombstoneTtlMs = opts.tombstoneTtlMs ?? DEFAULT_TOMBSTONE_TTL_MS;
+    this.logger = opts.logger;
+  }
+
+  /** Mirror this store's writes to disk from now on. */
+  attach(group: string, store: GroupStore): void {
+    if (this.groups.has(group)) throw new Error(`Persister: group "${group}" is already attached`);
+    this.groups.set(group, { store, truncated: false });
+    store.setWriteHooks({
+      onApply: (key, entry, prev) => this.onApply(group, key, entry, prev),
+      onDropPartition: (partition) => this.onDrop(group, partition),
+    });
+  }
+
+  /** Start the periodic tombstone sweep. Writes are mirrored from attach() on, started or not. */
+  start(): void {
+    if (this.sweepTimer !== undefined) return;
+    this.sweepTimer = setInterval(() => {
+      this.enqueue(() => this.sweep()).catch((e: unknown) => this.logger?.warn({ err: e }, 'tombstone sweep failed'));
+    }, this.sweepIntervalMs);
+    this.sweepTimer.unref();
+  }
+
+  /** Detach from the stores and write what is buffered. Close the storage after this. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.sweepTimer !== undefined) clearInterval(this.sweepTimer);
+    this.sweepTimer = undefined;
+    for (const { store } of this.groups.values()) store.setWriteHooks(undefined);
+    await this.flush();
+  }
+
+  /**
+   * Load the disk into the attached stores, each until its byte budget is full (the rest stays
+   * on disk for readThrough). Call before the node serves: writes applied meanwhile still win by
+   * version, but loading is fastest alone. Records of groups not attached stay on disk untouched.
+   */
+  async load(): Promise<LoadResult & { perGroup: Record<string, { loaded: number; truncated: boolean }> }> {
+    const perGroup: Record<string, { loaded: number; truncated: boolean }> = {};
+    const evictionsAtStart = new Map([...this.groups].map(([g, a]) => [g, a.store.stats().evictions]));
+    const result = await this.storage.load((r) => {
+      const a = this.groups.get(r.group);
+      if (a === undefined) return 'skip-group';
+      const stats = (perGroup[r.group] ??= { loaded: 0, truncated: false });
+      this.muted++;
+      try {
+        a.store.apply(r.key, { value: r.value, version: r.version, expiresAt: r.value === null ? 0 : r.expiresAt });
+      } finally {
+        this.muted--;
+      }
+      stats.loaded++;
+      if (a.store.stats().evictions > (evictionsAtStart.get(r.group) ?? 0)) {
+        // full: what is left of this group stays on disk
+        a.truncated = true;
+        stats.truncated = true;
+        return 'skip-group';
+      }
+      return undefined;
+    });
+    return { ...result, perGroup };
+  }
+
+  /**
+   * The entry of `key` from memory, else from disk when memory may have lost it (eviction or a
+   * load cut short); a disk hit is put back into the store. Undefined when neither holds it.
+   * Tombstones are returned as such (value null). Call on a miss before asking the origin.
+   */
+  async readThrough(group: string, key: string): Promise<StoredEntry | undefined> {
+    const a = this.groups.get(group);
+    if (a === undefined) return undefined;
+    const inMemory = a.store.peek(key);
+    if (inMemory !== undefined || !this.diskMayHoldMore(a)) return inMemory;
+    const id = pendingId(group, key);
+    // buffered writes are newer than disk; these were evicted before reaching it
+    const buffered = this.pending.get(id) ?? this.inflight.get(id);
+    const rec = buffered ?? (await this.storage.get(group, key));
+    if (rec === undefined || isDead(rec, this.clock.now(), this.tombstoneTtlMs)) return a.store.peek(key);
+    if (buffered === undefined) this.counters.diskHits++;
+    this.restore(a.store, key, rec);
+    return a.store.peek(key);
+  }
+
+  /**
+   * Resolves when every write applied before the call is on disk (in LevelDB's log). Rejects
+   * when that flush failed (the records stay buffered and are retried).
+   */
+  flush(): Promise<void> {
+    this.clearTimer();
+    this.flushQueued = true;
+    return this.enqueue(() => this.doFlush());
+  }
+
+  /** Largest version on disk for a partition of a group (0: none); see catchUpFrom. */
+  watermark(group: string, partition: number): Version {
+    return this.storage.watermark(group, partition);
+  }
+
+  highWatermark(): Version {
+    return this.storage.highWatermark();
+  }
+
+  /**
+   * The version above which a peer should send this node the records of a partition after a
+   * restart: its watermark minus `margin` (default 1 s of clock skew), or 0 when nothing of it
+   * is on disk (send everything). Re-sent records are harmless: the store keeps the newest.
+   */
+  catchUpFrom(group: string, partition: number, margin: Version = DEFAULT_CATCH_UP_MARGIN): Version {
+    const w = this.storage.watermark(group, partition);
+    return w === 0 ? 0 : Math.max(0, w - margin);
+  }
+
+  stats(): PersisterStats {
+    return { pending: this.pending.size, ...this.counters };
+  }
+
+  // ---- hooks (synchronous, inside store operations) ----------------------------------------
+
+  private onApply(group: string, key: string, entry: StoredEntry, prev: StoredEntry | undefined): void {
+    if (this.muted > 0 || this.stopped) return;
+    const a = this.groups.get(group);
+    const id = pendingId(group, key);
+    const check = prev === undefined && a !== undefined && this.diskMayHoldMore(a);
+    const before = this.pending.get(id);
+    this.pending.set(id, {
+      group,
+      key,
+      partition: entry.partition,
+      value: entry.value,
+      version: entry.version,
+      expiresAt: entry.expiresAt,
+      // a buffered write that needed the disk comparison still does after being overwritten
+      check: check || (before?.check ?? false),
+    });
+    if (entry.value === null) this.queueTombstone(group, key, entry);
+    if (this.pending.size >= this.maxBatch) {
+      if (!this.flushQueued) this.flush().catch(() => {}); // failures are logged and retried by doFlush
+    } else if (this.timer === undefined && !this.flushQueued) {
+      this.timer = setTimeout(() => {
+        this.timer = undefined;
+        this.flush().catch(() => {});
+      }, this.flushIntervalMs);
+    }
+  }
+
+  private onDrop(group: string, partition: number): void {
+    if (this.stopped) return;
+    // buffered writes of that partition are gone from memory too; later ones follow the drop
+    for (const [id, p] of this.pending) if (p.group === group && p.partition === partition) this.pending.delete(id);
+    this.drops.push({ group, partition });
+    if (!this.flushQueued) this.flush().catch(() => {});
+  }
+
+  // ---- disk side (one job at a time on the chain) --------------------------------------------
+
+  private enqueue(job: () => Promise<void>): Promise<void> {
+    const run = this.tail.then(job);
+    this.tail = run.catch(() => {});
+    return run;
+  }
+
+  private async doFlush(): Promise<void> {
+    this.flushQueued = false;
+    const batch = this.pending;
+    const drops = this.drops;
+    this.pending = new Map();
+    this.drops = [];
+    if (batch.size === 0 && drops.length === 0) return;
+    this.inflight = batch;
+    const t0 = performance.now();
+    try {
+      for (let i = 0; i < drops.length; i++) {
+        const d = drops[i]!;
+        await this.storage.dropPartition(d.group, d.partition);
+        drops[i] = { group: '', partition: -1 }; // done: not retried
+      }
+      const records = await this.reconcile([...batch.values()]);
+      for (let i = 0; i < records.length; i += MAX_WRITE_BATCH) {
+        await this.storage.writeBatch(records.slice(i, i + MAX_WRITE_BATCH));
+      }
+      this.counters.written += records.length;
+      this.counters.flushes++;
+      this.counters.lastFlushMs = performance.now() - t0;
+    } catch (e) {
+      this.counters.failures++;
+      // put everything back unless a newer write of the key arrived meanwhile; retry later
+      for (const [id, p] of batch) if (!this.pending.has(id)) this.pending.set(id, p);
+      this.drops = [...drops.filter((d) => d.partition >= 0), ...this.drops];
+      this.logger?.error({ err: e, records: batch.size }, 'persisting writes failed; kept buffered, retrying');
+      if (!this.stopped && this.timer === undefined) {
+        this.timer = setTimeout(() => {
+          this.timer = undefined;
+          this.flush().catch(() => {});
+        }, RETRY_DELAY_MS);
+      }
+      throw e;
+    } finally {
+      this.inflight = new Map();
+    }
+  }
+
+  /**
+   * Drop the flagged writes that disk holds a newer record of, and give that record back to the
+   * store (see the file comment). Returns what to write.
+   */
+  private async reconcile(records: Pending[]): Promise<Pending[]> {
+    const byGroup = new Map<string, Pending[]>();
+    for (const r of records) {
+      if (!r.check) continue;
+      let list = byGroup.get(r.group);
+      if (list === undefined) byGroup.set(r.group, (list = []));
+      list.push(r);
+    }
+    if (byGroup.size === 0) return records;
+    const stale = new Set<Pending>();
+    const now = this.clock.now();
+    for (const [group, list] of byGroup) {
+      const onDisk = await this.storage.getMany(group, list);
+      const a = this.groups.get(group);
+      onDisk.forEach((d, i) => {
+        const mine = list[i]!;
+        if (d === undefined || isDead(d, now, this.tombstoneTtlMs) || compareWrites(d, mine) <= 0) return;
+        stale.add(mine);
+        if (a !== undefined) this.restore(a.store, mine.key, d);
+      });
+    }
+    this.counters.reconciled += stale.size;
+    return stale.size === 0 ? records : records.filter((r) => !stale.has(r));
+  }
+
+  /** Apply a record read from disk (or the buffer) to a store without writing it back. */
+  private restore(store: GroupStore, key: string, rec: { value: Buffer | null; version: Version; expiresAt: number }): void {
+    this.muted++;
+    try {
+      store.apply(key, { value: rec.value, version: rec.version, expiresAt: rec.value === null ? 0 : rec.expiresAt });
+    } finally {
+      this.muted--;
+    }
+  }
+
+  private queueTombstone(group: string, key: string, entry: StoredEntry): void {
+    if (this.tombQueue.length >= this.maxTombstoneQueue) {
+      if (!this.tombQueueDropped) this.logger?.warn({ max: this.maxTombstoneQueue }, 'tombstone sweep queue full; the rest are deleted at the next load');
+      this.tombQueueDropped = true;
+      return;
+    }
+    this.tombQueue.push({ group, key, partition: entry.partition, version: entry.version, forgetAt: entry.expiresAt });
+  }
+
+  /** Delete from disk the tombstones whose forget time passed (if disk still holds them). */
+  private async sweep(): Promise<void> {
+    const now = this.clock.now();
+    let due = 0;
+    while (due < this.tombQueue.length && this.tombQueue[due]!.forgetAt <= now) due++;
+    if (due === 0) return;
+    const items = this.tombQueue.splice(0, due);
+    const byGroup = new Map<string, typeof items>();
+    for (const it of items) {
+      let list = byGroup.get(it.group);
+      if (list === undefined) byGroup.set(it.group, (list = []));
+      list.push(it);
+    }
+    for (const [group, list] of byGroup) {
+      for (let i = 0; i < list.length; i += MAX_WRITE_BATCH) {
+        this.counters.tombstonesForgotten += await this.storage.forgetTombstones(group, list.slice(i, i + MAX_WRITE_BATCH));
+      }
+    }
+  }
+
+  private diskMayHoldMore(a: Attached): boolean {
+    return a.truncated || a.store.stats().evictions > 0;
+  }
+
+  private clearTimer(): void {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+}
+
+function pendingId(group: string, key: string): string {
+  return `${group}\0${key}`;
+}
+
+function positiveInt(name: string, v: number): number {
+  if (!Number.isSafeInteger(v) || v < 1) throw new RangeError(`Persister ${name} must be a positive integer. Got: ${v}`);
+  return v;
+}
