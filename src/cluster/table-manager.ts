@@ -6,6 +6,11 @@
  * - etcd clusters: the table lives in the TableStore. Only the elected leader writes the next
  *   version (minimal change from the stored one) when membership changes; every node applies
  *   whatever version the store announces, newest first.
+ * - With a {@link TablePlanner} set (the migration plugin), the leader no longer writes a changed
+ *   table itself: it hands the membership difference to the planner, which copies data to the
+ *   new holders first and commits the table afterwards (warm handoff), or commits at once and
+ *   repairs afterwards when a node crashed. The first table (nothing stored yet) is still
+ *   written here: no node holds data then.
  */
 import type { PartitionTable, PlacementOptions } from '../core/placement/table.ts';
 import { createTable, nextTable } from '../core/placement/table.ts';
@@ -30,6 +35,15 @@ export interface TableManagerOptions {
 
 export type TableListener = (next: PartitionTable, prev: PartitionTable) => void;
 
+/**
+ * Decides how a membership change becomes a table change (leader only). `reconcile` is called,
+ * serialised with every other table write, whenever the registered membership may differ from
+ * the table in force, and on every reconcile tick.
+ */
+export interface TablePlanner {
+  reconcile(inForce: PartitionTable): Promise<void>;
+}
+
 export class TableManager {
   private readonly opts: TableManagerOptions;
   private current: PartitionTable;
@@ -38,6 +52,7 @@ export class TableManager {
   private reconcileTimer: NodeJS.Timeout | undefined;
   // serialises leader writes so two membership events never race each other's CAS
   private writing: Promise<void> = Promise.resolve();
+  private planner: TablePlanner | undefined;
 
   constructor(opts: TableManagerOptions) {
     this.opts = opts;
@@ -77,6 +92,38 @@ export class TableManager {
     this.disposers = [];
   }
 
+  /** Hand membership changes to `planner` (undefined: write the next table directly again). */
+  setPlanner(planner: TablePlanner | undefined): void {
+    this.planner = planner;
+    if (planner !== undefined) void this.maybeWrite();
+  }
+
+  /** Ask the leader to look at the membership again now (e.g. a migration record changed). */
+  poke(): Promise<void> {
+    return this.maybeWrite();
+  }
+
+  /**
+   * As leader: put `next` in force if the stored version is still `expectedVersion`.
+   * Returns false when somebody else wrote first (or there is no store).
+   */
+  async commit(expectedVersion: number, next: PartitionTable): Promise<boolean> {
+    const store = this.opts.store;
+    if (store === undefined) return false;
+    if (!(await store.compareAndSwap(expectedVersion, next))) return false;
+    this.opts.logger?.info({ version: next.version, members: next.members.map((m) => m.id) }, 'wrote partition table');
+    this.install(next);
+    return true;
+  }
+
+  /** Registered members that should take partitions, with the weights the table in force gives them. */
+  desiredMembers(): Member[] {
+    return membersOf(this.opts.registry.members()).map((m) => ({
+      id: m.id,
+      weight: this.current.members.find((s) => s.id === m.id)?.weight ?? m.weight,
+    }));
+  }
+
   /** Apply a table if it is newer than the one in force. */
   install(next: PartitionTable): void {
     if (next.version <= this.current.version && this.current.members.length > 0) return;
@@ -91,6 +138,11 @@ export class TableManager {
     if (store === undefined || election === undefined) return Promise.resolve();
     this.writing = this.writing.then(async () => {
       if (!election.isLeader()) return;
+      const planner = this.planner;
+      if (planner !== undefined && this.current.members.length > 0) {
+        await planner.reconcile(this.current);
+        return;
+      }
       // the common case on every reconcile tick: the table in force already has these members
       const ids = membersOf(registry.members()).map((m) => m.id).join(',');
       if (this.current.members.length > 0 && this.current.members.map((m) => m.id).join(',') === ids) return;

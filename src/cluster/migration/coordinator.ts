@@ -1,0 +1,221 @@
+/**
+ * The leader's half of migrations: turns membership changes into migration records and commits
+ * tables. Runs as the TableManager's planner, so it is serialised with every other table write.
+ *
+ * One pass of {@link Coordinator.reconcile}:
+ *  1. Crash: members of the table in force that are no longer registered are removed at once
+ *     (nextTable promotes their backups, so reads keep working) and a `repair` record asks the
+ *     surviving holders to re-replicate ("commit then repair").
+ *  2. Open records: finalise cancels, supersede prepares planned against an older table or for
+ *     a membership that is no longer wanted, commit a prepare whose every moving partition is
+ *     reported done (CAS: version + 1), close repairs that finished.
+ *  3. Rollback requests on committed migrations become a `rollback` prepare.
+ *  4. Join, graceful leave, weight change: when the registered members differ from the table in
+ *     force and nothing is being prepared, write a `prepare` record with the target table; the
+ *     table in force stays as it is until the copy is done ("prepare then commit").
+ * Like Olric's balancer, work planned against an older table stops the moment a newer one exists.
+ */
+import { encodeTable, decodeTable, nextTable, type PartitionTable, type PlacementOptions } from '../../core/placement/table.ts';
+import type { Member, NodeId } from '../../core/types.ts';
+import type { TableManager, TablePlanner } from '../table-manager.ts';
+import { copyMoves, sourceOf } from './plan.ts';
+import { isOpen, memberSig, type Migration, type MigrationDoc, type MigrationKind } from './record.ts';
+import type { MigrationStore } from './store.ts';
+
+export interface CoordinatorOptions {
+  tables: TableManager;
+  store: MigrationStore;
+  placement: Omit<PlacementOptions, 'partitionCount'>;
+  /** Is this node registered (alive) now? */
+  alive(id: NodeId): boolean;
+  now(): number;
+  logger: { info(o: object, m: string): void; warn(o: object, m: string): void };
+  event(kind: string, message: string): void;
+  /** Finished records kept in etcd for inspection and rollback. Default 20. */
+  keepFinished?: number;
+}
+
+let seq = 0;
+
+export function newMigrationId(now: number, fromVersion: number): string {
+  seq = (seq + 1) % 1296;
+  return `m${fromVersion}-${now.toString(36)}${seq.toString(36).padStart(2, '0')}`;
+}
+
+/** Partitions of `m` that still need a copy, given the progress reports (lost ones excluded). */
+export function pendingPartitions(m: Migration, store: MigrationStore, alive: (id: NodeId) => boolean): number[] {
+  const done = new Set<number>();
+  for (const rep of store.progress(m.id).values()) for (const p of rep.partitions) if (p.state === 'done') done.add(p.partition);
+  const out: number[] = [];
+  for (const mv of copyMoves(m.fromTable, m.targetTable)) {
+    if (done.has(mv.partition)) continue;
+    // nobody alive holds it: nothing to copy (the data is gone with its holders)
+    if (sourceOf(mv.from, alive) === undefined) continue;
+    // every receiver gone: nothing to wait for
+    if (!mv.receivers.some(alive)) continue;
+    out.push(mv.partition);
+  }
+  return out;
+}
+
+export class Coordinator implements TablePlanner {
+  private readonly o: CoordinatorOptions;
+
+  constructor(opts: CoordinatorOptions) {
+    this.o = opts;
+  }
+
+  async reconcile(inForce: PartitionTable): Promise<void> {
+    const { tables, store } = this.o;
+    const alive = (id: NodeId): boolean => this.o.alive(id);
+
+    // 1. crashed members: commit their removal now, repair afterwards
+    const gone = inForce.members.filter((m) => !alive(m.id));
+    const remaining = inForce.members.filter((m) => alive(m.id));
+    if (gone.length > 0 && remaining.length > 0) {
+      const next = nextTable(inForce, remaining, this.o.placement);
+      if (await tables.commit(inForce.version, next)) {
+        this.o.event('migration', `removed ${gone.map((m) => m.id).join(', ')} (v${next.version}); repairing replicas`);
+        if (copyMoves(inForce, next).length > 0) await this.create('repair', inForce, next);
+        await this.supersedeOpen(next, `table v${next.version} removed ${gone.map((m) => m.id).join(', ')}`);
+      }
+      return;
+    }
+
+    const desired = tables.desiredMembers();
+    const desiredSig = memberSig(desired);
+    const records = store.list();
+
+    // 2. open records
+    let preparing = false;
+    for (const m of records) {
+      if (!isOpen(m.state)) continue;
+      if (m.state === 'cancelling') {
+        const rolled = m.rollbackRequested === true && m.kind !== 'repair';
+        await this.finish(m.id, rolled ? 'rolled_back' : 'cancelled', undefined, m.kind === 'repair' ? undefined : memberSig(m.targetTable.members));
+        this.o.event('migration', `migration ${m.id} ${rolled ? 'rolled back' : 'cancelled'}`);
+        continue;
+      }
+      if (m.kind === 'repair') {
+        if (pendingPartitions(m, store, alive).length === 0) await this.finish(m.id, 'done');
+        continue;
+      }
+      if (inForce.version !== m.fromVersion) {
+        await this.finish(m.id, 'superseded', `table v${inForce.version} is in force`);
+        continue;
+      }
+      const targetSig = memberSig(m.targetTable.members);
+      if (m.kind === 'prepare' && targetSig !== desiredSig) {
+        await this.finish(m.id, 'superseded', 'membership changed');
+        continue;
+      }
+      if (m.targetTable.members.some((x) => !alive(x.id))) {
+        await this.finish(m.id, 'superseded', 'a target member is gone');
+        continue;
+      }
+      const pending = pendingPartitions(m, store, alive);
+      if (pending.length > 0) {
+        preparing = true;
+        continue;
+      }
+      const target = m.targetTable.version === inForce.version + 1 ? m.targetTable : reversion(m.targetTable, inForce.version + 1, this.o.now());
+      if (await tables.commit(inForce.version, target)) {
+        await this.finish(m.id, 'done', undefined, undefined, this.o.now());
+        if (m.kind === 'rollback' && m.rollbackOf !== undefined) await this.finish(m.rollbackOf, 'rolled_back', `rolled back by ${m.id}`);
+        this.o.event('migration', `migration ${m.id} committed: table v${target.version} in force`);
+        this.o.logger.info({ migration: m.id, version: target.version }, 'migration committed');
+        return;
+      }
+      preparing = true;
+    }
+
+    // 3. rollback requests on committed migrations
+    for (const m of records) {
+      if (m.state === 'cancelled' && m.rollbackRequested === true) {
+        // never committed: the previous table is still in force; partial copies are dropped by
+        // each receiver's cleanup once nothing refers to them
+        await this.finish(m.id, 'rolled_back', 'rolled back: the previous table was never replaced');
+        this.o.event('migration', `migration ${m.id} rolled back`);
+        continue;
+      }
+      if (m.state !== 'done' || m.rollbackRequested !== true || m.kind === 'repair') continue;
+      if (records.some((r) => r.rollbackOf === m.id && isOpen(r.state))) continue;
+      if (preparing) break;
+      const back = m.fromTable.members.filter((x) => alive(x.id));
+      if (back.length !== m.fromTable.members.length) {
+        await this.finish(m.id, 'done', 'rollback refused: a member of the previous table is gone');
+        continue;
+      }
+      const target = reversion(m.fromTable, inForce.version + 1, this.o.now());
+      await this.create('rollback', inForce, target, { rollbackOf: m.id, heldSig: memberSig(m.targetTable.members) });
+      await store.update(m.id, (cur) => ({ ...cur, rollbackRequested: false, updatedAt: this.o.now() }));
+      return;
+    }
+
+    // 4. plan a warm handoff for joins, graceful leaves and weight changes
+    if (preparing || desired.length === 0 || desiredSig === memberSig(inForce.members)) return;
+    if (this.held(records, desiredSig)) return;
+    const target = nextTable(inForce, desired, this.o.placement);
+    await this.create('prepare', inForce, target);
+  }
+
+  /** An operator stopped exactly this change (cancel or rollback): do not plan it again by itself. */
+  private held(records: readonly Migration[], desiredSig: string): boolean {
+    const last = [...records].reverse().find((m) => m.kind !== 'repair');
+    return last?.heldSig !== undefined && last.heldSig === desiredSig && (last.state === 'cancelled' || last.state === 'rolled_back' || last.kind === 'rollback');
+  }
+
+  private async create(kind: MigrationKind, from: PartitionTable, target: PartitionTable, extra: Partial<MigrationDoc> = {}): Promise<void> {
+    const now = this.o.now();
+    const doc: MigrationDoc = {
+      id: newMigrationId(now, from.version),
+      kind,
+      state: 'running',
+      fromVersion: from.version,
+      from: encodeTable(from),
+      target: encodeTable(target),
+      createdAt: now,
+      updatedAt: now,
+      ...extra,
+    };
+    if (await this.o.store.create(doc)) {
+      const moves = copyMoves(from, target).length;
+      this.o.logger.info({ migration: doc.id, kind, from: from.version, members: target.members.map((m: Member) => m.id), partitions: moves }, 'migration planned');
+      this.o.event('migration', `${kind} migration ${doc.id} planned: ${moves} partitions to copy`);
+    }
+    await this.prune();
+  }
+
+  private async finish(id: string, state: Migration['state'], reason?: string, heldSig?: string, committedAt?: number): Promise<void> {
+    await this.o.store.update(id, (cur) => {
+      if (cur.state === state && reason === undefined) return null;
+      return {
+        ...cur,
+        state,
+        updatedAt: this.o.now(),
+        ...(reason !== undefined ? { reason } : {}),
+        ...(heldSig !== undefined ? { heldSig } : {}),
+        ...(committedAt !== undefined ? { committedAt } : {}),
+      };
+    });
+  }
+
+  private async supersedeOpen(inForce: PartitionTable, reason: string): Promise<void> {
+    for (const m of this.o.store.list()) {
+      if (m.kind !== 'repair' && isOpen(m.state) && m.fromVersion !== inForce.version) await this.finish(m.id, 'superseded', reason);
+    }
+  }
+
+  /** Keep the newest finished records only, so the prefix stays small. */
+  private async prune(): Promise<void> {
+    const keep = this.o.keepFinished ?? 20;
+    const finished = this.o.store.list().filter((m) => !isOpen(m.state));
+    for (const m of finished.slice(0, Math.max(0, finished.length - keep))) await this.o.store.remove(m.id);
+  }
+}
+
+/** `t` with another version and creation time (for a commit after the version moved on, and rollbacks). */
+export function reversion(t: PartitionTable, version: number, createdAt: number): PartitionTable {
+  const raw = JSON.parse(encodeTable(t)) as Record<string, unknown>;
+  return decodeTable(JSON.stringify({ ...raw, version, createdAt }));
+}

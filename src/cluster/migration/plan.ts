@@ -1,0 +1,81 @@
+/**
+ * Pure migration planning on top of the placement core: which partitions need a copy, who sends
+ * it, and the per-partition checksum both sides compare. No I/O, no clock.
+ */
+import type { PartitionTable } from '../../core/placement/table.ts';
+import { planMigration } from '../../core/placement/table.ts';
+import { defaultHash } from '../../core/placement/hash.ts';
+import type { NodeId } from '../../core/types.ts';
+
+/** A partition some node must receive: holders before and the holders that lack its data. */
+export interface CopyMove {
+  partition: number;
+  from: readonly NodeId[];
+  /** Target holders not among `from`: they need the data. */
+  receivers: NodeId[];
+}
+
+/**
+ * Partitions whose target holders include nodes that did not hold them before. Partitions that
+ * only lose a holder or reorder their holders (a backup promoted to owner) move no data.
+ */
+export function copyMoves(from: PartitionTable, target: PartitionTable): CopyMove[] {
+  const out: CopyMove[] = [];
+  for (const m of planMigration(from, target)) {
+    const receivers = m.to.filter((id) => !m.from.includes(id));
+    if (receivers.length > 0 && m.from.length > 0) out.push({ partition: m.partition, from: m.from, receivers });
+  }
+  return out;
+}
+
+/**
+ * Who sends a partition: its previous owner when alive, otherwise the first previous holder that
+ * is (a backup of a crashed owner). Every node evaluates this with its own view of liveness; the
+ * copy is idempotent (last writer wins), so two senders during a disagreement only cost bandwidth.
+ */
+export function sourceOf(from: readonly NodeId[], alive: (id: NodeId) => boolean): NodeId | undefined {
+  for (const id of from) if (alive(id)) return id;
+  return undefined;
+}
+
+/**
+ * Order-independent checksum of a partition's live entries: count and a 32-bit sum of
+ * hash(group, key, version). Tombstones are left out: a target may remember a delete that the
+ * source already forgot (tombstones expire), which is not a difference in data.
+ */
+export interface Checksum {
+  count: number;
+  sum: number;
+}
+
+export function emptyChecksum(): Checksum {
+  return { count: 0, sum: 0 };
+}
+
+export function addToChecksum(c: Checksum, group: string, key: string, version: number): void {
+  c.count++;
+  c.sum = (c.sum + defaultHash(`${group}\u0000${key}\u0000${version}`)) >>> 0;
+}
+
+export function sameChecksum(a: Checksum, b: Checksum): boolean {
+  return a.count === b.count && a.sum === b.sum;
+}
+
+/** Group consecutive items into runs whose weights sum to at most `limit` (an item heavier than the limit runs alone). */
+export function packRuns<T>(items: readonly T[], weight: (t: T) => number, limit: number): T[][] {
+  const runs: T[][] = [];
+  let cur: T[] = [];
+  let w = 0;
+  for (const it of items) {
+    const x = weight(it);
+    if (cur.length > 0 && w + x > limit) {
+      runs.push(cur);
+      cur = [];
+      w = 0;
+    }
+    cur.push(it);
+    w += x;
+  }
+  if (cur.length > 0) runs.push(cur);
+  return runs;
+}
