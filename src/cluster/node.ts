@@ -380,7 +380,18 @@ export class JincacheNode {
       },
       ping: () => ({ id: this.id, ringVersion: this.tables.table().version }),
       asset: (path) => this.assets.get(path),
-      observe: (op, group, result, seconds) => this.metrics.request(op === 'get' || op === 'put' || op === 'delete' || op === 'expire' ? op : 'other', group, toRequestResult(result), seconds),
+      observe: (op, group, result, seconds) => {
+        // a group name comes from the URL: only configured groups become label values
+        const label = this.groups.has(group) ? group : '_unknown';
+        this.metrics.request(op === 'get' || op === 'put' || op === 'delete' || op === 'expire' ? op : 'other', label, toRequestResult(result), seconds);
+        if (op !== 'get' || label === '_unknown') return;
+        if (result === 'hit') this.metrics.cacheHit(label);
+        else if (result === 'miss') this.metrics.cacheMiss(label);
+        else if (result === 'load') {
+          this.metrics.cacheMiss(label);
+          this.metrics.cacheLoad(label, 'ok');
+        }
+      },
       peerRoutes: () => {
         const routes = new Map<string, PeerRoute>();
         for (const p of this.plugins) for (const [k, v] of p.peerRoutes?.() ?? []) routes.set(k, v);
