@@ -1,0 +1,97 @@
+import { describe, test, mock } from 'node:test';
+import assert from 'node:assert/strict';
+import { PeerBreakers, isBreakerOpen, withRetry } from './breakers.ts';
+import { JincacheError } from '../errors.ts';
+
+const down = () => Promise.reject(new JincacheError('PEER_UNAVAILABLE', 'refused'));
+const ok = () => Promise.resolve('ok');
+
+describe('PeerBreakers', () => {
+  test('opens at the failure ratio once enough calls were seen, refuses at once, probes half-open after halfOpenAfter, closes on success', async () => {
+    mock.timers.enable({ apis: ['Date'], now: 1_000_000 });
+    try {
+      const b = new PeerBreakers({ threshold: 0.5, windowMs: 2000, minimumRps: 2, halfOpenAfterMs: 1000 });
+      const changes: string[] = [];
+      b.onChange((peer, s) => changes.push(`${peer}:${s}`));
+      // 3 calls: below the minimum count (2 rps x 2 s = 4): stays closed
+      for (let i = 0; i < 3; i++) await b.execute('p', down).catch(() => {});
+      assert.equal(b.state('p'), 'closed');
+      await b.execute('p', down).catch(() => {});
+      assert.equal(b.state('p'), 'open');
+      assert.equal(b.allows('p'), false);
+      assert.equal(b.allows('q'), true, 'breakers are per peer');
+      await assert.rejects(b.execute('p', ok), (e) => isBreakerOpen(e));
+      mock.timers.tick(999);
+      await assert.rejects(b.execute('p', ok), (e) => isBreakerOpen(e));
+      mock.timers.tick(1);
+      assert.equal(await b.execute('p', ok, true), 'ok');
+      assert.equal(b.state('p'), 'closed');
+      assert.deepEqual(changes, ['p:open', 'p:half-open', 'p:closed']);
+    } finally {
+      mock.timers.reset();
+    }
+  });
+
+  test('successes keep the ratio under the threshold; errors that are not about the peer do not count', async () => {
+    mock.timers.enable({ apis: ['Date'], now: 1_000_000 });
+    try {
+      const b = new PeerBreakers({ threshold: 0.5, minimumRps: 1 });
+      for (let i = 0; i < 20; i++) {
+        await b.execute('p', ok);
+        if (i % 3 === 0) await b.execute('p', down).catch(() => {});
+      }
+      assert.equal(b.state('p'), 'closed');
+      for (let i = 0; i < 20; i++) await b.execute('p', () => Promise.reject(new JincacheError('BAD_REQUEST', 'x'))).catch(() => {});
+      assert.equal(b.state('p'), 'closed');
+    } finally {
+      mock.timers.reset();
+    }
+  });
+
+  test('a threshold of 1 is accepted (open only when every call fails)', () => {
+    assert.doesNotThrow(() => new PeerBreakers({ threshold: 1 }));
+    assert.throws(() => new PeerBreakers({ threshold: 0 }), /threshold must be in \(0, 1\]. Got: 0/);
+  });
+});
+
+describe('withRetry', () => {
+  test('retries peer failures at most maxRetries times', async () => {
+    let calls = 0;
+    await assert.rejects(
+      withRetry(() => {
+        calls++;
+        return down();
+      }, { maxRetries: 2, deadline: Date.now() + 5000, initialDelayMs: 1, maxDelayMs: 2 }),
+      /refused/,
+    );
+    assert.equal(calls, 3);
+  });
+
+  test('does not retry other errors', async () => {
+    let calls = 0;
+    await assert.rejects(
+      withRetry(() => {
+        calls++;
+        return Promise.reject(new JincacheError('BAD_REQUEST', 'no'));
+      }, { maxRetries: 3, deadline: Date.now() + 5000 }),
+      /no/,
+    );
+    assert.equal(calls, 1);
+  });
+
+  test('never runs past the deadline, even while backing off', async () => {
+    const start = Date.now();
+    await assert.rejects(withRetry(down, { maxRetries: 10, deadline: start + 50, initialDelayMs: 40, maxDelayMs: 1000 }));
+    assert.ok(Date.now() - start < 150, `${Date.now() - start} ms`);
+  });
+
+  test('succeeds on a later attempt, passing the attempt number', async () => {
+    const seen: number[] = [];
+    const out = await withRetry((n) => {
+      seen.push(n);
+      return n < 2 ? down() : ok();
+    }, { maxRetries: 3, deadline: Date.now() + 5000, initialDelayMs: 1, maxDelayMs: 2 });
+    assert.equal(out, 'ok');
+    assert.deepEqual(seen, [0, 1, 2]);
+  });
+});

@@ -1,0 +1,180 @@
+/**
+ * Per-peer circuit breakers (cockatiel) and the retry policy for idempotent peer calls.
+ *
+ * Breaker: a SamplingBreaker per peer opens when the failure ratio over `windowMs` reaches
+ * `threshold` (config fault_tolerance.circuit_threshold) with at least `minimumRps` calls per
+ * second, and lets one probe through after `halfOpenAfterMs` (1 s by default: a paused or
+ * partitioned peer is retried every second, never blacklisted for minutes). The failure
+ * detector's heartbeats go through the breaker too, so they are the half-open probe even when
+ * no request is routed to the peer. While a probe is in flight other calls are refused at once
+ * (cockatiel would make them wait for the probe's verdict, which would stall the request path).
+ *
+ * Retry: exponential backoff with decorrelated jitter, at most `maxRetries` retries, never past
+ * the caller's deadline (the whole execution races the deadline, and no attempt starts after it).
+ */
+import {
+  BrokenCircuitError,
+  CircuitState,
+  ExponentialBackoff,
+  SamplingBreaker,
+  circuitBreaker,
+  handleWhen,
+  retry,
+  type CircuitBreakerPolicy,
+} from 'cockatiel';
+import type { NodeId } from '../../core/types.ts';
+import { JincacheError, isJincacheError } from '../errors.ts';
+
+export type BreakerState = 'closed' | 'half-open' | 'open';
+
+export interface BreakerOptions {
+  /** Failure ratio that opens a peer's breaker, 0 < x <= 1. Default 0.5 (config fault_tolerance.circuit_threshold). */
+  threshold?: number;
+  /** Sampling window. Default 2000 ms. */
+  windowMs?: number;
+  /** Calls per second needed before the ratio counts (so two failed heartbeats do not open it). Default 2. */
+  minimumRps?: number;
+  /** Time an open breaker waits before letting a probe through. Default 1000 ms. */
+  halfOpenAfterMs?: number;
+}
+
+/** Failures that say something about the peer (not about the request): they feed the breaker. */
+export function isPeerFailure(e: unknown): boolean {
+  return isJincacheError(e) && (e.code === 'PEER_UNAVAILABLE' || e.code === 'TIMEOUT');
+}
+
+export function isBreakerOpen(e: unknown): e is BrokenCircuitError {
+  return e instanceof BrokenCircuitError;
+}
+
+export class PeerBreakers {
+  private readonly opts: Required<BreakerOptions>;
+  private readonly breakers = new Map<NodeId, CircuitBreakerPolicy>();
+  private readonly listeners = new Set<(peer: NodeId, state: BreakerState) => void>();
+
+  constructor(opts: BreakerOptions = {}) {
+    const threshold = opts.threshold ?? 0.5;
+    if (!(threshold > 0 && threshold <= 1)) throw new RangeError(`threshold must be in (0, 1]. Got: ${threshold}`);
+    this.opts = {
+      // cockatiel wants threshold < 1; "open only when every call failed" is the same as 0.999 for any real count
+      threshold: Math.min(threshold, 0.999),
+      windowMs: opts.windowMs ?? 2000,
+      minimumRps: opts.minimumRps ?? 2,
+      halfOpenAfterMs: opts.halfOpenAfterMs ?? 1000,
+    };
+  }
+
+  /**
+   * Run a call to `peer` through its breaker. Throws BrokenCircuitError at once when the breaker
+   * is open, or half-open with a probe already in flight (unless `probe` is set: heartbeats are
+   * the probes and may wait their turn).
+   */
+  async execute<T>(peer: NodeId, fn: () => Promise<T>, probe = false): Promise<T> {
+    const b = this.breaker(peer);
+    if (!probe && b.state === CircuitState.HalfOpen) throw new BrokenCircuitError();
+    return b.execute(fn);
+  }
+
+  state(peer: NodeId): BreakerState {
+    const b = this.breakers.get(peer);
+    if (b === undefined) return 'closed';
+    switch (b.state) {
+      case CircuitState.Closed:
+        return 'closed';
+      case CircuitState.HalfOpen:
+        return 'half-open';
+      case CircuitState.Open:
+      case CircuitState.Isolated:
+        return 'open';
+      default:
+        throw new Error(`unexpected circuit state ${String(b.state)}`);
+    }
+  }
+
+  /** Closed: the router may send to this peer. */
+  allows(peer: NodeId): boolean {
+    const b = this.breakers.get(peer);
+    return b === undefined || b.state === CircuitState.Closed;
+  }
+
+  onChange(listener: (peer: NodeId, state: BreakerState) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  snapshot(): Record<NodeId, BreakerState> {
+    const out: Record<NodeId, BreakerState> = {};
+    for (const id of this.breakers.keys()) out[id] = this.state(id);
+    return out;
+  }
+
+  private breaker(peer: NodeId): CircuitBreakerPolicy {
+    let b = this.breakers.get(peer);
+    if (b === undefined) {
+      b = circuitBreaker(handleWhen(isPeerFailure), {
+        halfOpenAfter: this.opts.halfOpenAfterMs,
+        breaker: new SamplingBreaker({ threshold: this.opts.threshold, duration: this.opts.windowMs, minimumRps: this.opts.minimumRps }),
+      });
+      b.onStateChange(() => {
+        const s = this.state(peer);
+        for (const l of this.listeners) l(peer, s);
+      });
+      this.breakers.set(peer, b);
+    }
+    return b;
+  }
+}
+
+export interface RetryOptions {
+  /** Retries after the first attempt. Default 3 (config fault_tolerance.max_retries). */
+  maxRetries?: number;
+  /** Absolute deadline, ms since epoch: no attempt starts after it and the call rejects with TIMEOUT at it. */
+  deadline: number;
+  /** First backoff delay. Default 10 ms. */
+  initialDelayMs?: number;
+  /** Largest backoff delay. Default 200 ms. */
+  maxDelayMs?: number;
+  /** Which failures are worth another attempt. Default: peer failures and open breakers. */
+  retryable?: (e: unknown) => boolean;
+}
+
+/**
+ * Run `attempt(n)` (n = 0, 1, ...) until it succeeds, a non-retryable error, `maxRetries`
+ * retries, or the deadline. Only idempotent operations may be passed here.
+ */
+export async function withRetry<T>(attempt: (n: number) => Promise<T>, opts: RetryOptions): Promise<T> {
+  const retryable = opts.retryable ?? ((e: unknown) => isPeerFailure(e) || isBreakerOpen(e));
+  const policy = retry(handleWhen(retryable), {
+    maxAttempts: opts.maxRetries ?? 3,
+    backoff: new ExponentialBackoff({ initialDelay: opts.initialDelayMs ?? 10, maxDelay: opts.maxDelayMs ?? 200 }),
+  });
+  const controller = new AbortController();
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      controller.abort();
+      reject(new JincacheError('TIMEOUT', `deadline passed after retries`));
+    }, Math.max(0, opts.deadline - Date.now()));
+  });
+  let lastError: unknown;
+  try {
+    return await Promise.race([
+      policy.execute(async ({ attempt: n, signal }) => {
+        if (signal.aborted || Date.now() >= opts.deadline) throw lastError ?? new JincacheError('TIMEOUT', 'deadline passed before the attempt');
+        try {
+          return await attempt(n);
+        } catch (e) {
+          lastError = e;
+          throw e;
+        }
+      }, controller.signal),
+      expired,
+    ]);
+  } catch (e) {
+    // at the deadline, report what actually went wrong when we know it
+    if (isJincacheError(e) && e.code === 'TIMEOUT' && lastError !== undefined && isJincacheError(lastError)) throw lastError;
+    throw e;
+  } finally {
+    clearTimeout(timer);
+  }
+}
