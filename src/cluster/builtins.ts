@@ -4,7 +4,10 @@
  */
 import type { Config } from '../config/schema.ts';
 import type { NodePlugin } from './plugin.ts';
+import { FaultTolerancePlugin } from './fault-plugin.ts';
 
 export function builtinPlugins(_config: Config): NodePlugin[] {
-  return [];
+  return [
+    new FaultTolerancePlugin(),
+  ];
 }

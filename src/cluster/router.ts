@@ -2,14 +2,30 @@
  * Request routing: every KvService call is served by the key's owner. A call arriving at another
  * node is forwarded once (marked, so the owner never forwards it again); the owner applies the
  * write, replicates it to the partition's backups and only then answers.
+ *
+ * With failover support attached (the fault-tolerance plugin, see fault-plugin.ts):
+ * - a read goes to the first holder of the preference list the failure detector finds usable
+ *   (and not just recovered), and on failure to the next one, retried with backoff within the
+ *   caller's deadline; a loader group whose holders all fail loads locally (groupcache);
+ * - a write goes to the first usable holder, which becomes its coordinator: it gives the write
+ *   a version, applies it, replicates it to the other usable holders and keeps a hint for the
+ *   unusable ones (hinted handoff, handoff.ts). Forwarded writes carry a *fence*: the time
+ *   after which the coordinator must not apply them. A sender that gives up on an attempt at
+ *   time t sent it with fence t, so a write stuck in a paused or partitioned node can never be
+ *   applied later with a version newer than a write acknowledged after it: that is what makes
+ *   a write retried at another holder safe (see README "Fault tolerance").
  */
 import type { PartitionTable } from '../core/placement/table.ts';
 import { holdersOf } from '../core/placement/table.ts';
-import type { NodeId, NodeInfo } from '../core/types.ts';
+import { systemClock, type NodeId, type NodeInfo } from '../core/types.ts';
+import { HybridClock, compareWrites } from '../core/version.ts';
 import type { WireRecord } from '../transport/codec.ts';
 import { encodeRecords } from '../transport/codec.ts';
 import type { PeerClient, PeerResponse } from '../transport/peer-client.ts';
 import { JincacheError, isErrorCode, isJincacheError, type JincacheErrorCode } from './errors.ts';
+import { readOrder, replicaPlan, writeOrder } from './health/failover.ts';
+import { notDelivered } from './health/errors.ts';
+import { isPeerFailure, withRetry } from './health/breakers.ts';
 import type { GetResult, KvService, PutOptions, RequestOptions } from './kv.ts';
 import type { LocalData } from './local-data.ts';
 
@@ -27,6 +43,18 @@ export interface ClusterView {
   previousHolders(partition: number): readonly NodeId[];
 }
 
+/** What the fault-tolerance plugin lends the router. */
+export interface FailoverSupport {
+  /** Just recovered from unusable: may lack handed-off writes; reads prefer another holder. */
+  onProbation(id: NodeId): boolean;
+  /** Run one peer call through the peer's breaker, recording its outcome for the failure detector. */
+  call<T>(peer: NodeId, fn: () => Promise<T>): Promise<T>;
+  /** Keep writes for a holder that did not get them, to replay when it is back. */
+  hint(peer: NodeId, records: WireRecord[]): void;
+  /** Retries after a failed attempt (config fault_tolerance.max_retries). */
+  readonly maxRetries: number;
+}
+
 export interface RouterOptions {
   view: ClusterView;
   local: LocalData;
@@ -38,11 +66,42 @@ export interface RouterOptions {
   syncReplication?: boolean;
   /** Called with writes a backup did not confirm, so they can be handed to it later. */
   onReplicationFailure?: (peer: NodeId, records: WireRecord[], error: JincacheError) => void;
+  /** Versions for coordinated writes. Default: a hybrid clock on the system clock. */
+  hlc?: HybridClock;
+}
+
+/** The write operations a coordinator applies. */
+export type WriteOp = 'put' | 'delete' | 'expire';
+
+export interface WriteRequest {
+  op: WriteOp;
+  group: string;
+  key: string;
+  /** put only */
+  value?: Buffer;
+  /** put: time to live; expire: the new TTL (0 = persist) */
+  ttlMs?: number;
+  condition?: 'nx' | 'xx';
 }
 
 /** Path of the owner-local KV endpoints on the peer listener. */
 export function kvPath(group: string, key: string): string {
   return `/_jincache/kv/${encodeURIComponent(group)}/${encodeURIComponent(key)}`;
+}
+
+/** Path prefix of the fenced coordinated-write endpoint (served by the fault-tolerance plugin). */
+export const WRITE_ROUTE = '/_jincache/ft/write/';
+/** Path prefix of the versioned-record endpoint (tombstones included), served by the plugin. */
+export const RECORD_ROUTE = '/_jincache/ft/record/';
+/** Header carrying a forwarded write's fence, ms since epoch. */
+export const FENCE_HEADER = 'x-jincache-fence';
+
+export function writePath(w: WriteRequest): string {
+  const q = new URLSearchParams();
+  if (w.ttlMs !== undefined && w.ttlMs > 0) q.set('ttl_ms', String(w.ttlMs));
+  if (w.condition !== undefined) q.set('cond', w.condition);
+  const qs = q.size > 0 ? `?${q}` : '';
+  return `${WRITE_ROUTE}${w.op}/${encodeURIComponent(w.group)}/${encodeURIComponent(w.key)}${qs}`;
 }
 
 export class Router implements KvService {
@@ -53,6 +112,8 @@ export class Router implements KvService {
   private readonly requestTimeoutMs: number;
   private readonly syncReplication: boolean;
   private readonly onReplicationFailure: RouterOptions['onReplicationFailure'];
+  private readonly hlc: HybridClock;
+  private failover: FailoverSupport | undefined;
 
   constructor(opts: RouterOptions) {
     this.view = opts.view;
@@ -62,6 +123,12 @@ export class Router implements KvService {
     this.requestTimeoutMs = opts.requestTimeoutMs;
     this.syncReplication = opts.syncReplication ?? true;
     this.onReplicationFailure = opts.onReplicationFailure;
+    this.hlc = opts.hlc ?? new HybridClock(systemClock);
+  }
+
+  /** Attach (or detach, with undefined) failover support. Without it every call goes to the owner. */
+  useFailover(f: FailoverSupport | undefined): void {
+    this.failover = f;
   }
 
   /** The node's own data, for endpoints that must be served locally. */
@@ -76,55 +143,63 @@ export class Router implements KvService {
     return owner;
   }
 
+  private holders(key: string): readonly NodeId[] {
+    const holders = holdersOf(this.view.table(), this.view.partitionOf(key));
+    if (holders.length === 0) throw new JincacheError('NO_OWNER', 'the partition table has no members yet');
+    return holders;
+  }
+
   async get(group: string, key: string, opts: RequestOptions = {}): Promise<GetResult | null> {
     this.local.group(group); // unknown group fails here, before any network
-    const owner = this.ownerOf(key);
-    if (owner === this.view.self) return this.getAsOwner(group, key, this.deadline(opts));
-    const res = await this.send(owner, { method: 'GET', path: kvPath(group, key), deadline: this.deadline(opts) });
-    if (res.status === 404) return null;
-    expectStatus(res, 200);
-    return {
-      value: res.body,
-      source: res.headers['x-cache'] === 'load' ? 'load' : 'hit',
-      expiresAt: Number(res.headers['x-jincache-expires'] ?? 0),
-    };
+    const deadline = this.deadline(opts);
+    const ft = this.failover;
+    const holders = this.holders(key);
+    if (ft === undefined) {
+      const owner = holders[0]!;
+      return owner === this.view.self ? this.getAsOwner(group, key, deadline) : this.getFrom(owner, group, key, deadline);
+    }
+    const order = readOrder(holders, { usable: (id) => this.view.usable(id), onProbation: (id) => ft.onProbation(id) });
+    // a holder just came back and may lack writes handed off meanwhile, while the holder that
+    // served for it may lack the ones it took since: ask every holder, the newest copy wins
+    if (holders.some((id) => ft.onProbation(id))) {
+      const newest = await this.newestRead(group, key, holders, deadline);
+      if (newest !== undefined) return newest;
+    }
+    // the common case: this node is the holder to read from
+    if (order[0] === this.view.self) return this.getAsOwner(group, key, deadline);
+    try {
+      return await withRetry(
+        (n) => {
+          const target = order[n % order.length]!;
+          if (target === this.view.self) return this.getAsOwner(group, key, deadline);
+          return this.getFrom(target, group, key, attemptDeadline(deadline, n, order.length));
+        },
+        { maxRetries: Math.max(ft.maxRetries, 0), deadline },
+      );
+    } catch (e) {
+      // every holder failed: a loader group loads here, through the group's singleflight
+      // (groupcache's fallback); a plain key-value group has nothing else to ask
+      if (isPeerFailure(e) && this.local.group(group).loader !== undefined && Date.now() < deadline) return this.local.load(group, key);
+      throw e;
+    }
   }
 
   async put(group: string, key: string, value: Buffer, opts: PutOptions & RequestOptions = {}): Promise<boolean> {
     this.local.group(group);
-    const owner = this.ownerOf(key);
-    const deadline = this.deadline(opts);
-    if (owner === this.view.self) return this.putAsOwner(group, key, value, opts, deadline);
-    const q = new URLSearchParams();
-    if (opts.ttlMs) q.set('ttl_ms', String(opts.ttlMs));
-    if (opts.condition) q.set('cond', opts.condition);
-    const qs = q.size > 0 ? `?${q}` : '';
-    const res = await this.send(owner, { method: 'PUT', path: kvPath(group, key) + qs, body: value, deadline });
-    if (res.status === 412) return false;
-    expectStatus(res, 204);
-    return true;
+    const out = await this.write({ op: 'put', group, key, value, ttlMs: opts.ttlMs, condition: opts.condition }, this.deadline(opts));
+    return out.applied;
   }
 
   async delete(group: string, key: string, opts: RequestOptions = {}): Promise<boolean> {
     this.local.group(group);
-    const owner = this.ownerOf(key);
-    const deadline = this.deadline(opts);
-    if (owner === this.view.self) return this.deleteAsOwner(group, key, deadline);
-    const res = await this.send(owner, { method: 'DELETE', path: kvPath(group, key), deadline });
-    expectStatus(res, 204);
-    return res.headers['x-jincache-existed'] === '1';
+    const out = await this.write({ op: 'delete', group, key }, this.deadline(opts));
+    return out.existed;
   }
 
   async expire(group: string, key: string, ttlMs: number, opts: RequestOptions = {}): Promise<boolean> {
     this.local.group(group);
-    const owner = this.ownerOf(key);
-    const deadline = this.deadline(opts);
-    if (owner === this.view.self) return this.expireAsOwner(group, key, ttlMs, deadline);
-    const path = `/_jincache/expire/${encodeURIComponent(group)}/${encodeURIComponent(key)}?ttl_ms=${ttlMs}`;
-    const res = await this.send(owner, { method: 'POST', path, deadline });
-    if (res.status === 404) return false;
-    expectStatus(res, 204);
-    return true;
+    const out = await this.write({ op: 'expire', group, key, ttlMs }, this.deadline(opts));
+    return out.applied;
   }
 
   async count(group: string): Promise<number> {
@@ -152,6 +227,100 @@ export class Router implements KvService {
       if (holders[0] === this.view.self) mine.push(p);
     });
     return this.local.count(group, mine);
+  }
+
+  // ---- writes ----
+
+  /**
+   * Send a write to its coordinator. Without failover support: the owner (old protocol,
+   * PUT/DELETE /_jincache/kv). With it: the first usable holder over the fenced endpoint, and on
+   * a failed attempt the next holder. Unconditional puts and deletes are retried after a timeout
+   * (the fence makes a late copy harmless and the value is the same); conditional writes and
+   * expires only when the attempt surely never arrived (connection refused, breaker open).
+   */
+  private async write(w: WriteRequest, deadline: number): Promise<{ applied: boolean; existed: boolean }> {
+    const holders = this.holders(w.key);
+    const ft = this.failover;
+    if (ft === undefined) {
+      const owner = holders[0]!;
+      if (owner === this.view.self) return this.coordinateWrite(w, deadline);
+      return this.legacyWrite(owner, w, deadline);
+    }
+    const order = writeOrder(holders, { usable: (id) => this.view.usable(id) });
+    if (order[0] === this.view.self) return this.coordinateWrite(w, deadline);
+    const idempotent = w.condition === undefined && w.op !== 'expire';
+    return withRetry(
+      async (n) => {
+        const target = order[n % order.length]!;
+        if (target === this.view.self) return this.coordinateWrite(w, deadline);
+        const fence = attemptDeadline(deadline, n, order.length);
+        const res = await this.send(target, {
+          method: 'POST',
+          path: writePath(w),
+          ...(w.value !== undefined ? { body: w.value } : {}),
+          headers: { [FENCE_HEADER]: String(fence) },
+          deadline: fence,
+        });
+        if (res.status === 412) return { applied: false, existed: false };
+        expectStatus(res, 204);
+        return { applied: res.headers['x-jincache-applied'] !== '0', existed: res.headers['x-jincache-existed'] === '1' };
+      },
+      { maxRetries: Math.max(ft.maxRetries, 0), deadline, retryable: (e) => (idempotent ? isPeerFailure(e) : notDelivered(e)) },
+    );
+  }
+
+  /** Write through the owner's pre-failover endpoints (no fence; used when the plugin is absent). */
+  private async legacyWrite(owner: NodeId, w: WriteRequest, deadline: number): Promise<{ applied: boolean; existed: boolean }> {
+    if (w.op === 'expire') {
+      const path = `/_jincache/expire/${encodeURIComponent(w.group)}/${encodeURIComponent(w.key)}?ttl_ms=${w.ttlMs ?? 0}`;
+      const res = await this.send(owner, { method: 'POST', path, deadline });
+      if (res.status === 404) return { applied: false, existed: false };
+      expectStatus(res, 204);
+      return { applied: true, existed: true };
+    }
+    if (w.op === 'delete') {
+      const res = await this.send(owner, { method: 'DELETE', path: kvPath(w.group, w.key), deadline });
+      expectStatus(res, 204);
+      return { applied: true, existed: res.headers['x-jincache-existed'] === '1' };
+    }
+    const q = new URLSearchParams();
+    if (w.ttlMs) q.set('ttl_ms', String(w.ttlMs));
+    if (w.condition) q.set('cond', w.condition);
+    const qs = q.size > 0 ? `?${q}` : '';
+    const res = await this.send(owner, { method: 'PUT', path: kvPath(w.group, w.key) + qs, body: w.value, deadline });
+    if (res.status === 412) return { applied: false, existed: false };
+    expectStatus(res, 204);
+    return { applied: true, existed: false };
+  }
+
+  /**
+   * Apply a write here as its coordinator and replicate it. `fence`: the write must not be
+   * applied at or after this time (the sender has given up on it by then); it is also the
+   * replication deadline. The version is above every version this node issued or holds for the
+   * key, so the write wins over all it follows.
+   */
+  async coordinateWrite(w: WriteRequest, fence: number): Promise<{ applied: boolean; existed: boolean }> {
+    const group = this.local.group(w.group);
+    // One synchronous block from the fence check to the apply: nothing can run in between.
+    if (Date.now() >= fence) throw new JincacheError('TIMEOUT', `write of "${w.key}" arrived after its deadline; not applied`);
+    const current = this.local.record(w.group, w.key);
+    const live = group.store.get(w.key);
+    const exists = live !== undefined && live.value !== null;
+    const version = Math.max(this.hlc.next(), (current?.version ?? 0) + 1);
+    let record: WireRecord;
+    if (w.op === 'put') {
+      if ((w.condition === 'nx' && exists) || (w.condition === 'xx' && !exists)) return { applied: false, existed: exists };
+      record = { group: w.group, key: w.key, value: w.value ?? Buffer.alloc(0), version, expiresAt: w.ttlMs ? Date.now() + w.ttlMs : 0 };
+    } else if (w.op === 'delete') {
+      record = { group: w.group, key: w.key, value: null, version, expiresAt: 0 };
+    } else {
+      if (!exists) return { applied: false, existed: false };
+      record = { group: w.group, key: w.key, value: live.value, version, expiresAt: w.ttlMs && w.ttlMs > 0 ? Date.now() + w.ttlMs : 0 };
+    }
+    this.hlc.observe(version);
+    this.local.apply([record]);
+    await this.replicate(w.key, [record], fence);
+    return { applied: true, existed: exists };
   }
 
   // ---- owner side: called for local keys and by the peer endpoints ----
@@ -192,44 +361,100 @@ export class Router implements KvService {
   }
 
   async putAsOwner(group: string, key: string, value: Buffer, opts: PutOptions, deadline: number): Promise<boolean> {
-    const out = this.local.put(group, key, value, opts);
-    if (out.record) await this.replicate(key, [out.record], deadline);
-    return out.applied;
+    return (await this.coordinateWrite({ op: 'put', group, key, value, ttlMs: opts.ttlMs, condition: opts.condition }, deadline)).applied;
   }
 
   async deleteAsOwner(group: string, key: string, deadline: number): Promise<boolean> {
-    const out = this.local.delete(group, key);
-    if (out.record) await this.replicate(key, [out.record], deadline);
-    return out.existed ?? false;
+    return (await this.coordinateWrite({ op: 'delete', group, key }, deadline)).existed;
   }
 
   async expireAsOwner(group: string, key: string, ttlMs: number, deadline: number): Promise<boolean> {
-    const out = this.local.expire(group, key, ttlMs);
-    if (out.record) await this.replicate(key, [out.record], deadline);
-    return out.applied;
+    return (await this.coordinateWrite({ op: 'expire', group, key, ttlMs }, deadline)).applied;
   }
 
   /**
-   * Send a write to the partition's backups. With sync replication the caller waits for them;
-   * a backup that does not confirm gets the write later through `onReplicationFailure`.
+   * Send a write to the partition's other holders. With sync replication the caller waits for
+   * the reachable ones; a holder the detector calls unusable gets a hint at once, and one that
+   * does not confirm gets the write later through `onReplicationFailure` and the hint queue.
    */
   private async replicate(key: string, records: WireRecord[], deadline: number): Promise<void> {
     const partition = this.view.partitionOf(key);
     const holders = holdersOf(this.view.table(), partition);
     const extra = this.view.extraReplicas(partition);
-    const backups = (extra.length === 0 ? holders : [...new Set([...holders, ...extra])]).filter((id) => id !== this.view.self);
-    if (backups.length === 0) return;
+    const ft = this.failover;
+    const plan = replicaPlan(this.view.self, holders, extra, { usable: (id) => ft === undefined || this.view.usable(id) });
+    for (const id of plan.hint) ft?.hint(id, records);
+    if (plan.send.length === 0) return;
     const body = encodeRecords(records);
-    const sends = backups.map(async (id) => {
+    const sends = plan.send.map(async (id) => {
       try {
         const res = await this.send(id, { method: 'POST', path: '/_jincache/replicate', body, deadline });
         expectStatus(res, 204);
       } catch (e) {
         const err = isJincacheError(e) ? e : new JincacheError('PEER_UNAVAILABLE', String(e));
+        ft?.hint(id, records);
         this.onReplicationFailure?.(id, records, err);
       }
     });
     if (this.syncReplication) await Promise.all(sends);
+  }
+
+  /**
+   * Read every usable holder's own copy (tombstones included) and answer with the newest;
+   * holders with an older copy get the newest through the hint queue (read repair).
+   * Undefined when inconclusive (a holder failed, or nothing is stored and a loader may know).
+   */
+  private async newestRead(group: string, key: string, holders: readonly NodeId[], deadline: number): Promise<GetResult | null | undefined> {
+    const ft = this.failover;
+    if (ft === undefined) return undefined;
+    const targets = holders.filter((id) => this.view.usable(id));
+    const answers = await Promise.allSettled(
+      targets.map((id) => (id === this.view.self ? Promise.resolve(this.local.record(group, key) ?? null) : this.fetchRecord(id, group, key, deadline))),
+    );
+    let best: WireRecord | undefined;
+    let failed = false;
+    for (const a of answers) {
+      if (a.status === 'rejected') failed = true;
+      else if (a.value !== null && (best === undefined || compareWrites(a.value, best) > 0)) best = a.value;
+    }
+    if (best !== undefined) {
+      answers.forEach((a, i) => {
+        const id = targets[i]!;
+        if (a.status !== 'fulfilled' || (a.value !== null && compareWrites(best, a.value) <= 0)) return;
+        if (id === this.view.self) this.local.apply([best]);
+        else ft.hint(id, [best]);
+      });
+    }
+    const loader = this.local.group(group).loader !== undefined;
+    if (best === undefined) return failed || loader ? undefined : null;
+    if (best.value === null || (best.expiresAt > 0 && best.expiresAt <= Date.now())) return loader ? undefined : null;
+    return { value: best.value, source: 'hit', expiresAt: best.expiresAt };
+  }
+
+  private async fetchRecord(id: NodeId, group: string, key: string, deadline: number): Promise<WireRecord | null> {
+    const res = await this.send(id, { method: 'GET', path: `${RECORD_ROUTE}${encodeURIComponent(group)}/${encodeURIComponent(key)}`, deadline });
+    if (res.status === 404) return null;
+    expectStatus(res, 200);
+    const version = Number(res.headers['x-jincache-version']);
+    if (!Number.isFinite(version)) throw new JincacheError('PEER_UNAVAILABLE', `${id} sent a record without a version`);
+    return {
+      group,
+      key,
+      value: res.headers['x-jincache-tombstone'] === '1' ? null : res.body,
+      version,
+      expiresAt: Number(res.headers['x-jincache-expires'] ?? 0),
+    };
+  }
+
+  private async getFrom(id: NodeId, group: string, key: string, deadline: number): Promise<GetResult | null> {
+    const res = await this.send(id, { method: 'GET', path: kvPath(group, key), deadline });
+    if (res.status === 404) return null;
+    expectStatus(res, 200);
+    return {
+      value: res.body,
+      source: res.headers['x-cache'] === 'load' ? 'load' : 'hit',
+      expiresAt: Number(res.headers['x-jincache-expires'] ?? 0),
+    };
   }
 
   private deadline(opts: RequestOptions): number {
@@ -239,8 +464,20 @@ export class Router implements KvService {
   private async send(id: NodeId, req: Parameters<PeerClient['request']>[1]): Promise<PeerResponse> {
     const member = this.view.member(id);
     if (member === undefined) throw new JincacheError('PEER_UNAVAILABLE', `node ${id} is not a member`);
-    return this.peers.request(member.address, req);
+    const ft = this.failover;
+    if (ft === undefined) return this.peers.request(member.address, req);
+    return ft.call(id, () => this.peers.request(member.address, req));
   }
+}
+
+/**
+ * Deadline of attempt `n` out of a list of `candidates`: while another holder remains untried,
+ * an attempt gets half of the time left, so a hung holder cannot eat the whole budget and the
+ * next holder still has time to answer.
+ */
+export function attemptDeadline(deadline: number, n: number, candidates: number, now = Date.now()): number {
+  if (n + 1 >= candidates) return deadline;
+  return now + Math.max(1, Math.floor((deadline - now) / 2));
 }
 
 /** Turn a peer's non-success answer back into the error it described. */

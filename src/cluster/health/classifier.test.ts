@@ -63,6 +63,15 @@ describe('HealthClassifier', () => {
     assert.equal(c.onProbation('a'), false);
   });
 
+  test('a peer that never answered before (start-up) gets no probation when it turns usable', () => {
+    const f = fake();
+    const c = new HealthClassifier({ clock: f.clock, suspectAfter: 1 });
+    c.setMembers(['a']);
+    c.failure('a', 'refused');
+    c.success('a', 1);
+    assert.equal(c.onProbation('a'), false);
+  });
+
   test('transitions() reports each class change once', () => {
     const { clock } = fake();
     const c = new HealthClassifier({ clock, suspectAfter: 1 });

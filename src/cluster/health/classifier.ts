@@ -48,6 +48,8 @@ interface PeerState {
   reported: PeerHealth;
   /** usability after the last observation, for the probation clock */
   wasUsable: boolean;
+  /** answered at least once: only a peer that served before can have missed writes meanwhile */
+  seenOk: boolean;
 }
 
 export interface PeerReport {
@@ -99,6 +101,7 @@ export class HealthClassifier {
     s.lastOkAt = this.clock.now();
     s.latencyMs = Number.isNaN(s.latencyMs) ? latencyMs : s.latencyMs + this.latencyWeight * (latencyMs - s.latencyMs);
     this.noteTransition(s);
+    s.seenOk = true;
   }
 
   failure(id: NodeId, kind: FailureKind): void {
@@ -159,6 +162,11 @@ export class HealthClassifier {
     return [...this.peers.keys()];
   }
 
+  /** When to ping a peer next: usable peers every interval, the others at every tick (fast recovery). */
+  needsPing(id: NodeId, lastPingAt: number, intervalMs: number): boolean {
+    return !this.usable(id) || this.clock.now() - lastPingAt >= intervalMs;
+  }
+
   /** Forget a peer entirely (it left the cluster long ago). */
   forget(id: NodeId): void {
     this.peers.delete(id);
@@ -167,7 +175,7 @@ export class HealthClassifier {
   private entry(id: NodeId): PeerState {
     let s = this.peers.get(id);
     if (s === undefined) {
-      s = { member: true, streak: 0, lastFailure: undefined, latencyMs: Number.NaN, lastOkAt: 0, lastFailAt: 0, recoveredAt: 0, reported: 'healthy', wasUsable: true };
+      s = { member: true, streak: 0, lastFailure: undefined, latencyMs: Number.NaN, lastOkAt: 0, lastFailAt: 0, recoveredAt: 0, reported: 'healthy', wasUsable: true, seenOk: false };
       this.peers.set(id, s);
     }
     return s;
@@ -177,7 +185,7 @@ export class HealthClassifier {
   private noteTransition(s: PeerState): void {
     const now = classify(s, this.suspectAfter, this.slowThresholdMs);
     const isUsable = now === 'healthy' || now === 'slow';
-    if (!s.wasUsable && isUsable) s.recoveredAt = this.clock.now();
+    if (!s.wasUsable && isUsable && s.seenOk) s.recoveredAt = this.clock.now();
     s.wasUsable = isUsable;
   }
 }

@@ -1,0 +1,169 @@
+/**
+ * The failure detector's I/O half: heartbeats every `heartbeatIntervalMs` (GET /_jincache/ping
+ * with a short timeout) to every member, passive observations of real requests (`call`), and
+ * membership from the registry, all fed to the pure HealthClassifier. Every peer call goes
+ * through the peer's circuit breaker; heartbeats are the breaker's half-open probes.
+ */
+import type { Clock, NodeId, NodeInfo } from '../../core/types.ts';
+import type { Logger } from '../../observe/logger.ts';
+import type { Metrics, PeerErrorKind } from '../../observe/metrics.ts';
+import type { PeerClient } from '../../transport/peer-client.ts';
+import { JincacheError, isJincacheError } from '../errors.ts';
+import { PeerBreakers, isBreakerOpen, isPeerFailure, type BreakerOptions, type BreakerState } from './breakers.ts';
+import { HealthClassifier, type PeerHealth } from './classifier.ts';
+import { failureKind } from './errors.ts';
+
+export interface DetectorOptions {
+  self: NodeId;
+  clock: Clock;
+  peers: PeerClient;
+  /** Address of a member by id (the node's current membership). */
+  member(id: NodeId): NodeInfo | undefined;
+  /** Time between heartbeats to each peer. Default 5000 ms (config fault_tolerance.heartbeat_interval). */
+  heartbeatIntervalMs?: number;
+  /** Heartbeat timeout. Default min(heartbeat interval, 1000 ms), at least 100 ms. */
+  pingTimeoutMs?: number;
+  /** Latency over which a peer is "slow". Default 500 ms. */
+  slowThresholdMs?: number;
+  /** How long a recovered peer stays out of the read path. Default max(3000, 4 heartbeats). */
+  probationMs?: number;
+  breaker?: BreakerOptions;
+  metrics?: Metrics;
+  logger?: Logger;
+  /** Called when a peer's health class changes. */
+  onTransition?: (id: NodeId, from: PeerHealth, to: PeerHealth) => void;
+}
+
+export class FailureDetector {
+  readonly classifier: HealthClassifier;
+  readonly breakers: PeerBreakers;
+  private readonly opts: DetectorOptions;
+  private readonly intervalMs: number;
+  private readonly pingTimeoutMs: number;
+  private members: NodeId[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  // peers with a heartbeat in flight: never more than one per peer
+  private readonly pinging = new Set<NodeId>();
+  // when each peer was last pinged
+  private readonly lastPing = new Map<NodeId, number>();
+  // the timer ticks this often; usable peers are pinged every interval, the others every tick
+  private readonly tickMs: number;
+
+  constructor(opts: DetectorOptions) {
+    this.opts = opts;
+    this.intervalMs = opts.heartbeatIntervalMs ?? 5000;
+    this.pingTimeoutMs = opts.pingTimeoutMs ?? Math.max(100, Math.min(this.intervalMs, 1000));
+    this.classifier = new HealthClassifier({
+      clock: opts.clock,
+      slowThresholdMs: opts.slowThresholdMs ?? 500,
+      probationMs: opts.probationMs ?? Math.max(3000, 4 * this.intervalMs),
+    });
+    this.breakers = new PeerBreakers(opts.breaker);
+    this.tickMs = Math.min(this.intervalMs, 250);
+  }
+
+  start(): void {
+    this.timer = setInterval(() => this.heartbeat(), this.tickMs);
+    this.timer.unref();
+    this.heartbeat();
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  /** The registry's membership (this node excluded or not: it is skipped). */
+  setMembers(members: readonly NodeInfo[]): void {
+    this.members = members.map((m) => m.id).filter((id) => id !== this.opts.self);
+    this.classifier.setMembers(this.members);
+    this.emitTransitions();
+  }
+
+  /** May the router send to `id` now? */
+  usable(id: NodeId): boolean {
+    return id === this.opts.self || (this.classifier.usable(id) && this.breakers.allows(id));
+  }
+
+  health(id: NodeId): PeerHealth {
+    return id === this.opts.self ? 'healthy' : this.classifier.health(id);
+  }
+
+  breaker(id: NodeId): BreakerState {
+    return this.breakers.state(id);
+  }
+
+  /** Run a real request to `peer` through its breaker and learn from its outcome. */
+  async call<T>(peer: NodeId, fn: () => Promise<T>, probe = false): Promise<T> {
+    const started = performance.now();
+    try {
+      const out = await this.breakers.execute(peer, fn, probe);
+      const ms = performance.now() - started;
+      this.classifier.success(peer, ms);
+      this.opts.metrics?.peerRequest(peer, 'ok', ms / 1000);
+      this.emitTransitions();
+      return out;
+    } catch (e) {
+      if (isBreakerOpen(e)) {
+        this.opts.metrics?.peerRequest(peer, 'rejected');
+        this.opts.metrics?.peerError(peer, 'breaker_open');
+        throw new JincacheError('PEER_UNAVAILABLE', `circuit breaker for ${peer} is open`, { cause: e });
+      }
+      const ms = performance.now() - started;
+      if (isPeerFailure(e)) {
+        const kind = failureKind(e);
+        this.classifier.failure(peer, kind);
+        this.opts.metrics?.peerRequest(peer, kind === 'timeout' ? 'timeout' : 'error', ms / 1000);
+        this.opts.metrics?.peerError(peer, metricKind(kind));
+        this.emitTransitions();
+      } else {
+        this.opts.metrics?.peerRequest(peer, 'error', ms / 1000);
+        this.opts.metrics?.peerError(peer, isJincacheError(e) && e.code === 'UNAUTHORIZED' ? 'unauthorized' : 'other');
+      }
+      throw e;
+    }
+  }
+
+  /** One tick: ping every member that is due and has no ping in flight. */
+  heartbeat(): void {
+    const now = this.opts.clock.now();
+    for (const id of this.members) {
+      if (this.pinging.has(id) || !this.classifier.needsPing(id, this.lastPing.get(id) ?? 0, this.intervalMs)) continue;
+      this.lastPing.set(id, now);
+      const member = this.opts.member(id);
+      if (member === undefined) continue;
+      this.pinging.add(id);
+      const deadline = Date.now() + this.pingTimeoutMs;
+      this.call(id, () => this.opts.peers.request(member.address, { method: 'GET', path: '/_jincache/ping', deadline }), true)
+        .catch(() => {
+          // counted by call(); the classifier and the breaker have it
+        })
+        .finally(() => this.pinging.delete(id));
+    }
+    this.emitTransitions();
+  }
+
+  private emitTransitions(): void {
+    const changes = this.classifier.transitions();
+    if (changes.length === 0) return;
+    for (const { id, from, to } of changes) {
+      const log = this.opts.logger;
+      if (to === 'suspected' || to === 'down') log?.warn({ peer: id, from, to }, 'peer health changed');
+      else log?.info({ peer: id, from, to }, 'peer health changed');
+      this.opts.onTransition?.(id, from, to);
+    }
+  }
+}
+
+function metricKind(kind: ReturnType<typeof failureKind>): PeerErrorKind {
+  switch (kind) {
+    case 'refused':
+      return 'connect';
+    case 'timeout':
+      return 'timeout';
+    case 'reset':
+      return 'reset';
+    default:
+      return 'other';
+  }
+}
