@@ -5,9 +5,11 @@
 import type { Config } from '../config/schema.ts';
 import type { NodePlugin } from './plugin.ts';
 import { FaultTolerancePlugin } from './fault-plugin.ts';
+import { MigrationPlugin } from './migration/plugin.ts';
 
 export function builtinPlugins(_config: Config): NodePlugin[] {
   return [
     new FaultTolerancePlugin(),
+    new MigrationPlugin(),
   ];
 }
