@@ -143,7 +143,7 @@ export class Coordinator implements TablePlanner {
       if (preparing) break;
       const back = m.fromTable.members.filter((x) => alive(x.id));
       if (back.length !== m.fromTable.members.length) {
-        await this.finish(m.id, 'done', 'rollback refused: a member of the previous table is gone');
+        await this.o.store.update(m.id, (cur) => ({ ...cur, rollbackRequested: false, reason: 'rollback refused: a member of the previous table is gone', updatedAt: this.o.now() }));
         continue;
       }
       const target = reversion(m.fromTable, inForce.version + 1, this.o.now());
@@ -179,6 +179,9 @@ export class Coordinator implements TablePlanner {
       ...extra,
     };
     if (await this.o.store.create(doc)) {
+      // wait (bounded) until our own watch shows it: the next pass must see it as open, or it
+      // would plan the same change twice
+      for (let i = 0; i < 100 && this.o.store.get(doc.id) === undefined; i++) await new Promise((r) => setTimeout(r, 20));
       const moves = copyMoves(from, target).length;
       this.o.logger.info({ migration: doc.id, kind, from: from.version, members: target.members.map((m: Member) => m.id), partitions: moves }, 'migration planned');
       this.o.event('migration', `${kind} migration ${doc.id} planned: ${moves} partitions to copy`);
@@ -189,6 +192,10 @@ export class Coordinator implements TablePlanner {
   private async finish(id: string, state: Migration['state'], reason?: string, heldSig?: string, committedAt?: number): Promise<void> {
     await this.o.store.update(id, (cur) => {
       if (cur.state === state && reason === undefined) return null;
+      // the local list may lag etcd: never move a record that already ended, except the
+      // operator-driven endings (a rollback of a cancelled or committed migration)
+      const allowed = isOpen(cur.state) || (state === 'rolled_back' && (cur.state === 'cancelled' || cur.state === 'done')) || (cur.state === state);
+      if (!allowed) return null;
       return {
         ...cur,
         state,
