@@ -21,7 +21,8 @@
  * for a while and the table is re-learned at once. Every operation is idempotent (GET, PUT of a
  * whole value, DELETE), so a retry never applies a write twice in a way that differs from once.
  * An answer from a node is never retried elsewhere: a 503 `peer_unavailable` means the node
- * that answered could not reach the owner either.
+ * that answered could not reach the owner (nor, where the nodes fail over, a replica) either.
+ * A timeout is not retried either: it means the call's whole budget is spent.
  */
 import http from 'node:http';
 import { decodeTable } from '../core/placement/table.ts';
