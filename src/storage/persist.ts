@@ -94,9 +94,14 @@ interface Pending extends PersistRecord {
 }
 
 interface Attached {
+  name: string;
   store: GroupStore;
   /** The last load stopped at the store's budget: disk holds entries memory does not. */
   truncated: boolean;
+  /** key -> latest buffered write of that key. */
+  pending: Map<string, Pending>;
+  /** What the running flush took from `pending`, until it is on disk (readThrough looks here too). */
+  inflight: Map<string, Pending>;
 }
 
 export interface PersisterStats {
@@ -125,10 +130,8 @@ export class Persister {
   private readonly logger: Logger | undefined;
 
   private readonly groups = new Map<string, Attached>();
-  // group \0 key -> latest buffered write of that key
-  private pending = new Map<string, Pending>();
-  // what the running flush took from `pending`, until it is on disk (readThrough looks here too)
-  private inflight = new Map<string, Pending>();
+  // records buffered over all groups (sum of their pending sizes)
+  private buffered = 0;
   // partition drops buffered with the records: run before the records of the same flush
   private drops: Array<{ group: string; partition: number }> = [];
   // tombstones to forget, in the order written (so roughly by forget time)
@@ -158,10 +161,11 @@ export class Persister {
   /** Mirror this store's writes to disk from now on. */
   attach(group: string, store: GroupStore): void {
     if (this.groups.has(group)) throw new Error(`Persister: group "${group}" is already attached`);
-    this.groups.set(group, { store, truncated: false });
+    const a: Attached = { name: group, store, truncated: false, pending: new Map(), inflight: new Map() };
+    this.groups.set(group, a);
     store.setWriteHooks({
-      onApply: (key, entry, prev) => this.onApply(group, key, entry, prev),
-      onDropPartition: (partition) => this.onDrop(group, partition),
+      onApply: (key, entry, prev) => this.onApply(a, key, entry, prev),
+      onDropPartition: (partition) => this.onDrop(a, partition),
     });
   }
 
@@ -224,9 +228,8 @@ export class Persister {
     if (a === undefined) return undefined;
     const inMemory = a.store.peek(key);
     if (inMemory !== undefined || !this.diskMayHoldMore(a)) return inMemory;
-    const id = pendingId(group, key);
     // buffered writes are newer than disk; these were evicted before reaching it
-    const buffered = this.pending.get(id) ?? this.inflight.get(id);
+    const buffered = a.pending.get(key) ?? a.inflight.get(key);
     const rec = buffered ?? (await this.storage.get(group, key));
     if (rec === undefined || isDead(rec, this.clock.now(), this.tombstoneTtlMs)) return a.store.peek(key);
     if (buffered === undefined) this.counters.diskHits++;
@@ -264,19 +267,18 @@ export class Persister {
   }
 
   stats(): PersisterStats {
-    return { pending: this.pending.size, ...this.counters };
+    return { pending: this.buffered, ...this.counters };
   }
 
   // ---- hooks (synchronous, inside store operations) ----------------------------------------
 
-  private onApply(group: string, key: string, entry: StoredEntry, prev: StoredEntry | undefined): void {
+  private onApply(a: Attached, key: string, entry: StoredEntry, prev: StoredEntry | undefined): void {
     if (this.muted > 0 || this.stopped) return;
-    const a = this.groups.get(group);
-    const id = pendingId(group, key);
-    const check = prev === undefined && a !== undefined && this.diskMayHoldMore(a);
-    const before = this.pending.get(id);
-    this.pending.set(id, {
-      group,
+    const check = prev === undefined && this.diskMayHoldMore(a);
+    const before = a.pending.get(key);
+    if (before === undefined) this.buffered++;
+    a.pending.set(key, {
+      group: a.name,
       key,
       partition: entry.partition,
       value: entry.value,
@@ -285,8 +287,8 @@ export class Persister {
       // a buffered write that needed the disk comparison still does after being overwritten
       check: check || (before?.check ?? false),
     });
-    if (entry.value === null) this.queueTombstone(group, key, entry);
-    if (this.pending.size >= this.maxBatch) {
+    if (entry.value === null) this.queueTombstone(a.name, key, entry);
+    if (this.buffered >= this.maxBatch) {
       if (!this.flushQueued) this.flush().catch(() => {}); // failures are logged and retried by doFlush
     } else if (this.timer === undefined && !this.flushQueued) {
       this.timer = setTimeout(() => {
@@ -296,11 +298,16 @@ export class Persister {
     }
   }
 
-  private onDrop(group: string, partition: number): void {
+  private onDrop(a: Attached, partition: number): void {
     if (this.stopped) return;
     // buffered writes of that partition are gone from memory too; later ones follow the drop
-    for (const [id, p] of this.pending) if (p.group === group && p.partition === partition) this.pending.delete(id);
-    this.drops.push({ group, partition });
+    for (const [key, p] of a.pending) {
+      if (p.partition === partition) {
+        a.pending.delete(key);
+        this.buffered--;
+      }
+    }
+    this.drops.push({ group: a.name, partition });
     if (!this.flushQueued) this.flush().catch(() => {});
   }
 
@@ -314,12 +321,19 @@ export class Persister {
 
   private async doFlush(): Promise<void> {
     this.flushQueued = false;
-    const batch = this.pending;
     const drops = this.drops;
-    this.pending = new Map();
     this.drops = [];
-    if (batch.size === 0 && drops.length === 0) return;
-    this.inflight = batch;
+    if (this.buffered === 0 && drops.length === 0) return;
+    const taken: Attached[] = [];
+    const all: Pending[] = [];
+    for (const a of this.groups.values()) {
+      if (a.pending.size === 0) continue;
+      a.inflight = a.pending;
+      a.pending = new Map();
+      taken.push(a);
+      for (const p of a.inflight.values()) all.push(p);
+    }
+    this.buffered = 0;
     const t0 = performance.now();
     try {
       for (let i = 0; i < drops.length; i++) {
@@ -327,7 +341,7 @@ export class Persister {
         await this.storage.dropPartition(d.group, d.partition);
         drops[i] = { group: '', partition: -1 }; // done: not retried
       }
-      const records = await this.reconcile([...batch.values()]);
+      const records = await this.reconcile(all);
       for (let i = 0; i < records.length; i += MAX_WRITE_BATCH) {
         await this.storage.writeBatch(records.slice(i, i + MAX_WRITE_BATCH));
       }
@@ -337,9 +351,15 @@ export class Persister {
     } catch (e) {
       this.counters.failures++;
       // put everything back unless a newer write of the key arrived meanwhile; retry later
-      for (const [id, p] of batch) if (!this.pending.has(id)) this.pending.set(id, p);
+      for (const a of taken) {
+        for (const [key, p] of a.inflight) {
+          if (a.pending.has(key)) continue;
+          a.pending.set(key, p);
+          this.buffered++;
+        }
+      }
       this.drops = [...drops.filter((d) => d.partition >= 0), ...this.drops];
-      this.logger?.error({ err: e, records: batch.size }, 'persisting writes failed; kept buffered, retrying');
+      this.logger?.error({ err: e, records: all.length }, 'persisting writes failed; kept buffered, retrying');
       if (!this.stopped && this.timer === undefined) {
         this.timer = setTimeout(() => {
           this.timer = undefined;
@@ -348,7 +368,7 @@ export class Persister {
       }
       throw e;
     } finally {
-      this.inflight = new Map();
+      for (const a of taken) a.inflight = new Map();
     }
   }
 
@@ -428,10 +448,6 @@ export class Persister {
     if (this.timer !== undefined) clearTimeout(this.timer);
     this.timer = undefined;
   }
-}
-
-function pendingId(group: string, key: string): string {
-  return `${group}\0${key}`;
 }
 
 function positiveInt(name: string, v: number): number {
