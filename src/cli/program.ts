@@ -7,6 +7,7 @@ import { runServe } from './serve.ts';
 import { runCluster } from './cluster.ts';
 import { runStatus } from './status.ts';
 import { runConfig } from './config.ts';
+import { runMigrationAction, runMigrations } from './migrations.ts';
 
 import { EXIT_OK, EXIT_USAGE } from './exit.ts';
 
@@ -73,6 +74,31 @@ export function buildProgram(): Command {
     .action(async (action: string, key: string, value: string | undefined, opts: { etcd?: string[]; prefix: string; json?: boolean }) => {
       process.exitCode = await runConfig(action, key, value, { ...opts, etcd: opts.etcd ?? ['127.0.0.1:2379'] });
     });
+
+  const migrations = program
+    .command('migrations')
+    .description('list data migrations with their progress; cancel or roll one back')
+    .option('--node <url>', 'any node\'s client API', 'http://127.0.0.1:9999')
+    .option('--watch', 'live progress bars until Ctrl-C')
+    .option('--until-done', 'with --watch: exit once no migration is open')
+    .option('--json', 'machine-readable output')
+    .action(async (opts: { node: string; watch?: boolean; untilDone?: boolean; json?: boolean }) => {
+      process.exitCode = await runMigrations({ ...opts, prefix: '/jincache' });
+    });
+  for (const action of ['cancel', 'rollback'] as const) {
+    migrations
+      .command(action)
+      .description(action === 'cancel' ? 'stop a running migration within one batch (the previous table stays in force)' : 'restore the table before a migration, with no data lost')
+      .argument('<id>', 'migration id (see `jincache migrations`)')
+      .option('--node <url>', 'any node\'s client API', 'http://127.0.0.1:9999')
+      .option('--etcd <urls>', 'write the request to etcd directly, comma-separated endpoints', collectList)
+      .option('--prefix <prefix>', 'etcd key prefix', '/jincache')
+      .option('--secret <secret>', 'cluster secret (for the node-to-node fallback route)')
+      .option('--json', 'machine-readable output')
+      .action(async (id: string, opts: { node: string; etcd?: string[]; prefix: string; secret?: string; json?: boolean }) => {
+        process.exitCode = await runMigrationAction(action, id, opts);
+      });
+  }
 
   return program;
 }
