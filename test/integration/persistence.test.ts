@@ -19,6 +19,9 @@ import { HybridClock } from '../../src/core/version.ts';
 import { isStorageError } from '../../src/storage/errors.ts';
 import { LevelStorage, type PersistRecord } from '../../src/storage/leveldb.ts';
 import { Persister } from '../../src/storage/persist.ts';
+import { NodeStorage } from '../../src/storage/node-storage.ts';
+import { Group } from '../../src/cache/group.ts';
+import { LocalData } from '../../src/cluster/local-data.ts';
 import { dataKey, encodeRecord } from '../../src/storage/record.ts';
 
 const PARTITIONS = 64;
@@ -251,6 +254,53 @@ function registerTests(): void {
     await raw.close();
     const s4 = new LevelStorage({ path: dir2 });
     await assert.rejects(s4.open(), (e: unknown) => isStorageError(e) && e.code === 'STORAGE_FORMAT');
+  });
+
+  test('NodeStorage: puts, deletes, expires and applied batches through LocalData survive a restart; the clock moves past them', async () => {
+    const dir = join(root, 'node-{id}');
+    const clock = new FakeClock();
+    const boot = async () => {
+      const groups = new Map([
+        ['default', new Group({ name: 'default', maxBytes: 8 << 20, clock, partitionOf })],
+        ['sessions', new Group({ name: 'sessions', maxBytes: 8 << 20, clock, partitionOf })],
+      ]);
+      const hlc = new HybridClock(clock);
+      const ns = new NodeStorage({ path: dir, nodeId: 'n1', groups, partitionOf, partitionCount: PARTITIONS, hlc, clock });
+      const summary = await ns.start();
+      return { groups, hlc, ns, summary, local: new LocalData({ groups, hlc, clock }) };
+    };
+    const a = await boot();
+    assert.equal(a.summary.records, 0);
+    assert.ok(a.ns.path.endsWith('node-n1'));
+    a.local.put('default', 'p1', Buffer.from('one'), {});
+    a.local.put('default', 'p2', Buffer.from('two'), { ttlMs: 60_000 });
+    a.local.put('default', 'gone', Buffer.from('x'), {});
+    a.local.delete('default', 'gone');
+    a.local.expire('default', 'p1', 120_000);
+    // replication / migration batch from a peer, with versions ahead of this node's clock
+    const ahead = (clock.t + 3_600_000) * 1024;
+    assert.equal(a.local.apply([
+      { group: 'sessions', key: 's1', value: Buffer.from('peer'), version: ahead, expiresAt: 0 },
+      { group: 'sessions', key: 's2', value: null, version: ahead + 1, expiresAt: 0 },
+    ]), 2);
+    await a.ns.flush();
+    assert.equal(a.ns.stats().pending, 0);
+    await a.ns.stop();
+    await a.ns.stop(); // idempotent
+
+    const b = await boot();
+    assert.equal(b.summary.records, 5);
+    assert.equal(b.summary.highWatermark, ahead + 1);
+    assert.ok(b.hlc.next() > ahead + 1, 'new versions beat every persisted one');
+    assert.deepEqual(b.local.cached('default', 'p1'), { value: Buffer.from('one'), source: 'hit', expiresAt: clock.t + 120_000 });
+    assert.equal(b.local.cached('default', 'p2')?.expiresAt, clock.t + 60_000);
+    assert.equal(b.local.record('default', 'gone')?.value, null, 'the delete survived as a tombstone');
+    assert.equal(b.local.cached('sessions', 's1')?.value.toString(), 'peer');
+    assert.equal(b.local.record('sessions', 's2')?.version, ahead + 1);
+    assert.ok(b.ns.catchUpFrom('sessions', partitionOf('s1')) > 0);
+    const empty = Array.from({ length: PARTITIONS }, (_, i) => i).find((i) => i !== partitionOf('s1') && i !== partitionOf('s2'))!;
+    assert.equal(b.ns.catchUpFrom('sessions', empty), 0, 'nothing of it on disk: send all');
+    await b.ns.stop();
   });
 
   test('crash safety: after SIGKILL every record acknowledged before the last flush interval is on disk', async (t) => {
