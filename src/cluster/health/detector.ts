@@ -115,6 +115,9 @@ export class FailureDetector {
         this.classifier.failure(peer, kind);
         this.opts.metrics?.peerRequest(peer, kind === 'timeout' ? 'timeout' : 'error', ms / 1000);
         this.opts.metrics?.peerError(peer, metricKind(kind));
+        // confirm at once instead of waiting for the next heartbeat: a dead peer refuses the
+        // ping (down), a hung one times out again (suspected), so rerouting starts within ms
+        if (!probe && this.classifier.usable(peer)) this.ping(peer);
         this.emitTransitions();
       } else {
         this.opts.metrics?.peerRequest(peer, 'error', ms / 1000);
@@ -128,19 +131,24 @@ export class FailureDetector {
   heartbeat(): void {
     const now = this.opts.clock.now();
     for (const id of this.members) {
-      if (this.pinging.has(id) || !this.classifier.needsPing(id, this.lastPing.get(id) ?? 0, this.intervalMs)) continue;
-      this.lastPing.set(id, now);
-      const member = this.opts.member(id);
-      if (member === undefined) continue;
-      this.pinging.add(id);
-      const deadline = Date.now() + this.pingTimeoutMs;
-      this.call(id, () => this.opts.peers.request(member.address, { method: 'GET', path: '/_jincache/ping', deadline }), true)
-        .catch(() => {
-          // counted by call(); the classifier and the breaker have it
-        })
-        .finally(() => this.pinging.delete(id));
+      if (this.classifier.needsPing(id, this.lastPing.get(id) ?? 0, this.intervalMs)) this.ping(id, now);
     }
     this.emitTransitions();
+  }
+
+  /** Ping one peer unless a ping to it is in flight. */
+  private ping(id: NodeId, now = this.opts.clock.now()): void {
+    if (this.pinging.has(id)) return;
+    const member = this.opts.member(id);
+    if (member === undefined) return;
+    this.lastPing.set(id, now);
+    this.pinging.add(id);
+    const deadline = Date.now() + this.pingTimeoutMs;
+    this.call(id, () => this.opts.peers.request(member.address, { method: 'GET', path: '/_jincache/ping', deadline }), true)
+      .catch(() => {
+        // counted by call(); the classifier and the breaker have it
+      })
+      .finally(() => this.pinging.delete(id));
   }
 
   private emitTransitions(): void {

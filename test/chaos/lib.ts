@@ -1,0 +1,408 @@
+/**
+ * Chaos harness: a 5-node cluster on real etcd where every node sits behind its own fault proxy
+ * (peers reach it through the proxy via `server.advertise`; clients use its real port), a
+ * bounded load generator that records every acknowledged write, and the checks run after each
+ * fault: acknowledged writes readable through every live node, and replica convergence.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { stringify } from 'yaml';
+import { partitionOf } from '../../src/core/placement/hash.ts';
+import { decodeTable, holdersOf, type PartitionTable } from '../../src/core/placement/table.ts';
+import { createEtcdClient } from '../../src/discovery/etcd-client.ts';
+import { BIN } from '../helpers/cluster.ts';
+import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.ts';
+import { freePort } from '../helpers/ports.ts';
+
+export const GROUP = 'scores';
+export const PARTITIONS = 256;
+
+const children = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const c of children) c.kill('SIGKILL');
+});
+
+export interface ChaosNode {
+  readonly id: string;
+  readonly port: number;
+  readonly url: string;
+  readonly proxy: FaultProxy;
+  pid(): number;
+  running(): boolean;
+  /** The process is up and not paused: clients may target it. */
+  serving(): boolean;
+  kill(signal?: NodeJS.Signals): Promise<void>;
+  pause(): void;
+  resume(): void;
+  /** Start again (same id, port, proxy) after a kill; resolves when /health answers. */
+  restart(): Promise<void>;
+  log(): string;
+}
+
+export interface ChaosCluster {
+  readonly nodes: ChaosNode[];
+  readonly etcdEndpoints: string[];
+  serving(): ChaosNode[];
+  /** The partition table stored in etcd. */
+  table(): Promise<PartitionTable>;
+  stop(): Promise<void>;
+}
+
+export interface ChaosClusterOptions {
+  nodes: number;
+  etcdEndpoints: string[];
+  config: Record<string, unknown>;
+}
+
+export async function startChaosCluster(opts: ChaosClusterOptions): Promise<ChaosCluster> {
+  const dir = mkdtempSync(join(tmpdir(), 'jincache-chaos-'));
+  const nodes: ChaosNode[] = [];
+  for (let i = 0; i < opts.nodes; i++) {
+    const id = `node-${i + 1}`;
+    const port = await freePort();
+    const proxy = await startFaultProxy({ target: port });
+    const configFile = join(dir, `${id}.yaml`);
+    writeFileSync(configFile, stringify({ log: { level: 'warn' }, ...opts.config, server: { advertise: proxy.url }, cluster: { partitions: PARTITIONS } }));
+    nodes.push(makeNode(id, port, proxy, configFile, join(dir, `${id}.log`), opts.etcdEndpoints));
+  }
+  try {
+    await Promise.all(nodes.map((n) => n.restart()));
+  } catch (e) {
+    await Promise.all(nodes.map((n) => n.kill('SIGKILL')));
+    throw e;
+  }
+  const client = createEtcdClient({ endpoints: opts.etcdEndpoints });
+  return {
+    nodes,
+    etcdEndpoints: opts.etcdEndpoints,
+    serving: () => nodes.filter((n) => n.serving()),
+    async table() {
+      const raw = await client.get('/jincache/ring').string();
+      if (raw === null) throw new Error('no partition table in etcd yet');
+      return decodeTable(raw);
+    },
+    async stop() {
+      client.close();
+      await Promise.all(nodes.map((n) => n.kill('SIGKILL')));
+      await Promise.all(nodes.map((n) => n.proxy.stop()));
+      if (process.env.JINCACHE_KEEP_LOGS !== '1') rmSync(dir, { recursive: true, force: true });
+      else console.log(`chaos logs kept in ${dir}`);
+    },
+  };
+}
+
+function makeNode(id: string, port: number, proxy: FaultProxy, configFile: string, logFile: string, etcd: string[]): ChaosNode {
+  let child: ChildProcess | undefined;
+  let paused = false;
+  let exited: Promise<void> = Promise.resolve();
+  const running = (): boolean => child !== undefined && child.exitCode === null && child.signalCode === null;
+  const node: ChaosNode = {
+    id,
+    port,
+    url: `http://127.0.0.1:${port}`,
+    proxy,
+    pid: () => child?.pid ?? 0,
+    running,
+    serving: () => running() && !paused,
+    async kill(signal = 'SIGKILL') {
+      if (!running()) return;
+      if (paused) child!.kill('SIGCONT');
+      paused = false;
+      child!.kill(signal);
+      await exited;
+    },
+    pause() {
+      child?.kill('SIGSTOP');
+      paused = true;
+    },
+    resume() {
+      child?.kill('SIGCONT');
+      paused = false;
+    },
+    async restart() {
+      if (running()) throw new Error(`${id} is running`);
+      const out = createWriteStream(logFile, { flags: 'a' });
+      const c = spawn(process.execPath, [BIN, 'serve', '--config', configFile, '--id', id, '--port', String(port), '--etcd', etcd.join(',')], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      c.stdout!.pipe(out);
+      c.stderr!.pipe(out);
+      children.add(c);
+      child = c;
+      paused = false;
+      exited = new Promise((r) => c.once('exit', () => (children.delete(c), r())));
+      const end = Date.now() + 30_000;
+      while (Date.now() < end) {
+        if (!running()) throw new Error(`${id} exited during start-up:\n${node.log()}`);
+        try {
+          if ((await fetch(`${node.url}/health`, { signal: AbortSignal.timeout(1000) })).ok) return;
+        } catch {
+          // not yet
+        }
+        await sleep(100);
+      }
+      throw new Error(`${id} did not start:\n${node.log()}`);
+    },
+    log: () => {
+      try {
+        return readFileSync(logFile, 'utf8').slice(-4000);
+      } catch {
+        return '';
+      }
+    },
+  };
+  return node;
+}
+
+// ---- load -----------------------------------------------------------------------------------
+
+export interface LoadOptions {
+  /** Concurrent workers; each owns its keys, so the writes of one key are sequential. */
+  workers: number;
+  keysPerWorker: number;
+  /** Client deadline per request. */
+  timeoutMs: number;
+  /** Share of writes. Default 0.5. */
+  writeRatio?: number;
+  /** Pause between a worker's requests, ms. Default 5. */
+  thinkMs?: number;
+  /** Nodes a request may be sent to (called per request). */
+  targets: () => ChaosNode[];
+}
+
+export interface Sample {
+  at: number;
+  ms: number;
+  ok: boolean;
+  op: 'get' | 'put';
+  stale: boolean;
+  /** the node the client sent it to */
+  node: string;
+}
+
+interface KeyState {
+  /** last acknowledged write's seq (0 = none) */
+  acked: number;
+  /** seqs sent after `acked` whose outcome is unknown (failed or timed out): may or may not be applied */
+  uncertain: Set<number>;
+  next: number;
+}
+
+export class LoadGenerator {
+  readonly samples: Sample[] = [];
+  readonly keys = new Map<string, KeyState>();
+  private readonly opts: LoadOptions;
+  private running = false;
+  private loops: Promise<void>[] = [];
+  private readonly failures: string[] = [];
+
+  constructor(opts: LoadOptions) {
+    this.opts = opts;
+    for (let w = 0; w < opts.workers; w++) for (let k = 0; k < opts.keysPerWorker; k++) this.keys.set(`k${w}-${k}`, { acked: 0, uncertain: new Set(), next: 1 });
+  }
+
+  start(): void {
+    this.running = true;
+    this.loops = Array.from({ length: this.opts.workers }, (_, w) => this.loop(w));
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    await Promise.all(this.loops);
+  }
+
+  /** Failure descriptions so far (the first 1000), for the report. */
+  failureExamples(): string[] {
+    return this.failures;
+  }
+
+  private fail(msg: string): void {
+    if (this.failures.length < 1000) this.failures.push(msg);
+  }
+
+  private async loop(w: number): Promise<void> {
+    const writeRatio = this.opts.writeRatio ?? 0.5;
+    while (this.running) {
+      const key = `k${w}-${Math.floor(Math.random() * this.opts.keysPerWorker)}`;
+      const st = this.keys.get(key)!;
+      const targets = this.opts.targets();
+      const node = targets[Math.floor(Math.random() * targets.length)];
+      if (node === undefined) {
+        await sleep(20);
+        continue;
+      }
+      const url = `${node.url}/api/${GROUP}/${encodeURIComponent(key)}`;
+      const started = performance.now();
+      const at = Date.now();
+      if (Math.random() < writeRatio) {
+        const seq = st.next++;
+        // in flight: until acknowledged, a reader may see it or not
+        st.uncertain.add(seq);
+        let ok = false;
+        try {
+          const res = await fetch(url, { method: 'PUT', body: `${key}:${seq}`, signal: AbortSignal.timeout(this.opts.timeoutMs) });
+          await res.arrayBuffer();
+          ok = res.status === 204;
+          if (!ok) this.fail(`PUT ${key} via ${node.id}: ${res.status}`);
+        } catch (e) {
+          this.fail(`PUT ${key} via ${node.id}: ${(e as Error).name}`);
+        }
+        // acknowledged: every earlier write, failed or not, is older (the router's fence) and may no longer show
+        if (ok) {
+          st.acked = seq;
+          st.uncertain.clear();
+        }
+        this.samples.push({ at, ms: performance.now() - started, ok, op: 'put', stale: false, node: node.id });
+      } else {
+        let ok = false;
+        let stale = false;
+        try {
+          const res = await fetch(url, { signal: AbortSignal.timeout(this.opts.timeoutMs) });
+          const body = await res.text();
+          ok = res.status === 200 || (res.status === 404 && st.acked === 0);
+          if (ok && res.status === 200) stale = !acceptable(body, key, st);
+          if (res.status === 404 && st.acked > 0) stale = true; // an acknowledged write not visible
+          if (res.status === 404) ok = true; // the request itself succeeded; staleness counted apart
+          if (!ok) this.fail(`GET ${key} via ${node.id}: ${res.status}`);
+        } catch (e) {
+          this.fail(`GET ${key} via ${node.id}: ${(e as Error).name}`);
+        }
+        this.samples.push({ at, ms: performance.now() - started, ok, op: 'get', stale, node: node.id });
+      }
+      if ((this.opts.thinkMs ?? 5) > 0) await sleep(this.opts.thinkMs ?? 5);
+    }
+  }
+}
+
+/** Is `body` a value the key may hold: its last acknowledged write, or a later write whose outcome is unknown? */
+export function acceptable(body: string, key: string, st: KeyState): boolean {
+  const prefix = `${key}:`;
+  if (!body.startsWith(prefix)) return false;
+  const seq = Number(body.slice(prefix.length));
+  return seq === st.acked || (seq > st.acked && st.uncertain.has(seq));
+}
+
+export interface PhaseFigures {
+  requests: number;
+  /** failed requests sent to nodes not under a fault */
+  failed: number;
+  /** failed requests that were in flight at the faulted node itself when the fault hit (a client-side failover matter) */
+  failedAtVictim: number;
+  staleReads: number;
+  p50Ms: number;
+  p99Ms: number;
+  maxMs: number;
+}
+
+export function figures(all: readonly Sample[], victim?: string): PhaseFigures {
+  const samples = all.filter((s) => s.node !== victim);
+  const ms = samples.map((s) => s.ms).sort((a, b) => a - b);
+  const pct = (p: number): number => (ms.length === 0 ? 0 : Math.round(ms[Math.min(ms.length - 1, Math.floor(p * ms.length))]! * 10) / 10);
+  return {
+    requests: samples.length,
+    failed: samples.filter((s) => !s.ok).length,
+    failedAtVictim: all.filter((s) => s.node === victim && !s.ok).length,
+    staleReads: samples.filter((s) => s.stale).length,
+    p50Ms: pct(0.5),
+    p99Ms: pct(0.99),
+    maxMs: Math.round((ms[ms.length - 1] ?? 0) * 10) / 10,
+  };
+}
+
+// ---- checks ---------------------------------------------------------------------------------
+
+export interface Verification {
+  ackedKeys: number;
+  /** acknowledged writes not readable with an acceptable value through some live node */
+  lost: number;
+  lostExamples: string[];
+  /** keys whose holders (per the stored table) disagree on the version or lack the record */
+  divergent: number;
+  divergentExamples: string[];
+}
+
+/** Read every acknowledged key through every serving node, and compare the holders' copies. */
+export async function verify(cluster: ChaosCluster, load: LoadGenerator, opts: { timeoutMs: number; convergence?: boolean }): Promise<Verification> {
+  const acked = [...load.keys].filter(([, st]) => st.acked > 0);
+  const nodes = cluster.serving();
+  const lostExamples: string[] = [];
+  let lost = 0;
+  await forEachLimit(acked, 16, async ([key, st]) => {
+    for (const n of nodes) {
+      let body = '';
+      let status = 0;
+      try {
+        const res = await fetch(`${n.url}/api/${GROUP}/${encodeURIComponent(key)}`, { signal: AbortSignal.timeout(opts.timeoutMs) });
+        status = res.status;
+        body = await res.text();
+      } catch (e) {
+        body = (e as Error).name;
+      }
+      if (status !== 200 || !acceptable(body, key, st)) {
+        lost++;
+        if (lostExamples.length < 5) lostExamples.push(`${key} via ${n.id}: ${status} ${body.slice(0, 40)} (acked seq ${st.acked})`);
+        break;
+      }
+    }
+  });
+  let divergent = 0;
+  const divergentExamples: string[] = [];
+  if (opts.convergence !== false) {
+    const table = await cluster.table();
+    const byId = new Map(cluster.nodes.map((n) => [n.id, n]));
+    await forEachLimit(acked, 16, async ([key]) => {
+      const holders = holdersOf(table, partitionOf(key, table.partitionCount));
+      const versions: string[] = [];
+      for (const h of holders) {
+        const n = byId.get(h);
+        if (n === undefined || !n.serving()) {
+          versions.push(`${h}=offline`);
+          continue;
+        }
+        try {
+          const res = await fetch(`${n.url}/_jincache/ft/record/${GROUP}/${encodeURIComponent(key)}`, { signal: AbortSignal.timeout(opts.timeoutMs) });
+          await res.arrayBuffer();
+          versions.push(res.status === 200 ? String(res.headers.get('x-jincache-version')) : `${h}=${res.status}`);
+        } catch (e) {
+          versions.push(`${h}=${(e as Error).name}`);
+        }
+      }
+      if (new Set(versions).size !== 1 || versions.some((v) => v.includes('='))) {
+        divergent++;
+        if (divergentExamples.length < 5) divergentExamples.push(`${key} @ ${holders.join(',')}: ${versions.join(' / ')}`);
+      }
+    });
+  }
+  return { ackedKeys: acked.length, lost, lostExamples, divergent, divergentExamples };
+}
+
+async function forEachLimit<T>(items: readonly T[], limit: number, fn: (t: T) => Promise<void>): Promise<void> {
+  let i = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, async () => {
+      while (i < items.length) await fn(items[i++]!);
+    }),
+  );
+}
+
+/** Poll every serving node's /cluster until `pred(info)` holds at all of them; returns the ms it took (or -1). */
+export async function until(nodes: () => ChaosNode[], pred: (info: any) => boolean, timeoutMs: number, everyMs = 50): Promise<number> {
+  const start = Date.now();
+  while (Date.now() - start < timeoutMs) {
+    const infos = await Promise.all(
+      nodes().map(async (n) => {
+        try {
+          return await (await fetch(`${n.url}/cluster`, { signal: AbortSignal.timeout(1000) })).json();
+        } catch {
+          return null;
+        }
+      }),
+    );
+    if (infos.length > 0 && infos.every((i) => i !== null && pred(i))) return Date.now() - start;
+    await sleep(everyMs);
+  }
+  return -1;
+}

@@ -1,0 +1,45 @@
+/**
+ * Short chaos run inside `npm test` (bounded to ~90 s): 5 nodes on real etcd behind fault
+ * proxies, bounded load, kill -9 of one node. The full suite (SIGSTOP, partition, etcd outage)
+ * is `npm run chaos`.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { startEtcd, type EtcdCluster } from '../helpers/etcd.ts';
+import { LoadGenerator, startChaosCluster, until, type ChaosCluster } from '../chaos/lib.ts';
+import { CLIENT_TIMEOUT_MS, CLUSTER_CONFIG, killPhase, REQUEST_TIMEOUT_MS, type PhaseContext } from '../chaos/phases.ts';
+
+describe('chaos (short): kill -9 of 1 of 5 nodes under load', { timeout: 90_000 }, () => {
+  let etcd: EtcdCluster;
+  let cluster: ChaosCluster;
+  let load: LoadGenerator;
+  const faulted = new Set<string>();
+
+  before(async () => {
+    etcd = await startEtcd();
+    cluster = await startChaosCluster({ nodes: 5, etcdEndpoints: etcd.endpoints, config: CLUSTER_CONFIG });
+    await until(() => cluster.serving(), (i) => i.nodes.length === 5 && new Set(i.partitions.owners).size === 5, 20_000);
+    load = new LoadGenerator({ workers: 6, keysPerWorker: 40, timeoutMs: CLIENT_TIMEOUT_MS, targets: () => cluster.serving().filter((n) => !faulted.has(n.id)) });
+    load.start();
+    await sleep(2000);
+  });
+
+  after(async () => {
+    await load?.stop();
+    await cluster?.stop();
+    await etcd?.stop();
+  });
+
+  test('requests keep being answered, acknowledged writes stay readable, routing moves off the victim fast', async () => {
+    const ctx: PhaseContext = { cluster, etcd, load, faulted, log: (m) => console.log(m) };
+    const r = await killPhase(ctx, cluster.nodes[2]!, { holdMs: 5000, restart: false });
+    await load.stop();
+    console.log(JSON.stringify(r));
+    assert.ok(r.requests > 100, `load ran (${r.requests} requests)`);
+    assert.ok(r.rerouteMs !== undefined && r.rerouteMs >= 0 && r.rerouteMs < 1000, `every live node stopped routing to the victim within 1 s (${r.rerouteMs} ms)`);
+    assert.equal(r.lost, 0, `acknowledged writes lost: ${r.lostExamples.join('; ')}`);
+    assert.equal(r.failed, 0, `failed client requests: ${r.failureExamples.join('; ')}`);
+    assert.ok(r.p99Ms <= REQUEST_TIMEOUT_MS + 200, `p99 ${r.p99Ms} ms within the request timeout`);
+  });
+});
