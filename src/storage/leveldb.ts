@@ -303,6 +303,33 @@ export class LevelStorage {
   }
 
   /**
+   * Every persisted record of one partition of a group (values and tombstones, dead ones
+   * skipped), in key order, LOAD_CHUNK at a time: the disk side of GroupStore.partitionEntries,
+   * which only sees memory. A migration source or a catch-up answer on a leveldb node reads
+   * this (after Persister.flush(), so buffered writes are included) to send entries the LRU
+   * evicted. `minVersion`: only records with a greater version (a catch-up from a watermark).
+   */
+  async *partitionRecords(group: string, partition: number, opts: { minVersion?: Version } = {}): AsyncGenerator<StorageRecord> {
+    this.requireOpen();
+    const min = opts.minVersion ?? -1;
+    const now = this.clock.now();
+    const it = this.db.iterator(partitionRange(group, partition));
+    try {
+      for (;;) {
+        const chunk = await it.nextv(LOAD_CHUNK);
+        if (chunk.length === 0) return;
+        for (const [k, v] of chunk) {
+          const rec = decodeRecord(v);
+          if (rec.version <= min || isDead(rec, now, this.tombstoneTtlMs)) continue;
+          yield { group, key: parseDataKey(k).key, partition, ...rec };
+        }
+      }
+    } finally {
+      await it.close();
+    }
+  }
+
+  /**
    * Remove every record of a partition of a group (it moved away), and its watermark. The
    * watermark goes first: a crash in between leaves records without a watermark, which only
    * means a fuller catch-up, never a missed one.

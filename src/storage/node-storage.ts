@@ -19,6 +19,7 @@ import type { HybridClock } from '../core/version.ts';
 import type { Logger } from '../observe/logger.ts';
 import { LevelStorage } from './leveldb.ts';
 import { Persister, type PersisterStats } from './persist.ts';
+import type { StorageRecord } from './record.ts';
 
 export interface NodeStorageOptions {
   /** `storage.path` from the config; "{id}" is replaced by the node id. Required. */
@@ -128,6 +129,16 @@ export class NodeStorage {
   /** Resolves when every write applied so far is on disk (a migration target awaits it before confirming). */
   flush(): Promise<void> {
     return this.persister.flush();
+  }
+
+  /**
+   * Every record of a partition of a group on disk (buffered writes flushed first), evicted ones
+   * included: what a migration source or a catch-up answer sends from a leveldb node, where
+   * GroupStore.partitionEntries only sees memory. `minVersion`: only newer records.
+   */
+  async *partitionRecords(group: string, partition: number, opts: { minVersion?: Version } = {}): AsyncGenerator<StorageRecord> {
+    await this.persister.flush();
+    yield* this.storage.partitionRecords(group, partition, opts);
   }
 
   /** Version above which peers should send this partition's records after a restart (0: all). */
