@@ -268,6 +268,40 @@ test('stop writes what is buffered and detaches from the stores', async () => {
   assert.equal(p.stats().pending, 0);
 });
 
+test('backpressure: above maxPending buffered records writers wait until a flush drains them', async () => {
+  const clock = new FakeClock();
+  const disk = new FakeDisk();
+  const store = new GroupStore({ name: 'g', maxBytes: 1 << 20, clock, partitionOf });
+  const p = new Persister({ storage: disk, clock, maxBatch: 100, maxPending: 5, flushIntervalMs: 5 });
+  p.attach('g', store);
+  for (let i = 0; i < 4; i++) store.apply(`k${i}`, { value: v('x'), version: i + 1, expiresAt: 0 });
+  assert.equal(p.backpressure(), undefined, 'below the mark: no promise, no cost');
+  store.apply('k4', { value: v('x'), version: 5, expiresAt: 0 });
+  const wait = p.backpressure();
+  assert.ok(wait !== undefined);
+  let released = false;
+  void wait.then(() => (released = true));
+  await settle();
+  assert.equal(released, false);
+  mock.timers.tick(5);
+  await settle();
+  await settle();
+  assert.equal(released, true);
+  assert.equal(disk.data.size, 5);
+  // a failing disk keeps writers waiting; stop() releases them
+  disk.failWrites = 100;
+  for (let i = 5; i < 10; i++) store.apply(`k${i}`, { value: v('x'), version: i + 1, expiresAt: 0 });
+  const stuck = p.backpressure()!;
+  let out = false;
+  void stuck.then(() => (out = true));
+  mock.timers.tick(5);
+  await settle();
+  assert.equal(out, false);
+  await p.stop().catch(() => {});
+  await settle();
+  assert.equal(out, true);
+});
+
 test('options are validated', () => {
   const disk = new FakeDisk();
   assert.throws(() => new Persister({ storage: disk, maxBatch: 0 }), /maxBatch.*Got: 0/);

@@ -8,12 +8,14 @@
  * holds `maxBatch` records or `flushIntervalMs` after its first record, whichever comes first.
  *
  * Durability window (chosen: throughput first, like Redis `appendfsync everysec` but in ms):
- * an acknowledged write is in LevelDB's log at most flushIntervalMs (default 5 ms) plus one
- * batch write after the store applied it, event loop permitting. The log is written without
- * fsync, so it then survives the process being killed (crash, SIGKILL, OOM), not a power loss
- * (LevelStorage `sync: true` would fsync each batch). Anyone who must know a write is on disk
- * awaits flush(): a migration target should do so before confirming a batch, because the source
- * drops its copy once confirmed.
+ * an acknowledged write is in LevelDB's log at most flushIntervalMs (default 5 ms) plus the
+ * time to write what is buffered ahead of it, event loop permitting. That backlog is bounded
+ * only if writers respect backpressure(): above `maxPending` buffered records (default 4000,
+ * a few ms of LevelDB writes) it hands out a promise the write path awaits before acknowledging.
+ * The log is written without fsync, so it then survives the process being killed (crash,
+ * SIGKILL, OOM), not a power loss (LevelStorage `sync: true` would fsync each batch). Anyone who
+ * must know a write is on disk awaits flush(): a migration target should do so before
+ * confirming a batch, because the source drops its copy once confirmed.
  *
  * Evictions: the disk is the authority and the store its cache. An entry the LRU evicts stays on
  * disk; readThrough() brings it back on a miss (a persistent node stays warm beyond its memory
@@ -55,6 +57,8 @@ export interface PersistTarget {
 
 export const DEFAULT_MAX_BATCH = 1000;
 export const DEFAULT_FLUSH_INTERVAL_MS = 5;
+/** Buffered + in-flight records above which backpressure() asks writers to wait. */
+export const DEFAULT_MAX_PENDING = 4 * DEFAULT_MAX_BATCH;
 /** Records per LevelDB batch when a backlog is flushed: bounds one native call's memory. */
 export const MAX_WRITE_BATCH = 10_000;
 export const DEFAULT_SWEEP_INTERVAL_MS = 10_000;
@@ -77,6 +81,8 @@ export interface PersisterOptions {
   maxBatch?: number;
   /** Flush at most this long after the first buffered record, in ms. Default 5. */
   flushIntervalMs?: number;
+  /** Buffered + in-flight records above which backpressure() asks writers to wait. Default 4000. */
+  maxPending?: number;
   /** How often tombstones due to be forgotten are deleted from disk, in ms. Default 10 s. */
   sweepIntervalMs?: number;
   /** Most tombstones remembered for the sweep; beyond, the next load deletes them. Default 100_000. */
@@ -124,14 +130,18 @@ export class Persister {
   private readonly clock: Clock;
   private readonly maxBatch: number;
   private readonly flushIntervalMs: number;
+  private readonly maxPending: number;
   private readonly sweepIntervalMs: number;
   private readonly maxTombstoneQueue: number;
   private readonly tombstoneTtlMs: number;
   private readonly logger: Logger | undefined;
 
   private readonly groups = new Map<string, Attached>();
-  // records buffered over all groups (sum of their pending sizes)
+  // records buffered over all groups (sum of their pending sizes), and being written
   private buffered = 0;
+  private inflightCount = 0;
+  // writers waiting in backpressure() for the backlog to drain
+  private drainWaiters: Array<() => void> = [];
   // partition drops buffered with the records: run before the records of the same flush
   private drops: Array<{ group: string; partition: number }> = [];
   // tombstones to forget, in the order written (so roughly by forget time)
@@ -152,6 +162,7 @@ export class Persister {
     this.clock = opts.clock ?? systemClock;
     this.maxBatch = positiveInt('maxBatch', opts.maxBatch ?? DEFAULT_MAX_BATCH);
     this.flushIntervalMs = positiveInt('flushIntervalMs', opts.flushIntervalMs ?? DEFAULT_FLUSH_INTERVAL_MS);
+    this.maxPending = positiveInt('maxPending', opts.maxPending ?? DEFAULT_MAX_PENDING);
     this.sweepIntervalMs = positiveInt('sweepIntervalMs', opts.sweepIntervalMs ?? DEFAULT_SWEEP_INTERVAL_MS);
     this.maxTombstoneQueue = positiveInt('maxTombstoneQueue', opts.maxTombstoneQueue ?? DEFAULT_MAX_TOMBSTONE_QUEUE);
     this.tombstoneTtlMs = opts.tombstoneTtlMs ?? DEFAULT_TOMBSTONE_TTL_MS;
@@ -185,7 +196,22 @@ export class Persister {
     if (this.sweepTimer !== undefined) clearInterval(this.sweepTimer);
     this.sweepTimer = undefined;
     for (const { store } of this.groups.values()) store.setWriteHooks(undefined);
-    await this.flush();
+    try {
+      await this.flush();
+    } finally {
+      this.releaseWaiters();
+    }
+  }
+
+  /**
+   * Undefined while the backlog (buffered + being written) is below maxPending; otherwise a
+   * promise that resolves once it drained below. A write path awaits it before acknowledging,
+   * which keeps the durability window at a few ms even when writes outpace the disk. While the
+   * disk fails the promise stays pending (writers time out), and stop() releases it.
+   */
+  backpressure(): Promise<void> | undefined {
+    if (this.buffered + this.inflightCount < this.maxPending || this.stopped) return undefined;
+    return new Promise((resolve) => this.drainWaiters.push(resolve));
   }
 
   /**
@@ -334,6 +360,7 @@ export class Persister {
       for (const p of a.inflight.values()) all.push(p);
     }
     this.buffered = 0;
+    this.inflightCount = all.length;
     const t0 = performance.now();
     try {
       for (let i = 0; i < drops.length; i++) {
@@ -369,7 +396,9 @@ export class Persister {
       throw e;
     } finally {
       for (const a of taken) a.inflight = new Map();
+      this.inflightCount = 0;
     }
+    if (this.buffered < this.maxPending) this.releaseWaiters();
   }
 
   /**
@@ -438,6 +467,13 @@ export class Persister {
         this.counters.tombstonesForgotten += await this.storage.forgetTombstones(group, list.slice(i, i + MAX_WRITE_BATCH));
       }
     }
+  }
+
+  private releaseWaiters(): void {
+    if (this.drainWaiters.length === 0) return;
+    const waiters = this.drainWaiters;
+    this.drainWaiters = [];
+    for (const w of waiters) w();
   }
 
   private diskMayHoldMore(a: Attached): boolean {

@@ -59,6 +59,9 @@ async function crashChild(dir: string): Promise<void> {
   // bounded: the parent kills us long before this ends
   for (let i = 0; i < 500_000; i++) {
     store.apply(`k${i}`, { value, version: i + 1, expiresAt: 0 });
+    // as a node's write path does: wait while the disk is behind, then acknowledge
+    const behind = p.backpressure();
+    if (behind !== undefined) await behind;
     process.stdout.write(`ack ${i}\n`);
     if (i % 50 === 49) await yieldToLoop();
   }
