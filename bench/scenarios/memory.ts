@@ -1,0 +1,228 @@
+// Memory per entry (issue 8 scenario 5): 1M (quick: 200k) distinct keys with 100-byte values
+// stored in one jincache node, against the same data in a redis-server. Target: ours <= 1.5x.
+//
+// Both sides get the very same SET commands (keys `bench:00000000`.., a fixed 100-byte value)
+// pipelined over one connection to their Redis-protocol listener (jincache: `serve
+// --resp-port`, with cache.cache_bytes raised so nothing is evicted). Then:
+//  - ours: growth of the node process's resident set (VmRSS in /proc/PID/status, after the
+//    reading settles) divided by the entries it holds (DBSIZE). RSS is all a user's machine pays
+//    for: the V8 heap with its slack, and every index the node keeps beside the values;
+//  - peer: growth of redis `used_memory` (INFO memory: what its allocator has handed out) per
+//    entry, the figure Redis users quote; redis's own RSS growth per entry is reported beside it.
+// The node runs with Node's default heap flags (no tuning a user would not have); it is started
+// with --inspect on a loopback port only so the harness can force a full GC before each reading.
+
+import { readFileSync, rmSync, writeFileSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Figure } from '../lib/figure.ts';
+import { figure } from '../lib/figure.ts';
+import { ensureRedis } from '../lib/deps.ts';
+import { JINCACHE_BIN, requireJincache } from '../lib/jincache.ts';
+import { freePorts, isProcError, startProcess, waitForHttp, waitForPort, type Proc } from '../lib/procs.ts';
+import { REPO_DIR } from '../lib/results.ts';
+import { benchKeys, fixedValue, parseInfo, pipelineSet, respCall, respText } from '../lib/redis-cluster.ts';
+import { ScenarioSkipped, type ScenarioOptions } from '../lib/scenario.ts';
+
+const VALUE_BYTES = 100;
+const RATIO_TARGET = 1.5;
+/** Bytes the node may cache: far above 1M × (100 B + key + overhead), so nothing is evicted. */
+const CACHE_BYTES = '2GiB';
+
+/** Entries loaded: full 1M (issue 8), quick 200k. */
+export function defaultEntries(quick: boolean): number {
+  return quick ? 200_000 : 1_000_000;
+}
+
+/** Resident set size of a process in bytes, from /proc/PID/status (VmRSS, in kB). */
+export function readRss(pid: number): number {
+  return parseVmRss(readFileSync(`/proc/${pid}/status`, 'utf8'));
+}
+
+export function parseVmRss(status: string): number {
+  const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(status);
+  if (m === null) throw new Error('no VmRSS line in /proc/PID/status');
+  return Number(m[1]) * 1024;
+}
+
+/**
+ * Polls RSS every `intervalMs` until two readings in a row differ by less than `tolerance`
+ * (relative) or `maxMs` passes; returns the last reading. A node just loaded is still
+ * collecting the garbage of the load; measuring mid-collection would be noise either way.
+ */
+export async function settledRss(pid: number, opts: { maxMs: number; intervalMs?: number; tolerance?: number; signal?: AbortSignal }): Promise<number> {
+  const intervalMs = opts.intervalMs ?? 500;
+  const tolerance = opts.tolerance ?? 0.005;
+  const deadline = Date.now() + opts.maxMs;
+  let last = readRss(pid);
+  while (Date.now() < deadline) {
+    opts.signal?.throwIfAborted();
+    await sleep(intervalMs);
+    const now = readRss(pid);
+    if (Math.abs(now - last) <= tolerance * last) return now;
+    last = now;
+  }
+  return last;
+}
+
+async function usedMemory(port: number): Promise<number> {
+  const info = parseInfo(await respText(port, ['INFO', 'memory']));
+  const v = Number(info.get('used_memory'));
+  if (!Number.isFinite(v)) throw new Error(`INFO memory on :${port} has no used_memory`);
+  return v;
+}
+
+async function dbsize(port: number): Promise<number> {
+  const r = await respCall(port, ['DBSIZE'], 30_000);
+  if (typeof r !== 'number') throw new Error(`DBSIZE on :${port} answered ${r instanceof Error ? r.message : JSON.stringify(r)}`);
+  return r;
+}
+
+async function load(port: number, keys: readonly string[], value: Buffer, who: string, signal?: AbortSignal): Promise<number> {
+  const s = await pipelineSet(port, keys, value, { batch: 2000, timeoutMs: 300_000, signal });
+  if (s.errorCount > 0) throw new Error(`${who}: ${s.errorCount} of ${s.sent} SETs failed, e.g. ${s.errors[0]}`);
+  return s.seconds;
+}
+
+export async function prepare(opts: ScenarioOptions): Promise<void> {
+  ensureRedis(opts.log);
+}
+
+export async function run(opts: ScenarioOptions): Promise<Figure[]> {
+  const log = opts.log ?? (() => {});
+  requireJincache();
+  ensureRedis(log);
+  const entries = defaultEntries(opts.quick);
+  const settleMs = opts.quick ? 3000 : 8000;
+  const keys = benchKeys(entries);
+  const value = fixedValue(VALUE_BYTES);
+  const [redisPort, nodePort, respPort] = (await freePorts(3)) as [number, number, number];
+  const dir = mkdtempSync(join(tmpdir(), 'jincache-bench-mem-'));
+  const started: Proc[] = [];
+  try {
+    // --- peer: redis-server ---
+    const redis = startProcess({
+      name: 'redis-server-mem',
+      command: 'redis-server',
+      args: ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+      cwd: dir,
+    });
+    started.push(redis);
+    await waitForPort(redisPort, { proc: redis });
+    const rUsed0 = await usedMemory(redisPort);
+    const rRss0 = readRss(redis.pid);
+    const rSec = await load(redisPort, keys, value, 'redis-server', opts.signal);
+    const rN = await dbsize(redisPort);
+    if (rN !== entries) throw new Error(`redis-server holds ${rN} keys after ${entries} SETs`);
+    const rUsed = (await usedMemory(redisPort)) - rUsed0;
+    const rRss = (await settledRss(redis.pid, { maxMs: 2000, signal: opts.signal })) - rRss0;
+    log(`  redis-server: ${entries} SETs in ${rSec.toFixed(1)} s; used_memory +${mb(rUsed)}, RSS +${mb(rRss)}`);
+    await redis.stop();
+
+    // --- ours: one jincache node ---
+    opts.signal?.throwIfAborted();
+    const config = join(dir, 'jincache.yaml');
+    writeFileSync(config, `cache:\n  cache_bytes: ${CACHE_BYTES}\n`);
+    const [inspectPort] = (await freePorts(1)) as [number];
+    const proc = startProcess({
+      name: 'jincache-mem',
+      command: process.execPath,
+      // --inspect only so the harness can force a full GC before each reading (below); the
+      // inspector's own memory is in the baseline.
+      args: [`--inspect=127.0.0.1:${inspectPort}`, JINCACHE_BIN, 'serve', '--id', 'n1', '--host', '127.0.0.1', '--port', String(nodePort), '--resp-port', String(respPort), '--log-level', 'warn', '--config', config],
+      cwd: REPO_DIR,
+    });
+    started.push(proc);
+    const url = `http://127.0.0.1:${nodePort}`;
+    await waitForHttp(`${url}/health`, { proc, timeoutMs: 20_000 });
+    try {
+      await waitForPort(respPort, { proc, timeoutMs: 10_000 });
+    } catch (e) {
+      if (isProcError(e) && /waiting for 127\.0\.0\.1:\d+ to accept/.test(e.message)) {
+        throw new ScenarioSkipped(`jincache serve --resp-port did not open the RESP listener (${e.message.split('\n')[0]})`);
+      }
+      throw e;
+    }
+    const node = { proc, url };
+    // The baseline after the node has served a request on each listener: lazily loaded code paths
+    // are not charged to the entries.
+    await respCall(respPort, ['SET', 'bench:warmup', value]);
+    await respCall(respPort, ['DEL', 'bench:warmup']);
+    await forceGc(inspectPort);
+    const oRss0 = await settledRss(node.proc.pid, { maxMs: 2000, signal: opts.signal });
+    const oSec = await load(respPort, keys, value, 'jincache', opts.signal);
+    const oN = await dbsize(respPort);
+    if (oN !== entries) throw new Error(`jincache holds ${oN} keys after ${entries} SETs (evicted? cache_bytes ${CACHE_BYTES})`);
+    await forceGc(inspectPort);
+    const oRss = (await settledRss(node.proc.pid, { maxMs: settleMs, signal: opts.signal })) - oRss0;
+    log(`  jincache: ${entries} SETs in ${oSec.toFixed(1)} s; RSS +${mb(oRss)}${await heapNote(node.url)}`);
+
+    return [
+      figure({
+        name: 'memory.bytes_per_entry',
+        unit: 'bytes',
+        ours: oRss / entries,
+        peer: rUsed / entries,
+        target: { kind: 'ratio<=', value: RATIO_TARGET },
+      }),
+      // For reference: both sides' RSS growth (what the machine pays on each side).
+      figure({ name: 'memory.rss_per_entry', unit: 'bytes', ours: oRss / entries, peer: rRss / entries }),
+    ];
+  } finally {
+    await Promise.all(started.map((p) => p.stop()));
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * A full garbage collection in the node, twice, through its inspector (HeapProfiler.collectGarbage
+ * over the DevTools WebSocket): the garbage of the load is not charged to the entries, and the
+ * reading does not depend on when V8 happened to collect last.
+ */
+export async function forceGc(inspectPort: number): Promise<void> {
+  const list = (await (await fetch(`http://127.0.0.1:${inspectPort}/json/list`, { signal: AbortSignal.timeout(5000) })).json()) as { webSocketDebuggerUrl?: string }[];
+  const wsUrl = list[0]?.webSocketDebuggerUrl;
+  if (wsUrl === undefined) throw new Error(`no inspector target on :${inspectPort}`);
+  const ws = new WebSocket(wsUrl);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error('inspector: no answer to collectGarbage within 30 s')), 30_000);
+      let next = 1;
+      const send = () => ws.send(JSON.stringify({ id: next, method: 'HeapProfiler.collectGarbage' }));
+      ws.addEventListener('open', send);
+      ws.addEventListener('error', () => {
+        clearTimeout(t);
+        reject(new Error(`inspector WebSocket ${wsUrl} failed`));
+      });
+      ws.addEventListener('message', (ev) => {
+        const msg = JSON.parse(String(ev.data)) as { id?: number; error?: { message: string } };
+        if (msg.id !== next) return;
+        if (msg.error) {
+          clearTimeout(t);
+          reject(new Error(`inspector: ${msg.error.message}`));
+        } else if (++next > 2) {
+          clearTimeout(t);
+          resolve();
+        } else send();
+      });
+    });
+  } finally {
+    ws.close();
+  }
+}
+
+/** The node's V8 heap in use (from /metrics), for the log: how much of the RSS is the JS heap. */
+async function heapNote(url: string): Promise<string> {
+  try {
+    const text = await (await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(5000) })).text();
+    const m = /^jincache_nodejs_heap_size_used_bytes\s+([0-9.e+]+)/m.exec(text);
+    return m === null ? '' : ` (V8 heap in use ${mb(Number(m[1]))})`;
+  } catch {
+    return '';
+  }
+}
+
+function mb(bytes: number): string {
+  return `${(bytes / 1048576).toFixed(1)} MiB`;
+}
