@@ -8,6 +8,7 @@ import { runCluster } from './cluster.ts';
 import { runStatus } from './status.ts';
 import { runConfig } from './config.ts';
 import { runMigrationAction, runMigrations } from './migrations.ts';
+import { runRebalance } from './rebalance.ts';
 
 import { EXIT_OK, EXIT_USAGE } from './exit.ts';
 
@@ -63,6 +64,17 @@ export function buildProgram(): Command {
     });
 
   program
+    .command('rebalance')
+    .description('plan and apply a load rebalance (the elected leader also does this by itself)')
+    .option('--node <url>', 'any node\'s client API', 'http://127.0.0.1:9999')
+    .option('--strategy <s>', 'minimal-disturbance | load-optimal | weight-adjustment (default: config rebalance.strategy)')
+    .option('--dry-run', 'print the plan and change nothing')
+    .option('--json', 'machine-readable output')
+    .action(async (opts) => {
+      process.exitCode = await runRebalance(opts);
+    });
+
+  program
     .command('config')
     .description('read or write live per-group overrides in etcd (/jincache/config/{group})')
     .argument('<action>', 'get or set')
@@ -90,13 +102,15 @@ export function buildProgram(): Command {
       .command(action)
       .description(action === 'cancel' ? 'stop a running migration within one batch (the previous table stays in force)' : 'restore the table before a migration, with no data lost')
       .argument('<id>', 'migration id (see `jincache migrations`)')
-      .option('--node <url>', 'any node\'s client API', 'http://127.0.0.1:9999')
+      .option('--node <url>', 'any node\'s client API (default http://127.0.0.1:9999)')
       .option('--etcd <urls>', 'write the request to etcd directly, comma-separated endpoints', collectList)
       .option('--prefix <prefix>', 'etcd key prefix', '/jincache')
       .option('--secret <secret>', 'cluster secret (for the node-to-node fallback route)')
       .option('--json', 'machine-readable output')
-      .action(async (id: string, opts: { node: string; etcd?: string[]; prefix: string; secret?: string; json?: boolean }) => {
-        process.exitCode = await runMigrationAction(action, id, opts);
+      .action(async (id: string, opts: { node?: string; etcd?: string[]; prefix: string; secret?: string; json?: boolean }) => {
+        // `--node` before or after the action name: commander gives it to whichever command parsed it
+        const node = opts.node ?? (migrations.opts() as { node: string }).node;
+        process.exitCode = await runMigrationAction(action, id, { ...opts, node, json: opts.json ?? (migrations.opts() as { json?: boolean }).json });
       });
   }
 

@@ -6,10 +6,12 @@ import type { Config } from '../config/schema.ts';
 import type { NodePlugin } from './plugin.ts';
 import { FaultTolerancePlugin } from './fault-plugin.ts';
 import { MigrationPlugin } from './migration/plugin.ts';
+import { RebalancerPlugin } from './rebalancer.ts';
 
 export function builtinPlugins(_config: Config): NodePlugin[] {
   return [
     new FaultTolerancePlugin(),
     new MigrationPlugin(),
+    new RebalancerPlugin(),
   ];
 }

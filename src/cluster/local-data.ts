@@ -18,18 +18,26 @@ export interface WriteOutcome {
   existed?: boolean;
 }
 
+/** Called once per key operation served here as owner (load monitoring). */
+export type ServeHook = (op: 'get' | 'put' | 'delete' | 'expire', group: string, key: string, bytesIn: number, bytesOut: number) => void;
+
 export interface LocalDataOptions {
   groups: ReadonlyMap<string, Group>;
   hlc: HybridClock;
   clock: Clock;
+  /** Default: none. */
+  onServe?: ServeHook;
 }
 
 export class LocalData {
   readonly groups: ReadonlyMap<string, Group>;
   private readonly hlc: HybridClock;
   private readonly clock: Clock;
+  /** Set by the node once its plugins have started. */
+  onServe: ServeHook | undefined;
 
   constructor(opts: LocalDataOptions) {
+    this.onServe = opts.onServe;
     this.groups = opts.groups;
     this.hlc = opts.hlc;
     this.clock = opts.clock;
@@ -49,7 +57,9 @@ export class LocalData {
   /** The live cached value, if any (no load). */
   cached(groupName: string, key: string): GetResult | undefined {
     const hit = this.group(groupName).store.get(key);
-    return hit !== undefined && hit.value !== null ? { value: hit.value, source: 'hit', expiresAt: hit.expiresAt } : undefined;
+    const value = hit?.value ?? null;
+    this.onServe?.('get', groupName, key, 0, value === null ? 0 : value.length);
+    return value !== null ? { value, source: 'hit', expiresAt: hit!.expiresAt } : undefined;
   }
 
   /** The stored write for a key, tombstones included, with its version (for replicas and migration). */
@@ -92,6 +102,7 @@ export class LocalData {
       expiresAt: opts.ttlMs ? this.clock.now() + opts.ttlMs : 0,
     };
     group.store.apply(key, record);
+    this.onServe?.('put', groupName, key, value.length, 0);
     return { applied: true, record };
   }
 
@@ -100,6 +111,7 @@ export class LocalData {
     const existed = group.store.get(key) !== undefined;
     const record: WireRecord = { group: groupName, key, value: null, version: this.hlc.next(), expiresAt: 0 };
     group.store.apply(key, record);
+    this.onServe?.('delete', groupName, key, 0, 0);
     return { applied: true, record, existed };
   }
 

@@ -196,6 +196,14 @@ export class JincacheNode {
     const ctx = this.context();
     for (const p of this.plugins) await p.start(ctx);
     this.hooks = this.plugins.map((p) => p.routing?.()).filter((h): h is RoutingHooks => h !== undefined);
+    const recorders = this.plugins.filter((p) => p.record !== undefined);
+    if (recorders.length > 0) {
+      const partitionOf = this.partitionOf;
+      this.local.onServe = (op, group, key, bytesIn, bytesOut) => {
+        const partition = partitionOf(key);
+        for (const r of recorders) r.record!(op, group, key, partition, bytesIn, bytesOut);
+      };
+    }
     for (const p of this.plugins) for (const [route, handler] of p.controlRoutes?.() ?? []) this.controlRoutes.set(route, handler);
     this.logger.info({ id: this.id, address: this.info.address, ringVersion: this.tables.table().version }, 'node started');
   }
@@ -234,6 +242,11 @@ export class JincacheNode {
     const counts = summarize(table);
     const stats = [...this.groups.values()].map((g) => g.store.stats());
     const mem = process.memoryUsage();
+    const extra: Record<string, unknown> = Object.assign({}, ...this.plugins.map((p) => p.clusterInfo?.() ?? {}));
+    const nodeStats = (extra.nodeStats ?? {}) as Record<NodeId, Record<string, number>>;
+    const health = (extra.health ?? {}) as Record<NodeId, string>;
+    delete extra.nodeStats;
+    delete extra.health;
     return {
       self: this.id,
       ringVersion: table.version,
@@ -242,31 +255,36 @@ export class JincacheNode {
       replicationFactor: table.replicationFactor,
       nodes: [...this.membersById.values()].map((n) => {
         const c = counts.get(n.id);
-        const isSelf = n.id === this.id;
-        return {
-          id: n.id,
-          address: n.address,
-          apiAddress: n.api_address ?? n.address,
-          status: n.status,
-          health: 'healthy',
-          weight: table.members.find((m) => m.id === n.id)?.weight ?? n.weight ?? 1,
-          partitionsOwned: c?.owned ?? 0,
-          partitionsReplica: c?.replicas ?? 0,
-          ...(isSelf
+        const own =
+          n.id === this.id
             ? {
                 memoryBytes: mem.rss,
                 storedBytes: stats.reduce((a, s) => a + s.bytes, 0),
                 entries: stats.reduce((a, s) => a + s.entries, 0),
               }
-            : {}),
+            : {};
+        return {
+          id: n.id,
+          address: n.address,
+          apiAddress: n.api_address ?? n.address,
+          status: n.status,
+          health: n.id === this.id ? 'healthy' : (health[n.id] ?? 'healthy'),
+          weight: table.members.find((m) => m.id === n.id)?.weight ?? n.weight ?? 1,
+          partitionsOwned: c?.owned ?? 0,
+          partitionsReplica: c?.replicas ?? 0,
+          ...nodeStats[n.id],
+          ...own,
         };
       }),
-      partitions: { owners: table.assignments.map((h) => h[0] ?? null), underReplicated: table.assignments.filter((h) => h.length < Math.min(table.replicationFactor, table.members.length)).length },
+      partitions: {
+        owners: table.assignments.map((h) => h[0] ?? null),
+        underReplicated: table.assignments.filter((h) => h.length < Math.min(table.replicationFactor, table.members.length)).length,
+      },
       groups: [...this.groups.values()].map((g) => ({ name: g.name, loader: g.loader !== undefined, ...g.store.stats() })),
       migrations: [],
       hotKeys: [],
       events: this.events,
-      ...Object.assign({}, ...this.plugins.map((p) => p.clusterInfo?.() ?? {})),
+      ...extra,
     };
   }
 
@@ -320,6 +338,7 @@ export class JincacheNode {
       tables: this.tables,
       tableStore: this.tableStore,
       election: this.election,
+      etcd: this.etcd,
       partitionOf: this.partitionOf,
       table: () => this.tables.table(),
       members: () => [...this.membersById.values()],
@@ -335,12 +354,15 @@ export class JincacheNode {
   private metricsSnapshot(): ReturnType<Parameters<Metrics['setProvider']>[0] & {}> {
     const table = this.tables.table();
     const mine = summarize(table).get(this.id);
-    return {
-      ringVersion: table.version,
-      partitionsOwned: mine?.owned ?? 0,
-      partitionsReplica: mine?.replicas ?? 0,
-      groups: [...this.groups.values()].map((g) => ({ name: g.name, ...g.store.stats() })),
-    };
+    return Object.assign(
+      {
+        ringVersion: table.version,
+        partitionsOwned: mine?.owned ?? 0,
+        partitionsReplica: mine?.replicas ?? 0,
+        groups: [...this.groups.values()].map((g) => ({ name: g.name, ...g.store.stats() })),
+      },
+      ...this.plugins.map((p) => p.metrics?.() ?? {}),
+    );
   }
 
   private setMembers(members: readonly NodeInfo[]): void {

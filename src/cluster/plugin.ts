@@ -10,7 +10,8 @@ import type { PartitionTable } from '../core/placement/table.ts';
 import type { Clock, NodeId, NodeInfo } from '../core/types.ts';
 import type { Disposer, Election, Registry, TableStore } from '../discovery/registry.ts';
 import type { Logger } from '../observe/logger.ts';
-import type { Metrics } from '../observe/metrics.ts';
+import type { Metrics, MetricsSnapshot, RequestOp } from '../observe/metrics.ts';
+import type { EtcdCoordination } from './coordination.ts';
 import type { PeerRoute } from '../transport/http/server.ts';
 import type { PeerClient } from '../transport/peer-client.ts';
 import type { LocalData } from './local-data.ts';
@@ -39,6 +40,8 @@ export interface NodeContext {
   readonly tables: TableManager;
   readonly tableStore: TableStore | undefined;
   readonly election: Election | undefined;
+  /** The etcd bundle (client, registry with its lease, prefix) when the node runs with etcd. */
+  readonly etcd: EtcdCoordination | undefined;
   partitionOf(key: string): number;
   table(): PartitionTable;
   members(): readonly NodeInfo[];
@@ -71,8 +74,16 @@ export interface NodePlugin {
   stop(): Promise<void>;
   /** Node-to-node routes under /_jincache/, by path prefix. */
   peerRoutes?(): ReadonlyMap<string, PeerRoute>;
-  /** Fields merged into GET /cluster. */
+  /**
+   * Fields merged into GET /cluster. Two names are special: `nodeStats` ({ [nodeId]: { loadScore,
+   * qps, memoryBytes, storedBytes, entries } }) and `health` ({ [nodeId]: state }) are merged
+   * into the rows of `nodes` instead of appearing at the top level.
+   */
   clusterInfo?(): Record<string, unknown>;
+  /** Request-path hook: one call per key operation this node serves as owner. Keep it O(1). */
+  record?(op: RequestOp, group: string, key: string, partition: number, bytesIn: number, bytesOut: number): void;
+  /** Gauges for GET /metrics, merged into the node's snapshot. */
+  metrics?(): Partial<MetricsSnapshot>;
   /** Router hooks (failover, migration). Read once after start. */
   routing?(): RoutingHooks;
   /** Client-API control routes this plugin answers, by exact "METHOD /path" (e.g. "POST /cluster/rebalance"). */
