@@ -144,7 +144,7 @@ export async function runMigrationAction(action: string, id: string, flags: Migr
     console.log(flags.json ? JSON.stringify(out) : `${action === 'cancel' ? 'cancel' : 'rollback'} requested for ${id} (state ${out.state})`);
     return EXIT_OK;
   } catch (e) {
-    console.error(`jincache migrations ${action}: ${(e as Error).message}`);
+    console.error(`jincache migrations ${action}: ${(e as Error).message}${(e as Error).cause instanceof Error ? ` (${((e as Error).cause as Error).message})` : ""}`);
     return EXIT_FAILURE;
   }
 }
@@ -154,7 +154,9 @@ async function viaNode(action: 'cancel' | 'rollback', id: string, flags: Migrati
   const headers: Record<string, string> = flags.secret !== undefined ? { 'x-jincache-secret': flags.secret } : {};
   let res = await fetch(new URL(`/cluster/migrations/${id}/${action}`, base), { method: 'POST', signal: AbortSignal.timeout(10_000) });
   // nodes whose control API has no such route yet: the peer route does the same
-  if (res.status === 404 && !(await res.clone().text()).includes(id)) {
+  // (transitional: the node answers "no route" until its control API dispatches plugin routes
+  // with an id; remove this fallback then)
+  if (res.status === 404 && /^no route/.test(((await res.clone().json().catch(() => ({}))) as { message?: string }).message ?? '')) {
     res = await fetch(new URL(`/_jincache/migrate/${action}?id=${id}`, base), { method: 'POST', headers, signal: AbortSignal.timeout(10_000) });
   }
   const body = (await res.json()) as MigrationView & { error?: string; message?: string };

@@ -94,7 +94,8 @@ export class Coordinator implements TablePlanner {
         const rolled = m.rollbackRequested === true && m.kind !== 'repair';
         await this.finish(m.id, rolled ? 'rolled_back' : 'cancelled', undefined, m.kind === 'repair' ? undefined : memberSig(m.targetTable.members));
         this.o.event('migration', `migration ${m.id} ${rolled ? 'rolled back' : 'cancelled'}`);
-        continue;
+        // end the pass: the records read above are stale now (the hold set just now is not in them)
+        return;
       }
       if (m.kind === 'repair') {
         if (pendingPartitions(m, store, alive).length === 0) await this.finish(m.id, 'done');
@@ -136,7 +137,7 @@ export class Coordinator implements TablePlanner {
         // each receiver's cleanup once nothing refers to them
         await this.finish(m.id, 'rolled_back', 'rolled back: the previous table was never replaced');
         this.o.event('migration', `migration ${m.id} rolled back`);
-        continue;
+        return;
       }
       if (m.state !== 'done' || m.rollbackRequested !== true || m.kind === 'repair') continue;
       if (records.some((r) => r.rollbackOf === m.id && isOpen(r.state))) continue;

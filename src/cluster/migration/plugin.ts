@@ -55,6 +55,8 @@ export interface MigrationView {
   committedAt: number | null;
   reason: string | null;
   rollbackRequested: boolean;
+  /** Set when an operator stopped this change: the planner will not plan it again by itself. */
+  held: boolean;
   partitions: { total: number; done: number; failed: number; copying: number };
   entries: { done: number; total: number };
   bytes: { done: number; total: number };
@@ -109,6 +111,7 @@ export function viewOf(m: Migration, progress: ReadonlyMap<NodeId, NodeProgress>
     committedAt: m.committedAt ?? null,
     reason: m.reason ?? null,
     rollbackRequested: m.rollbackRequested === true,
+    held: m.heldSig !== undefined,
     partitions: { total: moves.length, done, failed, copying },
     entries,
     bytes,
