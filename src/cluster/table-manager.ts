@@ -42,6 +42,8 @@ export type TableListener = (next: PartitionTable, prev: PartitionTable) => void
  */
 export interface TablePlanner {
   reconcile(inForce: PartitionTable): Promise<void>;
+  /** Move data for `target` (the next version of `inForce`) before committing it. */
+  propose?(inForce: PartitionTable, target: PartitionTable): Promise<boolean>;
 }
 
 export class TableManager {
@@ -114,6 +116,24 @@ export class TableManager {
     this.opts.logger?.info({ version: next.version, members: next.members.map((m) => m.id) }, 'wrote partition table');
     this.install(next);
     return true;
+  }
+
+  /**
+   * As leader: put `next` (a table the rebalancer built from the one in force) in force. With a
+   * planner that moves data it becomes a migration that commits once the new holders hold their
+   * partitions (warm handoff); without one it is written at once. Returns false when nothing was
+   * accepted (not the leader, the table moved on, another migration is open).
+   */
+  propose(next: PartitionTable): Promise<boolean> {
+    let accepted = false;
+    this.writing = this.writing.then(async () => {
+      if (this.opts.election?.isLeader() !== true) return;
+      const inForce = this.current;
+      if (next.version !== inForce.version + 1) return;
+      const planner = this.planner;
+      accepted = planner?.propose !== undefined ? await planner.propose(inForce, next) : await this.commit(inForce.version, next);
+    }).catch((e: unknown) => this.opts.logger?.warn({ err: e }, 'proposed table not accepted'));
+    return this.writing.then(() => accepted);
   }
 
   /** Registered members that should take partitions, with the weights the table in force gives them. */

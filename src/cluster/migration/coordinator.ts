@@ -106,7 +106,8 @@ export class Coordinator implements TablePlanner {
         continue;
       }
       const targetSig = memberSig(m.targetTable.members);
-      if (m.kind === 'prepare' && targetSig !== desiredSig) {
+      const idsOnly = (ms: readonly Member[]): string => ms.map((x) => x.id).join(',');
+      if ((m.kind === 'prepare' && targetSig !== desiredSig) || (m.kind === 'rebalance' && idsOnly(m.targetTable.members) !== idsOnly(desired))) {
         await this.finish(m.id, 'superseded', 'membership changed');
         continue;
       }
@@ -158,6 +159,18 @@ export class Coordinator implements TablePlanner {
     if (this.held(records, desiredSig)) return;
     const target = nextTable(inForce, desired, this.o.placement);
     await this.create('prepare', inForce, target);
+  }
+
+  /**
+   * The rebalancer's way in: copy data to `target`'s new holders, then commit it, instead of
+   * writing it in force at once. `target` must be the next version of the table in force.
+   * Returns false (nothing written) when another migration is open or the table moved on.
+   */
+  async propose(inForce: PartitionTable, target: PartitionTable): Promise<boolean> {
+    if (target.version !== inForce.version + 1) return false;
+    if (this.o.store.list().some((m) => isOpen(m.state) && m.kind !== 'repair')) return false;
+    await this.create('rebalance', inForce, target);
+    return true;
   }
 
   /** An operator stopped exactly this change (cancel or rollback): do not plan it again by itself. */

@@ -10,6 +10,8 @@
  *  - `repair`: a crashed node was removed; `target` is already in force and the executor
  *    re-replicates the partitions whose new holders lack the data, from a surviving holder.
  *  - `rollback`: a prepare migration back to the assignments a committed migration replaced.
+ *  - `rebalance`: a prepare migration to a table the rebalancer proposed (new weights), through
+ *    TableManager.propose.
  *
  * State machine (only the leader moves a record out of `running`/`cancelling`, except that any
  * node or the CLI may ask for a cancel or a rollback):
@@ -20,7 +22,7 @@
 import { decodeTable, type PartitionTable } from '../../core/placement/table.ts';
 import type { Member, NodeId } from '../../core/types.ts';
 
-export type MigrationKind = 'prepare' | 'repair' | 'rollback';
+export type MigrationKind = 'prepare' | 'repair' | 'rollback' | 'rebalance';
 
 export type MigrationState = 'running' | 'cancelling' | 'cancelled' | 'rolled_back' | 'done' | 'superseded' | 'failed';
 
@@ -93,7 +95,7 @@ export function parseMigration(raw: string): Migration {
   if (typeof o !== 'object' || o === null) throw new MigrationRecordError('migration record must be an object');
   const d = o as Partial<MigrationDoc>;
   if (typeof d.id !== 'string' || !isMigrationId(d.id)) throw new MigrationRecordError(`migration id invalid: ${String(d.id)}`);
-  if (d.kind !== 'prepare' && d.kind !== 'repair' && d.kind !== 'rollback') throw new MigrationRecordError(`migration ${d.id}: bad kind ${String(d.kind)}`);
+  if (d.kind !== 'prepare' && d.kind !== 'repair' && d.kind !== 'rollback' && d.kind !== 'rebalance') throw new MigrationRecordError(`migration ${d.id}: bad kind ${String(d.kind)}`);
   if (!MIGRATION_STATES.includes(d.state as MigrationState)) throw new MigrationRecordError(`migration ${d.id}: bad state ${String(d.state)}`);
   if (typeof d.from !== 'string' || typeof d.target !== 'string') throw new MigrationRecordError(`migration ${d.id}: from and target tables required`);
   if (!Number.isInteger(d.fromVersion)) throw new MigrationRecordError(`migration ${d.id}: fromVersion must be an integer`);
