@@ -3,6 +3,7 @@
  * synchronous except origin loads; routing and replication live in the router.
  */
 import type { Group } from '../cache/group.ts';
+import type { StoredEntry } from '../cache/store.ts';
 import type { Clock } from '../core/types.ts';
 import type { HybridClock } from '../core/version.ts';
 import type { WireRecord } from '../transport/codec.ts';
@@ -27,6 +28,8 @@ export interface LocalDataOptions {
   clock: Clock;
   /** Default: none. */
   onServe?: ServeHook;
+  /** Persistent nodes: the entry from disk when the LRU evicted it. Default: none. */
+  readThrough?: (group: string, key: string) => Promise<StoredEntry | undefined>;
 }
 
 export class LocalData {
@@ -35,9 +38,11 @@ export class LocalData {
   private readonly clock: Clock;
   /** Set by the node once its plugins have started. */
   onServe: ServeHook | undefined;
+  private readonly readThrough: LocalDataOptions['readThrough'];
 
   constructor(opts: LocalDataOptions) {
     this.onServe = opts.onServe;
+    this.readThrough = opts.readThrough;
     this.groups = opts.groups;
     this.hlc = opts.hlc;
     this.clock = opts.clock;
@@ -68,9 +73,16 @@ export class LocalData {
     return e === undefined ? undefined : { group: groupName, key, value: e.value, version: e.version, expiresAt: e.expiresAt };
   }
 
-  /** Miss path: the group's loader, or null for a plain key-value group. */
+  /** Miss path: the disk (persistent nodes), then the group's loader, or null for a plain key-value group. */
   async load(groupName: string, key: string): Promise<GetResult | null> {
     const group = this.group(groupName);
+    if (this.readThrough !== undefined) {
+      const e = await this.readThrough(groupName, key);
+      if (e !== undefined) {
+        if (e.value !== null && (e.expiresAt === 0 || e.expiresAt > this.clock.now())) return { value: e.value, source: 'hit', expiresAt: e.expiresAt };
+        return null; // a tombstone or expired entry on disk is an answer: absent, no origin load
+      }
+    }
     if (group.loader === undefined) return null;
     let value: Buffer | null;
     try {

@@ -28,6 +28,8 @@ import { applyGroupOverrides, parseGroupOverride, type GroupOverride } from '../
 import { isConfigError } from '../config/errors.ts';
 import { builtinPlugins } from './builtins.ts';
 import { EtcdCoordination } from './coordination.ts';
+import { NodeStorage } from '../storage/node-storage.ts';
+import { encodeTable } from '../core/placement/table.ts';
 import type { KvService } from './kv.ts';
 import { LocalData } from './local-data.ts';
 import type { ClusterEvent, ControlHandler, NodeContext, NodePlugin, RoutingHooks } from './plugin.ts';
@@ -76,6 +78,8 @@ export class JincacheNode {
   private readonly election: Election | undefined;
   private readonly partitionOf: (key: string) => number;
   private readonly etcd: EtcdCoordination | undefined;
+  /** LevelDB persistence when `storage.engine: leveldb`. */
+  readonly storage: NodeStorage | undefined;
   // the last valid override of each group; an invalid new one leaves its entry as it was
   private readonly overrides: Record<string, GroupOverride> = {};
   private readonly memberListeners = new Set<(members: readonly NodeInfo[]) => void>();
@@ -121,7 +125,17 @@ export class JincacheNode {
       this.groups.set(name, new Group({ name, maxBytes: g.cache_bytes, clock: this.clock, partitionOf, loader, hotCacheFraction: g.hot_cache_fraction }));
     }
 
-    this.local = new LocalData({ groups: this.groups, hlc: new HybridClock(this.clock), clock: this.clock });
+    const hlc = new HybridClock(this.clock);
+    this.storage =
+      cfg.storage.engine === 'leveldb'
+        ? new NodeStorage({ path: cfg.storage.path, nodeId: this.id, groups: this.groups, partitionOf, partitionCount, hlc, clock: this.clock, logger: this.logger })
+        : undefined;
+    this.local = new LocalData({
+      groups: this.groups,
+      hlc,
+      clock: this.clock,
+      ...(this.storage !== undefined ? { readThrough: (g: string, k: string) => this.storage!.readThrough(g, k) } : {}),
+    });
     this.etcd = opts.registry === undefined && cfg.etcd.enabled ? new EtcdCoordination(cfg, this.id, { clock: this.clock, logger: this.logger }) : undefined;
     this.tableStore = opts.tableStore ?? this.etcd?.tableStore;
     this.election = opts.election ?? this.etcd?.election;
@@ -155,6 +169,12 @@ export class JincacheNode {
     if (this.started) throw new Error(`node ${this.id} already started`);
     this.started = true;
     const cfg = this.config;
+    if (this.storage !== undefined) {
+      // warm restart: the data is back before the node listens or joins
+      const loaded = await this.storage.start();
+      this.logger.info({ path: this.storage.path, records: loaded.records, ms: Math.round(loaded.ms) }, 'loaded data from disk');
+      this.event('storage', `loaded ${loaded.records} records from disk in ${Math.round(loaded.ms)} ms`);
+    }
     const backend = this.httpBackend();
     const separateApi = cfg.server.api_port !== undefined;
     this.listeners.push(new HttpListener(backend, { host: cfg.server.host, port: cfg.server.port, api: !separateApi, peer: true }));
@@ -220,6 +240,7 @@ export class JincacheNode {
     await Promise.all(this.listeners.map((l) => l.stop()));
     this.listeners.length = 0;
     this.peers.close();
+    await this.storage?.stop().catch((e: unknown) => this.logger.warn({ err: e }, 'closing storage failed'));
     this.logger.info({ id: this.id }, 'node stopped');
   }
 
@@ -339,6 +360,7 @@ export class JincacheNode {
       tableStore: this.tableStore,
       election: this.election,
       etcd: this.etcd,
+      storage: this.storage,
       partitionOf: this.partitionOf,
       table: () => this.tables.table(),
       members: () => [...this.membersById.values()],
@@ -401,6 +423,9 @@ export class JincacheNode {
         for (const { group, key } of items) this.groups.get(group)?.hot.delete(key);
       },
       ping: () => ({ id: this.id, ringVersion: this.tables.table().version }),
+      ringVersion: () => this.tables.table().version,
+      encodedTable: () => encodeTable(this.tables.table()),
+      backpressure: () => this.storage?.persister.backpressure(),
       asset: (path) => this.assets.get(path),
       observe: (op, group, result, seconds) => {
         // a group name comes from the URL: only configured groups become label values

@@ -12,6 +12,7 @@ import type { Disposer, Election, Registry, TableStore } from '../discovery/regi
 import type { Logger } from '../observe/logger.ts';
 import type { Metrics, MetricsSnapshot, RequestOp } from '../observe/metrics.ts';
 import type { EtcdCoordination } from './coordination.ts';
+import type { NodeStorage } from '../storage/node-storage.ts';
 import type { PeerRoute } from '../transport/http/server.ts';
 import type { PeerClient } from '../transport/peer-client.ts';
 import type { LocalData } from './local-data.ts';
@@ -42,6 +43,8 @@ export interface NodeContext {
   readonly election: Election | undefined;
   /** The etcd bundle (client, registry with its lease, prefix) when the node runs with etcd. */
   readonly etcd: EtcdCoordination | undefined;
+  /** LevelDB persistence (flush, partitionRecords, catchUpFrom) when `storage.engine: leveldb`. */
+  readonly storage: NodeStorage | undefined;
   partitionOf(key: string): number;
   table(): PartitionTable;
   members(): readonly NodeInfo[];

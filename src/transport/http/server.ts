@@ -46,6 +46,12 @@ export interface HttpBackend {
   invalidate(items: { group: string; key: string }[]): void;
   /** GET /_jincache/ping body. */
   ping(): unknown;
+  /** The partition table version in force (sent as x-jincache-ring-version so clients notice changes). */
+  ringVersion(): number;
+  /** GET /cluster/table: the full partition table (encodeTable). */
+  encodedTable(): string;
+  /** Persistent nodes: a promise to await before acknowledging a write while the disk lags. */
+  backpressure?(): Promise<void> | undefined;
   /** Static dashboard assets by path, when served. */
   asset(path: string): { body: Buffer; contentType: string } | undefined;
   /** Observe a finished client request (metrics). */
@@ -160,7 +166,12 @@ export class HttpListener {
           return;
         }
         result = got.source;
-        const headers: Record<string, string | number> = { 'content-type': OCTET, 'content-length': got.value.length, 'x-cache': got.source };
+        const headers: Record<string, string | number> = {
+          'content-type': OCTET,
+          'content-length': got.value.length,
+          'x-cache': got.source,
+          'x-jincache-ring-version': this.backend.ringVersion(),
+        };
         if (got.expiresAt > 0) headers['x-jincache-expires'] = got.expiresAt;
         res.writeHead(200, headers);
         res.end(method === 'HEAD' ? undefined : got.value);
@@ -168,11 +179,15 @@ export class HttpListener {
         const ttlMs = parseTtl(query);
         const body = await readBody(req, this.backend.limits.maxValueBytes, 'VALUE_TOO_LARGE');
         await router.put(group, key, body, { ttlMs, deadline });
-        res.writeHead(204);
+        const bp = this.backend.backpressure?.();
+        if (bp !== undefined) await bp;
+        res.writeHead(204, { 'x-jincache-ring-version': this.backend.ringVersion() });
         res.end();
       } else if (method === 'DELETE') {
         await router.delete(group, key, { deadline });
-        res.writeHead(204);
+        const bp = this.backend.backpressure?.();
+        if (bp !== undefined) await bp;
+        res.writeHead(204, { 'x-jincache-ring-version': this.backend.ringVersion() });
         res.end();
       } else {
         throw new JincacheError('BAD_REQUEST', `method ${method} not allowed on a key`);
@@ -211,6 +226,12 @@ export class HttpListener {
     }
     if (method === 'GET' && path === '/health') return sendJson(res, 200, { status: 'ok' });
     if (method === 'GET' && path === '/cluster') return sendJson(res, 200, this.backend.clusterInfo());
+    if (method === 'GET' && path === '/cluster/table') {
+      const text = this.backend.encodedTable();
+      res.writeHead(200, { 'content-type': JSON_TYPE, 'content-length': Buffer.byteLength(text) });
+      res.end(text);
+      return;
+    }
     if (method === 'GET' && path === '/cluster/migrations') return sendJson(res, 200, await this.backend.migrations());
     if (method === 'POST' && path === '/cluster/rebalance') {
       const raw = await readBody(req, 64 * 1024, 'BAD_REQUEST');
