@@ -73,7 +73,7 @@ export class FaultTolerancePlugin implements NodePlugin {
     this.replayTimer = setInterval(() => this.replayAll(), Math.max(250, heartbeat));
     this.replayTimer.unref();
     const support: FailoverSupport = {
-      onProbation: (id) => id !== ctx.id && detector.classifier.onProbation(id),
+      onProbation: (id) => (id === ctx.id ? detector.selfOnProbation() : detector.classifier.onProbation(id)),
       call: (peer, fn) => detector.call(peer, fn),
       hint: (peer, records) => {
         const dropped = hints.add(peer, records);

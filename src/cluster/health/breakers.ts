@@ -32,7 +32,7 @@ export interface BreakerOptions {
   threshold?: number;
   /** Sampling window. Default 2000 ms. */
   windowMs?: number;
-  /** Calls per second needed before the ratio counts (so two failed heartbeats do not open it). Default 2. */
+  /** Calls per second needed before the ratio counts (heartbeats alone reach it when nothing else is sent). Default 1. */
   minimumRps?: number;
   /** Time an open breaker waits before letting a probe through. Default 1000 ms. */
   halfOpenAfterMs?: number;
@@ -59,7 +59,7 @@ export class PeerBreakers {
       // cockatiel wants threshold < 1; "open only when every call failed" is the same as 0.999 for any real count
       threshold: Math.min(threshold, 0.999),
       windowMs: opts.windowMs ?? 2000,
-      minimumRps: opts.minimumRps ?? 2,
+      minimumRps: opts.minimumRps ?? 1,
       halfOpenAfterMs: opts.halfOpenAfterMs ?? 1000,
     };
   }
