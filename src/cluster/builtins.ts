@@ -6,12 +6,16 @@ import type { Config } from '../config/schema.ts';
 import type { NodePlugin } from './plugin.ts';
 import { FaultTolerancePlugin } from './fault-plugin.ts';
 import { MigrationPlugin } from './migration/plugin.ts';
+import { MirrorPlugin } from './mirror.ts';
 import { RebalancerPlugin } from './rebalancer.ts';
 
 export function builtinPlugins(_config: Config): NodePlugin[] {
+  const rebalancer = new RebalancerPlugin();
   return [
     new FaultTolerancePlugin(),
     new MigrationPlugin(),
-    new RebalancerPlugin(),
+    rebalancer,
+    // hot keys come from the load monitor of the same node
+    new MirrorPlugin({ hotKeys: () => rebalancer.load.report()?.hotKeys }),
   ];
 }

@@ -113,6 +113,11 @@ export class FaultTolerancePlugin implements NodePlugin {
   }
 
   /** For the node's metrics provider: `peers` of the MetricsSnapshot. */
+  /** Peer health and breaker gauges for GET /metrics. */
+  metrics(): { peers: ReturnType<FaultTolerancePlugin['peerSnapshot']> } {
+    return { peers: this.peerSnapshot() };
+  }
+
   peerSnapshot(): { id: string; health: PeerHealth; breaker: BreakerState }[] {
     const ctx = this.ctx;
     const d = this.detector;

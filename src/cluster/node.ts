@@ -74,6 +74,8 @@ export class JincacheNode {
   private readonly plugins: readonly NodePlugin[];
   // routing hooks of the started plugins (failure detector, migration)
   private hooks: RoutingHooks[] = [];
+  private mirrorHooks: RoutingHooks[] = [];
+  private writeHooks: RoutingHooks[] = [];
   private readonly tableStore: TableStore | undefined;
   private readonly election: Election | undefined;
   private readonly partitionOf: (key: string) => number;
@@ -151,6 +153,17 @@ export class JincacheNode {
       usable: (id) => this.hooks.every((h) => h.usable?.(id) ?? true),
       extraReplicas: (p) => combine(this.hooks, (h) => h.extraReplicas?.(p)),
       previousHolders: (p) => combine(this.hooks, (h) => h.previousHolders?.(p)),
+      mirrorGet: (group, key) => {
+        for (const h of this.mirrorHooks) {
+          const got = h.mirrorGet!(group, key);
+          if (got !== undefined) return got;
+        }
+        return undefined;
+      },
+      beforeOwnerWrite: async (group, key, version, deadline) => {
+        if (this.writeHooks.length === 0) return;
+        await Promise.all(this.writeHooks.map((h) => h.beforeOwnerWrite!(group, key, version, deadline)));
+      },
     };
     this.router = new Router({
       view,
@@ -159,7 +172,7 @@ export class JincacheNode {
       defaultGroup: cfg.cache.group_name,
       requestTimeoutMs: cfg.fault_tolerance.request_timeout,
       syncReplication: cfg.replication.sync,
-      onReplicationFailure: (peer, records, err) => this.logger.warn({ peer, records: records.length, err: err.message }, 'backup did not confirm a write'),
+      onReplicationFailure: (peer, records, err) => this.logger.debug({ peer, records: records.length, err: err.message }, 'backup did not confirm a write'),
     });
     this.kv = this.router;
   }
@@ -216,6 +229,8 @@ export class JincacheNode {
     const ctx = this.context();
     for (const p of this.plugins) await p.start(ctx);
     this.hooks = this.plugins.map((p) => p.routing?.()).filter((h): h is RoutingHooks => h !== undefined);
+    this.mirrorHooks = this.hooks.filter((h) => h.mirrorGet !== undefined);
+    this.writeHooks = this.hooks.filter((h) => h.beforeOwnerWrite !== undefined);
     const recorders = this.plugins.filter((p) => p.record !== undefined);
     if (recorders.length > 0) {
       const partitionOf = this.partitionOf;
@@ -362,6 +377,7 @@ export class JincacheNode {
       etcd: this.etcd,
       storage: this.storage,
       partitionOf: this.partitionOf,
+      usable: (id) => this.hooks.every((h) => h.usable?.(id) ?? true),
       table: () => this.tables.table(),
       members: () => [...this.membersById.values()],
       member: (id) => this.membersById.get(id),

@@ -15,6 +15,7 @@ import type { EtcdCoordination } from './coordination.ts';
 import type { NodeStorage } from '../storage/node-storage.ts';
 import type { PeerRoute } from '../transport/http/server.ts';
 import type { PeerClient } from '../transport/peer-client.ts';
+import type { GetResult } from './kv.ts';
 import type { LocalData } from './local-data.ts';
 import type { Router } from './router.ts';
 import type { TableManager } from './table-manager.ts';
@@ -46,6 +47,8 @@ export interface NodeContext {
   /** LevelDB persistence (flush, partitionRecords, catchUpFrom) when `storage.engine: leveldb`. */
   readonly storage: NodeStorage | undefined;
   partitionOf(key: string): number;
+  /** The failure detector's verdict (every plugin's `usable` hook). */
+  usable(id: NodeId): boolean;
   table(): PartitionTable;
   members(): readonly NodeInfo[];
   member(id: NodeId): NodeInfo | undefined;
@@ -66,6 +69,10 @@ export interface RoutingHooks {
   extraReplicas?(partition: number): readonly NodeId[];
   /** Nodes that may still hold this partition's data (e.g. its previous owner); a miss at the owner asks them before the origin. */
   previousHolders?(partition: number): readonly NodeId[];
+  /** A mirrored copy of another owner's hot key (hot-key mirroring). */
+  mirrorGet?(group: string, key: string): GetResult | undefined;
+  /** Before a write of this key is acknowledged (mirror invalidation). */
+  beforeOwnerWrite?(group: string, key: string, version: number, deadline: number): Promise<void>;
 }
 
 /** Answer of a plugin to POST /cluster/rebalance or GET /cluster/migrations. */

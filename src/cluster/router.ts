@@ -41,6 +41,10 @@ export interface ClusterView {
   extraReplicas(partition: number): readonly NodeId[];
   /** Nodes that may still hold this partition's data; a miss at the owner asks them before the origin. */
   previousHolders(partition: number): readonly NodeId[];
+  /** A mirrored copy of another owner's hot key, served where the read arrives. */
+  mirrorGet(group: string, key: string): GetResult | undefined;
+  /** Before a write is acknowledged: no mirror may serve the old value after this resolves. */
+  beforeOwnerWrite(group: string, key: string, version: number, deadline: number): Promise<void>;
 }
 
 /** What the fault-tolerance plugin lends the router. */
@@ -154,6 +158,11 @@ export class Router implements KvService {
     const deadline = this.deadline(opts);
     const ft = this.failover;
     const holders = this.holders(key);
+    // a hot key mirrored here by its owner: answered locally (the owner reads its own copy)
+    if (holders[0] !== this.view.self) {
+      const mirrored = this.view.mirrorGet(group, key);
+      if (mirrored !== undefined) return mirrored;
+    }
     if (ft === undefined) {
       const owner = holders[0]!;
       return owner === this.view.self ? this.getAsOwner(group, key, deadline) : this.getFrom(owner, group, key, deadline);
@@ -319,6 +328,7 @@ export class Router implements KvService {
     }
     this.hlc.observe(version);
     this.local.apply([record]);
+    this.local.onServe?.(w.op, w.group, w.key, record.value?.length ?? 0, 0);
     // keep a quarter of the time left for the answer to travel back: a backup that has not
     // confirmed by then gets a hint instead, so a hung backup cannot time the whole write out
     const now = Date.now();
@@ -385,9 +395,14 @@ export class Router implements KvService {
     const holders = holdersOf(this.view.table(), partition);
     const extra = this.view.extraReplicas(partition);
     const ft = this.failover;
+    // every acknowledged write passes here: mirrors of the key are invalidated before the ack
+    const invalidations = records.map((r) => this.view.beforeOwnerWrite(r.group, r.key, r.version, deadline));
     const plan = replicaPlan(this.view.self, holders, extra, { usable: (id) => ft === undefined || this.view.usable(id) });
     for (const id of plan.hint) ft?.hint(id, records);
-    if (plan.send.length === 0) return;
+    if (plan.send.length === 0) {
+      await Promise.all(invalidations);
+      return;
+    }
     const body = encodeRecords(records);
     const sends = plan.send.map(async (id) => {
       try {
@@ -400,6 +415,7 @@ export class Router implements KvService {
       }
     });
     if (this.syncReplication) await Promise.all(sends);
+    await Promise.all(invalidations);
   }
 
   /**
