@@ -412,6 +412,7 @@ export class RedisCluster {
       });
       if (r.code !== 0) throw new RedisClusterError(`redis-cli --cluster create exited ${r.code}:\n${r.output.slice(-2000)}`);
       await c.waitConverged(total);
+      if (replicas > 0) await c.waitReplicasSynced();
       c.log(`  redis cluster: ${masters} masters × ${replicas} replica(s) on ${addrs.join(' ')} (node timeout ${c.nodeTimeoutMs} ms)`);
       return c;
     } catch (e) {
@@ -458,6 +459,27 @@ export class RedisCluster {
         for (const n of this.live()) {
           const info = parseInfo(await respText(n.port, ['CLUSTER', 'INFO'], 2000));
           if (info.get('cluster_state') !== 'ok' || info.get('cluster_slots_assigned') !== '16384' || Number(info.get('cluster_known_nodes')) < known) return false;
+        }
+        return true;
+      },
+      timeoutMs,
+      this.signal,
+    );
+  }
+
+  /**
+   * Waits until every replica reports master_link_status:up. A replica that never completed its
+   * first sync refuses to fail over ("disconnected from master for longer than allowed"), so a
+   * failover measured before this would measure nothing.
+   */
+  async waitReplicasSynced(timeoutMs = 30_000): Promise<void> {
+    await until(
+      'every replica to finish its sync with its master',
+      async () => {
+        for (const row of await this.topology()) {
+          if (row.masterId === null) continue;
+          const info = parseInfo(await respText(row.port, ['INFO', 'replication'], 2000));
+          if (info.get('master_link_status') !== 'up') return false;
         }
         return true;
       },
