@@ -412,7 +412,7 @@ export class RedisCluster {
       });
       if (r.code !== 0) throw new RedisClusterError(`redis-cli --cluster create exited ${r.code}:\n${r.output.slice(-2000)}`);
       await c.waitConverged(total);
-      if (replicas > 0) await c.waitReplicasSynced();
+      if (replicas > 0) await c.waitReplicasSynced(masters * replicas);
       c.log(`  redis cluster: ${masters} masters × ${replicas} replica(s) on ${addrs.join(' ')} (node timeout ${c.nodeTimeoutMs} ms)`);
       return c;
     } catch (e) {
@@ -470,12 +470,16 @@ export class RedisCluster {
   /**
    * Waits until every replica reports master_link_status:up. A replica that never completed its
    * first sync refuses to fail over ("disconnected from master for longer than allowed"), so a
-   * failover measured before this would measure nothing.
+   * failover measured before this would measure nothing. Also waits until every node sees
+   * `expected` replicas: right after create, gossip may still show a replica as an empty master.
    */
-  async waitReplicasSynced(timeoutMs = 30_000): Promise<void> {
+  async waitReplicasSynced(expected: number, timeoutMs = 30_000): Promise<void> {
     await until(
-      'every replica to finish its sync with its master',
+      `every node to see ${expected} replicas, each synced with its master`,
       async () => {
+        for (const n of this.live()) {
+          if ((await this.topology(n.port)).filter((r) => r.masterId !== null).length !== expected) return false;
+        }
         for (const row of await this.topology()) {
           if (row.masterId === null) continue;
           const info = parseInfo(await respText(row.port, ['INFO', 'replication'], 2000));

@@ -182,9 +182,37 @@ async function setUpJincache(keys: readonly string[], log: (l: string) => void, 
   const config = join(dir, 'jincache.yaml');
   writeFileSync(config, `etcd:\n  lease_ttl: ${LEASE_TTL_SEC}s\nreplication:\n  factor: 2\nfault_tolerance:\n  heartbeat_interval: 500ms\n`);
   const ports = await freePorts(NODES);
-  const nodes: JincacheNode[] = await Promise.all(
-    ports.map((port, i) => startNode({ id: `n${i + 1}`, port }, { extraArgs: ['--etcd', etcd.endpoint, '--config', config], readyTimeoutMs: 30_000 })),
+  const nodes: JincacheNode[] = [];
+  const cleanUp = async () => {
+    await Promise.all(nodes.map((n) => n.proc.stop()));
+    await etcd.stop();
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    return await seedJincache(etcd.endpoint, config, ports, nodes, keys, log, cleanUp, signal);
+  } catch (e) {
+    // When one node fails to start, the others are not in `nodes` (Promise.all rejected): stop
+    // every process this scenario started, by PID, through the harness's tracking too.
+    await cleanUp();
+    await stopAll();
+    throw e;
+  }
+}
+
+async function seedJincache(
+  etcdEndpoint: string,
+  config: string,
+  ports: readonly number[],
+  nodes: JincacheNode[],
+  keys: readonly string[],
+  log: (l: string) => void,
+  cleanUp: () => Promise<void>,
+  signal?: AbortSignal,
+): Promise<FailoverTarget> {
+  const started = await Promise.all(
+    ports.map((port, i) => startNode({ id: `n${i + 1}`, port }, { extraArgs: ['--etcd', etcdEndpoint, '--config', config], readyTimeoutMs: 30_000 })),
   );
+  nodes.push(...started);
   const ids = nodes.map((n) => n.spec.id);
   // Converged: every node sees all members, the same table version, every node owning some
   // partitions and none under-replicated.
@@ -239,9 +267,7 @@ async function setUpJincache(keys: readonly string[], log: (l: string) => void, 
     },
     close: async () => {
       await client.close();
-      await Promise.all(nodes.map((n) => n.proc.stop()));
-      await etcd.stop();
-      rmSync(dir, { recursive: true, force: true });
+      await cleanUp();
     },
   };
 }
