@@ -69,6 +69,10 @@ export class FaultTolerancePlugin implements NodePlugin {
     detector.setMembers(ctx.members());
     this.disposers.push(ctx.onMembers((m) => detector.setMembers(m)));
     detector.start();
+    // don't take traffic while peers that are merely starting look down (see settle())
+    if (!(await detector.settle(Math.max(1000, Math.min(3000, 2 * heartbeat))))) {
+      ctx.logger.warn({ health: Object.fromEntries(detector.classifier.report().map((r) => [r.id, r.health])) }, 'starting while some peers do not answer');
+    }
     // retry replays that failed, and catch peers that recovered without a class change
     this.replayTimer = setInterval(() => this.replayAll(), Math.max(250, heartbeat));
     this.replayTimer.unref();

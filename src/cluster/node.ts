@@ -91,6 +91,8 @@ export class JincacheNode {
   private readonly controlRoutes = new Map<string, ControlHandler>();
   private membersById = new Map<NodeId, NodeInfo>();
   private started = false;
+  /** Joined, components running: GET /health answers 200. */
+  private ready = false;
 
   constructor(opts: NodeOptions) {
     const cfg = opts.config;
@@ -240,6 +242,7 @@ export class JincacheNode {
       };
     }
     for (const p of this.plugins) for (const [route, handler] of p.controlRoutes?.() ?? []) this.controlRoutes.set(route, handler);
+    this.ready = true;
     this.logger.info({ id: this.id, address: this.info.address, ringVersion: this.tables.table().version }, 'node started');
   }
 
@@ -247,6 +250,8 @@ export class JincacheNode {
   async stop(): Promise<void> {
     if (!this.started) return;
     this.started = false;
+    this.ready = false;
+    for (const p of this.plugins) await p.drain?.().catch((e: unknown) => this.logger.warn({ err: e, plugin: p.name }, 'drain failed; leaving anyway'));
     for (const p of [...this.plugins].reverse()) await p.stop().catch((e: unknown) => this.logger.warn({ err: e, plugin: p.name }, 'plugin stop failed'));
     await this.resp?.stop();
     this.tables.stop();
@@ -352,6 +357,33 @@ export class JincacheNode {
     this.event('config', `applied override for ${group}`);
   }
 
+  /** The plugin handler for a control route, with `{name}` segments bound into the body. */
+  private controlHandler(method: string, path: string): ((body: unknown) => Promise<unknown>) | undefined {
+    const exact = this.controlRoutes.get(`${method} ${path}`);
+    if (exact !== undefined) return exact;
+    const parts = path.split('/');
+    for (const [route, handler] of this.controlRoutes) {
+      const [m, pattern] = route.split(' ') as [string, string];
+      if (m !== method || !pattern.includes('{')) continue;
+      const want = pattern.split('/');
+      if (want.length !== parts.length) continue;
+      const params: Record<string, string> = {};
+      const ok = want.every((w, i) => {
+        if (w.startsWith('{') && w.endsWith('}')) {
+          try {
+            params[w.slice(1, -1)] = decodeURIComponent(parts[i]!);
+          } catch {
+            return false;
+          }
+          return parts[i] !== '';
+        }
+        return w === parts[i];
+      });
+      if (ok) return (body) => handler({ ...(body !== null && typeof body === 'object' ? body : {}), ...params });
+    }
+    return undefined;
+  }
+
   /** Add an event to the bounded feed the dashboard shows. */
   event(kind: string, message: string): void {
     this.events.push({ at: this.clock.now(), kind, message });
@@ -428,6 +460,7 @@ export class JincacheNode {
       deadline: () => Date.now() + this.liveConfig.fault_tolerance.request_timeout,
       clusterInfo: () => this.clusterInfo(),
       migrations: async () => (await this.controlRoutes.get('GET /cluster/migrations')?.({})) ?? { migrations: [] },
+      control: (method, path) => this.controlHandler(method, path),
       rebalance: async (body) => {
         const handler = this.controlRoutes.get('POST /cluster/rebalance');
         if (handler === undefined) throw new JincacheError('NOT_IMPLEMENTED', 'rebalancing needs the load plugin (etcd mode)');
@@ -439,6 +472,7 @@ export class JincacheNode {
         for (const { group, key } of items) this.groups.get(group)?.hot.delete(key);
       },
       ping: () => ({ id: this.id, ringVersion: this.tables.table().version }),
+      ready: () => this.ready,
       ringVersion: () => this.tables.table().version,
       encodedTable: () => encodeTable(this.tables.table()),
       backpressure: () => this.storage?.persister.backpressure(),

@@ -96,6 +96,11 @@ export interface NodePlugin {
   metrics?(): Partial<MetricsSnapshot>;
   /** Router hooks (failover, migration). Read once after start. */
   routing?(): RoutingHooks;
-  /** Client-API control routes this plugin answers, by exact "METHOD /path" (e.g. "POST /cluster/rebalance"). */
+  /**
+   * Client-API control routes this plugin answers, by "METHOD /path" (e.g. "POST /cluster/rebalance").
+   * A `{name}` segment matches one path segment and is passed in the body as `name`.
+   */
   controlRoutes?(): ReadonlyMap<string, ControlHandler>;
+  /** Graceful shutdown, before any plugin stops: hand this node's work over (e.g. its partitions). */
+  drain?(): Promise<void>;
 }

@@ -130,21 +130,36 @@ export class RebalancerPlugin implements NodePlugin {
     };
     if (req.dryRun) return answer;
     if (plan.nextTable === undefined || plan.moves.length === 0) return { ...answer, reason: 'nothing to move' };
-    const store = ctx.tableStore;
-    if (store === undefined) {
+    if (ctx.tableStore === undefined) {
       throw new JincacheError('NOT_IMPLEMENTED', 'applying a rebalance needs etcd: a static cluster derives its table from the membership (use dryRun to see the plan)');
     }
+    if (ctx.election?.isLeader() !== true) return this.forwardToLeader(req, answer);
     const current = ctx.table();
-    if (plan.nextTable.version !== current.version + 1) {
-      return { ...answer, reason: 'the partition table changed while planning; run again' };
-    }
-    const ok = await store.compareAndSwap(current.version, plan.nextTable);
-    if (!ok) return { ...answer, reason: 'the partition table changed while planning; run again' };
+    // the migration engine copies the moving partitions first and commits the table when they
+    // are in place (warm handoff); false when the table changed meanwhile or a plan is running
+    const accepted = plan.nextTable.version === current.version + 1 && (await ctx.tables.propose(plan.nextTable));
+    if (!accepted) return { ...answer, reason: 'the partition table changed while planning, or a migration is running; run again' };
     this.load.governor?.rebalanced();
-    ctx.tables.install(plan.nextTable);
     ctx.event('rebalance', `${why} ${plan.strategy} rebalance: ${plan.moves.length} partitions move (table v${plan.nextTable.version})`);
-    ctx.logger.info({ strategy: plan.strategy, moves: plan.moves.length, version: plan.nextTable.version, why }, 'rebalance applied');
+    ctx.logger.info({ strategy: plan.strategy, moves: plan.moves.length, version: plan.nextTable.version, why }, 'rebalance accepted');
     return { ...answer, applied: true, ringVersion: plan.nextTable.version };
+  }
+
+  /** Only the leader changes the table: hand an applying request to it. */
+  private async forwardToLeader(req: RebalanceRequest, answer: RebalanceAnswer): Promise<RebalanceAnswer> {
+    const ctx = this.ctx!;
+    const leader = ctx.election?.leader();
+    const member = leader ? ctx.member(leader) : undefined;
+    if (member === undefined) return { ...answer, reason: 'no leader is elected right now; run again' };
+    const res = await fetch(new URL('/cluster/rebalance', member.api_address ?? member.address), {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(req),
+      signal: AbortSignal.timeout(ctx.config.fault_tolerance.request_timeout * 3),
+    });
+    const body = (await res.json()) as RebalanceAnswer & { message?: string };
+    if (!res.ok) throw new JincacheError(res.status === 400 ? 'BAD_REQUEST' : 'PEER_UNAVAILABLE', body.message ?? `leader answered ${res.status}`);
+    return body;
   }
 
   /** The leader's periodic check: act only on sustained imbalance, at most once per min_interval. */

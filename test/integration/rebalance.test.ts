@@ -49,7 +49,7 @@ describe('rebalancing a skewed workload', () => {
       config: {
         etcd: { lease_ttl: '2s' },
         // the score is the request rate against a small capacity, so the test's load dominates it
-        load: { window: '4s', capacity: { qps: 400 }, score_weights: { qps: 1, storage: 0, memory: 0, cpu: 0, network: 0 } },
+        load: { window: '6s', capacity: { qps: 400 }, score_weights: { qps: 1, storage: 0, memory: 0, cpu: 0, network: 0 } },
         rebalance: { enabled: false, threshold: 0.2 },
       },
     });
@@ -76,7 +76,7 @@ describe('rebalancing a skewed workload', () => {
     }
     // requests enter through every node; each is served (and counted) at the key's owner
     const urls = keys.map((k, i) => `${cluster.nodes[i % 3]!.url}/api/scores/${k}`);
-    await drive(urls, 4500, 300);
+    await drive(urls, 6500, 400);
     const scores = async (): Promise<Record<string, number>> => {
       const c = await clusterOf(cluster.nodes[1]!.url);
       return Object.fromEntries(c.nodes.map((n: { id: string; loadScore?: number }) => [n.id, n.loadScore ?? 0]));
@@ -105,13 +105,14 @@ describe('rebalancing a skewed workload', () => {
     const done = JSON.parse(applied.stdout);
     assert.equal(done.applied, true, JSON.stringify(done));
     await waitFor('every node on the new table', async () => (await Promise.all(cluster.nodes.map((n) => clusterOf(n.url)))).every((c) => c.ringVersion === done.ringVersion), 5000);
-    const events = (await clusterOf(cluster.nodes[2]!.url)).events as { kind: string }[];
-    assert.ok(events.some((e) => e.kind === 'rebalance'), 'a rebalance event is in the feed');
+    // the elected leader applies it (requests are forwarded there) and records the event
+    const feeds = await Promise.all(cluster.nodes.map(async (n) => (await clusterOf(n.url)).events as { kind: string }[]));
+    assert.ok(feeds.some((events) => events.some((e) => e.kind === 'rebalance')), 'a rebalance event is in the leader\'s feed');
 
     // the same workload again: the load has spread
-    await drive(urls, 4500, 300);
+    await drive(urls, 6500, 400);
     const after = await scores();
-    assert.ok(maxOverMean(Object.values(after)) <= 1.2, `within threshold after: ${JSON.stringify(after)}`);
+    assert.ok(maxOverMean(Object.values(after)) <= 1.2, `within threshold after: ${JSON.stringify(after)}; before ${JSON.stringify(before)}; predicted ${JSON.stringify(done.after)}; ${done.moves.length} moves`);
 
     // a bad strategy is refused and changes nothing
     const bad = await runCli(['rebalance', '--strategy', 'chaotic', '--node', cluster.nodes[0]!.url]);

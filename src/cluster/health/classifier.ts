@@ -125,6 +125,12 @@ export class HealthClassifier {
     return h === 'healthy' || h === 'slow';
   }
 
+  /** Answered at least once and usable now (not merely "not known to have failed"). */
+  confirmed(id: NodeId): boolean {
+    const s = this.peers.get(id);
+    return s !== undefined && s.seenOk && this.usable(id);
+  }
+
   /** Usable, but recovered from unusable less than `probationMs` ago. */
   onProbation(id: NodeId): boolean {
     const s = this.peers.get(id);

@@ -73,6 +73,21 @@ export class FailureDetector {
     this.timer = undefined;
   }
 
+  /**
+   * Resolve once every member has answered a ping and is usable, or after `timeoutMs`. A node that starts
+   * together with its peers first sees "connection refused" from the ones still starting; if it
+   * served at once it would route writes around owners that are up a moment later, and those
+   * owners would then answer reads without the write until the hint arrives.
+   */
+  async settle(timeoutMs: number): Promise<boolean> {
+    const end = Date.now() + timeoutMs;
+    for (;;) {
+      if (this.members.every((id) => this.classifier.confirmed(id))) return true;
+      if (Date.now() >= end) return false;
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  }
+
   /** The registry's membership (this node excluded or not: it is skipped). */
   setMembers(members: readonly NodeInfo[]): void {
     this.members = members.map((m) => m.id).filter((id) => id !== this.opts.self);

@@ -38,6 +38,8 @@ export interface HttpBackend {
   migrations(): Promise<unknown>;
   /** POST /cluster/rebalance. */
   rebalance(body: unknown): Promise<unknown>;
+  /** Other /cluster/... control routes answered by plugins (e.g. POST /cluster/migrations/{id}/cancel). */
+  control?(method: string, path: string): ((body: unknown) => Promise<unknown>) | undefined;
   /** GET /metrics. */
   metrics(): Promise<{ contentType: string; body: string }>;
   /** Writes from another node (replication, handoff, migration). */
@@ -46,6 +48,8 @@ export interface HttpBackend {
   invalidate(items: { group: string; key: string }[]): void;
   /** GET /_jincache/ping body. */
   ping(): unknown;
+  /** True once the node has fully started (GET /health answers 200). */
+  ready(): boolean;
   /** The partition table version in force (sent as x-jincache-ring-version so clients notice changes). */
   ringVersion(): number;
   /** GET /cluster/table: the full partition table (encodeTable). */
@@ -224,7 +228,10 @@ export class HttpListener {
       params.delete('key');
       return this.keyOp(req, res, group, key, params.toString(), process.hrtime.bigint());
     }
-    if (method === 'GET' && path === '/health') return sendJson(res, 200, { status: 'ok' });
+    if (method === 'GET' && path === '/health') {
+      // 503 until the node has joined and its components run: load balancers and tests wait for 200
+      return this.backend.ready() ? sendJson(res, 200, { status: 'ok' }) : sendJson(res, 503, { status: 'starting' });
+    }
     if (method === 'GET' && path === '/cluster') return sendJson(res, 200, this.backend.clusterInfo());
     if (method === 'GET' && path === '/cluster/table') {
       const text = this.backend.encodedTable();
@@ -234,17 +241,10 @@ export class HttpListener {
     }
     if (method === 'GET' && path === '/cluster/migrations') return sendJson(res, 200, await this.backend.migrations());
     if (method === 'POST' && path === '/cluster/rebalance') {
-      const raw = await readBody(req, 64 * 1024, 'BAD_REQUEST');
-      let body: unknown = {};
-      if (raw.length > 0) {
-        try {
-          body = JSON.parse(raw.toString('utf8'));
-        } catch {
-          throw new JincacheError('BAD_REQUEST', 'body is not JSON');
-        }
-      }
-      return sendJson(res, 200, await this.backend.rebalance(body));
+      return sendJson(res, 200, await this.backend.rebalance(await readJson(req)));
     }
+    const handler = path.startsWith('/cluster/') ? this.backend.control?.(method, path) : undefined;
+    if (handler !== undefined) return sendJson(res, 200, await handler(method === 'GET' ? {} : await readJson(req)));
     if (method === 'GET' && path === '/metrics') {
       const m = await this.backend.metrics();
       res.writeHead(200, { 'content-type': m.contentType });
@@ -437,6 +437,17 @@ export function readBody(req: http.IncomingMessage, limit: number, code: 'VALUE_
     req.on('end', () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size)));
     req.on('error', reject);
   });
+}
+
+/** A small JSON request body ({} when empty). */
+async function readJson(req: http.IncomingMessage): Promise<unknown> {
+  const raw = await readBody(req, 64 * 1024, 'BAD_REQUEST');
+  if (raw.length === 0) return {};
+  try {
+    return JSON.parse(raw.toString('utf8'));
+  } catch {
+    throw new JincacheError('BAD_REQUEST', 'body is not JSON');
+  }
 }
 
 function sendJson(res: http.ServerResponse, status: number, body: unknown): void {
