@@ -1,8 +1,22 @@
 /**
  * The fault-tolerance plugin: failure detector (heartbeats, breakers, passive observations),
- * failover in the router, and hinted handoff. It lends the router a FailoverSupport, gives the
- * node a `usable` routing hook, serves the fenced write endpoint, and reports peer health in
- * GET /cluster (`health`, `breakers`, `hints`).
+ * failover in the router, hinted handoff, and recovery (catch-up on return, catchup.ts). It
+ * lends the router a FailoverSupport, gives the node a `usable` routing hook, serves the fenced
+ * write, record, hint and catch-up endpoints, and reports peer health in GET /cluster
+ * (`health`, `breakers`, `hints`, `catchup`).
+ *
+ * When is a holder's copy "behind" (FailoverSupport.behind: never read alone, the newest of
+ * every holder's copy answers)? The rule, from what each node can know:
+ * - itself, for a partition: while it catches the partition up after starting as a listed
+ *   holder (it is published 'joining' meanwhile), and while a peer is replaying hinted writes to
+ *   it (each hint batch says how many are left; the last says 0, so "done" is known exactly,
+ *   and a sender that turns unusable or stays silent for `incomingHintsTtlMs` no longer counts);
+ * - a peer: while it is published 'joining' (catching up), or while this node holds hints for
+ *   it or is replaying them (a coordinator knows exactly when its hints for X are delivered).
+ * A read served here for a partition this node is behind on asks every holder even when the
+ * reader routed it here (its view may lag): the acknowledged value wins by LWW.
+ * Hints dropped for overflow are reported with the next batch; the receiver then catches up the
+ * partitions it shares with the sender.
  */
 import type { NodeId } from '../core/types.ts';
 import type { PeerRoute } from '../transport/http/server.ts';
@@ -14,11 +28,23 @@ import type { PeerHealth } from './health/classifier.ts';
 import type { BreakerState } from './health/breakers.ts';
 import type { NodeContext, NodePlugin, RoutingHooks } from './plugin.ts';
 import { FENCE_HEADER, RECORD_ROUTE, WRITE_ROUTE, type FailoverSupport, type WriteOp } from './router.ts';
+import { CATCHUP_ROUTE, CatchUp, type CatchUpReport } from './catchup.ts';
+import { decodeRecords } from '../transport/codec.ts';
+
+/** Path of the hint delivery endpoint: a record batch plus how many hints the sender still holds. */
+export const HINTS_ROUTE = '/_jincache/ft/hints';
+const FROM_HEADER = 'x-jincache-from';
+const LEFT_HEADER = 'x-jincache-hints-left';
+const DROPPED_HEADER = 'x-jincache-hints-dropped';
 
 export interface FaultPluginOptions {
   hints?: HintQueueOptions;
   /** Hints per replay batch. Default 500. */
   replayBatch?: number;
+  /** A hint sender that said more are coming but sent nothing for this long no longer makes this node "behind". Default 10 000 ms. */
+  incomingHintsTtlMs?: number;
+  /** Catch-up page size, records. Default 2000. */
+  catchUpPageRecords?: number;
 }
 
 export class FaultTolerancePlugin implements NodePlugin {
@@ -30,6 +56,11 @@ export class FaultTolerancePlugin implements NodePlugin {
   private handoff: Handoff | undefined;
   private replayTimer: NodeJS.Timeout | undefined;
   private disposers: (() => void)[] = [];
+  private catchup: CatchUp | undefined;
+  private lastCatchUp: CatchUpReport | undefined;
+  // hint senders that said more hints are coming: sender -> { left, at }
+  private readonly incoming = new Map<NodeId, { left: number; at: number }>();
+  private stopped = false;
 
   constructor(opts: FaultPluginOptions = {}) {
     this.opts = opts;
@@ -37,6 +68,23 @@ export class FaultTolerancePlugin implements NodePlugin {
 
   async start(ctx: NodeContext): Promise<void> {
     this.ctx = ctx;
+    this.stopped = false;
+    // First, before any read can be answered from a copy that missed writes: rejoining with the
+    // same id while the table in force lists this node (a crash or restart within the lease),
+    // every partition it holds is behind until caught up.
+    const catchup = new CatchUp({
+      ctx,
+      ...(this.opts.catchUpPageRecords !== undefined ? { pageRecords: this.opts.catchUpPageRecords } : {}),
+      call: (peer, fn) => (this.detector === undefined ? fn() : this.detector.call(peer, fn)),
+      usable: (peer) => this.detector?.usable(peer) ?? true,
+    });
+    this.catchup = catchup;
+    const held = CatchUp.heldPartitions(ctx);
+    if (held.length > 0) {
+      catchup.mark(held);
+      ctx.logger.info({ partitions: held.length }, 'rejoining as a holder: catching up before serving reads from this copy');
+      await this.publishStatus('joining');
+    }
     const ft = ctx.config.fault_tolerance;
     const heartbeat = ft.heartbeat_interval;
     const detector = new FailureDetector({
@@ -78,6 +126,7 @@ export class FaultTolerancePlugin implements NodePlugin {
     this.replayTimer.unref();
     const support: FailoverSupport = {
       onProbation: (id) => (id === ctx.id ? detector.selfOnProbation() : detector.classifier.onProbation(id)),
+      behind: (id, partition) => this.behind(id, partition),
       call: (peer, fn) => detector.call(peer, fn),
       hint: (peer, records) => {
         const dropped = hints.add(peer, records);
@@ -86,9 +135,94 @@ export class FaultTolerancePlugin implements NodePlugin {
       maxRetries: ft.max_retries,
     };
     ctx.router.useFailover(support);
+    if (held.length > 0) void this.runCatchUp('rejoin');
+  }
+
+  /** Catch up every partition marked behind, then publish 'active' again. */
+  private async runCatchUp(reason: string): Promise<void> {
+    const ctx = this.ctx;
+    const catchup = this.catchup;
+    if (ctx === undefined || catchup === undefined) return;
+    const report = await catchup.run();
+    this.lastCatchUp = report;
+    ctx.logger.info({ reason, ...report }, 'caught up');
+    ctx.event(
+      'catchup',
+      `caught up ${report.caughtUp}/${report.partitions} partitions (${reason}): ${report.records} records received, ${report.applied} newer, ${report.pages} pages, ${report.full ? 'full' : 'since the disk watermark'}, ${report.ms} ms${report.failed.length > 0 ? `; no holder answered for ${report.failed.length}` : ''}`,
+    );
+    if (reason === 'rejoin' && !this.stopped) await this.publishStatus('active');
+  }
+
+  /** Publish this node's status in the registry; retried for a while when etcd does not answer. */
+  private async publishStatus(status: 'joining' | 'active'): Promise<void> {
+    const ctx = this.ctx;
+    if (ctx === undefined) return;
+    for (let attempt = 0; attempt < 20 && !this.stopped; attempt++) {
+      try {
+        await ctx.registry.update({ ...ctx.info, status });
+        ctx.event('status', `${ctx.id} is ${status}`);
+        return;
+      } catch (e) {
+        ctx.logger.warn({ status, err: (e as Error).message }, 'could not publish status; retrying');
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    }
+  }
+
+  /** See the module comment: may `id`'s copy of `partition` lack acknowledged writes? */
+  private behind(id: NodeId, partition: number): boolean {
+    const ctx = this.ctx;
+    const d = this.detector;
+    if (ctx === undefined || d === undefined) return false;
+    if (id === ctx.id) return (this.catchup?.behind(partition) ?? false) || this.hintsIncoming();
+    if (ctx.member(id)?.status === 'joining') return true;
+    // only worth a newest-of-all read while it is usable (unusable holders are not read anyway)
+    return d.usable(id) && ((this.hints?.pending(id) ?? 0) > 0 || (this.handoff?.isReplaying(id) ?? false));
+  }
+
+  /** A usable peer is replaying hinted writes to this node and has not said it is done. */
+  private hintsIncoming(): boolean {
+    if (this.incoming.size === 0) return false;
+    const ttl = this.opts.incomingHintsTtlMs ?? 10_000;
+    const now = Date.now();
+    for (const [sender, st] of this.incoming) {
+      if (st.left === 0 || now - st.at > ttl || this.ctx?.member(sender) === undefined || !(this.detector?.usable(sender) ?? true)) this.incoming.delete(sender);
+    }
+    return this.incoming.size > 0;
+  }
+
+  /** POST /_jincache/ft/hints: apply a batch of hinted writes; remember whether more are coming. */
+  private serveHints(req: { headers: Record<string, string | string[] | undefined> }, body: Buffer): { status: number } {
+    const ctx = this.ctx;
+    if (ctx === undefined) throw new JincacheError('PEER_UNAVAILABLE', 'node is stopping');
+    const header = (name: string): string | undefined => {
+      const v = req.headers[name];
+      return Array.isArray(v) ? v[0] : v;
+    };
+    const from = header(FROM_HEADER);
+    const left = Number(header(LEFT_HEADER) ?? 0);
+    const dropped = Number(header(DROPPED_HEADER) ?? 0);
+    const records = decodeRecords(body, { maxRecords: 1_000_000, maxValueBytes: ctx.config.cache.max_value_bytes });
+    ctx.local.apply(records);
+    if (from !== undefined && from !== ctx.id) {
+      if (Number.isFinite(left) && left > 0) this.incoming.set(from, { left, at: Date.now() });
+      else this.incoming.delete(from);
+      // the sender lost hints for us: what we share with it may miss writes; pull it from there
+      if (Number.isFinite(dropped) && dropped > 0 && this.catchup !== undefined) {
+        const shared: number[] = [];
+        ctx.table().assignments.forEach((holders, p) => {
+          if (holders.includes(ctx.id) && holders.includes(from)) shared.push(p);
+        });
+        ctx.logger.warn({ from, dropped, partitions: shared.length }, 'a peer dropped hinted writes for this node; catching up what we share');
+        this.catchup.mark(shared);
+        void this.runCatchUp(`${dropped} hints dropped by ${from}`);
+      }
+    }
+    return { status: 204 };
   }
 
   async stop(): Promise<void> {
+    this.stopped = true;
     this.ctx?.router.useFailover(undefined);
     this.detector?.stop();
     clearInterval(this.replayTimer);
@@ -113,7 +247,12 @@ export class FaultTolerancePlugin implements NodePlugin {
     }
     // peers that left but are still known (down), so the dashboard can show them going
     for (const id of d.classifier.known()) health[id] ??= d.health(id);
-    return { health, breakers, hints: this.hints?.stats() ?? {} };
+    return {
+      health,
+      breakers,
+      hints: this.hints?.stats() ?? {},
+      catchup: { pending: this.catchup?.pending() ?? 0, hintsIncoming: this.hintsIncoming(), last: this.lastCatchUp ?? null },
+    };
   }
 
   /** For the node's metrics provider: `peers` of the MetricsSnapshot. */
@@ -136,6 +275,11 @@ export class FaultTolerancePlugin implements NodePlugin {
     return new Map<string, PeerRoute>([
       [WRITE_ROUTE, (req, body, url) => this.serveWrite(req.headers[FENCE_HEADER], body, url)],
       [RECORD_ROUTE, async (_req, _body, url) => this.serveRecord(url)],
+      [HINTS_ROUTE, async (req, body) => this.serveHints(req, body)],
+      [CATCHUP_ROUTE, async (_req, _body, url) => {
+        if (this.catchup === undefined) throw new JincacheError('PEER_UNAVAILABLE', 'node is starting');
+        return this.catchup.serve(url);
+      }],
     ]);
   }
 
@@ -224,7 +368,12 @@ export class FaultTolerancePlugin implements NodePlugin {
     const member = ctx?.member(peer);
     if (ctx === undefined || d === undefined || member === undefined) throw new JincacheError('PEER_UNAVAILABLE', `${peer} is not a member`);
     const deadline = Date.now() + ctx.config.fault_tolerance.request_timeout;
-    const res = await d.call(peer, () => ctx.peers.request(member.address, { method: 'POST', path: '/_jincache/replicate', body: encodeRecords(records), deadline }));
+    const hints = this.hints;
+    const dropped = hints?.dropped(peer) ?? 0;
+    const headers: Record<string, string> = { [FROM_HEADER]: ctx.id, [LEFT_HEADER]: String(hints?.pending(peer) ?? 0) };
+    if (dropped > 0) headers[DROPPED_HEADER] = String(dropped);
+    const res = await d.call(peer, () => ctx.peers.request(member.address, { method: 'POST', path: HINTS_ROUTE, body: encodeRecords(records), headers, deadline }));
     if (res.status !== 204) throw new JincacheError('PEER_UNAVAILABLE', `${peer} answered ${res.status} to a hint replay`);
+    if (dropped > 0) hints?.ackDropped(peer, dropped);
   }
 }

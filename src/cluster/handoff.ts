@@ -100,6 +100,19 @@ export class HintQueue {
     return out;
   }
 
+  /** Hints dropped for `peer` and not yet reported to it. */
+  dropped(peer: NodeId): number {
+    return this.peers.get(peer)?.dropped ?? 0;
+  }
+
+  /** `peer` was told of `n` dropped hints (it catches up from this node instead): stop counting them. */
+  ackDropped(peer: NodeId, n: number): void {
+    const h = this.peers.get(peer);
+    if (h === undefined) return;
+    h.dropped = Math.max(0, h.dropped - n);
+    if (h.byKey.size === 0 && h.dropped === 0) this.peers.delete(peer);
+  }
+
   /** Forget every hint for a peer (e.g. it was removed from the cluster long ago). */
   clear(peer: NodeId): void {
     this.peers.delete(peer);

@@ -51,6 +51,13 @@ export interface ClusterView {
 export interface FailoverSupport {
   /** Just recovered from unusable: may lack handed-off writes; reads prefer another holder. */
   onProbation(id: NodeId): boolean;
+  /**
+   * Known to lack acknowledged writes of this partition for now: catching up after a restart
+   * (catchup.ts), receiving hinted writes, or a coordinator here still holds hints for it. Its
+   * copy is never read alone (the newest of every holder's copy answers), and it does not
+   * coordinate writes of the partition while another holder can. Default: never.
+   */
+  behind?(id: NodeId, partition: number): boolean;
   /** Run one peer call through the peer's breaker, recording its outcome for the failure detector. */
   call<T>(peer: NodeId, fn: () => Promise<T>): Promise<T>;
   /** Keep writes for a holder that did not get them, to replay when it is back. */
@@ -167,20 +174,24 @@ export class Router implements KvService {
       const owner = holders[0]!;
       return owner === this.view.self ? this.getAsOwner(group, key, deadline) : this.getFrom(owner, group, key, deadline);
     }
-    const order = readOrder(holders, { usable: (id) => this.view.usable(id), onProbation: (id) => ft.onProbation(id) });
-    // a holder just came back and may lack writes handed off meanwhile, while the holder that
-    // served for it may lack the ones it took since: ask every holder, the newest copy wins
-    if (holders.some((id) => ft.onProbation(id))) {
+    const partition = this.view.partitionOf(key);
+    const suspect = (id: NodeId): boolean => ft.onProbation(id) || (ft.behind?.(id, partition) ?? false);
+    const order = readOrder(holders, { usable: (id) => this.view.usable(id), onProbation: suspect });
+    // a holder just came back (or is catching up, or has hints coming) and may lack writes
+    // handed off meanwhile, while the holder that served for it may lack the ones it took
+    // since: ask every holder, the newest copy wins
+    const checked = holders.some(suspect);
+    if (checked) {
       const newest = await this.newestRead(group, key, holders, deadline);
       if (newest !== undefined) return newest;
     }
     // the common case: this node is the holder to read from
-    if (order[0] === this.view.self) return this.getAsOwner(group, key, deadline);
+    if (order[0] === this.view.self) return this.getAsOwner(group, key, deadline, checked);
     try {
       return await withRetry(
         (n) => {
           const target = order[n % order.length]!;
-          if (target === this.view.self) return this.getAsOwner(group, key, deadline);
+          if (target === this.view.self) return this.getAsOwner(group, key, deadline, checked);
           return this.getFrom(target, group, key, attemptDeadline(deadline, n, order.length));
         },
         { maxRetries: Math.max(ft.maxRetries, 0), deadline },
@@ -255,7 +266,8 @@ export class Router implements KvService {
       if (owner === this.view.self) return this.coordinateWrite(w, deadline);
       return this.legacyWrite(owner, w, deadline);
     }
-    const order = writeOrder(holders, { usable: (id) => this.view.usable(id) });
+    const partition = this.view.partitionOf(w.key);
+    const order = writeOrder(holders, { usable: (id) => this.view.usable(id), behind: (id) => ft.behind?.(id, partition) ?? false });
     if (order[0] === this.view.self) return this.coordinateWrite(w, deadline);
     const idempotent = w.condition === undefined && w.op !== 'expire';
     return withRetry(
@@ -340,12 +352,22 @@ export class Router implements KvService {
 
   /**
    * Read as the owner: the local cache, then (for a partition that just moved here) the nodes
-   * that held it before, then the origin loader.
+   * that held it before, then the origin loader. While this node's copy is known to lack writes
+   * (FailoverSupport.behind / probation of itself) and the caller has not `checked` every holder
+   * yet, the newest copy among the holders answers: a peer that routed a read here (its view of
+   * this node may lag) still gets the acknowledged value.
    */
-  async getAsOwner(group: string, key: string, deadline: number): Promise<GetResult | null> {
+  async getAsOwner(group: string, key: string, deadline: number, checked = false): Promise<GetResult | null> {
+    const partition = this.view.partitionOf(key);
+    const ft = this.failover;
+    const self = this.view.self;
+    if (!checked && ft !== undefined && (ft.onProbation(self) || (ft.behind?.(self, partition) ?? false))) {
+      const holders = holdersOf(this.view.table(), partition);
+      const newest = await this.newestRead(group, key, holders.includes(self) ? holders : [self, ...holders], deadline, true);
+      if (newest !== undefined) return newest;
+    }
     const hit = this.local.cached(group, key);
     if (hit !== undefined) return hit;
-    const partition = this.view.partitionOf(key);
     const previous = this.view.previousHolders(partition);
     // a tombstone here is newer knowledge than whatever the previous holder kept
     if (previous.length > 0 && this.local.record(group, key) === undefined) {
@@ -422,8 +444,10 @@ export class Router implements KvService {
    * Read every usable holder's own copy (tombstones included) and answer with the newest;
    * holders with an older copy get the newest through the hint queue (read repair).
    * Undefined when inconclusive (a holder failed, or nothing is stored and a loader may know).
+   * `bestEffort`: a holder that fails is left out instead of making the answer inconclusive
+   * (the caller has nobody better to ask).
    */
-  private async newestRead(group: string, key: string, holders: readonly NodeId[], deadline: number): Promise<GetResult | null | undefined> {
+  private async newestRead(group: string, key: string, holders: readonly NodeId[], deadline: number, bestEffort = false): Promise<GetResult | null | undefined> {
     const ft = this.failover;
     if (ft === undefined) return undefined;
     const targets = holders.filter((id) => this.view.usable(id));
@@ -433,7 +457,7 @@ export class Router implements KvService {
     let best: WireRecord | undefined;
     let failed = false;
     for (const a of answers) {
-      if (a.status === 'rejected') failed = true;
+      if (a.status === 'rejected') failed ||= !bestEffort;
       else if (a.value !== null && (best === undefined || compareWrites(a.value, best) > 0)) best = a.value;
     }
     if (best !== undefined) {

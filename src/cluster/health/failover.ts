@@ -31,13 +31,17 @@ export function readOrder(holders: readonly NodeId[], v: Verdicts): NodeId[] {
 
 /**
  * Order in which a write tries coordinators: the usable holders in preference order (the first
- * one applies the write with a version and replicates it), then the unusable ones.
+ * one applies the write with a version and replicates it), then the unusable ones. A holder
+ * known to be `behind` (catching up: its copy may lack acknowledged writes) comes after the
+ * usable ones that are not: a conditional write or an expire is decided on the coordinator's
+ * copy, so it must be decided where the newest copy is. It still receives the write.
  */
-export function writeOrder(holders: readonly NodeId[], v: Pick<Verdicts, 'usable'>): NodeId[] {
+export function writeOrder(holders: readonly NodeId[], v: Pick<Verdicts, 'usable'> & { behind?(id: NodeId): boolean }): NodeId[] {
   const usable: NodeId[] = [];
+  const behind: NodeId[] = [];
   const rest: NodeId[] = [];
-  for (const id of holders) (v.usable(id) ? usable : rest).push(id);
-  return [...usable, ...rest];
+  for (const id of holders) (!v.usable(id) ? rest : v.behind?.(id) ? behind : usable).push(id);
+  return [...usable, ...behind, ...rest];
 }
 
 /**
