@@ -7,7 +7,8 @@
  */
 import { isUtf8 } from 'node:buffer';
 import type { Clock } from '../../core/types.ts';
-import type { KvService } from '../../cluster/kv.ts';
+import type { GetResult, KvService } from '../../cluster/kv.ts';
+import type { RespCommand } from './parser.ts';
 import {
   OK,
   NULL_BULK,
@@ -56,6 +57,7 @@ interface CommandSpec {
 }
 
 const syntaxError = error('ERR syntax error');
+const PONG = simple('PONG');
 const notInteger = error('ERR value is not an integer or out of range');
 
 function wrongArity(name: string): RespReply {
@@ -204,14 +206,16 @@ function setReply(env: CommandEnv, args: Buffer[]): Result {
       return syntaxError;
     }
   }
+  // The argument may be a view of the parser's storage: the store keeps its own copy.
+  const stored = Buffer.from(value);
   return guarded(async () => {
-    const stored = await env.kv.put(env.group, key, value, {
+    const applied = await env.kv.put(env.group, key, stored, {
       ...(ttlMs !== undefined ? { ttlMs } : {}),
       ...(condition ? { condition } : {}),
       ...deadline(env),
     });
     // A SET whose NX/XX condition failed answers nil.
-    return stored ? OK : NULL_BULK;
+    return applied ? OK : NULL_BULK;
   });
 }
 
@@ -225,9 +229,10 @@ const COMMANDS: Record<string, CommandSpec> = {
     arity: -1,
     flags: ['fast'],
     keys: [0, 0, 0],
-    run: (_env, _s, args) => (args.length > 2 ? wrongArity('ping') : args.length === 2 ? bulk(args[1]!) : simple('PONG')),
+    // Copies: a large reply is written by reference, after the parser may have reused the bytes.
+    run: (_env, _s, args) => (args.length > 2 ? wrongArity('ping') : args.length === 2 ? bulk(Buffer.from(args[1]!)) : PONG),
   },
-  echo: { arity: 2, flags: ['fast'], keys: [0, 0, 0], run: (_env, _s, args) => bulk(args[1]!) },
+  echo: { arity: 2, flags: ['fast'], keys: [0, 0, 0], run: (_env, _s, args) => bulk(Buffer.from(args[1]!)) },
   get: {
     arity: 2,
     flags: ['readonly', 'fast'],
@@ -297,7 +302,7 @@ const COMMANDS: Record<string, CommandSpec> = {
         if (typeof key !== 'string') return key;
         const tooBig = valueCheck(env, args[i + 1]!);
         if (tooBig) return tooBig;
-        pairs.set(key, args[i + 1]!);
+        pairs.set(key, Buffer.from(args[i + 1]!)); // a view of the parser's storage: copy
       }
       return guarded(async () => {
         await mapLimit([...pairs], FANOUT, ([k, v]) => env.kv.put(env.group, k, v, deadline(env)));
@@ -457,7 +462,10 @@ export function unknownCommand(args: readonly Buffer[]): RespReply {
   return error(`ERR unknown command '${args[0]!.toString('utf8').slice(0, 128)}', with args beginning with: ${rest}`);
 }
 
-/** Execute one command. Never throws and never returns a rejecting promise. */
+/**
+ * Execute one command. Never throws and never returns a rejecting promise. `args` may be views
+ * of the parser's storage, valid only during this call: commands copy what they keep.
+ */
 export function execute(env: CommandEnv, session: Session, args: Buffer[]): Result {
   const name = args[0]!.toString('utf8').toLowerCase();
   const spec = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
@@ -468,4 +476,75 @@ export function execute(env: CommandEnv, session: Session, args: Buffer[]): Resu
   } catch (err) {
     return kvError(err);
   }
+}
+
+// ---- the hot path: GET and SET straight from the parser's byte ranges ----
+
+/** Key argument i checked against the contract, decoded without an intermediate Buffer. */
+function keyAt(env: CommandEnv, cmd: RespCommand, i: number): string | RespReply {
+  const buf = cmd.buf;
+  const from = cmd.start(i);
+  const to = cmd.end(i);
+  if (to === from) return error('ERR invalid key: empty');
+  if (to - from > env.maxKeyBytes) return error(`ERR invalid key: longer than ${env.maxKeyBytes} bytes`);
+  // Keys are nearly always ASCII, where Latin-1 and UTF-8 decode alike and nothing can be invalid.
+  let j = from;
+  while (j < to && buf[j]! < 0x80) j++;
+  if (j === to) return buf.toString('latin1', from, to);
+  const view = buf.subarray(from, to);
+  if (!isUtf8(view)) return error('ERR invalid key: not valid UTF-8');
+  return view.toString('utf8');
+}
+
+function getReply(r: GetResult | null): RespReply {
+  return r === null ? NULL_BULK : bulk(r.value);
+}
+
+function setAnswer(applied: boolean): RespReply {
+  return applied ? OK : NULL_BULK;
+}
+
+function fastGet(env: CommandEnv, cmd: RespCommand): Result {
+  const key = keyAt(env, cmd, 1);
+  if (typeof key !== 'string') return key;
+  try {
+    // One promise on our side: no async wrapper around the KvService call.
+    return env.kv.get(env.group, key, { deadline: env.clock.now() + env.requestTimeoutMs }).then(getReply, kvError);
+  } catch (err) {
+    return kvError(err);
+  }
+}
+
+function fastSet(env: CommandEnv, cmd: RespCommand): Result {
+  const key = keyAt(env, cmd, 1);
+  if (typeof key !== 'string') return key;
+  const size = cmd.length(2);
+  if (size > env.maxValueBytes) return error(`ERR value too large: ${size} bytes, the limit is ${env.maxValueBytes}`);
+  try {
+    // The store keeps the value: copy it out of the parser's storage.
+    return env.kv.put(env.group, key, cmd.copy(2), { deadline: env.clock.now() + env.requestTimeoutMs }).then(setAnswer, kvError);
+  } catch (err) {
+    return kvError(err);
+  }
+}
+
+/** `x | 0x20` lower-cases an ASCII letter (and maps only that letter's two cases onto it). */
+const LOWER = 0x20;
+
+/**
+ * Execute the command the parser just returned. Plain GET and SET (the commands benchmarks and
+ * caches live on) skip the generic path: no argument Buffers, no name string, one promise.
+ * Everything else goes through execute() with views of the arguments.
+ */
+export function executeCommand(env: CommandEnv, session: Session, cmd: RespCommand): Result {
+  if (cmd.length(0) === 3) {
+    const b = cmd.buf;
+    const at = cmd.start(0);
+    if ((b[at + 1]! | LOWER) === 0x65 /* e */ && (b[at + 2]! | LOWER) === 0x74 /* t */) {
+      const first = b[at]! | LOWER;
+      if (first === 0x67 /* g */ && cmd.argc === 2) return fastGet(env, cmd);
+      if (first === 0x73 /* s */ && cmd.argc === 3) return fastSet(env, cmd);
+    }
+  }
+  return execute(env, session, cmd.views());
 }

@@ -14,6 +14,11 @@
  * large request arriving in many chunks is copied once, not re-concatenated per chunk; the
  * consumed prefix is reclaimed when space runs out. A multibulk request keeps its progress
  * (arguments read so far) between feeds, so nothing is rescanned.
+ *
+ * Arguments are not copied out: nextCommand() describes the command as byte ranges of the
+ * storage (RespCommand), valid until the next feed() or nextCommand(). A request therefore stays
+ * in storage from its first byte until the command after it is asked for. This is the hot path
+ * of the Redis listener: a GET costs no allocation here.
  */
 
 /** Limits of one connection's parser. */
@@ -50,6 +55,9 @@ export type ParseStep =
   | { kind: 'incomplete' }
   | { kind: 'error'; error: RespProtocolError };
 
+/** What nextCommand() found: the command is in `parser.command`, the failure in `parser.error`. */
+export type StepKind = 'command' | 'incomplete' | 'error';
+
 const INCOMPLETE: ParseStep = Object.freeze({ kind: 'incomplete' });
 
 const CR = 13;
@@ -58,14 +66,59 @@ const LF = 10;
 const MAX_HEADER_LINE = 32;
 const INITIAL_STORAGE = 16 * 1024;
 const SHRINK_ABOVE = 256 * 1024;
+/** An offsets list grown past this by a huge request is dropped once the request is done. */
+const KEEP_OFFSETS = 1024;
+const EMPTY = Buffer.alloc(0);
 
-/** Multibulk progress: how many arguments are expected, those read so far, and their bytes. */
-interface Multibulk {
-  expected: number;
-  args: Buffer[];
-  argBytes: number;
-  /** Length of the bulk whose payload is awaited, or -1 while its `$L` line is awaited. */
-  bulkLen: number;
+/**
+ * The arguments of the command nextCommand() returned, as byte ranges of `buf` (argument 0 is
+ * the command name). Reused for every command: the ranges are valid until the parser's next
+ * feed() or nextCommand(), so a consumer that keeps an argument past that (a value to store, a
+ * reply written later) copies it with copy(). Reading arguments this way costs no allocation.
+ */
+export class RespCommand {
+  /** Number of arguments, the command name included. */
+  argc = 0;
+  /** The bytes the ranges point into (the parser's storage, or an inline request's own buffer). */
+  buf: Buffer = EMPTY;
+  /** Argument i is buf[offsets[2i], offsets[2i + 1]). */
+  offsets: number[] = [];
+
+  start(i: number): number {
+    return this.offsets[2 * i]!;
+  }
+
+  end(i: number): number {
+    return this.offsets[2 * i + 1]!;
+  }
+
+  length(i: number): number {
+    return this.offsets[2 * i + 1]! - this.offsets[2 * i]!;
+  }
+
+  /** A view of argument i: shares the parser's memory, valid only until the parser moves on. */
+  view(i: number): Buffer {
+    return this.buf.subarray(this.offsets[2 * i]!, this.offsets[2 * i + 1]!);
+  }
+
+  /** A copy of argument i that stays valid. */
+  copy(i: number): Buffer {
+    return Buffer.from(this.buf.subarray(this.offsets[2 * i]!, this.offsets[2 * i + 1]!));
+  }
+
+  /** Views of every argument (see view()). */
+  views(): Buffer[] {
+    const out = new Array<Buffer>(this.argc);
+    for (let i = 0; i < this.argc; i++) out[i] = this.view(i);
+    return out;
+  }
+
+  /** Copies of every argument. */
+  copies(): Buffer[] {
+    const out = new Array<Buffer>(this.argc);
+    for (let i = 0; i < this.argc; i++) out[i] = this.copy(i);
+    return out;
+  }
 }
 
 export class RespParser {
@@ -73,13 +126,24 @@ export class RespParser {
   readonly maxArrayLength: number;
   readonly maxInlineBytes: number;
   readonly maxBufferedBytes: number;
+  /** The command the last nextCommand() returned (see RespCommand for how long it is valid). */
+  readonly command = new RespCommand();
 
   private storage: Buffer = Buffer.allocUnsafe(INITIAL_STORAGE);
-  /** storage[start, end) is unread input. */
+  /**
+   * storage[start, end) is held: the request being read (from its first byte, so its arguments
+   * stay in place and need no copy) and the unread input after it.
+   */
   private start = 0;
   private end = 0;
-  /** The multibulk request being read, if any. */
-  private mb: Multibulk | null = null;
+  /** Arguments still expected by the multibulk request being read; 0 when none is. */
+  private expected = 0;
+  /** Where the multibulk request being read continues. */
+  private pos = 0;
+  /** Length of the bulk whose payload is awaited, or -1 while its `$L` line is awaited. */
+  private bulkLen = -1;
+  /** End of the command last returned: consumed at the next call, so its ranges stay valid. */
+  private pending = -1;
   /** Bytes after `start` already searched for the LF ending an inline request. */
   private inlineScanned = 0;
   /** Set by feed() when input was refused; reported once the buffered commands are read. */
@@ -104,9 +168,9 @@ export class RespParser {
     }
   }
 
-  /** Bytes held: unread input plus the arguments already taken from the current request. */
+  /** Bytes held: the request being read (or just returned) and the unread input. */
   get bufferedBytes(): number {
-    return this.end - this.start + (this.mb?.argBytes ?? 0);
+    return this.end - this.start;
   }
 
   /** True once a protocol error was found; the connection should be closed. */
@@ -114,95 +178,135 @@ export class RespParser {
     return this.failure !== null;
   }
 
+  /** The failure, once nextCommand() returned 'error'. */
+  get error(): RespProtocolError | null {
+    return this.failure;
+  }
+
   /**
    * Append input. Over the buffered-bytes limit the parser fails instead of growing; the
    * failure is reported by the next call to next(), after the complete commands before it.
+   * Ends the validity of the last command's ranges.
    */
   feed(chunk: Buffer): void {
+    this.release();
     if (this.failure || this.overflow || chunk.length === 0) return;
-    if (this.bufferedBytes + chunk.length > this.maxBufferedBytes) {
+    if (this.end - this.start + chunk.length > this.maxBufferedBytes) {
       // Keep the complete commands already buffered and fail when the reader reaches the end.
       // From here on all input is dropped: a gap in the stream would corrupt what follows.
       this.overflow = true;
       return;
     }
     this.reserve(chunk.length);
-    chunk.copy(this.storage, this.end);
+    this.storage.set(chunk, this.end);
     this.end += chunk.length;
   }
 
-  /** The next complete command, `incomplete` when more input is needed, or the failure. */
+  /** The next complete command as copies (convenient; the server uses nextCommand()). */
   next(): ParseStep {
+    const kind = this.nextCommand();
+    if (kind === 'command') return { kind, args: this.command.copies() };
+    if (kind === 'incomplete') return INCOMPLETE;
+    return { kind, error: this.failure! };
+  }
+
+  /**
+   * Parse the next complete command into `command` without copying its arguments. Returns
+   * 'incomplete' when more input is needed, 'error' once the stream is broken (see `error`).
+   */
+  nextCommand(): StepKind {
+    this.release();
     for (;;) {
-      if (this.failure) return { kind: 'error', error: this.failure };
-      const step = this.mb ? this.continueMultibulk(this.mb) : this.startRequest();
-      if (step === null) continue; // an empty request (`*0`, blank line): Redis skips those
-      if (step.kind === 'incomplete' && this.overflow) {
+      if (this.failure) return 'error';
+      const kind = this.expected > 0 ? this.continueMultibulk() : this.startRequest();
+      if (kind === null) continue; // an empty request (`*0`, blank line): Redis skips those
+      if (kind === 'incomplete' && this.overflow) {
         return this.fail(`too big request (more than ${this.maxBufferedBytes} bytes buffered)`);
       }
-      return step;
+      return kind;
     }
   }
 
+  /** Consume the command returned last: its ranges are no longer needed. */
+  private release(): void {
+    if (this.pending < 0) return;
+    const to = this.pending;
+    this.pending = -1;
+    if (this.command.offsets.length > KEEP_OFFSETS) this.command.offsets = [];
+    this.command.buf = EMPTY;
+    this.consumeTo(to);
+  }
+
   /** Parse the start of a request at `start`. Returns null for a request that has no command. */
-  private startRequest(): ParseStep | null {
-    if (this.start === this.end) return INCOMPLETE;
+  private startRequest(): StepKind | null {
+    if (this.start === this.end) return 'incomplete';
     if (this.storage[this.start] === 0x2a /* '*' */) {
-      const line = this.readLine(MAX_HEADER_LINE, 'too big mbulk count string');
-      if (line === null) return INCOMPLETE;
-      if ('kind' in line) return line;
-      const n = parseInteger(this.storage, line.from + 1, line.to);
+      const cr = this.findCr(this.start, 'too big mbulk count string');
+      if (cr < 0) return cr === -1 ? 'incomplete' : 'error';
+      const n = parseInteger(this.storage, this.start + 1, cr);
       if (n === null || n > this.maxArrayLength) return this.fail('invalid multibulk length');
-      this.consumeTo(line.next);
-      if (n <= 0) return null; // `*0` and `*-1` are ignored by Redis
-      this.mb = { expected: n, args: [], argBytes: 0, bulkLen: -1 };
-      return this.continueMultibulk(this.mb);
+      if (n <= 0) {
+        this.consumeTo(cr + 2); // `*0` and `*-1` are ignored by Redis
+        return null;
+      }
+      this.expected = n;
+      this.bulkLen = -1;
+      this.pos = cr + 2;
+      this.command.argc = 0;
+      this.command.offsets.length = 0;
+      return this.continueMultibulk();
     }
     return this.inline();
   }
 
-  private continueMultibulk(mb: Multibulk): ParseStep {
-    while (mb.args.length < mb.expected) {
-      if (mb.bulkLen < 0) {
-        if (this.start === this.end) return INCOMPLETE;
-        const first = this.storage[this.start]!;
-        if (first !== 0x24 /* '$' */) {
-          return this.fail(`expected '$', got '${printable(first)}'`);
+  private continueMultibulk(): StepKind {
+    const cmd = this.command;
+    const offsets = cmd.offsets;
+    let pos = this.pos;
+    while (cmd.argc < this.expected) {
+      const s = this.storage;
+      if (this.bulkLen < 0) {
+        if (pos === this.end) break;
+        const first = s[pos]!;
+        if (first !== 0x24 /* '$' */) return this.fail(`expected '$', got '${printable(first)}'`);
+        const cr = this.findCr(pos, 'too big bulk count string');
+        if (cr < 0) {
+          if (cr === -1) break;
+          return 'error';
         }
-        const line = this.readLine(MAX_HEADER_LINE, 'too big bulk count string');
-        if (line === null) return INCOMPLETE;
-        if ('kind' in line) return line;
-        const len = parseInteger(this.storage, line.from + 1, line.to);
+        const len = parseInteger(s, pos + 1, cr);
         if (len === null || len < 0 || len > this.maxBulkBytes) return this.fail('invalid bulk length');
-        // Refuse now rather than after buffering a payload that cannot fit.
-        if (this.bufferedBytes - (line.next - this.start) + len + 2 > this.maxBufferedBytes) {
+        // Refuse now rather than after buffering a payload that cannot fit: the request is
+        // held from its first byte, so it needs at least up to the end of this payload.
+        if (Math.max(this.end, cr + 4 + len) - this.start > this.maxBufferedBytes) {
           return this.fail(`too big request (more than ${this.maxBufferedBytes} bytes buffered)`);
         }
-        this.consumeTo(line.next);
-        mb.bulkLen = len;
+        pos = cr + 2;
+        this.bulkLen = len;
       }
-      const need = mb.bulkLen + 2;
-      if (this.end - this.start < need) {
+      const need = this.bulkLen + 2;
+      if (this.end - pos < need) {
         // Make sure the whole payload will fit without another move once it arrives.
-        this.reserve(need - (this.end - this.start));
-        return INCOMPLETE;
+        this.pos = pos;
+        this.reserve(need - (this.end - pos));
+        return 'incomplete';
       }
-      const payloadEnd = this.start + mb.bulkLen;
-      if (this.storage[payloadEnd] !== CR || this.storage[payloadEnd + 1] !== LF) {
-        return this.fail('expected CRLF after bulk string');
-      }
-      // Copy out: storage is reused for later input.
-      const arg = Buffer.from(this.storage.subarray(this.start, payloadEnd));
-      mb.args.push(arg);
-      mb.argBytes += arg.length;
-      this.consumeTo(payloadEnd + 2);
-      mb.bulkLen = -1;
+      const payloadEnd = pos + this.bulkLen;
+      if (s[payloadEnd] !== CR || s[payloadEnd + 1] !== LF) return this.fail('expected CRLF after bulk string');
+      offsets.push(pos, payloadEnd);
+      cmd.argc++;
+      pos = payloadEnd + 2;
+      this.bulkLen = -1;
     }
-    this.mb = null;
-    return { kind: 'command', args: mb.args };
+    this.pos = pos;
+    if (cmd.argc < this.expected) return 'incomplete';
+    this.expected = 0;
+    cmd.buf = this.storage;
+    this.pending = pos;
+    return 'command';
   }
 
-  private inline(): ParseStep | null {
+  private inline(): StepKind | null {
     // Resume the newline search where the last feed left it: rescanning a line that arrives
     // byte by byte would be quadratic.
     const from = this.start + this.inlineScanned;
@@ -211,35 +315,54 @@ export class RespParser {
     if (found < 0) {
       if (this.end - this.start > this.maxInlineBytes) return this.fail('too big inline request');
       this.inlineScanned = this.end - this.start;
-      return INCOMPLETE;
+      return 'incomplete';
     }
     const nl = from + found;
     // Redis accepts a bare LF as well as CRLF after an inline request.
     const lineEnd = nl > this.start && this.storage[nl - 1] === CR ? nl - 1 : nl;
     const args = splitInline(this.storage.subarray(this.start, lineEnd));
-    this.consumeTo(nl + 1);
     if (args === null) return this.fail('unbalanced quotes in request');
-    if (args.length === 0) return null;
-    return { kind: 'command', args };
+    if (args.length === 0) {
+      this.consumeTo(nl + 1);
+      return null;
+    }
+    // Inline requests are rare (people typing): one buffer of the unescaped arguments.
+    const cmd = this.command;
+    cmd.buf = Buffer.concat(args);
+    cmd.argc = args.length;
+    cmd.offsets.length = 0;
+    let at = 0;
+    for (const a of args) {
+      cmd.offsets.push(at, at + a.length);
+      at += a.length;
+    }
+    this.pending = nl + 1;
+    return 'command';
   }
 
   /**
-   * Find the CRLF ending the line at `start`. Returns the line bounds, null when it has not
-   * arrived yet, or a failure when `maxLen` bytes arrived without one.
+   * Position of the CR ending the header line at `from` (which must be followed by LF).
+   * -1 when it has not arrived yet; -2 after failing because `MAX_HEADER_LINE` bytes came
+   * without one or the CR is not followed by LF.
    */
-  private readLine(
-    maxLen: number,
-    tooLong: string,
-  ): { from: number; to: number; next: number } | ParseStep | null {
-    const limit = Math.min(this.end, this.start + maxLen);
-    const found = this.storage.subarray(this.start, limit).indexOf(CR);
-    if (found < 0) {
-      return this.end - this.start >= maxLen ? this.fail(tooLong) : null;
+  private findCr(from: number, tooLong: string): number {
+    const s = this.storage;
+    const limit = Math.min(this.end, from + MAX_HEADER_LINE);
+    let cr = from;
+    while (cr < limit && s[cr] !== CR) cr++;
+    if (cr === limit) {
+      if (this.end - from >= MAX_HEADER_LINE) {
+        this.fail(tooLong);
+        return -2;
+      }
+      return -1;
     }
-    const cr = this.start + found;
-    if (cr + 1 >= this.end) return null;
-    if (this.storage[cr + 1] !== LF) return this.fail('expected LF after CR');
-    return { from: this.start, to: cr, next: cr + 2 };
+    if (cr + 1 >= this.end) return -1;
+    if (s[cr + 1] !== LF) {
+      this.fail('expected LF after CR');
+      return -2;
+    }
+    return cr;
   }
 
   private consumeTo(pos: number): void {
@@ -269,18 +392,28 @@ export class RespParser {
       this.storage.copy(next, 0, this.start, this.end);
       this.storage = next;
     }
+    // The request being read moved with its bytes: shift its progress and argument ranges.
+    const delta = this.start;
+    if (this.expected > 0) {
+      this.pos -= delta;
+      const offsets = this.command.offsets;
+      for (let i = 0; i < offsets.length; i++) offsets[i] = offsets[i]! - delta;
+    }
     this.start = 0;
     this.end = live;
   }
 
-  private fail(message: string): ParseStep {
+  private fail(message: string): 'error' {
     this.failure = new RespProtocolError(`Protocol error: ${message}`);
-    this.mb = null;
+    this.expected = 0;
+    this.pending = -1;
+    this.command.argc = 0;
+    this.command.buf = EMPTY;
     // Drop the input: nothing after an error is read.
     this.start = 0;
     this.end = 0;
     this.storage = Buffer.alloc(0);
-    return { kind: 'error', error: this.failure };
+    return 'error';
   }
 }
 

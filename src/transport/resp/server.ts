@@ -17,7 +17,7 @@ import os from 'node:os';
 import type { KvService } from '../../cluster/kv.ts';
 import { systemClock, type Clock } from '../../core/types.ts';
 import { RespParser } from './parser.ts';
-import { REDIS_VERSION, execute, type CommandEnv, type Session } from './commands.ts';
+import { REDIS_VERSION, executeCommand, type CommandEnv, type Session } from './commands.ts';
 import { ReplyBatch, encode, error, type RespReply } from './writer.ts';
 
 /** The subset of a pino logger this listener uses. */
@@ -380,18 +380,30 @@ class RespConnection {
             return;
           }
         }
-        const step = this.parser.next();
-        if (step.kind === 'incomplete') break;
-        if (step.kind === 'error') {
-          this.log.debug({ client: this.session.id, reason: step.error.message }, 'resp protocol error');
-          this.reply(error(`ERR ${step.error.message}`));
+        const kind = this.parser.nextCommand();
+        if (kind === 'incomplete') break;
+        if (kind === 'error') {
+          const reason = this.parser.error?.message ?? 'Protocol error';
+          this.log.debug({ client: this.session.id, reason }, 'resp protocol error');
+          this.reply(error(`ERR ${reason}`));
           this.closing = true;
           break;
         }
         this.counters.commandsProcessed++;
-        const result = execute(this.env, this.session, step.args);
-        const reply = result instanceof Promise ? await result : result;
-        if (this.isClosed) return;
+        // The command's arguments are views of the parser's storage, used only synchronously
+        // here: the parser is not touched again until the command's reply is in.
+        const result = executeCommand(this.env, this.session, this.parser.command);
+        let reply: RespReply;
+        if (result instanceof Promise) {
+          // While this command waits (on the network, maybe), the replies before it go out on
+          // the next turn of the event loop. Only armed when there are such replies: a lone
+          // command (pipeline 1) costs no timer.
+          if (!this.batch.empty && !this.flushScheduled) this.flushScheduled = setImmediate(this.flushLater);
+          reply = await result;
+          if (this.isClosed) return;
+        } else {
+          reply = result;
+        }
         this.reply(reply);
         if (this.session.quit) this.closing = true;
       }
@@ -414,16 +426,13 @@ class RespConnection {
 
   private reply(r: RespReply): void {
     this.batch.push(r);
-    if (this.batch.byteLength >= FLUSH_BYTES) {
-      this.flush();
-    } else if (!this.flushScheduled) {
-      // While a command waits on the network, earlier replies go out on the next loop turn.
-      this.flushScheduled = setImmediate(() => {
-        this.flushScheduled = null;
-        this.flush();
-      });
-    }
+    if (this.batch.byteLength >= FLUSH_BYTES) this.flush();
   }
+
+  private readonly flushLater = (): void => {
+    this.flushScheduled = null;
+    this.flush();
+  };
 
   private flush(): void {
     if (this.flushScheduled) {

@@ -48,6 +48,12 @@ const BY_REFERENCE = 2 * 1024;
 /** Small per connection on purpose: an idle connection holds at most one scratch buffer. */
 const SCRATCH = 8 * 1024;
 const EMPTY = Buffer.alloc(0);
+const CR = 13;
+const LF = 10;
+/** Room a header needs at most: prefix, '-', 16 digits of a safe integer, CRLF. */
+const HEADER_ROOM = 24;
+/** Simple strings and errors up to this many characters are written without encoding a string. */
+const SHORT_LINE = 128;
 
 /**
  * Ordered replies of one connection, encoded and waiting for a write. Not thread-safe in any
@@ -74,23 +80,36 @@ export class ReplyBatch {
   push(reply: RespReply): void {
     switch (reply.type) {
       case 'simple':
-        this.text(`+${oneLine(reply.value)}\r\n`);
+        this.line(0x2b /* + */, oneLine(reply.value));
         return;
       case 'error':
-        this.text(`-${oneLine(reply.message)}\r\n`);
+        this.line(0x2d /* - */, oneLine(reply.message));
         return;
       case 'integer':
         if (!Number.isSafeInteger(reply.value)) throw new RangeError(`RESP integer must be a safe integer. Got: ${reply.value}`);
-        this.text(`:${reply.value}\r\n`);
+        this.header(0x3a /* : */, reply.value);
         return;
       case 'bulk': {
         const v = reply.value;
         if (v === null) {
-          this.text('$-1\r\n');
+          this.header(0x24 /* $ */, -1);
           return;
         }
         const payload = typeof v === 'string' ? Buffer.from(v, 'utf8') : v;
-        this.text(`$${payload.length}\r\n`);
+        if (payload.length < BY_REFERENCE && payload.length + HEADER_ROOM <= this.scratch.length - this.scratchEnd) {
+          // The common reply (a GET hit): header, payload and CRLF in one pass over scratch.
+          this.header(0x24, payload.length);
+          const s = this.scratch;
+          let at = this.scratchEnd;
+          s.set(payload, at);
+          at += payload.length;
+          s[at++] = CR;
+          s[at++] = LF;
+          this.bytes += at - this.scratchEnd;
+          this.scratchEnd = at;
+          return;
+        }
+        this.header(0x24, payload.length);
         this.raw(payload);
         this.text('\r\n');
         return;
@@ -121,6 +140,63 @@ export class ReplyBatch {
     return out;
   }
 
+  /**
+   * `prefix`, the decimal `n` and CRLF, written byte by byte: cheaper than building the string
+   * and encoding it for the few bytes a header has.
+   */
+  private header(prefix: number, n: number): void {
+    if (HEADER_ROOM > this.scratch.length - this.scratchEnd) this.renewScratch();
+    const s = this.scratch;
+    let at = this.scratchEnd;
+    s[at++] = prefix;
+    if (n < 0) {
+      s[at++] = 0x2d;
+      n = -n;
+    }
+    if (n < 10) {
+      s[at++] = 0x30 + n;
+    } else {
+      // Digits are produced backwards: count them first.
+      let digits = 0;
+      for (let m = n; m >= 1; m = Math.floor(m / 10)) digits++;
+      for (let i = at + digits - 1; i >= at; i--) {
+        s[i] = 0x30 + (n % 10);
+        n = Math.floor(n / 10);
+      }
+      at += digits;
+    }
+    s[at++] = CR;
+    s[at++] = LF;
+    this.bytes += at - this.scratchEnd;
+    this.scratchEnd = at;
+  }
+
+  /** `prefix`, the one-line text and CRLF; short ASCII text (OK, PONG, most errors) byte by byte. */
+  private line(prefix: number, text: string): void {
+    const n = text.length;
+    if (n <= SHORT_LINE && n + 3 <= this.scratch.length - this.scratchEnd) {
+      const s = this.scratch;
+      const from = this.scratchEnd;
+      let at = from;
+      s[at++] = prefix;
+      let i = 0;
+      for (; i < n; i++) {
+        const c = text.charCodeAt(i);
+        if (c >= 0x80) break;
+        s[at++] = c;
+      }
+      if (i === n) {
+        s[at++] = CR;
+        s[at++] = LF;
+        this.bytes += at - from;
+        this.scratchEnd = at;
+        return;
+      }
+      // Not ASCII: nothing was counted yet, so encoding it the general way just overwrites.
+    }
+    this.text(String.fromCharCode(prefix) + text + '\r\n');
+  }
+
   private text(s: string): void {
     // Replies' framing is short; a long simple string or error is rare enough to allocate.
     if (s.length * 3 > this.scratch.length - this.scratchEnd) {
@@ -143,7 +219,7 @@ export class ReplyBatch {
       return;
     }
     if (b.length > this.scratch.length - this.scratchEnd) this.renewScratch();
-    b.copy(this.scratch, this.scratchEnd);
+    this.scratch.set(b, this.scratchEnd);
     this.scratchEnd += b.length;
     this.bytes += b.length;
   }
