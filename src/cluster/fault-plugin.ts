@@ -8,9 +8,12 @@
  * When is a holder's copy "behind" (FailoverSupport.behind: never read alone, the newest of
  * every holder's copy answers)? The rule, from what each node can know:
  * - itself, for a partition: while it catches the partition up after starting as a listed
- *   holder (it is published 'joining' meanwhile), and while a peer is replaying hinted writes to
- *   it (each hint batch says how many are left; the last says 0, so "done" is known exactly,
- *   and a sender that turns unusable or stays silent for `incomingHintsTtlMs` no longer counts);
+ *   holder (it is published 'joining' meanwhile); while another holder of the partition says it
+ *   holds hints for it (every heartbeat answer, GET /_jincache/ft/ping, carries that count, so a
+ *   node cut off one way learns it is behind even before the link heals); and while a peer is
+ *   replaying hinted writes to it (each hint batch says how many are left; the last says 0, so
+ *   "done" is known exactly; a sender that turns unusable or stays silent for
+ *   `incomingHintsTtlMs` no longer counts);
  * - a peer: while it is published 'joining' (catching up), or while this node holds hints for
  *   it or is replaying them (a coordinator knows exactly when its hints for X are delivered).
  * A read served here for a partition this node is behind on asks every holder even when the
@@ -33,6 +36,8 @@ import { decodeRecords } from '../transport/codec.ts';
 
 /** Path of the hint delivery endpoint: a record batch plus how many hints the sender still holds. */
 export const HINTS_ROUTE = '/_jincache/ft/hints';
+/** Heartbeat endpoint: GET /_jincache/ft/ping?from=ID answers {"id", "hints": hints held here for ID}. */
+export const PING_ROUTE = '/_jincache/ft/ping';
 const FROM_HEADER = 'x-jincache-from';
 const LEFT_HEADER = 'x-jincache-hints-left';
 const DROPPED_HEADER = 'x-jincache-hints-dropped';
@@ -60,6 +65,8 @@ export class FaultTolerancePlugin implements NodePlugin {
   private lastCatchUp: CatchUpReport | undefined;
   // hint senders that said more hints are coming: sender -> { left, at }
   private readonly incoming = new Map<NodeId, { left: number; at: number }>();
+  // hints each peer said (in its last heartbeat answer) it holds for this node: peer -> { hints, at }
+  private readonly heldForMe = new Map<NodeId, { hints: number; at: number }>();
   private stopped = false;
 
   constructor(opts: FaultPluginOptions = {}) {
@@ -100,6 +107,8 @@ export class FaultTolerancePlugin implements NodePlugin {
       metrics: ctx.metrics,
       logger: ctx.logger,
       onTransition: (id, from, to) => this.transition(id, from, to),
+      pingPath: `${PING_ROUTE}?from=${encodeURIComponent(ctx.id)}`,
+      onPingAnswer: (id, status, body) => this.pingAnswer(id, status, body),
     });
     this.detector = detector;
     const hints = new HintQueue(this.opts.hints);
@@ -174,10 +183,41 @@ export class FaultTolerancePlugin implements NodePlugin {
     const ctx = this.ctx;
     const d = this.detector;
     if (ctx === undefined || d === undefined) return false;
-    if (id === ctx.id) return (this.catchup?.behind(partition) ?? false) || this.hintsIncoming();
+    if (id === ctx.id) return (this.catchup?.behind(partition) ?? false) || this.hintsIncoming() || this.hintsHeldForMe(partition);
     if (ctx.member(id)?.status === 'joining') return true;
     // only worth a newest-of-all read while it is usable (unusable holders are not read anyway)
     return d.usable(id) && ((this.hints?.pending(id) ?? 0) > 0 || (this.handoff?.isReplaying(id) ?? false));
+  }
+
+  /** A heartbeat answer: how many hints the peer holds for this node. */
+  private pingAnswer(id: NodeId, status: number, body: Buffer): void {
+    if (status !== 200) return;
+    try {
+      const hints = (JSON.parse(body.toString('utf8')) as { hints?: unknown }).hints;
+      if (typeof hints === 'number' && hints > 0) this.heldForMe.set(id, { hints, at: Date.now() });
+      else this.heldForMe.delete(id);
+    } catch {
+      // an older node's plain ping: says nothing about hints
+    }
+  }
+
+  /** Another holder of `partition` said, in a recent heartbeat answer, that it holds hints for this node. */
+  private hintsHeldForMe(partition: number): boolean {
+    const ctx = this.ctx;
+    if (this.heldForMe.size === 0 || ctx === undefined) return false;
+    const ttl = this.opts.incomingHintsTtlMs ?? 10_000;
+    const now = Date.now();
+    for (const [peer, st] of this.heldForMe) if (now - st.at > ttl || ctx.member(peer) === undefined) this.heldForMe.delete(peer);
+    const holders = ctx.table().assignments[partition] ?? [];
+    return holders.some((id) => id !== ctx.id && this.heldForMe.has(id));
+  }
+
+  /** GET /_jincache/ft/ping?from=ID: the heartbeat, with the number of hints held here for ID. */
+  private servePing(url: string): { status: number; body: string; headers: Record<string, string> } {
+    const q = url.indexOf('?');
+    const from = new URLSearchParams(q < 0 ? '' : url.slice(q + 1)).get('from');
+    const hints = from === null ? 0 : (this.hints?.pending(from) ?? 0);
+    return { status: 200, body: JSON.stringify({ id: this.ctx?.id ?? null, hints }), headers: { 'content-type': 'application/json' } };
   }
 
   /** A usable peer is replaying hinted writes to this node and has not said it is done. */
@@ -251,7 +291,12 @@ export class FaultTolerancePlugin implements NodePlugin {
       health,
       breakers,
       hints: this.hints?.stats() ?? {},
-      catchup: { pending: this.catchup?.pending() ?? 0, hintsIncoming: this.hintsIncoming(), last: this.lastCatchUp ?? null },
+      catchup: {
+        pending: this.catchup?.pending() ?? 0,
+        hintsIncoming: this.hintsIncoming(),
+        hintsHeldForMe: Object.fromEntries([...this.heldForMe].map(([id, st]) => [id, st.hints])),
+        last: this.lastCatchUp ?? null,
+      },
     };
   }
 
@@ -276,6 +321,7 @@ export class FaultTolerancePlugin implements NodePlugin {
       [WRITE_ROUTE, (req, body, url) => this.serveWrite(req.headers[FENCE_HEADER], body, url)],
       [RECORD_ROUTE, async (_req, _body, url) => this.serveRecord(url)],
       [HINTS_ROUTE, async (req, body) => this.serveHints(req, body)],
+      [PING_ROUTE, async (_req, _body, url) => this.servePing(url)],
       [CATCHUP_ROUTE, async (_req, _body, url) => {
         if (this.catchup === undefined) throw new JincacheError('PEER_UNAVAILABLE', 'node is starting');
         return this.catchup.serve(url);

@@ -32,6 +32,10 @@ export interface DetectorOptions {
   logger?: Logger;
   /** Called when a peer's health class changes. */
   onTransition?: (id: NodeId, from: PeerHealth, to: PeerHealth) => void;
+  /** Heartbeat path. Default '/_jincache/ping' (the fault plugin's own ping also says how many hints the peer holds for us). */
+  pingPath?: string;
+  /** Called with the body of every successful heartbeat answer. */
+  onPingAnswer?: (id: NodeId, status: number, body: Buffer) => void;
 }
 
 export class FailureDetector {
@@ -173,7 +177,8 @@ export class FailureDetector {
     this.lastPing.set(id, now);
     this.pinging.add(id);
     const deadline = Date.now() + this.pingTimeoutMs;
-    this.call(id, () => this.opts.peers.request(member.address, { method: 'GET', path: '/_jincache/ping', deadline }), true)
+    this.call(id, () => this.opts.peers.request(member.address, { method: 'GET', path: this.opts.pingPath ?? '/_jincache/ping', deadline }), true)
+      .then((res) => this.opts.onPingAnswer?.(id, res.status, res.body))
       .catch(() => {
         // counted by call(); the classifier and the breaker have it
       })
