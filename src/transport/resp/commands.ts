@@ -36,6 +36,11 @@ export interface CommandEnv {
   readonly kv: KvService;
   readonly group: string;
   readonly clock: Clock;
+  /**
+   * Time source for request deadlines only, where a millisecond of staleness does not matter
+   * (the server passes a CoarseClock over the system clock). Default `clock`.
+   */
+  readonly deadlineClock?: Clock;
   readonly maxKeyBytes: number;
   readonly maxValueBytes: number;
   /** Per-request budget turned into a KvService deadline. */
@@ -99,8 +104,12 @@ function kvError(err: unknown): RespReply {
   return error(`ERR ${message || 'internal error'}`);
 }
 
+function deadlineAt(env: CommandEnv): number {
+  return (env.deadlineClock ?? env.clock).now() + env.requestTimeoutMs;
+}
+
 function deadline(env: CommandEnv): { deadline: number } {
-  return { deadline: env.clock.now() + env.requestTimeoutMs };
+  return { deadline: deadlineAt(env) };
 }
 
 /** Run an async command body, converting any throw into an error reply. */
@@ -504,12 +513,25 @@ function setAnswer(applied: boolean): RespReply {
   return applied ? OK : NULL_BULK;
 }
 
+/**
+ * A synchronous read a KvService may offer next to get() (not part of KvService yet: proposed
+ * for the Router). It answers from this node's memory when that answer is authoritative right
+ * now (this node owns the key and holds it, or holds a live mirror of a hot key): the entry, or
+ * null for a key known to be absent. `undefined` means "cannot tell without waiting: call get()".
+ * A GET answered this way costs no promise at all, which is most of what a GET costs here.
+ */
+export interface LocalReads {
+  getLocal?(group: string, key: string): GetResult | null | undefined;
+}
+
 function fastGet(env: CommandEnv, cmd: RespCommand): Result {
   const key = keyAt(env, cmd, 1);
   if (typeof key !== 'string') return key;
   try {
+    const local = (env.kv as KvService & LocalReads).getLocal?.(env.group, key);
+    if (local !== undefined) return getReply(local);
     // One promise on our side: no async wrapper around the KvService call.
-    return env.kv.get(env.group, key, { deadline: env.clock.now() + env.requestTimeoutMs }).then(getReply, kvError);
+    return env.kv.get(env.group, key, { deadline: deadlineAt(env) }).then(getReply, kvError);
   } catch (err) {
     return kvError(err);
   }
@@ -522,7 +544,7 @@ function fastSet(env: CommandEnv, cmd: RespCommand): Result {
   if (size > env.maxValueBytes) return error(`ERR value too large: ${size} bytes, the limit is ${env.maxValueBytes}`);
   try {
     // The store keeps the value: copy it out of the parser's storage.
-    return env.kv.put(env.group, key, cmd.copy(2), { deadline: env.clock.now() + env.requestTimeoutMs }).then(setAnswer, kvError);
+    return env.kv.put(env.group, key, cmd.copy(2), { deadline: deadlineAt(env) }).then(setAnswer, kvError);
   } catch (err) {
     return kvError(err);
   }

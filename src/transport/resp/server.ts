@@ -17,6 +17,7 @@ import os from 'node:os';
 import type { KvService } from '../../cluster/kv.ts';
 import { systemClock, type Clock } from '../../core/types.ts';
 import { RespParser } from './parser.ts';
+import { CoarseClock } from './coarse-clock.ts';
 import { REDIS_VERSION, executeCommand, type CommandEnv, type Session } from './commands.ts';
 import { ReplyBatch, encode, error, type RespReply } from './writer.ts';
 
@@ -82,6 +83,8 @@ export class RespServer {
   private readonly log: RespLogger;
   private readonly clock: Clock;
   private readonly env: CommandEnv;
+  /** Deadlines on the system clock read it coarsely; null with an injected clock (tests). */
+  private readonly coarse: CoarseClock | null;
 
   private server: net.Server | null = null;
   /** Live connections; each removes itself on close. */
@@ -105,10 +108,12 @@ export class RespServer {
     this.log = opts.logger ?? silentLogger;
     this.clock = opts.clock ?? systemClock;
     const self = this;
+    this.coarse = this.clock === systemClock ? new CoarseClock(systemClock) : null;
     this.env = {
       kv: this.kv,
       group: this.kv.defaultGroup,
       clock: this.clock,
+      deadlineClock: this.coarse ?? this.clock,
       maxKeyBytes: this.maxKeyBytes,
       maxValueBytes: this.maxValueBytes,
       requestTimeoutMs: this.requestTimeoutMs,
@@ -169,6 +174,7 @@ export class RespServer {
       await Promise.all(conns.map((c) => c.closed));
     } finally {
       clearTimeout(force);
+      this.coarse?.stop();
     }
     this.log.info({}, 'resp listener stopped');
   }

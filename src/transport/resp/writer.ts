@@ -145,7 +145,7 @@ export class ReplyBatch {
    * and encoding it for the few bytes a header has.
    */
   private header(prefix: number, n: number): void {
-    if (HEADER_ROOM > this.scratch.length - this.scratchEnd) this.renewScratch();
+    if (HEADER_ROOM > this.scratch.length - this.scratchEnd) this.renewScratch(HEADER_ROOM);
     const s = this.scratch;
     let at = this.scratchEnd;
     s[at++] = prefix;
@@ -204,7 +204,7 @@ export class ReplyBatch {
         this.raw(Buffer.from(s, 'utf8'));
         return;
       }
-      this.renewScratch();
+      this.renewScratch(s.length * 3);
     }
     const n = this.scratch.write(s, this.scratchEnd, 'utf8');
     this.scratchEnd += n;
@@ -218,7 +218,7 @@ export class ReplyBatch {
       this.bytes += b.length;
       return;
     }
-    if (b.length > this.scratch.length - this.scratchEnd) this.renewScratch();
+    if (b.length > this.scratch.length - this.scratchEnd) this.renewScratch(b.length);
     this.scratch.set(b, this.scratchEnd);
     this.scratchEnd += b.length;
     this.bytes += b.length;
@@ -232,12 +232,23 @@ export class ReplyBatch {
     }
   }
 
-  /** The views handed out keep the old scratch alive until written; start a fresh one. */
-  private renewScratch(): void {
-    this.seal();
-    this.scratch = Buffer.allocUnsafe(SCRATCH);
+  /**
+   * The views handed out keep the old scratch alive until written; start a fresh one. Bytes
+   * not handed out yet move along, so a batch that outgrows the scratch still goes out as one
+   * buffer (one write instead of a corked writev) while it fits in one.
+   */
+  private renewScratch(need: number): void {
+    const pending = this.scratchEnd - this.scratchStart;
+    const next = Buffer.allocUnsafe(SCRATCH);
+    if (pending > 0 && pending <= SCRATCH / 2 && pending + need <= SCRATCH) {
+      next.set(this.scratch.subarray(this.scratchStart, this.scratchEnd), 0);
+      this.scratchEnd = pending;
+    } else {
+      this.seal();
+      this.scratchEnd = 0;
+    }
+    this.scratch = next;
     this.scratchStart = 0;
-    this.scratchEnd = 0;
   }
 }
 
