@@ -16,6 +16,7 @@ import { shrinkRates } from '../load/shrink.ts';
 import type { RequestOp } from '../observe/metrics.ts';
 import { JincacheError } from './errors.ts';
 import type { ControlHandler, NodeContext, NodePlugin } from './plugin.ts';
+import type { PeerRoute } from '../transport/http/server.ts';
 
 /** What POST /cluster/rebalance answers: the plan without its table, plus what was done. */
 export interface RebalanceAnswer {
@@ -188,9 +189,35 @@ export class RebalancerPlugin implements NodePlugin {
     await etcd.client.put(`${etcd.prefix}/load/${this.ctx!.id}`).value(JSON.stringify(report)).lease(lease);
   }
 
+  peerRoutes(): ReadonlyMap<string, PeerRoute> {
+    return new Map<string, PeerRoute>([
+      ['/_jincache/load', async () => ({ status: 200, body: JSON.stringify(this.load.report() ?? null), headers: { 'content-type': 'application/json' } })],
+    ]);
+  }
+
+  /** Static clusters have no etcd to publish to: ask each usable peer for its report instead. */
+  private async refreshFromPeers(ctx: NodeContext): Promise<void> {
+    const next = new Map<NodeId, LoadReport>();
+    await Promise.all(
+      ctx.members().map(async (m) => {
+        if (m.id === ctx.id || !ctx.usable(m.id)) return;
+        try {
+          const res = await ctx.peers.request(m.address, { method: 'GET', path: '/_jincache/load', deadline: Date.now() + 500 });
+          const r = res.status === 200 ? (JSON.parse(res.body.toString('utf8')) as LoadReport | null) : null;
+          if (r !== null && r.id === m.id) next.set(m.id, r);
+        } catch {
+          // unreachable or slow: its row shows no load this round
+        }
+      }),
+    );
+    this.reports = next;
+  }
+
   private async refresh(): Promise<void> {
-    const etcd = this.ctx?.etcd;
-    if (etcd === undefined) return;
+    const ctx = this.ctx;
+    if (ctx === undefined) return;
+    const etcd = ctx.etcd;
+    if (etcd === undefined) return this.refreshFromPeers(ctx);
     try {
       const all = await etcd.client.getAll().prefix(`${etcd.prefix}/load/`).strings();
       const next = new Map<NodeId, LoadReport>();
