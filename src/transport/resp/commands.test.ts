@@ -1,7 +1,17 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { GetResult, KvService, PutOptions, RequestOptions } from '../../cluster/kv.ts';
-import { execute, parseInteger, unknownCommand, COMMAND_NAMES, type CommandEnv, type Session } from './commands.ts';
+import {
+  execute,
+  executeCommand,
+  parseInteger,
+  unknownCommand,
+  COMMAND_NAMES,
+  type CommandEnv,
+  type LocalReads,
+  type Session,
+} from './commands.ts';
+import { RespParser } from './parser.ts';
 import { encode, type RespReply } from './writer.ts';
 
 /** A Map-backed KvService on a hand-driven clock; records the options of every call. */
@@ -64,13 +74,110 @@ function setup() {
     info: async (sections) => `# Server\r\nsections:${sections.join(',')}\r\n`,
   };
   const session: Session = { id: 7, name: null, quit: false };
-  /** Run a command given as strings; its reply as RESP text. */
+  const parser = new RespParser();
+  /**
+   * Run a command given as strings the way the server does: sent as RESP, parsed, executed
+   * from the parser's byte ranges (GET and SET take the fast path). Its reply as RESP text.
+   */
   const run = async (...args: Array<string | Buffer>): Promise<string> => {
+    parser.feed(multibulk(args));
+    assert.equal(parser.nextCommand(), 'command');
+    const reply: RespReply = await executeCommand(env, session, parser.command);
+    return encode(reply).toString('latin1');
+  };
+  /** The same through the generic path, with argument Buffers. */
+  const runGeneric = async (...args: Array<string | Buffer>): Promise<string> => {
     const reply: RespReply = await execute(env, session, args.map((a) => (typeof a === 'string' ? Buffer.from(a) : a)));
     return encode(reply).toString('latin1');
   };
-  return { kv, env, session, run };
+  return { kv, env, session, parser, run, runGeneric };
 }
+
+function multibulk(args: Array<string | Buffer>): Buffer {
+  const parts: Buffer[] = [Buffer.from(`*${args.length}\r\n`)];
+  for (const a of args) {
+    const b = typeof a === 'string' ? Buffer.from(a) : a;
+    parts.push(Buffer.from(`$${b.length}\r\n`), b, Buffer.from('\r\n'));
+  }
+  return Buffer.concat(parts);
+}
+
+test('the GET/SET fast path answers exactly like the generic path', async () => {
+  const fast = setup();
+  const generic = setup();
+  const cases: Array<Array<string | Buffer>> = [
+    ['GET', 'missing'],
+    ['SET', 'a', '1'],
+    ['get', 'a'],
+    ['gEt', 'a'],
+    ['sEt', 'b', ''],
+    ['GET', 'b'],
+    ['GET', ''],
+    ['SET', '', 'v'],
+    ['GET', 'x'.repeat(16)],
+    ['GET', 'x'.repeat(17)],
+    ['SET', 'x'.repeat(17), 'v'],
+    ['GET', Buffer.from([0xff, 0xfe])],
+    ['SET', Buffer.from([0xc3, 0x28]), 'v'],
+    ['SET', 'ключ', 'v'],
+    ['GET', 'ключ'],
+    ['SET', 'k', '12345678'],
+    ['SET', 'k', '123456789'],
+    ['GET', 'k'],
+    ['GET'],
+    ['GET', 'a', 'b'],
+    ['SET', 'k'],
+    ['SET', 'k', 'v', 'NX'],
+    ['GAT', 'a'],
+    ['SEX', 'a', 'b'],
+    ['GETX', 'a'],
+  ];
+  for (const c of cases) {
+    assert.equal(await fast.run(...c), await generic.runGeneric(...c), c.map(String).join(' '));
+  }
+  assert.deepEqual(fast.kv.data, generic.kv.data);
+  assert.deepEqual(fast.kv.seen, generic.kv.seen);
+});
+
+test('SET keeps its own copy of the value: the parser may reuse its bytes right away', async () => {
+  const { kv, env, session, parser } = setup();
+  parser.feed(multibulk(['SET', 'k', 'abc']));
+  assert.equal(parser.nextCommand(), 'command');
+  const pending = executeCommand(env, session, parser.command);
+  // The next chunk lands where the SET's bytes were (the storage rewinds when consumed).
+  parser.feed(Buffer.alloc(64, 0x7a));
+  await pending;
+  assert.equal(kv.data.get('k')?.value.toString(), 'abc');
+  parser.feed(multibulk(['ECHO', 'hello']));
+});
+
+test('a KvService with a synchronous getLocal answers GET without a promise, else falls back to get()', async () => {
+  const { kv, env, session, parser } = setup();
+  const local = new Map<string, GetResult | null | undefined>([
+    ['here', { value: Buffer.from('v1'), source: 'hit', expiresAt: 0 }],
+    ['gone', null],
+  ]);
+  const withLocal: KvService & LocalReads = Object.assign(Object.create(kv) as FakeKv, {
+    getLocal: (_g: string, key: string) => local.get(key),
+  });
+  const e2: CommandEnv = { ...env, kv: withLocal };
+  const exec = (args: string[]) => {
+    parser.feed(multibulk(args));
+    assert.equal(parser.nextCommand(), 'command');
+    return executeCommand(e2, session, parser.command);
+  };
+  const hit = exec(['GET', 'here']);
+  assert.ok(!(hit instanceof Promise));
+  assert.equal(encode(hit).toString(), '$2\r\nv1\r\n');
+  const absent = exec(['GET', 'gone']);
+  assert.ok(!(absent instanceof Promise));
+  assert.equal(encode(absent).toString(), '$-1\r\n');
+  kv.data.set('elsewhere', { value: Buffer.from('v2'), expiresAt: 0 });
+  const asked = exec(['GET', 'elsewhere']);
+  assert.ok(asked instanceof Promise);
+  assert.equal(encode(await asked).toString(), '$2\r\nv2\r\n');
+  assert.deepEqual(kv.seen.map((s) => s.key), ['elsewhere']);
+});
 
 test('SET maps EX/PX and NX/XX onto put, with a deadline', async () => {
   const { kv, run } = setup();

@@ -206,3 +206,55 @@ test('options are validated and the bad value named', () => {
   assert.throws(() => new RespParser({ maxBulkBytes: 0 }), /maxBulkBytes must be a positive integer. Got: 0/);
   assert.throws(() => new RespParser({ maxBulkBytes: 1024, maxBufferedBytes: 1000 }), /maxBufferedBytes must be at least/);
 });
+
+test('nextCommand() ranges read right away match the arguments, across any split and storage moves', () => {
+  // Arguments up to 20 KB make the storage grow and move while a request is half read.
+  const bigArg = fc.oneof(binaryArg, fc.integer({ min: 0, max: 20_000 }).map((n) => new Uint8Array(n).fill(n % 251)));
+  fc.assert(
+    fc.property(
+      fc.array(fc.array(bigArg, { minLength: 1, maxLength: 5 }), { minLength: 1, maxLength: 8 }),
+      fc.array(fc.nat(), { maxLength: 20 }),
+      (reqs, cuts) => {
+        const stream = Buffer.concat(reqs.map((args) => multibulk(args)));
+        const parser = new RespParser();
+        const got: string[][] = [];
+        for (const part of chunks(stream, cuts)) {
+          parser.feed(part);
+          for (let kind = parser.nextCommand(); kind !== 'incomplete'; kind = parser.nextCommand()) {
+            assert.equal(kind, 'command');
+            const cmd = parser.command;
+            const args: string[] = [];
+            for (let i = 0; i < cmd.argc; i++) {
+              assert.equal(cmd.length(i), cmd.end(i) - cmd.start(i));
+              args.push(cmd.view(i).toString('latin1'));
+            }
+            got.push(args);
+          }
+        }
+        assert.deepEqual(got, reqs.map((args) => args.map((a) => Buffer.from(a).toString('latin1'))));
+        assert.equal(parser.bufferedBytes, 0);
+      },
+    ),
+    { numRuns: 200 },
+  );
+});
+
+test('a copy outlives the parser moving on; the view it came from does not have to', () => {
+  const parser = new RespParser();
+  parser.feed(multibulk([Buffer.from('SET'), Buffer.from('k'), Buffer.from('value')]));
+  assert.equal(parser.nextCommand(), 'command');
+  const kept = parser.command.copy(2);
+  parser.feed(Buffer.from('*1\r\n$4\r\nPING\r\n'));
+  assert.equal(parser.nextCommand(), 'command');
+  assert.equal(kept.toString(), 'value');
+  assert.equal(parser.command.view(0).toString(), 'PING');
+});
+
+test('inline commands come out through the same ranges', () => {
+  const parser = new RespParser();
+  parser.feed(Buffer.from('set "a b" \'c\'\r\n'));
+  assert.equal(parser.nextCommand(), 'command');
+  assert.deepEqual(parser.command.views().map((b) => b.toString()), ['set', 'a b', 'c']);
+  assert.equal(parser.nextCommand(), 'incomplete');
+  assert.equal(parser.bufferedBytes, 0);
+});
