@@ -1,12 +1,13 @@
-import { LRUCache } from 'lru-cache';
 import type { Clock, Version } from '../core/types.ts';
-import { compareWrites } from '../core/version.ts';
+import { ValueArena } from './arena.ts';
+import type { ValueArenaOptions, ValueArenaStats } from './arena.ts';
 
 /**
  * Bytes charged per stored value on top of its key (UTF-8) and value bytes. An estimate of the
- * bookkeeping a value costs in this process: the StoredEntry object and the Buffer header
- * (~80 bytes), lru-cache's map entry and link/size slots (~40), the partition-index slot (~8).
- * It keeps a budget honest for many tiny values, where the payload alone would undercount.
+ * bookkeeping a value costs in this process: the key string and its Map entry (~60 bytes), the
+ * slot's typed-array columns (~60: version, expiry, partition, location, LRU and partition
+ * links) and the value's record header and compaction slack (~10). It keeps a budget honest for
+ * many tiny values, where the payload alone would undercount.
  */
 export const ENTRY_OVERHEAD_BYTES = 128;
 
@@ -20,8 +21,11 @@ export const DEFAULT_TOMBSTONE_TTL_MS = 10 * 60_000;
 export const DEFAULT_PURGE_LIMIT = 1000;
 
 /**
- * What the store holds for a key: a value or a tombstone. Treat as read-only: the store never
- * mutates an entry after handing it out, it replaces it.
+ * What the store holds for a key: a value or a tombstone. A snapshot: the store hands out a fresh
+ * object with its own copy of the value bytes (values are packed in shared segments inside the
+ * store), so a caller may keep it, send it or queue it for as long as it likes. Treat it as
+ * read-only all the same: a large value (above the arena's largeValueBytes) is the very Buffer
+ * that was applied, not a copy.
  */
 export interface StoredEntry {
   /** The bytes, or null for a tombstone (the key was deleted at `version`). */
@@ -75,6 +79,8 @@ export interface GroupStoreOptions {
    * with {@link GroupStore.setWriteHooks}. Default: none, and then they cost one check per write.
    */
   writeHooks?: StoreWriteHooks;
+  /** Layout of the value segments (see ValueArena). Default: the arena's defaults. */
+  arena?: ValueArenaOptions;
 }
 
 /**
@@ -95,10 +101,27 @@ export interface StoreWriteHooks {
   onDropPartition?(partition: number): void;
 }
 
-/** A stored value: in the LRU, `value` is never null. */
-type LiveEntry = StoredEntry & { value: Buffer };
 
-function entrySize(key: string, value: Buffer): number {
+// Slot kinds. A slot is FREE (on the free chain, or just taken and not yet filled), holds a
+// VALUE (in the LRU list, bytes in the arena) or a TOMBstone (in the tombstone age list).
+const FREE = 0;
+const VALUE = 1;
+const TOMB = 2;
+// Sentinel slots of the two circular lists threaded through next/prev: the LRU (next of the
+// sentinel is the least recently used) and the tombstones (next is the oldest).
+const LRU = 0;
+const TOMBS = 1;
+const FIRST_SLOT = 2;
+const NONE = -1;
+const INITIAL_SLOTS = 1024;
+
+/** Partition index entry: a circular list of slots threaded through pnext/pprev. */
+interface PartitionList {
+  head: number;
+  count: number;
+}
+
+function entrySize(key: string, value: Uint8Array): number {
   return Buffer.byteLength(key) + value.length + ENTRY_OVERHEAD_BYTES;
 }
 
@@ -118,15 +141,21 @@ function requireInt(name: string, value: number, min: number): void {
  * tombstones, merged by the last-writer-wins rule so every replica converges whatever order
  * writes arrive in.
  *
- * Expiry is ours, not lru-cache's: it reads the injected clock (fake clocks work) and expiresAt
- * is absolute, so it replicates unchanged. An expired value is removed lazily (on access or by
- * purgeExpired) and turned into a tombstone at its version, so an older write arriving late
- * (e.g. one without a TTL) cannot bring the key back; a write that arrives already expired
- * counts as a delete at its version for the same reason.
+ * Expiry is ours: it reads the injected clock (fake clocks work) and expiresAt is absolute, so
+ * it replicates unchanged. An expired value is removed lazily (on access or by purgeExpired)
+ * and turned into a tombstone at its version, so an older write arriving late (e.g. one without
+ * a TTL) cannot bring the key back; a write that arrives already expired counts as a delete at
+ * its version for the same reason.
  *
- * Every key held (value or tombstone) is listed in a per-partition index, kept exact through
- * lru-cache's dispose hook, so migration and replication can enumerate a partition without
- * scanning the whole group.
+ * Every key held (value or tombstone) is listed in a per-partition index, so migration and
+ * replication can enumerate a partition without scanning the whole group.
+ *
+ * Memory layout (a million small values is the case to optimise: bookkeeping dwarfs the bytes
+ * otherwise). One Map from key to slot number; everything else about a key lives in typed-array
+ * columns indexed by its slot: version, expiry, partition, charged size, the LRU / tombstone-age
+ * links and the partition-list links. The value bytes are packed in a {@link ValueArena}. No
+ * per-entry JS object exists; get() and peek() build a StoredEntry with a copy of the bytes on
+ * the way out.
  */
 export class GroupStore {
   readonly name: string;
@@ -137,22 +166,37 @@ export class GroupStore {
   private readonly tombstoneTtlMs: number;
   private readonly onEvict: ((key: string, entry: StoredEntry) => void) | undefined;
   private hooks: StoreWriteHooks | undefined;
+  private readonly arenaOptions: ValueArenaOptions | undefined;
 
   private maxBytes: number;
-  // values only; replaced wholesale by resize() and clear()
-  private values: LRUCache<string, LiveEntry>;
-  // in the order recorded, oldest first, so both bounds (count and age) drop from the front
-  private readonly tombstones = new Map<string, StoredEntry>();
-  // partition -> keys held there. Invariant: a key is in exactly one set iff it is in `values`
-  // or in `tombstones` (never both); no set is empty.
-  private readonly index = new Map<number, Set<string>>();
-  private evictions = 0;
+  // key -> slot, for values and tombstones alike. Invariant: slots.get(keyOf[s]) === s for
+  // every slot of kind VALUE or TOMB, and no other slot is named here.
+  private readonly slots = new Map<string, number>();
+  private keyOf: Array<string | undefined> = [];
+  private kind: Uint8Array = new Uint8Array(0);
+  private ver: Float64Array = new Float64Array(0);
+  private exp: Float64Array = new Float64Array(0);
+  private part: Int32Array = new Int32Array(0);
+  // bytes charged to the budget (entrySize), for values
+  private size: Uint32Array = new Uint32Array(0);
+  // LRU list (values) or age list (tombstones); next also chains the free slots
+  private next: Int32Array = new Int32Array(0);
+  private prev: Int32Array = new Int32Array(0);
+  private pnext: Int32Array = new Int32Array(0);
+  private pprev: Int32Array = new Int32Array(0);
+  private arena: ValueArena;
+  private freeHead = NONE;
+  private highWater = FIRST_SLOT; // slots below it have been handed out at least once
 
-  // purgeExpired resumes where it stopped: partitions still to visit, and a snapshot of the
-  // keys of the partition being visited
-  private sweepPartitions: number[] = [];
-  private sweepKeys: string[] = [];
-  private sweepPos = 0;
+  // partition -> its slots. Invariant: a slot is in its partition's list iff it is a VALUE or
+  // a TOMB; no list is empty.
+  private readonly index = new Map<number, PartitionList>();
+  private bytes = 0;
+  private valueCount = 0;
+  private tombCount = 0;
+  private evictions = 0;
+  // purgeExpired resumes its walk over the slots here
+  private sweepSlot = FIRST_SLOT;
 
   constructor(opts: GroupStoreOptions) {
     if (typeof opts.name !== 'string' || opts.name === '') {
@@ -171,25 +215,9 @@ export class GroupStore {
     this.onEvict = opts.onEvict;
     this.hooks = opts.writeHooks;
     this.maxBytes = opts.maxBytes;
-    this.values = this.makeLru(opts.maxBytes);
-  }
-
-  private makeLru(maxBytes: number): LRUCache<string, LiveEntry> {
-    return new LRUCache<string, LiveEntry>({
-      maxSize: maxBytes,
-      sizeCalculation: (entry, key) => entrySize(key, entry.value),
-      // Every way a value leaves the LRU passes here, which keeps the index exact. 'set' is an
-      // overwrite of a key that stays (apply() never lets lru-cache refuse an oversized value,
-      // the other source of 'set').
-      dispose: (entry, key, reason) => {
-        if (reason === 'set') return;
-        this.unindex(key, entry.partition);
-        if (reason === 'evict') {
-          this.evictions++;
-          this.onEvict?.(key, entry);
-        }
-      },
-    });
+    this.arenaOptions = opts.arena;
+    this.arena = new ValueArena({ ...opts.arena, initialSlots: INITIAL_SLOTS });
+    this.reset();
   }
 
   /**
@@ -205,27 +233,33 @@ export class GroupStore {
    * An expired value found here is removed (and becomes a tombstone).
    */
   get(key: string): StoredEntry | undefined {
-    const entry = this.values.get(key);
-    if (entry === undefined) return undefined;
-    if (entry.expiresAt !== 0) {
+    const s = this.slots.get(key);
+    if (s === undefined || this.kind[s] !== VALUE) return undefined;
+    const expiresAt = this.exp[s] as number;
+    if (expiresAt !== 0) {
       const now = this.clock.now();
-      if (entry.expiresAt <= now) {
-        this.expire(key, entry, now);
+      if (expiresAt <= now) {
+        this.expire(s, now);
         return undefined;
       }
     }
-    return entry;
+    if (this.prev[LRU] !== s) {
+      this.unlink(s);
+      this.linkBack(LRU, s);
+    }
+    return { value: this.arena.read(s), version: this.ver[s] as number, expiresAt, partition: this.part[s] as number };
   }
 
   /** The value or tombstone of `key`, without touching recency. Expired values are not returned. */
   peek(key: string): StoredEntry | undefined {
-    return this.lookup(key, this.clock.now());
+    const s = this.lookup(key, this.clock.now());
+    return s === NONE ? undefined : this.entryOf(s);
   }
 
   /** Whether `key` has a live value (no recency update). */
   has(key: string): boolean {
-    const entry = this.lookup(key, this.clock.now());
-    return entry !== undefined && entry.value !== null;
+    const s = this.lookup(key, this.clock.now());
+    return s !== NONE && this.kind[s] === VALUE;
   }
 
   /**
@@ -237,31 +271,55 @@ export class GroupStore {
    * A value larger than the whole budget cannot be held: it still supersedes what was there (a
    * tombstone at its version is recorded) and apply returns false. Callers enforce a value size
    * limit far below the budget, so this is a guard, not a path.
+   *
+   * The value's bytes are copied into the store (a large one is kept as given: do not modify a
+   * Buffer after applying it).
    */
   apply(key: string, rec: WriteRecord): boolean {
     const now = this.clock.now();
-    const cur = this.lookup(key, now);
+    let s = this.lookup(key, now);
     // A write that is already expired is a delete at its version: stored as a value it would
     // vanish and let older writes back in.
     const value = rec.value !== null && rec.expiresAt !== 0 && rec.expiresAt <= now ? null : rec.value;
-    if (cur !== undefined) {
-      const order = compareWrites(value === rec.value ? rec : { version: rec.version, value }, cur);
+    let prev: StoredEntry | undefined;
+    if (s !== NONE) {
+      const order = this.compareTo(s, rec.version, value);
       if (order < 0) return false;
-      if (order === 0 && (value === null || expiryRank(rec.expiresAt) <= expiryRank(cur.expiresAt))) return false;
+      if (order === 0 && (value === null || expiryRank(rec.expiresAt) <= expiryRank(this.exp[s] as number))) return false;
+      if (this.hooks !== undefined) prev = this.entryOf(s);
     }
-    const partition = cur !== undefined ? cur.partition : this.partitionOf(key);
-    if (value !== null && entrySize(key, value) <= this.maxBytes) {
-      if (cur === undefined) this.reindex(key, partition);
-      else if (cur.value === null) this.tombstones.delete(key); // the key stays indexed
-      const entry: LiveEntry = { value, version: rec.version, expiresAt: rec.expiresAt, partition };
-      this.values.set(key, entry);
-      this.hooks?.onApply(key, entry, cur);
-      return true;
+    const partition = s !== NONE ? (this.part[s] as number) : this.partitionOf(key);
+    if (value !== null) {
+      const charge = entrySize(key, value);
+      if (charge <= this.maxBytes) {
+        if (s === NONE) s = this.take(key, partition);
+        else if (this.kind[s] === VALUE) {
+          this.bytes -= this.size[s] as number;
+          this.valueCount--;
+          this.unlink(s);
+        } else if (this.kind[s] === TOMB) {
+          this.tombCount--;
+          this.unlink(s); // the key stays indexed
+        }
+        this.arena.write(s, value);
+        this.kind[s] = VALUE;
+        this.ver[s] = rec.version;
+        this.exp[s] = rec.expiresAt;
+        this.size[s] = charge;
+        this.bytes += charge;
+        this.valueCount++;
+        this.linkBack(LRU, s);
+        while (this.bytes > this.maxBytes) this.evictOldest();
+        // the caller's Buffer, not a copy: the hook may keep it (persistence queues it)
+        this.hooks?.onApply(key, { value, version: rec.version, expiresAt: rec.expiresAt, partition }, prev);
+        return true;
+      }
     }
-    if (cur !== undefined && cur.value !== null) this.values.delete(key);
-    const tomb = this.recordTombstone(key, rec.version, partition, now);
+    if (s === NONE) s = this.take(key, partition);
+    else if (this.kind[s] === VALUE) this.removeValue(s);
+    this.recordTombstone(s, rec.version, now);
     // maxTombstones 0 drops it at once; the hook still learns of the delete
-    this.hooks?.onApply(key, tomb ?? { value: null, version: rec.version, expiresAt: now + this.tombstoneTtlMs, partition }, cur);
+    this.hooks?.onApply(key, { value: null, version: rec.version, expiresAt: now + this.tombstoneTtlMs, partition }, prev);
     return value === null;
   }
 
@@ -272,17 +330,19 @@ export class GroupStore {
    * values are yielded as the tombstones they become. No recency update.
    */
   *partitionEntries(partition: number): IterableIterator<[string, StoredEntry]> {
-    const keys = this.index.get(partition);
-    if (keys === undefined) return;
-    for (const key of Array.from(keys)) {
-      const entry = this.lookup(key, this.clock.now());
-      if (entry !== undefined && entry.partition === partition) yield [key, entry];
+    const list = this.index.get(partition);
+    if (list === undefined) return;
+    const keys: string[] = new Array(list.count);
+    for (let i = 0, s = list.head; i < list.count; i++, s = this.pnext[s] as number) keys[i] = this.keyOf[s] as string;
+    for (const key of keys) {
+      const s = this.lookup(key, this.clock.now());
+      if (s !== NONE && this.part[s] === partition) yield [key, this.entryOf(s)];
     }
   }
 
   /** Keys (values and tombstones) held for a partition; expired values count until noticed. */
   partitionKeyCount(partition: number): number {
-    return this.index.get(partition)?.size ?? 0;
+    return this.index.get(partition)?.count ?? 0;
   }
 
   /** Partitions holding any value or tombstone, ascending. */
@@ -292,55 +352,42 @@ export class GroupStore {
 
   /** Remove every value and tombstone of a partition (it moved away). Returns how many. */
   dropPartition(partition: number): number {
-    const keys = this.index.get(partition);
-    if (keys === undefined) return 0;
-    const snapshot = Array.from(keys);
-    for (const key of snapshot) {
-      // a value's dispose unindexes it; tombstones are unindexed wholesale below
-      if (!this.values.delete(key)) this.tombstones.delete(key);
-    }
-    this.index.delete(partition);
+    const list = this.index.get(partition);
+    if (list === undefined) return 0;
+    const n = list.count;
+    // drop() unlinks from this very list: always take its head
+    for (let i = 0; i < n; i++) this.drop(list.head);
     this.hooks?.onDropPartition?.(partition);
-    return snapshot.length;
+    return n;
   }
 
   /**
    * Incremental expiry sweep: forgets tombstones past their time and turns expired values into
-   * tombstones, examining at most `limit` entries (default 1000) per call plus one snapshot of a
-   * partition's keys. Call it periodically; it resumes where the previous call stopped.
-   * Returns the number of entries removed (forgotten tombstones + expired values).
+   * tombstones, examining at most `limit` entries (default 1000) per call. Call it periodically;
+   * it resumes where the previous call stopped. Returns the number of entries removed
+   * (forgotten tombstones + expired values).
    */
   purgeExpired(limit: number = DEFAULT_PURGE_LIMIT): number {
     const now = this.clock.now();
     let work = 0;
     let removed = 0;
     // tombstones are recorded in order, so the expired ones are at the front
-    for (const [key, tomb] of this.tombstones) {
-      if (work >= limit || tomb.expiresAt > now) break;
+    for (let t = this.next[TOMBS] as number; t !== TOMBS && work < limit; t = this.next[TOMBS] as number) {
+      if ((this.exp[t] as number) > now) break;
       work++;
       removed++;
-      this.tombstones.delete(key);
-      this.unindex(key, tomb.partition);
+      this.drop(t);
     }
-    let refilled = false;
-    while (work < limit) {
-      if (this.sweepPos >= this.sweepKeys.length) {
-        const next = this.sweepPartitions.pop();
-        if (next === undefined) {
-          if (refilled) break; // a whole round done within this call
-          this.sweepPartitions = this.partitions();
-          refilled = true;
-          continue;
-        }
-        this.sweepKeys = Array.from(this.index.get(next) ?? []);
-        this.sweepPos = 0;
-        continue;
-      }
-      const key = this.sweepKeys[this.sweepPos++] as string;
+    // then walk the slots, at most one round per call
+    const span = this.highWater - FIRST_SLOT;
+    for (let seen = 0; work < limit && seen < span; seen++) {
+      if (this.sweepSlot >= this.highWater) this.sweepSlot = FIRST_SLOT;
+      const s = this.sweepSlot++;
+      if (this.kind[s] !== VALUE) continue;
       work++;
-      const entry = this.values.peek(key);
-      if (entry !== undefined && entry.expiresAt !== 0 && entry.expiresAt <= now) {
-        this.expire(key, entry, now);
+      const expiresAt = this.exp[s] as number;
+      if (expiresAt !== 0 && expiresAt <= now) {
+        this.expire(s, now);
         removed++;
       }
     }
@@ -354,97 +401,238 @@ export class GroupStore {
   resize(maxBytes: number): void {
     requireInt('maxBytes', maxBytes, 1);
     if (maxBytes === this.maxBytes) return;
-    // lru-cache's maxSize is fixed at construction: move the values to a new cache, least
-    // recently used first, so the new one evicts exactly the ones the old order says.
-    const old = this.values;
     this.maxBytes = maxBytes;
-    this.values = this.makeLru(maxBytes);
-    // rentries() is typed as (K | V)[] upstream; it yields [key, value] pairs
-    for (const [key, entry] of old.rentries() as Iterable<[string, LiveEntry]>) {
-      if (entrySize(key, entry.value) > maxBytes) {
-        this.unindex(key, entry.partition);
-        this.evictions++;
-        this.onEvict?.(key, entry);
-        continue;
-      }
-      this.values.set(key, entry);
+    if (this.bytes <= maxBytes) return;
+    // values that alone exceed the new budget go first, least recently used first; then the
+    // least recently used until the rest fits: what is kept is the longest fitting suffix of
+    // the recency order
+    for (let s = this.next[LRU] as number; s !== LRU; ) {
+      const after = this.next[s] as number;
+      if ((this.size[s] as number) > maxBytes) this.evict(s);
+      s = after;
     }
-    // `old` is dropped without clear(): its dispose must not unindex the moved keys
+    while (this.bytes > maxBytes) this.evictOldest();
   }
 
   stats(): { bytes: number; entries: number; tombstones: number; maxBytes: number; evictions: number } {
     return {
-      bytes: this.values.calculatedSize,
-      entries: this.values.size,
-      tombstones: this.tombstones.size,
+      bytes: this.bytes,
+      entries: this.valueCount,
+      tombstones: this.tombCount,
       maxBytes: this.maxBytes,
       evictions: this.evictions,
     };
   }
 
-  /** Drop every value and tombstone. Not reported as evictions. */
-  clear(): void {
-    // a fresh cache instead of values.clear(): no per-entry dispose work, the index goes anyway
-    this.values = this.makeLru(this.maxBytes);
-    this.tombstones.clear();
-    this.index.clear();
-    this.sweepPartitions = [];
-    this.sweepKeys = [];
-    this.sweepPos = 0;
+  /** How the value bytes are laid out (segments, dead bytes, compaction counters). */
+  arenaStats(): ValueArenaStats {
+    return this.arena.stats();
   }
 
-  /** Current value or tombstone; an expired value becomes a tombstone, a stale tombstone goes. */
-  private lookup(key: string, now: number): StoredEntry | undefined {
-    const entry = this.values.peek(key);
-    if (entry !== undefined) {
-      if (entry.expiresAt === 0 || entry.expiresAt > now) return entry;
-      return this.expire(key, entry, now);
+  /** Drop every value and tombstone. Not reported as evictions. */
+  clear(): void {
+    this.arena = new ValueArena({ ...this.arenaOptions, initialSlots: INITIAL_SLOTS });
+    this.reset();
+  }
+
+  // ---- slots ----------------------------------------------------------------------------
+
+  /** Empty tables at the initial capacity (the arena is already empty). */
+  private reset(): void {
+    this.slots.clear();
+    this.index.clear();
+    this.keyOf = [];
+    this.kind = new Uint8Array(INITIAL_SLOTS);
+    this.ver = new Float64Array(INITIAL_SLOTS);
+    this.exp = new Float64Array(INITIAL_SLOTS);
+    this.part = new Int32Array(INITIAL_SLOTS);
+    this.size = new Uint32Array(INITIAL_SLOTS);
+    this.next = new Int32Array(INITIAL_SLOTS);
+    this.prev = new Int32Array(INITIAL_SLOTS);
+    this.pnext = new Int32Array(INITIAL_SLOTS);
+    this.pprev = new Int32Array(INITIAL_SLOTS);
+    for (const sentinel of [LRU, TOMBS]) {
+      this.next[sentinel] = sentinel;
+      this.prev[sentinel] = sentinel;
     }
-    const tomb = this.tombstones.get(key);
-    if (tomb === undefined) return undefined;
-    if (tomb.expiresAt > now) return tomb;
-    this.tombstones.delete(key);
-    this.unindex(key, tomb.partition);
-    return undefined;
+    this.freeHead = NONE;
+    this.highWater = FIRST_SLOT;
+    this.bytes = 0;
+    this.valueCount = 0;
+    this.tombCount = 0;
+    this.sweepSlot = FIRST_SLOT;
+  }
+
+  /** A slot for a key entering the store, named in the map and its partition's list. */
+  private take(key: string, partition: number): number {
+    let s = this.freeHead;
+    if (s !== NONE) this.freeHead = this.next[s] as number;
+    else {
+      s = this.highWater++;
+      if (s >= this.kind.length) this.growSlots();
+    }
+    this.kind[s] = FREE;
+    this.keyOf[s] = key;
+    this.part[s] = partition;
+    this.slots.set(key, s);
+    const list = this.index.get(partition);
+    if (list === undefined) {
+      this.pnext[s] = s;
+      this.pprev[s] = s;
+      this.index.set(partition, { head: s, count: 1 });
+    } else {
+      // at the back, so a partition lists its keys in the order they arrived
+      const first = list.head;
+      const last = this.pprev[first] as number;
+      this.pnext[last] = s;
+      this.pprev[s] = last;
+      this.pnext[s] = first;
+      this.pprev[first] = s;
+      list.count++;
+    }
+    return s;
+  }
+
+  /** Forget a slot's key entirely (value or tombstone) and put the slot on the free chain. */
+  private drop(s: number): void {
+    if (this.kind[s] === VALUE) this.removeValue(s);
+    else if (this.kind[s] === TOMB) {
+      this.unlink(s);
+      this.tombCount--;
+    }
+    this.slots.delete(this.keyOf[s] as string);
+    this.keyOf[s] = undefined;
+    const p = this.part[s] as number;
+    const list = this.index.get(p) as PartitionList;
+    if (--list.count === 0) this.index.delete(p);
+    else {
+      const before = this.pprev[s] as number;
+      const after = this.pnext[s] as number;
+      this.pnext[before] = after;
+      this.pprev[after] = before;
+      if (list.head === s) list.head = after;
+    }
+    this.kind[s] = FREE;
+    this.next[s] = this.freeHead;
+    this.freeHead = s;
+  }
+
+  /** Take the value out of a VALUE slot; the slot stays named (kind FREE until refilled). */
+  private removeValue(s: number): void {
+    this.arena.free(s);
+    this.unlink(s);
+    this.bytes -= this.size[s] as number;
+    this.valueCount--;
+    this.kind[s] = FREE;
+  }
+
+  private growSlots(): void {
+    const cap = this.kind.length * 2;
+    const grow = <T extends Uint8Array | Int32Array | Uint32Array | Float64Array>(a: T, make: (n: number) => T): T => {
+      const b = make(cap);
+      b.set(a);
+      return b;
+    };
+    this.kind = grow(this.kind, (n) => new Uint8Array(n));
+    this.ver = grow(this.ver, (n) => new Float64Array(n));
+    this.exp = grow(this.exp, (n) => new Float64Array(n));
+    this.part = grow(this.part, (n) => new Int32Array(n));
+    this.size = grow(this.size, (n) => new Uint32Array(n));
+    this.next = grow(this.next, (n) => new Int32Array(n));
+    this.prev = grow(this.prev, (n) => new Int32Array(n));
+    this.pnext = grow(this.pnext, (n) => new Int32Array(n));
+    this.pprev = grow(this.pprev, (n) => new Int32Array(n));
+    this.arena.grow(cap);
+  }
+
+  private linkBack(list: number, s: number): void {
+    const last = this.prev[list] as number;
+    this.next[last] = s;
+    this.prev[s] = last;
+    this.next[s] = list;
+    this.prev[list] = s;
+  }
+
+  private unlink(s: number): void {
+    const before = this.prev[s] as number;
+    const after = this.next[s] as number;
+    this.next[before] = after;
+    this.prev[after] = before;
+  }
+
+  // ---- entries ----------------------------------------------------------------------------
+
+  /** The StoredEntry a slot holds now (a copy of the bytes). */
+  private entryOf(s: number): StoredEntry {
+    return {
+      value: this.kind[s] === VALUE ? this.arena.read(s) : null,
+      version: this.ver[s] as number,
+      expiresAt: this.exp[s] as number,
+      partition: this.part[s] as number,
+    };
+  }
+
+  /** compareWrites({version, value}, what slot s holds), without copying the held bytes. */
+  private compareTo(s: number, version: Version, value: Buffer | null): number {
+    const held = this.ver[s] as number;
+    if (version !== held) return version - held;
+    const heldNull = this.kind[s] !== VALUE;
+    if (value === null || heldNull) {
+      if (value === null && heldNull) return 0;
+      return value === null ? -1 : 1;
+    }
+    const c = this.arena.compare(s, value); // held vs value
+    return c === 0 ? 0 : -c;
+  }
+
+  /** Current slot of a key; an expired value becomes a tombstone, a stale tombstone goes. */
+  private lookup(key: string, now: number): number {
+    const s = this.slots.get(key);
+    if (s === undefined) return NONE;
+    const expiresAt = this.exp[s] as number;
+    if (this.kind[s] === VALUE) {
+      if (expiresAt === 0 || expiresAt > now) return s;
+      return this.expire(s, now);
+    }
+    if (expiresAt > now) return s;
+    this.drop(s);
+    return NONE;
   }
 
   /** Replace an expired value by a tombstone at its version (see the class comment). */
-  private expire(key: string, entry: LiveEntry, now: number): StoredEntry | undefined {
-    this.values.delete(key); // dispose unindexes
-    return this.recordTombstone(key, entry.version, entry.partition, now);
+  private expire(s: number, now: number): number {
+    this.removeValue(s);
+    return this.recordTombstone(s, this.ver[s] as number, now);
   }
 
   /**
-   * Record a tombstone for a key that holds no value (any value was removed by the caller).
-   * Returns it, or undefined when the count bound dropped it at once (maxTombstones 0).
+   * Make slot `s` (holding no value) a tombstone at `version`. Returns it, or NONE when the
+   * count bound dropped it at once (maxTombstones 0).
    */
-  private recordTombstone(key: string, version: Version, partition: number, now: number): StoredEntry | undefined {
-    // delete first so a renewed tombstone moves to the back of the age order
-    if (!this.tombstones.delete(key)) this.reindex(key, partition);
-    const tomb: StoredEntry = { value: null, version, expiresAt: now + this.tombstoneTtlMs, partition };
-    this.tombstones.set(key, tomb);
-    while (this.tombstones.size > this.maxTombstones) {
-      const oldest = this.tombstones.entries().next().value;
-      if (oldest === undefined) break;
-      this.tombstones.delete(oldest[0]);
-      this.unindex(oldest[0], oldest[1].partition);
+  private recordTombstone(s: number, version: Version, now: number): number {
+    if (this.kind[s] === TOMB) {
+      // renewed: moves to the back of the age order
+      this.unlink(s);
+      this.tombCount--;
     }
-    return this.tombstones.get(key);
+    this.kind[s] = TOMB;
+    this.ver[s] = version;
+    this.exp[s] = now + this.tombstoneTtlMs;
+    this.linkBack(TOMBS, s);
+    this.tombCount++;
+    while (this.tombCount > this.maxTombstones) this.drop(this.next[TOMBS] as number);
+    return this.kind[s] === TOMB ? s : NONE;
   }
 
-  private reindex(key: string, partition: number): void {
-    let keys = this.index.get(partition);
-    if (keys === undefined) {
-      keys = new Set();
-      this.index.set(partition, keys);
-    }
-    keys.add(key);
+  private evictOldest(): void {
+    this.evict(this.next[LRU] as number);
   }
 
-  private unindex(key: string, partition: number): void {
-    const keys = this.index.get(partition);
-    if (keys === undefined) return;
-    keys.delete(key);
-    if (keys.size === 0) this.index.delete(partition);
+  private evict(s: number): void {
+    const key = this.keyOf[s] as string;
+    const entry = this.onEvict !== undefined ? this.entryOf(s) : undefined;
+    this.drop(s);
+    this.evictions++;
+    if (entry !== undefined) this.onEvict?.(key, entry);
   }
 }
