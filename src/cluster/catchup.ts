@@ -13,10 +13,11 @@
  * - Bounded: one partition page (`pageRecords` records or `pageBytes` bytes) per request,
  *   `parallel` partitions at a time, a yield to the event loop after every page.
  * - While a partition is "behind", its reads here ask every holder and answer with the newest
- *   copy (router.ts, FailoverSupport.behind), writes keep arriving (replication is unchanged),
- *   and this node does not coordinate writes of it (so a conditional write is never decided on
- *   a stale copy). Peers learn it from the registry: the node is published as 'joining' until
- *   the catch-up ends (fault-plugin.ts), and they do not read from a 'joining' holder alone.
+ *   copy (router.ts, FailoverSupport.behind), writes keep arriving (replication is unchanged).
+ *   Peers learn it from the registry: the node is published as 'joining' until the catch-up
+ *   ends (fault-plugin.ts); they do not read from a 'joining' holder alone, and no node makes
+ *   it the coordinator of a write while another holder is usable (a conditional write is never
+ *   decided on a stale copy; the registry gives every node the same answer).
  *
  * Sound because every acknowledged write of a partition is held by the holder that coordinated
  * it (always a holder) when it was acknowledged: a page read from that holder at time t holds

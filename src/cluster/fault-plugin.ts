@@ -136,6 +136,7 @@ export class FaultTolerancePlugin implements NodePlugin {
     const support: FailoverSupport = {
       onProbation: (id) => (id === ctx.id ? detector.selfOnProbation() : detector.classifier.onProbation(id)),
       behind: (id, partition) => this.behind(id, partition),
+      catchingUp: (id) => ctx.member(id)?.status === 'joining',
       call: (peer, fn) => detector.call(peer, fn),
       hint: (peer, records) => {
         const dropped = hints.add(peer, records);

@@ -54,10 +54,16 @@ export interface FailoverSupport {
   /**
    * Known to lack acknowledged writes of this partition for now: catching up after a restart
    * (catchup.ts), receiving hinted writes, or a coordinator here still holds hints for it. Its
-   * copy is never read alone (the newest of every holder's copy answers), and it does not
-   * coordinate writes of the partition while another holder can. Default: never.
+   * copy is never read alone (the newest of every holder's copy answers). Default: never.
    */
   behind?(id: NodeId, partition: number): boolean;
+  /**
+   * Published as catching up (registry status 'joining'): it does not coordinate writes while
+   * another holder can (a conditional write is never decided on a stale copy). Unlike `behind`,
+   * every node gets the same answer (the registry), so every node picks the same coordinator.
+   * Default: never.
+   */
+  catchingUp?(id: NodeId): boolean;
   /** Run one peer call through the peer's breaker, recording its outcome for the failure detector. */
   call<T>(peer: NodeId, fn: () => Promise<T>): Promise<T>;
   /** Keep writes for a holder that did not get them, to replay when it is back. */
@@ -266,8 +272,7 @@ export class Router implements KvService {
       if (owner === this.view.self) return this.coordinateWrite(w, deadline);
       return this.legacyWrite(owner, w, deadline);
     }
-    const partition = this.view.partitionOf(w.key);
-    const order = writeOrder(holders, { usable: (id) => this.view.usable(id), behind: (id) => ft.behind?.(id, partition) ?? false });
+    const order = writeOrder(holders, { usable: (id) => this.view.usable(id), behind: (id) => ft.catchingUp?.(id) ?? false });
     if (order[0] === this.view.self) return this.coordinateWrite(w, deadline);
     const idempotent = w.condition === undefined && w.op !== 'expire';
     return withRetry(
