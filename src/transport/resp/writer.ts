@@ -80,10 +80,10 @@ export class ReplyBatch {
   push(reply: RespReply): void {
     switch (reply.type) {
       case 'simple':
-        this.line(0x2b /* + */, oneLine(reply.value));
+        this.line(0x2b /* + */, reply.value);
         return;
       case 'error':
-        this.line(0x2d /* - */, oneLine(reply.message));
+        this.line(0x2d /* - */, reply.message);
         return;
       case 'integer':
         if (!Number.isSafeInteger(reply.value)) throw new RangeError(`RESP integer must be a safe integer. Got: ${reply.value}`);
@@ -171,7 +171,10 @@ export class ReplyBatch {
     this.scratchEnd = at;
   }
 
-  /** `prefix`, the one-line text and CRLF; short ASCII text (OK, PONG, most errors) byte by byte. */
+  /**
+   * `prefix`, the text made one line (see oneLine) and CRLF. Short ASCII text (OK, PONG, most
+   * errors) is written byte by byte, CR and LF turned into spaces on the way.
+   */
   private line(prefix: number, text: string): void {
     const n = text.length;
     if (n <= SHORT_LINE && n + 3 <= this.scratch.length - this.scratchEnd) {
@@ -183,7 +186,7 @@ export class ReplyBatch {
       for (; i < n; i++) {
         const c = text.charCodeAt(i);
         if (c >= 0x80) break;
-        s[at++] = c;
+        s[at++] = c === CR || c === LF ? 0x20 : c;
       }
       if (i === n) {
         s[at++] = CR;
@@ -194,7 +197,7 @@ export class ReplyBatch {
       }
       // Not ASCII: nothing was counted yet, so encoding it the general way just overwrites.
     }
-    this.text(String.fromCharCode(prefix) + text + '\r\n');
+    this.text(String.fromCharCode(prefix) + oneLine(text) + '\r\n');
   }
 
   private text(s: string): void {
