@@ -520,3 +520,63 @@ test('write hooks given as an option also see tombstones when maxTombstones is 0
   assert.equal(seen[1]!.value, null);
   assert.equal(seen[1]!.version, 2);
 });
+
+// ---- value segments (ValueArena) seen through the store ----
+
+test('values handed out are copies: in-place overwrites and compaction do not change them', () => {
+  const { store } = makeStore({ arena: { segmentBytes: 4096 } });
+  store.apply('k1', rec('a'.repeat(100), 1));
+  const got = store.get('k1')!.value!;
+  const peeked = store.peek('k1')!.value!;
+  const fromIndex = [...store.partitionEntries(1)][0]![1].value!;
+  store.apply('k1', rec('b'.repeat(100), 2)); // same size: written in place
+  for (let i = 0; i < 300; i++) store.apply(`k${i + 2}`, rec(String(i).repeat(40 + (i % 30)), 1)); // fill and churn segments
+  for (let i = 0; i < 300; i++) store.apply(`k${i + 2}`, rec(null, 2));
+  for (let i = 0; i < 300; i++) store.apply(`k${i + 400}`, rec('z'.repeat(90), 1));
+  assert.ok(store.arenaStats().compactedSegments > 0, 'compaction ran');
+  for (const v of [got, peeked, fromIndex]) assert.equal(v.toString(), 'a'.repeat(100));
+  assert.equal(store.get('k1')?.value?.toString(), 'b'.repeat(100));
+  // a caller changing its copy does not change the store
+  got.fill(0);
+  assert.equal(store.peek('k1')?.value?.toString(), 'b'.repeat(100));
+});
+
+test('the store stays exact while its segments are compacted and reused', () => {
+  const { store } = makeStore({ maxBytes: 1 << 22, arena: { segmentBytes: 4096 } });
+  const expected = new Map<string, string>();
+  let version = 1;
+  for (let round = 0; round < 40; round++) {
+    for (let k = 0; k < 200; k++) {
+      const key = `k${k}`;
+      if ((k + round) % 7 === 0) {
+        store.apply(key, rec(null, ++version));
+        expected.delete(key);
+      } else {
+        // sizes change every round, so most overwrites cannot be written in place
+        const v = `${round}:${k}:`.padEnd(10 + ((k * 13 + round * 29) % 120), 'x');
+        store.apply(key, rec(v, ++version));
+        expected.set(key, v);
+      }
+    }
+  }
+  for (let k = 0; k < 200; k++) assert.equal(store.get(`k${k}`)?.value?.toString(), expected.get(`k${k}`), `k${k}`);
+  const a = store.arenaStats();
+  assert.ok(a.compactedSegments > 10, `compacted ${a.compactedSegments}`);
+  // live data is under 200 x 136 bytes (7 segments); garbage is bounded by the dead share
+  assert.ok(a.segments <= 14, `segments ${a.segments}`);
+  assert.equal(store.stats().entries, expected.size);
+  // clear gives the segments back
+  store.clear();
+  assert.equal(store.arenaStats().segments, 0);
+});
+
+test('a value above the large-value size is kept as given and counted like any other', () => {
+  const { store } = makeStore({ arena: { segmentBytes: 4096, largeValueBytes: 256 } });
+  const big = Buffer.alloc(1000, 7);
+  assert.equal(store.apply('k1', { value: big, version: 1, expiresAt: 0 }), true);
+  assert.equal(store.get('k1')?.value, big);
+  assert.equal(store.stats().bytes, sizeOf('k1', big));
+  assert.equal(store.apply('k1', rec('small', 2)), true);
+  assert.equal(store.get('k1')?.value?.toString(), 'small');
+  assert.equal(store.arenaStats().largeBytes, 0);
+});
