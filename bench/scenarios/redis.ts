@@ -16,15 +16,17 @@ import { ScenarioSkipped, type ScenarioOptions } from '../lib/scenario.ts';
 
 interface Mode {
   /**
-   * Seconds one test (GET or SET) should take on the slower side. redis-benchmark counts
-   * requests (-n), not time, and the servers differ by an order of magnitude (redis-server did
-   * ~200k req/s at P1 and ~2M at P16 here), so -n is sized from a short pilot run of each side.
+   * Seconds one test (GET or SET) should take on each side. redis-benchmark counts requests
+   * (-n), not time, and the servers differ by an order of magnitude (redis-server did ~200k
+   * req/s at P1 and ~2M at P16 here), so each side's -n is sized from its own short pilot run.
+   * (One -n for both, sized for the slower side, gave redis-server runs of a tenth of a second
+   * at P16: mostly connection set-up and scheduling noise.)
    */
   testSec: number;
   rounds: number;
 }
-const QUICK: Mode = { testSec: 1, rounds: 3 };
-const FULL: Mode = { testSec: 2.5, rounds: 5 };
+const QUICK: Mode = { testSec: 0.7, rounds: 3 };
+const FULL: Mode = { testSec: 2, rounds: 5 };
 /** Pilot -n per pipeline depth, and the range -n is kept in. */
 const PILOT_N = { 1: 20_000, 16: 100_000 } as const;
 const N_MIN = 10_000;
@@ -171,15 +173,17 @@ export async function run(opts: ScenarioOptions): Promise<Figure[]> {
     const figures: Figure[] = [];
     for (const pipeline of [1, 16] as const) {
       opts.signal?.throwIfAborted();
-      const pilot = [await redisBenchmark(respPort, PILOT_N[pipeline], pipeline), await redisBenchmark(redisPort, PILOT_N[pipeline], pipeline)];
-      const slowest = Math.min(...pilot.flatMap((m) => [m.get('GET')!.rps, m.get('SET')!.rps]));
-      const n = Math.round(Math.min(N_MAX, Math.max(N_MIN, slowest * mode.testSec)));
-      log(`  P${pipeline}: -n ${n} (slowest pilot ${Math.round(slowest)} req/s)`);
+      // -n per side from its own pilot: the slower of its GET and SET for testSec seconds
+      const sized = (m: Map<string, BenchLine>) =>
+        Math.round(Math.min(N_MAX, Math.max(N_MIN, Math.min(m.get('GET')!.rps, m.get('SET')!.rps) * mode.testSec)));
+      const nOurs = sized(await redisBenchmark(respPort, PILOT_N[pipeline], pipeline));
+      const nPeer = sized(await redisBenchmark(redisPort, PILOT_N[pipeline], pipeline));
+      log(`  P${pipeline}: -n ${nOurs} for jincache, ${nPeer} for redis-server (~${mode.testSec} s per test each)`);
       const rounds: { ours: Map<string, BenchLine>; peer: Map<string, BenchLine> }[] = [];
       for (let i = 0; i < mode.rounds; i++) {
         opts.signal?.throwIfAborted();
-        const ours = await redisBenchmark(respPort, n, pipeline);
-        const peer = await redisBenchmark(redisPort, n, pipeline);
+        const ours = await redisBenchmark(respPort, nOurs, pipeline);
+        const peer = await redisBenchmark(redisPort, nPeer, pipeline);
         rounds.push({ ours, peer });
         const show = (m: Map<string, BenchLine>) => `GET ${Math.round(m.get('GET')!.rps)} SET ${Math.round(m.get('SET')!.rps)}`;
         log(`  P${pipeline} round ${i + 1}/${mode.rounds}: ours ${show(ours)} | redis ${show(peer)} req/s`);
