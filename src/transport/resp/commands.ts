@@ -520,8 +520,27 @@ function getReply(r: GetResult | null): RespReply {
   return r === null ? NULL_BULK : bulk(r.value);
 }
 
-function setAnswer(applied: boolean): RespReply {
-  return applied ? OK : NULL_BULK;
+function getAnswer(r: unknown): RespReply {
+  return getReply(r as GetResult | null);
+}
+
+function setAnswer(applied: unknown): RespReply {
+  return applied === true ? OK : NULL_BULK;
+}
+
+/**
+ * Where a fast-path command leaves its KvService promise unmapped: the caller awaits `pending`
+ * itself and turns the value into the reply with `map` (a rejection with kvError). One promise
+ * and one microtask less per command than `.then(map)`. One per connection, reused.
+ */
+export class KvCall {
+  pending: Promise<unknown> | null = null;
+  map: (value: unknown) => RespReply = getAnswer;
+}
+
+/** The error reply for a failed KvService call. */
+export function failedCall(err: unknown): RespReply {
+  return kvError(err);
 }
 
 /**
@@ -535,27 +554,35 @@ export interface LocalReads {
   getLocal?(group: string, key: string): GetResult | null | undefined;
 }
 
-function fastGet(env: CommandEnv, cmd: RespCommand): Result {
+function fastGet(env: CommandEnv, cmd: RespCommand, call: KvCall | undefined): Result | null {
   const key = keyAt(env, cmd, 1);
   if (typeof key !== 'string') return key;
   try {
     const local = (env.kv as KvService & LocalReads).getLocal?.(env.group, key);
     if (local !== undefined) return getReply(local);
     // One promise on our side: no async wrapper around the KvService call.
-    return env.kv.get(env.group, key, requestOptions(env)).then(getReply, kvError);
+    const p = env.kv.get(env.group, key, requestOptions(env));
+    if (call === undefined) return p.then(getReply, kvError);
+    call.pending = p;
+    call.map = getAnswer;
+    return null;
   } catch (err) {
     return kvError(err);
   }
 }
 
-function fastSet(env: CommandEnv, cmd: RespCommand): Result {
+function fastSet(env: CommandEnv, cmd: RespCommand, call: KvCall | undefined): Result | null {
   const key = keyAt(env, cmd, 1);
   if (typeof key !== 'string') return key;
   const size = cmd.length(2);
   if (size > env.maxValueBytes) return error(`ERR value too large: ${size} bytes, the limit is ${env.maxValueBytes}`);
   try {
     // The store keeps the value: copy it out of the parser's storage.
-    return env.kv.put(env.group, key, cmd.copy(2), requestOptions(env)).then(setAnswer, kvError);
+    const p = env.kv.put(env.group, key, cmd.copy(2), requestOptions(env));
+    if (call === undefined) return p.then(setAnswer, kvError);
+    call.pending = p;
+    call.map = setAnswer;
+    return null;
   } catch (err) {
     return kvError(err);
   }
@@ -566,17 +593,22 @@ const LOWER = 0x20;
 
 /**
  * Execute the command the parser just returned. Plain GET and SET (the commands benchmarks and
- * caches live on) skip the generic path: no argument Buffers, no name string, one promise.
- * Everything else goes through execute() with views of the arguments.
+ * caches live on) skip the generic path: no argument Buffers, no name string, no promise of
+ * ours. Everything else goes through execute() with views of the arguments.
+ *
+ * With `call`, a GET or SET that has to wait returns null and leaves the KvService promise in
+ * `call` (see KvCall); without it, it returns a promise of the reply.
  */
-export function executeCommand(env: CommandEnv, session: Session, cmd: RespCommand): Result {
+export function executeCommand(env: CommandEnv, session: Session, cmd: RespCommand): Result;
+export function executeCommand(env: CommandEnv, session: Session, cmd: RespCommand, call: KvCall): Result | null;
+export function executeCommand(env: CommandEnv, session: Session, cmd: RespCommand, call?: KvCall): Result | null {
   if (cmd.length(0) === 3) {
     const b = cmd.buf;
     const at = cmd.start(0);
     if ((b[at + 1]! | LOWER) === 0x65 /* e */ && (b[at + 2]! | LOWER) === 0x74 /* t */) {
       const first = b[at]! | LOWER;
-      if (first === 0x67 /* g */ && cmd.argc === 2) return fastGet(env, cmd);
-      if (first === 0x73 /* s */ && cmd.argc === 3) return fastSet(env, cmd);
+      if (first === 0x67 /* g */ && cmd.argc === 2) return fastGet(env, cmd, call);
+      if (first === 0x73 /* s */ && cmd.argc === 3) return fastSet(env, cmd, call);
     }
   }
   return execute(env, session, cmd.views());

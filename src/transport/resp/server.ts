@@ -18,7 +18,7 @@ import type { KvService } from '../../cluster/kv.ts';
 import { systemClock, type Clock } from '../../core/types.ts';
 import { RespParser } from './parser.ts';
 import { CoarseClock } from './coarse-clock.ts';
-import { REDIS_VERSION, executeCommand, type CommandEnv, type Session } from './commands.ts';
+import { KvCall, REDIS_VERSION, executeCommand, failedCall, type CommandEnv, type Session } from './commands.ts';
 import { ReplyBatch, encode, error, type RespReply } from './writer.ts';
 
 /** The subset of a pino logger this listener uses. */
@@ -301,6 +301,8 @@ class RespConnection {
   private readonly log: RespLogger;
   private readonly counters: Counters;
   private readonly batch = new ReplyBatch();
+  /** Reused slot for a GET or SET waiting on the KvService (see KvCall). */
+  private readonly call = new KvCall();
   private running = false;
   private draining = false;
   private closing = false;
@@ -398,17 +400,28 @@ class RespConnection {
         this.counters.commandsProcessed++;
         // The command's arguments are views of the parser's storage, used only synchronously
         // here: the parser is not touched again until the command's reply is in.
-        const result = executeCommand(this.env, this.session, this.parser.command);
+        const result = executeCommand(this.env, this.session, this.parser.command, this.call);
         let reply: RespReply;
-        if (result instanceof Promise) {
+        if (result !== null && !(result instanceof Promise)) {
+          reply = result;
+        } else {
           // While this command waits (on the network, maybe), the replies before it go out on
           // the next turn of the event loop. Only armed when there are such replies: a lone
           // command (pipeline 1) costs no timer.
           if (!this.batch.empty && !this.flushScheduled) this.flushScheduled = setImmediate(this.flushLater);
-          reply = await result;
+          if (result !== null) {
+            reply = await result;
+          } else {
+            // A GET or SET waiting on the KvService: await its promise directly.
+            const { pending, map } = this.call;
+            this.call.pending = null;
+            try {
+              reply = map(await pending);
+            } catch (err) {
+              reply = failedCall(err);
+            }
+          }
           if (this.isClosed) return;
-        } else {
-          reply = result;
         }
         this.reply(reply);
         if (this.session.quit) this.closing = true;
