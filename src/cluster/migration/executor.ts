@@ -1,7 +1,7 @@
 /**
  * The per-node half of a migration: for every partition this node is the source of, stream its
- * entries (values and tombstones, with their versions) to each receiver in bounded batches, then
- * compare checksums. Every node runs one executor; it never changes the table.
+ * entries (values and tombstones, with their versions) to each receiver, and verify them by
+ * checksum. Every node runs one executor; it never changes the table.
  *
  * Safety comes from the data, not from ordering: receivers apply batches with the last-writer-wins
  * rule (LocalData.apply), so a migrated entry never overwrites a newer write and never brings back
@@ -9,32 +9,56 @@
  * through the router's extraReplicas hook (active from the moment the record is seen, before the
  * first batch), so a copy plus those writes is complete.
  *
- * Load control: at most `concurrency` batches in flight per node, an optional byte/s cap, and a
- * turn of the event loop (setImmediate) between batches, so serving traffic and heartbeats keep
- * their latency. A batch that fails is retried with exponential backoff (5 tries); a work unit
- * that still fails is retried after a pause for as long as the migration runs.
+ * Data path, per receiver: one pass over the partitions to send, in order, encoding each entry
+ * straight into a batch buffer (BatchEncoder: no per-record objects) closed at
+ * `migration.batch_bytes` or `migration.batch_size` records, with up to `migration.concurrency`
+ * batches in flight. The checksum of each partition is summed while it is encoded; once every
+ * batch holding the partition is acknowledged it is queued for verification, and one request
+ * verifies whatever is queued while later batches are still being sent. Only a partition whose
+ * sums differ (a write raced the copy) is summed again here; if they still differ it is copied
+ * again (3 copies at most, then accepted unverified: LWW has merged the data anyway).
+ *
+ * Load control: at most `concurrency` batches in flight per receiver, an optional byte/s cap, and
+ * a turn of the event loop (setImmediate) between batches, so serving traffic and heartbeats keep
+ * their latency. A batch that fails is retried with exponential backoff (5 tries); a receiver
+ * whose stream still fails is retried after a pause for as long as the migration runs.
  */
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { NodeId, NodeInfo } from '../../core/types.ts';
 import type { PartitionTable } from '../../core/placement/table.ts';
-import { encodeRecords, type WireRecord } from '../../transport/codec.ts';
 import type { PeerClient } from '../../transport/peer-client.ts';
 import type { LocalData } from '../local-data.ts';
-import { addToChecksum, copyMoves, emptyChecksum, packRuns, sameChecksum, sourceOf, type Checksum } from './plan.ts';
+import { BatchEncoder, FRAME_OVERHEAD } from './batch.ts';
+import { addToChecksum, copyMoves, emptyChecksum, sameChecksum, sourceOf, type Checksum } from './plan.ts';
 import type { Migration, NodeProgress, PartitionProgress } from './record.ts';
 
 export interface ExecutorSettings {
-  /** Entries per batch (config migration.batch_size, default 100). */
+  /** Entries per batch at most (config migration.batch_size, default 100). */
   batchSize: number;
   /** Bytes per batch (config migration.batch_bytes, default 1 MiB). */
   batchBytes: number;
-  /** Batches in flight per node (config migration.concurrency, default 2). */
+  /** Batches in flight per receiver (config migration.concurrency, default 2). */
   concurrency: number;
   /** Byte/s cap over this node's sends; undefined = none (config migration.bandwidth). */
   bandwidth?: number;
   /** Per-request timeout (config migration.migration_timeout, default 30 s). */
   requestTimeoutMs: number;
 }
+
+/** One stored write of a key, as a source reads it (memory or disk). */
+export interface SourceRecord {
+  key: string;
+  value: Buffer | null;
+  version: number;
+  expiresAt: number;
+}
+
+/**
+ * Where a partition's records come from when memory may not hold them all (a persistent node
+ * whose store evicted or was loaded partially): an async stream from disk. Returns undefined
+ * when memory is complete for this group (the fast path). Default: always memory.
+ */
+export type DiskSource = (group: string, partition: number) => AsyncIterable<SourceRecord> | undefined;
 
 export interface ExecutorOptions {
   self: NodeId;
@@ -47,18 +71,18 @@ export interface ExecutorOptions {
   logger: { info(o: object, m: string): void; warn(o: object, m: string): void };
   /** Milliseconds clock for rates. Default Date.now. */
   now?: () => number;
-}
-
-/** Bytes an entry costs on the wire (codec frame). */
-function wireSize(group: string, key: string, value: Buffer | null): number {
-  return 24 + group.length + Buffer.byteLength(key) + (value?.length ?? 0);
+  /** See {@link DiskSource}. Default none (memory is complete). */
+  disk?: DiskSource;
 }
 
 class Aborted extends Error {
   readonly code = 'MIGRATION_ABORTED';
 }
 
-/** Checksum of the live entries this node holds for `p`, over every group. */
+/** Copies of one partition to one receiver before its checksum mismatch is accepted. */
+const MAX_COPIES = 3;
+
+/** Checksum of the live entries this node holds in memory for `p`, over every group. */
 export function localChecksum(local: LocalData, p: number): Checksum {
   const c = emptyChecksum();
   for (const [name, g] of local.groups) {
@@ -67,21 +91,46 @@ export function localChecksum(local: LocalData, p: number): Checksum {
   return c;
 }
 
-interface Unit {
-  receiver: NodeId;
-  partitions: number[];
-  attempts: number;
+/** Checksum of `p` over memory, or over disk for the groups whose memory may be incomplete. */
+export async function partitionChecksum(local: LocalData, p: number, disk: DiskSource | undefined): Promise<Checksum> {
+  const c = emptyChecksum();
+  for (const [name, g] of local.groups) {
+    const fromDisk = disk?.(name, p);
+    if (fromDisk === undefined) {
+      for (const [key, e] of g.store.partitionEntries(p)) if (e.value !== null) addToChecksum(c, name, key, e.version);
+    } else {
+      for await (const r of fromDisk) if (r.value !== null && (r.expiresAt === 0 || r.expiresAt > Date.now())) addToChecksum(c, name, r.key, r.version);
+    }
+  }
+  return c;
+}
+
+type PartState = PartitionProgress & {
+  pendingReceivers: Set<NodeId>;
+  /** receiver -> copies sent so far */
+  copies: Map<NodeId, number>;
+  /** Some receiver's sums were accepted while still different. */
+  mismatched: boolean;
+};
+
+/** A partition whose records all went out to a receiver, with the sums of what was sent. */
+interface Sent {
+  p: number;
+  sum: Checksum;
 }
 
 /** One migration as seen by this node. */
 class Job {
   readonly migration: Migration;
-  readonly parts = new Map<number, PartitionProgress & { pendingReceivers: Set<NodeId> }>();
+  readonly parts = new Map<number, PartState>();
   private readonly exec: Executor;
   private aborted = false;
   private started = 0;
   private sent = 0;
   private pacedUntil = 0;
+  private batches = 0;
+  // ms from the start to: the receiver answering, the last batch encoded, the last one acknowledged
+  private readonly timing = { ready: 0, encoded: 0, acked: 0 };
   finished = false;
 
   constructor(exec: Executor, m: Migration, inForce: PartitionTable) {
@@ -95,11 +144,13 @@ class Job {
       const receivers = mv.receivers.filter((id) => alive(id) && (m.kind !== 'repair' || (inForce.assignments[mv.partition]?.includes(id) ?? false)));
       let keys = 0;
       for (const g of o.local.groups.values()) keys += g.store.partitionKeyCount(mv.partition);
-      const done = receivers.length === 0 || keys === 0;
+      // an empty partition needs no transfer: writes from now on reach receivers directly (a
+      // persistent node streams from disk whatever memory says)
+      const onDisk = o.disk !== undefined && [...o.local.groups.keys()].some((name) => o.disk!(name, mv.partition) !== undefined);
+      const done = receivers.length === 0 || (keys === 0 && !onDisk);
       this.parts.set(mv.partition, {
         partition: mv.partition,
         targets: receivers,
-        // an empty partition needs no transfer: writes from now on reach receivers directly
         state: done ? 'done' : 'pending',
         entriesDone: 0,
         entriesTotal: keys * receivers.length,
@@ -107,6 +158,8 @@ class Job {
         bytesTotal: 0,
         verified: done,
         pendingReceivers: new Set(done ? [] : receivers),
+        copies: new Map(),
+        mismatched: false,
       });
     }
   }
@@ -126,7 +179,16 @@ class Job {
       node: this.exec.opts.self,
       at: now,
       rate: secs > 0 ? this.sent / secs : 0,
-      partitions: [...this.parts.values()].map(({ pendingReceivers: _p, ...rest }) => ({ ...rest, targets: [...rest.targets] })),
+      partitions: [...this.parts.values()].map((st) => ({
+        partition: st.partition,
+        targets: [...st.targets],
+        state: st.state,
+        entriesDone: st.entriesDone,
+        entriesTotal: st.entriesTotal,
+        bytesDone: st.bytesDone,
+        bytesTotal: st.bytesTotal,
+        verified: st.verified,
+      })),
     };
   }
 
@@ -135,27 +197,28 @@ class Job {
     const o = this.exec.opts;
     try {
       for (let round = 0; !this.aborted; round++) {
-        const units = this.units();
-        if (units.length === 0) break;
+        const work = this.remaining();
+        if (work.size === 0) break;
         if (round > 0) await sleep(Math.min(5000, 500 * round));
         if (this.aborted) break;
-        const queue = [...units];
-        const workers = Array.from({ length: Math.max(1, this.exec.opts.settings().concurrency) }, async () => {
-          for (let u = queue.shift(); u !== undefined && !this.aborted; u = queue.shift()) {
+        await Promise.all(
+          [...work].map(async ([receiver, partitions]) => {
             try {
-              await this.copyUnit(u);
+              await this.stream(receiver, partitions);
             } catch (e) {
               if (e instanceof Aborted) return;
-              o.logger.warn({ migration: this.migration.id, to: u.receiver, partitions: u.partitions.length, err: (e as Error).message }, 'migration unit failed; will retry');
-              for (const p of u.partitions) {
+              o.logger.warn({ migration: this.migration.id, to: receiver, partitions: partitions.length, err: (e as Error).message }, 'migration stream failed; will retry');
+              for (const p of partitions) {
                 const st = this.parts.get(p);
-                if (st !== undefined && st.state !== 'done') st.state = 'failed';
+                if (st !== undefined && st.state !== 'done' && st.pendingReceivers.has(receiver)) st.state = 'failed';
               }
               o.onProgress();
             }
-          }
-        });
-        await Promise.all(workers);
+          }),
+        );
+      }
+      if (!this.aborted && this.batches > 0) {
+        o.logger.info({ migration: this.migration.id, entries: this.sent, batches: this.batches, ms: this.exec.now() - this.started, ...this.timing }, 'migration: partitions sent and verified');
       }
     } finally {
       this.finished = true;
@@ -163,8 +226,8 @@ class Job {
     }
   }
 
-  /** Remaining work, per receiver, packed into runs of about one batch of entries. */
-  private units(): Unit[] {
+  /** Partitions still to copy, by receiver, in partition order. */
+  private remaining(): Map<NodeId, number[]> {
     const byReceiver = new Map<NodeId, number[]>();
     for (const st of this.parts.values()) {
       for (const r of st.pendingReceivers) {
@@ -173,81 +236,231 @@ class Job {
         list.push(st.partition);
       }
     }
-    const { batchSize } = this.exec.opts.settings();
-    const out: Unit[] = [];
-    for (const [receiver, ps] of byReceiver) {
-      ps.sort((a, b) => a - b);
-      const keysOf = (p: number): number => (this.parts.get(p)!.entriesTotal / Math.max(1, this.parts.get(p)!.targets.length)) || 1;
-      for (const run of packRuns(ps, keysOf, batchSize)) out.push({ receiver, partitions: run, attempts: 0 });
-    }
-    return out;
+    for (const list of byReceiver.values()) list.sort((a, b) => a - b);
+    return byReceiver;
   }
 
-  private async copyUnit(u: Unit): Promise<void> {
+  /**
+   * Send `partitions` to `receiver` (see the file comment): batches in flight up to the window,
+   * each partition queued for verification once every batch holding it is acknowledged.
+   */
+  private async stream(receiver: NodeId, partitions: number[]): Promise<void> {
     const o = this.exec.opts;
-    const member = o.member(u.receiver);
-    if (member === undefined) throw new Error(`receiver ${u.receiver} is not a member`);
-    for (let attempt = 0; attempt < 3; attempt++) {
-      const s = o.settings();
-      let batch: WireRecord[] = [];
-      let bytes = 0;
-      const flush = async (): Promise<void> => {
-        if (batch.length === 0) return;
-        const body = encodeRecords(batch);
-        batch = [];
-        bytes = 0;
-        await this.send(member.address, `/_jincache/migrate/batch?m=${this.migration.id}`, body);
-      };
-      for (const p of u.partitions) {
+    const member = o.member(receiver);
+    if (member === undefined) throw new Error(`receiver ${receiver} is not a member`);
+    const address = member.address;
+    const s = o.settings();
+    const window = Math.max(1, s.concurrency);
+    const enc = new BatchEncoder({ capacity: Math.max(64 * 1024, s.batchBytes), maxRecords: Math.max(1, s.batchSize) });
+    const path = `/_jincache/migrate/batch?m=${this.migration.id}`;
+    await this.waitReady(address, s.requestTimeoutMs);
+    this.timing.ready ||= this.exec.now() - this.started;
+
+    const inflight = new Set<Promise<void>>();
+    let failure: unknown;
+    let seq = 0;
+    const acked: boolean[] = [];
+    let low = 0; // every batch below `low` is acknowledged
+    const endsIn = new Map<number, Sent[]>(); // batch -> partitions whose last record it holds
+    let queued: Sent[] = [];
+    let verifying: Promise<void> | undefined;
+    const resend: number[] = [];
+
+    const verifyQueued = (): void => {
+      if (verifying !== undefined || queued.length === 0 || failure !== undefined) return;
+      const items = queued;
+      queued = [];
+      verifying = this.verify(address, receiver, items, resend)
+        .catch((e: unknown) => {
+          failure ??= e;
+        })
+        .finally(() => {
+          verifying = undefined;
+          verifyQueued();
+        });
+    };
+    const ready = (items: Sent[]): void => {
+      for (const it of items) {
+        const st = this.parts.get(it.p)!;
+        if (st.state === 'copying') st.state = 'verifying';
+        queued.push(it);
+      }
+      verifyQueued();
+    };
+    const launch = (body: Buffer): void => {
+      const k = seq++;
+      this.batches++;
+      const pr: Promise<void> = this.send(address, path, body).then(
+        () => {
+          acked[k] = true;
+          while (acked[low] === true) {
+            const done = endsIn.get(low);
+            if (done !== undefined) {
+              endsIn.delete(low);
+              ready(done);
+            }
+            low++;
+          }
+        },
+        (e: unknown) => {
+          failure ??= e;
+        },
+      );
+      const tracked = pr.finally(() => inflight.delete(tracked));
+      inflight.add(tracked);
+    };
+    const flush = async (): Promise<void> => {
+      const body = enc.take();
+      if (body !== undefined) launch(body);
+      while (inflight.size >= window && failure === undefined) await Promise.race(inflight);
+      if (failure !== undefined) throw failure;
+      if (this.aborted) throw new Aborted('migration stopped');
+      // let serving traffic and heartbeats run between batches
+      await nextTurn();
+    };
+    const partitionSent = (it: Sent): void => {
+      if (enc.count > 0) {
+        // its last record is in the batch being built
+        let list = endsIn.get(seq);
+        if (list === undefined) endsIn.set(seq, (list = []));
+        list.push(it);
+      } else if (seq === 0 || seq - 1 < low) {
+        ready([it]); // nothing of it is unacknowledged
+      } else {
+        let list = endsIn.get(seq - 1);
+        if (list === undefined) endsIn.set(seq - 1, (list = []));
+        list.push(it);
+      }
+    };
+    const add = async (st: PartState, first: boolean, group: string, key: string, value: Buffer | null, version: number, expiresAt: number): Promise<void> => {
+      // tombstones travel without their local forget time
+      const exp = value === null ? 0 : expiresAt;
+      if (!enc.add(group, key, value, version, exp)) {
+        await flush();
+        enc.add(group, key, value, version, exp);
+      }
+      if (first) {
+        const size = FRAME_OVERHEAD + group.length + key.length + (value?.length ?? 0);
+        st.entriesDone++;
+        st.bytesDone += size;
+        st.bytesTotal += size;
+        this.sent++;
+      }
+      if (enc.full) await flush();
+    };
+
+    try {
+      for (const p of partitions) {
+        if (this.aborted) throw new Aborted('migration stopped');
         const st = this.parts.get(p)!;
+        if (!st.pendingReceivers.has(receiver)) continue;
+        const copies = st.copies.get(receiver) ?? 0;
+        st.copies.set(receiver, copies + 1);
+        const first = copies === 0;
         st.state = 'copying';
-        for (const [name, g] of o.local.groups) {
-          for (const [key, e] of g.store.partitionEntries(p)) {
-            batch.push({ group: name, key, value: e.value, version: e.version, expiresAt: e.value === null ? 0 : e.expiresAt });
-            const size = wireSize(name, key, e.value);
-            bytes += size;
-            st.entriesDone++;
-            st.bytesDone += size;
-            if (attempt === 0) st.bytesTotal += size;
-            this.sent++;
-            if (batch.length >= s.batchSize || bytes >= s.batchBytes) await flush();
+        const sum = emptyChecksum();
+        for (const [group, g] of o.local.groups) {
+          const fromDisk = o.disk?.(group, p);
+          if (fromDisk === undefined) {
+            for (const [key, e] of g.store.partitionEntries(p)) {
+              // the common case never awaits: a batch fills without leaving this loop
+              if (enc.full || !enc.add(group, key, e.value, e.version, e.value === null ? 0 : e.expiresAt)) {
+                await add(st, first, group, key, e.value, e.version, e.expiresAt);
+              } else if (first) {
+                const size = FRAME_OVERHEAD + group.length + key.length + (e.value?.length ?? 0);
+                st.entriesDone++;
+                st.bytesDone += size;
+                st.bytesTotal += size;
+                this.sent++;
+                if (enc.full) await flush();
+              }
+              if (e.value !== null) addToChecksum(sum, group, key, e.version);
+            }
+          } else {
+            const now = Date.now();
+            for await (const r of fromDisk) {
+              await add(st, first, group, r.key, r.value, r.version, r.expiresAt);
+              if (r.value !== null && (r.expiresAt === 0 || r.expiresAt > now)) addToChecksum(sum, group, r.key, r.version);
+            }
           }
         }
+        partitionSent({ p, sum });
       }
-      await flush();
-      for (const p of u.partitions) this.parts.get(p)!.state = 'verifying';
-      const theirs = await this.checksums(member.address, u.partitions);
-      const mismatched: number[] = [];
-      u.partitions.forEach((p, i) => {
-        const t = theirs[i];
-        if (t === undefined || !sameChecksum(localChecksum(o.local, p), t)) mismatched.push(p);
-      });
-      for (const p of u.partitions) {
-        if (mismatched.includes(p) && attempt < 2) continue;
-        const st = this.parts.get(p)!;
-        st.pendingReceivers.delete(u.receiver);
-        if (mismatched.includes(p)) {
-          // writes racing the check can keep sums apart; the data itself is merged by LWW
-          o.logger.warn({ migration: this.migration.id, partition: p, to: u.receiver }, 'checksum still differs after 3 copies; accepting');
-          st.verified = false;
-        } else if (st.pendingReceivers.size === 0 && st.state !== 'failed') {
-          st.verified = true;
-        }
-        if (st.pendingReceivers.size === 0) {
-          st.state = 'done';
-          st.entriesDone = Math.max(st.entriesDone, st.entriesTotal);
-          st.entriesTotal = Math.max(st.entriesDone, st.entriesTotal);
-          st.bytesTotal = Math.max(st.bytesTotal, st.bytesDone);
-        }
+      // the last batch, then wait for every acknowledgement and verification
+      const body = enc.take();
+      if (body !== undefined) launch(body);
+      this.timing.encoded = this.exec.now() - this.started;
+      while (inflight.size > 0) await Promise.race(inflight);
+      if (failure !== undefined) throw failure;
+      this.timing.acked = this.exec.now() - this.started;
+      while (verifying !== undefined) await verifying;
+      if (failure !== undefined) throw failure;
+    } finally {
+      // leave nothing running behind a failure: later rounds start from the parts' state
+      await Promise.allSettled([...inflight]);
+      if (verifying !== undefined) await verifying.catch(() => undefined);
+    }
+    o.onProgress();
+    // partitions whose copy differed: copy them again now (each at most MAX_COPIES times)
+    if (resend.length > 0 && !this.aborted) await this.stream(receiver, resend.sort((a, b) => a - b));
+  }
+
+  /**
+   * Compare what the receiver holds with what was sent; a partition that differs is summed again
+   * here (a write may have raced its copy) and queued for another copy if it still differs.
+   */
+  private async verify(address: string, receiver: NodeId, items: Sent[], resend: number[]): Promise<void> {
+    const o = this.exec.opts;
+    const theirs = await this.checksums(address, items.map((i) => i.p));
+    for (let i = 0; i < items.length; i++) {
+      const { p, sum } = items[i]!;
+      const st = this.parts.get(p)!;
+      const t = theirs[i];
+      let same = t !== undefined && sameChecksum(sum, t);
+      if (!same && t !== undefined) same = sameChecksum(await partitionChecksum(o.local, p, o.disk), t);
+      if (!same && (st.copies.get(receiver) ?? 0) < MAX_COPIES) {
+        resend.push(p);
+        continue;
       }
-      o.onProgress();
-      if (mismatched.length === 0 || attempt === 2) return;
-      u.partitions = mismatched;
+      if (!same) {
+        // writes racing the check can keep sums apart; the data itself is merged by LWW
+        o.logger.warn({ migration: this.migration.id, partition: p, to: receiver }, `checksum still differs after ${MAX_COPIES} copies; accepting`);
+        st.mismatched = true;
+      }
+      st.pendingReceivers.delete(receiver);
+      if (st.pendingReceivers.size === 0) {
+        st.state = 'done';
+        st.verified = !st.mismatched;
+        // what was sent is the total now (the key count estimate included tombstones and expired values)
+        st.entriesTotal = st.entriesDone;
+        st.bytesTotal = Math.max(st.bytesTotal, st.bytesDone);
+      }
+    }
+    o.onProgress();
+  }
+
+  /**
+   * A joining node is registered (and planned for) before its plugins start: ask every few ms
+   * until it takes batches, instead of sending a full batch into its 503s and backing off.
+   * Gives up after `timeoutMs` (the batches then retry as usual).
+   */
+  private async waitReady(address: string, timeoutMs: number): Promise<void> {
+    const end = Date.now() + timeoutMs;
+    while (Date.now() < end) {
+      if (this.aborted) throw new Aborted('migration stopped');
+      try {
+        const res = await this.exec.opts.peers.request(address, { method: 'GET', path: '/_jincache/migrate/ready', deadline: Date.now() + 1000 });
+        if (res.status === 200) return;
+        if (res.status !== 503) return; // an older node without the route: just send
+      } catch {
+        // not listening yet or overloaded: ask again
+      }
+      await sleep(20);
     }
   }
 
   private async checksums(address: string, ps: number[]): Promise<(Checksum | undefined)[]> {
-    const res = await this.request(address, { method: 'GET', path: `/_jincache/migrate/checksum?p=${ps.join(',')}` });
+    const res = await this.request(address, { method: 'POST', path: `/_jincache/migrate/verify?m=${this.migration.id}`, body: Buffer.from(JSON.stringify({ p: ps })) });
     const body = JSON.parse(res.toString('utf8')) as { sums: [number, number][] };
     return ps.map((_, i) => {
       const s = body.sums[i];
@@ -256,16 +469,15 @@ class Job {
   }
 
   private async send(address: string, path: string, body: Buffer): Promise<void> {
-    await this.request(address, { method: 'POST', path, body });
     const { bandwidth } = this.exec.opts.settings();
     if (bandwidth !== undefined && bandwidth > 0) {
-      // pace: this batch may not finish before the previous ones plus its own share of the cap
+      // pace: this batch may not start before the previous ones plus their share of the cap
       const now = this.exec.now();
+      const wait = this.pacedUntil - now;
       this.pacedUntil = Math.max(this.pacedUntil, now) + (body.length / bandwidth) * 1000;
-      if (this.pacedUntil > now) await sleep(this.pacedUntil - now);
+      if (wait > 0) await sleep(wait);
     }
-    // let serving traffic and heartbeats run between batches
-    await nextTurn();
+    await this.request(address, { method: 'POST', path, body });
   }
 
   /** One peer request with bounded retries (100 ms doubling, 5 tries); stops at once when aborted. */

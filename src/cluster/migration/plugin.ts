@@ -8,7 +8,10 @@
  *
  * Peer routes (under /_jincache/migrate/):
  *   POST batch?m=ID          binary record batch (transport codec), applied last-writer-wins
- *   GET  checksum?p=1,2,3    {"sums": [[count, sum], ...]} of this node's live entries
+ *   POST verify?m=ID         body {"p": [1,2,3]}: {"sums": [[count, sum], ...]} of this node's
+ *                            live entries in those partitions (on disk first, when persistent)
+ *   GET  checksum?p=1,2,3    the same for a few partitions (operators, older senders)
+ *   GET  ready               200 once this node takes batches (503 while it is starting)
  *   GET  list                same body as GET /cluster/migrations
  *   POST cancel?id=ID        ask for a cancel (written to the record in etcd)
  *   POST rollback?id=ID      ask for a rollback
@@ -18,11 +21,11 @@ import { JincacheError } from '../errors.ts';
 import type { PartitionTable } from '../../core/placement/table.ts';
 import type { NodeId, NodeInfo } from '../../core/types.ts';
 import type { Disposer } from '../../discovery/registry.ts';
-import { decodeRecords } from '../../transport/codec.ts';
 import type { PeerRoute } from '../../transport/http/server.ts';
 import type { ControlHandler, NodeContext, NodePlugin, RoutingHooks } from '../plugin.ts';
 import { Coordinator, pendingPartitions } from './coordinator.ts';
-import { Executor, localChecksum } from './executor.ts';
+import { applyBatch } from './batch.ts';
+import { Executor, partitionChecksum, type DiskSource } from './executor.ts';
 import { copyMoves } from './plan.ts';
 import { isMigrationId, isOpen, type Migration, type NodeProgress } from './record.ts';
 import { EtcdMigrationStore, type MigrationStore } from './store.ts';
@@ -151,10 +154,14 @@ export class MigrationPlugin implements NodePlugin {
   private extra = new Map<number, readonly NodeId[]>();
   private previous = new Map<number, readonly NodeId[]>();
   private previousUntil = 0;
+  private hooksSig = '';
   // partition -> when this node first saw it unreferenced
   private unneededSince = new Map<number, number>();
   private lastReport = 0;
   private reportTimer: NodeJS.Timeout | undefined;
+  // the pending report timer fires at once (a finished job's report)
+  private reportingNow = false;
+  private reporting: Promise<void> = Promise.resolve();
   private reported = new Map<string, string>();
   private stopping = false;
   private drained = false;
@@ -199,6 +206,7 @@ export class MigrationPlugin implements NodePlugin {
       onProgress: () => this.scheduleReport(),
       logger: ctx.logger,
       now,
+      ...(this.diskSource() !== undefined ? { disk: this.diskSource()! } : {}),
     });
     this.coordinator = new Coordinator({
       tables: ctx.tables,
@@ -347,19 +355,27 @@ export class MigrationPlugin implements NodePlugin {
       const params = new URLSearchParams(q < 0 ? '' : url.slice(q + 1));
       const op = path.slice('/_jincache/migrate/'.length);
       const json = (status: number, o: unknown): { status: number; body: string; headers: Record<string, string> } => ({ status, body: JSON.stringify(o), headers: { 'content-type': 'application/json' } });
-      const ctx = this.ctx!;
+      const ctx = this.ctx;
+      // peers may send as soon as this node is registered, before its plugins started
+      if (ctx === undefined || this.stopping) throw new JincacheError('PEER_UNAVAILABLE', 'migration is not running on this node yet');
+      if (req.method === 'GET' && op === 'ready') return json(200, { ready: true });
       if (req.method === 'POST' && op === 'batch') {
-        const records = decodeRecords(body, { maxRecords: 1_000_000, maxValueBytes: ctx.config.cache.max_value_bytes });
-        const applied = ctx.local.apply(records);
-        return json(200, { received: records.length, applied });
+        const out = await applyBatch(body, ctx.local, { maxRecords: 1_000_000, maxValueBytes: ctx.config.cache.max_value_bytes });
+        // a persistent node answers once its disk writes have caught up enough (bounded buffer)
+        await ctx.storage?.persister.backpressure();
+        return json(200, out);
       }
-      if (req.method === 'GET' && op === 'checksum') {
-        const ps = (params.get('p') ?? '').split(',').filter(Boolean).map(Number);
-        if (ps.some((p) => !Number.isInteger(p) || p < 0 || p >= ctx.table().partitionCount)) throw new JincacheError('BAD_REQUEST', 'p must list partition numbers');
-        return json(200, { sums: ps.map((p) => {
-          const c = localChecksum(ctx.local, p);
-          return [c.count, c.sum];
-        }) });
+      if ((req.method === 'GET' && op === 'checksum') || (req.method === 'POST' && op === 'verify')) {
+        let ps: unknown;
+        try {
+          ps = op === 'verify' ? (JSON.parse(body.toString('utf8')) as { p?: unknown }).p : (params.get('p') ?? '').split(',').filter(Boolean).map(Number);
+        } catch {
+          ps = undefined;
+        }
+        if (!Array.isArray(ps) || ps.some((p) => !Number.isInteger(p) || p < 0 || p >= ctx.table().partitionCount)) throw new JincacheError('BAD_REQUEST', 'p must list partition numbers');
+        // what is confirmed is on disk: the source drops its copy once this answer says so
+        await ctx.storage?.flush();
+        return json(200, { sums: await this.checksums(ps as number[]) });
       }
       if (req.method === 'GET' && op === 'list') return json(200, this.list());
       if (req.method === 'POST' && (op === 'cancel' || op === 'rollback')) {
@@ -370,6 +386,41 @@ export class MigrationPlugin implements NodePlugin {
       throw new JincacheError('NOT_FOUND', `no migration route ${req.method} ${path}`);
     };
     return new Map([['/_jincache/migrate/', route]]);
+  }
+
+  /**
+   * On a persistent node whose memory may not hold every record of a group (the store evicted,
+   * or the warm load stopped at its budget), partitions are read from disk; otherwise memory is
+   * complete and faster. Undefined on memory nodes.
+   */
+  private diskSource(): DiskSource | undefined {
+    const ctx = this.ctx;
+    const storage = ctx?.storage;
+    if (ctx === undefined || storage === undefined) return undefined;
+    return (group, partition) => {
+      const st = ctx.groups.get(group)?.store.stats();
+      // a warm load cut short by the budget leaves the store (nearly) full without evictions
+      if (st === undefined || (st.evictions === 0 && st.bytes < st.maxBytes * 0.9)) return undefined;
+      return storage.partitionRecords(group, partition);
+    };
+  }
+
+  /** Sums of this node's live entries per partition, a turn of the event loop every few thousand. */
+  private async checksums(ps: readonly number[]): Promise<[number, number][]> {
+    const ctx = this.ctx!;
+    const disk = this.diskSource();
+    const out: [number, number][] = [];
+    let work = 0;
+    for (const p of ps) {
+      const c = await partitionChecksum(ctx.local, p, disk);
+      out.push([c.count, c.sum]);
+      work += c.count + 1;
+      if (work >= 8192) {
+        work = 0;
+        await new Promise((r) => setImmediate(r));
+      }
+    }
+    return out;
   }
 
   private async request(id: string, fn: (m: Migration) => Migration): Promise<MigrationView> {
@@ -387,6 +438,12 @@ export class MigrationPlugin implements NodePlugin {
     const store = this.store;
     if (ctx === undefined || store === undefined) return;
     const inForce = ctx.table();
+    // progress reports change the store on every node several times a second; the maps only
+    // depend on the records' states and the table in force
+    const now = Date.now();
+    const sig = `${inForce.version}|${Math.floor(now / 1000)}|${store.list().map((m) => `${m.id}:${m.state}:${m.committedAt ?? ''}`).join(',')}`;
+    if (sig === this.hooksSig) return;
+    this.hooksSig = sig;
     const extra = new Map<number, NodeId[]>();
     const previous = new Map<number, NodeId[]>();
     const add = (map: Map<number, NodeId[]>, p: number, ids: readonly NodeId[]): void => {
@@ -394,7 +451,6 @@ export class MigrationPlugin implements NodePlugin {
       const cur = map.get(p);
       map.set(p, cur === undefined ? [...ids] : [...new Set([...cur, ...ids])]);
     };
-    const now = Date.now();
     const window = this.opts.previousHoldersMs ?? 30_000;
     let until = 0;
     for (const m of store.list()) {
@@ -459,16 +515,25 @@ export class MigrationPlugin implements NodePlugin {
 
   /** Write changed progress to etcd, at most once per reportIntervalMs. */
   private scheduleReport(): void {
-    if (this.reportTimer !== undefined || this.stopping) return;
-    const gap = this.opts.reportIntervalMs ?? 500;
-    // a job that just finished reports at once (the leader is waiting for it to commit); this
-    // adds at most one write per job to the ~2 writes/s budget
+    if (this.stopping) return;
+    // a job that just finished reports at once, even when a throttled report is already waiting
+    // (the leader commits as soon as the last source reports); this adds at most one write per
+    // job to the ~2 writes/s budget
     const finishing = this.executor?.active().some((j) => j.finished && !this.reported.has(`${j.id}#final`)) ?? false;
+    if (this.reportTimer !== undefined) {
+      if (!finishing || this.reportingNow) return;
+      clearTimeout(this.reportTimer);
+    }
+    this.reportingNow = finishing;
+    const gap = this.opts.reportIntervalMs ?? 500;
     const wait = finishing ? 0 : Math.max(0, this.lastReport + gap - Date.now());
     this.reportTimer = setTimeout(() => {
       this.reportTimer = undefined;
+      this.reportingNow = false;
       this.lastReport = Date.now();
-      void this.report();
+      // one report at a time: two puts of the same key in flight could land out of order and
+      // leave an older progress (not done) in etcd after the final one
+      this.reporting = this.reporting.then(() => this.report()).catch(() => undefined);
     }, wait);
   }
 

@@ -1,0 +1,184 @@
+/**
+ * The migration data path's wire batches, without per-record garbage.
+ *
+ * The frame format is the transport codec's (src/transport/codec.ts: u32 count, then per record
+ * u16 groupLen | group | u16 keyLen | key | f64 version | f64 expiresAt | i32 valueLen (-1 =
+ * tombstone) | value), so a batch decodes with decodeRecords and older receivers understand it.
+ * What differs is how it is built: encodeRecords wants an array of records and makes a Buffer
+ * per group and key before copying them; {@link BatchEncoder} writes each record straight into
+ * one preallocated buffer as the source walks a partition (keys with Buffer#write, values with
+ * one memcpy), and reports when the buffer is full so the caller sends it and starts the next.
+ *
+ * {@link applyBatch} is the receiving half: it walks a batch and applies it to the node's data in
+ * slices (LocalData.apply: last writer wins, the hybrid clock moves past every version), handing
+ * the event loop back between slices so a large batch never stalls heartbeats.
+ */
+import { setImmediate as nextTurn } from 'node:timers/promises';
+import { CodecError, type WireRecord } from '../../transport/codec.ts';
+import type { LocalData } from '../local-data.ts';
+
+/** Bytes of a record frame besides its group, key and value. */
+export const FRAME_OVERHEAD = 2 + 2 + 8 + 8 + 4;
+
+export interface BatchEncoderOptions {
+  /** Bytes of the buffer a batch is built in; a record larger than this gets a batch of its own. Required. */
+  capacity: number;
+  /** Records per batch at most (config migration.batch_size). Default unbounded. */
+  maxRecords?: number;
+}
+
+export class BatchEncoder {
+  private readonly capacity: number;
+  private readonly maxRecords: number;
+  private buf: Buffer;
+  private offset = 4;
+  private records = 0;
+  // group name -> its UTF-8 bytes (a handful of groups; encoded once)
+  private readonly groupBytes = new Map<string, Buffer>();
+
+  constructor(opts: BatchEncoderOptions) {
+    if (!(opts.capacity >= 64)) throw new RangeError(`BatchEncoder capacity must be >= 64. Got: ${opts.capacity}`);
+    this.capacity = Math.floor(opts.capacity);
+    this.maxRecords = opts.maxRecords ?? Number.MAX_SAFE_INTEGER;
+    this.buf = Buffer.allocUnsafe(this.capacity);
+  }
+
+  /** Records in the batch being built. */
+  get count(): number {
+    return this.records;
+  }
+
+  /** Bytes of the batch being built. */
+  get bytes(): number {
+    return this.offset;
+  }
+
+  /** True when no further record may be added (the record cap is reached). */
+  get full(): boolean {
+    return this.records >= this.maxRecords;
+  }
+
+  /**
+   * Append one record. Returns false, adding nothing, when it does not fit: the caller takes the
+   * batch and adds it again (an empty batch always takes a record, growing past capacity if the
+   * record alone is larger).
+   */
+  add(group: string, key: string, value: Buffer | null, version: number, expiresAt: number): boolean {
+    let g = this.groupBytes.get(group);
+    if (g === undefined) this.groupBytes.set(group, (g = Buffer.from(group, 'utf8')));
+    // a UTF-8 key takes at most 3 bytes per UTF-16 unit: reserve that, write, then fill in the length
+    const need = FRAME_OVERHEAD + g.length + key.length * 3 + (value === null ? 0 : value.length);
+    if (this.records >= this.maxRecords) return false;
+    if (this.offset + need > this.buf.length) {
+      if (this.records > 0) return false;
+      this.buf = Buffer.allocUnsafe(4 + need); // one oversized record: a batch of its own
+    }
+    const b = this.buf;
+    let o = this.offset;
+    b.writeUInt16LE(g.length, o);
+    o += 2;
+    o += g.copy(b, o);
+    const kl = b.write(key, o + 2, 'utf8');
+    if (kl > 0xffff) throw new CodecError(`key of ${kl} bytes does not fit a frame`);
+    b.writeUInt16LE(kl, o);
+    o += 2 + kl;
+    b.writeDoubleLE(version, o);
+    b.writeDoubleLE(expiresAt, o + 8);
+    o += 16;
+    if (value === null) {
+      b.writeInt32LE(-1, o);
+      o += 4;
+    } else {
+      b.writeInt32LE(value.length, o);
+      o += 4;
+      o += value.copy(b, o);
+    }
+    this.offset = o;
+    this.records++;
+    return true;
+  }
+
+  /** The batch built so far (undefined when empty); the encoder starts a new one. */
+  take(): Buffer | undefined {
+    if (this.records === 0) return undefined;
+    this.buf.writeUInt32LE(this.records, 0);
+    const out = this.buf.subarray(0, this.offset);
+    this.buf = Buffer.allocUnsafe(this.capacity);
+    this.offset = 4;
+    this.records = 0;
+    return out;
+  }
+}
+
+export interface ApplyLimits {
+  maxRecords: number;
+  maxValueBytes: number;
+  /** Records applied between two turns of the event loop. Default 4096. */
+  slice?: number;
+}
+
+/**
+ * Decode a batch and apply it to `local`, a slice at a time. Validates every length against the
+ * buffer and the limits before applying anything of a slice. Values are copied out of the batch
+ * (the store must not pin the whole request buffer). Resolves to { received, applied }.
+ */
+export async function applyBatch(buf: Buffer, local: LocalData, limits: ApplyLimits): Promise<{ received: number; applied: number }> {
+  if (buf.length < 4) throw new CodecError('truncated batch at byte 0');
+  const count = buf.readUInt32LE(0);
+  if (count > limits.maxRecords) throw new CodecError(`batch of ${count} records exceeds the limit of ${limits.maxRecords}`);
+  const slice = Math.max(1, limits.slice ?? 4096);
+  let o = 4;
+  let applied = 0;
+  let lastGroup = '';
+  let lastGroupStart = -1;
+  let lastGroupLen = -1;
+  const recs: WireRecord[] = [];
+  for (let i = 0; i < count; i++) {
+    if (o + 2 > buf.length) throw new CodecError(`truncated batch at byte ${o}`);
+    const gl = buf.readUInt16LE(o);
+    o += 2;
+    if (o + gl + 2 > buf.length) throw new CodecError(`truncated batch at byte ${o}`);
+    // consecutive records nearly always share their group: decode its name once
+    if (gl !== lastGroupLen || !sameBytes(buf, lastGroupStart, o, gl)) {
+      lastGroup = buf.toString('utf8', o, o + gl);
+      lastGroupLen = gl;
+    }
+    lastGroupStart = o;
+    o += gl;
+    const kl = buf.readUInt16LE(o);
+    o += 2;
+    if (o + kl + 20 > buf.length) throw new CodecError(`truncated batch at byte ${o}`);
+    const key = buf.toString('utf8', o, o + kl);
+    o += kl;
+    const version = buf.readDoubleLE(o);
+    const expiresAt = buf.readDoubleLE(o + 8);
+    const vl = buf.readInt32LE(o + 16);
+    o += 20;
+    if (!Number.isFinite(version) || !Number.isFinite(expiresAt)) throw new CodecError(`record ${i}: bad version or expiry`);
+    let value: Buffer | null = null;
+    if (vl >= 0) {
+      if (vl > limits.maxValueBytes) throw new CodecError(`record ${i}: value of ${vl} bytes exceeds ${limits.maxValueBytes}`);
+      if (o + vl > buf.length) throw new CodecError(`truncated batch at byte ${o}`);
+      value = Buffer.allocUnsafe(vl); // pooled for small values; copy, see above
+      buf.copy(value, 0, o, o + vl);
+      o += vl;
+    } else if (vl !== -1) {
+      throw new CodecError(`record ${i}: bad value length ${vl}`);
+    }
+    recs.push({ group: lastGroup, key, value, version, expiresAt });
+    if (recs.length >= slice) {
+      applied += local.apply(recs);
+      recs.length = 0;
+      await nextTurn();
+    }
+  }
+  if (o !== buf.length) throw new CodecError(`${buf.length - o} trailing bytes after ${count} records`);
+  applied += local.apply(recs);
+  return { received: count, applied };
+}
+
+/** buf[a, a+n) equals buf[b, b+n) (short names: a loop beats Buffer#compare's call overhead). */
+function sameBytes(buf: Buffer, a: number, b: number, n: number): boolean {
+  for (let i = 0; i < n; i++) if (buf[a + i] !== buf[b + i]) return false;
+  return true;
+}
