@@ -67,6 +67,15 @@ export class LocalData {
     return value !== null ? { value, source: 'hit', expiresAt: hit!.expiresAt } : undefined;
   }
 
+  /** Like cached(), but a miss is not counted as served (the caller goes on to the full read path). */
+  cachedHit(groupName: string, key: string): GetResult | undefined {
+    const hit = this.group(groupName).store.get(key);
+    const value = hit?.value ?? null;
+    if (value === null) return undefined;
+    this.onServe?.('get', groupName, key, 0, value.length);
+    return { value, source: 'hit', expiresAt: hit!.expiresAt };
+  }
+
   /** The stored write for a key, tombstones included, with its version (for replicas and migration). */
   record(groupName: string, key: string): WireRecord | undefined {
     const e = this.group(groupName).store.peek(key);

@@ -166,6 +166,23 @@ export class Router implements KvService {
     return holders;
   }
 
+  /**
+   * Synchronous read, for callers that can skip a promise when the answer is already here (the
+   * Redis listener): the value when this node may answer from its own copy right now (it owns the
+   * key and no holder is on probation or behind) or from a mirror; undefined means "call get()"
+   * (a miss, a remote owner, a holder that may lack writes).
+   */
+  getLocal(group: string, key: string): GetResult | undefined {
+    const holders = this.holders(key);
+    if (holders[0] !== this.view.self) return this.view.mirrorGet(group, key);
+    const ft = this.failover;
+    if (ft !== undefined) {
+      const partition = this.view.partitionOf(key);
+      for (const id of holders) if (ft.onProbation(id) || (ft.behind?.(id, partition) ?? false)) return undefined;
+    }
+    return this.local.cachedHit(group, key);
+  }
+
   async get(group: string, key: string, opts: RequestOptions = {}): Promise<GetResult | null> {
     this.local.group(group); // unknown group fails here, before any network
     const deadline = this.deadline(opts);
