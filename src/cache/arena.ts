@@ -83,10 +83,9 @@ export class ValueArena {
   readonly largeValueBytes: number;
   private readonly maxDeadShare: number;
 
-  // per slot: segment id (or NOWHERE / LARGE), offset of the value bytes, value length
-  private seg: Uint32Array;
-  private off: Uint32Array;
-  private len: Uint32Array;
+  // per slot, interleaved so one cache line holds a slot's location: [segment id (or NOWHERE /
+  // LARGE), offset of the value bytes, value length] at loc[slot * 3 ..]
+  private loc: Uint32Array;
   private readonly large = new Map<number, Buffer>();
   private largeTotal = 0;
 
@@ -120,38 +119,37 @@ export class ValueArena {
     this.segmentBytes = segmentBytes;
     this.largeValueBytes = largeValueBytes;
     this.maxDeadShare = share;
-    this.seg = new Uint32Array(initial).fill(NOWHERE);
-    this.off = new Uint32Array(initial);
-    this.len = new Uint32Array(initial);
+    this.loc = ValueArena.makeLoc(initial);
+  }
+
+  private static makeLoc(slots: number): Uint32Array {
+    const loc = new Uint32Array(slots * 3);
+    for (let i = 0; i < loc.length; i += 3) loc[i] = NOWHERE;
+    return loc;
   }
 
   /** Slots the arena can index now. */
   get capacity(): number {
-    return this.seg.length;
+    return this.loc.length / 3;
   }
 
   /** Make slots [0, slots) usable. Existing contents are kept. */
   grow(slots: number): void {
-    if (slots <= this.seg.length) return;
-    const seg = new Uint32Array(slots).fill(NOWHERE);
-    seg.set(this.seg);
-    const off = new Uint32Array(slots);
-    off.set(this.off);
-    const len = new Uint32Array(slots);
-    len.set(this.len);
-    this.seg = seg;
-    this.off = off;
-    this.len = len;
+    if (slots <= this.capacity) return;
+    const loc = ValueArena.makeLoc(slots);
+    loc.set(this.loc);
+    this.loc = loc;
   }
 
   /** Whether `slot` holds bytes (possibly zero of them). */
   has(slot: number): boolean {
-    return this.seg[slot] !== NOWHERE;
+    return this.loc[slot * 3] !== NOWHERE;
   }
 
   /** Length of the value held for `slot` (0 if none). */
   length(slot: number): number {
-    return this.seg[slot] === NOWHERE ? 0 : (this.len[slot] as number);
+    const i = slot * 3;
+    return this.loc[i] === NOWHERE ? 0 : (this.loc[i + 2] as number);
   }
 
   /**
@@ -160,23 +158,23 @@ export class ValueArena {
    */
   write(slot: number, bytes: Uint8Array): void {
     const n = bytes.length;
-    const s = this.seg[slot] as number;
+    const s = this.loc[slot * 3] as number;
     if (n > this.largeValueBytes) {
       if (s !== NOWHERE) this.free(slot);
       const b = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, n);
       this.large.set(slot, b);
       this.largeTotal += n;
-      this.seg[slot] = LARGE;
-      this.len[slot] = n;
+      this.loc[slot * 3] = LARGE;
+      this.loc[slot * 3 + 2] = n;
       return;
     }
     if (s !== NOWHERE && s !== LARGE) {
       const buf = this.segs[s] as Buffer;
-      const o = this.off[slot] as number;
+      const o = this.loc[slot * 3 + 1] as number;
       const cap = buf.readUInt16LE(o - 2);
       if (n <= cap && n * 2 >= cap) {
         buf.set(bytes, o);
-        this.len[slot] = n;
+        this.loc[slot * 3 + 2] = n;
         return;
       }
     }
@@ -188,12 +186,12 @@ export class ValueArena {
 
   /** A copy of the value held for `slot` (a large value: the Buffer itself, never modified). */
   read(slot: number): Buffer {
-    const s = this.seg[slot] as number;
+    const s = this.loc[slot * 3] as number;
     if (s === LARGE) return this.large.get(slot) as Buffer;
     if (s === NOWHERE) throw new RangeError(`ValueArena slot ${slot} holds no value`);
-    const n = this.len[slot] as number;
+    const n = this.loc[slot * 3 + 2] as number;
     const out = Buffer.allocUnsafe(n); // pooled below 4 KiB
-    const o = this.off[slot] as number;
+    const o = this.loc[slot * 3 + 1] as number;
     // set(subarray) measured ~40% cheaper than buf.copy() for 100-byte values on Node 24
     out.set((this.segs[s] as Buffer).subarray(o, o + n));
     return out;
@@ -201,25 +199,25 @@ export class ValueArena {
 
   /** Buffer.compare(value of slot, other) without copying. */
   compare(slot: number, other: Uint8Array): number {
-    const s = this.seg[slot] as number;
+    const s = this.loc[slot * 3] as number;
     if (s === LARGE) return Buffer.compare(this.large.get(slot) as Buffer, other);
     if (s === NOWHERE) throw new RangeError(`ValueArena slot ${slot} holds no value`);
-    const o = this.off[slot] as number;
+    const o = this.loc[slot * 3 + 1] as number;
     // buf.compare(target, tStart, tEnd, sStart, sEnd) orders the source range against the target
-    return (this.segs[s] as Buffer).compare(other, 0, other.length, o, o + (this.len[slot] as number));
+    return (this.segs[s] as Buffer).compare(other, 0, other.length, o, o + (this.loc[slot * 3 + 2] as number));
   }
 
   /** Forget the value of `slot`; its record becomes dead space. No-op if it holds none. */
   free(slot: number): void {
-    const s = this.seg[slot] as number;
+    const s = this.loc[slot * 3] as number;
     if (s === NOWHERE) return;
-    this.seg[slot] = NOWHERE;
+    this.loc[slot * 3] = NOWHERE;
     if (s === LARGE) {
-      this.largeTotal -= this.len[slot] as number;
+      this.largeTotal -= this.loc[slot * 3 + 2] as number;
       this.large.delete(slot);
       return;
     }
-    const o = this.off[slot] as number;
+    const o = this.loc[slot * 3 + 1] as number;
     const bytes = (this.segs[s] as Buffer).readUInt16LE(o - 2) + RECORD_HEADER_BYTES;
     this.dead[s] = (this.dead[s] as number) + bytes;
     this.deadTotal += bytes;
@@ -227,7 +225,7 @@ export class ValueArena {
 
   /** Drop every value and segment. */
   clear(): void {
-    this.seg.fill(NOWHERE);
+    this.loc = ValueArena.makeLoc(this.capacity);
     this.large.clear();
     this.largeTotal = 0;
     this.segs.length = 0;
@@ -279,9 +277,9 @@ export class ValueArena {
     buf.writeUInt32LE(slot, at);
     buf.writeUInt16LE(n, at + 4);
     this.used[h] = at + rec;
-    this.seg[slot] = h;
-    this.off[slot] = at + RECORD_HEADER_BYTES;
-    this.len[slot] = n;
+    this.loc[slot * 3] = h;
+    this.loc[slot * 3 + 1] = at + RECORD_HEADER_BYTES;
+    this.loc[slot * 3 + 2] = n;
     return at + RECORD_HEADER_BYTES;
   }
 
@@ -341,8 +339,8 @@ export class ValueArena {
       const slot = buf.readUInt32LE(pos);
       const cap = buf.readUInt16LE(pos + 4);
       const o = pos + RECORD_HEADER_BYTES;
-      if (this.seg[slot] === v && this.off[slot] === o) {
-        const n = this.len[slot] as number;
+      if (this.loc[slot * 3] === v && this.loc[slot * 3 + 1] === o) {
+        const n = this.loc[slot * 3 + 2] as number;
         const at = this.append(slot, n); // may open a segment; never the victim
         buf.copy(this.headBuf as Buffer, at, o, o + n);
         this.moved++;

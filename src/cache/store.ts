@@ -115,15 +115,28 @@ const FIRST_SLOT = 2;
 const NONE = -1;
 const INITIAL_SLOTS = 1024;
 
+// A slot's state is one 40-byte record (5 float64 = 10 int32) in one ArrayBuffer, viewed both
+// ways, so a random get touches one cache line for it rather than one per field.
+const F64_STRIDE = 5;
+const I32_STRIDE = 10;
+// float64 fields: version, expiresAt (value: expiry, 0 = never; tombstone: when it is forgotten)
+const VER = 0;
+const EXP = 1;
+// int32 fields (0-3 are under the float64s): partition; LRU or tombstone-age links (NEXT also
+// chains the free slots); partition-list links; (key UTF-8 bytes << 2) | kind
+const PART = 4;
+const NEXT = 5;
+const PREV = 6;
+const PNEXT = 7;
+const PPREV = 8;
+const META = 9;
+
 /** Partition index entry: a circular list of slots threaded through pnext/pprev. */
 interface PartitionList {
   head: number;
   count: number;
 }
 
-function entrySize(key: string, value: Uint8Array): number {
-  return Buffer.byteLength(key) + value.length + ENTRY_OVERHEAD_BYTES;
-}
 
 /** Expiry as a rank for tie-breaking: 0 (never) outlives everything. */
 function expiryRank(expiresAt: number): number {
@@ -173,17 +186,9 @@ export class GroupStore {
   // every slot of kind VALUE or TOMB, and no other slot is named here.
   private readonly slots = new Map<string, number>();
   private keyOf: Array<string | undefined> = [];
-  private kind: Uint8Array = new Uint8Array(0);
-  private ver: Float64Array = new Float64Array(0);
-  private exp: Float64Array = new Float64Array(0);
-  private part: Int32Array = new Int32Array(0);
-  // bytes charged to the budget (entrySize), for values
-  private size: Uint32Array = new Uint32Array(0);
-  // LRU list (values) or age list (tombstones); next also chains the free slots
-  private next: Int32Array = new Int32Array(0);
-  private prev: Int32Array = new Int32Array(0);
-  private pnext: Int32Array = new Int32Array(0);
-  private pprev: Int32Array = new Int32Array(0);
+  // slot records (see F64_STRIDE): two views of one ArrayBuffer
+  private f64: Float64Array = new Float64Array(0);
+  private i32: Int32Array = new Int32Array(0);
   private arena: ValueArena;
   private freeHead = NONE;
   private highWater = FIRST_SLOT; // slots below it have been handed out at least once
@@ -234,8 +239,8 @@ export class GroupStore {
    */
   get(key: string): StoredEntry | undefined {
     const s = this.slots.get(key);
-    if (s === undefined || this.kind[s] !== VALUE) return undefined;
-    const expiresAt = this.exp[s] as number;
+    if (s === undefined || this.kindOf(s) !== VALUE) return undefined;
+    const expiresAt = this.f64[s * F64_STRIDE + EXP] as number;
     if (expiresAt !== 0) {
       const now = this.clock.now();
       if (expiresAt <= now) {
@@ -243,11 +248,11 @@ export class GroupStore {
         return undefined;
       }
     }
-    if (this.prev[LRU] !== s) {
+    if (this.i32[LRU * I32_STRIDE + PREV] !== s) {
       this.unlink(s);
       this.linkBack(LRU, s);
     }
-    return { value: this.arena.read(s), version: this.ver[s] as number, expiresAt, partition: this.part[s] as number };
+    return { value: this.arena.read(s), version: this.f64[s * F64_STRIDE + VER] as number, expiresAt, partition: this.i32[s * I32_STRIDE + PART] as number };
   }
 
   /** The value or tombstone of `key`, without touching recency. Expired values are not returned. */
@@ -259,7 +264,7 @@ export class GroupStore {
   /** Whether `key` has a live value (no recency update). */
   has(key: string): boolean {
     const s = this.lookup(key, this.clock.now());
-    return s !== NONE && this.kind[s] === VALUE;
+    return s !== NONE && this.kindOf(s) === VALUE;
   }
 
   /**
@@ -285,27 +290,27 @@ export class GroupStore {
     if (s !== NONE) {
       const order = this.compareTo(s, rec.version, value);
       if (order < 0) return false;
-      if (order === 0 && (value === null || expiryRank(rec.expiresAt) <= expiryRank(this.exp[s] as number))) return false;
+      if (order === 0 && (value === null || expiryRank(rec.expiresAt) <= expiryRank(this.f64[s * F64_STRIDE + EXP] as number))) return false;
       if (this.hooks !== undefined) prev = this.entryOf(s);
     }
-    const partition = s !== NONE ? (this.part[s] as number) : this.partitionOf(key);
+    const partition = s !== NONE ? (this.i32[s * I32_STRIDE + PART] as number) : this.partitionOf(key);
     if (value !== null) {
-      const charge = entrySize(key, value);
+      const keyBytes = s === NONE ? Buffer.byteLength(key) : this.i32[s * I32_STRIDE + META]! >>> 2;
+      const charge = keyBytes + value.length + ENTRY_OVERHEAD_BYTES;
       if (charge <= this.maxBytes) {
-        if (s === NONE) s = this.take(key, partition);
-        else if (this.kind[s] === VALUE) {
-          this.bytes -= this.size[s] as number;
+        if (s === NONE) s = this.take(key, partition, keyBytes);
+        else if (this.kindOf(s) === VALUE) {
+          this.bytes -= this.chargeOf(s);
           this.valueCount--;
           this.unlink(s);
-        } else if (this.kind[s] === TOMB) {
+        } else if (this.kindOf(s) === TOMB) {
           this.tombCount--;
           this.unlink(s); // the key stays indexed
         }
         this.arena.write(s, value);
-        this.kind[s] = VALUE;
-        this.ver[s] = rec.version;
-        this.exp[s] = rec.expiresAt;
-        this.size[s] = charge;
+        this.setKind(s, VALUE);
+        this.f64[s * F64_STRIDE + VER] = rec.version;
+        this.f64[s * F64_STRIDE + EXP] = rec.expiresAt;
         this.bytes += charge;
         this.valueCount++;
         this.linkBack(LRU, s);
@@ -315,8 +320,8 @@ export class GroupStore {
         return true;
       }
     }
-    if (s === NONE) s = this.take(key, partition);
-    else if (this.kind[s] === VALUE) this.removeValue(s);
+    if (s === NONE) s = this.take(key, partition, Buffer.byteLength(key));
+    else if (this.kindOf(s) === VALUE) this.removeValue(s);
     this.recordTombstone(s, rec.version, now);
     // maxTombstones 0 drops it at once; the hook still learns of the delete
     this.hooks?.onApply(key, { value: null, version: rec.version, expiresAt: now + this.tombstoneTtlMs, partition }, prev);
@@ -333,10 +338,10 @@ export class GroupStore {
     const list = this.index.get(partition);
     if (list === undefined) return;
     const keys: string[] = new Array(list.count);
-    for (let i = 0, s = list.head; i < list.count; i++, s = this.pnext[s] as number) keys[i] = this.keyOf[s] as string;
+    for (let i = 0, s = list.head; i < list.count; i++, s = this.i32[s * I32_STRIDE + PNEXT] as number) keys[i] = this.keyOf[s] as string;
     for (const key of keys) {
       const s = this.lookup(key, this.clock.now());
-      if (s !== NONE && this.part[s] === partition) yield [key, this.entryOf(s)];
+      if (s !== NONE && this.i32[s * I32_STRIDE + PART] === partition) yield [key, this.entryOf(s)];
     }
   }
 
@@ -372,8 +377,8 @@ export class GroupStore {
     let work = 0;
     let removed = 0;
     // tombstones are recorded in order, so the expired ones are at the front
-    for (let t = this.next[TOMBS] as number; t !== TOMBS && work < limit; t = this.next[TOMBS] as number) {
-      if ((this.exp[t] as number) > now) break;
+    for (let t = this.i32[TOMBS * I32_STRIDE + NEXT] as number; t !== TOMBS && work < limit; t = this.i32[TOMBS * I32_STRIDE + NEXT] as number) {
+      if ((this.f64[t * F64_STRIDE + EXP] as number) > now) break;
       work++;
       removed++;
       this.drop(t);
@@ -383,9 +388,9 @@ export class GroupStore {
     for (let seen = 0; work < limit && seen < span; seen++) {
       if (this.sweepSlot >= this.highWater) this.sweepSlot = FIRST_SLOT;
       const s = this.sweepSlot++;
-      if (this.kind[s] !== VALUE) continue;
+      if (this.kindOf(s) !== VALUE) continue;
       work++;
-      const expiresAt = this.exp[s] as number;
+      const expiresAt = this.f64[s * F64_STRIDE + EXP] as number;
       if (expiresAt !== 0 && expiresAt <= now) {
         this.expire(s, now);
         removed++;
@@ -406,9 +411,9 @@ export class GroupStore {
     // values that alone exceed the new budget go first, least recently used first; then the
     // least recently used until the rest fits: what is kept is the longest fitting suffix of
     // the recency order
-    for (let s = this.next[LRU] as number; s !== LRU; ) {
-      const after = this.next[s] as number;
-      if ((this.size[s] as number) > maxBytes) this.evict(s);
+    for (let s = this.i32[LRU * I32_STRIDE + NEXT] as number; s !== LRU; ) {
+      const after = this.i32[s * I32_STRIDE + NEXT] as number;
+      if (this.chargeOf(s) > maxBytes) this.evict(s);
       s = after;
     }
     while (this.bytes > maxBytes) this.evictOldest();
@@ -442,18 +447,11 @@ export class GroupStore {
     this.slots.clear();
     this.index.clear();
     this.keyOf = [];
-    this.kind = new Uint8Array(INITIAL_SLOTS);
-    this.ver = new Float64Array(INITIAL_SLOTS);
-    this.exp = new Float64Array(INITIAL_SLOTS);
-    this.part = new Int32Array(INITIAL_SLOTS);
-    this.size = new Uint32Array(INITIAL_SLOTS);
-    this.next = new Int32Array(INITIAL_SLOTS);
-    this.prev = new Int32Array(INITIAL_SLOTS);
-    this.pnext = new Int32Array(INITIAL_SLOTS);
-    this.pprev = new Int32Array(INITIAL_SLOTS);
+    this.f64 = new Float64Array(INITIAL_SLOTS * F64_STRIDE);
+    this.i32 = new Int32Array(this.f64.buffer);
     for (const sentinel of [LRU, TOMBS]) {
-      this.next[sentinel] = sentinel;
-      this.prev[sentinel] = sentinel;
+      this.i32[sentinel * I32_STRIDE + NEXT] = sentinel;
+      this.i32[sentinel * I32_STRIDE + PREV] = sentinel;
     }
     this.freeHead = NONE;
     this.highWater = FIRST_SLOT;
@@ -464,30 +462,30 @@ export class GroupStore {
   }
 
   /** A slot for a key entering the store, named in the map and its partition's list. */
-  private take(key: string, partition: number): number {
+  private take(key: string, partition: number, keyBytes: number): number {
     let s = this.freeHead;
-    if (s !== NONE) this.freeHead = this.next[s] as number;
+    if (s !== NONE) this.freeHead = this.i32[s * I32_STRIDE + NEXT] as number;
     else {
       s = this.highWater++;
-      if (s >= this.kind.length) this.growSlots();
+      if (s * I32_STRIDE >= this.i32.length) this.growSlots();
     }
-    this.kind[s] = FREE;
+    this.i32[s * I32_STRIDE + META] = keyBytes << 2; // kind FREE until filled
     this.keyOf[s] = key;
-    this.part[s] = partition;
+    this.i32[s * I32_STRIDE + PART] = partition;
     this.slots.set(key, s);
     const list = this.index.get(partition);
     if (list === undefined) {
-      this.pnext[s] = s;
-      this.pprev[s] = s;
+      this.i32[s * I32_STRIDE + PNEXT] = s;
+      this.i32[s * I32_STRIDE + PPREV] = s;
       this.index.set(partition, { head: s, count: 1 });
     } else {
       // at the back, so a partition lists its keys in the order they arrived
       const first = list.head;
-      const last = this.pprev[first] as number;
-      this.pnext[last] = s;
-      this.pprev[s] = last;
-      this.pnext[s] = first;
-      this.pprev[first] = s;
+      const last = this.i32[first * I32_STRIDE + PPREV] as number;
+      this.i32[last * I32_STRIDE + PNEXT] = s;
+      this.i32[s * I32_STRIDE + PPREV] = last;
+      this.i32[s * I32_STRIDE + PNEXT] = first;
+      this.i32[first * I32_STRIDE + PPREV] = s;
       list.count++;
     }
     return s;
@@ -495,69 +493,72 @@ export class GroupStore {
 
   /** Forget a slot's key entirely (value or tombstone) and put the slot on the free chain. */
   private drop(s: number): void {
-    if (this.kind[s] === VALUE) this.removeValue(s);
-    else if (this.kind[s] === TOMB) {
+    if (this.kindOf(s) === VALUE) this.removeValue(s);
+    else if (this.kindOf(s) === TOMB) {
       this.unlink(s);
       this.tombCount--;
     }
     this.slots.delete(this.keyOf[s] as string);
     this.keyOf[s] = undefined;
-    const p = this.part[s] as number;
+    const p = this.i32[s * I32_STRIDE + PART] as number;
     const list = this.index.get(p) as PartitionList;
     if (--list.count === 0) this.index.delete(p);
     else {
-      const before = this.pprev[s] as number;
-      const after = this.pnext[s] as number;
-      this.pnext[before] = after;
-      this.pprev[after] = before;
+      const before = this.i32[s * I32_STRIDE + PPREV] as number;
+      const after = this.i32[s * I32_STRIDE + PNEXT] as number;
+      this.i32[before * I32_STRIDE + PNEXT] = after;
+      this.i32[after * I32_STRIDE + PPREV] = before;
       if (list.head === s) list.head = after;
     }
-    this.kind[s] = FREE;
-    this.next[s] = this.freeHead;
+    this.setKind(s, FREE);
+    this.i32[s * I32_STRIDE + NEXT] = this.freeHead;
     this.freeHead = s;
   }
 
   /** Take the value out of a VALUE slot; the slot stays named (kind FREE until refilled). */
   private removeValue(s: number): void {
+    this.bytes -= this.chargeOf(s);
     this.arena.free(s);
     this.unlink(s);
-    this.bytes -= this.size[s] as number;
     this.valueCount--;
-    this.kind[s] = FREE;
+    this.setKind(s, FREE);
   }
 
   private growSlots(): void {
-    const cap = this.kind.length * 2;
-    const grow = <T extends Uint8Array | Int32Array | Uint32Array | Float64Array>(a: T, make: (n: number) => T): T => {
-      const b = make(cap);
-      b.set(a);
-      return b;
-    };
-    this.kind = grow(this.kind, (n) => new Uint8Array(n));
-    this.ver = grow(this.ver, (n) => new Float64Array(n));
-    this.exp = grow(this.exp, (n) => new Float64Array(n));
-    this.part = grow(this.part, (n) => new Int32Array(n));
-    this.size = grow(this.size, (n) => new Uint32Array(n));
-    this.next = grow(this.next, (n) => new Int32Array(n));
-    this.prev = grow(this.prev, (n) => new Int32Array(n));
-    this.pnext = grow(this.pnext, (n) => new Int32Array(n));
-    this.pprev = grow(this.pprev, (n) => new Int32Array(n));
-    this.arena.grow(cap);
+    const f64 = new Float64Array(this.f64.length * 2);
+    f64.set(this.f64);
+    this.f64 = f64;
+    this.i32 = new Int32Array(f64.buffer);
+    this.arena.grow(f64.length / F64_STRIDE);
+  }
+
+  private kindOf(s: number): number {
+    return this.i32[s * I32_STRIDE + META]! & 3;
+  }
+
+  private setKind(s: number, kind: number): void {
+    const i = s * I32_STRIDE + META;
+    this.i32[i] = (this.i32[i]! & ~3) | kind;
+  }
+
+  /** Bytes a VALUE slot is charged (entrySize of its key and value). */
+  private chargeOf(s: number): number {
+    return (this.i32[s * I32_STRIDE + META]! >>> 2) + this.arena.length(s) + ENTRY_OVERHEAD_BYTES;
   }
 
   private linkBack(list: number, s: number): void {
-    const last = this.prev[list] as number;
-    this.next[last] = s;
-    this.prev[s] = last;
-    this.next[s] = list;
-    this.prev[list] = s;
+    const last = this.i32[list * I32_STRIDE + PREV] as number;
+    this.i32[last * I32_STRIDE + NEXT] = s;
+    this.i32[s * I32_STRIDE + PREV] = last;
+    this.i32[s * I32_STRIDE + NEXT] = list;
+    this.i32[list * I32_STRIDE + PREV] = s;
   }
 
   private unlink(s: number): void {
-    const before = this.prev[s] as number;
-    const after = this.next[s] as number;
-    this.next[before] = after;
-    this.prev[after] = before;
+    const before = this.i32[s * I32_STRIDE + PREV] as number;
+    const after = this.i32[s * I32_STRIDE + NEXT] as number;
+    this.i32[before * I32_STRIDE + NEXT] = after;
+    this.i32[after * I32_STRIDE + PREV] = before;
   }
 
   // ---- entries ----------------------------------------------------------------------------
@@ -565,18 +566,18 @@ export class GroupStore {
   /** The StoredEntry a slot holds now (a copy of the bytes). */
   private entryOf(s: number): StoredEntry {
     return {
-      value: this.kind[s] === VALUE ? this.arena.read(s) : null,
-      version: this.ver[s] as number,
-      expiresAt: this.exp[s] as number,
-      partition: this.part[s] as number,
+      value: this.kindOf(s) === VALUE ? this.arena.read(s) : null,
+      version: this.f64[s * F64_STRIDE + VER] as number,
+      expiresAt: this.f64[s * F64_STRIDE + EXP] as number,
+      partition: this.i32[s * I32_STRIDE + PART] as number,
     };
   }
 
   /** compareWrites({version, value}, what slot s holds), without copying the held bytes. */
   private compareTo(s: number, version: Version, value: Buffer | null): number {
-    const held = this.ver[s] as number;
+    const held = this.f64[s * F64_STRIDE + VER] as number;
     if (version !== held) return version - held;
-    const heldNull = this.kind[s] !== VALUE;
+    const heldNull = this.kindOf(s) !== VALUE;
     if (value === null || heldNull) {
       if (value === null && heldNull) return 0;
       return value === null ? -1 : 1;
@@ -589,8 +590,8 @@ export class GroupStore {
   private lookup(key: string, now: number): number {
     const s = this.slots.get(key);
     if (s === undefined) return NONE;
-    const expiresAt = this.exp[s] as number;
-    if (this.kind[s] === VALUE) {
+    const expiresAt = this.f64[s * F64_STRIDE + EXP] as number;
+    if (this.kindOf(s) === VALUE) {
       if (expiresAt === 0 || expiresAt > now) return s;
       return this.expire(s, now);
     }
@@ -602,7 +603,7 @@ export class GroupStore {
   /** Replace an expired value by a tombstone at its version (see the class comment). */
   private expire(s: number, now: number): number {
     this.removeValue(s);
-    return this.recordTombstone(s, this.ver[s] as number, now);
+    return this.recordTombstone(s, this.f64[s * F64_STRIDE + VER] as number, now);
   }
 
   /**
@@ -610,22 +611,22 @@ export class GroupStore {
    * count bound dropped it at once (maxTombstones 0).
    */
   private recordTombstone(s: number, version: Version, now: number): number {
-    if (this.kind[s] === TOMB) {
+    if (this.kindOf(s) === TOMB) {
       // renewed: moves to the back of the age order
       this.unlink(s);
       this.tombCount--;
     }
-    this.kind[s] = TOMB;
-    this.ver[s] = version;
-    this.exp[s] = now + this.tombstoneTtlMs;
+    this.setKind(s, TOMB);
+    this.f64[s * F64_STRIDE + VER] = version;
+    this.f64[s * F64_STRIDE + EXP] = now + this.tombstoneTtlMs;
     this.linkBack(TOMBS, s);
     this.tombCount++;
-    while (this.tombCount > this.maxTombstones) this.drop(this.next[TOMBS] as number);
-    return this.kind[s] === TOMB ? s : NONE;
+    while (this.tombCount > this.maxTombstones) this.drop(this.i32[TOMBS * I32_STRIDE + NEXT] as number);
+    return this.kindOf(s) === TOMB ? s : NONE;
   }
 
   private evictOldest(): void {
-    this.evict(this.next[LRU] as number);
+    this.evict(this.i32[LRU * I32_STRIDE + NEXT] as number);
   }
 
   private evict(s: number): void {
