@@ -252,6 +252,17 @@ export class ValueArena {
   }
 
   /**
+   * Background work for when no writes come (compaction otherwise rides on appends, so dead
+   * space left by deletes alone would stay): walks up to `budgetBytes` of the current victim, if
+   * dead space is over the bound. Returns whether there was anything to do.
+   */
+  maintain(budgetBytes: number): boolean {
+    if (this.victim < 0 && !this.startCompaction(false)) return false;
+    this.compactStep(budgetBytes);
+    return true;
+  }
+
+  /**
    * Run compaction until no segment is worth compacting (tests and idle maintenance). Returns
    * the segments released.
    */

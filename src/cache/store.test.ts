@@ -580,3 +580,14 @@ test('a value above the large-value size is kept as given and counted like any o
   assert.equal(store.get('k1')?.value?.toString(), 'small');
   assert.equal(store.arenaStats().largeBytes, 0);
 });
+
+test('purgeExpired also reclaims the dead space of deletes when no writes come', () => {
+  const { store } = makeStore({ maxBytes: 1 << 24, arena: { segmentBytes: 4096 } });
+  for (let k = 0; k < 2000; k++) store.apply(`k${k}`, rec('v'.repeat(100), 1));
+  const full = store.arenaStats().segments;
+  for (let k = 0; k < 2000; k++) if (k % 10 !== 0) store.apply(`k${k}`, rec(null, 2));
+  assert.equal(store.arenaStats().segments, full); // deletes alone do not compact
+  for (let i = 0; i < 100 && store.purgeExpired(10) >= 0 && store.arenaStats().segments > full / 4; i++);
+  assert.ok(store.arenaStats().segments <= full / 4, `segments ${store.arenaStats().segments} of ${full}`);
+  for (let k = 0; k < 2000; k += 10) assert.equal(store.get(`k${k}`)?.value?.toString(), 'v'.repeat(100));
+});

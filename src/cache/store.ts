@@ -371,6 +371,9 @@ export class GroupStore {
    * tombstones, examining at most `limit` entries (default 1000) per call. Call it periodically;
    * it resumes where the previous call stopped. Returns the number of entries removed
    * (forgotten tombstones + expired values).
+   *
+   * It also compacts the value segments a little (up to `limit` x 256 bytes walked): compaction
+   * otherwise rides on writes, and a store that only sees deletes would keep their dead space.
    */
   purgeExpired(limit: number = DEFAULT_PURGE_LIMIT): number {
     const now = this.clock.now();
@@ -396,6 +399,7 @@ export class GroupStore {
         removed++;
       }
     }
+    this.arena.maintain(limit * 256);
     return removed;
   }
 
