@@ -253,8 +253,11 @@ class Job {
     const window = Math.max(1, s.concurrency);
     const enc = new BatchEncoder({ capacity: Math.max(64 * 1024, s.batchBytes), maxRecords: Math.max(1, s.batchSize) });
     const path = `/_jincache/migrate/batch?m=${this.migration.id}`;
-    await this.waitReady(address, s.requestTimeoutMs);
-    this.timing.ready ||= this.exec.now() - this.started;
+    // encode the first batches while a joining node finishes starting; send once it answers
+    const receiverReady = this.waitReady(address, s.requestTimeoutMs).then(() => {
+      this.timing.ready ||= this.exec.now() - this.started;
+    });
+    receiverReady.catch(() => undefined); // only aborts reject it; the batches chained on it see that
 
     const inflight = new Set<Promise<void>>();
     let failure: unknown;
@@ -290,7 +293,7 @@ class Job {
     const launch = (body: Buffer): void => {
       const k = seq++;
       this.batches++;
-      const pr: Promise<void> = this.send(address, path, body).then(
+      const pr: Promise<void> = receiverReady.then(() => this.send(address, path, body)).then(
         () => {
           acked[k] = true;
           while (acked[low] === true) {
