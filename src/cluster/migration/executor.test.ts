@@ -8,7 +8,7 @@ import { HybridClock } from '../../core/version.ts';
 import type { PeerClient, PeerRequest, PeerResponse } from '../../transport/peer-client.ts';
 import { LocalData } from '../local-data.ts';
 import { applyBatch } from './batch.ts';
-import { Executor, localChecksum, partitionChecksum } from './executor.ts';
+import { Executor, localChecksum, partitionChecksum, type DiskSource, type SourceRecord } from './executor.ts';
 import { copyMoves } from './plan.ts';
 import { parseMigration, serializeMigration, type Migration } from './record.ts';
 
@@ -70,7 +70,7 @@ function fakePeer(target: LocalData, hooks: { beforeVerify?: () => void; failBat
   return { peers, batches: () => batches, records: () => records, verifies: () => verifies };
 }
 
-function executor(src: LocalData, peers: PeerClient, batchBytes: number): Executor {
+function executor(src: LocalData, peers: PeerClient, batchBytes: number, disk?: DiskSource): Executor {
   const members = new Map<NodeId, NodeInfo>([['b', { id: 'b', address: 'http://b', status: 'active', weight: 1, last_seen: 0 } as NodeInfo]]);
   return new Executor({
     self: 'a',
@@ -80,6 +80,7 @@ function executor(src: LocalData, peers: PeerClient, batchBytes: number): Execut
     settings: () => ({ batchSize: 100_000, batchBytes, concurrency: 3, requestTimeoutMs: 2000 }),
     onProgress: () => {},
     logger: silent,
+    ...(disk !== undefined ? { disk } : {}),
   });
 }
 
@@ -196,4 +197,39 @@ test('a stopped migration stops sending', async () => {
   await new Promise((r) => setTimeout(r, 100));
   assert.ok(peer.batches() <= seen + 3, `sent ${peer.batches() - seen} batches after the stop (at most the window in flight)`);
   assert.equal(ex.active().length, 0);
+});
+
+test('a persistent source whose memory lost entries streams them from disk', async () => {
+  const { from, target, m } = joinMigration();
+  const moving = new Set(copyMoves(from, target).map((mv) => mv.partition));
+  // "disk": every record, tombstones included; memory holds none of them (evicted)
+  const disk = new Map<number, SourceRecord[]>();
+  for (let i = 0; i < 1500; i++) {
+    const key = `key-${i}`;
+    const p = partitionOf(key, P);
+    let list = disk.get(p);
+    if (list === undefined) disk.set(p, (list = []));
+    list.push(i % 10 === 0 ? { key, value: null, version: 500 + i, expiresAt: 9e15 } : { key, value: Buffer.from(`v${i}`), version: 500 + i, expiresAt: 0 });
+  }
+  const source: DiskSource = (_group, p) =>
+    (async function* () {
+      for (const r of disk.get(p) ?? []) yield r;
+    })();
+  const dst = local();
+  const peer = fakePeer(dst);
+  const ex = executor(local(), peer.peers, 16 * 1024, source);
+  ex.sync([m], from);
+  await finished(ex, m.id);
+  for (const st of ex.active()[0]!.progress.partitions) {
+    assert.equal(st.state, 'done');
+    assert.equal(st.verified, true, `partition ${st.partition}`);
+  }
+  for (const [p, list] of disk) {
+    for (const r of list) {
+      const got = dst.record('g', r.key);
+      if (!moving.has(p)) assert.equal(got, undefined);
+      else assert.deepEqual([got?.value ?? null, got?.version], [r.value, r.version], r.key);
+    }
+  }
+  ex.stop();
 });
