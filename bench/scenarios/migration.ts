@@ -16,7 +16,7 @@
 // holder), in seconds instead of minutes for 1M keys. Seeding is not timed.
 
 import http from 'node:http';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
@@ -126,6 +126,17 @@ async function seed(nodes: readonly JincacheNode[], keys: number, signal?: Abort
   });
 }
 
+/** CPU seconds (user + system) a process has used so far; 0 when /proc is not readable. */
+function cpuSeconds(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100; // utime, stime in clock ticks (USER_HZ 100)
+  } catch {
+    return 0;
+  }
+}
+
 export interface JoinMeasure {
   engine: 'memory' | 'leveldb';
   keys: number;
@@ -181,10 +192,13 @@ export async function measureJoin(engine: 'memory' | 'leveldb', keys: number, et
     if (after !== before) throw new Error(`the partition table changed while seeding (v${before} -> v${after}): a node lost its etcd lease, the run is not a clean join`);
     log(`  ${engine}: seeded ${keys} keys in ${((Date.now() - t0) / 1000).toFixed(1)} s; joining n4`);
     opts.signal?.throwIfAborted();
+    const cpuBefore = nodes.map((n) => cpuSeconds(n.proc.pid));
     nodes.push(await startNode({ id: 'n4', port: ports[3]! }, { extraArgs, logLevel }));
     // polled slowly: GET /cluster costs every node some CPU, and the figure comes from the
     // leader's own timestamps, not from when the bench notices
     await waitUntil('n4 joined and the migration committed', () => settled(nodes, 4), 300_000, opts.signal, 250);
+    // where the CPU went during the join (n4's figure includes its own start-up)
+    const cpu = nodes.map((n, i) => `${n.spec.id} ${(cpuSeconds(n.proc.pid) - (cpuBefore[i] ?? 0)).toFixed(2)}`).join(', ');
     const sample = opts.quick ? 5000 : 20_000;
     let hits = 0;
     const loadsBefore = loads;
@@ -204,7 +218,7 @@ export async function measureJoin(engine: 'memory' | 'leveldb', keys: number, et
     const seconds = Math.max(0.001, (join4.committedAt - join4.createdAt) / 1000);
     const moved = join4.entries.done;
     const m: JoinMeasure = { engine, keys, moved, held, seconds, keysPerSec: moved / seconds, hitRate: hits / sample, originLoads: loads - loadsBefore };
-    log(`  ${engine}: moved ${moved} entries (n4 holds ${held}) in ${seconds.toFixed(3)} s = ${Math.round(m.keysPerSec)} keys/s; hit rate ${m.hitRate.toFixed(4)}; origin loads ${m.originLoads}`);
+    log(`  ${engine}: moved ${moved} entries (n4 holds ${held}) in ${seconds.toFixed(3)} s = ${Math.round(m.keysPerSec)} keys/s; hit rate ${m.hitRate.toFixed(4)}; origin loads ${m.originLoads}; CPU s: ${cpu}`);
     return m;
   } finally {
     await Promise.all(nodes.map((n) => n.proc.stop()));
