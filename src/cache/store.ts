@@ -116,10 +116,15 @@ const LRU = 0;
 const TOMBS = 1;
 const FIRST_SLOT = 2;
 const NONE = -1;
-const INITIAL_SLOTS = 1024;
+// Slot tables grow by pages of this many slots rather than by doubling: no copy, no slack
+// beyond one page, and no freed generations left in the process's RSS (measured: ~50 bytes an
+// entry at 200k entries with doubling).
+const PAGE_SHIFT = 12;
+const PAGE_SLOTS = 1 << PAGE_SHIFT;
+const PAGE_MASK = PAGE_SLOTS - 1;
 
-// A slot's state is one 40-byte record (5 float64 = 10 int32) in one ArrayBuffer, viewed both
-// ways, so a random get touches one cache line for it rather than one per field.
+// A slot's state is one 40-byte record (5 float64 = 10 int32) in a page's ArrayBuffer, viewed
+// both ways, so a random get touches one cache line for it rather than one per field.
 const F64_STRIDE = 5;
 const I32_STRIDE = 10;
 // float64 fields: version, expiresAt (value: expiry, 0 = never; tombstone: when it is forgotten)
@@ -189,9 +194,9 @@ export class GroupStore {
   // every slot of kind VALUE or TOMB, and no other slot is named here.
   private readonly slots = new Map<string, number>();
   private keyOf: Array<string | undefined> = [];
-  // slot records (see F64_STRIDE): two views of one ArrayBuffer
-  private f64: Float64Array = new Float64Array(0);
-  private i32: Int32Array = new Int32Array(0);
+  // slot records (see F64_STRIDE) by page: fp[n] and ip[n] view the same ArrayBuffer
+  private fp: Float64Array[] = [];
+  private ip: Int32Array[] = [];
   private arena: ValueArena;
   private freeHead = NONE;
   private highWater = FIRST_SLOT; // slots below it have been handed out at least once
@@ -224,7 +229,7 @@ export class GroupStore {
     this.hooks = opts.writeHooks;
     this.maxBytes = opts.maxBytes;
     this.arenaOptions = opts.arena;
-    this.arena = new ValueArena({ ...opts.arena, initialSlots: INITIAL_SLOTS });
+    this.arena = new ValueArena({ ...opts.arena, initialSlots: PAGE_SLOTS });
     this.reset();
   }
 
@@ -242,8 +247,14 @@ export class GroupStore {
    */
   get(key: string): StoredEntry | undefined {
     const s = this.slots.get(key);
-    if (s === undefined || this.kindOf(s) !== VALUE) return undefined;
-    const expiresAt = this.f64[s * F64_STRIDE + EXP] as number;
+    if (s === undefined) return undefined;
+    // the hot path: the slot's record fetched once (see F64_STRIDE)
+    const fp = this.fp[s >>> PAGE_SHIFT]!;
+    const ip = this.ip[s >>> PAGE_SHIFT]!;
+    const fi = (s & PAGE_MASK) * F64_STRIDE;
+    const ii = (s & PAGE_MASK) * I32_STRIDE;
+    if ((ip[ii + META]! & 3) !== VALUE) return undefined;
+    const expiresAt = fp[fi + EXP]!;
     if (expiresAt !== 0) {
       const now = this.clock.now();
       if (expiresAt <= now) {
@@ -251,12 +262,13 @@ export class GroupStore {
         return undefined;
       }
     }
-    if (this.i32[LRU * I32_STRIDE + PREV] !== s) {
+    if (this.i(LRU, PREV) !== s) {
       this.unlink(s);
       this.linkBack(LRU, s);
     }
-    return { value: this.arena.read(s), version: this.f64[s * F64_STRIDE + VER] as number, expiresAt, partition: this.i32[s * I32_STRIDE + PART] as number };
+    return { value: this.arena.read(s), version: fp[fi + VER]!, expiresAt, partition: ip[ii + PART]! };
   }
+
 
   /** The value or tombstone of `key`, without touching recency. Expired values are not returned. */
   peek(key: string): StoredEntry | undefined {
@@ -293,12 +305,12 @@ export class GroupStore {
     if (s !== NONE) {
       const order = this.compareTo(s, rec.version, value);
       if (order < 0) return false;
-      if (order === 0 && (value === null || expiryRank(rec.expiresAt) <= expiryRank(this.f64[s * F64_STRIDE + EXP] as number))) return false;
+      if (order === 0 && (value === null || expiryRank(rec.expiresAt) <= expiryRank(this.f(s, EXP)))) return false;
       if (this.hooks !== undefined) prev = this.entryOf(s);
     }
-    const partition = s !== NONE ? (this.i32[s * I32_STRIDE + PART] as number) : this.partitionOf(key);
+    const partition = s !== NONE ? (this.i(s, PART)) : this.partitionOf(key);
     if (value !== null) {
-      const keyBytes = s === NONE ? Buffer.byteLength(key) : this.i32[s * I32_STRIDE + META]! >>> 2;
+      const keyBytes = s === NONE ? Buffer.byteLength(key) : this.i(s, META) >>> 2;
       const charge = keyBytes + value.length + ENTRY_OVERHEAD_BYTES;
       if (charge <= this.maxBytes) {
         if (s === NONE) s = this.take(key, partition, keyBytes);
@@ -312,8 +324,8 @@ export class GroupStore {
         }
         this.arena.write(s, value);
         this.setKind(s, VALUE);
-        this.f64[s * F64_STRIDE + VER] = rec.version;
-        this.f64[s * F64_STRIDE + EXP] = rec.expiresAt;
+        this.setF(s, VER, rec.version);
+        this.setF(s, EXP, rec.expiresAt);
         this.bytes += charge;
         this.valueCount++;
         this.linkBack(LRU, s);
@@ -341,10 +353,10 @@ export class GroupStore {
     const list = this.index.get(partition);
     if (list === undefined) return;
     const keys: string[] = new Array(list.count);
-    for (let i = 0, s = list.head; i < list.count; i++, s = this.i32[s * I32_STRIDE + PNEXT] as number) keys[i] = this.keyOf[s] as string;
+    for (let i = 0, s = list.head; i < list.count; i++, s = this.i(s, PNEXT)) keys[i] = this.keyOf[s] as string;
     for (const key of keys) {
       const s = this.lookup(key, this.clock.now());
-      if (s !== NONE && this.i32[s * I32_STRIDE + PART] === partition) yield [key, this.entryOf(s)];
+      if (s !== NONE && this.i(s, PART) === partition) yield [key, this.entryOf(s)];
     }
   }
 
@@ -383,8 +395,8 @@ export class GroupStore {
     let work = 0;
     let removed = 0;
     // tombstones are recorded in order, so the expired ones are at the front
-    for (let t = this.i32[TOMBS * I32_STRIDE + NEXT] as number; t !== TOMBS && work < limit; t = this.i32[TOMBS * I32_STRIDE + NEXT] as number) {
-      if ((this.f64[t * F64_STRIDE + EXP] as number) > now) break;
+    for (let t = this.i(TOMBS, NEXT); t !== TOMBS && work < limit; t = this.i(TOMBS, NEXT)) {
+      if ((this.f(t, EXP)) > now) break;
       work++;
       removed++;
       this.drop(t);
@@ -396,7 +408,7 @@ export class GroupStore {
       const s = this.sweepSlot++;
       if (this.kindOf(s) !== VALUE) continue;
       work++;
-      const expiresAt = this.f64[s * F64_STRIDE + EXP] as number;
+      const expiresAt = this.f(s, EXP);
       if (expiresAt !== 0 && expiresAt <= now) {
         this.expire(s, now);
         removed++;
@@ -418,8 +430,8 @@ export class GroupStore {
     // values that alone exceed the new budget go first, least recently used first; then the
     // least recently used until the rest fits: what is kept is the longest fitting suffix of
     // the recency order
-    for (let s = this.i32[LRU * I32_STRIDE + NEXT] as number; s !== LRU; ) {
-      const after = this.i32[s * I32_STRIDE + NEXT] as number;
+    for (let s = this.i(LRU, NEXT); s !== LRU; ) {
+      const after = this.i(s, NEXT);
       if (this.chargeOf(s) > maxBytes) this.evict(s);
       s = after;
     }
@@ -443,7 +455,7 @@ export class GroupStore {
 
   /** Drop every value and tombstone. Not reported as evictions. */
   clear(): void {
-    this.arena = new ValueArena({ ...this.arenaOptions, initialSlots: INITIAL_SLOTS });
+    this.arena = new ValueArena({ ...this.arenaOptions, initialSlots: PAGE_SLOTS });
     this.reset();
   }
 
@@ -454,11 +466,12 @@ export class GroupStore {
     this.slots.clear();
     this.index.clear();
     this.keyOf = [];
-    this.f64 = new Float64Array(INITIAL_SLOTS * F64_STRIDE);
-    this.i32 = new Int32Array(this.f64.buffer);
+    this.fp = [];
+    this.ip = [];
+    this.addPage();
     for (const sentinel of [LRU, TOMBS]) {
-      this.i32[sentinel * I32_STRIDE + NEXT] = sentinel;
-      this.i32[sentinel * I32_STRIDE + PREV] = sentinel;
+      this.setI(sentinel, NEXT, sentinel);
+      this.setI(sentinel, PREV, sentinel);
     }
     this.freeHead = NONE;
     this.highWater = FIRST_SLOT;
@@ -471,28 +484,28 @@ export class GroupStore {
   /** A slot for a key entering the store, named in the map and its partition's list. */
   private take(key: string, partition: number, keyBytes: number): number {
     let s = this.freeHead;
-    if (s !== NONE) this.freeHead = this.i32[s * I32_STRIDE + NEXT] as number;
+    if (s !== NONE) this.freeHead = this.i(s, NEXT);
     else {
       s = this.highWater++;
-      if (s * I32_STRIDE >= this.i32.length) this.growSlots();
+      if (s >>> PAGE_SHIFT >= this.fp.length) this.addPage();
     }
-    this.i32[s * I32_STRIDE + META] = keyBytes << 2; // kind FREE until filled
+    this.setI(s, META, keyBytes << 2); // kind FREE until filled
     this.keyOf[s] = key;
-    this.i32[s * I32_STRIDE + PART] = partition;
+    this.setI(s, PART, partition);
     this.slots.set(key, s);
     const list = this.index.get(partition);
     if (list === undefined) {
-      this.i32[s * I32_STRIDE + PNEXT] = s;
-      this.i32[s * I32_STRIDE + PPREV] = s;
+      this.setI(s, PNEXT, s);
+      this.setI(s, PPREV, s);
       this.index.set(partition, { head: s, count: 1 });
     } else {
       // at the back, so a partition lists its keys in the order they arrived
       const first = list.head;
-      const last = this.i32[first * I32_STRIDE + PPREV] as number;
-      this.i32[last * I32_STRIDE + PNEXT] = s;
-      this.i32[s * I32_STRIDE + PPREV] = last;
-      this.i32[s * I32_STRIDE + PNEXT] = first;
-      this.i32[first * I32_STRIDE + PPREV] = s;
+      const last = this.i(first, PPREV);
+      this.setI(last, PNEXT, s);
+      this.setI(s, PPREV, last);
+      this.setI(s, PNEXT, first);
+      this.setI(first, PPREV, s);
       list.count++;
     }
     return s;
@@ -507,18 +520,18 @@ export class GroupStore {
     }
     this.slots.delete(this.keyOf[s] as string);
     this.keyOf[s] = undefined;
-    const p = this.i32[s * I32_STRIDE + PART] as number;
+    const p = this.i(s, PART);
     const list = this.index.get(p) as PartitionList;
     if (--list.count === 0) this.index.delete(p);
     else {
-      const before = this.i32[s * I32_STRIDE + PPREV] as number;
-      const after = this.i32[s * I32_STRIDE + PNEXT] as number;
-      this.i32[before * I32_STRIDE + PNEXT] = after;
-      this.i32[after * I32_STRIDE + PPREV] = before;
+      const before = this.i(s, PPREV);
+      const after = this.i(s, PNEXT);
+      this.setI(before, PNEXT, after);
+      this.setI(after, PPREV, before);
       if (list.head === s) list.head = after;
     }
     this.setKind(s, FREE);
-    this.i32[s * I32_STRIDE + NEXT] = this.freeHead;
+    this.setI(s, NEXT, this.freeHead);
     this.freeHead = s;
   }
 
@@ -531,41 +544,59 @@ export class GroupStore {
     this.setKind(s, FREE);
   }
 
-  private growSlots(): void {
-    const f64 = new Float64Array(this.f64.length * 2);
-    f64.set(this.f64);
-    this.f64 = f64;
-    this.i32 = new Int32Array(f64.buffer);
-    this.arena.grow(f64.length / F64_STRIDE);
+  private addPage(): void {
+    const f64 = new Float64Array(PAGE_SLOTS * F64_STRIDE);
+    this.fp.push(f64);
+    this.ip.push(new Int32Array(f64.buffer));
+    this.arena.grow(this.fp.length * PAGE_SLOTS);
+  }
+
+  /** Float64 field of slot s. */
+  private f(s: number, field: number): number {
+    return this.fp[s >>> PAGE_SHIFT]![(s & PAGE_MASK) * F64_STRIDE + field]!;
+  }
+
+  private setF(s: number, field: number, value: number): void {
+    this.fp[s >>> PAGE_SHIFT]![(s & PAGE_MASK) * F64_STRIDE + field] = value;
+  }
+
+  /** Int32 field of slot s. */
+  private i(s: number, field: number): number {
+    return this.ip[s >>> PAGE_SHIFT]![(s & PAGE_MASK) * I32_STRIDE + field]!;
+  }
+
+  private setI(s: number, field: number, value: number): void {
+    this.ip[s >>> PAGE_SHIFT]![(s & PAGE_MASK) * I32_STRIDE + field] = value;
   }
 
   private kindOf(s: number): number {
-    return this.i32[s * I32_STRIDE + META]! & 3;
+    return this.i(s, META) & 3;
   }
 
   private setKind(s: number, kind: number): void {
-    const i = s * I32_STRIDE + META;
-    this.i32[i] = (this.i32[i]! & ~3) | kind;
+    const page = this.ip[s >>> PAGE_SHIFT]!;
+    const i = (s & PAGE_MASK) * I32_STRIDE + META;
+    page[i] = (page[i]! & ~3) | kind;
   }
 
   /** Bytes a VALUE slot is charged (entrySize of its key and value). */
   private chargeOf(s: number): number {
-    return (this.i32[s * I32_STRIDE + META]! >>> 2) + this.arena.length(s) + ENTRY_OVERHEAD_BYTES;
+    return (this.i(s, META) >>> 2) + this.arena.length(s) + ENTRY_OVERHEAD_BYTES;
   }
 
   private linkBack(list: number, s: number): void {
-    const last = this.i32[list * I32_STRIDE + PREV] as number;
-    this.i32[last * I32_STRIDE + NEXT] = s;
-    this.i32[s * I32_STRIDE + PREV] = last;
-    this.i32[s * I32_STRIDE + NEXT] = list;
-    this.i32[list * I32_STRIDE + PREV] = s;
+    const last = this.i(list, PREV);
+    this.setI(last, NEXT, s);
+    this.setI(s, PREV, last);
+    this.setI(s, NEXT, list);
+    this.setI(list, PREV, s);
   }
 
   private unlink(s: number): void {
-    const before = this.i32[s * I32_STRIDE + PREV] as number;
-    const after = this.i32[s * I32_STRIDE + NEXT] as number;
-    this.i32[before * I32_STRIDE + NEXT] = after;
-    this.i32[after * I32_STRIDE + PREV] = before;
+    const before = this.i(s, PREV);
+    const after = this.i(s, NEXT);
+    this.setI(before, NEXT, after);
+    this.setI(after, PREV, before);
   }
 
   // ---- entries ----------------------------------------------------------------------------
@@ -574,15 +605,15 @@ export class GroupStore {
   private entryOf(s: number): StoredEntry {
     return {
       value: this.kindOf(s) === VALUE ? this.arena.read(s) : null,
-      version: this.f64[s * F64_STRIDE + VER] as number,
-      expiresAt: this.f64[s * F64_STRIDE + EXP] as number,
-      partition: this.i32[s * I32_STRIDE + PART] as number,
+      version: this.f(s, VER),
+      expiresAt: this.f(s, EXP),
+      partition: this.i(s, PART),
     };
   }
 
   /** compareWrites({version, value}, what slot s holds), without copying the held bytes. */
   private compareTo(s: number, version: Version, value: Buffer | null): number {
-    const held = this.f64[s * F64_STRIDE + VER] as number;
+    const held = this.f(s, VER);
     if (version !== held) return version - held;
     const heldNull = this.kindOf(s) !== VALUE;
     if (value === null || heldNull) {
@@ -597,7 +628,7 @@ export class GroupStore {
   private lookup(key: string, now: number): number {
     const s = this.slots.get(key);
     if (s === undefined) return NONE;
-    const expiresAt = this.f64[s * F64_STRIDE + EXP] as number;
+    const expiresAt = this.f(s, EXP);
     if (this.kindOf(s) === VALUE) {
       if (expiresAt === 0 || expiresAt > now) return s;
       return this.expire(s, now);
@@ -610,7 +641,7 @@ export class GroupStore {
   /** Replace an expired value by a tombstone at its version (see the class comment). */
   private expire(s: number, now: number): number {
     this.removeValue(s);
-    return this.recordTombstone(s, this.f64[s * F64_STRIDE + VER] as number, now);
+    return this.recordTombstone(s, this.f(s, VER), now);
   }
 
   /**
@@ -624,16 +655,16 @@ export class GroupStore {
       this.tombCount--;
     }
     this.setKind(s, TOMB);
-    this.f64[s * F64_STRIDE + VER] = version;
-    this.f64[s * F64_STRIDE + EXP] = now + this.tombstoneTtlMs;
+    this.setF(s, VER, version);
+    this.setF(s, EXP, now + this.tombstoneTtlMs);
     this.linkBack(TOMBS, s);
     this.tombCount++;
-    while (this.tombCount > this.maxTombstones) this.drop(this.i32[TOMBS * I32_STRIDE + NEXT] as number);
+    while (this.tombCount > this.maxTombstones) this.drop(this.i(TOMBS, NEXT));
     return this.kindOf(s) === TOMB ? s : NONE;
   }
 
   private evictOldest(): void {
-    this.evict(this.i32[LRU * I32_STRIDE + NEXT] as number);
+    this.evict(this.i(LRU, NEXT));
   }
 
   private evict(s: number): void {
