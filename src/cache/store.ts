@@ -6,11 +6,11 @@ import type { ValueArenaOptions, ValueArenaStats } from './arena.ts';
  * Bytes charged per stored value on top of its key (UTF-8) and value bytes. An estimate of the
  * bookkeeping a value costs in this process: the key string's header, its Map entry and the
  * slot's reference to it (~55 bytes of V8 heap), the slot record and the value's location (52,
- * see F64_STRIDE and ValueArena), the value's record header (6), and slack for the tables'
- * doubling. Measured: ~230 bytes per 100-byte value with 14-byte keys at 1M entries, before the
- * process's own RSS slack. It keeps a budget honest for many tiny values, where the payload alone
- * would undercount. Segment garbage not yet compacted (at most ValueArena's maxDeadShare, 25% by
- * default) is not charged.
+ * see F64_STRIDE and ValueArena) and the value's record header (6), with some slack for the
+ * Map's growth. Measured by bench/scenarios/memory.ts: ~242 bytes of RSS per 100-byte value with
+ * 14-byte keys at 1M entries, the process's own slack included. It keeps a budget honest for many
+ * tiny values, where the payload alone would undercount. Segment garbage not yet compacted (at
+ * most ValueArena's maxDeadShare, 25% by default) is not charged.
  */
 export const ENTRY_OVERHEAD_BYTES = 128;
 
@@ -172,11 +172,11 @@ function requireInt(name: string, value: number, min: number): void {
  * replication can enumerate a partition without scanning the whole group.
  *
  * Memory layout (a million small values is the case to optimise: bookkeeping dwarfs the bytes
- * otherwise). One Map from key to slot number; everything else about a key lives in typed-array
- * columns indexed by its slot: version, expiry, partition, charged size, the LRU / tombstone-age
- * links and the partition-list links. The value bytes are packed in a {@link ValueArena}. No
- * per-entry JS object exists; get() and peek() build a StoredEntry with a copy of the bytes on
- * the way out.
+ * otherwise). One Map from key to slot number; everything else about a key lives in a 40-byte
+ * record for its slot, in typed-array pages: version, expiry, partition, key length and kind,
+ * the LRU / tombstone-age links and the partition-list links. The value bytes are packed in a
+ * {@link ValueArena}. No per-entry JS object exists besides the key string; get() and peek()
+ * build a StoredEntry with a copy of the bytes on the way out.
  */
 export class GroupStore {
   readonly name: string;
