@@ -4,9 +4,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { isConfigError } from './errors.ts';
 import { loadConfig, mergeRaw } from './load.ts';
 import { defaultConfig } from './schema.ts';
+import { configErrorOf } from './testing.ts';
 
 const EXAMPLE = fileURLToPath(new URL('../../config/jincache.example.yaml', import.meta.url));
 
@@ -20,16 +20,6 @@ function write(name: string, text: string): string {
   const file = join(dir, name);
   writeFileSync(file, text);
   return file;
-}
-
-function configErrorOf(fn: () => unknown) {
-  try {
-    fn();
-  } catch (e) {
-    assert.ok(isConfigError(e), `expected a ConfigError, got ${String(e)}`);
-    return e;
-  }
-  assert.fail('expected a ConfigError, nothing was thrown');
 }
 
 describe('loadConfig', () => {

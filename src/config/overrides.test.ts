@@ -4,16 +4,7 @@ import { isConfigError } from './errors.ts';
 import { applyGroupOverride, applyGroupOverrides, parseGroupOverride, validateGroupOverride } from './overrides.ts';
 import { parseConfig, resolveGroup } from './schema.ts';
 import type { Config } from './schema.ts';
-
-function configErrorOf(fn: () => unknown) {
-  try {
-    fn();
-  } catch (e) {
-    assert.ok(isConfigError(e), `expected a ConfigError, got ${String(e)}`);
-    return e;
-  }
-  assert.fail('expected a ConfigError, nothing was thrown');
-}
+import { configErrorOf } from './testing.ts';
 
 function base(): Config {
   return parseConfig({

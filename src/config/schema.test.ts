@@ -1,9 +1,9 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { isConfigError } from './errors.ts';
 import { parseYaml } from './load.ts';
 import { defaultConfig, parseConfig, resolveAdvertise, resolveGroup, resolveNodeId } from './schema.ts';
 import { parsePeer } from './fields.ts';
+import { configErrorOf } from './testing.ts';
 
 // The seed layout of SPEC §5, verbatim.
 const SPEC_EXAMPLE = `
@@ -16,17 +16,6 @@ load: { window: 10s, hot_key_top_k: 16, score_weights: { qps: 0.3, storage: 0.2,
 rebalance: { interval: 30s, threshold: 0.2, strategy: minimal-disturbance, min_interval: 5m }
 migration: { batch_size: 100, migration_timeout: 30s, concurrency: 2 }
 `;
-
-/** The ConfigError `fn` throws (fails the test when it throws nothing or something else). */
-function configErrorOf(fn: () => unknown) {
-  try {
-    fn();
-  } catch (e) {
-    assert.ok(isConfigError(e), `expected a ConfigError, got ${String(e)}`);
-    return e;
-  }
-  assert.fail('expected a ConfigError, nothing was thrown');
-}
 
 describe('defaults', () => {
   it('equal the values SPEC §5 lists', () => {

@@ -4,20 +4,11 @@ import fc from 'fast-check';
 import { createTable, type PartitionTable } from '../placement/table.ts';
 import { isRebalanceError } from './errors.ts';
 import { loadOptimal, minimalDisturbance, planRebalance, STRATEGIES, weightAdjustment, type NodeLoad, type RebalancePlan } from './strategies.ts';
+import { seededRandom } from '../../load/zipf.ts';
 
 const clock = { now: () => 42 };
 
-/** mulberry32 */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = seededRandom;
 
 /** What each node would report for partition request rates `pq` under `table`: score ∝ its qps. */
 function reportsFor(table: PartitionTable, pq: Float64Array, scorePerQps = 1e-4): NodeLoad[] {
