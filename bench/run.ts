@@ -57,6 +57,7 @@ const SCENARIOS: readonly Entry[] = [
   // storage: 6-19 s quick, 94 s full while other work loaded the machine (load average 11).
   { name: 'storage', file: 'storage.ts', about: 'LevelDB batch write, write-through persistence and restart load, in-process', budgetSec: { quick: 40, full: 150 } },
   { name: 'http', file: 'http.ts', about: 'HTTP GET/PUT vs bare node:http; 3-node cluster vs one node', budgetSec: { quick: 45, full: 200 } },
+  { name: 'monitor', file: 'monitor.ts', about: 'GET throughput with the load monitor on vs off (load.enabled: false)', budgetSec: { quick: 25, full: 60 } },
   { name: 'redis', file: 'redis.ts', about: 'redis-benchmark GET/SET at pipeline 1 and 16 vs redis-server', budgetSec: { quick: 40, full: 150 } },
   { name: 'memory', file: 'memory.ts', about: 'bytes per 100-byte entry (RSS after a forced GC) vs redis used_memory', budgetSec: { quick: 40, full: 120 } },
   {

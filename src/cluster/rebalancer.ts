@@ -48,6 +48,8 @@ export class RebalancerPlugin implements NodePlugin {
 
   async start(ctx: NodeContext): Promise<void> {
     this.ctx = ctx;
+    // load.enabled: false leaves the monitor unstarted, so record() costs one optional call
+    if (!ctx.config.load.enabled) return;
     await this.load.start(ctx);
     this.refresher = setInterval(() => void this.refresh(), 1000);
     this.refresher.unref();

@@ -96,6 +96,7 @@ export interface Config {
     slow_threshold: number; // 500ms: latency above which a peer is "slow"
   };
   load: {
+    enabled: boolean; // true: the load monitor runs (request counting, reports, hot keys, rebalancing input)
     window: number; // 10s
     hot_key_top_k: number; // 16
     /** Relative weights, normalised here so they always sum to 1. Defaults 0.3, 0.2, 0.2, 0.2, 0.1. */
@@ -211,6 +212,7 @@ const fileSchema = z.strictObject({
     .prefault({}),
   load: z
     .strictObject({
+      enabled: bool().prefault(true),
       window: duration({ min: 1000 }).prefault('10s'),
       hot_key_top_k: int(0, 10000).prefault(16),
       score_weights: z
