@@ -62,6 +62,12 @@ test('large values are kept as given, and freed without touching segments', () =
   assert.equal(a.stats().deadBytes, 20 + RECORD_HEADER_BYTES);
   a.free(2);
   assert.equal(a.stats().largeBytes, 0);
+  // a view into a much larger buffer is copied, so the larger buffer is not kept alive
+  const batch = Buffer.alloc(4000, 5);
+  const view = batch.subarray(100, 700);
+  a.write(3, view);
+  assert.notEqual(a.read(3).buffer, batch.buffer);
+  assert.deepEqual(a.read(3), view);
 });
 
 test('compaction reclaims dead segments, moves live records and keeps every value intact', () => {

@@ -165,14 +165,20 @@ export class ValueArena {
 
   /**
    * Hold `bytes` for `slot`, replacing what it held. The bytes are copied, except a large value,
-   * which is kept as given: the caller must not modify it afterwards.
+   * which is kept as given (unless it is a small view into a larger buffer): the caller must not
+   * modify it afterwards.
    */
   write(slot: number, bytes: Uint8Array): void {
     const n = bytes.length;
     const s = this.loc(slot, 0);
     if (n > this.largeValueBytes) {
       if (s !== NOWHERE) this.free(slot);
-      const b = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, n);
+      // a view into a much larger buffer (a decoded replication or migration batch) is copied:
+      // keeping it would keep the whole batch alive
+      const b =
+        bytes.buffer.byteLength > 2 * n ? Buffer.from(bytes)
+        : Buffer.isBuffer(bytes) ? bytes
+        : Buffer.from(bytes.buffer, bytes.byteOffset, n);
       this.large.set(slot, b);
       this.largeTotal += n;
       this.setLoc(slot, 0, LARGE);

@@ -292,8 +292,9 @@ export class GroupStore {
    * tombstone at its version is recorded) and apply returns false. Callers enforce a value size
    * limit far below the budget, so this is a guard, not a path.
    *
-   * The value's bytes are copied into the store (a large one is kept as given: do not modify a
-   * Buffer after applying it).
+   * The value's bytes are copied into the store (a large one, above the arena's largeValueBytes,
+   * is kept as given unless it is a small view into a larger buffer: do not modify a Buffer after
+   * applying it).
    */
   apply(key: string, rec: WriteRecord): boolean {
     const now = this.clock.now();
