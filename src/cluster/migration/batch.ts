@@ -115,6 +115,12 @@ export interface ApplyLimits {
   maxValueBytes: number;
   /** Records applied between two turns of the event loop. Default 4096. */
   slice?: number;
+  /**
+   * Called for every record that won (is now held) and carries a value, once it is applied:
+   * lets the receiver sum what it took while taking it. Default none (then the records of a
+   * slice are applied in one LocalData.apply call).
+   */
+  onApplied?: (group: string, key: string, version: number) => void;
 }
 
 /**
@@ -167,13 +173,13 @@ export async function applyBatch(buf: Buffer, local: LocalData, limits: ApplyLim
     }
     recs.push({ group: lastGroup, key, value, version, expiresAt });
     if (recs.length >= slice) {
-      applied += local.apply(recs);
+      applied += applySlice(local, recs, limits.onApplied);
       recs.length = 0;
       await nextTurn();
     }
   }
   if (o !== buf.length) throw new CodecError(`${buf.length - o} trailing bytes after ${count} records`);
-  applied += local.apply(recs);
+  applied += applySlice(local, recs, limits.onApplied);
   return { received: count, applied };
 }
 
@@ -181,4 +187,17 @@ export async function applyBatch(buf: Buffer, local: LocalData, limits: ApplyLim
 function sameBytes(buf: Buffer, a: number, b: number, n: number): boolean {
   for (let i = 0; i < n; i++) if (buf[a + i] !== buf[b + i]) return false;
   return true;
+}
+
+function applySlice(local: LocalData, recs: WireRecord[], onApplied: ApplyLimits['onApplied']): number {
+  if (onApplied === undefined) return local.apply(recs);
+  let applied = 0;
+  const one: WireRecord[] = [recs[0]!];
+  for (const r of recs) {
+    one[0] = r;
+    if (local.apply(one) === 0) continue;
+    applied++;
+    if (r.value !== null) onApplied(r.group, r.key, r.version);
+  }
+  return applied;
 }

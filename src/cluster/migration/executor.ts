@@ -414,7 +414,7 @@ class Job {
    */
   private async verify(address: string, receiver: NodeId, items: Sent[], resend: number[]): Promise<void> {
     const o = this.exec.opts;
-    const theirs = await this.checksums(address, items.map((i) => i.p));
+    const theirs = await this.checksums(address, items);
     for (let i = 0; i < items.length; i++) {
       const { p, sum } = items[i]!;
       const st = this.parts.get(p)!;
@@ -462,8 +462,11 @@ class Job {
     }
   }
 
-  private async checksums(address: string, ps: number[]): Promise<(Checksum | undefined)[]> {
-    const res = await this.request(address, { method: 'POST', path: `/_jincache/migrate/verify?m=${this.migration.id}`, body: Buffer.from(JSON.stringify({ p: ps })) });
+  /** The receiver's sums for `items` (it may answer from what it applied when they match ours, see the plugin). */
+  private async checksums(address: string, items: readonly Sent[]): Promise<(Checksum | undefined)[]> {
+    const ps = items.map((i) => i.p);
+    const ours = Buffer.from(JSON.stringify({ p: ps, sums: items.map((i) => [i.sum.count, i.sum.sum]) }));
+    const res = await this.request(address, { method: 'POST', path: `/_jincache/migrate/verify?m=${this.migration.id}`, body: ours });
     const body = JSON.parse(res.toString('utf8')) as { sums: [number, number][] };
     return ps.map((_, i) => {
       const s = body.sums[i];

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { addNode, createTable, removeNode } from '../../core/placement/table.ts';
-import { addToChecksum, copyMoves, emptyChecksum, packRuns, sameChecksum, sourceOf } from './plan.ts';
+import { addToChecksum, copyMoves, emptyChecksum, packRuns, sameChecksum, sourceOf, takenAnswer } from './plan.ts';
 import { decodeProgress, encodeProgress, memberSig, parseMigration, serializeMigration, type MigrationDoc } from './record.ts';
 import { encodeTable } from '../../core/placement/table.ts';
 
@@ -62,4 +62,18 @@ test('records and progress round-trip; a bad record names the problem', () => {
   const p = { node: 'a', at: 5, rate: 10, partitions: [{ partition: 3, targets: ['d'], state: 'done' as const, entriesDone: 4, entriesTotal: 4, bytesDone: 400, bytesTotal: 400, verified: true }] };
   assert.deepEqual(decodeProgress(encodeProgress(p)), p);
   assert.equal(memberSig([{ id: 'b', weight: 1 }, { id: 'a', weight: 2 }]), 'a:2,b:1');
+});
+
+test('the verify fast path answers only when what was taken equals what was sent', () => {
+  const taken = emptyChecksum();
+  addToChecksum(taken, 'g', 'k1', 1);
+  addToChecksum(taken, 'g', 'k2', 2);
+  assert.deepEqual(takenAnswer([taken.count, taken.sum], taken), [2, taken.sum]);
+  assert.equal(takenAnswer([2, (taken.sum + 1) >>> 0], taken), undefined);
+  assert.equal(takenAnswer([3, taken.sum], taken), undefined);
+  assert.equal(takenAnswer(undefined, taken), undefined);
+  assert.equal(takenAnswer('2', taken), undefined);
+  // nothing taken: only an empty send matches
+  assert.deepEqual(takenAnswer([0, 0], undefined), [0, 0]);
+  assert.equal(takenAnswer([1, 5], undefined), undefined);
 });

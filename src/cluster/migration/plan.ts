@@ -70,6 +70,17 @@ export function addToChecksum(c: Checksum, group: string, key: string, version: 
   c.sum = (c.sum + entryTerm(group, key, version)) >>> 0;
 }
 
+/**
+ * A receiver's verify fast path for one partition: `sent` is the sender's [count, sum] of what it
+ * sent, `taken` the receiver's sums of the records it applied from the batches. Returns the
+ * answer when they are equal (everything sent was taken), undefined when the receiver must walk
+ * the partition and answer what it holds.
+ */
+export function takenAnswer(sent: unknown, taken: Checksum | undefined): [number, number] | undefined {
+  const t = taken ?? emptyChecksum();
+  return Array.isArray(sent) && sent.length === 2 && sent[0] === t.count && sent[1] === t.sum ? [t.count, t.sum] : undefined;
+}
+
 export function sameChecksum(a: Checksum, b: Checksum): boolean {
   return a.count === b.count && a.sum === b.sum;
 }

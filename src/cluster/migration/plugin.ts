@@ -8,8 +8,10 @@
  *
  * Peer routes (under /_jincache/migrate/):
  *   POST batch?m=ID          binary record batch (transport codec), applied last-writer-wins
- *   POST verify?m=ID         body {"p": [1,2,3]}: {"sums": [[count, sum], ...]} of this node's
- *                            live entries in those partitions (on disk first, when persistent)
+ *   POST verify?m=ID         body {"p": [1,2,3], "sums": [[count, sum], ...]} (the sender's sums of
+ *                            what it sent): {"sums": [[count, sum], ...]} of this node's live
+ *                            entries in those partitions (flushed to disk first when persistent;
+ *                            from what it applied when that equals what was sent, see checksums)
  *   GET  checksum?p=1,2,3    the same for a few partitions (operators, older senders)
  *   GET  ready               200 once this node takes batches (503 while it is starting)
  *   GET  list                same body as GET /cluster/migrations
@@ -26,7 +28,7 @@ import type { ControlHandler, NodeContext, NodePlugin, RoutingHooks } from '../p
 import { Coordinator, pendingPartitions } from './coordinator.ts';
 import { applyBatch } from './batch.ts';
 import { Executor, partitionChecksum, type DiskSource } from './executor.ts';
-import { copyMoves } from './plan.ts';
+import { addToChecksum, copyMoves, emptyChecksum, takenAnswer, type Checksum } from './plan.ts';
 import { isMigrationId, isOpen, type Migration, type NodeProgress } from './record.ts';
 import { EtcdMigrationStore, type MigrationStore } from './store.ts';
 
@@ -44,6 +46,12 @@ export interface MigrationPluginOptions {
 }
 
 const EMPTY: readonly NodeId[] = Object.freeze([]);
+
+/** Sums of the records a receiver applied from one migration's batches, and its evictions then. */
+interface Taken {
+  evictions: number;
+  sums: Map<number, Checksum>;
+}
 
 /** Summary of one migration for GET /cluster/migrations and the CLI. */
 export interface MigrationView {
@@ -155,6 +163,8 @@ export class MigrationPlugin implements NodePlugin {
   private previous = new Map<number, readonly NodeId[]>();
   private previousUntil = 0;
   private hooksSig = '';
+  // migration id -> what this node applied of its batches (verify fast path)
+  private readonly taken = new Map<string, Taken>();
   // partition -> when this node first saw it unreferenced
   private unneededSince = new Map<number, number>();
   private lastReport = 0;
@@ -218,6 +228,7 @@ export class MigrationPlugin implements NodePlugin {
       event: (k, m) => ctx.event(k, m),
     });
     const changed = (): void => {
+      for (const id of this.taken.keys()) if (!isOpen(store.get(id)?.state ?? 'done')) this.taken.delete(id);
       this.rebuildHooks();
       this.executor?.sync(store.list(), ctx.table());
       void ctx.tables.poke();
@@ -360,22 +371,35 @@ export class MigrationPlugin implements NodePlugin {
       if (ctx === undefined || this.stopping) throw new JincacheError('PEER_UNAVAILABLE', 'migration is not running on this node yet');
       if (req.method === 'GET' && op === 'ready') return json(200, { ready: true });
       if (req.method === 'POST' && op === 'batch') {
-        const out = await applyBatch(body, ctx.local, { maxRecords: 1_000_000, maxValueBytes: ctx.config.cache.max_value_bytes });
+        const taken = this.takenFor(params.get('m') ?? '');
+        const out = await applyBatch(body, ctx.local, {
+          maxRecords: 1_000_000,
+          maxValueBytes: ctx.config.cache.max_value_bytes,
+          ...(taken !== undefined ? { onApplied: (group: string, key: string, version: number) => {
+            const p = ctx.partitionOf(key);
+            let c = taken.sums.get(p);
+            if (c === undefined) taken.sums.set(p, (c = emptyChecksum()));
+            addToChecksum(c, group, key, version);
+          } } : {}),
+        });
         // a persistent node answers once its disk writes have caught up enough (bounded buffer)
         await ctx.storage?.persister.backpressure();
         return json(200, out);
       }
       if ((req.method === 'GET' && op === 'checksum') || (req.method === 'POST' && op === 'verify')) {
         let ps: unknown;
+        let sent: unknown;
         try {
-          ps = op === 'verify' ? (JSON.parse(body.toString('utf8')) as { p?: unknown }).p : (params.get('p') ?? '').split(',').filter(Boolean).map(Number);
+          if (op === 'verify') ({ p: ps, sums: sent } = JSON.parse(body.toString('utf8')) as { p?: unknown; sums?: unknown });
+          else ps = (params.get('p') ?? '').split(',').filter(Boolean).map(Number);
         } catch {
           ps = undefined;
         }
         if (!Array.isArray(ps) || ps.some((p) => !Number.isInteger(p) || p < 0 || p >= ctx.table().partitionCount)) throw new JincacheError('BAD_REQUEST', 'p must list partition numbers');
         // what is confirmed is on disk: the source drops its copy once this answer says so
         await ctx.storage?.flush();
-        return json(200, { sums: await this.checksums(ps as number[]) });
+        const taken = op === 'verify' ? this.takenFor(params.get('m') ?? '', false) : undefined;
+        return json(200, { sums: await this.checksums(ps as number[], taken, Array.isArray(sent) ? (sent as unknown[]) : undefined) });
       }
       if (req.method === 'GET' && op === 'list') return json(200, this.list());
       if (req.method === 'POST' && (op === 'cancel' || op === 'rollback')) {
@@ -405,13 +429,47 @@ export class MigrationPlugin implements NodePlugin {
     };
   }
 
-  /** Sums of this node's live entries per partition, a turn of the event loop every few thousand. */
-  private async checksums(ps: readonly number[]): Promise<[number, number][]> {
+  /**
+   * What this node took of a migration's batches, by partition, for the verify fast path (see
+   * {@link checksums}). Undefined for an unknown migration id or, with `create` false, before its
+   * first batch arrived.
+   */
+  private takenFor(id: string, create = true): Taken | undefined {
+    if (!isMigrationId(id)) return undefined;
+    let t = this.taken.get(id);
+    if (t === undefined && create) this.taken.set(id, (t = { evictions: this.evictions(), sums: new Map() }));
+    return t;
+  }
+
+  private evictions(): number {
+    let n = 0;
+    for (const g of this.ctx!.groups.values()) n += g.store.stats().evictions;
+    return n;
+  }
+
+  /**
+   * Sums of this node's live entries per partition, a turn of the event loop every few thousand.
+   *
+   * Fast path: when the sender's sums of what it sent (`sent`, in the order of `ps`) equal the
+   * sums of the records this node applied from the migration's batches (`taken`, summed while
+   * applying), and no store evicted anything since the first batch, everything sent is held
+   * here (or was replaced by newer writes) and the partition is not walked again. Anything else
+   * (a record lost to a newer one, a retried batch, an eviction, an older sender) walks the
+   * partition and answers what is held.
+   */
+  private async checksums(ps: readonly number[], taken?: Taken, sent?: readonly unknown[]): Promise<[number, number][]> {
     const ctx = this.ctx!;
     const disk = this.diskSource();
+    const fast = taken !== undefined && sent !== undefined && taken.evictions === this.evictions();
     const out: [number, number][] = [];
     let work = 0;
-    for (const p of ps) {
+    for (let i = 0; i < ps.length; i++) {
+      const p = ps[i]!;
+      const answer = fast ? takenAnswer(sent[i], taken.sums.get(p)) : undefined;
+      if (answer !== undefined) {
+        out.push(answer);
+        continue;
+      }
       const c = await partitionChecksum(ctx.local, p, disk);
       out.push([c.count, c.sum]);
       work += c.count + 1;

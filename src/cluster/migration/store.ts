@@ -50,6 +50,8 @@ export class EtcdMigrationStore implements MigrationStore {
   // parsed records by id, re-parsed only when the raw value changes
   #parsed = new Map<string, { raw: string; m: Migration }>();
   #progress = new Map<string, Map<NodeId, NodeProgress>>();
+  // progress key -> its raw value and decoded report (reports decode only when they change)
+  #rawProgress = new Map<string, { raw: string; p: NodeProgress }>();
 
   constructor(opts: EtcdMigrationStoreOptions) {
     this.#base = `${opts.prefix}/migrations/`;
@@ -137,6 +139,7 @@ export class EtcdMigrationStore implements MigrationStore {
   #rebuild(state: ReadonlyMap<string, string>): void {
     const parsed = new Map<string, { raw: string; m: Migration }>();
     const progress = new Map<string, Map<NodeId, NodeProgress>>();
+    const rawProgress = new Map<string, { raw: string; p: NodeProgress }>();
     for (const [key, raw] of state) {
       const rest = key.slice(this.#base.length);
       const slash = rest.indexOf('/');
@@ -156,14 +159,18 @@ export class EtcdMigrationStore implements MigrationStore {
       const id = rest.slice(0, slash);
       const m = /^nodes\/(.+)$/.exec(rest.slice(slash + 1));
       if (m === null) continue;
-      const p = decodeProgress(raw);
+      // every report rewrites the whole state: decode only the ones that changed
+      const cached = this.#rawProgress.get(key);
+      const p = cached !== undefined && cached.raw === raw ? cached.p : decodeProgress(raw);
       if (p === undefined) continue;
+      rawProgress.set(key, { raw, p });
       let byNode = progress.get(id);
       if (byNode === undefined) progress.set(id, (byNode = new Map()));
       byNode.set(m[1]!, p);
     }
     this.#parsed = parsed;
     this.#progress = progress;
+    this.#rawProgress = rawProgress;
   }
 }
 
