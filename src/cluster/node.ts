@@ -93,6 +93,7 @@ export class JincacheNode {
   private started = false;
   /** Joined, components running: GET /health answers 200. */
   private ready = false;
+  private sweeper: NodeJS.Timeout | undefined;
 
   constructor(opts: NodeOptions) {
     const cfg = opts.config;
@@ -242,6 +243,12 @@ export class JincacheNode {
       };
     }
     for (const p of this.plugins) for (const [route, handler] of p.controlRoutes?.() ?? []) this.controlRoutes.set(route, handler);
+    // expired entries and space freed by deletes are reclaimed a bounded amount per second, not
+    // only when a key is read again
+    this.sweeper = setInterval(() => {
+      for (const g of this.groups.values()) g.store.purgeExpired();
+    }, 1000);
+    this.sweeper.unref();
     this.ready = true;
     this.logger.info({ id: this.id, address: this.info.address, ringVersion: this.tables.table().version }, 'node started');
   }
@@ -251,6 +258,7 @@ export class JincacheNode {
     if (!this.started) return;
     this.started = false;
     this.ready = false;
+    clearInterval(this.sweeper);
     for (const p of this.plugins) await p.drain?.().catch((e: unknown) => this.logger.warn({ err: e, plugin: p.name }, 'drain failed; leaving anyway'));
     for (const p of [...this.plugins].reverse()) await p.stop().catch((e: unknown) => this.logger.warn({ err: e, plugin: p.name }, 'plugin stop failed'));
     await this.resp?.stop();
