@@ -270,7 +270,14 @@ describe('GET /metrics on a real node', () => {
         t.skip('jincache_breaker_state: declared but the node does not feed it yet');
         return;
       }
-      assert.ok(sampleValue(parsed, 'jincache_breaker_state', { peer: 'node-3' }) >= 1, 'node-3 breaker half-open or open');
+      // the breaker samples failures over a window (heartbeats keep probing the dead peer): give it
+      // a few seconds to open rather than reading it the instant after the kill
+      let state = sampleValue(parsed, 'jincache_breaker_state', { peer: 'node-3' });
+      for (let i = 0; i < 50 && state < 1; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        state = sampleValue((await scrape()).parsed, 'jincache_breaker_state', { peer: 'node-3' });
+      }
+      assert.ok(state >= 1, `node-3 breaker half-open or open (state ${state})`);
     });
   });
 });
