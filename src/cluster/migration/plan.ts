@@ -58,11 +58,19 @@ export function emptyChecksum(): Checksum {
 
 const TWO_32 = 2 ** 32;
 
-/** The term one entry adds to a partition's sum. */
+// group name -> its hash (a handful of groups; hashed once)
+const groupHashes = new Map<string, number>();
+
+/** The term one entry adds to a partition's sum: hash(key) mixed with hash(group) and the version. */
 export function entryTerm(group: string, key: string, version: number): number {
+  let gh = groupHashes.get(group);
+  if (gh === undefined) {
+    gh = fmix32(defaultHash(group) ^ 0x5bd1e995);
+    if (groupHashes.size < 1024) groupHashes.set(group, gh);
+  }
   const lo = version % TWO_32 >>> 0;
   const hi = Math.floor(version / TWO_32) >>> 0;
-  return fmix32((defaultHash(`${group}\u0000${key}`) ^ fmix32(lo ^ Math.imul(hi, 0x9e3779b1))) >>> 0);
+  return fmix32((fmix32((defaultHash(key) ^ gh) >>> 0) ^ fmix32(lo ^ Math.imul(hi, 0x9e3779b1))) >>> 0);
 }
 
 export function addToChecksum(c: Checksum, group: string, key: string, version: number): void {
