@@ -13,7 +13,7 @@ import type { NodeId } from '../core/types.ts';
 import { LoadPlugin, type RebalanceRequest } from '../load/plugin.ts';
 import type { LoadReport } from '../load/monitor.ts';
 import { shrinkRates } from '../load/shrink.ts';
-import type { RequestOp } from '../observe/metrics.ts';
+import type { MetricsSnapshot, RequestOp } from '../observe/metrics.ts';
 import { JincacheError } from './errors.ts';
 import type { ControlHandler, NodeContext, NodePlugin } from './plugin.ts';
 import type { PeerRoute } from '../transport/http/server.ts';
@@ -74,7 +74,7 @@ export class RebalancerPlugin implements NodePlugin {
     return new Map([['POST /cluster/rebalance', (body: unknown) => this.handleRebalance(body)]]);
   }
 
-  metrics(): { loadScore?: number; hotKeys?: readonly { group: string; key: string; count: number }[] } {
+  metrics(): Partial<MetricsSnapshot> {
     return this.load.metrics();
   }
 

@@ -10,7 +10,7 @@ import type { NodeContext, NodePlugin } from '../cluster/plugin.ts';
 import { RebalanceGovernor } from '../core/rebalance/governor.ts';
 import { RebalanceError } from '../core/rebalance/errors.ts';
 import { isStrategy, planRebalance, STRATEGIES, type NodeLoad, type RebalancePlan } from '../core/rebalance/strategies.ts';
-import type { RequestOp } from '../observe/metrics.ts';
+import type { MetricsSnapshot, RequestOp } from '../observe/metrics.ts';
 import { LoadMonitor, type HotKey, type LoadMonitorOptions, type LoadReport } from './monitor.ts';
 import { capacityFromConfig } from './score.ts';
 
@@ -120,10 +120,16 @@ export class LoadPlugin implements NodePlugin {
   }
 
   /** Fields for the node's MetricsSnapshot provider. */
-  metrics(): { loadScore?: number; hotKeys?: readonly HotKey[] } {
+  metrics(): Partial<MetricsSnapshot> {
     const r = this.mon?.report();
-    return r === undefined ? {} : { loadScore: r.score, hotKeys: r.hotKeys };
+    if (r === undefined) return {};
+    return {
+      loadScore: r.score,
+      hotKeys: r.hotKeys,
+      load: { qps: r.qps, bytesInPerSec: r.bytesInPerSec, bytesOutPerSec: r.bytesOutPerSec, rssBytes: r.rssBytes, cpu: r.cpu, elu: r.elu, lagMs: r.lagMs },
+    };
   }
+
 
   /**
    * Plan a rebalance of the current table from every member's report (this node's included:

@@ -59,6 +59,16 @@ export interface MetricsSnapshot {
   partitionsReplica?: number;
   /** This node's load score (0 = idle; see the load module for the scale). */
   loadScore?: number;
+  /** The load monitor's latest windowed measurements (rates per second, ratios 0..1). */
+  load?: {
+    qps: { get: number; put: number; delete: number };
+    bytesInPerSec: number;
+    bytesOutPerSec: number;
+    rssBytes: number;
+    cpu: number;
+    elu: number;
+    lagMs: number;
+  };
   /** Partitions (cluster-wide, as this node sees them) with fewer live copies than the replication factor. */
   underReplicatedPartitions?: number;
   groups?: ReadonlyArray<{ name: string; bytes: number; entries: number }>;
@@ -384,6 +394,16 @@ export class Metrics {
         scalar(s.partitionsReplica),
       ),
       new SnapshotGauge('jincache_load_score', "This node's load score.", snap, (s) => scalar(s.loadScore)),
+      new SnapshotGauge('jincache_load_qps', 'Requests per second this node served as owner, over the load window, by operation.', snap, (s) =>
+        s.load === undefined ? [] : (['get', 'put', 'delete'] as const).map((op) => ({ labels: { op }, value: s.load!.qps[op] })),
+      ),
+      new SnapshotGauge('jincache_load_network_bytes_per_second', 'Value bytes in and out per second over the load window.', snap, (s) =>
+        s.load === undefined ? [] : [{ labels: { direction: 'in' }, value: s.load.bytesInPerSec }, { labels: { direction: 'out' }, value: s.load.bytesOutPerSec }],
+      ),
+      new SnapshotGauge('jincache_load_cpu_ratio', 'CPU time of this process per wall second (1 = one core), from process.cpuUsage deltas.', snap, (s) => scalar(s.load?.cpu)),
+      new SnapshotGauge('jincache_load_event_loop_utilization', 'Event-loop utilization over the last tick, 0..1.', snap, (s) => scalar(s.load?.elu)),
+      new SnapshotGauge('jincache_load_event_loop_lag_seconds', 'Mean event-loop delay over the last tick.', snap, (s) => scalar(s.load === undefined ? undefined : s.load.lagMs / 1000)),
+      new SnapshotGauge('jincache_load_rss_bytes', 'Resident memory as the load monitor measured it.', snap, (s) => scalar(s.load?.rssBytes)),
       new SnapshotGauge(
         'jincache_replication_under_replicated_partitions',
         'Partitions with fewer live copies than the replication factor.',

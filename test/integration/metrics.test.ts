@@ -237,6 +237,13 @@ describe('GET /metrics on a real node', () => {
       if (!present(t, after1, 'jincache_load_score')) return;
       const v = sampleValue(after1, 'jincache_load_score');
       assert.ok(Number.isFinite(v) && v >= 0, `load score ${v}`);
+      // the load report behind the score is exported too (issue 6: "all of it")
+      for (const op of ['get', 'put', 'delete']) assert.ok(sampleValue(after1, 'jincache_load_qps', { op }) >= 0, `jincache_load_qps{op=${op}}`);
+      for (const direction of ['in', 'out']) assert.ok(sampleValue(after1, 'jincache_load_network_bytes_per_second', { direction }) >= 0);
+      for (const name of ['jincache_load_cpu_ratio', 'jincache_load_event_loop_utilization', 'jincache_load_event_loop_lag_seconds', 'jincache_load_rss_bytes']) {
+        assert.ok(Number.isFinite(sampleValue(after1, name)), name);
+      }
+      assert.ok(sampleValue(after1, 'jincache_load_rss_bytes') > 10 * 1024 * 1024, 'rss measured');
     });
 
     test('jincache_migrations_running and progress', (t) => {
