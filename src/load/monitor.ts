@@ -299,6 +299,8 @@ export class LoadMonitor {
     this.counters.restart(this.lastTickAt);
     this.partitions.restart(this.lastTickAt);
     this.lastCpuMicros = this.probe.cpuMicros();
+    // memory is a level, not a rate: known from the start, so the first report is not a zero
+    this.rss = this.probe.rssBytes();
     this.timer = this.timers.setInterval(() => this.tick(), this.intervalMs);
   }
 
