@@ -23,7 +23,7 @@ interface FakeNode {
 }
 
 /** Nodes wired in memory: a peer request to `addr-X` is answered by X's CatchUp.serve. */
-function cluster(ids: NodeId[], pageRecords: number): { nodes: Map<NodeId, FakeNode>; table: PartitionTable } {
+function cluster(ids: NodeId[], pageRecords: number, minVersion?: (group: string, p: number) => number): { nodes: Map<NodeId, FakeNode>; table: PartitionTable } {
   const table = createTable(ids.map((id) => ({ id, weight: 1 })), { partitionCount: PARTITIONS, replicationFactor: 2 });
   const nodes = new Map<NodeId, FakeNode>();
   const members: NodeInfo[] = ids.map((id) => ({ id, address: `http://addr-${id}`, status: 'active', last_seen: 0 }));
@@ -50,7 +50,7 @@ function cluster(ids: NodeId[], pageRecords: number): { nodes: Map<NodeId, FakeN
         },
       },
     } as unknown as NodeContext;
-    nodes.set(id, { id, local, catchup: new CatchUp({ ctx, pageRecords, parallel: 2, attempts: 2 }), down: false, pages: 0 });
+    nodes.set(id, { id, local, catchup: new CatchUp({ ctx, pageRecords, parallel: 2, attempts: 2, ...(minVersion !== undefined ? { minVersion } : {}) }), down: false, pages: 0 });
   }
   return { nodes, table };
 }
@@ -113,6 +113,29 @@ describe('CatchUp', () => {
     assert.equal(report.caughtUp, partitions.length - withB.length);
     // given up: reads are no longer held back (nobody else has the data)
     assert.equal(a.catchup.pending(), 0);
+  });
+
+  test('minVersion: only records above the given version are pulled (the repair tail pass)', async () => {
+    const { nodes, table } = cluster(['a', 'b'], 50, () => 1500);
+    const a = nodes.get('a')!;
+    const b = nodes.get('b')!;
+    const partitions = CatchUp.heldPartitions({ id: 'a', table: () => table } as unknown as NodeContext);
+    let newer = 0;
+    for (let i = 0; i < 200; i++) {
+      const key = `t${i}`;
+      const version = 1000 + i * 5; // half at or below 1500, half above
+      b.local.apply([{ group: 'g', key, value: Buffer.from(`v${i}`), version, expiresAt: 0 }]);
+      if (version > 1500 && holdersOf(table, partitionOf(key)).includes('a')) newer++;
+    }
+    assert.ok(newer > 0);
+    a.catchup.mark(partitions);
+    const report = await a.catchup.run();
+    assert.equal(report.records, newer);
+    for (let i = 0; i < 200; i++) {
+      const key = `t${i}`;
+      if (!holdersOf(table, partitionOf(key)).includes('a')) continue;
+      assert.equal(a.local.record('g', key) !== undefined, 1000 + i * 5 > 1500, key);
+    }
   });
 
   test('serve: key order, cursor, min version, bad parameters', async () => {

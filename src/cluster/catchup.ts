@@ -29,7 +29,7 @@
  * cursor (the last key, percent-encoded). A LevelDB source reads its disk (evicted entries too).
  */
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
-import type { NodeId } from '../core/types.ts';
+import type { NodeId, Version } from '../core/types.ts';
 import { holdersOf } from '../core/placement/table.ts';
 import { decodeRecords, encodeRecords, type WireRecord } from '../transport/codec.ts';
 import type { PeerResponse } from '../transport/peer-client.ts';
@@ -53,6 +53,12 @@ export interface CatchUpOptions {
   call?: <T>(peer: NodeId, fn: () => Promise<T>) => Promise<T>;
   /** May this holder be asked now? Default: yes. */
   usable?: (peer: NodeId) => boolean;
+  /**
+   * Pull only records above this version of a partition. Default: the disk watermark
+   * (NodeStorage.catchUpFrom) on persistent nodes, everything (0) on memory nodes. The repair
+   * tail pass (migration/plugin.ts) pulls only the writes around a repair.
+   */
+  minVersion?: (group: string, partition: number) => Version;
 }
 
 export interface CatchUpReport {
@@ -169,7 +175,7 @@ export class CatchUp {
     const { ctx } = this.opts;
     const member = ctx.member(peer);
     if (member === undefined) throw new JincacheError('PEER_UNAVAILABLE', `${peer} is not a member`);
-    const min = ctx.storage?.catchUpFrom(group, p) ?? 0;
+    const min = this.opts.minVersion?.(group, p) ?? ctx.storage?.catchUpFrom(group, p) ?? 0;
     let after: string | undefined;
     for (;;) {
       const q = new URLSearchParams({ g: group, p: String(p), min: String(min), limit: String(this.opts.pageRecords ?? 2000), bytes: String(this.opts.pageBytes ?? 4 * 1024 * 1024) });

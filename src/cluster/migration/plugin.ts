@@ -31,6 +31,8 @@ import { Executor, partitionChecksum, type DiskSource } from './executor.ts';
 import { addToChecksum, copyMoves, emptyChecksum, takenAnswer, type Checksum } from './plan.ts';
 import { isMigrationId, isOpen, type Migration, type NodeProgress } from './record.ts';
 import { EtcdMigrationStore, type MigrationStore } from './store.ts';
+import { CatchUp } from '../catchup.ts';
+import { LOGICAL_BITS } from '../../core/version.ts';
 
 export interface MigrationPluginOptions {
   /** Use this store instead of etcd (tests). Default: etcd from the node's config when etcd is enabled. */
@@ -43,6 +45,11 @@ export interface MigrationPluginOptions {
   previousHoldersMs?: number;
   /** Leader reconcile period while migrations are open. Default 250 ms. */
   tickMs?: number;
+  /**
+   * Repair tail pass: clock skew allowed between the leader (which stamps a repair's creation)
+   * and the nodes that version writes. Default 2000 ms.
+   */
+  tailMarginMs?: number;
 }
 
 const EMPTY: readonly NodeId[] = Object.freeze([]);
@@ -175,6 +182,12 @@ export class MigrationPlugin implements NodePlugin {
   private reported = new Map<string, string>();
   private stopping = false;
   private drained = false;
+  // repair tail pass (see scheduleTails): repairs already handled, and the version each pending
+  // partition is pulled from
+  private tail: CatchUp | undefined;
+  private tailing: Promise<void> | undefined;
+  private readonly tailed = new Set<string>();
+  private readonly tailFrom = new Map<number, number>();
 
   constructor(opts: MigrationPluginOptions = {}) {
     this.opts = opts;
@@ -227,8 +240,10 @@ export class MigrationPlugin implements NodePlugin {
       logger: ctx.logger,
       event: (k, m) => ctx.event(k, m),
     });
+    this.tail = new CatchUp({ ctx, usable: (peer) => ctx.usable(peer), minVersion: (_group, p) => this.tailFrom.get(p) ?? 0, parallel: 2 });
     const changed = (): void => {
       for (const id of this.taken.keys()) if (!isOpen(store.get(id)?.state ?? 'done')) this.taken.delete(id);
+      this.scheduleTails();
       this.rebuildHooks();
       this.executor?.sync(store.list(), ctx.table());
       void ctx.tables.poke();
@@ -488,6 +503,72 @@ export class MigrationPlugin implements NodePlugin {
     if (out === undefined) throw new JincacheError('NOT_FOUND', `no migration ${id}`);
     void this.ctx?.tables.poke();
     return viewOf(out, store.progress(id), false);
+  }
+
+  /**
+   * Repair tail pass. A repair starts after the table without the crashed node is in force, so
+   * writes coordinated under the new table reach the new holder by replication. But a write
+   * coordinated under the OLD table (by a node whose table had not changed yet, or still in
+   * flight when the table changed) goes to the old holders only; when it lands at a holder
+   * after the repair copy read that key, the new holder never gets it and nothing repairs it.
+   *
+   * Such a write started before its coordinator saw the new table (at most a watch delay after
+   * the repair was created) and is never applied after its fence (at most request_timeout after
+   * it started). So once a repair is done and request_timeout (plus a margin) has passed since
+   * it was created, this node pulls from the other holders of each partition it received the
+   * records with a version from `createdAt - request_timeout - margin` on (catch-up pages, by
+   * version watermark, merged last-writer-wins): only the writes around the repair, bounded.
+   */
+  private scheduleTails(): void {
+    const ctx = this.ctx;
+    const store = this.store;
+    if (ctx === undefined || store === undefined || this.stopping) return;
+    const now = Date.now();
+    const known = new Set<string>();
+    for (const m of store.list()) {
+      known.add(m.id);
+      if (m.kind !== 'repair' || m.state !== 'done' || this.tailed.has(m.id)) continue;
+      this.tailed.add(m.id);
+      // an old record seen at start: the writes around it settled long ago
+      if (now - m.updatedAt > 60_000) continue;
+      const mine = copyMoves(m.fromTable, m.targetTable)
+        .filter((mv) => mv.receivers.includes(ctx.id))
+        .map((mv) => mv.partition);
+      if (mine.length === 0) continue;
+      const timeout = ctx.config.fault_tolerance.request_timeout;
+      const margin = this.opts.tailMarginMs ?? 2000;
+      const from = Math.max(0, m.createdAt - timeout - margin) * LOGICAL_BITS;
+      const wait = Math.max(200, m.createdAt + timeout + 1000 - now);
+      const timer = setTimeout(() => {
+        this.timers = this.timers.filter((t) => t !== timer);
+        for (const p of mine) this.tailFrom.set(p, Math.min(this.tailFrom.get(p) ?? from, from));
+        this.tail?.mark(mine);
+        ctx.logger.info({ migration: m.id, partitions: mine.length }, 'repair tail: pulling writes coordinated under the previous table');
+        this.tailing ??= this.runTails().finally(() => (this.tailing = undefined));
+      }, wait);
+      timer.unref();
+      this.timers.push(timer);
+    }
+    for (const id of this.tailed) if (!known.has(id)) this.tailed.delete(id);
+  }
+
+  private async runTails(): Promise<void> {
+    const tail = this.tail;
+    const ctx = this.ctx;
+    if (tail === undefined || ctx === undefined) return;
+    let records = 0;
+    let applied = 0;
+    let failed = 0;
+    // partitions marked while a run was going are caught by the next round
+    while (tail.pending() > 0 && !this.stopping) {
+      const r = await tail.run();
+      records += r.records;
+      applied += r.applied;
+      failed += r.failed.length;
+    }
+    this.tailFrom.clear();
+    ctx.logger.info({ records, applied, failed }, 'repair tail done');
+    if (applied > 0) ctx.event('migration', `repair tail: ${applied} writes made under the previous table caught up`);
   }
 
   /** Rebuild the router's maps from the open records and the table in force. */
