@@ -74,6 +74,7 @@ const SCENARIOS: readonly Entry[] = [
     inSuite: false,
   },
   { name: 'warm', file: 'warm.ts', about: 'warm hit rate right after a join vs the share a groupcache-style cache reloads', budgetSec: { quick: 40, full: 120 } },
+  { name: 'zipf', file: 'zipf.ts', about: 'Zipf(1.1) max/mean node QPS before/after rebalance + mirroring, real 4-node cluster', budgetSec: { quick: 60, full: 120 } },
   { name: 'failover', file: 'failover.ts', about: 'kill -9 to rerouted traffic and restored replication vs Redis Cluster', budgetSec: { quick: 40, full: 150 } },
 ];
 
