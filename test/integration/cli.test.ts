@@ -15,6 +15,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { freePort } from '../helpers/ports.ts';
 import { runCli, startCluster, type TestCluster } from '../helpers/cluster.ts';
+import { clusterOf, waitFor } from '../helpers/wait.ts';
 
 const SNAPSHOTS = resolve(import.meta.dirname, '../snapshots');
 const UPDATE = process.env.UPDATE_SNAPSHOTS === '1';
@@ -79,6 +80,12 @@ describe('jincache CLI', () => {
 
   before(async () => {
     cluster = await startCluster({ nodes: 3 });
+    // every node's load report reaches the others within a second or two: snapshot that settled
+    // state, not whichever moment the CLI happens to catch
+    await waitFor('every node reports its load to every node', async () => {
+      const infos = await Promise.all(cluster.nodes.map((n) => clusterOf(n.url)));
+      return infos.every((c) => (c.nodes as { loadScore?: number }[]).every((n) => typeof n.loadScore === 'number'));
+    }, 15_000, 100);
   });
 
   after(async () => {
