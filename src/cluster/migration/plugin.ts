@@ -50,6 +50,8 @@ export interface MigrationPluginOptions {
    * and the nodes that version writes. Default 2000 ms.
    */
   tailMarginMs?: number;
+  /** Repair tail pass: the second pass runs this long after the first. Default 10 000 ms. */
+  tailRepeatMs?: number;
 }
 
 const EMPTY: readonly NodeId[] = Object.freeze([]);
@@ -518,6 +520,7 @@ export class MigrationPlugin implements NodePlugin {
    * it was created, this node pulls from the other holders of each partition it received the
    * records with a version from `createdAt - request_timeout - margin` on (catch-up pages, by
    * version watermark, merged last-writer-wins): only the writes around the repair, bounded.
+   * A second pass follows `tailRepeatMs` later.
    */
   private scheduleTails(): void {
     const ctx = this.ctx;
@@ -539,15 +542,21 @@ export class MigrationPlugin implements NodePlugin {
       const margin = this.opts.tailMarginMs ?? 2000;
       const from = Math.max(0, m.createdAt - timeout - margin) * LOGICAL_BITS;
       const wait = Math.max(200, m.createdAt + timeout + 1000 - now);
-      const timer = setTimeout(() => {
-        this.timers = this.timers.filter((t) => t !== timer);
-        for (const p of mine) this.tailFrom.set(p, Math.min(this.tailFrom.get(p) ?? from, from));
-        this.tail?.mark(mine);
-        ctx.logger.info({ migration: m.id, partitions: mine.length }, 'repair tail: pulling writes coordinated under the previous table');
-        this.tailing ??= this.runTails().finally(() => (this.tailing = undefined));
-      }, wait);
-      timer.unref();
-      this.timers.push(timer);
+      // a second, later pass for a coordinator whose table lagged longer (a node that was
+      // paused, or whose etcd watch reconnected): a write it coordinated afterwards still has a
+      // version above the watermark
+      for (const at of [wait, wait + (this.opts.tailRepeatMs ?? 10_000)]) {
+        const timer = setTimeout(() => {
+          this.timers = this.timers.filter((t) => t !== timer);
+          if (this.stopping) return;
+          for (const p of mine) this.tailFrom.set(p, Math.min(this.tailFrom.get(p) ?? from, from));
+          this.tail?.mark(mine);
+          ctx.logger.info({ migration: m.id, partitions: mine.length }, 'repair tail: pulling writes coordinated under the previous table');
+          this.tailing ??= this.runTails().finally(() => (this.tailing = undefined));
+        }, at);
+        timer.unref();
+        this.timers.push(timer);
+      }
     }
     for (const id of this.tailed) if (!known.has(id)) this.tailed.delete(id);
   }
