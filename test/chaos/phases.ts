@@ -27,6 +27,11 @@ export interface PhaseResult extends PhaseFigures, Verification {
   durationMs: number;
 }
 
+/** A breaker state that proves the breaker opened. */
+function tripped(state: string | undefined): boolean {
+  return state === 'open' || state === 'half-open';
+}
+
 export interface PhaseContext {
   cluster: ChaosCluster;
   etcd: EtcdCluster;
@@ -79,13 +84,15 @@ export async function pausePhase(ctx: PhaseContext, victim: ChaosNode, pauseMs: 
     let breakerOpened = false;
     const end = Date.now() + pauseMs;
     while (Date.now() < end) {
-      const t = await until(ctx.cluster.serving, (i) => i.breakers?.[victim.id] === 'open', 200, 50);
+      // half-open is only reachable from open: a breaker seen half-open has opened (a paused
+      // peer's breaker cycles open -> half-open -> open once a second as probes time out)
+      const t = await until(ctx.cluster.serving, (i) => tripped(i.breakers?.[victim.id]), 200, 50);
       if (t >= 0) breakerOpened = true;
       // any single node seeing it open counts
       for (const n of ctx.cluster.serving()) {
         try {
           const i = (await (await fetch(`${n.url}/cluster`, { signal: AbortSignal.timeout(500) })).json()) as { breakers?: Record<string, string> };
-          if (i.breakers?.[victim.id] === 'open') breakerOpened = true;
+          if (tripped(i.breakers?.[victim.id])) breakerOpened = true;
         } catch {
           // ignore
         }
