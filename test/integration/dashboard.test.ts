@@ -14,6 +14,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Page } from 'playwright-core';
 import { launchBrowser, type TestBrowser } from '../helpers/browser.ts';
 import { startCluster, type TestCluster } from '../helpers/cluster.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 // The callbacks below run inside the page; the project's tsconfig has no DOM lib, so they see
 // the page's globals untyped.
@@ -66,6 +67,9 @@ describe('dashboard in a headless browser', () => {
       // Fast failure detection once a detector exists (issue 4); harmless before.
       config: { fault_tolerance: { heartbeat_interval: '250ms', request_timeout: '1s' } },
     });
+    // nodes exchange load reports within a second or two: open the page on that settled state,
+    // so the page and the /cluster read the test compares it with describe the same thing
+    await waitFor('every node reporting to node 1', async () => (await clusterOf(cluster.nodes[0]!.url)).nodes.every((n) => typeof n.storedBytes === 'number'), 15_000, 100);
     browser = await launchBrowser();
     page = await browser.browser.newPage({ viewport: { width: 1400, height: 1000 } });
     page.on('pageerror', (e) => pageErrors.push(String(e)));
