@@ -10,13 +10,27 @@ import type { WireRecord } from '../transport/codec.ts';
 import { JincacheError } from './errors.ts';
 import type { GetResult } from './kv.ts';
 
+export type WriteOp = 'put' | 'delete' | 'expire';
+
+/** A client write, as the coordinating node receives it. */
+export interface WriteRequest {
+  op: WriteOp;
+  group: string;
+  key: string;
+  /** put only */
+  value?: Buffer;
+  /** put: time to live; expire: the new TTL (0 = persist) */
+  ttlMs?: number;
+  condition?: 'nx' | 'xx';
+}
+
 export interface WriteOutcome {
   /** False when a put condition (nx/xx) or an expire on an absent key stopped the write. */
   applied: boolean;
+  /** Whether a live value existed before the write. */
+  existed: boolean;
   /** What to replicate when applied. */
   record?: WireRecord;
-  /** For deletes: whether a live value existed. */
-  existed?: boolean;
 }
 
 /** Called once per key operation served here as owner (load monitoring). */
@@ -109,46 +123,30 @@ export class LocalData {
     return { value, source: 'load', expiresAt: 0 };
   }
 
-  put(groupName: string, key: string, value: Buffer, opts: { ttlMs?: number; condition?: 'nx' | 'xx' }): WriteOutcome {
-    const group = this.group(groupName);
-    if (opts.condition !== undefined) {
-      const exists = group.store.get(key) !== undefined;
-      if ((opts.condition === 'nx' && exists) || (opts.condition === 'xx' && !exists)) return { applied: false };
-    }
-    const record: WireRecord = {
-      group: groupName,
-      key,
-      value,
-      version: this.hlc.next(),
-      expiresAt: opts.ttlMs ? this.clock.now() + opts.ttlMs : 0,
-    };
-    group.store.apply(key, record);
-    this.onServe?.('put', groupName, key, value.length, 0);
-    return { applied: true, record };
-  }
-
-  delete(groupName: string, key: string): WriteOutcome {
-    const group = this.group(groupName);
-    const existed = group.store.get(key) !== undefined;
-    const record: WireRecord = { group: groupName, key, value: null, version: this.hlc.next(), expiresAt: 0 };
-    group.store.apply(key, record);
-    this.onServe?.('delete', groupName, key, 0, 0);
-    return { applied: true, record, existed };
-  }
-
-  expire(groupName: string, key: string, ttlMs: number): WriteOutcome {
-    const group = this.group(groupName);
-    const current = group.store.get(key);
-    if (current === undefined || current.value === null) return { applied: false };
-    const record: WireRecord = {
-      group: groupName,
-      key,
-      value: current.value,
-      version: this.hlc.next(),
-      expiresAt: ttlMs > 0 ? this.clock.now() + ttlMs : 0,
-    };
-    group.store.apply(key, record);
-    return { applied: true, record };
+  /**
+   * Decide and apply a write here as the node that coordinates it (the owner, or the first
+   * reachable holder). Its version is above every version this node issued or holds for the key,
+   * so the write wins over all it follows. Returns the record to replicate; none when a put
+   * condition (nx/xx) or an expire on an absent key stopped it.
+   */
+  write(w: WriteRequest): WriteOutcome {
+    const group = this.group(w.group);
+    const live = group.store.get(w.key);
+    const existed = live !== undefined && live.value !== null;
+    if (w.op === 'put' && ((w.condition === 'nx' && existed) || (w.condition === 'xx' && !existed))) return { applied: false, existed };
+    if (w.op === 'expire' && !existed) return { applied: false, existed };
+    const held = group.store.peek(w.key)?.version ?? 0;
+    const version = Math.max(this.hlc.next(), held + 1);
+    const now = this.clock.now();
+    const record: WireRecord =
+      w.op === 'put'
+        ? { group: w.group, key: w.key, value: w.value ?? Buffer.alloc(0), version, expiresAt: w.ttlMs ? now + w.ttlMs : 0 }
+        : w.op === 'delete'
+          ? { group: w.group, key: w.key, value: null, version, expiresAt: 0 }
+          : { group: w.group, key: w.key, value: live!.value, version, expiresAt: w.ttlMs && w.ttlMs > 0 ? now + w.ttlMs : 0 };
+    this.apply([record]);
+    this.onServe?.(w.op, w.group, w.key, record.value?.length ?? 0, 0);
+    return { applied: true, existed, record };
   }
 
   /** Apply writes from another node (replication, handoff, migration). Returns how many won. */

@@ -27,7 +27,7 @@ import { readOrder, replicaPlan, writeOrder } from './health/failover.ts';
 import { notDelivered } from './health/errors.ts';
 import { isPeerFailure, withRetry } from './health/breakers.ts';
 import type { GetResult, KvService, PutOptions, RequestOptions } from './kv.ts';
-import type { LocalData } from './local-data.ts';
+import type { LocalData, WriteRequest } from './local-data.ts';
 
 /** What the router needs to know about the cluster, read fresh on every call. */
 export interface ClusterView {
@@ -88,18 +88,7 @@ export interface RouterOptions {
 }
 
 /** The write operations a coordinator applies. */
-export type WriteOp = 'put' | 'delete' | 'expire';
-
-export interface WriteRequest {
-  op: WriteOp;
-  group: string;
-  key: string;
-  /** put only */
-  value?: Buffer;
-  /** put: time to live; expire: the new TTL (0 = persist) */
-  ttlMs?: number;
-  condition?: 'nx' | 'xx';
-}
+export type { WriteOp, WriteRequest } from './local-data.ts';
 
 /** Path of the owner-local KV endpoints on the peer listener. */
 export function kvPath(group: string, key: string): string {
@@ -343,31 +332,15 @@ export class Router implements KvService {
    * key, so the write wins over all it follows.
    */
   async coordinateWrite(w: WriteRequest, fence: number): Promise<{ applied: boolean; existed: boolean }> {
-    const group = this.local.group(w.group);
     // One synchronous block from the fence check to the apply: nothing can run in between.
     if (Date.now() >= fence) throw new JincacheError('TIMEOUT', `write of "${w.key}" arrived after its deadline; not applied`);
-    const current = this.local.record(w.group, w.key);
-    const live = group.store.get(w.key);
-    const exists = live !== undefined && live.value !== null;
-    const version = Math.max(this.hlc.next(), (current?.version ?? 0) + 1);
-    let record: WireRecord;
-    if (w.op === 'put') {
-      if ((w.condition === 'nx' && exists) || (w.condition === 'xx' && !exists)) return { applied: false, existed: exists };
-      record = { group: w.group, key: w.key, value: w.value ?? Buffer.alloc(0), version, expiresAt: w.ttlMs ? Date.now() + w.ttlMs : 0 };
-    } else if (w.op === 'delete') {
-      record = { group: w.group, key: w.key, value: null, version, expiresAt: 0 };
-    } else {
-      if (!exists) return { applied: false, existed: false };
-      record = { group: w.group, key: w.key, value: live.value, version, expiresAt: w.ttlMs && w.ttlMs > 0 ? Date.now() + w.ttlMs : 0 };
-    }
-    this.hlc.observe(version);
-    this.local.apply([record]);
-    this.local.onServe?.(w.op, w.group, w.key, record.value?.length ?? 0, 0);
+    const out = this.local.write(w);
+    if (out.record === undefined) return { applied: false, existed: out.existed };
     // keep a quarter of the time left for the answer to travel back: a backup that has not
     // confirmed by then gets a hint instead, so a hung backup cannot time the whole write out
     const now = Date.now();
-    await this.replicate(w.key, [record], now + Math.max(1, Math.floor(((fence - now) * 3) / 4)));
-    return { applied: true, existed: exists };
+    await this.replicate(w.key, [out.record], now + Math.max(1, Math.floor(((fence - now) * 3) / 4)));
+    return { applied: true, existed: out.existed };
   }
 
   // ---- owner side: called for local keys and by the peer endpoints ----

@@ -97,8 +97,8 @@ test('a join streams every moving partition in pipelined batches and verifies ea
   const { from, target, m } = joinMigration();
   const src = local();
   const dst = local();
-  for (let i = 0; i < 3000; i++) src.put('g', `key-${i}`, Buffer.alloc(100, i % 256), {});
-  for (let i = 0; i < 200; i++) src.delete('g', `key-${i * 7}`);
+  for (let i = 0; i < 3000; i++) src.write({ op: 'put', group: 'g', key: `key-${i}`, value: Buffer.alloc(100, i % 256) });
+  for (let i = 0; i < 200; i++) src.write({ op: 'delete', group: 'g', key: `key-${i * 7}` });
   const peer = fakePeer(dst);
   const ex = executor(src, peer.peers, 64 * 1024);
   ex.sync([m], from);
@@ -130,7 +130,7 @@ test('a write racing the copy (also forwarded to the receiver) is verified by su
   const moving = new Set(copyMoves(from, target).map((mv) => mv.partition));
   const src = local();
   const dst = local();
-  for (let i = 0; i < 2000; i++) src.put('g', `key-${i}`, Buffer.from(`v${i}`), {});
+  for (let i = 0; i < 2000; i++) src.write({ op: 'put', group: 'g', key: `key-${i}`, value: Buffer.from(`v${i}`) });
   let raced = 0;
   const peer = fakePeer(dst, {
     // after the batches and before the check: a newer write lands at the owner and, through the
@@ -139,7 +139,7 @@ test('a write racing the copy (also forwarded to the receiver) is verified by su
       if (raced > 0) return;
       for (let i = 0; i < 2000; i++) {
         if (!moving.has(partitionOf(`key-${i}`, P))) continue;
-        const w = src.put('g', `key-${i}`, Buffer.from('newer'), {});
+        const w = src.write({ op: 'put', group: 'g', key: `key-${i}`, value: Buffer.from('newer') });
         dst.apply([w.record!]);
         raced = i;
         return;
@@ -187,7 +187,7 @@ test('a write racing the copy (also forwarded to the receiver) is verified by su
 test('a stopped migration stops sending', async () => {
   const { from, m } = joinMigration();
   const src = local();
-  for (let i = 0; i < 5000; i++) src.put('g', `key-${i}`, Buffer.alloc(200), {});
+  for (let i = 0; i < 5000; i++) src.write({ op: 'put', group: 'g', key: `key-${i}`, value: Buffer.alloc(200) });
   const peer = fakePeer(local());
   const ex = executor(src, peer.peers, 8 * 1024);
   ex.sync([m], from);
