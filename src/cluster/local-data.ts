@@ -73,12 +73,11 @@ export class LocalData {
     return this.cached(groupName, key) ?? this.load(groupName, key);
   }
 
-  /** The live cached value, if any (no load). */
+  /** The live cached value, if any (no load); a miss is counted as served too. */
   cached(groupName: string, key: string): GetResult | undefined {
-    const hit = this.group(groupName).store.get(key);
-    const value = hit?.value ?? null;
-    this.onServe?.('get', groupName, key, 0, value === null ? 0 : value.length);
-    return value !== null ? { value, source: 'hit', expiresAt: hit!.expiresAt } : undefined;
+    const hit = this.cachedHit(groupName, key);
+    if (hit === undefined) this.onServe?.('get', groupName, key, 0, 0);
+    return hit;
   }
 
   /** Like cached(), but a miss is not counted as served (the caller goes on to the full read path). */
