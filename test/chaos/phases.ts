@@ -8,9 +8,12 @@ import { figures, LoadGenerator, until, verify, type ChaosCluster, type ChaosNod
 
 export const REQUEST_TIMEOUT_MS = 1000;
 export const CLIENT_TIMEOUT_MS = 2000;
+export const LEASE_TTL_MS = 2000;
+/** kill -9: replication must be whole again this long after the victim's lease expired (the repair copies the victim's partitions from their surviving holders). */
+export const RESTORE_AFTER_LEASE_MS = 3000;
 
 export const CLUSTER_CONFIG = {
-  etcd: { lease_ttl: '2s' },
+  etcd: { lease_ttl: `${LEASE_TTL_MS}ms` },
   replication: { factor: 2, sync: true },
   fault_tolerance: { heartbeat_interval: '500ms', request_timeout: `${REQUEST_TIMEOUT_MS}ms`, max_retries: 3, circuit_threshold: 0.5 },
 };
@@ -19,6 +22,8 @@ export interface PhaseResult extends PhaseFigures, Verification {
   name: string;
   /** kill: ms until every live node stopped routing to the victim */
   rerouteMs?: number;
+  /** kill: ms until every live node has a table without the victim, every partition with `factor` holders, and no repair still copying (-1: not within the hold) */
+  restoredMs?: number;
   /** SIGSTOP: whether some node's breaker for the victim was seen open */
   breakerOpened?: boolean;
   /** ms from heal until every live node saw every member usable again */
@@ -57,7 +62,7 @@ async function phase(ctx: PhaseContext, name: string, victim: string | undefined
   const figs = figures(samples, victim);
   const v = await verify(ctx.cluster, ctx.load, { timeoutMs: CLIENT_TIMEOUT_MS });
   const result: PhaseResult = { name, ...figs, ...v, ...extra, failureExamples: ctx.load.failureExamples().slice(failuresBefore).filter((f) => victim === undefined || !f.includes(`via ${victim}:`)).slice(0, 5), durationMs: Date.now() - started };
-  ctx.log(`phase ${name}: ${JSON.stringify({ ...figs, lost: v.lost, divergent: v.divergent, ...extra })}`);
+  ctx.log(`phase ${name}: ${JSON.stringify({ ...figs, lost: v.lost, overlapped: v.overlapped, divergent: v.divergent, ...extra })}`);
   return result;
 }
 
@@ -66,14 +71,15 @@ export async function killPhase(ctx: PhaseContext, victim: ChaosNode, opts: { ho
     ctx.faulted.add(victim.id);
     await victim.kill('SIGKILL');
     const others = (): ChaosNode[] => ctx.cluster.serving();
+    const restored = until(others, (i) => i.nodes.every((n: { id: string }) => n.id !== victim.id) && i.partitions.underReplicated === 0 && i.migrations.length === 0, opts.holdMs, 100);
     const rerouteMs = await until(others, (i) => healthOf(i, victim.id) === undefined || unusable(healthOf(i, victim.id)), 5000, 20);
-    await sleep(opts.holdMs);
+    const [restoredMs] = await Promise.all([restored, sleep(opts.holdMs)]);
     if (opts.restart) {
       await victim.restart();
       ctx.faulted.delete(victim.id);
       await until(others, (i) => i.nodes.length === ctx.cluster.nodes.length, 15_000);
     }
-    return { rerouteMs };
+    return { rerouteMs, restoredMs };
   }, 3000);
 }
 
@@ -146,6 +152,7 @@ export function table(results: readonly PhaseResult[]): string {
     ['lost', (r) => String(r.lost)],
     ['divergent', (r) => String(r.divergent)],
     ['reroute ms', (r) => (r.rerouteMs === undefined ? '' : String(r.rerouteMs))],
+    ['restored ms', (r) => (r.restoredMs === undefined ? '' : String(r.restoredMs))],
     ['breaker', (r) => (r.breakerOpened === undefined ? '' : r.breakerOpened ? 'opened' : 'closed')],
     ['heal ms', (r) => (r.healMs === undefined ? '' : String(r.healMs))],
   ];

@@ -11,7 +11,7 @@ import { dirname, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startEtcd } from '../helpers/etcd.ts';
 import { LoadGenerator, startChaosCluster, until } from './lib.ts';
-import { CLIENT_TIMEOUT_MS, CLUSTER_CONFIG, etcdPhase, killPhase, partitionPhase, pausePhase, REQUEST_TIMEOUT_MS, table, type PhaseContext, type PhaseResult } from './phases.ts';
+import { CLIENT_TIMEOUT_MS, CLUSTER_CONFIG, etcdPhase, LEASE_TTL_MS, RESTORE_AFTER_LEASE_MS, killPhase, partitionPhase, pausePhase, REQUEST_TIMEOUT_MS, table, type PhaseContext, type PhaseResult } from './phases.ts';
 
 const OUT = resolve(import.meta.dirname, '../../bench/results/chaos.json');
 const BUDGET_MS = 330_000;
@@ -52,6 +52,7 @@ const targets = [
   { what: 'kill -9: 0 failed client requests', ok: results[0]!.failed === 0 },
   { what: 'kill -9: 0 lost acknowledged writes', ok: results[0]!.lost === 0 },
   { what: 'kill -9: rerouting within 1 s', ok: results[0]!.rerouteMs !== undefined && results[0]!.rerouteMs >= 0 && results[0]!.rerouteMs < 1000 },
+  { what: `kill -9: replication restored within ${RESTORE_AFTER_LEASE_MS / 1000} s after the lease TTL (${LEASE_TTL_MS / 1000} s)`, ok: results[0]!.restoredMs !== undefined && results[0]!.restoredMs >= 0 && results[0]!.restoredMs <= LEASE_TTL_MS + RESTORE_AFTER_LEASE_MS },
   { what: `SIGSTOP: p99 within request_timeout (${REQUEST_TIMEOUT_MS} ms)`, ok: results[1]!.p99Ms <= REQUEST_TIMEOUT_MS },
   { what: 'SIGSTOP: breaker opens', ok: results[1]!.breakerOpened === true },
   { what: 'SIGSTOP: no failed request', ok: results[1]!.failed === 0 },
