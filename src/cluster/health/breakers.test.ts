@@ -10,7 +10,7 @@ describe('PeerBreakers', () => {
   test('opens at the failure ratio once enough calls were seen, refuses at once, probes half-open after halfOpenAfter, closes on success', async () => {
     mock.timers.enable({ apis: ['Date'], now: 1_000_000 });
     try {
-      const b = new PeerBreakers({ threshold: 0.5, windowMs: 2000, minimumRps: 2, halfOpenAfterMs: 1000 });
+      const b = new PeerBreakers({ threshold: 0.5, windowMs: 2000, minimumRps: 2, halfOpenAfterMs: 1000, consecutiveFailures: 10 });
       const changes: string[] = [];
       b.onChange((peer, s) => changes.push(`${peer}:${s}`));
       // 3 calls: below the minimum count (2 rps x 2 s = 4): stays closed
@@ -48,9 +48,38 @@ describe('PeerBreakers', () => {
     }
   });
 
+  test('a streak of failures opens the breaker although the window still holds many earlier successes (a peer that hangs under load)', async () => {
+    mock.timers.enable({ apis: ['Date'], now: 1_000_000 });
+    try {
+      const b = new PeerBreakers({ threshold: 0.5, windowMs: 2000, minimumRps: 1, consecutiveFailures: 3 });
+      for (let i = 0; i < 200; i++) await b.execute('p', ok);
+      mock.timers.tick(500);
+      await b.execute('p', down).catch(() => {});
+      await b.execute('p', down).catch(() => {});
+      assert.equal(b.state('p'), 'closed', '2 of 202 failed: neither rule');
+      await b.execute('p', ok);
+      await b.execute('p', down).catch(() => {});
+      await b.execute('p', down).catch(() => {});
+      assert.equal(b.state('p'), 'closed', 'a success between failures ends the streak');
+      await b.execute('p', down).catch(() => {});
+      assert.equal(b.state('p'), 'open', '3 in a row');
+      // the probe that closes it also resets the streak
+      mock.timers.tick(1000);
+      await b.execute('p', ok, true);
+      assert.equal(b.state('p'), 'closed');
+      for (let i = 0; i < 10; i++) await b.execute('p', ok);
+      await b.execute('p', down).catch(() => {});
+      await b.execute('p', down).catch(() => {});
+      assert.equal(b.state('p'), 'closed');
+    } finally {
+      mock.timers.reset();
+    }
+  });
+
   test('a threshold of 1 is accepted (open only when every call fails)', () => {
     assert.doesNotThrow(() => new PeerBreakers({ threshold: 1 }));
     assert.throws(() => new PeerBreakers({ threshold: 0 }), /threshold must be in \(0, 1\]. Got: 0/);
+    assert.throws(() => new PeerBreakers({ consecutiveFailures: 0 }), /consecutiveFailures must be an integer >= 1. Got: 0/);
   });
 });
 

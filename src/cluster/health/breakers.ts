@@ -1,9 +1,13 @@
 /**
  * Per-peer circuit breakers (cockatiel) and the retry policy for idempotent peer calls.
  *
- * Breaker: a SamplingBreaker per peer opens when the failure ratio over `windowMs` reaches
- * `threshold` (config fault_tolerance.circuit_threshold) with at least `minimumRps` calls per
- * second, and lets one probe through after `halfOpenAfterMs` (1 s by default: a paused or
+ * Breaker: a peer's breaker opens when the failure ratio over `windowMs` reaches `threshold`
+ * (config fault_tolerance.circuit_threshold) with at least `minimumRps` calls per second, or
+ * after `consecutiveFailures` peer failures in a row with no success between them. The streak
+ * rule is what catches a peer that hangs (SIGSTOP, a stalled event loop) right after heavy
+ * traffic: the ratio counts that traffic's successes until the window rolls past them, about
+ * `windowMs` later, while every call since the hang has failed. The breaker lets one probe
+ * through after `halfOpenAfterMs` (1 s by default: a paused or
  * partitioned peer is retried every second, never blacklisted for minutes). The failure
  * detector's heartbeats go through the breaker too, so they are the half-open probe even when
  * no request is routed to the peer. While a probe is in flight other calls are refused at once
@@ -15,12 +19,14 @@
 import {
   BrokenCircuitError,
   CircuitState,
+  ConsecutiveBreaker,
   ExponentialBackoff,
   SamplingBreaker,
   circuitBreaker,
   handleWhen,
   retry,
   type CircuitBreakerPolicy,
+  type IBreaker,
 } from 'cockatiel';
 import type { NodeId } from '../../core/types.ts';
 import { JincacheError, isJincacheError } from '../errors.ts';
@@ -36,6 +42,8 @@ export interface BreakerOptions {
   minimumRps?: number;
   /** Time an open breaker waits before letting a probe through. Default 1000 ms. */
   halfOpenAfterMs?: number;
+  /** Peer failures in a row (timeouts, refused connections; no success between) that open the breaker whatever the ratio. Default 3. */
+  consecutiveFailures?: number;
 }
 
 /** Failures that say something about the peer (not about the request): they feed the breaker. */
@@ -61,7 +69,9 @@ export class PeerBreakers {
       windowMs: opts.windowMs ?? 2000,
       minimumRps: opts.minimumRps ?? 1,
       halfOpenAfterMs: opts.halfOpenAfterMs ?? 1000,
+      consecutiveFailures: opts.consecutiveFailures ?? 3,
     };
+    if (!(Number.isInteger(this.opts.consecutiveFailures) && this.opts.consecutiveFailures >= 1)) throw new RangeError(`consecutiveFailures must be an integer >= 1. Got: ${this.opts.consecutiveFailures}`);
   }
 
   /**
@@ -113,7 +123,10 @@ export class PeerBreakers {
     if (b === undefined) {
       b = circuitBreaker(handleWhen(isPeerFailure), {
         halfOpenAfter: this.opts.halfOpenAfterMs,
-        breaker: new SamplingBreaker({ threshold: this.opts.threshold, duration: this.opts.windowMs, minimumRps: this.opts.minimumRps }),
+        breaker: new RatioOrStreakBreaker(
+          new SamplingBreaker({ threshold: this.opts.threshold, duration: this.opts.windowMs, minimumRps: this.opts.minimumRps }),
+          new ConsecutiveBreaker(this.opts.consecutiveFailures),
+        ),
       });
       b.onStateChange(() => {
         const s = this.state(peer);
@@ -122,6 +135,38 @@ export class PeerBreakers {
       this.breakers.set(peer, b);
     }
     return b;
+  }
+}
+
+/** Opens when either rule says so; both see every outcome, so each keeps its own count. */
+class RatioOrStreakBreaker implements IBreaker {
+  private readonly ratio: IBreaker;
+  private readonly streak: IBreaker;
+
+  constructor(ratio: IBreaker, streak: IBreaker) {
+    this.ratio = ratio;
+    this.streak = streak;
+  }
+
+  get state(): unknown {
+    return { ratio: this.ratio.state, streak: this.streak.state };
+  }
+
+  set state(value: unknown) {
+    const v = value as { ratio: unknown; streak: unknown };
+    this.ratio.state = v.ratio;
+    this.streak.state = v.streak;
+  }
+
+  success(state: CircuitState): void {
+    this.ratio.success(state);
+    this.streak.success(state);
+  }
+
+  failure(state: CircuitState): boolean {
+    const byRatio = this.ratio.failure(state);
+    const byStreak = this.streak.failure(state);
+    return byRatio || byStreak;
   }
 }
 
