@@ -4,7 +4,7 @@
 // a time: they start real processes and measure timings on a 2-core machine).
 // Pass file paths or globs to run only those: `npm test -- test/integration/foundation.test.ts`.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -55,5 +55,6 @@ for (const suite of suites) {
   if (code !== 0) status = code;
 }
 
+rmSync(tapDir, { recursive: true, force: true });
 console.log(`\ntests: ${passed} passed, ${failed} failed`);
 process.exit(status !== 0 || failed > 0 ? 1 : passed === 0 ? 1 : 0);

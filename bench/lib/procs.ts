@@ -3,7 +3,7 @@
 // on normal completion, on error, on Ctrl-C and on process exit.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, openSync, closeSync, readFileSync, statSync } from 'node:fs';
+import { mkdtempSync, openSync, closeSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -150,8 +150,12 @@ export function livePids(): number[] {
 export function installCleanup(): void {
   if (cleanupInstalled) return;
   cleanupInstalled = true;
-  process.once('exit', () => {
+  process.once('exit', (code) => {
     for (const pid of live.keys()) signal(pid, 'SIGKILL');
+    // the children's logs are kept for a failed run (and with JINCACHE_KEEP_LOGS=1)
+    if (logDir === null) return;
+    if (code === 0 && process.env.JINCACHE_KEEP_LOGS !== '1') rmSync(logDir, { recursive: true, force: true });
+    else process.stderr.write(`bench: child process logs in ${logDir}\n`);
   });
   for (const [sig, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
     process.once(sig, () => {

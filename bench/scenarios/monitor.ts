@@ -6,7 +6,7 @@
  * throughput is compared in alternating rounds in the same run, and the figure is the median
  * ratio (target ≥ 0.97x, i.e. at most 3% slower).
  */
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Figure } from '../lib/figure.ts';
@@ -42,5 +42,6 @@ export async function run(opts: ScenarioOptions): Promise<Figure[]> {
     ];
   } finally {
     await Promise.all(started.map((p) => p.stop()));
+    rmSync(dir, { recursive: true, force: true });
   }
 }
