@@ -65,7 +65,7 @@ export async function startChaosCluster(opts: ChaosClusterOptions): Promise<Chao
     const port = await freePort();
     const proxy = await startFaultProxy({ target: port });
     const configFile = join(dir, `${id}.yaml`);
-    writeFileSync(configFile, stringify({ log: { level: 'warn' }, ...opts.config, server: { advertise: proxy.url }, cluster: { partitions: PARTITIONS } }));
+    writeFileSync(configFile, stringify({ log: { level: process.env.JINCACHE_CHAOS_LOG_LEVEL ?? 'warn' }, ...opts.config, server: { advertise: proxy.url }, cluster: { partitions: PARTITIONS } }));
     nodes.push(makeNode(id, port, proxy, configFile, join(dir, `${id}.log`), opts.etcdEndpoints));
   }
   try {
@@ -198,13 +198,17 @@ export class LoadGenerator {
   private running = false;
   private loops: Promise<void>[] = [];
   private readonly failures: string[] = [];
+  private readonly stales: string[] = [];
 
   constructor(opts: LoadOptions) {
     this.opts = opts;
     for (let w = 0; w < opts.workers; w++) for (let k = 0; k < opts.keysPerWorker; k++) this.keys.set(`k${w}-${k}`, { acked: 0, uncertain: new Set(), next: 1 });
   }
 
+  private startedAt = 0;
+
   start(): void {
+    this.startedAt = Date.now();
     this.running = true;
     this.loops = Array.from({ length: this.opts.workers }, (_, w) => this.loop(w));
   }
@@ -217,6 +221,11 @@ export class LoadGenerator {
   /** Failure descriptions so far (the first 1000), for the report. */
   failureExamples(): string[] {
     return this.failures;
+  }
+
+  /** Stale read descriptions so far (the first 100). */
+  staleExamples(): string[] {
+    return this.stales;
   }
 
   private fail(msg: string): void {
@@ -259,9 +268,10 @@ export class LoadGenerator {
       } else {
         let ok = false;
         let stale = false;
+        let body = '';
         try {
           const res = await fetch(url, { signal: AbortSignal.timeout(this.opts.timeoutMs) });
-          const body = await res.text();
+          body = await res.text();
           ok = res.status === 200 || (res.status === 404 && st.acked === 0);
           if (ok && res.status === 200) stale = !acceptable(body, key, st);
           if (res.status === 404 && st.acked > 0) stale = true; // an acknowledged write not visible
@@ -270,6 +280,7 @@ export class LoadGenerator {
         } catch (e) {
           this.fail(`GET ${key} via ${node.id}: ${(e as Error).name}`);
         }
+        if (stale && this.stales.length < 100) this.stales.push(`GET ${key} via ${node.id} at ${new Date(at).toISOString().slice(11, 23)} (+${Date.now() - at} ms): ${body.slice(0, 40) || '(404)'} (acked seq ${st.acked})`);
         this.samples.push({ at, ms: performance.now() - started, ok, op: 'get', stale, node: node.id });
       }
       if ((this.opts.thinkMs ?? 5) > 0) await sleep(this.opts.thinkMs ?? 5);

@@ -29,6 +29,7 @@ export interface PhaseResult extends PhaseFigures, Verification {
   /** ms from heal until every live node saw every member usable again */
   healMs?: number;
   failureExamples: string[];
+  staleExamples: string[];
   durationMs: number;
 }
 
@@ -55,27 +56,32 @@ async function phase(ctx: PhaseContext, name: string, victim: string | undefined
   ctx.log(`phase ${name}: start`);
   const from = ctx.load.samples.length;
   const failuresBefore = ctx.load.failureExamples().length;
+  const stalesBefore = ctx.load.staleExamples().length;
   const started = Date.now();
   const extra = await fault();
   await sleep(settleMs);
   const samples = ctx.load.samples.slice(from);
   const figs = figures(samples, victim);
   const v = await verify(ctx.cluster, ctx.load, { timeoutMs: CLIENT_TIMEOUT_MS });
-  const result: PhaseResult = { name, ...figs, ...v, ...extra, failureExamples: ctx.load.failureExamples().slice(failuresBefore).filter((f) => victim === undefined || !f.includes(`via ${victim}:`)).slice(0, 5), durationMs: Date.now() - started };
+  const result: PhaseResult = { name, ...figs, ...v, ...extra, failureExamples: ctx.load.failureExamples().slice(failuresBefore).filter((f) => victim === undefined || !f.includes(`via ${victim}:`)).slice(0, 5), staleExamples: ctx.load.staleExamples().slice(stalesBefore, stalesBefore + 5), durationMs: Date.now() - started };
   ctx.log(`phase ${name}: ${JSON.stringify({ ...figs, lost: v.lost, overlapped: v.overlapped, divergent: v.divergent, ...extra })}`);
+  for (const e of result.staleExamples) ctx.log(`  stale: ${e}`);
   return result;
 }
 
 export async function killPhase(ctx: PhaseContext, victim: ChaosNode, opts: { holdMs: number; restart: boolean }): Promise<PhaseResult> {
   return phase(ctx, 'kill -9', victim.id, async () => {
     ctx.faulted.add(victim.id);
+    ctx.log(`killing ${victim.id}`);
     await victim.kill('SIGKILL');
     const others = (): ChaosNode[] => ctx.cluster.serving();
     const restored = until(others, (i) => i.nodes.every((n: { id: string }) => n.id !== victim.id) && i.partitions.underReplicated === 0 && i.migrations.length === 0, opts.holdMs, 100);
     const rerouteMs = await until(others, (i) => healthOf(i, victim.id) === undefined || unusable(healthOf(i, victim.id)), 5000, 20);
     const [restoredMs] = await Promise.all([restored, sleep(opts.holdMs)]);
     if (opts.restart) {
+      ctx.log(`restarting ${victim.id}`);
       await victim.restart();
+      ctx.log(`${victim.id} serving again`);
       ctx.faulted.delete(victim.id);
       await until(others, (i) => i.nodes.length === ctx.cluster.nodes.length, 15_000);
     }

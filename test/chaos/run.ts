@@ -23,7 +23,7 @@ const budget = setTimeout(() => {
 }, BUDGET_MS);
 budget.unref();
 
-const log = (m: string): void => console.log(`[${((Date.now() - started) / 1000).toFixed(1)}s] ${m}`);
+const log = (m: string): void => console.log(`[${((Date.now() - started) / 1000).toFixed(1)}s ${new Date().toISOString().slice(11, 23)}] ${m}`);
 const etcd = await startEtcd();
 const cluster = await startChaosCluster({ nodes: 5, etcdEndpoints: etcd.endpoints, config: CLUSTER_CONFIG });
 const results: PhaseResult[] = [];
