@@ -34,6 +34,23 @@ async function drive(urls: string[], ms: number, perSecond: number): Promise<voi
   }
 }
 
+/**
+ * Keep the load going while `work` runs: the plan is made from the last `load.window` of
+ * requests, and the CLI calls before it take seconds on a busy machine.
+ */
+async function underLoad<T>(urls: string[], work: () => Promise<T>): Promise<T> {
+  let done = false;
+  const load = (async () => {
+    while (!done) await drive(urls, 500, 400);
+  })();
+  try {
+    return await work();
+  } finally {
+    done = true;
+    await load;
+  }
+}
+
 const maxOverMean = (loads: number[]): number => Math.max(...loads) / (loads.reduce((a, b) => a + b, 0) / loads.length);
 
 describe('rebalancing a skewed workload', () => {
@@ -86,7 +103,7 @@ describe('rebalancing a skewed workload', () => {
     assert.ok(maxOverMean(Object.values(before)) > 1.2, `imbalanced before: ${JSON.stringify(before)}`);
 
     const versionBefore = info.ringVersion;
-    const dry = await runCli(['rebalance', '--dry-run', '--strategy', 'minimal-disturbance', '--node', cluster.nodes[2]!.url, '--json']);
+    const dry = await underLoad(urls, () => runCli(['rebalance', '--dry-run', '--strategy', 'minimal-disturbance', '--node', cluster.nodes[2]!.url, '--json']));
     assert.equal(dry.code, 0, dry.stderr);
     const plan = JSON.parse(dry.stdout);
     assert.equal(plan.dryRun, true);
@@ -96,7 +113,7 @@ describe('rebalancing a skewed workload', () => {
     assert.ok(plan.withinThreshold, 'predicted within threshold');
     assert.equal((await clusterOf(cluster.nodes[0]!.url)).ringVersion, versionBefore, 'a dry run changes nothing');
 
-    const human = await runCli(['rebalance', '--dry-run', '--node', cluster.nodes[0]!.url]);
+    const human = await underLoad(urls, () => runCli(['rebalance', '--dry-run', '--node', cluster.nodes[0]!.url]));
     assert.match(human.stdout, /dry run: nothing changed/);
     assert.match(human.stdout, /NODE\s+LOAD NOW\s+LOAD AFTER\s+GIVES\s+TAKES\s+WEIGHT/);
 
@@ -106,7 +123,7 @@ describe('rebalancing a skewed workload', () => {
     let last = before;
     let done: { applied: boolean; ringVersion: number; after: Record<string, number>; moves: unknown[] } | undefined;
     for (let round = 1; round <= 3 && maxOverMean(Object.values(last)) > 1.2; round++) {
-      const applied = await runCli(['rebalance', '--strategy', 'minimal-disturbance', '--node', cluster.nodes[2]!.url, '--json']);
+      const applied = await underLoad(urls, () => runCli(['rebalance', '--strategy', 'minimal-disturbance', '--node', cluster.nodes[2]!.url, '--json']));
       assert.equal(applied.code, 0, applied.stderr);
       done = JSON.parse(applied.stdout);
       assert.equal(done!.applied, true, JSON.stringify(done));
