@@ -33,12 +33,12 @@ import type { NodeContext, NodePlugin, RoutingHooks } from './plugin.ts';
 import { FENCE_HEADER, RECORD_ROUTE, WRITE_ROUTE, type FailoverSupport, type WriteOp } from './router.ts';
 import { CATCHUP_ROUTE, CatchUp, type CatchUpReport } from './catchup.ts';
 import { decodeRecords } from '../transport/codec.ts';
+import { FROM_HEADER, tableStampOf } from '../transport/peer-client.ts';
 
 /** Path of the hint delivery endpoint: a record batch plus how many hints the sender still holds. */
 export const HINTS_ROUTE = '/_jincache/ft/hints';
 /** Heartbeat endpoint: GET /_jincache/ft/ping?from=ID answers {"id", "hints": hints held here for ID}. */
 export const PING_ROUTE = '/_jincache/ft/ping';
-const FROM_HEADER = 'x-jincache-from';
 const LEFT_HEADER = 'x-jincache-hints-left';
 const DROPPED_HEADER = 'x-jincache-hints-dropped';
 
@@ -319,8 +319,8 @@ export class FaultTolerancePlugin implements NodePlugin {
 
   peerRoutes(): ReadonlyMap<string, PeerRoute> {
     return new Map<string, PeerRoute>([
-      [WRITE_ROUTE, (req, body, url) => this.serveWrite(req.headers[FENCE_HEADER], body, url)],
-      [RECORD_ROUTE, async (_req, _body, url) => this.serveRecord(url)],
+      [WRITE_ROUTE, (req, body, url) => this.serveWrite(req.headers[FENCE_HEADER], tableStampOf(req.headers), body, url)],
+      [RECORD_ROUTE, async (req, _body, url) => this.serveRecord(url, tableStampOf(req.headers))],
       [HINTS_ROUTE, async (req, body) => this.serveHints(req, body)],
       [PING_ROUTE, async (_req, _body, url) => this.servePing(url)],
       [CATCHUP_ROUTE, async (_req, _body, url) => {
@@ -330,8 +330,12 @@ export class FaultTolerancePlugin implements NodePlugin {
     ]);
   }
 
-  /** GET /_jincache/ft/record/{group}/{key}: this node's own copy with its version, tombstones included. */
-  private serveRecord(url: string): { status: number; body?: Buffer | string; headers?: Record<string, string> } {
+  /**
+   * GET /_jincache/ft/record/{group}/{key}: this node's own copy with its version, tombstones
+   * included. 421 when the sender routed by an older table and this node no longer holds the key
+   * (its copy may lack writes; the sender's newest-copy read then asks the holders the normal way).
+   */
+  private serveRecord(url: string, senderTable: number | undefined): { status: number; body?: Buffer | string; headers?: Record<string, string> } {
     const ctx = this.ctx;
     if (ctx === undefined) throw new JincacheError('PEER_UNAVAILABLE', 'node is stopping');
     const q = url.indexOf('?');
@@ -345,6 +349,9 @@ export class FaultTolerancePlugin implements NodePlugin {
     } catch {
       throw new JincacheError('BAD_REQUEST', 'malformed percent-encoding in path');
     }
+    if (ctx.router.misdirected(key, senderTable)) {
+      return { status: 421, body: '{"error":"misdirected","message":"this node no longer holds the key under the newer partition table"}', headers: { 'content-type': 'application/json' } };
+    }
     const rec = ctx.local.record(group, key);
     if (rec === undefined) return { status: 404, body: '{"error":"not_found","message":"absent"}', headers: { 'content-type': 'application/json' } };
     const headers: Record<string, string> = { 'content-type': 'application/octet-stream', 'x-jincache-version': String(rec.version) };
@@ -354,7 +361,7 @@ export class FaultTolerancePlugin implements NodePlugin {
   }
 
   /** POST /_jincache/ft/write/{op}/{group}/{key}?ttl_ms=&cond= with the fence header: coordinate a write here. */
-  private async serveWrite(fenceHeader: string | string[] | undefined, body: Buffer, url: string): Promise<{ status: number; headers?: Record<string, string> }> {
+  private async serveWrite(fenceHeader: string | string[] | undefined, senderTable: number | undefined, body: Buffer, url: string): Promise<{ status: number; headers?: Record<string, string> }> {
     const ctx = this.ctx;
     if (ctx === undefined) throw new JincacheError('PEER_UNAVAILABLE', 'node is stopping');
     const q = url.indexOf('?');
@@ -383,7 +390,7 @@ export class FaultTolerancePlugin implements NodePlugin {
     const ttlMs = ttlRaw === null ? undefined : Number(ttlRaw);
     if (ttlMs !== undefined && !(Number.isFinite(ttlMs) && ttlMs >= 0)) throw new JincacheError('BAD_REQUEST', `bad ttl_ms ${ttlRaw}`);
     const cond = params.get('cond');
-    const out = await ctx.router.coordinateWrite(
+    const out = await ctx.router.coordinateForPeer(
       {
         op,
         group,
@@ -393,6 +400,7 @@ export class FaultTolerancePlugin implements NodePlugin {
         ...(cond === 'nx' || cond === 'xx' ? { condition: cond } : {}),
       },
       fence,
+      senderTable,
     );
     return { status: 204, headers: { 'x-jincache-applied': out.applied ? '1' : '0', 'x-jincache-existed': out.existed ? '1' : '0' } };
   }

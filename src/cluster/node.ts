@@ -151,11 +151,13 @@ export class JincacheNode {
     const view: ClusterView = {
       self: this.id,
       table: () => this.tables.table(),
+      tableReached: (version, timeoutMs) => this.tables.reached(version, timeoutMs),
       partitionOf,
       member: (id) => this.membersById.get(id),
       usable: (id) => this.hooks.every((h) => h.usable?.(id) ?? true),
       extraReplicas: (p) => combine(this.hooks, (h) => h.extraReplicas?.(p)),
       previousHolders: (p) => combine(this.hooks, (h) => h.previousHolders?.(p)),
+      lacking: (p) => this.hooks.some((h) => h.lacking?.(p) ?? false),
       mirrorGet: (group, key) => {
         for (const h of this.mirrorHooks) {
           const got = h.mirrorGet!(group, key);

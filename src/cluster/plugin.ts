@@ -69,6 +69,12 @@ export interface RoutingHooks {
   extraReplicas?(partition: number): readonly NodeId[];
   /** Nodes that may still hold this partition's data (e.g. its previous owner); a miss at the owner asks them before the origin. */
   previousHolders?(partition: number): readonly NodeId[];
+  /**
+   * This node's copy of the partition may lack acknowledged writes: a table change made it a
+   * holder without copying the data first (a crashed node's removal; the repair copies it
+   * afterwards). Reads it serves are answered with the newest copy among the holders meanwhile.
+   */
+  lacking?(partition: number): boolean;
   /** A mirrored copy of another owner's hot key (hot-key mirroring). */
   mirrorGet?(group: string, key: string): GetResult | undefined;
   /** Before a write of this key is acknowledged (mirror invalidation). */

@@ -14,6 +14,15 @@
  *   time t sent it with fence t, so a write stuck in a paused or partitioned node can never be
  *   applied later with a version newer than a write acknowledged after it: that is what makes
  *   a write retried at another holder safe (see README "Fault tolerance").
+ *
+ * Every peer request carries the version of the table its sender routed by (TABLE_HEADER). The
+ * tables of two nodes differ for a moment after each change (a watch delay, a paused process),
+ * and a node routing by an older table may pick a node that no longer holds the partition, or
+ * replicate to holders that are no longer all of them. The receiver corrects it: a read that
+ * reached a node no longer holding the key under its newer table is routed again by that
+ * table; replicated records are sent on to the holders its newer table lists; a write stamped
+ * with a table newer than the receiver's waits (briefly) for that table before it is
+ * coordinated, so it is replicated to the right holders.
  */
 import type { PartitionTable } from '../core/placement/table.ts';
 import { holdersOf } from '../core/placement/table.ts';
@@ -21,7 +30,7 @@ import { systemClock, type NodeId, type NodeInfo } from '../core/types.ts';
 import { HybridClock, compareWrites } from '../core/version.ts';
 import type { WireRecord } from '../transport/codec.ts';
 import { encodeRecords } from '../transport/codec.ts';
-import type { PeerClient, PeerResponse } from '../transport/peer-client.ts';
+import { FROM_HEADER, TABLE_HEADER, type PeerClient, type PeerResponse } from '../transport/peer-client.ts';
 import { JincacheError, isErrorCode, isJincacheError, type JincacheErrorCode } from './errors.ts';
 import { readOrder, replicaPlan, writeOrder } from './health/failover.ts';
 import { notDelivered } from './health/errors.ts';
@@ -41,10 +50,14 @@ export interface ClusterView {
   extraReplicas(partition: number): readonly NodeId[];
   /** Nodes that may still hold this partition's data; a miss at the owner asks them before the origin. */
   previousHolders(partition: number): readonly NodeId[];
+  /** This node's copy of the partition may lack acknowledged writes (made a holder without a copy first; see RoutingHooks.lacking). Default: never. */
+  lacking?(partition: number): boolean;
   /** A mirrored copy of another owner's hot key, served where the read arrives. */
   mirrorGet(group: string, key: string): GetResult | undefined;
   /** Before a write is acknowledged: no mirror may serve the old value after this resolves. */
   beforeOwnerWrite(group: string, key: string, version: number, deadline: number): Promise<void>;
+  /** Resolves true once the table in force has at least `version` (false after `timeoutMs`). Default: resolves false at once. */
+  tableReached?(version: number, timeoutMs: number): Promise<boolean>;
 }
 
 /** What the fault-tolerance plugin lends the router. */
@@ -101,6 +114,8 @@ export const WRITE_ROUTE = '/_jincache/ft/write/';
 export const RECORD_ROUTE = '/_jincache/ft/record/';
 /** Header carrying a forwarded write's fence, ms since epoch. */
 export const FENCE_HEADER = 'x-jincache-fence';
+/** Longest a peer request waits for this node to receive the newer table its sender routed by. */
+export const TABLE_WAIT_MS = 250;
 
 export function writePath(w: WriteRequest): string {
   const q = new URLSearchParams();
@@ -120,6 +135,8 @@ export class Router implements KvService {
   private readonly onReplicationFailure: RouterOptions['onReplicationFailure'];
   private readonly hlc: HybridClock;
   private failover: FailoverSupport | undefined;
+  /** Peer requests this node answered for a sender whose table was older (re-routed reads, forwarded replicas, refused record reads). */
+  staleRoutes = 0;
 
   constructor(opts: RouterOptions) {
     this.view = opts.view;
@@ -167,6 +184,7 @@ export class Router implements KvService {
     const ft = this.failover;
     if (ft !== undefined) {
       const partition = this.view.partitionOf(key);
+      if (this.view.lacking?.(partition) ?? false) return undefined;
       for (const id of holders) if (ft.onProbation(id) || (ft.behind?.(id, partition) ?? false)) return undefined;
     }
     return this.local.cachedHit(group, key);
@@ -348,15 +366,15 @@ export class Router implements KvService {
   /**
    * Read as the owner: the local cache, then (for a partition that just moved here) the nodes
    * that held it before, then the origin loader. While this node's copy is known to lack writes
-   * (FailoverSupport.behind / probation of itself) and the caller has not `checked` every holder
-   * yet, the newest copy among the holders answers: a peer that routed a read here (its view of
-   * this node may lag) still gets the acknowledged value.
+   * (FailoverSupport.behind / probation of itself, or made a holder without a copy: lacking) and
+   * the caller has not `checked` every holder yet, the newest copy among the holders answers: a
+   * peer that routed a read here (its view of this node may lag) still gets the acknowledged value.
    */
   async getAsOwner(group: string, key: string, deadline: number, checked = false): Promise<GetResult | null> {
     const partition = this.view.partitionOf(key);
     const ft = this.failover;
     const self = this.view.self;
-    if (!checked && ft !== undefined && (ft.onProbation(self) || (ft.behind?.(self, partition) ?? false))) {
+    if (!checked && ft !== undefined && (ft.onProbation(self) || (ft.behind?.(self, partition) ?? false) || (this.view.lacking?.(partition) ?? false))) {
       const holders = holdersOf(this.view.table(), partition);
       const newest = await this.newestRead(group, key, holders.includes(self) ? holders : [self, ...holders], deadline, true);
       if (newest !== undefined) return newest;
@@ -388,6 +406,92 @@ export class Router implements KvService {
       }
     }
     return this.local.load(group, key);
+  }
+
+  /**
+   * A read another node routed here, by table `senderTable` (undefined: not stamped). When this
+   * node's table is newer and no longer lists it as a holder of the key, the sender's table is
+   * stale and so may this node's copy be (the partition's writes go to its new holders): the
+   * read is routed again, by this node's table. Versions only grow along such a chain, so it
+   * ends. When the sender's table is newer, this node waits briefly to receive it first.
+   */
+  async getForPeer(group: string, key: string, deadline: number, senderTable: number | undefined): Promise<GetResult | null> {
+    if (senderTable !== undefined) {
+      const mine = this.view.table().version;
+      if (senderTable > mine) await this.awaitTable(senderTable, deadline);
+      else if (senderTable < mine && !this.holders(key).includes(this.view.self)) {
+        this.staleRoutes++;
+        return this.get(group, key, { deadline });
+      }
+    }
+    return this.getAsOwner(group, key, deadline);
+  }
+
+  /**
+   * Coordinate a write another node sent here (by table `senderTable`). A sender with a newer
+   * table than this node's chose this node by it: wait briefly for that table, so the write is
+   * replicated to the holders it lists.
+   */
+  async coordinateForPeer(w: WriteRequest, fence: number, senderTable: number | undefined): Promise<{ applied: boolean; existed: boolean }> {
+    if (senderTable !== undefined && senderTable > this.view.table().version) await this.awaitTable(senderTable, fence);
+    return this.coordinateWrite(w, fence);
+  }
+
+  /**
+   * True when a peer that routed by `senderTable` asks this node for its own copy of `key` while
+   * this node's newer table no longer lists it as a holder: the copy may lack writes, and the
+   * sender should ask the key's holders instead.
+   */
+  misdirected(key: string, senderTable: number | undefined): boolean {
+    if (senderTable === undefined || senderTable >= this.view.table().version) return false;
+    const stale = !this.holders(key).includes(this.view.self);
+    if (stale) this.staleRoutes++;
+    return stale;
+  }
+
+  /**
+   * Records replicated here by `from`, which routed by an older table than this node's: it sent
+   * them to the holders its table lists, and this node's table may list others (a migration or
+   * repair committed meanwhile). Send them on to this table's holders (but this node and the
+   * sender) before the sender's write is acknowledged; a holder that does not confirm gets them
+   * as a hint.
+   */
+  async forwardReplicated(records: readonly WireRecord[], from: NodeId | undefined, senderTable: number | undefined, deadline: number): Promise<void> {
+    if (senderTable === undefined || senderTable >= this.view.table().version || records.length === 0) return;
+    const byTarget = new Map<NodeId, WireRecord[]>();
+    const ft = this.failover;
+    for (const r of records) {
+      const partition = this.view.partitionOf(r.key);
+      const targets = [...holdersOf(this.view.table(), partition), ...this.view.extraReplicas(partition)];
+      for (const id of targets) {
+        if (id === this.view.self || id === from) continue;
+        const list = byTarget.get(id);
+        if (list === undefined) byTarget.set(id, [r]);
+        else list.push(r);
+      }
+    }
+    if (byTarget.size === 0) return;
+    this.staleRoutes++;
+    await Promise.all(
+      [...byTarget].map(async ([id, recs]) => {
+        if (ft !== undefined && !this.view.usable(id)) {
+          ft.hint(id, recs);
+          return;
+        }
+        try {
+          const res = await this.send(id, { method: 'POST', path: '/_jincache/replicate', body: encodeRecords(recs), headers: { [FROM_HEADER]: this.view.self }, deadline });
+          expectStatus(res, 204);
+        } catch (e) {
+          ft?.hint(id, recs);
+          this.onReplicationFailure?.(id, recs, isJincacheError(e) ? e : new JincacheError('PEER_UNAVAILABLE', String(e)));
+        }
+      }),
+    );
+  }
+
+  private async awaitTable(version: number, deadline: number): Promise<void> {
+    const wait = Math.min(TABLE_WAIT_MS, deadline - Date.now() - 1);
+    if (wait > 0) await this.view.tableReached?.(version, wait);
   }
 
   async putAsOwner(group: string, key: string, value: Buffer, opts: PutOptions, deadline: number): Promise<boolean> {
@@ -423,7 +527,7 @@ export class Router implements KvService {
     const body = encodeRecords(records);
     const sends = plan.send.map(async (id) => {
       try {
-        const res = await this.send(id, { method: 'POST', path: '/_jincache/replicate', body, deadline });
+        const res = await this.send(id, { method: 'POST', path: '/_jincache/replicate', body, headers: { [FROM_HEADER]: this.view.self }, deadline });
         expectStatus(res, 204);
       } catch (e) {
         const err = isJincacheError(e) ? e : new JincacheError('PEER_UNAVAILABLE', String(e));
@@ -502,9 +606,10 @@ export class Router implements KvService {
   private async send(id: NodeId, req: Parameters<PeerClient['request']>[1]): Promise<PeerResponse> {
     const member = this.view.member(id);
     if (member === undefined) throw new JincacheError('PEER_UNAVAILABLE', `node ${id} is not a member`);
+    const stamped = { ...req, headers: { ...req.headers, [TABLE_HEADER]: String(this.view.table().version) } };
     const ft = this.failover;
-    if (ft === undefined) return this.peers.request(member.address, req);
-    return ft.call(id, () => this.peers.request(member.address, req));
+    if (ft === undefined) return this.peers.request(member.address, stamped);
+    return ft.call(id, () => this.peers.request(member.address, stamped));
   }
 }
 

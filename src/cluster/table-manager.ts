@@ -144,6 +144,27 @@ export class TableManager {
     }));
   }
 
+  /**
+   * Resolves true once the table in force has at least `version`, false after `timeoutMs`
+   * (a peer stamped a request with a table this node has not received yet: its watch lags).
+   */
+  reached(version: number, timeoutMs: number): Promise<boolean> {
+    if (this.current.version >= version) return Promise.resolve(true);
+    if (timeoutMs <= 0) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      const done = (ok: boolean): void => {
+        clearTimeout(timer);
+        this.listeners.delete(listener);
+        resolve(ok);
+      };
+      const listener: TableListener = (next) => {
+        if (next.version >= version) done(true);
+      };
+      const timer = setTimeout(() => done(false), timeoutMs);
+      this.listeners.add(listener);
+    });
+  }
+
   /** Apply a table if it is newer than the one in force. */
   install(next: PartitionTable): void {
     if (next.version <= this.current.version && this.current.members.length > 0) return;

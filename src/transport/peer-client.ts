@@ -34,6 +34,17 @@ export interface PeerRequest {
 
 /** Header marking a request that was already forwarded once: the receiver must serve it locally. */
 export const FORWARDED_HEADER = 'x-jincache-forwarded';
+/** Header on every routed peer request: the version of the partition table the sender routed by. */
+export const TABLE_HEADER = 'x-jincache-table';
+/** Header naming the sending node (replication, hint replays). */
+export const FROM_HEADER = 'x-jincache-from';
+
+/** The table version a peer request was routed by (undefined: not stamped, e.g. a tool). */
+export function tableStampOf(headers: Record<string, string | string[] | undefined>): number | undefined {
+  const raw = headers[TABLE_HEADER];
+  const v = Number(Array.isArray(raw) ? raw[0] : raw);
+  return raw !== undefined && Number.isSafeInteger(v) && v >= 0 ? v : undefined;
+}
 export const SECRET_HEADER = 'x-jincache-secret';
 
 export class PeerClient {

@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { addNode, createTable, removeNode } from '../../core/placement/table.ts';
-import { addToChecksum, copyMoves, emptyChecksum, packRuns, sameChecksum, sourceOf, takenAnswer } from './plan.ts';
-import { decodeProgress, encodeProgress, memberSig, parseMigration, serializeMigration, type MigrationDoc } from './record.ts';
+import { addToChecksum, copyMoves, emptyChecksum, packRuns, sameChecksum, sourceOf, takenAnswer, uncopiedReceipts } from './plan.ts';
+import { decodeProgress, encodeProgress, memberSig, parseMigration, serializeMigration, type Migration, type MigrationDoc } from './record.ts';
 import { encodeTable } from '../../core/placement/table.ts';
 
 const clock = { now: () => 1000 };
@@ -32,6 +32,28 @@ test('a crash repairs from a surviving holder; promoted backups move nothing', (
     assert.ok(!m.receivers.includes(src!));
   }
   assert.equal(sourceOf(['b'], alive), undefined);
+});
+
+test('a holder made by a crash removal has no copy yet; one made by a prepared migration has', () => {
+  const t1 = createTable(members, { partitionCount: 256, clock });
+  const t2 = removeNode(t1, 'b', { clock });
+  const gained = (id: string): number[] => copyMoves(t1, t2).filter((m) => m.receivers.includes(id)).map((m) => m.partition);
+  assert.ok(gained('a').length > 0 && gained('c').length > 0);
+  assert.deepEqual(uncopiedReceipts(t1, t2, 'a', []), gained('a'));
+  assert.deepEqual(uncopiedReceipts(t1, t2, 'c', []), gained('c'));
+  const migration = (kind: Migration['kind'], state: Migration['state'], fromVersion: number): Migration =>
+    ({ id: 'm1', kind, state, fromVersion, from: '', target: '', createdAt: 0, updatedAt: 0, fromTable: t1, targetTable: t2 }) satisfies Migration;
+  // the repair of this very change copies afterwards: still uncopied
+  assert.deepEqual(uncopiedReceipts(t1, t2, 'a', [migration('repair', 'running', t1.version)]), gained('a'));
+  // a prepared migration from t1 (running while it commits, or done) copied first
+  assert.deepEqual(uncopiedReceipts(t1, t2, 'a', [migration('prepare', 'running', t1.version)]), []);
+  assert.deepEqual(uncopiedReceipts(t1, t2, 'a', [migration('rebalance', 'done', t1.version)]), []);
+  // ... but not one that was cancelled, or planned from another table
+  assert.deepEqual(uncopiedReceipts(t1, t2, 'a', [migration('prepare', 'cancelled', t1.version)]), gained('a'));
+  assert.deepEqual(uncopiedReceipts(t1, t2, 'a', [migration('prepare', 'done', t1.version - 1)]), gained('a'));
+  // the removed node gains nothing; the first table and an older table hand out nothing
+  assert.deepEqual(uncopiedReceipts(t1, t2, 'b', []), []);
+  assert.deepEqual(uncopiedReceipts(t2, t1, 'a', []), []);
 });
 
 test('checksums ignore order and see a different version', () => {

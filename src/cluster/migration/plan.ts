@@ -6,6 +6,7 @@ import type { PartitionTable } from '../../core/placement/table.ts';
 import { planMigration } from '../../core/placement/table.ts';
 import { defaultHash, fmix32 } from '../../core/placement/hash.ts';
 import type { NodeId } from '../../core/types.ts';
+import type { Migration } from './record.ts';
 
 /** A partition some node must receive: holders before and the holders that lack its data. */
 export interface CopyMove {
@@ -26,6 +27,20 @@ export function copyMoves(from: PartitionTable, target: PartitionTable): CopyMov
     if (receivers.length > 0 && m.from.length > 0) out.push({ partition: m.partition, from: m.from, receivers });
   }
   return out;
+}
+
+/**
+ * Partitions `self` became a holder of in the change from `prev` to `next` without their data
+ * being copied to it first. A migration planned from `prev` (other than a repair) copies to its
+ * receivers before it commits; any other change (a crashed node's removal, committed at once and
+ * repaired afterwards) hands `self` partitions it has no copy of yet.
+ */
+export function uncopiedReceipts(prev: PartitionTable, next: PartitionTable, self: NodeId, records: readonly Migration[]): number[] {
+  if (prev.members.length === 0 || next.version <= prev.version) return [];
+  if (records.some((m) => m.kind !== 'repair' && m.fromVersion === prev.version && (m.state === 'running' || m.state === 'done'))) return [];
+  return copyMoves(prev, next)
+    .filter((mv) => mv.receivers.includes(self))
+    .map((mv) => mv.partition);
 }
 
 /**

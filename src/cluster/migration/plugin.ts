@@ -28,7 +28,7 @@ import type { ControlHandler, NodeContext, NodePlugin, RoutingHooks } from '../p
 import { Coordinator, pendingPartitions } from './coordinator.ts';
 import { applyBatch } from './batch.ts';
 import { Executor, partitionChecksum, type DiskSource } from './executor.ts';
-import { addToChecksum, copyMoves, emptyChecksum, takenAnswer, type Checksum } from './plan.ts';
+import { addToChecksum, copyMoves, emptyChecksum, takenAnswer, uncopiedReceipts, type Checksum } from './plan.ts';
 import { isMigrationId, isOpen, type Migration, type NodeProgress } from './record.ts';
 import { EtcdMigrationStore, type MigrationStore } from './store.ts';
 import { CatchUp } from '../catchup.ts';
@@ -172,6 +172,9 @@ export class MigrationPlugin implements NodePlugin {
   private previous = new Map<number, readonly NodeId[]>();
   private previousUntil = 0;
   private hooksSig = '';
+  // partition -> until when this node's copy may lack writes: a table change made it a holder
+  // without copying the data first (see RoutingHooks.lacking); shortened once the repair is done
+  private readonly uncopied = new Map<number, { version: number; since: number; until: number }>();
   // migration id -> what this node applied of its batches (verify fast path)
   private readonly taken = new Map<string, Taken>();
   // partition -> when this node first saw it unreferenced
@@ -245,13 +248,17 @@ export class MigrationPlugin implements NodePlugin {
     this.tail = new CatchUp({ ctx, usable: (peer) => ctx.usable(peer), minVersion: (_group, p) => this.tailFrom.get(p) ?? 0, parallel: 2 });
     const changed = (): void => {
       for (const id of this.taken.keys()) if (!isOpen(store.get(id)?.state ?? 'done')) this.taken.delete(id);
+      this.settleUncopied();
       this.scheduleTails();
       this.rebuildHooks();
       this.executor?.sync(store.list(), ctx.table());
       void ctx.tables.poke();
     };
     this.disposers.push(store.onChange(changed));
-    this.disposers.push(ctx.tables.onChange(changed));
+    this.disposers.push(ctx.tables.onChange((next, prev) => {
+      this.noteUncopied(prev, next);
+      changed();
+    }));
     this.disposers.push(ctx.onMembers(changed));
     ctx.tables.setPlanner(this.coordinator);
     changed();
@@ -304,6 +311,14 @@ export class MigrationPlugin implements NodePlugin {
   routing(): RoutingHooks {
     return {
       extraReplicas: (p) => this.extra.get(p) ?? EMPTY,
+      lacking: (p) => {
+        if (this.uncopied.size === 0) return false;
+        const u = this.uncopied.get(p);
+        if (u === undefined) return false;
+        if (Date.now() < u.until) return true;
+        this.uncopied.delete(p);
+        return false;
+      },
       previousHolders: (p) => {
         if (this.previous.size === 0) return EMPTY;
         if (Date.now() > this.previousUntil) {
@@ -505,6 +520,37 @@ export class MigrationPlugin implements NodePlugin {
     if (out === undefined) throw new JincacheError('NOT_FOUND', `no migration ${id}`);
     void this.ctx?.tables.poke();
     return viewOf(out, store.progress(id), false);
+  }
+
+  /**
+   * A table change made this node a holder of partitions without a copy first (a crashed node's
+   * removal): until the repair has copied them, and request_timeout after the change (writes
+   * coordinated under the previous table are fenced by then), reads served here take the newest
+   * copy among the holders. Bounded by previousHoldersMs whatever happens to the repair.
+   */
+  private noteUncopied(prev: PartitionTable, next: PartitionTable): void {
+    const ctx = this.ctx;
+    const store = this.store;
+    if (ctx === undefined || store === undefined) return;
+    const now = Date.now();
+    for (const p of this.uncopied.keys()) if (!(next.assignments[p] ?? []).includes(ctx.id)) this.uncopied.delete(p);
+    const fresh = uncopiedReceipts(prev, next, ctx.id, store.list());
+    if (fresh.length === 0) return;
+    const until = now + (this.opts.previousHoldersMs ?? 30_000);
+    for (const p of fresh) this.uncopied.set(p, { version: next.version, since: now, until });
+    ctx.logger.info({ version: next.version, partitions: fresh.length }, 'made a holder before a copy: reading the newest copy among holders until the repair is done');
+  }
+
+  private settleUncopied(): void {
+    const store = this.store;
+    const ctx = this.ctx;
+    if (this.uncopied.size === 0 || store === undefined || ctx === undefined) return;
+    let repaired = 0;
+    for (const m of store.list()) if (m.kind === 'repair' && m.state === 'done') repaired = Math.max(repaired, m.targetTable.version);
+    if (repaired === 0) return;
+    const timeout = ctx.config.fault_tolerance.request_timeout;
+    const now = Date.now();
+    for (const u of this.uncopied.values()) if (u.version <= repaired) u.until = Math.min(u.until, Math.max(now, u.since + timeout));
   }
 
   /**

@@ -11,7 +11,7 @@ import type { AddressInfo } from 'node:net';
 import { JincacheError, toJincacheError } from '../../cluster/errors.ts';
 import type { Router } from '../../cluster/router.ts';
 import { decodeRecords, isCodecError, type WireRecord } from '../codec.ts';
-import { FORWARDED_HEADER, SECRET_HEADER } from '../peer-client.ts';
+import { FORWARDED_HEADER, FROM_HEADER, SECRET_HEADER, tableStampOf } from '../peer-client.ts';
 
 export interface HttpLimits {
   maxKeyBytes: number;
@@ -291,8 +291,9 @@ export class HttpListener {
           return;
         }
         if (method === 'GET') {
-          // served locally whatever the table says: the sender already routed it (never forwarded twice)
-          const got = await router.getAsOwner(group, key, deadline);
+          // served here unless this node's table is newer than the sender's and no longer lists
+          // it as a holder: then routed again by that table (Router.getForPeer)
+          const got = await router.getForPeer(group, key, deadline, tableStampOf(req.headers));
           if (got === null) return sendJson(res, 404, { error: 'not_found', message: 'absent' });
           const headers: Record<string, string | number> = { 'content-type': OCTET, 'x-cache': got.source };
           if (got.expiresAt > 0) headers['x-jincache-expires'] = got.expiresAt;
@@ -330,6 +331,9 @@ export class HttpListener {
         const records = decodeRecords(body, { maxRecords: limits.maxBatchRecords, maxValueBytes: limits.maxValueBytes });
         for (const r of records) this.checkKey(r.key);
         this.backend.applyRecords(records);
+        // a sender with an older table may have missed holders this node's table lists
+        const from = req.headers[FROM_HEADER];
+        await router.forwardReplicated(records, typeof from === 'string' ? from : undefined, tableStampOf(req.headers), this.backend.deadline());
         res.writeHead(204);
         res.end();
         return;
