@@ -112,7 +112,7 @@ export class TableManager {
   async commit(expectedVersion: number, next: PartitionTable): Promise<boolean> {
     const store = this.opts.store;
     if (store === undefined) return false;
-    if (!(await store.compareAndSwap(expectedVersion, next))) return false;
+    if (!(await store.compareAndSwap(expectedVersion, next, this.guard()))) return false;
     this.opts.logger?.info({ version: next.version, members: next.members.map((m) => m.id) }, 'wrote partition table');
     this.install(next);
     return true;
@@ -165,6 +165,11 @@ export class TableManager {
     });
   }
 
+  /** The leader's key that guards its table writes (undefined: no election, or it exposes none). */
+  private guard(): string | undefined {
+    return this.opts.election?.leaderKey?.() ?? undefined;
+  }
+
   /** Apply a table if it is newer than the one in force. */
   install(next: PartitionTable): void {
     if (next.version <= this.current.version && this.current.members.length > 0) return;
@@ -199,7 +204,7 @@ export class TableManager {
           return;
         }
         const next = stored === null ? createTable(members, this.opts.placement) : nextTable(stored, members, this.opts.placement);
-        if (await store.compareAndSwap(stored?.version ?? 0, next)) {
+        if (await store.compareAndSwap(stored?.version ?? 0, next, this.guard())) {
           this.opts.logger?.info({ version: next.version, members: members.map((m) => m.id) }, 'wrote partition table');
           this.install(next);
           return;

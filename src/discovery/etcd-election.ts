@@ -45,6 +45,7 @@ export class EtcdElection implements ElectionSeam {
   readonly #retryCapMs: number;
   readonly #listeners = new Set<LeaderListener>();
   #campaign: Campaign | null = null;
+  #leaderKey: string | null = null;
   #observer: ElectionObserver | null = null;
   #elected = false;
   /** Leader as the observer last saw it. */
@@ -120,6 +121,11 @@ export class EtcdElection implements ElectionSeam {
     return this.#elected;
   }
 
+  /** Our campaign key while we lead: it exists exactly as long as our leadership lease. */
+  leaderKey(): string | null {
+    return this.#elected ? this.#leaderKey : null;
+  }
+
   onChange(listener: LeaderListener): Disposer {
     this.#listeners.add(listener);
     return () => {
@@ -133,10 +139,18 @@ export class EtcdElection implements ElectionSeam {
     this.#campaign = campaign;
     campaign.on('elected', () => {
       if (this.#campaign !== campaign) return;
-      this.#campaignDelays = delays(100, this.#retryCapMs);
-      this.#elected = true;
-      this.#logger.info({ nodeId: this.#nodeId }, 'elected leader');
-      this.#report();
+      // leadership counts once its key is known: every table write is guarded by it
+      void campaign
+        .getCampaignKey()
+        .then((key) => {
+          if (this.#campaign !== campaign) return;
+          this.#leaderKey = key;
+          this.#campaignDelays = delays(100, this.#retryCapMs);
+          this.#elected = true;
+          this.#logger.info({ nodeId: this.#nodeId }, 'elected leader');
+          this.#report();
+        })
+        .catch((err: unknown) => campaign.emit('error', err instanceof Error ? err : new Error(String(err))));
     });
     // Always listen: an unhandled 'error' would throw. It fires once per failure cause (lease
     // lost, start failed), possibly twice for one campaign: only the current one counts.
@@ -145,6 +159,7 @@ export class EtcdElection implements ElectionSeam {
       this.#campaign = null;
       const wasLeader = this.#elected;
       this.#elected = false;
+      this.#leaderKey = null;
       void campaign.resign().catch(() => undefined);
       const delay = this.#campaignDelays.next().value;
       this.#logger.warn({ err: err.message, wasLeader, retryInMs: delay }, 'election campaign failed; campaigning again');

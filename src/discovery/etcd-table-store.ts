@@ -72,7 +72,7 @@ export class EtcdTableStore implements TableStore {
     return raw === null ? null : decodeTable(raw);
   }
 
-  async compareAndSwap(expectedVersion: number, next: PartitionTable): Promise<boolean> {
+  async compareAndSwap(expectedVersion: number, next: PartitionTable, guardKey?: string): Promise<boolean> {
     if (!Number.isSafeInteger(expectedVersion) || expectedVersion < 0) {
       throw new RangeError(`expectedVersion must be an integer >= 0, got ${expectedVersion}`);
     }
@@ -81,10 +81,12 @@ export class EtcdTableStore implements TableStore {
       throw new RangeError(`next.version (${next.version}) must be greater than expectedVersion (${expectedVersion})`);
     }
     const encoded = encodeTable(next);
-    const txn =
+    const cmp =
       expectedVersion === 0
         ? this.#client.if(this.#versionKey, 'Create', '==', 0) // nothing stored yet
         : this.#client.if(this.#versionKey, 'Value', '==', String(expectedVersion));
+    // the writer's leadership key still exists (create revision 0 = no such key)
+    const txn = guardKey === undefined ? cmp : cmp.and(guardKey, 'Create', '>', 0);
     const res = await etcdCall('swap ring', () =>
       txn
         .then(

@@ -32,10 +32,11 @@ export interface TableStore {
   /** The stored table, or null when none was written yet. */
   load(): Promise<PartitionTable | null>;
   /**
-   * Write `next` only if the stored version is still `expectedVersion` (0 = none stored).
-   * Returns false when somebody else wrote first.
+   * Write `next` only if the stored version is still `expectedVersion` (0 = none stored) and,
+   * when `guardKey` is given, that key still exists (the writer's leadership key: a leader whose
+   * lease expired while it was paused cannot write any more). Returns false otherwise.
    */
-  compareAndSwap(expectedVersion: number, next: PartitionTable): Promise<boolean>;
+  compareAndSwap(expectedVersion: number, next: PartitionTable, guardKey?: string): Promise<boolean>;
   /** Subscribe to stored-table changes. */
   onChange(listener: (table: PartitionTable) => void): Disposer;
 }
@@ -47,5 +48,7 @@ export interface Election {
   /** The current leader's node id, or null while unknown. */
   leader(): NodeId | null;
   isLeader(): boolean;
+  /** While leader: the store key that proves it (it disappears with the leader's lease); writes a leader makes are guarded by it. */
+  leaderKey?(): string | null;
   onChange(listener: (leader: NodeId | null) => void): Disposer;
 }

@@ -160,6 +160,29 @@ describe('EtcdTableStore', { timeout: 15_000 }, () => {
       await Promise.all([s1.stop(), s2.stop()]);
     }
   });
+
+  test('a table write guarded by the leader key fails once that leadership is gone', async () => {
+    const prefix = freshPrefix();
+    const store = new EtcdTableStore({ endpoints: etcd.endpoints, prefix });
+    const leader = new EtcdElection({ endpoints: etcd.endpoints, prefix, nodeId: 'a', ttlSeconds: 30 });
+    try {
+      await leader.start();
+      await waitFor('a leads', () => leader.isLeader(), 5000);
+      const key = leader.leaderKey();
+      assert.ok(key !== null && key.startsWith(`${prefix}/election/`), `leader key ${key}`);
+      const v1 = createTable(members, { partitionCount: 64, clock });
+      assert.equal(await store.compareAndSwap(0, v1, key!), true, 'the leader writes');
+      await leader.stop(); // resigns: the key is deleted with its lease
+      assert.equal(leader.leaderKey(), null);
+      const v2 = nextTable(v1, [members[0]!], { clock });
+      assert.equal(await store.compareAndSwap(1, v2, key!), false, 'a deposed leader cannot write');
+      assert.equal((await store.load())?.version, 1);
+      assert.equal(await store.compareAndSwap(1, v2), true, 'the version CAS alone would have let it');
+    } finally {
+      await leader.stop();
+      await store.stop();
+    }
+  });
 });
 
 describe('EtcdConfigWatcher', { timeout: 15_000 }, () => {

@@ -5,7 +5,11 @@
  * One pass of {@link Coordinator.reconcile}:
  *  1. Crash: members of the table in force that are no longer registered are removed at once
  *     (nextTable promotes their backups, so reads keep working) and a `repair` record asks the
- *     surviving holders to re-replicate ("commit then repair").
+ *     surviving holders to re-replicate ("commit then repair"). Unless the removal would leave
+ *     some partition with no holder at all: every copy of it is on the missing members, which
+ *     is more often a stall or an etcd hiccup that expired several leases at once than as many
+ *     crashes. The removal then waits `orphanGraceMs` for them to register again (their data
+ *     comes back with them); after that they are removed and those partitions start empty.
  *  2. Open records: finalise cancels, supersede prepares planned against an older table or for
  *     a membership that is no longer wanted, commit a prepare whose every moving partition is
  *     reported done (CAS: version + 1), close repairs that finished.
@@ -18,7 +22,7 @@
 import { encodeTable, decodeTable, nextTable, type PartitionTable, type PlacementOptions } from '../../core/placement/table.ts';
 import type { Member, NodeId } from '../../core/types.ts';
 import type { TableManager, TablePlanner } from '../table-manager.ts';
-import { copyMoves, sourceOf } from './plan.ts';
+import { copyMoves, orphanedPartitions, sourceOf } from './plan.ts';
 import { isOpen, memberSig, type Migration, type MigrationDoc, type MigrationKind } from './record.ts';
 import type { MigrationStore } from './store.ts';
 
@@ -33,6 +37,8 @@ export interface CoordinatorOptions {
   event(kind: string, message: string): void;
   /** Finished records kept in etcd for inspection and rollback. Default 20. */
   keepFinished?: number;
+  /** How long a removal that would leave partitions without any holder waits for the missing members. Default 0 (no wait). */
+  orphanGraceMs?: number;
 }
 
 let seq = 0;
@@ -60,9 +66,28 @@ export function pendingPartitions(m: Migration, store: MigrationStore, alive: (i
 
 export class Coordinator implements TablePlanner {
   private readonly o: CoordinatorOptions;
+  // when this leader first saw missing members whose removal would orphan partitions
+  private orphanedSince: number | undefined;
 
   constructor(opts: CoordinatorOptions) {
     this.o = opts;
+  }
+
+  /** Who still waits for a partition's data: receivers of partitions an open repair has not copied yet. */
+  private unrepaired(records: readonly Migration[], store: MigrationStore): (partition: number, id: NodeId) => boolean {
+    const waiting = new Map<number, Set<NodeId>>();
+    for (const m of records) {
+      if (m.kind !== 'repair' || !isOpen(m.state)) continue;
+      const done = new Set<number>();
+      for (const rep of store.progress(m.id).values()) for (const p of rep.partitions) if (p.state === 'done') done.add(p.partition);
+      for (const mv of copyMoves(m.fromTable, m.targetTable)) {
+        if (done.has(mv.partition)) continue;
+        const set = waiting.get(mv.partition) ?? new Set<NodeId>();
+        for (const id of mv.receivers) set.add(id);
+        waiting.set(mv.partition, set);
+      }
+    }
+    return (p, id) => waiting.get(p)?.has(id) ?? false;
   }
 
   async reconcile(inForce: PartitionTable): Promise<void> {
@@ -72,7 +97,24 @@ export class Coordinator implements TablePlanner {
     // 1. crashed members: commit their removal now, repair afterwards
     const gone = inForce.members.filter((m) => !alive(m.id));
     const remaining = inForce.members.filter((m) => alive(m.id));
+    // the grace ends when every missing member is back (or removed)
+    if (gone.length === 0) this.orphanedSince = undefined;
     if (gone.length > 0 && remaining.length > 0) {
+      const orphaned = orphanedPartitions(inForce, alive, this.unrepaired(store.list(), store));
+      if (orphaned > 0) {
+        const now = this.o.now();
+        const grace = this.o.orphanGraceMs ?? 0;
+        if (this.orphanedSince === undefined) {
+          this.orphanedSince = now;
+          if (grace > 0) {
+            this.o.logger.warn({ gone: gone.map((m) => m.id), orphaned, graceMs: grace }, 'every holder of some partitions is missing: waiting for them before removing them');
+            this.o.event('migration', `${gone.map((m) => m.id).join(', ')} missing with every copy of ${orphaned} partitions: waiting up to ${Math.round(grace / 1000)} s before removing`);
+          }
+        }
+      }
+      // members that vanished together with every copy of some partitions are all waited for,
+      // even once the first of them is back and the rest alone would orphan nothing
+      if (this.orphanedSince !== undefined && this.o.now() - this.orphanedSince < (this.o.orphanGraceMs ?? 0)) return;
       const next = nextTable(inForce, remaining, this.o.placement);
       if (await tables.commit(inForce.version, next)) {
         this.o.event('migration', `removed ${gone.map((m) => m.id).join(', ')} (v${next.version}); repairing replicas`);

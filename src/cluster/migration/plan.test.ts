@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { addNode, createTable, removeNode } from '../../core/placement/table.ts';
-import { addToChecksum, copyMoves, emptyChecksum, packRuns, sameChecksum, sourceOf, takenAnswer, uncopiedReceipts } from './plan.ts';
+import { addToChecksum, copyMoves, emptyChecksum, orphanedPartitions, packRuns, sameChecksum, sourceOf, takenAnswer, uncopiedReceipts } from './plan.ts';
 import { decodeProgress, encodeProgress, memberSig, parseMigration, serializeMigration, type Migration, type MigrationDoc } from './record.ts';
 import { encodeTable } from '../../core/placement/table.ts';
 
@@ -54,6 +54,21 @@ test('a holder made by a crash removal has no copy yet; one made by a prepared m
   // the removed node gains nothing; the first table and an older table hand out nothing
   assert.deepEqual(uncopiedReceipts(t1, t2, 'b', []), []);
   assert.deepEqual(uncopiedReceipts(t2, t1, 'a', []), []);
+});
+
+test('partitions are orphaned when every holder is missing', () => {
+  const t = createTable(members, { partitionCount: 256, clock, replicationFactor: 2 });
+  assert.equal(orphanedPartitions(t, () => true), 0);
+  assert.equal(orphanedPartitions(t, (id) => id !== 'b'), 0, 'one missing member of three: its partitions have a backup');
+  const bc = t.assignments.filter((h) => h.every((id) => id === 'b' || id === 'c')).length;
+  assert.ok(bc > 0);
+  assert.equal(orphanedPartitions(t, (id) => id === 'a'), bc, 'two missing: the partitions only they held');
+  assert.equal(orphanedPartitions(t, () => false), 256);
+  // a live holder that has not received the data yet does not count as a copy
+  const withA = t.assignments.filter((h) => h.includes('a')).length;
+  assert.equal(orphanedPartitions(t, (id) => id === 'a', (_p, id) => id === 'a'), 256);
+  assert.equal(orphanedPartitions(t, (id) => id !== 'b', (_p, id) => id === 'a'), t.assignments.filter((h) => !h.includes('c')).length);
+  assert.ok(withA > 0);
 });
 
 test('checksums ignore order and see a different version', () => {

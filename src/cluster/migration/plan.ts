@@ -44,6 +44,19 @@ export function uncopiedReceipts(prev: PartitionTable, next: PartitionTable, sel
 }
 
 /**
+ * Partitions of `t` with no live holder that has their data: removing the missing members would
+ * leave them with no copy anywhere. `lacks(p, id)`: `id` holds `p` in `t` but has not received
+ * its data yet (a receiver of an unfinished repair).
+ */
+export function orphanedPartitions(t: PartitionTable, alive: (id: NodeId) => boolean, lacks: (partition: number, id: NodeId) => boolean = () => false): number {
+  let n = 0;
+  t.assignments.forEach((holders, p) => {
+    if (holders.length > 0 && !holders.some((id) => alive(id) && !lacks(p, id))) n++;
+  });
+  return n;
+}
+
+/**
  * Who sends a partition: its previous owner when alive, otherwise the first previous holder that
  * is (a backup of a crashed owner). Every node evaluates this with its own view of liveness; the
  * copy is idempotent (last writer wins), so two senders during a disagreement only cost bandwidth.

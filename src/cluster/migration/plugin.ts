@@ -43,6 +43,8 @@ export interface MigrationPluginOptions {
   dropGraceMs?: number;
   /** How long after a commit the previous holders are still asked on a miss. Default 30 s. */
   previousHoldersMs?: number;
+  /** How long the leader waits for missing members that hold every copy of some partitions before removing them. Default: the lease TTL. */
+  orphanGraceMs?: number;
   /** Leader reconcile period while migrations are open. Default 250 ms. */
   tickMs?: number;
   /**
@@ -244,6 +246,8 @@ export class MigrationPlugin implements NodePlugin {
       now,
       logger: ctx.logger,
       event: (k, m) => ctx.event(k, m),
+      // members that vanished with every copy of some partitions get one more lease to come back
+      orphanGraceMs: this.opts.orphanGraceMs ?? cfg.etcd.lease_ttl,
     });
     this.tail = new CatchUp({ ctx, usable: (peer) => ctx.usable(peer), minVersion: (_group, p) => this.tailFrom.get(p) ?? 0, parallel: 2 });
     const changed = (): void => {
