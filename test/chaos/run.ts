@@ -58,6 +58,7 @@ const targets = [
   { what: 'SIGSTOP: no failed request', ok: results[1]!.failed === 0 },
   { what: 'partition heal: replicas converge', ok: results[2]!.divergent === 0 },
   { what: 'every phase: 0 lost acknowledged writes', ok: results.every((r) => r.lost === 0) },
+  { what: 'every phase: 0 stale reads (no read older than the last acknowledged write of its key)', ok: results.every((r) => r.staleReads === 0) },
 ];
 for (const t of targets) console.log(`${t.ok ? 'MET   ' : 'MISSED'} ${t.what}`);
 mkdirSync(dirname(OUT), { recursive: true });

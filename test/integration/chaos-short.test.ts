@@ -31,7 +31,7 @@ describe('chaos (short): kill -9 of 1 of 5 nodes under load', { timeout: 90_000 
     await etcd?.stop();
   });
 
-  test('requests keep being answered, acknowledged writes stay readable, routing moves off the victim fast, replication is restored', async () => {
+  test('requests keep being answered, no read is stale, acknowledged writes stay readable, routing moves off the victim fast, replication is restored', async () => {
     const ctx: PhaseContext = { cluster, etcd, load, faulted, log: (m) => console.log(m) };
     const r = await killPhase(ctx, cluster.nodes[2]!, { holdMs: 5000, restart: false });
     await load.stop();
@@ -40,6 +40,7 @@ describe('chaos (short): kill -9 of 1 of 5 nodes under load', { timeout: 90_000 
     assert.ok(r.rerouteMs !== undefined && r.rerouteMs >= 0 && r.rerouteMs < 1000, `every live node stopped routing to the victim within 1 s (${r.rerouteMs} ms)`);
     assert.ok(r.restoredMs !== undefined && r.restoredMs >= 0 && r.restoredMs <= LEASE_TTL_MS + RESTORE_AFTER_LEASE_MS, `every partition had ${CLUSTER_CONFIG.replication.factor} holders again within ${RESTORE_AFTER_LEASE_MS} ms after the lease TTL (${r.restoredMs} ms after the kill)`);
     assert.equal(r.lost, 0, `acknowledged writes lost: ${r.lostExamples.join('; ')}`);
+    assert.equal(r.staleReads, 0, `reads older than the last acknowledged write: ${r.staleExamples.join('; ')}`);
     assert.equal(r.failed, 0, `failed client requests: ${r.failureExamples.join('; ')}`);
     assert.ok(r.p99Ms <= REQUEST_TIMEOUT_MS + 200, `p99 ${r.p99Ms} ms within the request timeout`);
   });
