@@ -68,6 +68,9 @@ export class FaultTolerancePlugin implements NodePlugin {
   // hints each peer said (in its last heartbeat answer) it holds for this node: peer -> { hints, at }
   private readonly heldForMe = new Map<NodeId, { hints: number; at: number }>();
   private stopped = false;
+  // until then health changes are logged but kept out of the event feed: while a cluster starts,
+  // peers that are still starting flap between down and healthy
+  private quietUntil = 0;
 
   constructor(opts: FaultPluginOptions = {}) {
     this.opts = opts;
@@ -89,7 +92,7 @@ export class FaultTolerancePlugin implements NodePlugin {
     const held = CatchUp.heldPartitions(ctx);
     if (held.length > 0) {
       catchup.mark(held);
-      ctx.logger.info({ partitions: held.length }, 'rejoining as a holder: catching up before serving reads from this copy');
+      ctx.logger.info({ partitions: held.length }, 'starting as a holder: catching up from the other holders before serving reads from this copy');
       await this.publishStatus('joining');
     }
     const ft = ctx.config.fault_tolerance;
@@ -127,7 +130,9 @@ export class FaultTolerancePlugin implements NodePlugin {
     this.disposers.push(ctx.onMembers((m) => detector.setMembers(m)));
     detector.start();
     // don't take traffic while peers that are merely starting look down (see settle())
-    if (!(await detector.settle(Math.max(1000, Math.min(3000, 2 * heartbeat))))) {
+    const settleMs = Math.max(1000, Math.min(3000, 2 * heartbeat));
+    this.quietUntil = Date.now() + 2 * settleMs;
+    if (!(await detector.settle(settleMs))) {
       ctx.logger.warn({ health: Object.fromEntries(detector.classifier.report().map((r) => [r.id, r.health])) }, 'starting while some peers do not answer');
     }
     // retry replays that failed, and catch peers that recovered without a class change
@@ -156,6 +161,11 @@ export class FaultTolerancePlugin implements NodePlugin {
     const report = await catchup.run();
     this.lastCatchUp = report;
     ctx.logger.info({ reason, ...report }, 'caught up');
+    // a cluster's first start: every holder starts empty, nothing to report in the feed
+    if (report.records === 0 && report.failed.length === 0 && reason === 'rejoin') {
+      if (!this.stopped) await this.publishStatus('active');
+      return;
+    }
     ctx.event(
       'catchup',
       `caught up ${report.caughtUp}/${report.partitions} partitions (${reason}): ${report.records} records received, ${report.applied} newer, ${report.pages} pages, ${report.full ? 'full' : 'since the disk watermark'}, ${report.ms} ms${report.failed.length > 0 ? `; no holder answered for ${report.failed.length}` : ''}`,
@@ -406,7 +416,7 @@ export class FaultTolerancePlugin implements NodePlugin {
   }
 
   private transition(id: NodeId, from: PeerHealth, to: PeerHealth): void {
-    this.ctx?.event('health', `${id}: ${from} -> ${to}`);
+    if (Date.now() >= this.quietUntil) this.ctx?.event('health', `${id}: ${from} -> ${to}`);
     if ((to === 'healthy' || to === 'slow') && (this.hints?.pending(id) ?? 0) > 0) void this.handoff?.replay(id);
   }
 
