@@ -59,30 +59,54 @@ export function encodeRecords(records: readonly WireRecord[]): Buffer {
   return out;
 }
 
-/** Decode a batch, validating every length against the buffer and the limits. */
-export function decodeRecords(buf: Buffer, limits: { maxRecords: number; maxValueBytes: number }): WireRecord[] {
-  const need = (o: number, n: number): void => {
-    if (o + n > buf.length) throw new CodecError(`truncated batch at byte ${o}`);
-  };
-  need(0, 4);
-  const count = buf.readUInt32LE(0);
-  if (count > limits.maxRecords) throw new CodecError(`batch of ${count} records exceeds the limit of ${limits.maxRecords}`);
-  const out: WireRecord[] = [];
-  let o = 4;
-  for (let i = 0; i < count; i++) {
-    need(o, 2);
+/**
+ * Reads a batch one record at a time, validating every length against the buffer and the limits
+ * as it goes; `next()` returns undefined after the last record (and throws if bytes are left).
+ * Values are copied out of the batch (a store must not pin the whole request buffer).
+ * Consecutive records nearly always share their group: its name is decoded once per run.
+ */
+export class RecordReader {
+  /** Records the batch says it holds. */
+  readonly count: number;
+  private readonly buf: Buffer;
+  private readonly maxValueBytes: number;
+  private o = 4;
+  private i = 0;
+  private group = '';
+  private groupStart = -1;
+  private groupLen = -1;
+
+  constructor(buf: Buffer, limits: { maxRecords: number; maxValueBytes: number }) {
+    if (buf.length < 4) throw new CodecError('truncated batch at byte 0');
+    this.buf = buf;
+    this.maxValueBytes = limits.maxValueBytes;
+    this.count = buf.readUInt32LE(0);
+    if (this.count > limits.maxRecords) throw new CodecError(`batch of ${this.count} records exceeds the limit of ${limits.maxRecords}`);
+  }
+
+  next(): WireRecord | undefined {
+    const buf = this.buf;
+    let o = this.o;
+    if (this.i >= this.count) {
+      if (o !== buf.length) throw new CodecError(`${buf.length - o} trailing bytes after ${this.count} records`);
+      return undefined;
+    }
+    const i = this.i++;
+    if (o + 2 > buf.length) throw new CodecError(`truncated batch at byte ${o}`);
     const gl = buf.readUInt16LE(o);
     o += 2;
-    need(o, gl);
-    const group = buf.toString('utf8', o, o + gl);
+    if (o + gl + 2 > buf.length) throw new CodecError(`truncated batch at byte ${o}`);
+    if (gl !== this.groupLen || !sameBytes(buf, this.groupStart, o, gl)) {
+      this.group = buf.toString('utf8', o, o + gl);
+      this.groupLen = gl;
+    }
+    this.groupStart = o;
     o += gl;
-    need(o, 2);
     const kl = buf.readUInt16LE(o);
     o += 2;
-    need(o, kl);
+    if (o + kl + 20 > buf.length) throw new CodecError(`truncated batch at byte ${o}`);
     const key = buf.toString('utf8', o, o + kl);
     o += kl;
-    need(o, 20);
     const version = buf.readDoubleLE(o);
     const expiresAt = buf.readDoubleLE(o + 8);
     const vl = buf.readInt32LE(o + 16);
@@ -90,15 +114,30 @@ export function decodeRecords(buf: Buffer, limits: { maxRecords: number; maxValu
     if (!Number.isFinite(version) || !Number.isFinite(expiresAt)) throw new CodecError(`record ${i}: bad version or expiry`);
     let value: Buffer | null = null;
     if (vl >= 0) {
-      if (vl > limits.maxValueBytes) throw new CodecError(`record ${i}: value of ${vl} bytes exceeds ${limits.maxValueBytes}`);
-      need(o, vl);
-      value = Buffer.from(buf.subarray(o, o + vl)); // copy: the batch buffer must not be retained by the store
+      if (vl > this.maxValueBytes) throw new CodecError(`record ${i}: value of ${vl} bytes exceeds ${this.maxValueBytes}`);
+      if (o + vl > buf.length) throw new CodecError(`truncated batch at byte ${o}`);
+      value = Buffer.allocUnsafe(vl); // pooled for small values
+      buf.copy(value, 0, o, o + vl);
       o += vl;
     } else if (vl !== -1) {
       throw new CodecError(`record ${i}: bad value length ${vl}`);
     }
-    out.push({ group, key, value, version, expiresAt });
+    this.o = o;
+    return { group: this.group, key, value, version, expiresAt };
   }
-  if (o !== buf.length) throw new CodecError(`${buf.length - o} trailing bytes after ${count} records`);
+}
+
+/** Decode a whole batch (see RecordReader). */
+export function decodeRecords(buf: Buffer, limits: { maxRecords: number; maxValueBytes: number }): WireRecord[] {
+  const reader = new RecordReader(buf, limits);
+  const out: WireRecord[] = [];
+  for (let r = reader.next(); r !== undefined; r = reader.next()) out.push(r);
   return out;
+}
+
+/** buf[a, a+n) equals buf[b, b+n) (short names: a loop beats Buffer#compare's call overhead). */
+function sameBytes(buf: Buffer, a: number, b: number, n: number): boolean {
+  if (a < 0) return false;
+  for (let i = 0; i < n; i++) if (buf[a + i] !== buf[b + i]) return false;
+  return true;
 }

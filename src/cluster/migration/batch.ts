@@ -9,12 +9,12 @@
  * one preallocated buffer as the source walks a partition (keys with Buffer#write, values with
  * one memcpy), and reports when the buffer is full so the caller sends it and starts the next.
  *
- * {@link applyBatch} is the receiving half: it walks a batch and applies it to the node's data in
- * slices (LocalData.apply: last writer wins, the hybrid clock moves past every version), handing
+ * {@link applyBatch} is the receiving half: it reads a batch record by record (RecordReader, the
+ * codec's own decoder) and applies it to the node's data in slices (LocalData.apply: last writer wins, the hybrid clock moves past every version), handing
  * the event loop back between slices so a large batch never stalls heartbeats.
  */
 import { setImmediate as nextTurn } from 'node:timers/promises';
-import { CodecError, type WireRecord } from '../../transport/codec.ts';
+import { CodecError, RecordReader, type WireRecord } from '../../transport/codec.ts';
 import type { LocalData } from '../local-data.ts';
 
 /** Bytes of a record frame besides its group, key and value. */
@@ -129,64 +129,20 @@ export interface ApplyLimits {
  * (the store must not pin the whole request buffer). Resolves to { received, applied }.
  */
 export async function applyBatch(buf: Buffer, local: LocalData, limits: ApplyLimits): Promise<{ received: number; applied: number }> {
-  if (buf.length < 4) throw new CodecError('truncated batch at byte 0');
-  const count = buf.readUInt32LE(0);
-  if (count > limits.maxRecords) throw new CodecError(`batch of ${count} records exceeds the limit of ${limits.maxRecords}`);
+  const reader = new RecordReader(buf, limits);
   const slice = Math.max(1, limits.slice ?? 4096);
-  let o = 4;
   let applied = 0;
-  let lastGroup = '';
-  let lastGroupStart = -1;
-  let lastGroupLen = -1;
   const recs: WireRecord[] = [];
-  for (let i = 0; i < count; i++) {
-    if (o + 2 > buf.length) throw new CodecError(`truncated batch at byte ${o}`);
-    const gl = buf.readUInt16LE(o);
-    o += 2;
-    if (o + gl + 2 > buf.length) throw new CodecError(`truncated batch at byte ${o}`);
-    // consecutive records nearly always share their group: decode its name once
-    if (gl !== lastGroupLen || !sameBytes(buf, lastGroupStart, o, gl)) {
-      lastGroup = buf.toString('utf8', o, o + gl);
-      lastGroupLen = gl;
-    }
-    lastGroupStart = o;
-    o += gl;
-    const kl = buf.readUInt16LE(o);
-    o += 2;
-    if (o + kl + 20 > buf.length) throw new CodecError(`truncated batch at byte ${o}`);
-    const key = buf.toString('utf8', o, o + kl);
-    o += kl;
-    const version = buf.readDoubleLE(o);
-    const expiresAt = buf.readDoubleLE(o + 8);
-    const vl = buf.readInt32LE(o + 16);
-    o += 20;
-    if (!Number.isFinite(version) || !Number.isFinite(expiresAt)) throw new CodecError(`record ${i}: bad version or expiry`);
-    let value: Buffer | null = null;
-    if (vl >= 0) {
-      if (vl > limits.maxValueBytes) throw new CodecError(`record ${i}: value of ${vl} bytes exceeds ${limits.maxValueBytes}`);
-      if (o + vl > buf.length) throw new CodecError(`truncated batch at byte ${o}`);
-      value = Buffer.allocUnsafe(vl); // pooled for small values; copy, see above
-      buf.copy(value, 0, o, o + vl);
-      o += vl;
-    } else if (vl !== -1) {
-      throw new CodecError(`record ${i}: bad value length ${vl}`);
-    }
-    recs.push({ group: lastGroup, key, value, version, expiresAt });
+  for (let r = reader.next(); r !== undefined; r = reader.next()) {
+    recs.push(r);
     if (recs.length >= slice) {
       applied += applySlice(local, recs, limits.onApplied);
       recs.length = 0;
       await nextTurn();
     }
   }
-  if (o !== buf.length) throw new CodecError(`${buf.length - o} trailing bytes after ${count} records`);
   applied += applySlice(local, recs, limits.onApplied);
-  return { received: count, applied };
-}
-
-/** buf[a, a+n) equals buf[b, b+n) (short names: a loop beats Buffer#compare's call overhead). */
-function sameBytes(buf: Buffer, a: number, b: number, n: number): boolean {
-  for (let i = 0; i < n; i++) if (buf[a + i] !== buf[b + i]) return false;
-  return true;
+  return { received: reader.count, applied };
 }
 
 function applySlice(local: LocalData, recs: WireRecord[], onApplied: ApplyLimits['onApplied']): number {
