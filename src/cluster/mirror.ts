@@ -76,6 +76,7 @@ export class MirrorPlugin implements NodePlugin {
     return {
       mirrorGet: (group, key) => this.read(group, key),
       beforeOwnerWrite: (group, key, version, deadline) => this.invalidate(group, key, version, deadline),
+      writeWaits: (group, key) => this.pushed.size > 0 && this.pushed.has(sep(group, key)),
     };
   }
 

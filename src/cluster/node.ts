@@ -165,6 +165,7 @@ export class JincacheNode {
         }
         return undefined;
       },
+      writeWaits: (group, key) => this.writeHooks.some((h) => h.writeWaits?.(group, key) ?? true),
       beforeOwnerWrite: async (group, key, version, deadline) => {
         if (this.writeHooks.length === 0) return;
         await Promise.all(this.writeHooks.map((h) => h.beforeOwnerWrite!(group, key, version, deadline)));

@@ -79,6 +79,8 @@ export interface RoutingHooks {
   mirrorGet?(group: string, key: string): GetResult | undefined;
   /** Before a write of this key is acknowledged (mirror invalidation). */
   beforeOwnerWrite?(group: string, key: string, version: number, deadline: number): Promise<void>;
+  /** Whether beforeOwnerWrite has work to do for this key now (false lets a write skip it). Default: assumed true. */
+  writeWaits?(group: string, key: string): boolean;
 }
 
 /** Answer of a plugin to POST /cluster/rebalance or GET /cluster/migrations. */

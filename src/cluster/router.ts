@@ -56,6 +56,8 @@ export interface ClusterView {
   mirrorGet(group: string, key: string): GetResult | undefined;
   /** Before a write is acknowledged: no mirror may serve the old value after this resolves. */
   beforeOwnerWrite(group: string, key: string, version: number, deadline: number): Promise<void>;
+  /** Whether beforeOwnerWrite has work to do for this key now. Default: assumed true. */
+  writeWaits?(group: string, key: string): boolean;
   /** Resolves true once the table in force has at least `version` (false after `timeoutMs`). Default: resolves false at once. */
   tableReached?(version: number, timeoutMs: number): Promise<boolean>;
 }
@@ -188,6 +190,23 @@ export class Router implements KvService {
       for (const id of holders) if (ft.onProbation(id) || (ft.behind?.(id, partition) ?? false)) return undefined;
     }
     return this.local.cachedHit(group, key);
+  }
+
+  /**
+   * Synchronous put, for callers that can skip promises when a write needs no network (the Redis
+   * listener): applied here when this node coordinates the key's writes and nobody else must get
+   * it first (the key's only holder: one node, or replication factor 1; no partition move in
+   * progress, no mirror to invalidate, not catching up). Returns whether it was applied (false:
+   * an NX/XX condition did not hold), or undefined: "call put()".
+   */
+  putLocal(group: string, key: string, value: Buffer, opts: PutOptions = {}): boolean | undefined {
+    const self = this.view.self;
+    const holders = this.holders(key);
+    if (holders.length !== 1 || holders[0] !== self) return undefined;
+    if (this.view.extraReplicas(this.view.partitionOf(key)).length > 0) return undefined;
+    if (this.view.writeWaits?.(group, key) ?? true) return undefined;
+    if (this.failover?.catchingUp?.(self) ?? false) return undefined;
+    return this.local.write({ op: 'put', group, key, value, ttlMs: opts.ttlMs, condition: opts.condition }).record !== undefined;
   }
 
   async get(group: string, key: string, opts: RequestOptions = {}): Promise<GetResult | null> {

@@ -9,6 +9,7 @@ import {
   COMMAND_NAMES,
   type CommandEnv,
   type LocalReads,
+  type LocalWrites,
   type Session,
 } from './commands.ts';
 import { RespParser } from './parser.ts';
@@ -177,6 +178,41 @@ test('a KvService with a synchronous getLocal answers GET without a promise, els
   assert.ok(asked instanceof Promise);
   assert.equal(encode(await asked).toString(), '$2\r\nv2\r\n');
   assert.deepEqual(kv.seen.map((s) => s.key), ['elsewhere']);
+});
+
+test('a KvService with a synchronous putLocal answers a plain SET without a promise, else falls back to put()', async () => {
+  const { kv, env, session, parser } = setup();
+  const stored = new Map<string, string>();
+  const withLocal: KvService & LocalWrites = Object.assign(Object.create(kv) as FakeKv, {
+    putLocal: (_g: string, key: string, value: Buffer) => {
+      if (key.startsWith('remote')) return undefined;
+      stored.set(key, value.toString());
+      return key !== 'refused';
+    },
+  });
+  const e2: CommandEnv = { ...env, kv: withLocal };
+  const exec = (args: string[]) => {
+    parser.feed(multibulk(args));
+    assert.equal(parser.nextCommand(), 'command');
+    return executeCommand(e2, session, parser.command);
+  };
+  const here = exec(['SET', 'here', 'v1']);
+  assert.ok(!(here instanceof Promise));
+  assert.equal(encode(here).toString(), '+OK\r\n');
+  assert.equal(stored.get('here'), 'v1');
+  // the value is a copy, not a view of the parser's buffer
+  parser.feed(multibulk(['SET', 'other', 'zz']));
+  assert.equal(stored.get('here'), 'v1');
+  parser.nextCommand();
+  assert.equal(encode(exec(['SET', 'refused', 'x']) as RespReply).toString(), '$-1\r\n');
+  const asked = exec(['SET', 'remote-1', 'v2']);
+  assert.ok(asked instanceof Promise);
+  assert.equal(encode(await asked).toString(), '+OK\r\n');
+  assert.deepEqual(kv.seen.map((s) => s.key), ['remote-1']);
+  // SET with options keeps the generic path (put with its options)
+  await exec(['SET', 'here', 'v3', 'NX']);
+  assert.deepEqual(kv.seen.at(-1), { op: 'put', key: 'here', opts: { condition: 'nx', deadline: 1_000_250 } });
+  assert.equal(stored.get('here'), 'v1');
 });
 
 test('SET maps EX/PX and NX/XX onto put, with a deadline', async () => {

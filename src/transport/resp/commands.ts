@@ -554,6 +554,15 @@ export interface LocalReads {
   getLocal?(group: string, key: string): GetResult | null | undefined;
 }
 
+/**
+ * The synchronous write a KvService may offer next to put() (the Router does): applied at once
+ * when no other node has to hear of it first; returns whether it was applied, or undefined:
+ * "call put()".
+ */
+export interface LocalWrites {
+  putLocal?(group: string, key: string, value: Buffer): boolean | undefined;
+}
+
 function fastGet(env: CommandEnv, cmd: RespCommand, call: KvCall | undefined): Result | null {
   const key = keyAt(env, cmd, 1);
   if (typeof key !== 'string') return key;
@@ -578,7 +587,10 @@ function fastSet(env: CommandEnv, cmd: RespCommand, call: KvCall | undefined): R
   if (size > env.maxValueBytes) return error(`ERR value too large: ${size} bytes, the limit is ${env.maxValueBytes}`);
   try {
     // The store keeps the value: copy it out of the parser's storage.
-    const p = env.kv.put(env.group, key, cmd.copy(2), requestOptions(env));
+    const value = cmd.copy(2);
+    const local = (env.kv as KvService & LocalWrites).putLocal?.(env.group, key, value);
+    if (local !== undefined) return setAnswer(local);
+    const p = env.kv.put(env.group, key, value, requestOptions(env));
     if (call === undefined) return p.then(setAnswer, kvError);
     call.pending = p;
     call.map = setAnswer;
