@@ -119,7 +119,7 @@ export interface Config {
     batch_size: number; // 100 entries
     batch_bytes: number; // 1MiB
     migration_timeout: number; // 30s
-    concurrency: number; // 2 partitions at once
+    concurrency: number; // 2 batches in flight per receiving node
     bandwidth?: number; // bytes/s cap; unset = none
     drain_timeout: number; // 30s: how long a leaving node waits for its migrations
   };
