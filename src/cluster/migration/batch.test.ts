@@ -46,6 +46,17 @@ test('BatchEncoder writes transport-codec frames: multi-byte keys, tombstones, a
   assert.equal(encodeAll(records, 1 << 20, 2).length, 3);
 });
 
+test('BatchEncoder grows its buffer up to the capacity: a large batch stays one batch, a count-capped one stays small', () => {
+  const records: WireRecord[] = Array.from({ length: 200 }, (_, i) => ({ group: 'a', key: `key-${i}`, value: Buffer.alloc(500, i), version: i + 1, expiresAt: 0 }));
+  const one = encodeAll(records, 1 << 20);
+  assert.equal(one.length, 1, '~100 KB in a 1 MiB capacity: one batch');
+  assert.deepEqual(decodeRecords(one[0]!, { maxRecords: 1000, maxValueBytes: 1000 }), records);
+  const capped = encodeAll(records, 1 << 20, 10);
+  assert.equal(capped.length, 20);
+  for (const b of capped) assert.ok(b.buffer.byteLength < 1 << 20, 'a 10-record batch does not take a 1 MiB buffer');
+  assert.deepEqual(capped.flatMap((b) => decodeRecords(b, { maxRecords: 1000, maxValueBytes: 1000 })), records);
+});
+
 test('applyBatch applies last-writer-wins in slices and rejects a damaged batch', async () => {
   const data = local();
   data.apply([{ group: 'a', key: 'newer', value: Buffer.from('kept'), version: 100, expiresAt: 0 }]);

@@ -17,6 +17,9 @@ import { setImmediate as nextTurn } from 'node:timers/promises';
 import { CodecError, RecordReader, type WireRecord } from '../../transport/codec.ts';
 import type { LocalData } from '../local-data.ts';
 
+/** First buffer of a batch; it grows up to the capacity as records are added. */
+const START_BYTES = 16 * 1024;
+
 /** Bytes of a record frame besides its group, key and value. */
 export const FRAME_OVERHEAD = 2 + 2 + 8 + 8 + 4;
 
@@ -40,7 +43,7 @@ export class BatchEncoder {
     if (!(opts.capacity >= 64)) throw new RangeError(`BatchEncoder capacity must be >= 64. Got: ${opts.capacity}`);
     this.capacity = Math.floor(opts.capacity);
     this.maxRecords = opts.maxRecords ?? Number.MAX_SAFE_INTEGER;
-    this.buf = Buffer.allocUnsafe(this.capacity);
+    this.buf = Buffer.allocUnsafe(Math.min(this.capacity, START_BYTES));
   }
 
   /** Records in the batch being built. */
@@ -70,8 +73,16 @@ export class BatchEncoder {
     const need = FRAME_OVERHEAD + g.length + key.length * 3 + (value === null ? 0 : value.length);
     if (this.records >= this.maxRecords) return false;
     if (this.offset + need > this.buf.length) {
-      if (this.records > 0) return false;
-      this.buf = Buffer.allocUnsafe(4 + need); // one oversized record: a batch of its own
+      if (this.offset + need <= this.capacity) {
+        // grow within the capacity: a batch capped by its record count stays small
+        const grown = Buffer.allocUnsafe(Math.min(this.capacity, Math.max(2 * this.buf.length, this.offset + need)));
+        this.buf.copy(grown, 0, 0, this.offset);
+        this.buf = grown;
+      } else if (this.records > 0) {
+        return false;
+      } else {
+        this.buf = Buffer.allocUnsafe(4 + need); // one oversized record: a batch of its own
+      }
     }
     const b = this.buf;
     let o = this.offset;
@@ -103,7 +114,8 @@ export class BatchEncoder {
     if (this.records === 0) return undefined;
     this.buf.writeUInt32LE(this.records, 0);
     const out = this.buf.subarray(0, this.offset);
-    this.buf = Buffer.allocUnsafe(this.capacity);
+    // the next batch most likely needs what this one did: start there, not at the capacity
+    this.buf = Buffer.allocUnsafe(Math.min(this.capacity, Math.max(START_BYTES, this.offset)));
     this.offset = 4;
     this.records = 0;
     return out;
