@@ -91,6 +91,7 @@ export async function startCluster(opts: ClusterOptions): Promise<TestCluster> {
     async stop() {
       await Promise.all(nodes.map((n) => n.stop('SIGKILL')));
       if (process.env.JINCACHE_KEEP_LOGS !== '1') rmSync(dir, { recursive: true, force: true });
+      else console.log(`node logs kept in ${dir}`);
     },
   };
 }

@@ -51,6 +51,10 @@ test('a holder made by a crash removal has no copy yet; one made by a prepared m
   // ... but not one that was cancelled, or planned from another table
   assert.deepEqual(uncopiedReceipts(t1, t2, 'a', [migration('prepare', 'cancelled', t1.version)]), gained('a'));
   assert.deepEqual(uncopiedReceipts(t1, t2, 'a', [migration('prepare', 'done', t1.version - 1)]), gained('a'));
+  // a join drops nobody: it is always a migration that copies first, even before its record is seen
+  const t3 = addNode(t1, { id: 'd', weight: 1 }, { clock });
+  assert.ok(copyMoves(t1, t3).length > 0);
+  assert.deepEqual(uncopiedReceipts(t1, t3, 'd', []), []);
   // the removed node gains nothing; the first table and an older table hand out nothing
   assert.deepEqual(uncopiedReceipts(t1, t2, 'b', []), []);
   assert.deepEqual(uncopiedReceipts(t2, t1, 'a', []), []);

@@ -31,16 +31,23 @@ export function copyMoves(from: PartitionTable, target: PartitionTable): CopyMov
 
 /**
  * Partitions `self` became a holder of in the change from `prev` to `next` without their data
- * being copied to it first. A migration planned from `prev` (other than a repair) copies to its
- * receivers before it commits; any other change (a crashed node's removal, committed at once and
- * repaired afterwards) hands `self` partitions it has no copy of yet.
+ * being copied to it first. Only a crashed node's removal is committed at once (and repaired
+ * afterwards); joins, graceful leaves and rebalances are migrations that copy to their receivers
+ * before they commit. So: a change that drops a member, unless a migration planned from `prev`
+ * (other than a repair) is known (its record may arrive after the table: see preparedFrom).
  */
 export function uncopiedReceipts(prev: PartitionTable, next: PartitionTable, self: NodeId, records: readonly Migration[]): number[] {
   if (prev.members.length === 0 || next.version <= prev.version) return [];
-  if (records.some((m) => m.kind !== 'repair' && m.fromVersion === prev.version && (m.state === 'running' || m.state === 'done'))) return [];
+  if (prev.members.every((m) => next.members.some((n) => n.id === m.id))) return [];
+  if (preparedFrom(records, prev.version)) return [];
   return copyMoves(prev, next)
     .filter((mv) => mv.receivers.includes(self))
     .map((mv) => mv.partition);
+}
+
+/** A migration other than a repair was planned from table `version` (it copies before it commits). */
+export function preparedFrom(records: readonly Migration[], version: number): boolean {
+  return records.some((m) => m.kind !== 'repair' && m.fromVersion === version && (m.state === 'running' || m.state === 'done'));
 }
 
 /**

@@ -28,7 +28,7 @@ import type { ControlHandler, NodeContext, NodePlugin, RoutingHooks } from '../p
 import { Coordinator, pendingPartitions } from './coordinator.ts';
 import { applyBatch } from './batch.ts';
 import { Executor, partitionChecksum, type DiskSource } from './executor.ts';
-import { addToChecksum, copyMoves, emptyChecksum, takenAnswer, uncopiedReceipts, type Checksum } from './plan.ts';
+import { addToChecksum, copyMoves, emptyChecksum, preparedFrom, takenAnswer, uncopiedReceipts, type Checksum } from './plan.ts';
 import { isMigrationId, isOpen, type Migration, type NodeProgress } from './record.ts';
 import { EtcdMigrationStore, type MigrationStore } from './store.ts';
 import { CatchUp } from '../catchup.ts';
@@ -176,7 +176,7 @@ export class MigrationPlugin implements NodePlugin {
   private hooksSig = '';
   // partition -> until when this node's copy may lack writes: a table change made it a holder
   // without copying the data first (see RoutingHooks.lacking); shortened once the repair is done
-  private readonly uncopied = new Map<number, { version: number; since: number; until: number }>();
+  private readonly uncopied = new Map<number, { from: number; version: number; since: number; until: number }>();
   // migration id -> what this node applied of its batches (verify fast path)
   private readonly taken = new Map<string, Taken>();
   // partition -> when this node first saw it unreferenced
@@ -541,7 +541,7 @@ export class MigrationPlugin implements NodePlugin {
     const fresh = uncopiedReceipts(prev, next, ctx.id, store.list());
     if (fresh.length === 0) return;
     const until = now + (this.opts.previousHoldersMs ?? 30_000);
-    for (const p of fresh) this.uncopied.set(p, { version: next.version, since: now, until });
+    for (const p of fresh) this.uncopied.set(p, { from: prev.version, version: next.version, since: now, until });
     ctx.logger.info({ version: next.version, partitions: fresh.length }, 'made a holder before a copy: reading the newest copy among holders until the repair is done');
   }
 
@@ -549,12 +549,16 @@ export class MigrationPlugin implements NodePlugin {
     const store = this.store;
     const ctx = this.ctx;
     if (this.uncopied.size === 0 || store === undefined || ctx === undefined) return;
+    const records = store.list();
     let repaired = 0;
-    for (const m of store.list()) if (m.kind === 'repair' && m.state === 'done') repaired = Math.max(repaired, m.targetTable.version);
-    if (repaired === 0) return;
+    for (const m of records) if (m.kind === 'repair' && m.state === 'done') repaired = Math.max(repaired, m.targetTable.version);
     const timeout = ctx.config.fault_tolerance.request_timeout;
     const now = Date.now();
-    for (const u of this.uncopied.values()) if (u.version <= repaired) u.until = Math.min(u.until, Math.max(now, u.since + timeout));
+    for (const [p, u] of this.uncopied) {
+      // the record of a migration that copied first arrived after the table: nothing lacks
+      if (preparedFrom(records, u.from)) this.uncopied.delete(p);
+      else if (u.version <= repaired) u.until = Math.min(u.until, Math.max(now, u.since + timeout));
+    }
   }
 
   /**
