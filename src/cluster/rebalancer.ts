@@ -152,7 +152,8 @@ export class RebalancerPlugin implements NodePlugin {
   private async forwardToLeader(req: RebalanceRequest, answer: RebalanceAnswer): Promise<RebalanceAnswer> {
     const ctx = this.ctx!;
     const leader = ctx.election?.leader();
-    const member = leader ? ctx.member(leader) : undefined;
+    // "the leader is me" while not elected: leadership is changing; never forward to ourselves
+    const member = leader && leader !== ctx.id ? ctx.member(leader) : undefined;
     if (member === undefined) return { ...answer, reason: 'no leader is elected right now; run again' };
     const res = await fetch(new URL('/cluster/rebalance', member.api_address ?? member.address), {
       method: 'POST',

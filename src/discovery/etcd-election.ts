@@ -7,16 +7,18 @@
  *  - the campaign: `elected` makes us leader; `error` (its lease was lost — e.g. etcd unreachable
  *    for 2×TTL — or its start failed) drops leadership and campaigns again with a new lease;
  *  - the observer: tracks who leads, for leader() on every node; its watch dies on compaction
- *    or a long outage, then we observe again.
+ *    or a long outage, then we observe again. What it reports is checked against etcd itself
+ *    on every change and once a second (#verify): etcd3's observer can settle on a wrong leader.
  *
  * The TTL bounds failover: when a leader's process dies, its key expires after ~TTL and the next
  * candidate takes over (ETCD-NOTES: TTL 2 s -> 1.8 s). etcd3's default TTL is 60 s, so pass one.
  * stop() resigns (revokes the lease): the next leader is elected in ~20 ms.
  *
  * Caveat: while etcd is unreachable, a leader keeps believing it leads until its lease is
- * declared lost (up to 2×TTL); duties it runs must be idempotent or fenced (e.g. the table CAS).
+ * declared lost (up to 2×TTL); duties it runs must be idempotent or fenced (the table CAS is
+ * guarded by leaderKey(), which disappears with the lease).
  */
-import type { Campaign, Election, ElectionObserver, Etcd3 } from 'etcd3';
+import type { Campaign, Election, ElectionObserver, Etcd3, Namespace } from 'etcd3';
 import type { NodeId } from '../core/types.ts';
 import type { Disposer, Election as ElectionSeam } from './registry.ts';
 import { checkPrefix, connect, delays, noopLogger, pause, toEtcdError, type EtcdConnection, type EtcdLogger } from './etcd-client.ts';
@@ -36,6 +38,9 @@ export type EtcdElectionOptions = EtcdConnection & {
 
 type LeaderListener = (leader: NodeId | null) => void;
 
+/** How often the observed leader is checked against etcd (see #verify). */
+const VERIFY_MS = 1000;
+
 export class EtcdElection implements ElectionSeam {
   readonly #client: Etcd3;
   readonly #ownsClient: boolean;
@@ -47,6 +52,8 @@ export class EtcdElection implements ElectionSeam {
   #campaign: Campaign | null = null;
   #leaderKey: string | null = null;
   #observer: ElectionObserver | null = null;
+  #candidates: Namespace;
+  #verifyTimer: NodeJS.Timeout | undefined;
   #elected = false;
   /** Leader as the observer last saw it. */
   #observed: NodeId | null = null;
@@ -72,6 +79,7 @@ export class EtcdElection implements ElectionSeam {
     this.#ownsClient = owned;
     // etcd3 puts candidates under `${namespace}election/${name}/`.
     this.#election = client.namespace(`${prefix}/`).election('leader', ttl);
+    this.#candidates = client.namespace(`${prefix}/election/leader/`);
   }
 
   /** Start observing and campaigning; resolves once the current leader (or none) is known. */
@@ -88,12 +96,15 @@ export class EtcdElection implements ElectionSeam {
       throw toEtcdError(err, 'observe election');
     }
     this.#startCampaign();
+    this.#verifyTimer = setInterval(() => void this.#verify(), VERIFY_MS);
+    this.#verifyTimer.unref();
   }
 
   async stop(): Promise<void> {
     if (!this.#running) return;
     this.#running = false;
     this.#abort.abort();
+    clearInterval(this.#verifyTimer);
     const campaign = this.#campaign;
     const observer = this.#observer;
     this.#campaign = null;
@@ -181,6 +192,7 @@ export class EtcdElection implements ElectionSeam {
       if (this.#observer !== observer) return;
       this.#observed = observer.leader() ?? null;
       this.#report();
+      void this.#verify();
     });
     observer.on('error', (err: Error) => {
       if (this.#observer !== observer) return;
@@ -192,6 +204,28 @@ export class EtcdElection implements ElectionSeam {
     });
     this.#observed = observer.leader() ?? null;
     this.#report();
+  }
+
+  /**
+   * Read the leader from etcd itself: the candidate key with the lowest create revision. etcd3's
+   * observer can settle on the wrong one for good: when it starts with no candidate, it takes the
+   * last key of the first batch of puts it is shown and then only waits for that key's deletion,
+   * so with several nodes campaigning at once a node can believe a non-leader (itself) leads.
+   */
+  async #verify(): Promise<void> {
+    if (!this.#running) return;
+    try {
+      const first = await this.#candidates.getAll().sort('Create', 'Ascend').limit(1).strings();
+      if (!this.#running) return;
+      const value = Object.values(first)[0];
+      const leader = value === undefined || value === '' ? null : value;
+      if (leader === this.#observed) return;
+      this.#logger.info({ observed: this.#observed, leader }, 'election observer corrected from etcd');
+      this.#observed = leader;
+      this.#report();
+    } catch {
+      // etcd unreachable: keep what we have; the next check tries again
+    }
   }
 
   async #reobserve(): Promise<void> {
