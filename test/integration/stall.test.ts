@@ -1,9 +1,10 @@
 /**
  * Every node stalls past its etcd lease at once (SIGSTOP of all 3, as a host-wide pause or an
  * overloaded machine does), then they resume one after the other. The first one back leads and
- * sees the others missing with every copy of some partitions: it must wait for them rather than
- * commit a table without them (which would leave those partitions empty). Real etcd, lease 2 s,
- * replication factor 2.
+ * sees the others missing, with every copy of some partitions: it must wait for them rather than
+ * commit tables without them (which would leave those partitions empty). No acknowledged write
+ * may be answered as missing or with another value meanwhile. Real etcd, lease 2 s, replication
+ * factor 2.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -74,14 +75,22 @@ describe('every node stalled past its lease (3 nodes, real etcd)', { timeout: 90
     }
     await back;
     assert.ok(rounds >= 2, `read every key ${rounds} times (${unavailable} answers unavailable while holders were stopped)`);
-    const settled = await until(() => cluster.serving(), (i) => i.nodes.length === 3 && i.nodes.every((n: { health?: string }) => n.health === 'healthy' || n.health === 'slow'), 20_000);
-    assert.ok(settled >= 0, 'every node sees every node again');
+    const settled = await until(
+      () => cluster.serving(),
+      (i) => i.nodes.length === 3 && i.nodes.every((n: { health?: string }) => n.health === 'healthy' || n.health === 'slow') && new Set(i.partitions.owners).size === 3 && i.migrations.every((m: { state: string }) => m.state !== 'running'),
+      30_000,
+    );
+    assert.ok(settled >= 0, 'every node sees every node again, and every one holds partitions');
     const after = await cluster.table();
-    assert.deepEqual(after.members.map((m) => m.id), before.members.map((m) => m.id), 'the same members');
-    const events = ((await (await fetch(`${first!.url}/cluster`)).json()) as { events: { kind: string; message: string }[] }).events;
-    assert.ok(!events.some((e) => /^removed /.test(e.message)), `nobody was removed: ${events.map((e) => e.message).filter((m) => /removed|missing/.test(m)).join('; ')}`);
-    // only a member missing with every copy of some partitions is waited for: it was, here
-    assert.ok(events.some((e) => /missing with every copy/.test(e.message)) || after.version === before.version, 'the leader waited for the missing members');
+    assert.deepEqual(after.members.map((m) => m.id).sort(), before.members.map((m) => m.id).sort(), 'the same members');
+    // the leader logs its removals in its own feed: read every node's
+    const feeds = await Promise.all(cluster.nodes.map(async (n) => ((await (await fetch(`${n.url}/cluster`)).json()) as { events: { message: string }[] }).events));
+    const removals = feeds.flat().filter((e) => /^removed /.test(e.message));
+    const removed = new Set(removals.flatMap((e) => e.message.slice('removed '.length, e.message.indexOf(' (')).split(', ')));
+    // one member seen missing alone is a crash to the leader and is removed at once (its
+    // partitions have copies elsewhere); members missing with every copy of some partitions are
+    // waited for. Which the leader sees depends on the order they come back in.
+    assert.ok(removed.size <= 1, `at most one member removed: ${removals.map((e) => e.message).join('; ')}`);
     assert.deepEqual(wrong.slice(0, 5), [], `${wrong.length} reads of acknowledged writes failed or were wrong`);
     for (const n of cluster.nodes) {
       for (const k of keys) assert.equal(await (await fetch(`${n.url}/api/${GROUP}/${k}`)).text(), `${k}:1`, `GET ${k} via ${n.id}`);
