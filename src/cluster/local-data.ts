@@ -151,13 +151,16 @@ export class LocalData {
   /** Apply writes from another node (replication, handoff, migration). Returns how many won. */
   apply(records: readonly WireRecord[]): number {
     let applied = 0;
-    for (const r of records) {
-      const group = this.groups.get(r.group);
-      if (group === undefined) continue; // a group this node does not know: nothing to keep
-      this.hlc.observe(r.version);
-      if (group.store.apply(r.key, { value: r.value, version: r.version, expiresAt: r.expiresAt })) applied++;
-    }
+    for (const r of records) if (this.applyOne(r)) applied++;
     return applied;
+  }
+
+  /** Apply one write from another node: true when it won (is now held), last writer wins. */
+  applyOne(r: WireRecord): boolean {
+    const group = this.groups.get(r.group);
+    if (group === undefined) return false; // a group this node does not know: nothing to keep
+    this.hlc.observe(r.version);
+    return group.store.apply(r.key, { value: r.value, version: r.version, expiresAt: r.expiresAt });
   }
 
   /** Live entries of a group in the given partitions (e.g. the ones this node owns). */

@@ -160,10 +160,8 @@ export async function applyBatch(buf: Buffer, local: LocalData, limits: ApplyLim
 function applySlice(local: LocalData, recs: WireRecord[], onApplied: ApplyLimits['onApplied']): number {
   if (onApplied === undefined) return local.apply(recs);
   let applied = 0;
-  const one: WireRecord[] = [recs[0]!];
   for (const r of recs) {
-    one[0] = r;
-    if (local.apply(one) === 0) continue;
+    if (!local.applyOne(r)) continue;
     applied++;
     if (r.value !== null) onApplied(r.group, r.key, r.version);
   }
