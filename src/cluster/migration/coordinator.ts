@@ -48,10 +48,16 @@ export function newMigrationId(now: number, fromVersion: number): string {
   return `m${fromVersion}-${now.toString(36)}${seq.toString(36).padStart(2, '0')}`;
 }
 
-/** Partitions of `m` that still need a copy, given the progress reports (lost ones excluded). */
-export function pendingPartitions(m: Migration, store: MigrationStore, alive: (id: NodeId) => boolean): number[] {
+/** Partitions of `m` some source reported copied and verified. */
+function donePartitions(m: Migration, store: MigrationStore): Set<number> {
   const done = new Set<number>();
   for (const rep of store.progress(m.id).values()) for (const p of rep.partitions) if (p.state === 'done') done.add(p.partition);
+  return done;
+}
+
+/** Partitions of `m` that still need a copy, given the progress reports (lost ones excluded). */
+export function pendingPartitions(m: Migration, store: MigrationStore, alive: (id: NodeId) => boolean): number[] {
+  const done = donePartitions(m, store);
   const out: number[] = [];
   for (const mv of copyMoves(m.fromTable, m.targetTable)) {
     if (done.has(mv.partition)) continue;
@@ -78,8 +84,7 @@ export class Coordinator implements TablePlanner {
     const waiting = new Map<number, Set<NodeId>>();
     for (const m of records) {
       if (m.kind !== 'repair' || !isOpen(m.state)) continue;
-      const done = new Set<number>();
-      for (const rep of store.progress(m.id).values()) for (const p of rep.partitions) if (p.state === 'done') done.add(p.partition);
+      const done = donePartitions(m, store);
       for (const mv of copyMoves(m.fromTable, m.targetTable)) {
         if (done.has(mv.partition)) continue;
         const set = waiting.get(mv.partition) ?? new Set<NodeId>();
@@ -100,11 +105,11 @@ export class Coordinator implements TablePlanner {
     // the grace ends when every missing member is back (or removed)
     if (gone.length === 0) this.orphanedSince = undefined;
     if (gone.length > 0 && remaining.length > 0) {
-      const orphaned = orphanedPartitions(inForce, alive, this.unrepaired(store.list(), store));
-      if (orphaned > 0) {
-        const now = this.o.now();
-        const grace = this.o.orphanGraceMs ?? 0;
-        if (this.orphanedSince === undefined) {
+      const now = this.o.now();
+      const grace = this.o.orphanGraceMs ?? 0;
+      if (this.orphanedSince === undefined) {
+        const orphaned = orphanedPartitions(inForce, alive, this.unrepaired(store.list(), store));
+        if (orphaned > 0) {
           this.orphanedSince = now;
           if (grace > 0) {
             this.o.logger.warn({ gone: gone.map((m) => m.id), orphaned, graceMs: grace }, 'every holder of some partitions is missing: waiting for them before removing them');
@@ -114,7 +119,7 @@ export class Coordinator implements TablePlanner {
       }
       // members that vanished together with every copy of some partitions are all waited for,
       // even once the first of them is back and the rest alone would orphan nothing
-      if (this.orphanedSince !== undefined && this.o.now() - this.orphanedSince < (this.o.orphanGraceMs ?? 0)) return;
+      if (this.orphanedSince !== undefined && now - this.orphanedSince < grace) return;
       const next = nextTable(inForce, remaining, this.o.placement);
       if (await tables.commit(inForce.version, next)) {
         this.o.event('migration', `removed ${gone.map((m) => m.id).join(', ')} (v${next.version}); repairing replicas`);
