@@ -201,9 +201,13 @@ export class Router implements KvService {
    */
   putLocal(group: string, key: string, value: Buffer, opts: PutOptions = {}): boolean | undefined {
     const self = this.view.self;
-    const holders = this.holders(key);
+    const table = this.view.table();
+    // a key with more than one holder never qualifies: decided before hashing the key
+    if (Math.min(table.replicationFactor, table.members.length) !== 1) return undefined;
+    const partition = this.view.partitionOf(key);
+    const holders = holdersOf(table, partition);
     if (holders.length !== 1 || holders[0] !== self) return undefined;
-    if (this.view.extraReplicas(this.view.partitionOf(key)).length > 0) return undefined;
+    if (this.view.extraReplicas(partition).length > 0) return undefined;
     if (this.view.writeWaits?.(group, key) ?? true) return undefined;
     if (this.failover?.catchingUp?.(self) ?? false) return undefined;
     return this.local.write({ op: 'put', group, key, value, ttlMs: opts.ttlMs, condition: opts.condition }).record !== undefined;
@@ -493,17 +497,8 @@ export class Router implements KvService {
     this.staleRoutes++;
     await Promise.all(
       [...byTarget].map(async ([id, recs]) => {
-        if (ft !== undefined && !this.view.usable(id)) {
-          ft.hint(id, recs);
-          return;
-        }
-        try {
-          const res = await this.send(id, { method: 'POST', path: '/_jincache/replicate', body: encodeRecords(recs), headers: { [FROM_HEADER]: this.view.self }, deadline });
-          expectStatus(res, 204);
-        } catch (e) {
-          ft?.hint(id, recs);
-          this.onReplicationFailure?.(id, recs, isJincacheError(e) ? e : new JincacheError('PEER_UNAVAILABLE', String(e)));
-        }
+        if (ft !== undefined && !this.view.usable(id)) ft.hint(id, recs);
+        else await this.replicateTo(id, recs, encodeRecords(recs), deadline);
       }),
     );
   }
@@ -544,18 +539,20 @@ export class Router implements KvService {
       return;
     }
     const body = encodeRecords(records);
-    const sends = plan.send.map(async (id) => {
-      try {
-        const res = await this.send(id, { method: 'POST', path: '/_jincache/replicate', body, headers: { [FROM_HEADER]: this.view.self }, deadline });
-        expectStatus(res, 204);
-      } catch (e) {
-        const err = isJincacheError(e) ? e : new JincacheError('PEER_UNAVAILABLE', String(e));
-        ft?.hint(id, records);
-        this.onReplicationFailure?.(id, records, err);
-      }
-    });
+    const sends = plan.send.map((id) => this.replicateTo(id, records, body, deadline));
     if (this.syncReplication) await Promise.all(sends);
     await Promise.all(invalidations);
+  }
+
+  /** Send replicated records to one holder; one that does not confirm gets them as a hint (never rejects). */
+  private async replicateTo(id: NodeId, records: WireRecord[], body: Buffer, deadline: number): Promise<void> {
+    try {
+      const res = await this.send(id, { method: 'POST', path: '/_jincache/replicate', body, headers: { [FROM_HEADER]: this.view.self }, deadline });
+      expectStatus(res, 204);
+    } catch (e) {
+      this.failover?.hint(id, records);
+      this.onReplicationFailure?.(id, records, isJincacheError(e) ? e : new JincacheError('PEER_UNAVAILABLE', String(e)));
+    }
   }
 
   /**
