@@ -162,8 +162,7 @@ export class HttpListener {
       const router = this.backend.router;
       const deadline = this.backend.deadline();
       if (method === 'GET' || method === 'HEAD') {
-        // a hit this node may answer from its own copy right now costs no promise (Router.getLocal)
-        const got = router.getLocal(group, key) ?? (await router.get(group, key, { deadline }));
+        const got = await router.get(group, key, { deadline });
         if (got === null) {
           result = 'miss';
           res.writeHead(404, { 'content-type': JSON_TYPE, 'x-cache': 'miss' });
