@@ -290,8 +290,8 @@ export class LoadGenerator {
 
 /** Is `body` a value the key may hold: its last acknowledged write, or a later write whose outcome is unknown? */
 export function acceptable(body: string, key: string, st: KeyState): boolean {
-  const seq = seqOf(body, key);
-  return seq === st.acked || (seq > st.acked && st.uncertain.has(seq));
+  // a read with no write of its key in between: the state when sent is the state when answered
+  return acceptableDuring(body, key, st, st);
 }
 
 /**
