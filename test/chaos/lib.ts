@@ -14,6 +14,7 @@ import { partitionOf } from '../../src/core/placement/hash.ts';
 import { decodeTable, holdersOf, type PartitionTable } from '../../src/core/placement/table.ts';
 import { createEtcdClient } from '../../src/discovery/etcd-client.ts';
 import { BIN } from '../helpers/cluster.ts';
+import { startEtcd, type EtcdCluster } from '../helpers/etcd.ts';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.ts';
 import { freePort } from '../helpers/ports.ts';
 
@@ -440,6 +441,37 @@ async function forEachLimit<T>(items: readonly T[], limit: number, fn: (t: T) =>
       while (i < items.length) await fn(items[i++]!);
     }),
   );
+}
+
+/** A chaos cluster on a private etcd, for a test file's before/after. */
+export interface SettledCluster {
+  etcd: EtcdCluster;
+  cluster: ChaosCluster;
+  /** Resume any paused node, stop every node, then etcd. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Start etcd and `nodes` nodes, and wait until every node sees all of them, each owns partitions
+ * and no migration is open. Throws (stopping what it started) when that takes over 20 s.
+ */
+export async function startSettledCluster(opts: { nodes: number; config: Record<string, unknown> }): Promise<SettledCluster> {
+  const etcd = await startEtcd();
+  let cluster: ChaosCluster | undefined;
+  const stop = async (): Promise<void> => {
+    for (const n of cluster?.nodes ?? []) n.resume();
+    await cluster?.stop();
+    await etcd.stop();
+  };
+  try {
+    cluster = await startChaosCluster({ nodes: opts.nodes, etcdEndpoints: etcd.endpoints, config: opts.config });
+    const settled = await until(cluster.serving, (i) => i.nodes.length === opts.nodes && new Set(i.partitions.owners).size === opts.nodes && i.migrations.length === 0, 20_000);
+    if (settled < 0) throw new Error(`${opts.nodes} nodes did not settle within 20 s`);
+    return { etcd, cluster, stop };
+  } catch (e) {
+    await stop();
+    throw e;
+  }
 }
 
 /** Poll every serving node's /cluster until `pred(info)` holds at all of them; returns the ms it took (or -1). */

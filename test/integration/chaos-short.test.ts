@@ -6,20 +6,18 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { startEtcd, type EtcdCluster } from '../helpers/etcd.ts';
-import { LoadGenerator, startChaosCluster, until, type ChaosCluster } from '../chaos/lib.ts';
+import { LoadGenerator, startSettledCluster, type ChaosCluster, type SettledCluster } from '../chaos/lib.ts';
 import { CLIENT_TIMEOUT_MS, CLUSTER_CONFIG, killPhase, LEASE_TTL_MS, REQUEST_TIMEOUT_MS, RESTORE_AFTER_LEASE_MS, type PhaseContext } from '../chaos/phases.ts';
 
 describe('chaos (short): kill -9 of 1 of 5 nodes under load', { timeout: 90_000 }, () => {
-  let etcd: EtcdCluster;
+  let env: SettledCluster;
   let cluster: ChaosCluster;
   let load: LoadGenerator;
   const faulted = new Set<string>();
 
   before(async () => {
-    etcd = await startEtcd();
-    cluster = await startChaosCluster({ nodes: 5, etcdEndpoints: etcd.endpoints, config: CLUSTER_CONFIG });
-    await until(() => cluster.serving(), (i) => i.nodes.length === 5 && new Set(i.partitions.owners).size === 5, 20_000);
+    env = await startSettledCluster({ nodes: 5, config: CLUSTER_CONFIG });
+    cluster = env.cluster;
     load = new LoadGenerator({ workers: 6, keysPerWorker: 40, timeoutMs: CLIENT_TIMEOUT_MS, targets: () => cluster.serving().filter((n) => !faulted.has(n.id)) });
     load.start();
     await sleep(2000);
@@ -27,12 +25,11 @@ describe('chaos (short): kill -9 of 1 of 5 nodes under load', { timeout: 90_000 
 
   after(async () => {
     await load?.stop();
-    await cluster?.stop();
-    await etcd?.stop();
+    await env?.stop();
   });
 
   test('requests keep being answered, no read is stale, acknowledged writes stay readable, routing moves off the victim fast, replication is restored', async () => {
-    const ctx: PhaseContext = { cluster, etcd, load, faulted, log: (m) => console.log(m) };
+    const ctx: PhaseContext = { cluster, etcd: env.etcd, load, faulted, log: (m) => console.log(m) };
     const r = await killPhase(ctx, cluster.nodes[2]!, { holdMs: 5000, restart: false });
     await load.stop();
     console.log(JSON.stringify(r));

@@ -9,8 +9,7 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { partitionOf } from '../../src/core/placement/hash.ts';
 import { holdersOf, type PartitionTable } from '../../src/core/placement/table.ts';
-import { startEtcd, type EtcdCluster } from '../helpers/etcd.ts';
-import { GROUP, startChaosCluster, until, type ChaosCluster, type ChaosNode } from '../chaos/lib.ts';
+import { GROUP, startSettledCluster, until, type ChaosCluster, type ChaosNode, type SettledCluster } from '../chaos/lib.ts';
 
 const REQUEST_TIMEOUT_MS = 1000;
 const CONFIG = {
@@ -52,19 +51,15 @@ function keysOwnedBy(table: PartitionTable, owner: string, count: number, prefix
 }
 
 describe('failover and recovery (3 nodes, real processes)', { timeout: 60_000 }, () => {
-  let etcd: EtcdCluster;
+  let env: SettledCluster;
   let cluster: ChaosCluster;
 
   before(async () => {
-    etcd = await startEtcd();
-    cluster = await startChaosCluster({ nodes: 3, etcdEndpoints: etcd.endpoints, config: CONFIG });
-    await until(() => cluster.serving(), (i) => i.nodes.length === 3 && new Set(i.partitions.owners).size === 3, 20_000);
+    env = await startSettledCluster({ nodes: 3, config: CONFIG });
+    cluster = env.cluster;
   });
 
-  after(async () => {
-    await cluster?.stop();
-    await etcd?.stop();
-  });
+  after(() => env?.stop());
 
   test('kill -9 of the owner: reads go to the replica within 1 s; a write acknowledged meanwhile survives the restart (catch-up)', async () => {
     const [n1, n2, n3] = cluster.nodes as [ChaosNode, ChaosNode, ChaosNode];

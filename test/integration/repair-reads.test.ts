@@ -13,8 +13,7 @@ import { partitionOf } from '../../src/core/placement/hash.ts';
 import { holdersOf } from '../../src/core/placement/table.ts';
 import { encodeRecords } from '../../src/transport/codec.ts';
 import { TABLE_HEADER } from '../../src/transport/peer-client.ts';
-import { startEtcd, type EtcdCluster } from '../helpers/etcd.ts';
-import { GROUP, startChaosCluster, until, type ChaosCluster, type ChaosNode } from '../chaos/lib.ts';
+import { GROUP, startSettledCluster, until, type ChaosCluster, type ChaosNode, type SettledCluster } from '../chaos/lib.ts';
 
 const CONFIG = {
   etcd: { lease_ttl: '2s' },
@@ -26,19 +25,15 @@ const KEYS = 300;
 const VALUE = 'x'.repeat(1000);
 
 describe('reads during the repair after a crash (3 nodes, real etcd)', { timeout: 90_000 }, () => {
-  let etcd: EtcdCluster;
+  let env: SettledCluster;
   let cluster: ChaosCluster;
 
   before(async () => {
-    etcd = await startEtcd();
-    cluster = await startChaosCluster({ nodes: 3, etcdEndpoints: etcd.endpoints, config: CONFIG });
-    await until(() => cluster.serving(), (i) => i.nodes.length === 3 && new Set(i.partitions.owners).size === 3 && i.migrations.length === 0, 20_000);
+    env = await startSettledCluster({ nodes: 3, config: CONFIG });
+    cluster = env.cluster;
   });
 
-  after(async () => {
-    await cluster?.stop();
-    await etcd?.stop();
-  });
+  after(() => env?.stop());
 
   test('a node made a holder before the repair copied to it answers with the newest copy, not its old one', async () => {
     const [n1, n2, n3] = cluster.nodes as [ChaosNode, ChaosNode, ChaosNode];

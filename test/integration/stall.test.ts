@@ -9,8 +9,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { startEtcd, type EtcdCluster } from '../helpers/etcd.ts';
-import { GROUP, startChaosCluster, until, type ChaosCluster } from '../chaos/lib.ts';
+import { GROUP, startSettledCluster, until, type ChaosCluster, type SettledCluster } from '../chaos/lib.ts';
 
 const CONFIG = {
   etcd: { lease_ttl: '2s' },
@@ -19,20 +18,15 @@ const CONFIG = {
 };
 
 describe('every node stalled past its lease (3 nodes, real etcd)', { timeout: 90_000 }, () => {
-  let etcd: EtcdCluster;
+  let env: SettledCluster;
   let cluster: ChaosCluster;
 
   before(async () => {
-    etcd = await startEtcd();
-    cluster = await startChaosCluster({ nodes: 3, etcdEndpoints: etcd.endpoints, config: CONFIG });
-    await until(() => cluster.serving(), (i) => i.nodes.length === 3 && new Set(i.partitions.owners).size === 3 && i.migrations.length === 0, 20_000);
+    env = await startSettledCluster({ nodes: 3, config: CONFIG });
+    cluster = env.cluster;
   });
 
-  after(async () => {
-    for (const n of cluster?.nodes ?? []) n.resume();
-    await cluster?.stop();
-    await etcd?.stop();
-  });
+  after(() => env?.stop());
 
   test('no member is removed and every acknowledged write stays readable while they come back', async () => {
     const keys = Array.from({ length: 300 }, (_, i) => `stall-${i}`);

@@ -11,8 +11,7 @@ import { holdersOf, type PartitionTable } from '../../src/core/placement/table.t
 import { LOGICAL_BITS } from '../../src/core/version.ts';
 import { encodeRecords } from '../../src/transport/codec.ts';
 import { FROM_HEADER, TABLE_HEADER } from '../../src/transport/peer-client.ts';
-import { startEtcd, type EtcdCluster } from '../helpers/etcd.ts';
-import { GROUP, startChaosCluster, until, type ChaosCluster, type ChaosNode } from '../chaos/lib.ts';
+import { GROUP, startSettledCluster, type ChaosCluster, type ChaosNode, type SettledCluster } from '../chaos/lib.ts';
 
 const CONFIG = {
   replication: { factor: 2, sync: true },
@@ -20,21 +19,17 @@ const CONFIG = {
 };
 
 describe('table-version stamps on peer requests (3 nodes, real etcd)', { timeout: 60_000 }, () => {
-  let etcd: EtcdCluster;
+  let env: SettledCluster;
   let cluster: ChaosCluster;
   let table: PartitionTable;
 
   before(async () => {
-    etcd = await startEtcd();
-    cluster = await startChaosCluster({ nodes: 3, etcdEndpoints: etcd.endpoints, config: CONFIG });
-    await until(() => cluster.serving(), (i) => i.nodes.length === 3 && new Set(i.partitions.owners).size === 3 && i.migrations.length === 0, 20_000);
+    env = await startSettledCluster({ nodes: 3, config: CONFIG });
+    cluster = env.cluster;
     table = await cluster.table();
   });
 
-  after(async () => {
-    await cluster?.stop();
-    await etcd?.stop();
-  });
+  after(() => env?.stop());
 
   /** A key, its holders, and the node that does not hold it. */
   function layout(key: string): { holders: ChaosNode[]; outsider: ChaosNode } {
