@@ -16,18 +16,18 @@
  */
 import { createServer } from 'node:net';
 import type { Loader } from './cache/loader.ts';
-import { JincacheNode, type NodeOptions } from './cluster/node.ts';
+import { JincacheNode, type NodeOptions } from './node/node.ts';
 import type { KvService } from './cluster/kv.ts';
 import type { Config, DeepPartialRaw } from './config/schema.ts';
 import { parseConfig } from './config/schema.ts';
 import { mergeRaw } from './config/load.ts';
 
-export { JincacheNode } from './cluster/node.ts';
-export type { NodeOptions } from './cluster/node.ts';
+export { JincacheNode } from './node/node.ts';
+export type { NodeOptions } from './node/node.ts';
 export type { KvService, GetResult, CacheSource, PutOptions, RequestOptions } from './cluster/kv.ts';
 export type { NodePlugin, NodeContext, ClusterEvent } from './cluster/plugin.ts';
-export { JincacheError, isJincacheError } from './cluster/errors.ts';
-export type { JincacheErrorCode } from './cluster/errors.ts';
+export { JincacheError, isJincacheError } from './core/errors.ts';
+export type { JincacheErrorCode } from './core/errors.ts';
 export { LoaderError, isLoaderError, httpLoader } from './cache/loader.ts';
 export type { Loader, LoaderFailureKind } from './cache/loader.ts';
 export { loadConfig, parseConfig, defaultConfig, ConfigError, isConfigError } from './config/index.ts';

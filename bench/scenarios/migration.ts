@@ -23,7 +23,7 @@ import type { AddressInfo } from 'node:net';
 import { decodeTable, type PartitionTable } from '../../src/core/placement/table.ts';
 import { partitionOf } from '../../src/core/placement/hash.ts';
 import { LOGICAL_BITS } from '../../src/core/version.ts';
-import { encodeRecords, type WireRecord } from '../../src/transport/codec.ts';
+import { encodeRecords, type WireRecord } from '../../src/peer/codec.ts';
 import { type Figure, figure } from '../lib/figure.ts';
 import type { ScenarioOptions } from '../lib/scenario.ts';
 import { startEtcd, type BenchEtcd } from '../lib/etcd.ts';

@@ -1,4 +1,4 @@
-import { JincacheNode } from '../cluster/node.ts';
+import { JincacheNode } from '../node/node.ts';
 import { isConfigError, loadConfig } from '../config/load.ts';
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from './exit.ts';
 

@@ -5,7 +5,7 @@ import { partitionOf as hashPartition } from '../core/placement/hash.ts';
 import { createTable, holdersOf, type PartitionTable } from '../core/placement/table.ts';
 import type { Clock, NodeId, NodeInfo } from '../core/types.ts';
 import { HybridClock } from '../core/version.ts';
-import type { PeerResponse } from '../transport/peer-client.ts';
+import type { PeerResponse } from '../peer/client.ts';
 import { CATCHUP_ROUTE, CatchUp } from './catchup.ts';
 import { LocalData } from './local-data.ts';
 import type { NodeContext } from './plugin.ts';
@@ -149,7 +149,7 @@ describe('CatchUp', () => {
     assert.equal(decodeURIComponent(page.headers['x-jincache-next']!), sorted[4]);
     const rest = await b.catchup.serve(`${CATCHUP_ROUTE}?g=g&p=3&min=0&limit=1000&after=${encodeURIComponent(sorted[4]!)}`);
     assert.equal(rest.headers['x-jincache-more'], '0');
-    const { decodeRecords } = await import('../transport/codec.ts');
+    const { decodeRecords } = await import('../peer/codec.ts');
     assert.equal(decodeRecords(rest.body, { maxRecords: 10_000, maxValueBytes: 100 }).length, keys.length - 5);
     const recent = await b.catchup.serve(`${CATCHUP_ROUTE}?g=g&p=3&min=${10 + keys.length - 3}&limit=1000`);
     assert.equal(decodeRecords(recent.body, { maxRecords: 10_000, maxValueBytes: 100 }).length, 2);

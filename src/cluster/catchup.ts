@@ -31,9 +31,9 @@
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import type { NodeId, Version } from '../core/types.ts';
 import { holdersOf } from '../core/placement/table.ts';
-import { decodeRecords, encodeRecords, type WireRecord } from '../transport/codec.ts';
-import type { PeerResponse } from '../transport/peer-client.ts';
-import { JincacheError } from './errors.ts';
+import { decodeRecords, encodeRecords, type WireRecord } from '../peer/codec.ts';
+import type { PeerResponse } from '../peer/client.ts';
+import { JincacheError } from '../core/errors.ts';
 import type { NodeContext } from './plugin.ts';
 
 /** Path of the partition-page endpoint on the peer listener. */

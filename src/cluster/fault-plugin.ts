@@ -22,9 +22,9 @@
  * partitions it shares with the sender.
  */
 import type { NodeId } from '../core/types.ts';
-import type { PeerRoute } from '../transport/http/server.ts';
-import { encodeRecords, type WireRecord } from '../transport/codec.ts';
-import { JincacheError } from './errors.ts';
+import type { PeerRoute } from '../front/http/server.ts';
+import { encodeRecords, type WireRecord } from '../peer/codec.ts';
+import { JincacheError } from '../core/errors.ts';
 import { Handoff, HintQueue, type HintQueueOptions } from './handoff.ts';
 import { FailureDetector } from './health/detector.ts';
 import type { PeerHealth } from './health/classifier.ts';
@@ -32,8 +32,8 @@ import type { BreakerState } from './health/breakers.ts';
 import type { NodeContext, NodePlugin, RoutingHooks } from './plugin.ts';
 import { FENCE_HEADER, RECORD_ROUTE, WRITE_ROUTE, type FailoverSupport, type WriteOp } from './router.ts';
 import { CATCHUP_ROUTE, CatchUp, type CatchUpReport } from './catchup.ts';
-import { decodeRecords } from '../transport/codec.ts';
-import { FROM_HEADER, tableStampOf } from '../transport/peer-client.ts';
+import { decodeRecords } from '../peer/codec.ts';
+import { FROM_HEADER, tableStampOf } from '../peer/client.ts';
 
 /** Path of the hint delivery endpoint: a record batch plus how many hints the sender still holds. */
 export const HINTS_ROUTE = '/_jincache/ft/hints';

@@ -1,7 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Handoff, HintQueue } from './handoff.ts';
-import type { WireRecord } from '../transport/codec.ts';
+import type { WireRecord } from '../peer/codec.ts';
 
 const rec = (key: string, version: number, value: string | null = `${key}@${version}`): WireRecord => ({
   group: 'g',

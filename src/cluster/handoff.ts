@@ -12,7 +12,7 @@
  */
 import type { NodeId } from '../core/types.ts';
 import { compareWrites } from '../core/version.ts';
-import type { WireRecord } from '../transport/codec.ts';
+import type { WireRecord } from '../peer/codec.ts';
 
 export interface HintQueueOptions {
   /** Hints kept per peer. Default 100 000. */

@@ -6,8 +6,8 @@ import type { Group } from '../cache/group.ts';
 import type { StoredEntry } from '../cache/store.ts';
 import type { Clock } from '../core/types.ts';
 import type { HybridClock } from '../core/version.ts';
-import type { WireRecord } from '../transport/codec.ts';
-import { JincacheError } from './errors.ts';
+import type { WireRecord } from '../peer/codec.ts';
+import { JincacheError } from '../core/errors.ts';
 import type { GetResult } from './kv.ts';
 
 export type WriteOp = 'put' | 'delete' | 'expire';

@@ -10,8 +10,8 @@
  * write invalidated the key is refused by the holder, which remembers the invalidating version.
  */
 import type { NodeId } from '../core/types.ts';
-import { decodeRecords, encodeRecords, type WireRecord } from '../transport/codec.ts';
-import type { PeerRoute } from '../transport/http/server.ts';
+import { decodeRecords, encodeRecords, type WireRecord } from '../peer/codec.ts';
+import type { PeerRoute } from '../front/http/server.ts';
 import type { GetResult } from './kv.ts';
 import type { NodeContext, NodePlugin, RoutingHooks } from './plugin.ts';
 

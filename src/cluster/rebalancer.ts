@@ -14,9 +14,9 @@ import { LoadPlugin, type RebalanceRequest } from '../load/plugin.ts';
 import type { LoadReport } from '../load/monitor.ts';
 import { shrinkRates } from '../load/shrink.ts';
 import type { MetricsSnapshot, RequestOp } from '../observe/metrics.ts';
-import { JincacheError } from './errors.ts';
+import { JincacheError } from '../core/errors.ts';
 import type { ControlHandler, NodeContext, NodePlugin } from './plugin.ts';
-import type { PeerRoute } from '../transport/http/server.ts';
+import type { PeerRoute } from '../front/http/server.ts';
 
 /** What POST /cluster/rebalance answers: the plan without its table, plus what was done. */
 export interface RebalanceAnswer {

@@ -10,7 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { JincacheClient, isJincacheClientError, type ClusterInfo } from '../../src/client/index.ts';
-import { JincacheNode } from '../../src/cluster/node.ts';
+import { JincacheNode } from '../../src/node/node.ts';
 import { parseConfig } from '../../src/config/schema.ts';
 import { partitionOf } from '../../src/core/placement/hash.ts';
 import { EtcdElection } from '../../src/discovery/etcd-election.ts';

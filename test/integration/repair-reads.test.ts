@@ -11,8 +11,8 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { partitionOf } from '../../src/core/placement/hash.ts';
 import { holdersOf } from '../../src/core/placement/table.ts';
-import { encodeRecords } from '../../src/transport/codec.ts';
-import { TABLE_HEADER } from '../../src/transport/peer-client.ts';
+import { encodeRecords } from '../../src/peer/codec.ts';
+import { TABLE_HEADER } from '../../src/peer/client.ts';
 import { GROUP, startSettledCluster, until, type ChaosCluster, type ChaosNode, type SettledCluster } from '../chaos/lib.ts';
 
 const CONFIG = {

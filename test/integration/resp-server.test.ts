@@ -10,7 +10,7 @@ import { existsSync } from 'node:fs';
 import net from 'node:net';
 import { Redis } from 'ioredis';
 import type { GetResult, KvService, PutOptions, RequestOptions } from '../../src/cluster/kv.ts';
-import { RespServer } from '../../src/transport/resp/server.ts';
+import { RespServer } from '../../src/front/resp/server.ts';
 
 /** A plain KvService: one Map, lazy expiry. Keys starting with `fail:` throw like a timeout. */
 class MemoryKv implements KvService {

@@ -9,8 +9,8 @@ import assert from 'node:assert/strict';
 import { partitionOf } from '../../src/core/placement/hash.ts';
 import { holdersOf, type PartitionTable } from '../../src/core/placement/table.ts';
 import { LOGICAL_BITS } from '../../src/core/version.ts';
-import { encodeRecords } from '../../src/transport/codec.ts';
-import { FROM_HEADER, TABLE_HEADER } from '../../src/transport/peer-client.ts';
+import { encodeRecords } from '../../src/peer/codec.ts';
+import { FROM_HEADER, TABLE_HEADER } from '../../src/peer/client.ts';
 import { GROUP, startSettledCluster, type ChaosCluster, type ChaosNode, type SettledCluster } from '../chaos/lib.ts';
 
 const CONFIG = {

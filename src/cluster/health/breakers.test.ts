@@ -1,7 +1,7 @@
 import { describe, test, mock } from 'node:test';
 import assert from 'node:assert/strict';
 import { PeerBreakers, isBreakerOpen, withRetry } from './breakers.ts';
-import { JincacheError } from '../errors.ts';
+import { JincacheError } from '../../core/errors.ts';
 
 const down = () => Promise.reject(new JincacheError('PEER_UNAVAILABLE', 'refused'));
 const ok = () => Promise.resolve('ok');

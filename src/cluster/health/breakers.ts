@@ -29,7 +29,7 @@ import {
   type IBreaker,
 } from 'cockatiel';
 import type { NodeId } from '../../core/types.ts';
-import { JincacheError, isJincacheError } from '../errors.ts';
+import { JincacheError, isJincacheError } from '../../core/errors.ts';
 
 export type BreakerState = 'closed' | 'half-open' | 'open';
 

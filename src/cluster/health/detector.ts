@@ -7,8 +7,8 @@
 import type { Clock, NodeId, NodeInfo } from '../../core/types.ts';
 import type { Logger } from '../../observe/logger.ts';
 import type { Metrics, PeerErrorKind } from '../../observe/metrics.ts';
-import type { PeerClient } from '../../transport/peer-client.ts';
-import { JincacheError, isJincacheError } from '../errors.ts';
+import type { PeerClient } from '../../peer/client.ts';
+import { JincacheError, isJincacheError } from '../../core/errors.ts';
 import { PeerBreakers, isBreakerOpen, isPeerFailure, type BreakerOptions, type BreakerState } from './breakers.ts';
 import { HealthClassifier, type PeerHealth } from './classifier.ts';
 import { failureKind } from './errors.ts';

@@ -2,7 +2,7 @@
  * Reading peer failures once, at the boundary: which kind of failure a PeerClient error was
  * (by its JincacheError code and the socket error code of its cause, never by message text).
  */
-import { isJincacheError } from '../errors.ts';
+import { isJincacheError } from '../../core/errors.ts';
 import type { FailureKind } from './classifier.ts';
 
 const REFUSED = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL']);

@@ -4,7 +4,7 @@ import { Group } from '../../cache/group.ts';
 import { partitionOf } from '../../core/placement/hash.ts';
 import type { Clock } from '../../core/types.ts';
 import { HybridClock } from '../../core/version.ts';
-import { decodeRecords, isCodecError, type WireRecord } from '../../transport/codec.ts';
+import { decodeRecords, isCodecError, type WireRecord } from '../../peer/codec.ts';
 import { LocalData } from '../local-data.ts';
 import { BatchEncoder, applyBatch } from './batch.ts';
 

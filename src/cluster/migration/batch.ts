@@ -1,7 +1,7 @@
 /**
  * The migration data path's wire batches, without per-record garbage.
  *
- * The frame format is the transport codec's (src/transport/codec.ts: u32 count, then per record
+ * The frame format is the transport codec's (src/peer/codec.ts: u32 count, then per record
  * u16 groupLen | group | u16 keyLen | key | f64 version | f64 expiresAt | i32 valueLen (-1 =
  * tombstone) | value), so a batch decodes with decodeRecords and older receivers understand it.
  * What differs is how it is built: encodeRecords wants an array of records and makes a Buffer
@@ -14,7 +14,7 @@
  * the event loop back between slices so a large batch never stalls heartbeats.
  */
 import { setImmediate as nextTurn } from 'node:timers/promises';
-import { CodecError, RecordReader, type WireRecord } from '../../transport/codec.ts';
+import { CodecError, RecordReader, type WireRecord } from '../../peer/codec.ts';
 import type { LocalData } from '../local-data.ts';
 
 /** First buffer of a batch; it grows up to the capacity as records are added. */

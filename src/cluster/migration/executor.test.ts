@@ -5,7 +5,7 @@ import { partitionOf } from '../../core/placement/hash.ts';
 import { addNode, createTable, encodeTable, type PartitionTable } from '../../core/placement/table.ts';
 import type { Clock, NodeId, NodeInfo } from '../../core/types.ts';
 import { HybridClock } from '../../core/version.ts';
-import type { PeerClient, PeerRequest, PeerResponse } from '../../transport/peer-client.ts';
+import type { PeerClient, PeerRequest, PeerResponse } from '../../peer/client.ts';
 import { LocalData } from '../local-data.ts';
 import { applyBatch } from './batch.ts';
 import { Executor, localChecksum, partitionChecksum, type DiskSource, type SourceRecord } from './executor.ts';

@@ -26,7 +26,7 @@
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { NodeId, NodeInfo } from '../../core/types.ts';
 import type { PartitionTable } from '../../core/placement/table.ts';
-import type { PeerClient } from '../../transport/peer-client.ts';
+import type { PeerClient } from '../../peer/client.ts';
 import type { LocalData } from '../local-data.ts';
 import { BatchEncoder, FRAME_OVERHEAD } from './batch.ts';
 import { addToChecksum, copyMoves, emptyChecksum, sameChecksum, sourceOf, type Checksum } from './plan.ts';

@@ -19,11 +19,11 @@
  *   POST rollback?id=ID      ask for a rollback
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { JincacheError } from '../errors.ts';
+import { JincacheError } from '../../core/errors.ts';
 import type { PartitionTable } from '../../core/placement/table.ts';
 import type { NodeId, NodeInfo } from '../../core/types.ts';
 import type { Disposer } from '../../discovery/registry.ts';
-import type { PeerRoute } from '../../transport/http/server.ts';
+import type { PeerRoute } from '../../front/http/server.ts';
 import type { ControlHandler, NodeContext, NodePlugin, RoutingHooks } from '../plugin.ts';
 import { Coordinator, pendingPartitions } from './coordinator.ts';
 import { applyBatch } from './batch.ts';

@@ -8,10 +8,10 @@
 import http from 'node:http';
 import { timingSafeEqual } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
-import { JincacheError, toJincacheError } from '../../cluster/errors.ts';
+import { JincacheError, toJincacheError } from '../../core/errors.ts';
 import type { Router } from '../../cluster/router.ts';
-import { decodeRecords, isCodecError, type WireRecord } from '../codec.ts';
-import { FORWARDED_HEADER, FROM_HEADER, SECRET_HEADER, tableStampOf } from '../peer-client.ts';
+import { decodeRecords, isCodecError, type WireRecord } from '../../peer/codec.ts';
+import { FORWARDED_HEADER, FROM_HEADER, SECRET_HEADER, tableStampOf } from '../../peer/client.ts';
 
 export interface HttpLimits {
   maxKeyBytes: number;

@@ -3,7 +3,7 @@
  * errors converted once into JincacheError (PEER_UNAVAILABLE, TIMEOUT) so callers can route on them.
  */
 import http from 'node:http';
-import { JincacheError } from '../cluster/errors.ts';
+import { JincacheError } from '../core/errors.ts';
 
 export interface PeerClientOptions {
   /** Cluster secret sent as `x-jincache-secret`; unset = open cluster. */

@@ -3,11 +3,11 @@
  * One line per component; each component decides from the config whether it has work to do.
  */
 import type { Config } from '../config/schema.ts';
-import type { NodePlugin } from './plugin.ts';
-import { FaultTolerancePlugin } from './fault-plugin.ts';
-import { MigrationPlugin } from './migration/plugin.ts';
-import { MirrorPlugin } from './mirror.ts';
-import { RebalancerPlugin } from './rebalancer.ts';
+import type { NodePlugin } from '../cluster/plugin.ts';
+import { FaultTolerancePlugin } from '../cluster/fault-plugin.ts';
+import { MigrationPlugin } from '../cluster/migration/plugin.ts';
+import { MirrorPlugin } from '../cluster/mirror.ts';
+import { RebalancerPlugin } from '../cluster/rebalancer.ts';
 
 export function builtinPlugins(_config: Config): NodePlugin[] {
   const rebalancer = new RebalancerPlugin();

@@ -5,11 +5,11 @@
 import type { Etcd3 } from 'etcd3';
 import type { Config } from '../config/schema.ts';
 import type { Clock, NodeId } from '../core/types.ts';
-import { createEtcdClient, type EtcdLogger } from '../discovery/etcd-client.ts';
-import { EtcdConfigWatcher } from '../discovery/etcd-config.ts';
-import { EtcdElection } from '../discovery/etcd-election.ts';
-import { EtcdRegistry } from '../discovery/etcd-registry.ts';
-import { EtcdTableStore } from '../discovery/etcd-table-store.ts';
+import { createEtcdClient, type EtcdLogger } from './etcd-client.ts';
+import { EtcdConfigWatcher } from './etcd-config.ts';
+import { EtcdElection } from './etcd-election.ts';
+import { EtcdRegistry } from './etcd-registry.ts';
+import { EtcdTableStore } from './etcd-table-store.ts';
 
 export class EtcdCoordination {
   readonly client: Etcd3;
