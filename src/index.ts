@@ -15,8 +15,9 @@
  * Other processes reach the node at `node.url` with the HTTP API or `jincache/client`.
  */
 import { createServer } from 'node:net';
+import { keyFromText, keyToText } from './core/keys.ts';
 import type { Loader } from './cache/loader.ts';
-import { JincacheNode, type NodeOptions } from './node/node.ts';
+import { JincacheNode } from './node/node.ts';
 import type { KvService } from './cluster/kv.ts';
 import type { Config, DeepPartialRaw } from './config/schema.ts';
 import { parseConfig } from './config/schema.ts';
@@ -25,7 +26,7 @@ import { mergeRaw } from './config/load.ts';
 export { JincacheNode } from './node/node.ts';
 export type { NodeOptions } from './node/node.ts';
 export type { KvService, GetResult, CacheSource, PutOptions, RequestOptions } from './cluster/kv.ts';
-export type { NodePlugin, NodeContext, ClusterEvent } from './cluster/plugin.ts';
+export type { ClusterEvent, ClusterEventKind, ClusterEventMap } from './cluster/events.ts';
 export { JincacheError, isJincacheError } from './core/errors.ts';
 export type { JincacheErrorCode } from './core/errors.ts';
 export { LoaderError, isLoaderError, httpLoader } from './cache/loader.ts';
@@ -76,8 +77,6 @@ export interface CreateNodeOptions {
    * print a line per start-up step into its host's output.
    */
   config?: DeepPartialRaw;
-  /** Passed to JincacheNode: extra components (advanced). @default none */
-  plugins?: NodeOptions['plugins'];
 }
 
 /** A running embedded node. */
@@ -90,8 +89,13 @@ export interface EmbeddedNode {
   readonly config: Config;
   /** The underlying node (table, groups, metrics). */
   readonly node: JincacheNode;
-  /** The routed key-value service (every call goes to the key's owner). */
+  /**
+   * The routed key-value service (every call goes to the key's owner). Its keys are byte strings
+   * (one char per byte: what Redis clients send); the methods below take text keys and convert.
+   */
   readonly kv: KvService;
+  /** Subscribe to cluster events ('join', 'leave', 'suspect', 'recover', 'table', 'migration', 'rebalance', ...); returns a disposer. */
+  on: JincacheNode['on'];
   /** The value, or null when absent and the group's loader found nothing. Rejects with a JincacheError. */
   get(group: string, key: string): Promise<Buffer | null>;
   /** {@link get} decoded as UTF-8. */
@@ -128,7 +132,7 @@ export async function createNode(opts: CreateNodeOptions = {}): Promise<Embedded
     // Port 0 is resolved here rather than by listen(0): the node advertises its address (and
     // derives its default id) before it listens, and an advertised ":0" would be unreachable.
     const config = requested === 0 ? buildConfig(base, opts, host, await freePort(host)) : checked;
-    const node = new JincacheNode({ config, loaders, ...(opts.plugins !== undefined ? { plugins: opts.plugins } : {}) });
+    const node = new JincacheNode({ config, loaders });
     try {
       await node.start();
     } catch (e) {
@@ -172,19 +176,20 @@ function embedded(node: JincacheNode, host: string): EmbeddedNode {
     config: node.config,
     node,
     kv,
+    on: (kind, handler) => node.on(kind, handler),
     async get(group, key) {
-      return (await kv.get(group, key))?.value ?? null;
+      return (await kv.get(group, keyFromText(key)))?.value ?? null;
     },
     async getString(group, key) {
-      return (await kv.get(group, key))?.value.toString('utf8') ?? null;
+      return (await kv.get(group, keyFromText(key)))?.value.toString('utf8') ?? null;
     },
     async put(group, key, value, opts = {}) {
       const ttl = opts.ttlSeconds;
       if (ttl !== undefined && !(Number.isFinite(ttl) && ttl > 0)) throw new TypeError(`put: ttlSeconds must be a number > 0. Got: ${String(ttl)}`);
       const body = typeof value === 'string' ? Buffer.from(value, 'utf8') : value;
-      await kv.put(group, key, body, ttl === undefined ? {} : { ttlMs: Math.round(ttl * 1000) });
+      await kv.put(group, keyFromText(key), body, ttl === undefined ? {} : { ttlMs: Math.ceil(ttl * 1000) });
     },
-    delete: (group, key) => kv.delete(group, key),
+    delete: (group, key) => kv.delete(group, keyFromText(key)),
     stop: () => node.stop(),
   };
 }
@@ -192,7 +197,8 @@ function embedded(node: JincacheNode, host: string): EmbeddedNode {
 /** Adapt a library loader (which may return a string) to the node's Loader (bytes or null). */
 function toLoader(fn: LoaderFunction): Loader {
   return async (key, signal) => {
-    const v = await fn(key, signal);
+    // the node's keys are byte strings; the library's loader sees the text it was given
+    const v = await fn(keyToText(key), signal);
     return typeof v === 'string' ? Buffer.from(v, 'utf8') : v;
   };
 }

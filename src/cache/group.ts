@@ -37,7 +37,8 @@ export class Group {
   readonly hot: HotCache;
   readonly loader: Loader | undefined;
 
-  private readonly hotCacheFraction: number;
+  private hotCacheFraction: number;
+  private maxBytes: number;
   private readonly flights = new Singleflight<string, Buffer | null>();
   private started = 0;
 
@@ -49,6 +50,7 @@ export class Group {
     requireBytes(opts.maxBytes);
     this.name = opts.name;
     this.hotCacheFraction = fraction;
+    this.maxBytes = opts.maxBytes;
     const { storeBytes, hotBytes } = this.split(opts.maxBytes);
     this.store = new GroupStore({ name: opts.name, maxBytes: storeBytes, clock: opts.clock, partitionOf: opts.partitionOf });
     this.hot = new HotCache({ maxBytes: hotBytes, clock: opts.clock });
@@ -79,9 +81,19 @@ export class Group {
     return this.started;
   }
 
-  /** Change the group's byte budget (hot reload); the split between store and hot cache is kept. */
-  resize(maxBytes: number): void {
+  /** Byte budget and hot-cache share in force. */
+  budget(): { maxBytes: number; hotCacheFraction: number } {
+    return { maxBytes: this.maxBytes, hotCacheFraction: this.hotCacheFraction };
+  }
+
+  /** Change the group's byte budget and, optionally, the hot cache's share of it (hot reload). */
+  resize(maxBytes: number, hotCacheFraction = this.hotCacheFraction): void {
     requireBytes(maxBytes);
+    if (!(hotCacheFraction >= 0 && hotCacheFraction < 1)) {
+      throw new RangeError(`Group hotCacheFraction must be in [0, 1). Got: ${hotCacheFraction}`);
+    }
+    this.maxBytes = maxBytes;
+    this.hotCacheFraction = hotCacheFraction;
     const { storeBytes, hotBytes } = this.split(maxBytes);
     this.store.resize(storeBytes);
     this.hot.resize(hotBytes);

@@ -12,10 +12,12 @@ export interface HotCacheOptions {
   clock: Clock;
 }
 
-interface HotEntry {
+export interface HotEntry {
   value: Buffer;
-  /** Absolute expiry in ms since the epoch, 0 = never. */
+  /** The value's own absolute expiry in ms since the epoch, 0 = never. */
   expiresAt: number;
+  /** When this copy is dropped whatever the value's expiry (a mirror's lease), 0 = never. */
+  until: number;
 }
 
 function requireBytes(maxBytes: number): void {
@@ -25,12 +27,13 @@ function requireBytes(maxBytes: number): void {
 }
 
 /**
- * groupcache's hot cache: copies of values this node fetched from their owners, so a key that
- * is hot everywhere is not fetched over the network on every request. It is a cache of a cache
- * with no versions: the owner stays authoritative, callers invalidate copies (delete) when the
- * owner says a key changed, and the TTL of the owner's entry is honoured (expiresAt is absolute,
- * read against the injected clock). Kept small (1/8 of the group's bytes by default) so copies
- * never crowd out the keys this node owns.
+ * groupcache's hot cache: copies of values owned by other nodes, so a key that is hot
+ * everywhere is not fetched over the network on every request. jincache fills it with the hot
+ * keys their owners mirror here (cluster/mirror.ts): each copy is a lease (`until`) that the
+ * owner invalidates before it acknowledges a write, so no read after an acknowledged write
+ * returns the old value. The owner stays authoritative; the TTL of the owner's entry is honoured
+ * (expiresAt is absolute, read against the injected clock). Kept small (hot_cache_fraction of
+ * the group's bytes, 1/8 by default) so copies never crowd out the keys this node holds.
  */
 export class HotCache {
   private readonly clock: Clock;
@@ -56,26 +59,35 @@ export class HotCache {
 
   /** The cached copy, unless absent or expired (an expired copy is dropped). Updates recency. */
   get(key: string): Buffer | undefined {
+    return this.entry(key)?.value;
+  }
+
+  /** The cached copy with its expiry, unless absent, expired or past its `until`. Updates recency. */
+  entry(key: string): HotEntry | undefined {
     const entry = this.lru?.get(key);
     if (entry === undefined) return undefined;
-    if (entry.expiresAt !== 0 && entry.expiresAt <= this.clock.now()) {
+    const now = this.clock.now();
+    if ((entry.expiresAt !== 0 && entry.expiresAt <= now) || (entry.until !== 0 && entry.until <= now)) {
       this.lru?.delete(key);
       return undefined;
     }
-    return entry.value;
+    return entry;
   }
 
   /**
-   * Keep a copy until `expiresAt` (ms epoch, 0 = never). An already expired value, or one
-   * larger than the whole budget, is not kept, and any older copy is dropped.
+   * Keep a copy of a value expiring at `expiresAt` (ms epoch, 0 = never), until `until` at the
+   * latest (0 = no such bound). An already expired value, or one larger than the whole budget,
+   * is not kept, and any older copy is dropped. Returns whether the copy is kept.
    */
-  set(key: string, value: Buffer, expiresAt: number): void {
-    if (this.lru === undefined) return;
-    if (expiresAt !== 0 && expiresAt <= this.clock.now()) {
+  set(key: string, value: Buffer, expiresAt: number, until = 0): boolean {
+    if (this.lru === undefined) return false;
+    const now = this.clock.now();
+    if ((expiresAt !== 0 && expiresAt <= now) || (until !== 0 && until <= now)) {
       this.lru.delete(key);
-      return;
+      return false;
     }
-    this.lru.set(key, { value, expiresAt });
+    this.lru.set(key, { value, expiresAt, until });
+    return this.lru.has(key);
   }
 
   /** Drop a copy (the owner changed or deleted the key). True if one was held. */

@@ -2,7 +2,8 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { httpLoader, isLoaderError, LoaderError } from './loader.ts';
+import { percentEncodeKey, httpLoader, isLoaderError, LoaderError } from './loader.ts';
+import { keyFromText } from '../core/keys.ts';
 
 // A real origin on loopback, on a port of its own.
 const seen: string[] = [];
@@ -59,12 +60,15 @@ async function rejection(p: Promise<unknown>): Promise<unknown> {
   assert.fail('expected a rejection');
 }
 
-test('200 gives the body; the key is URL-encoded into every {key}', async () => {
+test('200 gives the body; the key (a byte string) is URL-encoded into every {key}', async () => {
   const load = httpLoader(`${base}/v/{key}`);
   assert.equal((await load('plain', live()))?.toString(), 'value:plain');
   const odd = 'a/b c?d&é#';
-  assert.equal((await load(odd, live()))?.toString(), `value:${odd}`);
+  // keys reach loaders as byte strings: a text key's UTF-8 bytes, percent-encoded as a browser would
+  assert.equal((await load(keyFromText(odd), live()))?.toString(), `value:${odd}`);
   assert.equal(seen.at(-1), `/v/${encodeURIComponent(odd)}`);
+  // a binary key: every byte that is not unreserved as %XX
+  assert.equal(percentEncodeKey('\u00ff\u0000a-_.~'), '%FF%00a-_.~');
   const q = httpLoader(`${base}/q?k={key}&again={key}`);
   assert.equal((await q('x&y=1', live()))?.toString(), 'x&y=1');
   assert.equal(seen.at(-1), '/q?k=x%26y%3D1&again=x%26y%3D1');

@@ -39,8 +39,8 @@ export function isLoaderError(err: unknown): err is LoaderError {
 }
 
 export interface HttpLoaderOptions {
-  /** Whole-request deadline (headers and body), in ms. Default 3000. */
-  timeoutMs?: number;
+  /** Whole-request deadline (headers and body), in ms; a function is read at every load (live config loader_timeout). Default 3000. */
+  timeoutMs?: number | (() => number);
   /** Largest body accepted, in bytes; a larger one fails the load. Default 1 MiB. */
   maxBytes?: number;
 }
@@ -54,11 +54,28 @@ export const DEFAULT_LOADER_MAX_BYTES = 1024 * 1024;
  * "http://origin:8080/scores/{key}". 200 gives the body bytes, 404 gives null (the origin has no
  * such key), anything else is a LoaderError. Connections are kept alive by fetch's pool.
  */
+/**
+ * A byte-string key (src/core/keys.ts) percent-encoded as URL path bytes: RFC 3986 unreserved
+ * characters as they are, every other byte as %XX. For a UTF-8 text key this is exactly
+ * encodeURIComponent of the text.
+ */
+export function percentEncodeKey(key: string): string {
+  let out = '';
+  for (let i = 0; i < key.length; i++) {
+    const c = key.charCodeAt(i);
+    const unreserved = (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) || c === 0x2d || c === 0x2e || c === 0x5f || c === 0x7e || c === 0x21 || c === 0x27 || c === 0x28 || c === 0x29 || c === 0x2a;
+    out += unreserved ? key[i] : `%${c.toString(16).toUpperCase().padStart(2, '0')}`;
+  }
+  return out;
+}
+
 export function httpLoader(urlTemplate: string, opts: HttpLoaderOptions = {}): Loader {
-  const timeoutMs = opts.timeoutMs ?? DEFAULT_LOADER_TIMEOUT_MS;
+  const timeout = opts.timeoutMs ?? DEFAULT_LOADER_TIMEOUT_MS;
+  const timeoutOf = typeof timeout === 'function' ? timeout : () => timeout;
   const maxBytes = opts.maxBytes ?? DEFAULT_LOADER_MAX_BYTES;
-  if (!Number.isSafeInteger(timeoutMs) || timeoutMs <= 0) {
-    throw new RangeError(`httpLoader timeoutMs must be a positive integer. Got: ${timeoutMs}`);
+  const first = timeoutOf();
+  if (!Number.isSafeInteger(first) || first <= 0) {
+    throw new RangeError(`httpLoader timeoutMs must be a positive integer. Got: ${first}`);
   }
   if (!Number.isSafeInteger(maxBytes) || maxBytes < 0) {
     throw new RangeError(`httpLoader maxBytes must be an integer >= 0. Got: ${maxBytes}`);
@@ -70,7 +87,8 @@ export function httpLoader(urlTemplate: string, opts: HttpLoaderOptions = {}): L
   const parts = urlTemplate.split('{key}');
 
   return async (key: string, signal: AbortSignal): Promise<Buffer | null> => {
-    const url = parts.join(encodeURIComponent(key));
+    const url = parts.join(percentEncodeKey(key));
+    const timeoutMs = timeoutOf();
     const deadline = AbortSignal.timeout(timeoutMs);
     const both = AbortSignal.any([signal, deadline]);
     // Converts a fetch or body-read failure once, here at the boundary. The caller's own abort

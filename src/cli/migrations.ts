@@ -9,7 +9,7 @@ import { createRequire } from 'node:module';
 import { createEtcdClient } from '../discovery/etcd-client.ts';
 import { EtcdMigrationStore } from '../cluster/migration/store.ts';
 import { isMigrationId, isOpen, type Migration, type MigrationDoc } from '../cluster/migration/record.ts';
-import { viewOf, type MigrationView } from '../cluster/migration/plugin.ts';
+import { viewOf, type MigrationView } from '../cluster/migration/view.ts';
 import { renderTable } from './status.ts';
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from './exit.ts';
 
@@ -32,7 +32,6 @@ export interface MigrationsFlags {
   untilDone?: boolean;
   etcd?: string[];
   prefix: string;
-  secret?: string;
   /** Poll period of --watch, ms. Default 500. */
   intervalMs?: number;
 }
@@ -150,15 +149,7 @@ export async function runMigrationAction(action: string, id: string, flags: Migr
 }
 
 async function viaNode(action: 'cancel' | 'rollback', id: string, flags: MigrationsFlags): Promise<MigrationView> {
-  const base = flags.node;
-  const headers: Record<string, string> = flags.secret !== undefined ? { 'x-jincache-secret': flags.secret } : {};
-  let res = await fetch(new URL(`/cluster/migrations/${id}/${action}`, base), { method: 'POST', signal: AbortSignal.timeout(10_000) });
-  // nodes whose control API has no such route yet: the peer route does the same
-  // (transitional: the node answers "no route" until its control API dispatches plugin routes
-  // with an id; remove this fallback then)
-  if (res.status === 404 && /^no route/.test(((await res.clone().json().catch(() => ({}))) as { message?: string }).message ?? '')) {
-    res = await fetch(new URL(`/_jincache/migrate/${action}?id=${id}`, base), { method: 'POST', headers, signal: AbortSignal.timeout(10_000) });
-  }
+  const res = await fetch(new URL(`/cluster/migrations/${encodeURIComponent(id)}/${action}`, flags.node), { method: 'POST', signal: AbortSignal.timeout(10_000) });
   const body = (await res.json()) as MigrationView & { error?: string; message?: string };
   if (!res.ok) throw new Error(body.message ?? `${res.status}`);
   return body;

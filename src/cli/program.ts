@@ -105,9 +105,8 @@ export function buildProgram(): Command {
       .option('--node <url>', 'any node\'s client API (default http://127.0.0.1:9999)')
       .option('--etcd <urls>', 'write the request to etcd directly, comma-separated endpoints', collectList)
       .option('--prefix <prefix>', 'etcd key prefix', '/jincache')
-      .option('--secret <secret>', 'cluster secret (for the node-to-node fallback route)')
       .option('--json', 'machine-readable output')
-      .action(async (id: string, opts: { node?: string; etcd?: string[]; prefix: string; secret?: string; json?: boolean }) => {
+      .action(async (id: string, opts: { node?: string; etcd?: string[]; prefix: string; json?: boolean }) => {
         // `--node` before or after the action name: commander gives it to whichever command parsed it
         const node = opts.node ?? (migrations.opts() as { node: string }).node;
         process.exitCode = await runMigrationAction(action, id, { ...opts, node, json: opts.json ?? (migrations.opts() as { json?: boolean }).json });

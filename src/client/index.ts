@@ -26,7 +26,7 @@
  */
 import http from 'node:http';
 import { decodeTable } from '../core/placement/table.ts';
-import { SECRET_HEADER } from '../peer/client.ts';
+import { SECRET_HEADER } from '../peer/protocol.ts';
 import { JincacheClientError, isJincacheClientError } from './errors.ts';
 import { candidates, isHttpBase, parseClusterInfo, partitionFor, routingFromCluster, withFullTable, type ClusterInfo, type RoutingTable } from './routing.ts';
 

@@ -6,6 +6,7 @@
  * table (`GET /cluster/table`, encodeTable's JSON), {@link withFullTable} adds the backups, so
  * failover tries a replica before an arbitrary node.
  */
+import { keyFromText } from '../core/keys.ts';
 import { partitionOf } from '../core/placement/hash.ts';
 import type { PartitionTable } from '../core/placement/table.ts';
 import { JincacheClientError } from './errors.ts';
@@ -97,9 +98,10 @@ export function withFullTable(rt: RoutingTable, table: PartitionTable): RoutingT
   return { ...rt, holders: table.assignments, hasBackups: true };
 }
 
-/** The partition of `key` under `rt` (murmur3_32 mod partitionCount, as every node computes it). */
+/** The partition of `key` under `rt`, as every node computes it. */
 export function partitionFor(rt: RoutingTable, key: string): number {
-  return partitionOf(key, rt.partitionCount);
+  // the node hashes a key's UTF-8 bytes (src/core/keys.ts)
+  return partitionOf(keyFromText(key), rt.partitionCount);
 }
 
 /**

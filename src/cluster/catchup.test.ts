@@ -5,10 +5,13 @@ import { partitionOf as hashPartition } from '../core/placement/hash.ts';
 import { createTable, holdersOf, type PartitionTable } from '../core/placement/table.ts';
 import type { Clock, NodeId, NodeInfo } from '../core/types.ts';
 import { HybridClock } from '../core/version.ts';
-import type { PeerResponse } from '../peer/client.ts';
-import { CATCHUP_ROUTE, CatchUp } from './catchup.ts';
+import { CatchUpPage } from '../peer/messages.ts';
+import { PeerServer } from '../peer/server.ts';
+import { FakeNetwork } from '../peer/testing.ts';
+import { CatchUp, serveCatchUpPages } from './catchup.ts';
 import { LocalData } from './local-data.ts';
-import type { NodeContext } from './plugin.ts';
+import type { Members } from './membership.ts';
+import { Peers } from './peers.ts';
 
 const PARTITIONS = 16;
 const clock: Clock = { now: () => Date.now() };
@@ -18,48 +21,34 @@ interface FakeNode {
   id: NodeId;
   local: LocalData;
   catchup: CatchUp;
-  down: boolean;
-  pages: number;
+  server: PeerServer;
 }
 
-/** Nodes wired in memory: a peer request to `addr-X` is answered by X's CatchUp.serve. */
-function cluster(ids: NodeId[], pageRecords: number, minVersion?: (group: string, p: number) => number): { nodes: Map<NodeId, FakeNode>; table: PartitionTable } {
+/** Nodes wired in memory (FakeNetwork): a message to `addr-X` is served by X's PeerServer. */
+function cluster(ids: NodeId[], pageRecords: number, minVersion?: (group: string, p: number) => number): { nodes: Map<NodeId, FakeNode>; table: PartitionTable; net: FakeNetwork } {
   const table = createTable(ids.map((id) => ({ id, weight: 1 })), { partitionCount: PARTITIONS, replicationFactor: 2 });
   const nodes = new Map<NodeId, FakeNode>();
-  const members: NodeInfo[] = ids.map((id) => ({ id, address: `http://addr-${id}`, status: 'active', last_seen: 0 }));
+  const infos: NodeInfo[] = ids.map((id) => ({ id, address: `addr-${id}`, status: 'active', last_seen: 0 }));
+  const net = new FakeNetwork();
   for (const id of ids) {
     const groups = new Map([['g', new Group({ name: 'g', maxBytes: 1 << 24, clock, partitionOf })]]);
     const local = new LocalData({ groups, hlc: new HybridClock(clock), clock });
-    const ctx = {
-      id,
-      config: { fault_tolerance: { request_timeout: 1000 }, cache: { max_value_bytes: 1 << 20 } },
-      logger: { debug() {}, info() {}, warn() {} },
-      groups,
-      local,
-      storage: undefined,
-      table: () => table,
-      member: (m: NodeId) => members.find((x) => x.id === m),
-      peers: {
-        request: async (address: string, req: { path: string }): Promise<PeerResponse> => {
-          const target = nodes.get(address.replace('http://addr-', ''))!;
-          if (target.down) throw Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' });
-          assert.ok(req.path.startsWith(CATCHUP_ROUTE));
-          target.pages++;
-          const out = await target.catchup.serve(req.path);
-          return { status: out.status, headers: out.headers, body: out.body };
-        },
-      },
-    } as unknown as NodeContext;
-    nodes.set(id, { id, local, catchup: new CatchUp({ ctx, pageRecords, parallel: 2, attempts: 2, ...(minVersion !== undefined ? { minVersion } : {}) }), down: false, pages: 0 });
+    const server = new PeerServer();
+    serveCatchUpPages(server, { groups, partitionCount: () => PARTITIONS });
+    net.attach(`addr-${id}`, server);
+    const members: Members = { self: id, member: (m) => infos.find((x) => x.id === m), list: () => infos, onChange: () => () => {} };
+    const peers = new Peers({ client: net, members, tableVersion: () => table.version, breakers: { call: (_peer, fn) => fn() } });
+    const catchup = new CatchUp({ self: id, tables: { table: () => table }, members, groups: () => groups.keys(), local, peers, requestTimeoutMs: () => 1000, pageRecords, parallel: 2, attempts: 2, ...(minVersion !== undefined ? { minVersion } : {}) });
+    nodes.set(id, { id, local, catchup, server });
   }
-  return { nodes, table };
+  return { nodes, table, net };
 }
 
 describe('CatchUp', () => {
   test('pulls values and tombstones of the partitions it holds from the other holders, in pages, last writer wins', async () => {
     const { nodes, table } = cluster(['a', 'b', 'c'], 7);
     const a = nodes.get('a')!;
-    const partitions = CatchUp.heldPartitions({ id: 'a', table: () => table } as unknown as NodeContext);
+    const partitions = CatchUp.heldPartitions(table, 'a');
     assert.ok(partitions.length > 0);
     // the other holders hold what was written while 'a' was away
     const expected = new Map<string, { value: string | null; version: number }>();
@@ -100,10 +89,10 @@ describe('CatchUp', () => {
   });
 
   test('a holder that does not answer: the partition is pulled from another holder, or given up after the attempts', async () => {
-    const { nodes, table } = cluster(['a', 'b', 'c'], 100);
+    const { nodes, table, net } = cluster(['a', 'b', 'c'], 100);
     const a = nodes.get('a')!;
-    nodes.get('b')!.down = true;
-    const partitions = CatchUp.heldPartitions({ id: 'a', table: () => table } as unknown as NodeContext);
+    net.down.add('addr-b');
+    const partitions = CatchUp.heldPartitions(table, 'a');
     a.catchup.mark(partitions);
     const report = await a.catchup.run();
     // with factor 2 every partition has one other holder: those held with 'b' fail
@@ -119,7 +108,7 @@ describe('CatchUp', () => {
     const { nodes, table } = cluster(['a', 'b'], 50, () => 1500);
     const a = nodes.get('a')!;
     const b = nodes.get('b')!;
-    const partitions = CatchUp.heldPartitions({ id: 'a', table: () => table } as unknown as NodeContext);
+    const partitions = CatchUp.heldPartitions(table, 'a');
     let newer = 0;
     for (let i = 0; i < 200; i++) {
       const key = `t${i}`;
@@ -138,22 +127,24 @@ describe('CatchUp', () => {
     }
   });
 
-  test('serve: key order, cursor, min version, bad parameters', async () => {
-    const { nodes } = cluster(['a', 'b'], 10);
+  test('serveCatchUpPages: key order, cursor, min version, bad parameters', async () => {
+    const { nodes, net } = cluster(['a', 'b'], 10);
     const b = nodes.get('b')!;
     const keys = Array.from({ length: 300 }, (_, i) => `key-${i}`).filter((k) => partitionOf(k) === 3);
     keys.forEach((key, i) => b.local.apply([{ group: 'g', key, value: Buffer.from('x'), version: 10 + i, expiresAt: 0 }]));
-    const page = await b.catchup.serve(`${CATCHUP_ROUTE}?g=g&p=3&min=0&limit=5`);
-    assert.equal(page.headers['x-jincache-more'], '1');
+    const ask = (req: Partial<Parameters<typeof CatchUpPage.encodeRequest>[0]>) =>
+      net.call(CatchUpPage, 'addr-b', { group: 'g', partition: 3, min: 0, after: null, limit: 5, bytes: 1 << 20, ...req }, { deadline: Date.now() + 1000 });
+    const page = await ask({});
     const sorted = [...keys].sort();
-    assert.equal(decodeURIComponent(page.headers['x-jincache-next']!), sorted[4]);
-    const rest = await b.catchup.serve(`${CATCHUP_ROUTE}?g=g&p=3&min=0&limit=1000&after=${encodeURIComponent(sorted[4]!)}`);
-    assert.equal(rest.headers['x-jincache-more'], '0');
-    const { decodeRecords } = await import('../peer/codec.ts');
-    assert.equal(decodeRecords(rest.body, { maxRecords: 10_000, maxValueBytes: 100 }).length, keys.length - 5);
-    const recent = await b.catchup.serve(`${CATCHUP_ROUTE}?g=g&p=3&min=${10 + keys.length - 3}&limit=1000`);
-    assert.equal(decodeRecords(recent.body, { maxRecords: 10_000, maxValueBytes: 100 }).length, 2);
-    await assert.rejects(b.catchup.serve(`${CATCHUP_ROUTE}?g=nope&p=3`), /unknown group/);
-    await assert.rejects(b.catchup.serve(`${CATCHUP_ROUTE}?g=g&p=99`), /partition/);
+    assert.deepEqual(page.records.map((r) => r.key), sorted.slice(0, 5));
+    assert.equal(page.next, sorted[4]);
+    const rest = await ask({ limit: 1000, after: sorted[4]! });
+    assert.equal(rest.next, null);
+    assert.equal(rest.records.length, keys.length - 5);
+    const recent = await ask({ limit: 1000, min: 10 + keys.length - 3 });
+    assert.equal(recent.records.length, 2);
+    await assert.rejects(ask({ group: 'nope' }), /unknown group/);
+    await assert.rejects(ask({ partition: 99 }), /partition/);
+    await assert.rejects(ask({ limit: 0 }), /limit/);
   });
 });

@@ -23,24 +23,36 @@
  * it (always a holder) when it was acknowledged: a page read from that holder at time t holds
  * every write acknowledged before t, and writes after t reach this node by replication or a hint.
  *
- * Source side: GET /_jincache/catchup/partition?g=GROUP&p=P&min=V&after=KEY&limit=N answers
- * the records of partition P of GROUP with a version above V and a key after KEY, in key order,
- * as a transport codec batch; `x-jincache-more: 1` when there are more, `x-jincache-next` the
- * cursor (the last key, percent-encoded). A LevelDB source reads its disk (evicted entries too).
+ * Source side (serveCatchUpPages): the CatchUpPage message answers the records of a partition
+ * of a group with a version above `min` and a key after `after`, in key order, with the cursor
+ * of the next page. A LevelDB source reads its disk (evicted entries too).
  */
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import type { NodeId, Version } from '../core/types.ts';
 import { holdersOf } from '../core/placement/table.ts';
-import { decodeRecords, encodeRecords, type WireRecord } from '../peer/codec.ts';
-import type { PeerResponse } from '../peer/client.ts';
+import type { PartitionTable } from '../core/placement/table.ts';
+import type { WireRecord } from '../peer/codec.ts';
+import { CatchUpPage, type CatchUpPageRequest } from '../peer/messages.ts';
+import type { PeerServer } from '../peer/server.ts';
+import type { Group } from '../cache/group.ts';
+import type { NodeStorage } from '../storage/node-storage.ts';
 import { JincacheError } from '../core/errors.ts';
-import type { NodeContext } from './plugin.ts';
-
-/** Path of the partition-page endpoint on the peer listener. */
-export const CATCHUP_ROUTE = '/_jincache/catchup/partition';
+import type { Logger } from '../observe/logger.ts';
+import type { Members } from './membership.ts';
+import type { Peers } from './peers.ts';
 
 export interface CatchUpOptions {
-  ctx: NodeContext;
+  self: NodeId;
+  tables: { table(): PartitionTable };
+  members: Members;
+  /** Names of the groups to pull. */
+  groups(): Iterable<string>;
+  /** Merges what is pulled, last writer wins. */
+  local: { apply(records: readonly WireRecord[]): number };
+  peers: Peers;
+  /** Budget of one page request: 5 × request_timeout. */
+  requestTimeoutMs(): number;
+  logger?: Logger;
   /** Records per page. Default 2000. */
   pageRecords?: number;
   /** Value bytes per page (a page may exceed it by one record). Default 4 MiB. */
@@ -49,16 +61,16 @@ export interface CatchUpOptions {
   parallel?: number;
   /** Rounds over partitions whose holders all failed, with a growing pause between. Default 3. */
   attempts?: number;
-  /** Run one peer call (e.g. through the peer's breaker). Default: call directly. */
-  call?: <T>(peer: NodeId, fn: () => Promise<T>) => Promise<T>;
   /** May this holder be asked now? Default: yes. */
   usable?: (peer: NodeId) => boolean;
   /**
-   * Pull only records above this version of a partition. Default: the disk watermark
-   * (NodeStorage.catchUpFrom) on persistent nodes, everything (0) on memory nodes. The repair
-   * tail pass (migration/plugin.ts) pulls only the writes around a repair.
+   * Pull only records above this version of a partition. Default everything (0). Persistent
+   * nodes pass the disk watermark (NodeStorage.catchUpFrom); the repair tail pass
+   * (migration/tail.ts) pulls only the writes around a repair.
    */
   minVersion?: (group: string, partition: number) => Version;
+  /** For the report: true when everything is pulled (memory nodes). Default true. */
+  full?: boolean;
 }
 
 export interface CatchUpReport {
@@ -88,12 +100,11 @@ export class CatchUp {
     this.opts = opts;
   }
 
-  /** Partitions of the table in force that list this node as a holder. */
-  static heldPartitions(ctx: NodeContext): number[] {
-    const table = ctx.table();
+  /** Partitions of `table` that list `self` as one of several holders. */
+  static heldPartitions(table: PartitionTable, self: NodeId): number[] {
     const out: number[] = [];
     table.assignments.forEach((holders, p) => {
-      if (holders.includes(ctx.id) && holders.length > 1) out.push(p);
+      if (holders.includes(self) && holders.length > 1) out.push(p);
     });
     return out;
   }
@@ -120,9 +131,8 @@ export class CatchUp {
   }
 
   private async runAll(): Promise<CatchUpReport> {
-    const { ctx } = this.opts;
     const started = performance.now();
-    const report: CatchUpReport = { partitions: this.behindSet.size, caughtUp: 0, failed: [], records: 0, applied: 0, bytes: 0, pages: 0, full: ctx.storage === undefined, ms: 0 };
+    const report: CatchUpReport = { partitions: this.behindSet.size, caughtUp: 0, failed: [], records: 0, applied: 0, bytes: 0, pages: 0, full: this.opts.full ?? true, ms: 0 };
     const attempts = Math.max(1, this.opts.attempts ?? 3);
     let todo = [...this.behindSet].sort((a, b) => a - b);
     for (let round = 0; round < attempts && todo.length > 0; round++) {
@@ -150,79 +160,66 @@ export class CatchUp {
 
   /** Pull one partition from every other holder in force now. True when one answered completely (or none exists). */
   private async partition(p: number, report: CatchUpReport): Promise<boolean> {
-    const { ctx } = this.opts;
-    const table = ctx.table();
+    const { self, members } = this.opts;
+    const table = this.opts.tables.table();
     if (p >= table.partitionCount) return true;
     const holders = holdersOf(table, p);
     // no longer assigned here (the table changed meanwhile): nothing to serve, nothing to catch up
-    if (!holders.includes(ctx.id)) return true;
-    const others = holders.filter((id) => id !== ctx.id && ctx.member(id) !== undefined);
+    if (!holders.includes(self)) return true;
+    const others = holders.filter((id) => id !== self && members.member(id) !== undefined);
     if (others.length === 0) return true;
     let complete = false;
     for (const peer of others) {
       if (this.opts.usable !== undefined && !this.opts.usable(peer)) continue;
       try {
-        for (const group of ctx.groups.keys()) await this.pullGroup(peer, group, p, report);
+        for (const group of this.opts.groups()) await this.pullGroup(peer, group, p, report);
         complete = true;
       } catch (e) {
-        ctx.logger.debug({ peer, partition: p, err: (e as Error).message }, 'catch-up from a holder failed');
+        this.opts.logger?.debug({ peer, partition: p, err: (e as Error).message }, 'catch-up from a holder failed');
       }
     }
     return complete;
   }
 
   private async pullGroup(peer: NodeId, group: string, p: number, report: CatchUpReport): Promise<void> {
-    const { ctx } = this.opts;
-    const member = ctx.member(peer);
-    if (member === undefined) throw new JincacheError('PEER_UNAVAILABLE', `${peer} is not a member`);
-    const min = this.opts.minVersion?.(group, p) ?? ctx.storage?.catchUpFrom(group, p) ?? 0;
-    let after: string | undefined;
+    const min = this.opts.minVersion?.(group, p) ?? 0;
+    let after: string | null = null;
     for (;;) {
-      const q = new URLSearchParams({ g: group, p: String(p), min: String(min), limit: String(this.opts.pageRecords ?? 2000), bytes: String(this.opts.pageBytes ?? 4 * 1024 * 1024) });
-      if (after !== undefined) q.set('after', after);
-      const deadline = Date.now() + ctx.config.fault_tolerance.request_timeout * 5;
-      const send = (): Promise<PeerResponse> => ctx.peers.request(member.address, { method: 'GET', path: `${CATCHUP_ROUTE}?${q}`, deadline });
-      const res = await (this.opts.call ? this.opts.call(peer, send) : send());
-      if (res.status !== 200) throw new JincacheError('PEER_UNAVAILABLE', `${peer} answered ${res.status} to a catch-up page`);
-      const records = decodeRecords(res.body, { maxRecords: 1_000_000, maxValueBytes: ctx.config.cache.max_value_bytes });
-      report.records += records.length;
-      report.bytes += res.body.length;
+      const req: CatchUpPageRequest = { group, partition: p, min, after, limit: this.opts.pageRecords ?? 2000, bytes: this.opts.pageBytes ?? 4 * 1024 * 1024 };
+      const page = await this.opts.peers.call(CatchUpPage, peer, req, Date.now() + this.opts.requestTimeoutMs() * 5);
+      report.records += page.records.length;
+      report.bytes += page.records.reduce((n, r) => n + (r.value?.length ?? 0) + r.key.length + 24, 0);
       report.pages++;
-      report.applied += ctx.local.apply(records);
-      if (res.headers['x-jincache-more'] !== '1') return;
-      const next = res.headers['x-jincache-next'];
-      if (typeof next !== 'string') throw new JincacheError('PEER_UNAVAILABLE', `${peer} sent a catch-up page without a cursor`);
-      after = decodeURIComponent(next);
+      report.applied += this.opts.local.apply(page.records);
+      if (page.next === null) return;
+      after = page.next;
       // let requests through between pages
       await yieldToLoop();
     }
   }
+}
 
-  /** The source side: one page of a partition (see the module comment). */
-  async serve(url: string): Promise<{ status: number; body: Buffer; headers: Record<string, string> }> {
-    const { ctx } = this.opts;
-    const q = url.indexOf('?');
-    const params = new URLSearchParams(q < 0 ? '' : url.slice(q + 1));
-    const group = params.get('g') ?? '';
-    const p = Number(params.get('p'));
-    const min = Number(params.get('min') ?? 0);
-    const limit = Number(params.get('limit') ?? 2000);
-    const maxBytes = Number(params.get('bytes') ?? 4 * 1024 * 1024);
-    const after = params.get('after');
-    const g = ctx.groups.get(group);
+/**
+ * The source side: serve CatchUpPage from `groups` (and, on a persistent node, its disk, which
+ * holds evicted entries too). Pages are in key order; the newest of the disk's and memory's copy
+ * of a key is sent.
+ */
+export function serveCatchUpPages(server: PeerServer, deps: { groups: ReadonlyMap<string, Group>; storage?: NodeStorage; partitionCount(): number }): void {
+  server.handle(CatchUpPage, async (req) => {
+    const { group, partition: p, min, after, limit, bytes: maxBytes } = req;
+    const g = deps.groups.get(group);
     if (g === undefined) throw new JincacheError('UNKNOWN_GROUP', `unknown group "${group}"`);
-    if (!Number.isInteger(p) || p < 0 || p >= ctx.table().partitionCount) throw new JincacheError('BAD_REQUEST', 'p must be a partition number');
-    if (!(Number.isFinite(min) && min >= 0)) throw new JincacheError('BAD_REQUEST', 'min must be a version >= 0');
+    if (p >= deps.partitionCount()) throw new JincacheError('BAD_REQUEST', 'partition out of range');
     if (!(Number.isInteger(limit) && limit >= 1 && limit <= 100_000)) throw new JincacheError('BAD_REQUEST', 'limit must be 1..100000');
-    if (!(Number.isFinite(maxBytes) && maxBytes >= 1)) throw new JincacheError('BAD_REQUEST', 'bytes must be >= 1');
+    if (!(maxBytes >= 1)) throw new JincacheError('BAD_REQUEST', 'bytes must be >= 1');
     const candidates: WireRecord[] = [];
     const take = (key: string, value: Buffer | null, version: number, expiresAt: number): void => {
       if (version <= min || (after !== null && key <= after)) return;
       candidates.push({ group, key, value, version, expiresAt: value === null ? 0 : expiresAt });
     };
-    if (ctx.storage !== undefined) {
+    if (deps.storage !== undefined) {
       // the disk has the evicted entries too; memory may hold writes not yet flushed (flushed first)
-      for await (const r of ctx.storage.partitionRecords(group, p, { minVersion: min })) take(r.key, r.value, r.version, r.expiresAt);
+      for await (const r of deps.storage.partitionRecords(group, p, { minVersion: min })) take(r.key, r.value, r.version, r.expiresAt);
     }
     for (const [key, e] of g.store.partitionEntries(p)) take(key, e.value, e.version, e.expiresAt);
     candidates.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : b.version - a.version));
@@ -239,9 +236,7 @@ export class CatchUp {
       page.push(r);
       bytes += (r.value?.length ?? 0) + r.key.length + 32;
     }
-    const headers: Record<string, string> = { 'content-type': 'application/octet-stream', 'x-jincache-more': more ? '1' : '0' };
     const last = page[page.length - 1];
-    if (more && last !== undefined) headers['x-jincache-next'] = encodeURIComponent(last.key);
-    return { status: 200, body: encodeRecords(page), headers };
-  }
+    return { records: page, next: more && last !== undefined ? last.key : null };
+  });
 }

@@ -13,6 +13,13 @@
 import type { NodeId } from '../core/types.ts';
 import { compareWrites } from '../core/version.ts';
 import type { WireRecord } from '../peer/codec.ts';
+import type { PartitionTable } from '../core/placement/table.ts';
+import { Hints } from '../peer/messages.ts';
+import type { PeerServer } from '../peer/server.ts';
+import type { Logger } from '../observe/logger.ts';
+import type { ClusterEvents } from './events.ts';
+import type { Members } from './membership.ts';
+import type { Peers } from './peers.ts';
 
 export interface HintQueueOptions {
   /** Hints kept per peer. Default 100 000. */
@@ -151,7 +158,7 @@ export class HintQueue {
 
 export interface HandoffOptions {
   queue: HintQueue;
-  /** Deliver one batch to a peer (POST /_jincache/replicate); rejects when it did not confirm. */
+  /** Deliver one batch to a peer (the Hints message); rejects when it did not confirm. */
   send: (peer: NodeId, records: WireRecord[]) => Promise<void>;
   /** Hints per batch. Default 500. */
   batchSize?: number;
@@ -200,5 +207,160 @@ export class Handoff {
     }
     if (delivered > 0) this.opts.onReplayed?.(peer, delivered);
     return delivered;
+  }
+}
+
+export interface HintedHandoffOptions {
+  self: NodeId;
+  peers: Peers;
+  members: Members;
+  tables: { table(): PartitionTable };
+  /** The failure detector's verdict. */
+  usable(id: NodeId): boolean;
+  /** Applies received hints (last writer wins). */
+  local: { apply(records: readonly WireRecord[]): number };
+  /** Serves Hints. */
+  server: PeerServer;
+  /** Budget of one replay batch. */
+  requestTimeoutMs(): number;
+  /**
+   * A peer dropped hints meant for this node (its queue overflowed): what this node shares with
+   * it may miss writes; catch those partitions up from there.
+   */
+  onDropped(from: NodeId, partitions: number[]): void;
+  /** Replay retry period. Default 500 ms. */
+  replayIntervalMs?: number;
+  queue?: HintQueueOptions;
+  /** Hints per replay batch. Default 500. */
+  replayBatch?: number;
+  /** A hint sender that said more are coming but sent nothing for this long no longer counts. Default 10 000 ms. */
+  incomingTtlMs?: number;
+  logger?: Logger;
+  events?: ClusterEvents;
+}
+
+/**
+ * Hinted handoff as a component: the queue of hints this node keeps for others, their replay
+ * (when a peer turns healthy, and periodically), and what this node knows of hints meant for
+ * itself: a peer replaying hints to it (each batch says how many are left, the last says 0),
+ * and the counts other holders report in their heartbeat answers. Both halves of Hints are here.
+ */
+export class HintedHandoff {
+  private readonly opts: HintedHandoffOptions;
+  readonly queue: HintQueue;
+  private readonly handoff: Handoff;
+  private timer: NodeJS.Timeout | undefined;
+  // hint senders that said more hints are coming: sender -> { left, at }
+  private readonly incoming = new Map<NodeId, { left: number; at: number }>();
+  // hints each peer said (in its last heartbeat answer) it holds for this node
+  private readonly heldForMe = new Map<NodeId, { hints: number; at: number }>();
+
+  constructor(opts: HintedHandoffOptions) {
+    this.opts = opts;
+    this.queue = new HintQueue(opts.queue);
+    this.handoff = new Handoff({
+      queue: this.queue,
+      batchSize: opts.replayBatch ?? 500,
+      send: (peer, records) => this.deliver(peer, records),
+      onReplayed: (peer, n) => {
+        opts.logger?.info({ peer, hints: n }, 'replayed hinted writes');
+        opts.events?.note('handoff', `${n} hinted writes replayed to ${peer}`);
+      },
+      onFailed: (peer, err) => opts.logger?.debug({ peer, err: (err as Error).message }, 'hint replay failed; will retry'),
+    });
+    opts.server.handle(Hints, (req, meta) => this.serve(req, meta.from));
+  }
+
+  start(): void {
+    // retry replays that failed, and catch peers that recovered without a class change
+    this.timer = setInterval(() => this.replayAll(), this.opts.replayIntervalMs ?? 500);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+
+  /** Keep writes for a holder that did not get them. */
+  hint(peer: NodeId, records: readonly WireRecord[]): void {
+    const dropped = this.queue.add(peer, records);
+    if (dropped > 0) this.opts.logger?.warn({ peer, dropped }, 'hint queue full: oldest hints dropped');
+  }
+
+  /** A peer turned usable: replay what it missed. */
+  replay(peer: NodeId): void {
+    if (this.queue.pending(peer) > 0) void this.handoff.replay(peer);
+  }
+
+  /** This node holds hints for a usable peer, or is replaying them (its copy may lack those writes). */
+  hintsFor(id: NodeId): boolean {
+    return this.opts.usable(id) && (this.queue.pending(id) > 0 || this.handoff.isReplaying(id));
+  }
+
+  /** Hints for this node are arriving, or another holder of the partition said it holds some. */
+  hintsForSelf(partition: number): boolean {
+    return this.hintsIncoming() || this.heldFor(partition);
+  }
+
+  /** A heartbeat answer from `peer`: it holds `hints` hinted writes for this node. */
+  noteHeld(peer: NodeId, hints: number): void {
+    if (hints > 0) this.heldForMe.set(peer, { hints, at: Date.now() });
+    else this.heldForMe.delete(peer);
+  }
+
+  /** GET /cluster: hints held per peer, and what this node knows of hints meant for it. */
+  info(): { hints: Record<NodeId, HintStats>; hintsIncoming: boolean; hintsHeldForMe: Record<NodeId, number> } {
+    return {
+      hints: this.queue.stats(),
+      hintsIncoming: this.hintsIncoming(),
+      hintsHeldForMe: Object.fromEntries([...this.heldForMe].map(([id, st]) => [id, st.hints])),
+    };
+  }
+
+  private hintsIncoming(): boolean {
+    if (this.incoming.size === 0) return false;
+    const ttl = this.opts.incomingTtlMs ?? 10_000;
+    const now = Date.now();
+    for (const [sender, st] of this.incoming) {
+      if (st.left === 0 || now - st.at > ttl || this.opts.members.member(sender) === undefined || !this.opts.usable(sender)) this.incoming.delete(sender);
+    }
+    return this.incoming.size > 0;
+  }
+
+  private heldFor(partition: number): boolean {
+    if (this.heldForMe.size === 0) return false;
+    const ttl = this.opts.incomingTtlMs ?? 10_000;
+    const now = Date.now();
+    for (const [peer, st] of this.heldForMe) if (now - st.at > ttl || this.opts.members.member(peer) === undefined) this.heldForMe.delete(peer);
+    const holders = this.opts.tables.table().assignments[partition] ?? [];
+    return holders.some((id) => id !== this.opts.self && this.heldForMe.has(id));
+  }
+
+  /** Hints: apply a batch of hinted writes; remember whether more are coming. */
+  private serve(req: { records: WireRecord[]; left: number; dropped: number }, from: NodeId | undefined): void {
+    this.opts.local.apply(req.records);
+    if (from === undefined || from === this.opts.self) return;
+    if (req.left > 0) this.incoming.set(from, { left: req.left, at: Date.now() });
+    else this.incoming.delete(from);
+    if (req.dropped > 0) {
+      const shared: number[] = [];
+      this.opts.tables.table().assignments.forEach((holders, p) => {
+        if (holders.includes(this.opts.self) && holders.includes(from)) shared.push(p);
+      });
+      this.opts.logger?.warn({ from, dropped: req.dropped, partitions: shared.length }, 'a peer dropped hinted writes for this node; catching up what we share');
+      this.opts.onDropped(from, shared);
+    }
+  }
+
+  private replayAll(): void {
+    for (const peer of this.queue.waiting()) if (this.opts.usable(peer)) void this.handoff.replay(peer);
+  }
+
+  /** Deliver one batch, saying how many hints are left (and how many were dropped) after it. */
+  private async deliver(peer: NodeId, records: WireRecord[]): Promise<void> {
+    const dropped = this.queue.dropped(peer);
+    const deadline = Date.now() + this.opts.requestTimeoutMs();
+    await this.opts.peers.call(Hints, peer, { records, left: this.queue.pending(peer), dropped }, deadline);
+    if (dropped > 0) this.queue.ackDropped(peer, dropped);
   }
 }

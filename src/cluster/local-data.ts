@@ -6,30 +6,14 @@ import type { Group } from '../cache/group.ts';
 import type { StoredEntry } from '../cache/store.ts';
 import type { Clock } from '../core/types.ts';
 import type { HybridClock } from '../core/version.ts';
+import { decideWrite, type WriteOp, type WriteResult } from '../cache/ops.ts';
 import type { WireRecord } from '../peer/codec.ts';
 import { JincacheError } from '../core/errors.ts';
 import type { GetResult } from './kv.ts';
 
-export type WriteOp = 'put' | 'delete' | 'expire';
-
-/** A client write, as the coordinating node receives it. */
-export interface WriteRequest {
-  op: WriteOp;
-  group: string;
-  key: string;
-  /** put only */
-  value?: Buffer;
-  /** put: time to live; expire: the new TTL (0 = persist) */
-  ttlMs?: number;
-  condition?: 'nx' | 'xx';
-}
-
 export interface WriteOutcome {
-  /** False when a put condition (nx/xx) or an expire on an absent key stopped the write. */
-  applied: boolean;
-  /** Whether a live value existed before the write. */
-  existed: boolean;
-  /** What to replicate when applied. */
+  result: WriteResult;
+  /** What to replicate: none when a condition stopped the write or nothing changed. */
   record?: WireRecord;
 }
 
@@ -44,6 +28,8 @@ export interface LocalDataOptions {
   onServe?: ServeHook;
   /** Persistent nodes: the entry from disk when the LRU evicted it. Default: none. */
   readThrough?: (group: string, key: string) => Promise<StoredEntry | undefined>;
+  /** The group's ttl_default (live config), given to values written without an expiry. Default: none. */
+  ttlDefault?: (group: string) => number | undefined;
 }
 
 export class LocalData {
@@ -53,8 +39,10 @@ export class LocalData {
   /** Set by the node once its plugins have started. */
   onServe: ServeHook | undefined;
   private readonly readThrough: LocalDataOptions['readThrough'];
+  private readonly ttlDefault: (group: string) => number | undefined;
 
   constructor(opts: LocalDataOptions) {
+    this.ttlDefault = opts.ttlDefault ?? (() => undefined);
     this.onServe = opts.onServe;
     this.readThrough = opts.readThrough;
     this.groups = opts.groups;
@@ -113,39 +101,38 @@ export class LocalData {
       throw new JincacheError('LOADER_FAILED', `loading "${key}" in group "${groupName}" failed: ${(e as Error).message}`, { cause: e });
     }
     if (value === null) return null;
+    const ttl = this.ttlDefault(groupName);
+    const expiresAt = ttl !== undefined && ttl > 0 ? this.clock.now() + Math.ceil(ttl) : 0;
     // Check again after the load, because a write may have raced it: 1) miss, 2) load starts,
     // 3) a PUT lands, 4) the load returns older origin data. The PUT must win, and a fresh version
     // for the loaded value would beat it, so keep what is stored.
     const current = group.store.get(key);
     if (current !== undefined && current.value !== null) return { value: current.value, source: 'hit', expiresAt: current.expiresAt };
-    group.store.apply(key, { value, version: this.hlc.next(), expiresAt: 0 });
-    return { value, source: 'load', expiresAt: 0 };
+    group.store.apply(key, { value, version: this.hlc.next(), expiresAt });
+    return { value, source: 'load', expiresAt };
   }
 
   /**
    * Decide and apply a write here as the node that coordinates it (the owner, or the first
-   * reachable holder). Its version is above every version this node issued or holds for the key,
-   * so the write wins over all it follows. Returns the record to replicate; none when a put
-   * condition (nx/xx) or an expire on an absent key stopped it.
+   * reachable holder): decideWrite against the live entry, then a version above every version
+   * this node issued or holds for the key, so the write wins over all it follows. Returns the
+   * record to replicate; none when a condition stopped it or nothing changed.
    */
-  write(w: WriteRequest): WriteOutcome {
-    const group = this.group(w.group);
-    const live = group.store.get(w.key);
-    const existed = live !== undefined && live.value !== null;
-    if (w.op === 'put' && ((w.condition === 'nx' && existed) || (w.condition === 'xx' && !existed))) return { applied: false, existed };
-    if (w.op === 'expire' && !existed) return { applied: false, existed };
-    const held = group.store.peek(w.key)?.version ?? 0;
-    const version = Math.max(this.hlc.next(), held + 1);
+  write(groupName: string, key: string, op: WriteOp): WriteOutcome {
+    const group = this.group(groupName);
     const now = this.clock.now();
+    const live = group.store.get(key);
+    const d = decideWrite(live, op, now, this.ttlDefault(groupName));
+    if (d.change === 'none') return { result: d.result };
+    const held = group.store.peek(key)?.version ?? 0;
+    const version = Math.max(this.hlc.next(), held + 1);
     const record: WireRecord =
-      w.op === 'put'
-        ? { group: w.group, key: w.key, value: w.value ?? Buffer.alloc(0), version, expiresAt: w.ttlMs ? now + w.ttlMs : 0 }
-        : w.op === 'delete'
-          ? { group: w.group, key: w.key, value: null, version, expiresAt: 0 }
-          : { group: w.group, key: w.key, value: live!.value, version, expiresAt: w.ttlMs && w.ttlMs > 0 ? now + w.ttlMs : 0 };
-    this.apply([record]);
-    this.onServe?.(w.op, w.group, w.key, record.value?.length ?? 0, 0);
-    return { applied: true, existed, record };
+      d.change === 'value'
+        ? { group: groupName, key, value: d.value, version, expiresAt: d.expiresAt }
+        : { group: groupName, key, value: null, version, expiresAt: 0 };
+    this.applyOne(record);
+    this.onServe?.(op.op === 'set' ? 'put' : op.op === 'del' ? 'delete' : 'expire', groupName, key, record.value?.length ?? 0, 0);
+    return { result: d.result, record };
   }
 
   /** Apply writes from another node (replication, handoff, migration). Returns how many won. */

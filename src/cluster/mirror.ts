@@ -9,13 +9,31 @@
  * dropped the copy by then (the margin covers network delay). A push that was in flight when a
  * write invalidated the key is refused by the holder, which remembers the invalidating version.
  */
+import type { PartitionTable } from '../core/placement/table.ts';
 import type { NodeId } from '../core/types.ts';
-import { decodeRecords, encodeRecords, type WireRecord } from '../peer/codec.ts';
-import type { PeerRoute } from '../front/http/server.ts';
+import type { WireRecord } from '../peer/codec.ts';
+import type { PeerCaller } from '../peer/client.ts';
+import { MirrorInvalidate, MirrorPush } from '../peer/messages.ts';
+import type { PeerServer } from '../peer/server.ts';
+import type { Group } from '../cache/group.ts';
 import type { GetResult } from './kv.ts';
-import type { NodeContext, NodePlugin, RoutingHooks } from './plugin.ts';
+import type { LocalData } from './local-data.ts';
+import type { Members } from './membership.ts';
+import type { Mirrors } from './router.ts';
 
 export interface MirrorOptions {
+  self: NodeId;
+  members: Members;
+  table(): PartitionTable;
+  partitionOf(key: string): number;
+  /** The failure detector's verdict: a node it distrusts gets no mirror. */
+  usable(id: NodeId): boolean;
+  local: LocalData;
+  /** Each group's hot cache holds the copies mirrored here (hot_cache_fraction of its bytes; 0 keeps none). */
+  groups: ReadonlyMap<string, Group>;
+  client: PeerCaller;
+  /** Serves MirrorPush and MirrorInvalidate. */
+  server: PeerServer;
   /** The owner's current hot keys (from the load monitor), largest first. */
   hotKeys: () => readonly { group: string; key: string; qps: number }[] | undefined;
   /** How often hot keys are (re)pushed. Default 500 ms. */
@@ -34,91 +52,79 @@ interface Pushed {
   nodes: NodeId[];
 }
 
-interface Held {
-  value: Buffer;
-  version: number;
-  expiresAt: number;
-  until: number;
-}
-
 const sep = (group: string, key: string): string => `${group}\u0000${key}`;
 
-export class MirrorPlugin implements NodePlugin {
-  readonly name = 'mirror';
+export class Mirror implements Mirrors {
   private readonly opts: Required<MirrorOptions>;
-  private ctx: NodeContext | undefined;
   private timer: NodeJS.Timeout | undefined;
   /** Owner side: keys this node pushed, and to whom. */
   private readonly pushed = new Map<string, Pushed>();
-  /** Holder side: mirrored copies of other owners' hot keys. */
-  private readonly held = new Map<string, Held>();
+  /** Holder side: keys of other owners mirrored into this node's hot caches (stats only). */
+  private readonly held = new Set<string>();
   /** Holder side: the version that last invalidated a key, for `leaseMs`: older pushes are refused. */
   private readonly fence = new Map<string, { version: number; until: number }>();
   private hits = 0;
 
   constructor(opts: MirrorOptions) {
     this.opts = { intervalMs: 500, leaseMs: 2000, minQps: 20, maxKeys: 32, ...opts };
+    opts.server.handle(MirrorPush, (records) => {
+      const now = Date.now();
+      const lease = Number(this.opts.leaseMs) / 2;
+      for (const r of records.slice(0, this.opts.maxKeys * 4)) {
+        if (r.value === null) continue;
+        const k = sep(r.group, r.key);
+        const fence = this.fence.get(k);
+        if (fence !== undefined && fence.until > now && r.version <= fence.version) continue;
+        if (this.opts.groups.get(r.group)?.hot.set(r.key, r.value, r.expiresAt, now + lease)) this.held.add(k);
+      }
+    });
+    opts.server.handle(MirrorInvalidate, (records) => {
+      const now = Date.now();
+      for (const r of records) {
+        const k = sep(r.group, r.key);
+        this.opts.groups.get(r.group)?.hot.delete(r.key);
+        this.held.delete(k);
+        this.fence.set(k, { version: r.version, until: now + this.opts.leaseMs });
+      }
+      // fences of keys that were invalidated long ago are dropped, so the map stays bounded
+      if (this.fence.size > 4096) for (const [k, f] of this.fence) if (f.until <= now) this.fence.delete(k);
+    });
   }
 
-  async start(ctx: NodeContext): Promise<void> {
-    this.ctx = ctx;
+  start(): void {
     this.timer = setInterval(() => void this.push(), this.opts.intervalMs);
     this.timer.unref();
   }
 
-  async stop(): Promise<void> {
+  stop(): void {
     clearInterval(this.timer);
+    for (const g of this.opts.groups.values()) g.hot.clear();
     this.held.clear();
     this.pushed.clear();
   }
 
-  routing(): RoutingHooks {
-    return {
-      mirrorGet: (group, key) => this.read(group, key),
-      beforeOwnerWrite: (group, key, version, deadline) => this.invalidate(group, key, version, deadline),
-      writeWaits: (group, key) => this.pushed.size > 0 && this.pushed.has(sep(group, key)),
-    };
+  get(group: string, key: string): GetResult | undefined {
+    return this.read(group, key);
   }
 
-  peerRoutes(): ReadonlyMap<string, PeerRoute> {
-    return new Map<string, PeerRoute>([
-      ['/_jincache/mirror/push', async (_req, body) => {
-        const now = Date.now();
-        const lease = Number(this.opts.leaseMs) / 2;
-        for (const r of decodeRecords(body, { maxRecords: this.opts.maxKeys * 4, maxValueBytes: this.ctx!.config.cache.max_value_bytes })) {
-          if (r.value === null) continue;
-          const k = sep(r.group, r.key);
-          const fence = this.fence.get(k);
-          if (fence !== undefined && fence.until > now && r.version <= fence.version) continue;
-          this.held.set(k, { value: r.value, version: r.version, expiresAt: r.expiresAt, until: now + lease });
-        }
-        return { status: 204 };
-      }],
-      ['/_jincache/mirror/invalidate', async (_req, body) => {
-        const now = Date.now();
-        for (const r of decodeRecords(body, { maxRecords: 1024, maxValueBytes: 0 })) {
-          const k = sep(r.group, r.key);
-          this.held.delete(k);
-          this.fence.set(k, { version: r.version, until: now + this.opts.leaseMs });
-        }
-        return { status: 204 };
-      }],
-    ]);
+  waits(group: string, key: string): boolean {
+    return this.pushed.size > 0 && this.pushed.has(sep(group, key));
   }
 
-  clusterInfo(): Record<string, unknown> {
+  beforeWrite(group: string, key: string, version: number, deadline: number): Promise<void> {
+    return this.invalidate(group, key, version, deadline);
+  }
+
+  info(): Record<string, unknown> {
     return { mirrors: { pushed: this.pushed.size, held: this.held.size, hits: this.hits } };
   }
 
   /** Holder side: a live mirrored copy, or undefined. */
   private read(group: string, key: string): GetResult | undefined {
     if (this.held.size === 0) return undefined;
-    const k = sep(group, key);
-    const h = this.held.get(k);
-    if (h === undefined) return undefined;
-    const now = Date.now();
-    if (h.until <= now || (h.expiresAt > 0 && h.expiresAt <= now)) {
-      this.held.delete(k);
+    const h = this.opts.groups.get(group)?.hot.entry(key);
+    if (h === undefined) {
+      this.held.delete(sep(group, key));
       return undefined;
     }
     this.hits++;
@@ -131,16 +137,14 @@ export class MirrorPlugin implements NodePlugin {
     const p = this.pushed.get(k);
     if (p === undefined) return;
     this.pushed.delete(k);
-    const ctx = this.ctx!;
     const leaseEnd = p.pushedAt + this.opts.leaseMs;
     if (leaseEnd <= Date.now()) return;
-    const body = encodeRecords([{ group, key, value: null, version, expiresAt: 0 }]);
+    const records: WireRecord[] = [{ group, key, value: null, version, expiresAt: 0 }];
     const results = await Promise.allSettled(
       p.nodes.map(async (id) => {
-        const m = ctx.member(id);
+        const m = this.opts.members.member(id);
         if (m === undefined) throw new Error(`${id} gone`);
-        const res = await ctx.peers.request(m.address, { method: 'POST', path: '/_jincache/mirror/invalidate', body, deadline: Math.min(deadline, leaseEnd) });
-        if (res.status !== 204) throw new Error(`status ${res.status}`);
+        await this.opts.client.call(MirrorInvalidate, m.address, records, { from: this.opts.self, deadline: Math.min(deadline, leaseEnd) });
       }),
     );
     // a holder we could not reach drops the copy when its lease ends: wait that out
@@ -152,19 +156,18 @@ export class MirrorPlugin implements NodePlugin {
 
   /** Owner side: push this node's hot keys (the ones it owns) to every other member. */
   private async push(): Promise<void> {
-    const ctx = this.ctx;
-    if (ctx === undefined) return;
+    const { self, members, local } = this.opts;
     const hot = this.opts.hotKeys() ?? [];
-    const table = ctx.table();
+    const table = this.opts.table();
     // a node the failure detector distrusts gets no mirror, so a write never waits out its lease
-    const others = ctx.members().map((m) => m.id).filter((id) => id !== ctx.id && ctx.usable(id));
+    const others = members.list().map((m) => m.id).filter((id) => id !== self && this.opts.usable(id));
     if (others.length === 0) return;
     const records: WireRecord[] = [];
     for (const h of hot) {
       if (records.length >= this.opts.maxKeys) break;
       if (h.qps < this.opts.minQps) continue;
-      if (table.assignments[ctx.partitionOf(h.key)]?.[0] !== ctx.id) continue;
-      const rec = ctx.local.record(h.group, h.key);
+      if (table.assignments[this.opts.partitionOf(h.key)]?.[0] !== self) continue;
+      const rec = local.record(h.group, h.key);
       if (rec === undefined || rec.value === null) continue;
       records.push(rec);
     }
@@ -172,11 +175,10 @@ export class MirrorPlugin implements NodePlugin {
     const pushedAt = Date.now();
     // record the push before sending: a write racing it must see the key as mirrored
     for (const r of records) this.pushed.set(sep(r.group, r.key), { pushedAt, nodes: others });
-    const body = encodeRecords(records);
     await Promise.allSettled(
       others.map(async (id) => {
-        const m = ctx.member(id);
-        if (m !== undefined) await ctx.peers.request(m.address, { method: 'POST', path: '/_jincache/mirror/push', body, deadline: pushedAt + 1000 });
+        const m = members.member(id);
+        if (m !== undefined) await this.opts.client.call(MirrorPush, m.address, records, { from: self, deadline: pushedAt + 1000 });
       }),
     );
   }

@@ -45,7 +45,7 @@ describe('defaults', () => {
     assert.deepEqual(c.server, { host: '127.0.0.1', port: 8001 });
     assert.deepEqual(c.cluster, { partitions: 4096, peers: [] });
     assert.equal(c.etcd.prefix, '/jincache');
-    assert.deepEqual(c.cache, { group_name: 'scores', cache_bytes: 64 * 2 ** 20, lru_replicas: 150, max_key_bytes: 1024, max_value_bytes: 2 ** 20, hot_cache_fraction: 0.125 });
+    assert.deepEqual(c.cache, { group_name: 'scores', cache_bytes: 64 * 2 ** 20, lru_replicas: 150, max_key_bytes: 65536, max_value_bytes: 16 * 2 ** 20, hot_cache_fraction: 0.125 });
     assert.deepEqual(c.groups, [{ name: 'scores', cache_bytes: 64 * 2 ** 20 }]);
     assert.deepEqual(c.load.capacity, { qps: 20_000, storage_bytes: 64 * 2 ** 20, memory_bytes: 2 ** 30, network_bytes_per_sec: 100 * 2 ** 20 });
     assert.deepEqual(c.migration, { batch_size: 100, batch_bytes: 2 ** 20, migration_timeout: 30_000, concurrency: 2, drain_timeout: 30_000 });

@@ -78,8 +78,8 @@ export interface Config {
     group_name: string; // "scores": this group always exists
     cache_bytes: number; // 64MiB
     lru_replicas: number; // 150 virtual nodes per node at weight 1.0
-    max_key_bytes: number; // 1024
-    max_value_bytes: number; // 1MiB
+    max_key_bytes: number; // 65536 (Redis keys; the HTTP API takes at most 1 KiB)
+    max_value_bytes: number; // 16MiB, at most 512MiB
     hot_cache_fraction: number; // 0.125 (groupcache's 1/8)
   };
   /** Always contains `cache.group_name` (first when it was not listed), each with cache_bytes set. */
@@ -189,8 +189,8 @@ const fileSchema = z.strictObject({
       group_name: name().prefault('scores'),
       cache_bytes: size().prefault('64MiB'),
       lru_replicas: int(1, 10000).prefault(150),
-      max_key_bytes: int(1, 65536).prefault(1024),
-      max_value_bytes: size().prefault('1MiB'),
+      max_key_bytes: int(1, 65536).prefault(65536),
+      max_value_bytes: size({ max: 512 * 1024 * 1024 }).prefault('16MiB'),
       hot_cache_fraction: num({ min: 0, max: 1, maxExclusive: true }).prefault(0.125),
     })
     .prefault({}),

@@ -50,6 +50,8 @@ export interface LoadSample {
 }
 
 /** `load.capacity` of a parsed config in the score's shape. */
+export { detectImbalance } from '../core/rebalance/imbalance.ts';
+
 export function capacityFromConfig(load: Config['load']): LoadCapacity {
   return {
     qps: load.capacity.qps,
@@ -82,29 +84,6 @@ export function loadScore(sample: LoadSample, capacity: LoadCapacity, weights: S
   // weights that already sum to 1 up to rounding are used as given, so 0.3 stays exactly 0.3
   const score = Math.abs(sum - 1) < 1e-9 ? s : s / sum;
   return score > 1 ? 1 : score;
-}
-
-/**
- * The reports whose score is more than `threshold` (a fraction of the mean: 0.2 = ±20%) away
- * from the cluster mean, in input order; [] when the mean is 0 or there are fewer than 2 nodes.
- * Returns the input objects themselves: no copies, two passes, no allocation when balanced
- * beyond the empty result.
- */
-export function detectImbalance<T extends { readonly id: string; readonly score: number }>(reports: readonly T[], threshold: number): T[] {
-  const n = reports.length;
-  const out: T[] = [];
-  if (n < 2) return out;
-  let sum = 0;
-  for (let i = 0; i < n; i++) sum += reports[i]!.score;
-  const mean = sum / n;
-  if (!(mean > 0)) return out;
-  const band = threshold * mean;
-  for (let i = 0; i < n; i++) {
-    const r = reports[i]!;
-    const d = r.score - mean;
-    if (d > band || -d > band) out.push(r);
-  }
-  return out;
 }
 
 /** Largest |score - mean| / mean over the reports (0 when the mean is 0): "how imbalanced". */

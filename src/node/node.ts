@@ -1,40 +1,56 @@
 /**
- * One jincache node: the composition root. It owns the groups (data), the partition table, the
- * router, the peer client and the listeners, and starts and stops them in order.
+ * One jincache node: the composition root. It builds every component with the few collaborators
+ * each one uses, in dependency order, and starts and stops them in order. Reading the
+ * constructor top to bottom is reading the architecture:
  *
- * Later components plug in here through the seams: a Registry/TableStore/Election for etcd,
- * the failure detector and handoff for replication, the migrator, the load monitor.
+ *   data        groups (store, hot cache, loader) -> LocalData (owner-side operations) -> storage
+ *   membership  registry (static or etcd) -> Membership -> TableManager (the partition table)
+ *   peers       PeerClient / PeerServer (the node-to-node protocol) -> failure detector -> Peers
+ *   repair      catch-up (a returning holder), hinted handoff, migrations (etcd only)
+ *   routing     Freshness (may a copy lack writes?) -> Router (who answers each request)
+ *   load        load service (monitor, hot keys) -> mirrors of hot keys, rebalancer
+ *   front       FrontDoor (rules, deadlines, metrics) -> HTTP API, Redis listener
  */
 import { Group } from '../cache/group.ts';
 import type { Loader } from '../cache/loader.ts';
 import { httpLoader } from '../cache/loader.ts';
-import { resolveAdvertise, resolveGroup, type Config } from '../config/schema.ts';
+import { LiveConfig } from '../config/live.ts';
+import { resolveAdvertise, type Config } from '../config/schema.ts';
 import { partitionOf as hashPartition } from '../core/placement/hash.ts';
-import type { PartitionTable, PlacementOptions } from '../core/placement/table.ts';
-import { summarize } from '../core/placement/table.ts';
+import { encodeTable, summarize, type PartitionTable, type PlacementOptions } from '../core/placement/table.ts';
 import { systemClock, type Clock, type NodeId, type NodeInfo } from '../core/types.ts';
 import { HybridClock } from '../core/version.ts';
-import type { Election, Registry, TableStore } from '../discovery/registry.ts';
+import { JincacheError } from '../core/errors.ts';
+import { EtcdCoordination } from '../discovery/etcd-coordination.ts';
+import type { Disposer, Election, Registry, TableStore } from '../discovery/registry.ts';
 import { parsePeers, StaticRegistry } from '../discovery/static-registry.ts';
 import { dashboardAssets } from '../observe/dashboard/assets.ts';
 import { createLogger, type Logger } from '../observe/logger.ts';
-import { Metrics, type RequestResult } from '../observe/metrics.ts';
-import { RespServer } from '../front/resp/server.ts';
-import type { WireRecord } from '../peer/codec.ts';
-import { HttpListener, type HttpBackend, type HttpLimits, type PeerRoute } from '../front/http/server.ts';
+import { Metrics } from '../observe/metrics.ts';
 import { PeerClient } from '../peer/client.ts';
-import { JincacheError } from '../core/errors.ts';
-import { applyGroupOverrides, parseGroupOverride, type GroupOverride } from '../config/overrides.ts';
-import { isConfigError } from '../config/errors.ts';
-import { builtinPlugins } from './builtins.ts';
-import { EtcdCoordination } from '../discovery/etcd-coordination.ts';
+import { PeerServer } from '../peer/server.ts';
 import { NodeStorage } from '../storage/node-storage.ts';
-import { encodeTable } from '../core/placement/table.ts';
+import { CatchUp, serveCatchUpPages, type CatchUpReport } from '../cluster/catchup.ts';
+import { ClusterEvents, type ClusterEventKind, type ClusterEventMap } from '../cluster/events.ts';
+import { Freshness } from '../cluster/freshness.ts';
+import { HintedHandoff } from '../cluster/handoff.ts';
+import { FailureDetector } from '../cluster/health/detector.ts';
 import type { KvService } from '../cluster/kv.ts';
 import { LocalData } from '../cluster/local-data.ts';
-import type { ClusterEvent, ControlHandler, NodeContext, NodePlugin, RoutingHooks } from '../cluster/plugin.ts';
-import { Router, type ClusterView } from '../cluster/router.ts';
+import { Membership } from '../cluster/membership.ts';
+import { EtcdMigrationStore } from '../cluster/migration/store.ts';
+import { Migrations } from '../cluster/migration/service.ts';
+import { Mirror } from '../cluster/mirror.ts';
+import { Peers } from '../cluster/peers.ts';
+import { Rebalancer } from '../cluster/rebalancer.ts';
+import { Router } from '../cluster/router.ts';
 import { TableManager } from '../cluster/table-manager.ts';
+import { LoadService } from '../load/service.ts';
+import type { LoadReport } from '../load/monitor.ts';
+import { FrontDoor } from '../front/door.ts';
+import { HttpApi, type ControlApi } from '../front/http/api.ts';
+import { RespServer } from '../front/resp/server.ts';
+import { HttpListener } from './listeners.ts';
 
 export interface NodeOptions {
   config: Config;
@@ -45,8 +61,6 @@ export interface NodeOptions {
   election?: Election;
   /** Library use: loader functions by group name (override a configured loader URL). */
   loaders?: Readonly<Record<string, Loader>>;
-  /** Components started after the node joined, stopped before it leaves. */
-  plugins?: readonly NodePlugin[];
   clock?: Clock;
   logger?: Logger;
 }
@@ -56,131 +70,306 @@ export class JincacheNode {
   /** The base config (file + flags). */
   readonly config: Config;
   /** The config in force: the base plus valid live overrides from etcd. */
-  liveConfig: Config;
+  readonly live: LiveConfig;
   readonly kv: KvService;
   readonly router: Router;
+  readonly door: FrontDoor;
   readonly logger: Logger;
   readonly info: NodeInfo;
   readonly metrics: Metrics;
+  readonly events: ClusterEvents;
+  /** LevelDB persistence when `storage.engine: leveldb`. */
+  readonly storage: NodeStorage | undefined;
 
   private readonly clock: Clock;
   private readonly groups = new Map<string, Group>();
   private readonly local: LocalData;
-  private readonly registry: Registry;
-  private readonly tables: TableManager;
-  private readonly peers: PeerClient;
-  private readonly listeners: HttpListener[] = [];
-  private readonly placement: PlacementOptions;
-  private readonly plugins: readonly NodePlugin[];
-  // routing hooks of the started plugins (failure detector, migration)
-  private hooks: RoutingHooks[] = [];
-  private mirrorHooks: RoutingHooks[] = [];
-  private writeHooks: RoutingHooks[] = [];
-  private readonly tableStore: TableStore | undefined;
-  private readonly election: Election | undefined;
-  private readonly partitionOf: (key: string) => number;
   private readonly etcd: EtcdCoordination | undefined;
-  /** LevelDB persistence when `storage.engine: leveldb`. */
-  readonly storage: NodeStorage | undefined;
-  // the last valid override of each group; an invalid new one leaves its entry as it was
-  private readonly overrides: Record<string, GroupOverride> = {};
-  private readonly memberListeners = new Set<(members: readonly NodeInfo[]) => void>();
-  private readonly events: ClusterEvent[] = [];
-  private readonly assets = dashboardAssets();
+  private readonly election: Election | undefined;
+  private readonly membership: Membership;
+  private readonly tables: TableManager;
+  private readonly client: PeerClient;
+  private readonly detector: FailureDetector;
+  private readonly catchup: CatchUp;
+  private readonly handoff: HintedHandoff;
+  private readonly migrations: Migrations | undefined;
+  private readonly load: LoadService | undefined;
+  private readonly rebalancer: Rebalancer | undefined;
+  private readonly mirror: Mirror;
+  private readonly listeners: HttpListener[] = [];
   private resp: RespServer | undefined;
-  private readonly controlRoutes = new Map<string, ControlHandler>();
-  private membersById = new Map<NodeId, NodeInfo>();
+  private readonly assets = dashboardAssets();
+  private disposers: Disposer[] = [];
+  private lastCatchUp: CatchUpReport | undefined;
+  /** Times each peer's breaker opened (GET /cluster `breakerOpens`). */
+  private readonly breakerOpens: Record<NodeId, number> = {};
   private started = false;
   /** Joined, components running: GET /health answers 200. */
   private ready = false;
+  private stopping = false;
   private sweeper: NodeJS.Timeout | undefined;
+  // health changes are kept out of the event feed until then: while a cluster starts, peers
+  // that are still starting flap between down and healthy
+  private quietUntil = 0;
 
   constructor(opts: NodeOptions) {
     const cfg = opts.config;
     this.config = cfg;
-    this.liveConfig = cfg;
-    this.clock = opts.clock ?? systemClock;
+    const live = new LiveConfig(cfg);
+    this.live = live;
+    const clock = opts.clock ?? systemClock;
+    this.clock = clock;
     const address = resolveAdvertise(cfg);
-    const staticPeers = parsePeers(cfg.cluster.peers, this.clock.now());
-    this.id = cfg.node.id ?? staticPeers.find((p) => p.address === address)?.id ?? `node-${cfg.server.port}`;
-    this.logger = opts.logger ?? createLogger({ level: cfg.log.level, nodeId: this.id });
-    this.metrics = new Metrics();
-    this.plugins = opts.plugins ?? builtinPlugins(cfg);
+    const staticPeers = parsePeers(cfg.cluster.peers, clock.now());
+    const id = cfg.node.id ?? staticPeers.find((p) => p.address === address)?.id ?? `node-${cfg.server.port}`;
+    this.id = id;
+    const logger = opts.logger ?? createLogger({ level: cfg.log.level, nodeId: id });
+    this.logger = logger;
+    const metrics = new Metrics();
+    this.metrics = metrics;
+    const events = new ClusterEvents(clock);
+    this.events = events;
     this.info = {
-      id: this.id,
+      id,
       address,
       status: 'active',
-      last_seen: this.clock.now(),
+      last_seen: clock.now(),
       ...(cfg.server.api_port !== undefined ? { api_address: `http://${cfg.server.host}:${cfg.server.api_port}` } : {}),
       ...(cfg.server.resp_port !== undefined ? { resp_address: `${cfg.server.host}:${cfg.server.resp_port}` } : {}),
     };
+    const ft = () => live.current().fault_tolerance;
 
+    // ---- data ----
     const partitionCount = cfg.cluster.partitions;
-    this.placement = {
-      partitionCount,
-      replicationFactor: cfg.replication.factor,
-      vnodesPerWeight: cfg.cache.lru_replicas,
-      clock: this.clock,
-    };
+    const placement: PlacementOptions = { partitionCount, replicationFactor: cfg.replication.factor, vnodesPerWeight: cfg.cache.lru_replicas, clock };
     const partitionOf = (key: string): number => hashPartition(key, partitionCount);
-    this.partitionOf = partitionOf;
     for (const { name } of cfg.groups) {
-      const g = resolveGroup(cfg, name)!;
-      const loader = opts.loaders?.[name] ?? (g.loader ? httpLoader(g.loader.url, { timeoutMs: g.loader.timeout, maxBytes: cfg.cache.max_value_bytes }) : undefined);
-      this.groups.set(name, new Group({ name, maxBytes: g.cache_bytes, clock: this.clock, partitionOf, loader, hotCacheFraction: g.hot_cache_fraction }));
+      const g = live.group(name)!;
+      const loader = opts.loaders?.[name] ?? (g.loader ? httpLoader(g.loader.url, { timeoutMs: () => live.group(name)?.loader?.timeout ?? g.loader!.timeout, maxBytes: cfg.cache.max_value_bytes }) : undefined);
+      this.groups.set(name, new Group({ name, maxBytes: g.cache_bytes, clock, partitionOf, loader, hotCacheFraction: g.hot_cache_fraction }));
     }
-
-    const hlc = new HybridClock(this.clock);
-    this.storage =
-      cfg.storage.engine === 'leveldb'
-        ? new NodeStorage({ path: cfg.storage.path, nodeId: this.id, groups: this.groups, partitionOf, partitionCount, hlc, clock: this.clock, logger: this.logger })
-        : undefined;
-    this.local = new LocalData({
+    const hlc = new HybridClock(clock);
+    const storage = cfg.storage.engine === 'leveldb' ? new NodeStorage({ path: cfg.storage.path, nodeId: id, groups: this.groups, partitionOf, partitionCount, hlc, clock, logger }) : undefined;
+    this.storage = storage;
+    const local = new LocalData({
       groups: this.groups,
       hlc,
-      clock: this.clock,
-      ...(this.storage !== undefined ? { readThrough: (g: string, k: string) => this.storage!.readThrough(g, k) } : {}),
+      clock,
+      ttlDefault: (group) => live.group(group)?.ttl_default,
+      ...(storage !== undefined ? { readThrough: (g: string, k: string) => storage.readThrough(g, k) } : {}),
     });
-    this.etcd = opts.registry === undefined && cfg.etcd.enabled ? new EtcdCoordination(cfg, this.id, { clock: this.clock, logger: this.logger }) : undefined;
-    this.tableStore = opts.tableStore ?? this.etcd?.tableStore;
-    this.election = opts.election ?? this.etcd?.election;
-    this.registry = opts.registry ?? this.etcd?.registry ?? new StaticRegistry(staticPeers);
-    this.tables = new TableManager({ registry: this.registry, placement: this.placement, store: this.tableStore, election: this.election, logger: this.logger });
-    this.peers = new PeerClient({ secret: cfg.cluster.secret, timeoutMs: cfg.fault_tolerance.request_timeout });
+    this.local = local;
 
-    const view: ClusterView = {
-      self: this.id,
-      table: () => this.tables.table(),
-      tableReached: (version, timeoutMs) => this.tables.reached(version, timeoutMs),
-      partitionOf,
-      member: (id) => this.membersById.get(id),
-      usable: (id) => this.hooks.every((h) => h.usable?.(id) ?? true),
-      extraReplicas: (p) => combine(this.hooks, (h) => h.extraReplicas?.(p)),
-      previousHolders: (p) => combine(this.hooks, (h) => h.previousHolders?.(p)),
-      lacking: (p) => this.hooks.some((h) => h.lacking?.(p) ?? false),
-      mirrorGet: (group, key) => {
-        for (const h of this.mirrorHooks) {
-          const got = h.mirrorGet!(group, key);
-          if (got !== undefined) return got;
-        }
-        return undefined;
-      },
-      writeWaits: (group, key) => this.writeHooks.some((h) => h.writeWaits?.(group, key) ?? true),
-      beforeOwnerWrite: async (group, key, version, deadline) => {
-        if (this.writeHooks.length === 0) return;
-        await Promise.all(this.writeHooks.map((h) => h.beforeOwnerWrite!(group, key, version, deadline)));
-      },
-    };
-    this.router = new Router({
-      view,
-      local: this.local,
-      peers: this.peers,
-      defaultGroup: cfg.cache.group_name,
-      requestTimeoutMs: cfg.fault_tolerance.request_timeout,
-      syncReplication: cfg.replication.sync,
-      onReplicationFailure: (peer, records, err) => this.logger.debug({ peer, records: records.length, err: err.message }, 'backup did not confirm a write'),
+    // ---- membership ----
+    const etcd = opts.registry === undefined && cfg.etcd.enabled ? new EtcdCoordination(cfg, id, { clock, logger }) : undefined;
+    this.etcd = etcd;
+    const tableStore = opts.tableStore ?? etcd?.tableStore;
+    this.election = opts.election ?? etcd?.election;
+    const registry = opts.registry ?? etcd?.registry ?? new StaticRegistry(staticPeers);
+    const membership = new Membership({ self: id, registry, events });
+    this.membership = membership;
+    const tables = new TableManager({ registry, placement, store: tableStore, election: this.election, logger });
+    this.tables = tables;
+
+    // ---- peers ----
+    const client = new PeerClient({ ...(cfg.cluster.secret !== undefined ? { secret: cfg.cluster.secret } : {}) });
+    this.client = client;
+    const server = new PeerServer({ ...(cfg.cluster.secret !== undefined ? { secret: cfg.cluster.secret } : {}), defaultTimeoutMs: cfg.fault_tolerance.request_timeout });
+    const heartbeat = cfg.fault_tolerance.heartbeat_interval;
+    let handoff: HintedHandoff | undefined;
+    const detector = new FailureDetector({
+      self: id,
+      clock,
+      client,
+      members: membership,
+      server,
+      heartbeatIntervalMs: heartbeat,
+      pingTimeoutMs: Math.max(100, Math.min(heartbeat, cfg.fault_tolerance.request_timeout, 1000)),
+      slowThresholdMs: cfg.fault_tolerance.slow_threshold,
+      // a paused or partitioned peer is probed again every 0.5-2 s, never blacklisted for long
+      breaker: { threshold: cfg.fault_tolerance.circuit_threshold, halfOpenAfterMs: Math.min(2000, Math.max(500, 2 * heartbeat)) },
+      metrics,
+      logger,
+      onTransition: (peer, from, to) => this.healthChanged(peer, from, to),
+      hintsHeldFor: (peer) => handoff?.queue.pending(peer) ?? 0,
+      onPingAnswer: (peer, hints) => handoff?.noteHeld(peer, hints),
     });
-    this.kv = this.router;
+    this.detector = detector;
+    const usable = (peer: NodeId): boolean => detector.usable(peer);
+    const peers = new Peers({ client, members: membership, tableVersion: () => tables.table().version, breakers: detector });
+
+    // ---- repair ----
+    this.catchup = new CatchUp({
+      self: id,
+      tables,
+      members: membership,
+      groups: () => this.groups.keys(),
+      local,
+      peers,
+      usable,
+      requestTimeoutMs: () => ft().request_timeout,
+      full: storage === undefined,
+      ...(storage !== undefined ? { minVersion: (g: string, p: number) => storage.catchUpFrom(g, p) } : {}),
+      logger,
+    });
+    serveCatchUpPages(server, { groups: this.groups, ...(storage !== undefined ? { storage } : {}), partitionCount: () => tables.table().partitionCount });
+    handoff = new HintedHandoff({
+      self: id,
+      peers,
+      members: membership,
+      tables,
+      usable,
+      local,
+      server,
+      requestTimeoutMs: () => ft().request_timeout,
+      onDropped: (from, partitions) => {
+        this.catchup.mark(partitions);
+        void this.runCatchUp(`hints dropped by ${from}`);
+      },
+      replayIntervalMs: Math.max(250, heartbeat),
+      logger,
+      events,
+    });
+    this.handoff = handoff;
+    this.migrations =
+      etcd !== undefined && this.election !== undefined
+        ? new Migrations({
+            self: id,
+            info: this.info,
+            store: new EtcdMigrationStore({ client: etcd.client, prefix: cfg.etcd.prefix, logger }),
+            tables,
+            election: this.election,
+            members: membership,
+            local,
+            groups: this.groups,
+            ...(storage !== undefined ? { storage } : {}),
+            peers,
+            client,
+            server,
+            usable,
+            partitionOf,
+            placement: { replicationFactor: cfg.replication.factor, vnodesPerWeight: cfg.cache.lru_replicas, clock },
+            settings: () => {
+              const m = live.current().migration;
+              return { batchSize: m.batch_size, batchBytes: m.batch_bytes, concurrency: m.concurrency, ...(m.bandwidth !== undefined ? { bandwidth: m.bandwidth } : {}), requestTimeoutMs: m.migration_timeout };
+            },
+            requestTimeoutMs: () => ft().request_timeout,
+            maxValueBytes: () => live.current().cache.max_value_bytes,
+            drainTimeoutMs: cfg.migration.drain_timeout,
+            // members that vanished with every copy of some partitions get one more lease to come back
+            orphanGraceMs: cfg.etcd.lease_ttl,
+            clock,
+            logger,
+            events,
+          })
+        : undefined;
+
+    // ---- routing ----
+    const moves = this.migrations?.moves;
+    const joining = (peer: NodeId): boolean => membership.member(peer)?.status === 'joining';
+    const freshness = new Freshness({
+      self: id,
+      selfStalled: () => detector.selfOnProbation(),
+      recovered: (peer) => detector.classifier.onProbation(peer),
+      joining,
+      catchingUp: (p) => this.catchup.behind(p),
+      hintsForSelf: (p) => handoff.hintsForSelf(p),
+      hintsFor: (peer) => handoff.hintsFor(peer),
+      uncopied: (p) => moves?.uncopied(p) ?? false,
+    });
+
+    // ---- load ----
+    const load = cfg.load.enabled
+      ? new LoadService({
+          id,
+          clock,
+          logger,
+          load: cfg.load,
+          rebalance: () => live.current().rebalance,
+          vnodesPerWeight: cfg.cache.lru_replicas,
+          table: () => tables.table(),
+          stored: () => {
+            let bytes = 0;
+            let entries = 0;
+            for (const g of this.groups.values()) {
+              const s = g.store.stats();
+              bytes += s.bytes;
+              entries += s.entries;
+            }
+            return { bytes, entries };
+          },
+          publish: (r) => this.rebalancer?.publish(r) ?? Promise.resolve(),
+        })
+      : undefined;
+    this.load = load;
+    if (load !== undefined) local.onServe = (op, group, key, bytesIn, bytesOut) => load.record(op, group, key, partitionOf(key), bytesIn, bytesOut);
+    this.mirror = new Mirror({ self: id, members: membership, table: () => tables.table(), partitionOf, usable, local, groups: this.groups, client, server, hotKeys: () => load?.report()?.hotKeys });
+    const router = new Router({
+      self: id,
+      tables,
+      partitionOf,
+      usable,
+      freshness,
+      joining,
+      local,
+      peers,
+      hint: (peer, records) => handoff.hint(peer, records),
+      settings: {
+        requestTimeoutMs: (group) => live.group(group)?.request_timeout ?? ft().request_timeout,
+        maxRetries: (group) => live.group(group)?.max_retries ?? ft().max_retries,
+        syncReplication: cfg.replication.sync,
+      },
+      defaultGroup: cfg.cache.group_name,
+      clock,
+      server,
+      ...(moves !== undefined ? { moves } : {}),
+      mirrors: this.mirror,
+      onReplicationFailure: (peer, records, err) => logger.debug({ peer, records, err: err.message }, 'backup did not confirm a write'),
+    });
+    this.router = router;
+    this.kv = router;
+    this.rebalancer =
+      load !== undefined
+        ? new Rebalancer({
+            self: id,
+            load,
+            settings: () => live.current().rebalance,
+            windowMs: cfg.load.window,
+            hotKeyTopK: cfg.load.hot_key_top_k,
+            tables,
+            ...(this.election !== undefined ? { election: this.election } : {}),
+            ...(etcd !== undefined ? { reports: etcdReports(etcd, id) } : {}),
+            members: membership,
+            usable,
+            client,
+            server,
+            requestTimeoutMs: () => ft().request_timeout,
+            logger,
+            events,
+          })
+        : undefined;
+
+    // ---- front ----
+    this.door = new FrontDoor({ kv: router, live, metrics, clock, ...(storage !== undefined ? { backpressure: () => storage.persister.backpressure() } : {}) });
+    const api = new HttpApi(this.door, this.control());
+    const separateApi = cfg.server.api_port !== undefined;
+    this.listeners.push(new HttpListener({ host: cfg.server.host, port: cfg.server.port, peer: server, ...(separateApi ? {} : { api }) }));
+    if (separateApi) this.listeners.push(new HttpListener({ host: cfg.server.host, port: cfg.server.api_port!, api }));
+
+    detector.breakers.onChange((peer, state) => {
+      if (state === 'open') this.breakerOpens[peer] = (this.breakerOpens[peer] ?? 0) + 1;
+    });
+
+    // live config: what is not read on every use is adjusted here
+    this.disposers.push(
+      live.subscribe((next) => {
+        for (const [name, g] of this.groups) {
+          const resolved = live.group(name);
+          if (resolved !== undefined) g.resize(resolved.cache_bytes, resolved.hot_cache_fraction);
+        }
+        detector.breakers.setThreshold(next.fault_tolerance.circuit_threshold);
+      }),
+    );
   }
 
   /** Join the cluster and open the listeners. */
@@ -192,60 +381,68 @@ export class JincacheNode {
       // warm restart: the data is back before the node listens or joins
       const loaded = await this.storage.start();
       this.logger.info({ path: this.storage.path, records: loaded.records, ms: Math.round(loaded.ms) }, 'loaded data from disk');
-      this.event('storage', `loaded ${loaded.records} records from disk in ${Math.round(loaded.ms)} ms`);
+      this.events.note('storage', `loaded ${loaded.records} records from disk in ${Math.round(loaded.ms)} ms`);
     }
-    const backend = this.httpBackend();
-    const separateApi = cfg.server.api_port !== undefined;
-    this.listeners.push(new HttpListener(backend, { host: cfg.server.host, port: cfg.server.port, api: !separateApi, peer: true }));
-    if (separateApi) this.listeners.push(new HttpListener(backend, { host: cfg.server.host, port: cfg.server.api_port!, api: true, peer: false }));
     // listen before joining: peers may route to us as soon as we are in the table
     for (const l of this.listeners) await l.start();
-
     if (this.etcd !== undefined) {
       await this.etcd.start();
       for (const [group, raw] of this.etcd.config.current()) this.applyOverride(group, raw);
-      this.etcd.config.onChange((group, raw) => this.applyOverride(group, raw));
-      this.etcd.election.onChange((leader) => {
-        this.logger.info({ leader }, 'cluster leader changed');
-        this.event('leader', `${leader ?? 'nobody'} is the leader`);
-      });
+      this.disposers.push(this.etcd.config.onChange((group, raw) => this.applyOverride(group, raw)));
+      this.disposers.push(
+        this.etcd.election.onChange((leader) => {
+          this.logger.info({ leader }, 'cluster leader changed');
+          this.events.emit('leader', { leader }, `${leader ?? 'nobody'} is the leader`);
+        }),
+      );
     }
-    this.registry.onChange((members) => this.setMembers(members));
-    await this.registry.start(this.info);
-    this.setMembers(this.registry.members());
-    this.tables.onChange((next, prev) => {
-      this.logger.info({ version: next.version, from: prev.version }, 'partition table changed');
-      if (prev.members.length > 0) this.event('ring', `partition table v${next.version} in force`);
+    await this.membership.start(this.info);
+    // Before any read can be answered from a copy that missed writes: rejoining with the same id
+    // while the table in force lists this node (a crash or restart within the lease), every
+    // partition it holds is behind until caught up. Marked in the listener that installs the
+    // first table, so no request is served in between.
+    let held: number[] = [];
+    const offFirst = this.tables.onChange((next, prev) => {
+      if (prev.members.length > 0) return;
+      held = CatchUp.heldPartitions(next, this.id);
+      this.catchup.mark(held);
     });
+    this.disposers.push(
+      this.tables.onChange((next, prev) => {
+        this.logger.info({ version: next.version, from: prev.version }, 'partition table changed');
+        if (prev.members.length > 0) this.events.emit('table', { version: next.version, previous: prev.version }, `partition table v${next.version} in force`);
+      }),
+    );
     await this.tables.start();
+    offFirst();
+    if (held.length > 0) {
+      this.logger.info({ partitions: held.length }, 'starting as a holder: catching up from the other holders before serving reads from this copy');
+      await this.publishStatus('joining');
+    }
     this.metrics.setProvider(() => this.metricsSnapshot());
+    this.detector.start();
+    // don't take traffic while peers that are merely starting look down
+    const settleMs = Math.max(1000, Math.min(3000, 2 * cfg.fault_tolerance.heartbeat_interval));
+    this.quietUntil = Date.now() + 2 * settleMs;
+    if (!(await this.detector.settle(settleMs))) {
+      this.logger.warn({ health: Object.fromEntries(this.detector.classifier.report().map((r) => [r.id, r.health])) }, 'starting while some peers do not answer');
+    }
+    this.handoff.start();
+    await this.migrations?.start();
+    this.load?.start();
+    this.rebalancer?.start();
+    this.mirror.start();
     if (cfg.server.resp_port !== undefined) {
       this.resp = new RespServer({
-        kv: this.kv,
+        door: this.door,
         host: cfg.server.host,
         port: cfg.server.resp_port,
-        maxKeyBytes: cfg.cache.max_key_bytes,
-        maxValueBytes: cfg.cache.max_value_bytes,
         requestTimeoutMs: cfg.fault_tolerance.request_timeout,
         logger: this.logger,
-        info: () => ({ node_id: this.id, ring_version: this.tables.table().version, cluster_nodes: this.membersById.size }),
+        info: () => ({ node_id: this.id, ring_version: this.tables.table().version, cluster_nodes: this.membership.list().length }),
       });
       await this.resp.start();
     }
-    const ctx = this.context();
-    for (const p of this.plugins) await p.start(ctx);
-    this.hooks = this.plugins.map((p) => p.routing?.()).filter((h): h is RoutingHooks => h !== undefined);
-    this.mirrorHooks = this.hooks.filter((h) => h.mirrorGet !== undefined);
-    this.writeHooks = this.hooks.filter((h) => h.beforeOwnerWrite !== undefined);
-    const recorders = this.plugins.filter((p) => p.record !== undefined);
-    if (recorders.length > 0) {
-      const partitionOf = this.partitionOf;
-      this.local.onServe = (op, group, key, bytesIn, bytesOut) => {
-        const partition = partitionOf(key);
-        for (const r of recorders) r.record!(op, group, key, partition, bytesIn, bytesOut);
-      };
-    }
-    for (const p of this.plugins) for (const [route, handler] of p.controlRoutes?.() ?? []) this.controlRoutes.set(route, handler);
     // expired entries and space freed by deletes are reclaimed a bounded amount per second, not
     // only when a key is read again
     this.sweeper = setInterval(() => {
@@ -253,26 +450,40 @@ export class JincacheNode {
     }, 1000);
     this.sweeper.unref();
     this.ready = true;
+    if (held.length > 0) void this.runCatchUp('rejoin');
     this.logger.info({ id: this.id, address: this.info.address, ringVersion: this.tables.table().version }, 'node started');
   }
 
-  /** Leave the cluster and close everything. Safe to call twice. */
+  /** Hand this node's partitions over (etcd), leave the cluster and close everything. Safe to call twice. */
   async stop(): Promise<void> {
     if (!this.started) return;
     this.started = false;
     this.ready = false;
+    this.stopping = true;
     clearInterval(this.sweeper);
-    for (const p of this.plugins) await p.drain?.().catch((e: unknown) => this.logger.warn({ err: e, plugin: p.name }, 'drain failed; leaving anyway'));
-    for (const p of [...this.plugins].reverse()) await p.stop().catch((e: unknown) => this.logger.warn({ err: e, plugin: p.name }, 'plugin stop failed'));
+    const warn = (what: string) => (e: unknown) => this.logger.warn({ err: e }, what);
+    await this.migrations?.drain().catch(warn('drain failed; leaving anyway'));
+    this.mirror.stop();
+    this.rebalancer?.stop();
+    this.load?.stop();
+    await this.migrations?.stop().catch(warn('stopping migrations failed'));
+    this.handoff.stop();
+    this.detector.stop();
+    for (const d of this.disposers) d();
+    this.disposers = [];
     await this.resp?.stop();
     this.tables.stop();
-    await this.registry.stop().catch((e: unknown) => this.logger.warn({ err: e }, 'leaving the registry failed'));
-    await this.etcd?.stop().catch((e: unknown) => this.logger.warn({ err: e }, 'closing etcd failed'));
+    await this.membership.stop().catch(warn('leaving the registry failed'));
+    await this.etcd?.stop().catch(warn('closing etcd failed'));
     await Promise.all(this.listeners.map((l) => l.stop()));
-    this.listeners.length = 0;
-    this.peers.close();
-    await this.storage?.stop().catch((e: unknown) => this.logger.warn({ err: e }, 'closing storage failed'));
+    this.client.close();
+    await this.storage?.stop().catch(warn('closing storage failed'));
     this.logger.info({ id: this.id }, 'node stopped');
+  }
+
+  /** Subscribe to a cluster event (join, leave, suspect, recover, table, migration, rebalance...); the disposer stops it. */
+  on<K extends ClusterEventKind>(kind: K, handler: (data: ClusterEventMap[K]) => void): Disposer {
+    return this.events.on(kind, handler);
   }
 
   /** Port of each listener (peer first), useful when configured with port 0. */
@@ -288,33 +499,35 @@ export class JincacheNode {
     return this.groups.get(name);
   }
 
-  /** GET /cluster: the SPEC §3 summary the CLI and the dashboard read. */
+  /** GET /cluster: the summary the CLI and the dashboard read. */
   clusterInfo(): Record<string, unknown> {
     const table = this.tables.table();
     const counts = summarize(table);
     const stats = [...this.groups.values()].map((g) => g.store.stats());
     const mem = process.memoryUsage();
-    const extra: Record<string, unknown> = Object.assign({}, ...this.plugins.map((p) => p.clusterInfo?.() ?? {}));
-    const nodeStats = (extra.nodeStats ?? {}) as Record<NodeId, Record<string, number>>;
-    const health = (extra.health ?? {}) as Record<NodeId, string>;
-    delete extra.nodeStats;
-    delete extra.health;
+    const d = this.detector;
+    const load = (this.rebalancer?.info() ?? {}) as { nodeStats?: Record<NodeId, Record<string, number>>; hotKeys?: unknown[]; load?: LoadReport };
+    const migrating = this.migrations?.info();
+    const health: Record<NodeId, string> = {};
+    const breakers: Record<NodeId, string> = {};
+    for (const m of this.membership.list()) {
+      health[m.id] = d.health(m.id);
+      if (m.id !== this.id) breakers[m.id] = d.breaker(m.id);
+    }
+    // peers that left but are still known (down), so the dashboard can show them going
+    for (const peer of d.classifier.known()) health[peer] ??= d.health(peer);
+    const hints = this.handoff.info();
+    const base = table.assignments.filter((h) => h.length < Math.min(table.replicationFactor, table.members.length)).length;
     return {
       self: this.id,
       ringVersion: table.version,
       leader: this.election?.leader() ?? null,
       partitionCount: table.partitionCount,
       replicationFactor: table.replicationFactor,
-      nodes: [...this.membersById.values()].map((n) => {
+      nodes: this.membership.list().map((n) => {
         const c = counts.get(n.id);
         const own =
-          n.id === this.id
-            ? {
-                memoryBytes: mem.rss,
-                storedBytes: stats.reduce((a, s) => a + s.bytes, 0),
-                entries: stats.reduce((a, s) => a + s.entries, 0),
-              }
-            : {};
+          n.id === this.id ? { memoryBytes: mem.rss, storedBytes: stats.reduce((a, s) => a + s.bytes, 0), entries: stats.reduce((a, s) => a + s.entries, 0) } : {};
         return {
           id: n.id,
           address: n.address,
@@ -324,224 +537,140 @@ export class JincacheNode {
           weight: table.members.find((m) => m.id === n.id)?.weight ?? n.weight ?? 1,
           partitionsOwned: c?.owned ?? 0,
           partitionsReplica: c?.replicas ?? 0,
-          ...nodeStats[n.id],
+          ...load.nodeStats?.[n.id],
           ...own,
         };
       }),
       partitions: {
         owners: table.assignments.map((h) => h[0] ?? null),
-        underReplicated: table.assignments.filter((h) => h.length < Math.min(table.replicationFactor, table.members.length)).length,
+        underReplicated: base + (migrating?.underReplicatedPending ?? 0),
       },
       groups: [...this.groups.values()].map((g) => ({ name: g.name, loader: g.loader !== undefined, ...g.store.stats() })),
-      migrations: [],
-      hotKeys: [],
-      events: this.events,
-      ...extra,
+      migrations: migrating?.migrations ?? [],
+      hotKeys: load.hotKeys ?? [],
+      ...(load.load !== undefined ? { load: load.load } : {}),
+      events: this.events.feed(),
+      health,
+      breakers,
+      breakerOpens: { ...this.breakerOpens },
+      hints: hints.hints,
+      catchup: { pending: this.catchup.pending(), hintsIncoming: hints.hintsIncoming, hintsHeldForMe: hints.hintsHeldForMe, last: this.lastCatchUp ?? null },
+      mirrors: this.mirror.info().mirrors,
     };
   }
 
-  /**
-   * Apply a live override from `/jincache/config/{group}` (null = removed). Invalid JSON or values
-   * are rejected with a logged reason and the previous config stays in force.
-   */
+  /** Apply a live override from `/jincache/config/{group}` (null = removed); an invalid one is logged and changes nothing. */
   private applyOverride(group: string, raw: string | null): void {
-    let next: Config;
-    const overrides = { ...this.overrides };
-    try {
-      if (raw === null) delete overrides[group];
-      else overrides[group] = parseGroupOverride(raw, group);
-      next = applyGroupOverrides(this.config, overrides);
-    } catch (e) {
-      const reason = isConfigError(e) ? e.message : (e as Error).message;
-      this.logger.warn({ group, override: raw, reason }, 'rejected invalid config override; previous config kept');
-      this.event('config', `rejected override for ${group}: ${reason}`);
+    const out = this.live.apply(group, raw);
+    if (!out.applied) {
+      this.logger.warn({ group, override: raw, reason: out.reason }, 'rejected invalid config override; previous config kept');
+      this.events.emit('config', { group, applied: false }, `rejected override for ${group}: ${out.reason}`);
       return;
     }
-    if (raw === null) delete this.overrides[group];
-    else this.overrides[group] = overrides[group]!;
-    this.liveConfig = next;
-    for (const [name, g] of this.groups) {
-      const resolved = resolveGroup(next, name);
-      if (resolved !== undefined) g.resize(resolved.cache_bytes);
-    }
     this.logger.info({ group, override: raw }, 'applied config override');
-    this.event('config', `applied override for ${group}`);
+    this.events.emit('config', { group, applied: true }, raw === null ? `override for ${group} removed` : `applied override for ${group}`);
   }
 
-  /** The plugin handler for a control route, with `{name}` segments bound into the body. */
-  private controlHandler(method: string, path: string): ((body: unknown) => Promise<unknown>) | undefined {
-    const exact = this.controlRoutes.get(`${method} ${path}`);
-    if (exact !== undefined) return exact;
-    const parts = path.split('/');
-    for (const [route, handler] of this.controlRoutes) {
-      const [m, pattern] = route.split(' ') as [string, string];
-      if (m !== method || !pattern.includes('{')) continue;
-      const want = pattern.split('/');
-      if (want.length !== parts.length) continue;
-      const params: Record<string, string> = {};
-      const ok = want.every((w, i) => {
-        if (w.startsWith('{') && w.endsWith('}')) {
-          try {
-            params[w.slice(1, -1)] = decodeURIComponent(parts[i]!);
-          } catch {
-            return false;
-          }
-          return parts[i] !== '';
-        }
-        return w === parts[i];
-      });
-      if (ok) return (body) => handler({ ...(body !== null && typeof body === 'object' ? body : {}), ...params });
+  private healthChanged(peer: NodeId, from: string, to: string): void {
+    const quiet = Date.now() < this.quietUntil;
+    if (to === 'suspected' || to === 'down') {
+      if (!quiet) this.events.emit('suspect', { node: peer, health: to, from }, `${peer}: ${from} -> ${to}`, 'health');
+    } else if ((to === 'healthy' || to === 'slow') && (from === 'suspected' || from === 'down')) {
+      if (!quiet) this.events.emit('recover', { node: peer, health: to, from }, `${peer}: ${from} -> ${to}`, 'health');
     }
-    return undefined;
+    if (to === 'healthy' || to === 'slow') this.handoff.replay(peer);
   }
 
-  /** Add an event to the bounded feed the dashboard shows. */
-  event(kind: string, message: string): void {
-    this.events.push({ at: this.clock.now(), kind, message });
-    if (this.events.length > 200) this.events.splice(0, this.events.length - 200);
+  /** Catch up every partition marked behind, then publish 'active' again. */
+  private async runCatchUp(reason: string): Promise<void> {
+    const report = await this.catchup.run();
+    this.lastCatchUp = report;
+    this.logger.info({ reason, ...report }, 'caught up');
+    // a cluster's first start: every holder starts empty, nothing to report in the feed
+    if (!(report.records === 0 && report.failed.length === 0 && reason === 'rejoin')) {
+      this.events.note(
+        'catchup',
+        `caught up ${report.caughtUp}/${report.partitions} partitions (${reason}): ${report.records} records received, ${report.applied} newer, ${report.pages} pages, ${report.full ? 'full' : 'since the disk watermark'}, ${report.ms} ms${report.failed.length > 0 ? `; no holder answered for ${report.failed.length}` : ''}`,
+      );
+    }
+    if (reason === 'rejoin' && !this.stopping) await this.publishStatus('active');
   }
 
-  private context(): NodeContext {
+  /** Publish this node's status in the registry; retried for a while when etcd does not answer. */
+  private async publishStatus(status: 'joining' | 'active'): Promise<void> {
+    for (let attempt = 0; attempt < 20 && !this.stopping; attempt++) {
+      try {
+        await this.membership.update({ ...this.info, status });
+        this.events.note('status', `${this.id} is ${status}`);
+        return;
+      } catch (e) {
+        this.logger.warn({ status, err: (e as Error).message }, 'could not publish status; retrying');
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    }
+  }
+
+  /** The control routes of the HTTP API. */
+  private control(): ControlApi {
     return {
-      id: this.id,
-      info: this.info,
-      config: this.config,
-      clock: this.clock,
-      logger: this.logger,
-      metrics: this.metrics,
-      groups: this.groups,
-      local: this.local,
-      router: this.router,
-      peers: this.peers,
-      registry: this.registry,
-      tables: this.tables,
-      tableStore: this.tableStore,
-      election: this.election,
-      etcd: this.etcd,
-      storage: this.storage,
-      partitionOf: this.partitionOf,
-      usable: (id) => this.hooks.every((h) => h.usable?.(id) ?? true),
-      table: () => this.tables.table(),
-      members: () => [...this.membersById.values()],
-      member: (id) => this.membersById.get(id),
-      onMembers: (l) => {
-        this.memberListeners.add(l);
-        return () => this.memberListeners.delete(l);
+      ready: () => this.ready,
+      ringVersion: () => this.tables.table().version,
+      clusterInfo: () => this.clusterInfo(),
+      encodedTable: () => encodeTable(this.tables.table()),
+      migrations: async () => this.migrations?.list() ?? { migrations: [] },
+      migration: (action, id) => {
+        const m = this.migrations;
+        if (m === undefined) throw new JincacheError('NOT_IMPLEMENTED', 'migrations need etcd (static clusters never migrate)');
+        return action === 'cancel' ? m.cancel(id) : m.rollback(id);
       },
-      event: (kind, message) => this.event(kind, message),
+      rebalance: async (body) => {
+        if (this.rebalancer === undefined) throw new JincacheError('NOT_IMPLEMENTED', 'rebalancing needs the load monitor (load.enabled)');
+        return this.rebalancer.handle(body);
+      },
+      metrics: async () => ({ contentType: this.metrics.contentType, body: await this.metrics.text() }),
+      asset: (path) => this.assets.get(path),
     };
   }
 
   private metricsSnapshot(): ReturnType<Parameters<Metrics['setProvider']>[0] & {}> {
     const table = this.tables.table();
     const mine = summarize(table).get(this.id);
-    return Object.assign(
-      {
-        ringVersion: table.version,
-        partitionsOwned: mine?.owned ?? 0,
-        partitionsReplica: mine?.replicas ?? 0,
-        groups: [...this.groups.values()].map((g) => ({ name: g.name, ...g.store.stats() })),
-      },
-      ...this.plugins.map((p) => p.metrics?.() ?? {}),
-    );
-  }
-
-  private setMembers(members: readonly NodeInfo[]): void {
-    const before = this.membersById;
-    this.membersById = new Map(members.map((m) => [m.id, m]));
-    if (before.size > 0) {
-      for (const id of this.membersById.keys()) if (!before.has(id)) this.event('join', `${id} joined`);
-      for (const id of before.keys()) if (!this.membersById.has(id)) this.event('leave', `${id} left`);
-    }
-    for (const l of this.memberListeners) l(members);
-  }
-
-  private httpBackend(): HttpBackend {
-    const cfg = this.config;
-    const limits: HttpLimits = {
-      maxKeyBytes: cfg.cache.max_key_bytes,
-      maxValueBytes: cfg.cache.max_value_bytes,
-      maxBatchRecords: 10_000,
-      maxBatchBytes: 64 * 1024 * 1024,
-    };
+    const d = this.detector;
     return {
-      router: this.router,
-      limits,
-      secret: cfg.cluster.secret,
-      deadline: () => Date.now() + this.liveConfig.fault_tolerance.request_timeout,
-      clusterInfo: () => this.clusterInfo(),
-      migrations: async () => (await this.controlRoutes.get('GET /cluster/migrations')?.({})) ?? { migrations: [] },
-      control: (method, path) => this.controlHandler(method, path),
-      rebalance: async (body) => {
-        const handler = this.controlRoutes.get('POST /cluster/rebalance');
-        if (handler === undefined) throw new JincacheError('NOT_IMPLEMENTED', 'rebalancing needs the load plugin (etcd mode)');
-        return handler(body);
-      },
-      metrics: async () => ({ contentType: this.metrics.contentType, body: await this.metrics.text() }),
-      applyRecords: (records: WireRecord[]) => this.local.apply(records),
-      invalidate: (items) => {
-        for (const { group, key } of items) this.groups.get(group)?.hot.delete(key);
-      },
-      ping: () => ({ id: this.id, ringVersion: this.tables.table().version }),
-      ready: () => this.ready,
-      ringVersion: () => this.tables.table().version,
-      encodedTable: () => encodeTable(this.tables.table()),
-      backpressure: () => this.storage?.persister.backpressure(),
-      asset: (path) => this.assets.get(path),
-      observe: (op, group, result, seconds) => {
-        // a group name comes from the URL: only configured groups become label values
-        const label = this.groups.has(group) ? group : '_unknown';
-        this.metrics.request(op === 'get' || op === 'put' || op === 'delete' || op === 'expire' ? op : 'other', label, toRequestResult(result), seconds);
-        if (op !== 'get' || label === '_unknown') return;
-        if (result === 'hit') this.metrics.cacheHit(label);
-        else if (result === 'miss') this.metrics.cacheMiss(label);
-        else if (result === 'load') {
-          this.metrics.cacheMiss(label);
-          this.metrics.cacheLoad(label, 'ok');
-        }
-      },
-      peerRoutes: () => {
-        const routes = new Map<string, PeerRoute>();
-        for (const p of this.plugins) for (const [k, v] of p.peerRoutes?.() ?? []) routes.set(k, v);
-        return routes;
-      },
+      ringVersion: table.version,
+      partitionsOwned: mine?.owned ?? 0,
+      partitionsReplica: mine?.replicas ?? 0,
+      groups: [...this.groups.values()].map((g) => ({ name: g.name, ...g.store.stats() })),
+      peers: this.membership
+        .list()
+        .filter((m) => m.id !== this.id)
+        .map((m) => ({ id: m.id, health: d.health(m.id), breaker: d.breaker(m.id) })),
+      ...(this.migrations !== undefined ? { migrations: this.migrations.jobs() } : {}),
+      ...this.load?.metrics(),
     };
   }
 }
 
-/** Union of the node lists several hooks give (usually zero or one hook answers). */
-function combine(hooks: readonly RoutingHooks[], pick: (h: RoutingHooks) => readonly NodeId[] | undefined): readonly NodeId[] {
-  let out: readonly NodeId[] = [];
-  for (const h of hooks) {
-    const ids = pick(h);
-    if (ids === undefined || ids.length === 0) continue;
-    out = out.length === 0 ? ids : [...new Set([...out, ...ids])];
-  }
-  return out;
-}
-
-/** Map an HTTP outcome (cache source or lower-case error code) to a metrics result label. */
-function toRequestResult(result: string): RequestResult {
-  switch (result) {
-    case 'hit':
-    case 'miss':
-    case 'load':
-    case 'ok':
-    case 'timeout':
-    case 'unauthorized':
-      return result;
-    case 'not_found':
-    case 'unknown_group':
-      return 'not_found';
-    case 'bad_request':
-    case 'key_too_large':
-    case 'value_too_large':
-    case 'bad_ttl':
-      return 'bad_request';
-    case 'peer_unavailable':
-    case 'no_owner':
-      return 'unavailable';
-    default:
-      return 'error';
-  }
+/** Load reports in etcd: `/jincache/load/{id}` under the node's lease. */
+function etcdReports(etcd: EtcdCoordination, self: NodeId) {
+  return {
+    publish: async (report: LoadReport): Promise<void> => {
+      const lease = etcd.registry.leaseId();
+      if (lease === '') return; // between leases (rejoining): the next tick publishes
+      await etcd.client.put(`${etcd.prefix}/load/${self}`).value(JSON.stringify(report)).lease(lease);
+    },
+    readAll: async (): Promise<LoadReport[]> => {
+      const all = await etcd.client.getAll().prefix(`${etcd.prefix}/load/`).strings();
+      const out: LoadReport[] = [];
+      for (const raw of Object.values(all)) {
+        try {
+          const r = JSON.parse(raw) as LoadReport;
+          if (typeof r.id === 'string' && typeof r.score === 'number') out.push(r);
+        } catch {
+          // a malformed report is ignored; its node publishes again within a second
+        }
+      }
+      return out;
+    },
+  };
 }

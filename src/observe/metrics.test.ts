@@ -6,11 +6,11 @@ import { parsePromText, sampleValue, findSamples } from './promtext.ts';
 
 test('request counters and latency histogram appear with their labels', async () => {
   const m = new Metrics({ defaultMetrics: false });
-  m.request('get', 'scores', 'hit', 0.00004);
-  m.request('get', 'scores', 'hit', 0.0003);
-  m.request('get', 'scores', 'miss', 0.002);
-  m.request('put', 'scores', 'ok', 7); // above the top bucket
-  m.request('get', 'users', 'load', 0.05);
+  m.request('http', 'get', 'scores', 'hit', 0.00004);
+  m.request('http', 'get', 'scores', 'hit', 0.0003);
+  m.request('http', 'get', 'scores', 'miss', 0.002);
+  m.request('http', 'put', 'scores', 'ok', 7); // above the top bucket
+  m.request('http', 'get', 'users', 'load', 0.05);
   const p = parsePromText(await m.text());
 
   assert.equal(p.types.get('jincache_requests_total'), 'counter');
@@ -125,9 +125,9 @@ test('state gauges come from the provider, called once per scrape', async () => 
 test('two instances do not clash and default metrics are prefixed', async () => {
   const a = new Metrics({ defaultLabels: { node: 'node-1' } });
   const b = new Metrics({ defaultLabels: { node: 'node-2' } });
-  a.request('get', 'scores', 'hit', 0.001);
-  a.request('get', 'scores', 'hit', 0.001);
-  b.request('get', 'scores', 'hit', 0.001);
+  a.request('http', 'get', 'scores', 'hit', 0.001);
+  a.request('http', 'get', 'scores', 'hit', 0.001);
+  b.request('http', 'get', 'scores', 'hit', 0.001);
   const pa = parsePromText(await a.text());
   const pb = parsePromText(await b.text());
   assert.equal(sampleValue(pa, 'jincache_requests_total', { op: 'get', node: 'node-1' }), 2);
@@ -142,7 +142,7 @@ test('hot path stays cheap: a million requests in well under a second', () => {
   const m = new Metrics({ defaultMetrics: false });
   const n = 1_000_000;
   const t0 = performance.now();
-  for (let i = 0; i < n; i++) m.request('get', 'scores', i % 10 === 0 ? 'miss' : 'hit', 0.0002);
+  for (let i = 0; i < n; i++) m.request('http', 'get', 'scores', i % 10 === 0 ? 'miss' : 'hit', 0.0002);
   const ms = performance.now() - t0;
   // ~30 ns per call on this machine; the bound is loose so a busy CI box does not flake.
   assert.ok(ms < 1000, `1e6 requests took ${ms.toFixed(0)} ms`);

@@ -18,6 +18,8 @@
  */
 import { Registry, collectDefaultMetrics } from 'prom-client';
 
+/** The front end a client request came through. */
+export type RequestProtocol = 'http' | 'resp';
 /** Client-facing operations, HTTP or Redis protocol. 'other' catches the long tail (PING, INFO...). */
 export type RequestOp = 'get' | 'put' | 'delete' | 'exists' | 'expire' | 'ttl' | 'mget' | 'mset' | 'other';
 /**
@@ -162,6 +164,18 @@ class CellTree<C> {
     let c = m.get(b);
     if (c === undefined) m.set(b, (c = this.#create([a, b])));
     return c;
+  }
+
+  get4(a: string, b: string, c: string, d: string): C {
+    let m1 = this.#root.get(a) as Map<string, Map<string, Map<string, C>>> | undefined;
+    if (m1 === undefined) this.#root.set(a, (m1 = new Map()));
+    let m2 = m1.get(b);
+    if (m2 === undefined) m1.set(b, (m2 = new Map()));
+    let m3 = m2.get(c);
+    if (m3 === undefined) m2.set(c, (m3 = new Map()));
+    let cell = m3.get(d);
+    if (cell === undefined) m3.set(d, (cell = this.#create([a, b, c, d])));
+    return cell;
   }
 
   get3(a: string, b: string, c: string): C {
@@ -310,7 +324,8 @@ export class Metrics {
   /** Content-Type header value for `text()`. */
   readonly contentType: string;
 
-  readonly #requests = new CounterFamily('jincache_requests_total', 'Client requests by operation, group and result.', [
+  readonly #requests = new CounterFamily('jincache_requests_total', 'Client requests by protocol (http, resp), operation, group and result.', [
+    'protocol',
     'op',
     'group',
     'result',
@@ -443,8 +458,8 @@ export class Metrics {
   }
 
   /** Count one client request and record its latency. Hot path: no allocation after warm-up. */
-  request(op: RequestOp, group: string, result: RequestResult, seconds: number): void {
-    this.#requests.tree.get3(op, group, result).value++;
+  request(protocol: RequestProtocol, op: RequestOp, group: string, result: RequestResult, seconds: number): void {
+    this.#requests.tree.get4(protocol, op, group, result).value++;
     this.#requestDuration.observe(this.#requestDuration.tree.get1(op), seconds);
   }
 

@@ -1,73 +1,70 @@
 /**
- * Node-to-node HTTP client: keep-alive connections to every peer, one per-request deadline,
- * errors converted once into JincacheError (PEER_UNAVAILABLE, TIMEOUT) so callers can route on them.
+ * The sending half of the node-to-node protocol (protocol.ts): keep-alive HTTP connections to
+ * every peer, one deadline per call, and every failure converted once into a JincacheError
+ * (PEER_UNAVAILABLE, TIMEOUT, or the code the peer answered with) so callers route on codes.
  */
 import http from 'node:http';
-import { JincacheError } from '../core/errors.ts';
+import { JincacheError, isErrorCode, type JincacheErrorCode } from '../core/errors.ts';
+import type { NodeId } from '../core/types.ts';
+import { DEADLINE_HEADER, FROM_HEADER, SECRET_HEADER, TABLE_HEADER, pathOf, type PeerMessage } from './protocol.ts';
 
 export interface PeerClientOptions {
   /** Cluster secret sent as `x-jincache-secret`; unset = open cluster. */
   secret?: string;
-  /** Default per-request timeout in ms when the caller gives no deadline. Default 3000. */
-  timeoutMs?: number;
   /** Sockets per peer. Default 64. */
   maxSockets?: number;
-  /** Largest response body accepted, bytes. Default 64 MiB. */
+  /** Largest response body accepted, bytes. Default 576 MiB (a 512 MiB value plus framing). */
   maxResponseBytes?: number;
 }
 
-export interface PeerResponse {
-  status: number;
-  headers: http.IncomingHttpHeaders;
-  body: Buffer;
-}
-
-export interface PeerRequest {
-  method: 'GET' | 'PUT' | 'POST' | 'DELETE';
-  /** Path and query, starting with "/". */
-  path: string;
-  body?: Buffer;
-  headers?: Record<string, string>;
+/** Who sends, by which table, until when. */
+export interface CallMeta {
+  from?: NodeId;
+  table?: number;
   /** Absolute deadline, ms since epoch. */
-  deadline?: number;
+  deadline: number;
 }
 
-/** Header marking a request that was already forwarded once: the receiver must serve it locally. */
-export const FORWARDED_HEADER = 'x-jincache-forwarded';
-/** Header on every routed peer request: the version of the partition table the sender routed by. */
-export const TABLE_HEADER = 'x-jincache-table';
-/** Header naming the sending node (replication, hint replays). */
-export const FROM_HEADER = 'x-jincache-from';
-
-/** The table version a peer request was routed by (undefined: not stamped, e.g. a tool). */
-export function tableStampOf(headers: Record<string, string | string[] | undefined>): number | undefined {
-  const raw = headers[TABLE_HEADER];
-  const v = Number(Array.isArray(raw) ? raw[0] : raw);
-  return raw !== undefined && Number.isSafeInteger(v) && v >= 0 ? v : undefined;
+/** Sends a message to the peer at an address: what components use (PeerClient, or an in-process network in tests). */
+export interface PeerCaller {
+  call<Req, Res>(message: PeerMessage<Req, Res>, address: string, req: Req, meta: CallMeta): Promise<Res>;
 }
-export const SECRET_HEADER = 'x-jincache-secret';
 
-export class PeerClient {
+export class PeerClient implements PeerCaller {
   private readonly agent: http.Agent;
   private readonly secret: string | undefined;
-  private readonly timeoutMs: number;
   private readonly maxResponseBytes: number;
 
   constructor(opts: PeerClientOptions = {}) {
     this.secret = opts.secret;
-    this.timeoutMs = opts.timeoutMs ?? 3000;
-    this.maxResponseBytes = opts.maxResponseBytes ?? 64 * 1024 * 1024;
+    this.maxResponseBytes = opts.maxResponseBytes ?? 576 * 1024 * 1024;
     this.agent = new http.Agent({ keepAlive: true, maxSockets: opts.maxSockets ?? 64, keepAliveMsecs: 1000 });
   }
 
-  /** Send one request to the peer at `address` (a base URL like http://127.0.0.1:8001). */
-  request(address: string, req: PeerRequest): Promise<PeerResponse> {
-    const url = new URL(req.path, address);
-    const timeout = req.deadline === undefined ? this.timeoutMs : Math.max(1, req.deadline - Date.now());
-    const headers: Record<string, string | number> = { ...req.headers, [FORWARDED_HEADER]: '1' };
+  /** Send `req` as `message` to the peer listening at `address` (a base URL like http://127.0.0.1:8001). */
+  async call<Req, Res>(message: PeerMessage<Req, Res>, address: string, req: Req, meta: CallMeta): Promise<Res> {
+    const body = message.encodeRequest(req);
+    const headers: Record<string, string | number> = {
+      'content-type': 'application/octet-stream',
+      'content-length': body.length,
+      [DEADLINE_HEADER]: Math.ceil(meta.deadline),
+    };
+    if (meta.from !== undefined) headers[FROM_HEADER] = meta.from;
+    if (meta.table !== undefined) headers[TABLE_HEADER] = meta.table;
     if (this.secret !== undefined) headers[SECRET_HEADER] = this.secret;
-    if (req.body !== undefined) headers['content-length'] = req.body.length;
-    return new Promise<PeerResponse>((resolve, reject) => {
+    const res = await this.send(address, pathOf(message), headers, body, meta.deadline);
+    if (res.status !== 200) throw errorOf(address, message.name, res.status, res.body);
+    return message.decodeResponse(res.body);
+  }
+
+  close(): void {
+    this.agent.destroy();
+  }
+
+  private send(address: string, path: string, headers: Record<string, string | number>, body: Buffer, deadline: number): Promise<{ status: number; body: Buffer }> {
+    const url = new URL(address);
+    const timeout = Math.max(1, deadline - Date.now());
+    return new Promise((resolve, reject) => {
       let settled = false;
       const fail = (e: JincacheError): void => {
         if (settled) return;
@@ -76,35 +73,40 @@ export class PeerClient {
         r.destroy();
         reject(e);
       };
-      const r = http.request(
-        { host: url.hostname, port: url.port, path: url.pathname + url.search, method: req.method, headers, agent: this.agent },
-        (res) => {
-          const chunks: Buffer[] = [];
-          let size = 0;
-          res.on('data', (c: Buffer) => {
-            size += c.length;
-            if (size > this.maxResponseBytes) fail(new JincacheError('PEER_UNAVAILABLE', `response from ${address} exceeds ${this.maxResponseBytes} bytes`));
-            else chunks.push(c);
-          });
-          res.on('end', () => {
-            if (settled) return;
-            settled = true;
-            clearTimeout(timer);
-            resolve({ status: res.statusCode ?? 0, headers: res.headers, body: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks) });
-          });
-          res.on('error', (e) => fail(new JincacheError('PEER_UNAVAILABLE', `${address}: ${e.message}`, { cause: e })));
-        },
-      );
-      const timer = setTimeout(
-        () => fail(new JincacheError('TIMEOUT', `${req.method} ${address}${req.path} timed out after ${timeout} ms`)),
-        timeout,
-      );
+      const r = http.request({ host: url.hostname, port: url.port, path, method: 'POST', headers, agent: this.agent }, (res) => {
+        const chunks: Buffer[] = [];
+        let size = 0;
+        res.on('data', (c: Buffer) => {
+          size += c.length;
+          if (size > this.maxResponseBytes) fail(new JincacheError('PEER_UNAVAILABLE', `response from ${address} exceeds ${this.maxResponseBytes} bytes`));
+          else chunks.push(c);
+        });
+        res.on('end', () => {
+          if (settled) return;
+          settled = true;
+          clearTimeout(timer);
+          resolve({ status: res.statusCode ?? 0, body: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks) });
+        });
+        res.on('error', (e) => fail(new JincacheError('PEER_UNAVAILABLE', `${address}: ${e.message}`, { cause: e })));
+      });
+      const timer = setTimeout(() => fail(new JincacheError('TIMEOUT', `${path} to ${address} timed out after ${timeout} ms`)), timeout);
       r.on('error', (e) => fail(new JincacheError('PEER_UNAVAILABLE', `${address}: ${e.message}`, { cause: e })));
-      r.end(req.body);
+      r.end(body);
     });
   }
+}
 
-  close(): void {
-    this.agent.destroy();
+/** The error a peer's non-200 answer describes. */
+function errorOf(address: string, name: string, status: number, body: Buffer): JincacheError {
+  let code: JincacheErrorCode = status >= 500 ? 'PEER_UNAVAILABLE' : status === 401 ? 'UNAUTHORIZED' : 'BAD_REQUEST';
+  let message = `${address} answered ${status} to ${name}`;
+  try {
+    const parsed = JSON.parse(body.toString('utf8')) as { error?: unknown; message?: unknown };
+    const named = typeof parsed.error === 'string' ? parsed.error.toUpperCase() : '';
+    if (isErrorCode(named)) code = named;
+    if (typeof parsed.message === 'string') message = `${address}: ${parsed.message}`;
+  } catch {
+    // not a JSON error body: keep the status-derived error
   }
+  return new JincacheError(code, message);
 }

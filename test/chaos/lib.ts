@@ -17,6 +17,8 @@ import { BIN } from '../helpers/cluster.ts';
 import { startEtcd, type EtcdCluster } from '../helpers/etcd.ts';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.ts';
 import { freePort } from '../helpers/ports.ts';
+import { Record } from '../../src/peer/messages.ts';
+import { callPeer } from '../helpers/peer.ts';
 
 export const GROUP = 'scores';
 export const PARTITIONS = 256;
@@ -423,9 +425,8 @@ export async function verify(cluster: ChaosCluster, load: LoadGenerator, opts: {
         continue;
       }
       try {
-        const res = await fetch(`${n.url}/_jincache/ft/record/${GROUP}/${encodeURIComponent(key)}`, { signal: AbortSignal.timeout(opts.timeoutMs) });
-        await res.arrayBuffer();
-        versions.push(res.status === 200 ? String(res.headers.get('x-jincache-version')) : `${h}=${res.status}`);
+        const a = await callPeer(Record, n.url, { group: GROUP, key }, { deadline: Date.now() + opts.timeoutMs });
+        versions.push(a.kind === 'record' ? String(a.record.version) : `${h}=${a.kind}`);
       } catch (e) {
         versions.push(`${h}=${(e as Error).name}`);
       }

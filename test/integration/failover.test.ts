@@ -10,6 +10,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { partitionOf } from '../../src/core/placement/hash.ts';
 import { holdersOf, type PartitionTable } from '../../src/core/placement/table.ts';
 import { GROUP, startSettledCluster, until, type ChaosCluster, type ChaosNode, type SettledCluster } from '../chaos/lib.ts';
+import { Record } from '../../src/peer/messages.ts';
+import { callPeer } from '../helpers/peer.ts';
 
 const REQUEST_TIMEOUT_MS = 1000;
 const CONFIG = {
@@ -35,9 +37,8 @@ async function get(n: ChaosNode, key: string, timeoutMs = 3000): Promise<{ statu
 
 /** A node's own copy of a key (no routing): version or null. */
 async function localVersion(n: ChaosNode, key: string): Promise<number | null> {
-  const res = await fetch(`${n.url}/_jincache/ft/record/${GROUP}/${encodeURIComponent(key)}`, { signal: AbortSignal.timeout(2000) });
-  await res.arrayBuffer();
-  return res.status === 200 ? Number(res.headers.get('x-jincache-version')) : null;
+  const a = await callPeer(Record, n.url, { group: GROUP, key }, { deadline: Date.now() + 2000 });
+  return a.kind === 'record' ? a.record.version : null;
 }
 
 /** `count` keys whose owner (first holder) is `owner`. */

@@ -8,6 +8,10 @@ import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { partitionOf } from '../../src/core/placement/hash.ts';
 import { runCli, startCluster, type TestCluster } from '../helpers/cluster.ts';
+import { NO_EXPIRY } from '../../src/cache/ops.ts';
+import { isJincacheError } from '../../src/core/errors.ts';
+import { Ping, Write } from '../../src/peer/messages.ts';
+import { callPeer } from '../helpers/peer.ts';
 
 const SECRET = 'integration-secret';
 
@@ -156,15 +160,14 @@ describe('a 3-node cluster', () => {
     for (const i of [0, 1, 2]) assert.equal((await fetch(url(i, '/health'))).status, 200);
   });
 
-  test('node-to-node endpoints require the cluster secret', async () => {
-    const key = encodeURIComponent('keep');
-    const noSecret = await fetch(url(0, `/_jincache/kv/scores/${key}`), { method: 'PUT', body: 'forged' });
+  test('node-to-node messages require the cluster secret', async () => {
+    const forged = { group: 'scores', key: 'keep', op: { op: 'set' as const, value: Buffer.from('forged'), expiry: NO_EXPIRY } };
+    const noSecret = await fetch(url(0, '/_jincache/write'), { method: 'POST', body: Write.encodeRequest(forged) });
     assert.equal(noSecret.status, 401);
-    const wrong = await fetch(url(0, `/_jincache/kv/scores/${key}`), { method: 'PUT', body: 'forged', headers: { 'x-jincache-secret': 'nope' } });
-    assert.equal(wrong.status, 401);
+    await assert.rejects(callPeer(Write, url(0, ''), forged, {}, 'nope'), (e: unknown) => isJincacheError(e) && e.code === 'UNAUTHORIZED');
     for (const i of [0, 1, 2]) assert.equal(await (await fetch(url(i, '/api/scores/keep'))).text(), 'original');
-    const ok = await fetch(url(0, '/_jincache/ping'), { headers: { 'x-jincache-secret': SECRET } });
-    assert.equal(ok.status, 200);
+    const ok = await callPeer(Ping, url(0, ''), undefined, { from: 'a-tool' }, SECRET);
+    assert.equal(ok.id, cluster.nodes[0]!.id);
   });
 
   test('jincache status prints the nodes and partition counts', async () => {

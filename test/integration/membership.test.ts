@@ -8,6 +8,8 @@ import { partitionOf } from '../../src/core/placement/hash.ts';
 import { runCli, startCluster, type TestCluster, type TestNode } from '../helpers/cluster.ts';
 import { startEtcd, type EtcdCluster } from '../helpers/etcd.ts';
 import { clusterOf, waitFor } from '../helpers/wait.ts';
+import { Record } from '../../src/peer/messages.ts';
+import { callPeer } from '../helpers/peer.ts';
 
 const LEASE_TTL_S = 2;
 
@@ -70,8 +72,8 @@ describe('membership through etcd', () => {
     let key = '';
     for (let i = 0; key === ''; i++) if (owners[partitionOf(`join:${i}`, 4096)] === 'node-4') key = `join:${i}`;
     assert.equal((await fetch(`${cluster.nodes[0]!.url}/api/scores/${key}`, { method: 'PUT', body: 'on-4' })).status, 204);
-    const atOwner = await fetch(`${joined.url}/_jincache/kv/scores/${encodeURIComponent(key)}`);
-    assert.equal(await atOwner.text(), 'on-4');
+    const atOwner = await callPeer(Record, joined.url, { group: 'scores', key });
+    assert.equal(atOwner.kind === 'record' ? atOwner.record.value?.toString() : atOwner.kind, 'on-4');
   });
 
   test('a node stopped gracefully is removed from every node within a second of leaving', async () => {

@@ -133,11 +133,11 @@ describe('GET /metrics on a real node', () => {
     assert.equal(text.split('\n').filter((l) => l.startsWith('# TYPE jincache_requests_total ')).length, 1);
   });
 
-  test('jincache_requests_total{op,group,result} counts exactly the requests made', () => {
+  test('jincache_requests_total{protocol,op,group,result} counts exactly the requests made', () => {
     assert.equal(after1.types.get('jincache_requests_total'), 'counter');
     for (const [k, n] of expected) {
       const [op, group, result] = k.split('|') as [string, string, string];
-      const labels = { op, group, result };
+      const labels = { protocol: 'http', op, group, result };
       const delta = valueOr0(after1, 'jincache_requests_total', labels) - valueOr0(before0, 'jincache_requests_total', labels);
       assert.equal(delta, n, `requests_total${JSON.stringify(labels)}`);
     }
@@ -146,7 +146,7 @@ describe('GET /metrics on a real node', () => {
     const made = [...expected.values()].reduce((a, b) => a + b, 0);
     assert.equal(total(after1) - total(before0), made);
     for (const s of findSamples(after1, 'jincache_requests_total')) {
-      assert.deepEqual(Object.keys(s.labels).sort(), ['group', 'op', 'result']);
+      assert.deepEqual(Object.keys(s.labels).sort(), ['group', 'op', 'protocol', 'result']);
     }
   });
 

@@ -22,6 +22,7 @@ import { Persister } from '../../src/storage/persist.ts';
 import { NodeStorage } from '../../src/storage/node-storage.ts';
 import { Group } from '../../src/cache/group.ts';
 import { LocalData } from '../../src/cluster/local-data.ts';
+import { NO_EXPIRY } from '../../src/cache/ops.ts';
 import { dataKey, encodeRecord } from '../../src/storage/record.ts';
 
 const PARTITIONS = 64;
@@ -301,11 +302,11 @@ function registerTests(): void {
     const a = await boot();
     assert.equal(a.summary.records, 0);
     assert.ok(a.ns.path.endsWith('node-n1'));
-    a.local.write({ op: 'put', group: 'default', key: 'p1', value: Buffer.from('one') });
-    a.local.write({ op: 'put', group: 'default', key: 'p2', value: Buffer.from('two'), ttlMs: 60_000 });
-    a.local.write({ op: 'put', group: 'default', key: 'gone', value: Buffer.from('x') });
-    a.local.write({ op: 'delete', group: 'default', key: 'gone' });
-    a.local.write({ op: 'expire', group: 'default', key: 'p1', ttlMs: 120_000 });
+    a.local.write('default', 'p1', { op: 'set', value: Buffer.from('one'), expiry: NO_EXPIRY });
+    a.local.write('default', 'p2', { op: 'set', value: Buffer.from('two'), expiry: { kind: 'in', ms: 60_000 } });
+    a.local.write('default', 'gone', { op: 'set', value: Buffer.from('x'), expiry: NO_EXPIRY });
+    a.local.write('default', 'gone', { op: 'del' });
+    a.local.write('default', 'p1', { op: 'expire', expiry: { kind: 'in', ms: 120_000 } });
     // replication / migration batch from a peer, with versions ahead of this node's clock
     const ahead = (clock.t + 3_600_000) * 1024;
     assert.equal(a.local.apply([
@@ -327,7 +328,7 @@ function registerTests(): void {
     assert.equal(b.local.cached('sessions', 's1')?.value.toString(), 'peer');
     assert.equal(b.local.record('sessions', 's2')?.version, ahead + 1);
     assert.ok(b.ns.catchUpFrom('sessions', partitionOf('s1')) > 0);
-    b.local.write({ op: 'put', group: 'sessions', key: 's1', value: Buffer.from('newer') }); // buffered: partitionRecords flushes first
+    b.local.write('sessions', 's1', { op: 'set', value: Buffer.from('newer'), expiry: NO_EXPIRY }); // buffered: partitionRecords flushes first
     const disk = [];
     for await (const r of b.ns.partitionRecords('sessions', partitionOf('s1'))) if (r.key === 's1') disk.push(r.value?.toString());
     assert.deepEqual(disk, ['newer']);

@@ -11,8 +11,8 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { partitionOf } from '../../src/core/placement/hash.ts';
 import { holdersOf } from '../../src/core/placement/table.ts';
-import { encodeRecords } from '../../src/peer/codec.ts';
-import { TABLE_HEADER } from '../../src/peer/client.ts';
+import { Read, Replicate } from '../../src/peer/messages.ts';
+import { callPeer } from '../helpers/peer.ts';
 import { GROUP, startSettledCluster, until, type ChaosCluster, type ChaosNode, type SettledCluster } from '../chaos/lib.ts';
 
 const CONFIG = {
@@ -52,9 +52,7 @@ describe('reads during the repair after a crash (3 nodes, real etcd)', { timeout
       const holders = holdersOf(table, partitionOf(k, table.partitionCount));
       if (!holders.includes(victim.id)) continue;
       const outsider = [n1, n2].find((n) => !holders.includes(n.id))!;
-      const res = await fetch(`${outsider.url}/_jincache/replicate`, { method: 'POST', body: encodeRecords([{ group: GROUP, key: k, value: Buffer.from(`${k}:old`), version: 1, expiresAt: 0 }]) });
-      await res.arrayBuffer();
-      assert.equal(res.status, 204);
+      await callPeer(Replicate, outsider.url, [{ group: GROUP, key: k, value: Buffer.from(`${k}:old`), version: 1, expiresAt: 0 }]);
       planted.set(k, outsider);
     }
     assert.ok(planted.size > 20, `old copies planted: ${planted.size}`);
@@ -70,9 +68,9 @@ describe('reads during the repair after a crash (3 nodes, real etcd)', { timeout
     for (const [k, outsider] of planted) {
       if (!holdersOf(next, partitionOf(k, next.partitionCount)).includes(outsider.id)) continue;
       checked++;
-      const direct = await fetch(`${outsider.url}/_jincache/kv/${GROUP}/${k}`, { headers: { [TABLE_HEADER]: String(next.version) } });
-      const body = await direct.text();
-      if (!body.startsWith(`${k}:new:`)) wrong.push(`${k} at ${outsider.id} (peer read): ${direct.status} ${body.slice(0, 30)}`);
+      const direct = await callPeer(Read, outsider.url, { group: GROUP, key: k }, { table: next.version });
+      const body = direct.found ? direct.value.toString() : '(absent)';
+      if (!body.startsWith(`${k}:new:`)) wrong.push(`${k} at ${outsider.id} (peer read): ${body.slice(0, 30)}`);
       for (const n of survivors) {
         const res = await fetch(`${n.url}/api/${GROUP}/${k}`);
         const b = await res.text();

@@ -9,14 +9,19 @@ import { execFile, spawn, execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import net from 'node:net';
 import { Redis } from 'ioredis';
-import type { GetResult, KvService, PutOptions, RequestOptions } from '../../src/cluster/kv.ts';
+import type { GetResult } from '../../src/cluster/kv.ts';
+import { decideWrite, type WriteOp, type WriteResult } from '../../src/cache/ops.ts';
+import { LiveConfig } from '../../src/config/live.ts';
+import { parseConfig } from '../../src/config/schema.ts';
+import { FrontDoor, type DoorKv } from '../../src/front/door.ts';
 import { RespServer } from '../../src/front/resp/server.ts';
+import { Metrics } from '../../src/observe/metrics.ts';
 
-/** A plain KvService: one Map, lazy expiry. Keys starting with `fail:` throw like a timeout. */
-class MemoryKv implements KvService {
+/** A plain store behind the front door: one Map, lazy expiry. Keys starting with `fail:` throw like a timeout. */
+class MemoryKv implements DoorKv {
   readonly defaultGroup = 'default';
   readonly entries = new Map<string, { value: Buffer; expiresAt: number }>();
-  calls = { get: 0, put: 0, delete: 0, expire: 0, count: 0 };
+  calls = { get: 0, write: 0, count: 0 };
 
   private live(key: string): { value: Buffer; expiresAt: number } | null {
     if (key.startsWith('fail:')) throw new Error(`request timed out after 5000 ms (key ${key})`);
@@ -29,35 +34,29 @@ class MemoryKv implements KvService {
     return e;
   }
 
-  async get(group: string, key: string, _opts?: RequestOptions): Promise<GetResult | null> {
+  async get(group: string, key: string, _opts: { deadline: number }): Promise<GetResult | null> {
     assert.equal(group, this.defaultGroup);
     this.calls.get++;
     const e = this.live(key);
     return e ? { value: e.value, expiresAt: e.expiresAt, source: 'hit' } : null;
   }
 
-  async put(group: string, key: string, value: Buffer, opts: PutOptions & RequestOptions = {}): Promise<boolean> {
+  getLocal(): undefined {
+    return undefined;
+  }
+
+  async write(group: string, key: string, op: WriteOp, _opts: { deadline: number }): Promise<WriteResult> {
     assert.equal(group, this.defaultGroup);
-    this.calls.put++;
-    const present = this.live(key) !== null;
-    if ((opts.condition === 'nx' && present) || (opts.condition === 'xx' && !present)) return false;
-    this.entries.set(key, { value, expiresAt: opts.ttlMs ? Date.now() + opts.ttlMs : 0 });
-    return true;
-  }
-
-  async delete(_group: string, key: string): Promise<boolean> {
-    this.calls.delete++;
-    const present = this.live(key) !== null;
-    this.entries.delete(key);
-    return present;
-  }
-
-  async expire(_group: string, key: string, ttlMs: number): Promise<boolean> {
-    this.calls.expire++;
+    this.calls.write++;
     const e = this.live(key);
-    if (!e) return false;
-    e.expiresAt = ttlMs === 0 ? 0 : Date.now() + ttlMs;
-    return true;
+    const d = decideWrite(e === null ? undefined : { ...e, version: 1, partition: 0 }, op, Date.now());
+    if (d.change === 'value') this.entries.set(key, { value: d.value, expiresAt: d.expiresAt });
+    else if (d.change === 'delete') this.entries.delete(key);
+    return d.result;
+  }
+
+  writeLocal(): undefined {
+    return undefined;
   }
 
   async count(): Promise<number> {
@@ -68,12 +67,17 @@ class MemoryKv implements KvService {
   }
 }
 
+/** The front door a node would build, over `kv`, with this test's limits. */
+function doorOf(kvImpl: DoorKv, maxValueBytes: number): FrontDoor {
+  const config = parseConfig({ cache: { group_name: 'default', max_value_bytes: maxValueBytes } });
+  return new FrontDoor({ kv: kvImpl, live: new LiveConfig(config), metrics: new Metrics({ defaultMetrics: false }), clock: { now: () => Date.now() } });
+}
+
 const MAX_VALUE = 64 * 1024;
 const kv = new MemoryKv();
 const server = new RespServer({
-  kv,
+  door: doorOf(kv, MAX_VALUE),
   port: 0,
-  maxValueBytes: MAX_VALUE,
   info: () => ({ node_id: 'node-test', partitions_owned: 7 }),
 });
 let port = 0;
@@ -218,7 +222,7 @@ test('redis-cli INFO, COMMAND and errors look like Redis', async () => {
   assert.equal(await cliError('HELLO', '3'), 'NOPROTO sorry, this protocol version is not supported.');
   assert.match(await cli('HELLO', '2'), /^server\nredis\nversion\n7\.0\.0-jincache\nproto\n2\n/);
   assert.match(await cliError('GET', 'fail:x'), /^ERR request timed out after 5000 ms/);
-  assert.equal(await cliError('GET', 'k'.repeat(1025)), 'ERR invalid key: longer than 1024 bytes');
+  assert.equal(await cliError('GET', 'k'.repeat(65537)), 'ERR key of 65537 bytes exceeds 65536');
   // The exact bytes, trailing space included, as Redis 7 sends them.
   const exact = await raw('*3\r\n$4\r\nNOPE\r\n$1\r\na\r\n$2\r\nbc\r\n*1\r\n$4\r\nNOPE\r\nQUIT\r\n');
   assert.equal(
@@ -352,7 +356,7 @@ test('an oversize bulk is refused from its header, before its payload is sent', 
 test('a value over maxValueBytes but within the protocol limit is refused; the connection stays', async () => {
   const r = ioredis();
   try {
-    await assert.rejects(r.set('io:big', Buffer.alloc(MAX_VALUE + 1)), /ERR value too large/);
+    await assert.rejects(r.set('io:big', Buffer.alloc(MAX_VALUE + 1)), /ERR value of \d+ bytes exceeds the limit of \d+/);
     assert.equal(await r.set('io:big', Buffer.alloc(MAX_VALUE)), 'OK');
     assert.equal((await r.getBuffer('io:big'))?.length, MAX_VALUE);
   } finally {
@@ -395,7 +399,7 @@ test('a client that stops reading stops the server from executing its pipeline (
 });
 
 test('the listener counts connections and stop() closes them', async () => {
-  const extra = new RespServer({ kv, port: 0 });
+  const extra = new RespServer({ door: doorOf(kv, MAX_VALUE), port: 0 });
   await extra.start();
   const a = new Redis({ port: extra.address().port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null });
   a.on('error', () => {});
@@ -433,22 +437,22 @@ class GatedKv extends MemoryKv {
       this.waiting--;
     }
   }
-  override async get(group: string, key: string, opts?: RequestOptions): Promise<GetResult | null> {
+  override async get(group: string, key: string, opts: { deadline: number }): Promise<GetResult | null> {
     await this.pass();
     return super.get(group, key, opts);
   }
-  override async put(group: string, key: string, value: Buffer, opts?: PutOptions & RequestOptions): Promise<boolean> {
+  override async write(group: string, key: string, op: WriteOp, opts: { deadline: number }): Promise<WriteResult> {
     await this.pass();
-    return super.put(group, key, value, opts);
+    return super.write(group, key, op, opts);
   }
 }
 
 async function withServer(
-  kvImpl: KvService,
+  kvImpl: DoorKv,
   opts: { maxConnections?: number },
   body: (port: number, srv: RespServer) => Promise<void>,
 ): Promise<void> {
-  const srv = new RespServer({ kv: kvImpl, port: 0, ...opts });
+  const srv = new RespServer({ door: doorOf(kvImpl, MAX_VALUE), port: 0, ...opts });
   await srv.start();
   try {
     await body(srv.address().port, srv);

@@ -56,7 +56,7 @@ export function isBreakerOpen(e: unknown): e is BrokenCircuitError {
 }
 
 export class PeerBreakers {
-  private readonly opts: Required<BreakerOptions>;
+  private opts: Required<BreakerOptions>;
   private readonly breakers = new Map<NodeId, CircuitBreakerPolicy>();
   private readonly listeners = new Set<(peer: NodeId, state: BreakerState) => void>();
 
@@ -72,6 +72,24 @@ export class PeerBreakers {
       consecutiveFailures: opts.consecutiveFailures ?? 3,
     };
     if (!(Number.isInteger(this.opts.consecutiveFailures) && this.opts.consecutiveFailures >= 1)) throw new RangeError(`consecutiveFailures must be an integer >= 1. Got: ${this.opts.consecutiveFailures}`);
+  }
+
+  /**
+   * Change the failure ratio that opens a breaker (live config circuit_threshold). Breakers are
+   * rebuilt with it, closed: a peer that is really down is still kept out by the failure
+   * detector's health class, and its next failures open the new breaker.
+   */
+  setThreshold(threshold: number): void {
+    if (!(threshold > 0 && threshold <= 1)) throw new RangeError(`threshold must be in (0, 1]. Got: ${threshold}`);
+    const t = Math.min(threshold, 0.999);
+    if (t === this.opts.threshold) return;
+    this.opts = { ...this.opts, threshold: t };
+    this.breakers.clear();
+  }
+
+  /** The failure ratio in force. */
+  get threshold(): number {
+    return this.opts.threshold;
   }
 
   /**

@@ -1,13 +1,18 @@
 /**
- * The failure detector's I/O half: heartbeats every `heartbeatIntervalMs` (GET /_jincache/ping
+ * The failure detector's I/O half: heartbeats every `heartbeatIntervalMs` (the Ping message,
  * with a short timeout) to every member, passive observations of real requests (`call`), and
  * membership from the registry, all fed to the pure HealthClassifier. Every peer call goes
- * through the peer's circuit breaker; heartbeats are the breaker's half-open probes.
+ * through the peer's circuit breaker; heartbeats are the breaker's half-open probes. Both halves
+ * of Ping live here: the answer also says how many hinted writes the answering node holds for
+ * the pinging one (handoff.ts), so a node cut off in one direction learns it is behind.
  */
 import type { Clock, NodeId, NodeInfo } from '../../core/types.ts';
 import type { Logger } from '../../observe/logger.ts';
 import type { Metrics, PeerErrorKind } from '../../observe/metrics.ts';
-import type { PeerClient } from '../../peer/client.ts';
+import type { PeerCaller } from '../../peer/client.ts';
+import { Ping } from '../../peer/messages.ts';
+import type { PeerServer } from '../../peer/server.ts';
+import type { Members } from '../membership.ts';
 import { JincacheError, isJincacheError } from '../../core/errors.ts';
 import { PeerBreakers, isBreakerOpen, isPeerFailure, type BreakerOptions, type BreakerState } from './breakers.ts';
 import { HealthClassifier, type PeerHealth } from './classifier.ts';
@@ -16,9 +21,10 @@ import { failureKind } from './errors.ts';
 export interface DetectorOptions {
   self: NodeId;
   clock: Clock;
-  peers: PeerClient;
-  /** Address of a member by id (the node's current membership). */
-  member(id: NodeId): NodeInfo | undefined;
+  client: PeerCaller;
+  members: Members;
+  /** Serves Ping. */
+  server: PeerServer;
   /** Time between heartbeats to each peer. Default 5000 ms (config fault_tolerance.heartbeat_interval). */
   heartbeatIntervalMs?: number;
   /** Heartbeat timeout. Default min(heartbeat interval, 1000 ms), at least 100 ms. */
@@ -32,10 +38,10 @@ export interface DetectorOptions {
   logger?: Logger;
   /** Called when a peer's health class changes. */
   onTransition?: (id: NodeId, from: PeerHealth, to: PeerHealth) => void;
-  /** Heartbeat path. Default '/_jincache/ping' (the fault plugin's own ping also says how many hints the peer holds for us). */
-  pingPath?: string;
-  /** Called with the body of every successful heartbeat answer. */
-  onPingAnswer?: (id: NodeId, status: number, body: Buffer) => void;
+  /** Hinted writes this node holds for a peer, told to it in the Ping answer. Default: none. */
+  hintsHeldFor?: (id: NodeId) => number;
+  /** Called with every successful heartbeat answer: how many hints the peer holds for this node. */
+  onPingAnswer?: (id: NodeId, hintsForMe: number) => void;
 }
 
 export class FailureDetector {
@@ -55,6 +61,7 @@ export class FailureDetector {
   private readonly probationMs: number;
   private lastTick = 0;
   private selfProbationUntil = 0;
+  private offMembers: (() => void) | undefined;
 
   constructor(opts: DetectorOptions) {
     this.opts = opts;
@@ -64,9 +71,12 @@ export class FailureDetector {
     this.classifier = new HealthClassifier({ clock: opts.clock, slowThresholdMs: opts.slowThresholdMs ?? 500, probationMs: this.probationMs });
     this.breakers = new PeerBreakers(opts.breaker);
     this.tickMs = Math.min(this.intervalMs, 250);
+    opts.server.handle(Ping, (_req, meta) => ({ id: opts.self, hints: meta.from === undefined ? 0 : (opts.hintsHeldFor?.(meta.from) ?? 0) }));
   }
 
   start(): void {
+    this.offMembers = this.opts.members.onChange((m) => this.setMembers(m));
+    this.setMembers(this.opts.members.list());
     this.timer = setInterval(() => this.heartbeat(), this.tickMs);
     this.timer.unref();
     this.heartbeat();
@@ -75,6 +85,7 @@ export class FailureDetector {
   stop(): void {
     clearInterval(this.timer);
     this.timer = undefined;
+    this.offMembers?.();
   }
 
   /**
@@ -172,13 +183,13 @@ export class FailureDetector {
   /** Ping one peer unless a ping to it is in flight. */
   private ping(id: NodeId, now = this.opts.clock.now()): void {
     if (this.pinging.has(id)) return;
-    const member = this.opts.member(id);
+    const member = this.opts.members.member(id);
     if (member === undefined) return;
     this.lastPing.set(id, now);
     this.pinging.add(id);
     const deadline = Date.now() + this.pingTimeoutMs;
-    this.call(id, () => this.opts.peers.request(member.address, { method: 'GET', path: this.opts.pingPath ?? '/_jincache/ping', deadline }), true)
-      .then((res) => this.opts.onPingAnswer?.(id, res.status, res.body))
+    this.call(id, () => this.opts.client.call(Ping, member.address, undefined, { from: this.opts.self, deadline }), true)
+      .then((answer) => this.opts.onPingAnswer?.(id, answer.hints))
       .catch(() => {
         // counted by call(); the classifier and the breaker have it
       })

@@ -5,7 +5,11 @@ import { partitionOf } from '../../core/placement/hash.ts';
 import { addNode, createTable, encodeTable, type PartitionTable } from '../../core/placement/table.ts';
 import type { Clock, NodeId, NodeInfo } from '../../core/types.ts';
 import { HybridClock } from '../../core/version.ts';
-import type { PeerClient, PeerRequest, PeerResponse } from '../../peer/client.ts';
+import { JincacheError } from '../../core/errors.ts';
+import type { CallMeta, PeerCaller } from '../../peer/client.ts';
+import { MigrateBatch, MigrateReady, MigrateVerify } from '../../peer/messages.ts';
+import type { PeerMessage } from '../../peer/protocol.ts';
+import { NO_EXPIRY } from '../../cache/ops.ts';
 import { LocalData } from '../local-data.ts';
 import { applyBatch } from './batch.ts';
 import { Executor, localChecksum, partitionChecksum, type DiskSource, type SourceRecord } from './executor.ts';
@@ -29,53 +33,50 @@ function joinMigration(): { from: PartitionTable; target: PartitionTable; m: Mig
 }
 
 /**
- * A PeerClient for one receiver, in process: batches applied with applyBatch, verify answered
- * with the receiver's sums. Batch answers come back in a shuffled order (several in flight).
+ * A peer for one receiver, in process: batches applied with applyBatch, verify answered with
+ * the receiver's sums. Batch answers come back in a shuffled order (several in flight).
  */
-function fakePeer(target: LocalData, hooks: { beforeVerify?: () => void; failBatches?: number } = {}): { peers: PeerClient; batches: () => number; records: () => number; verifies: () => number } {
+function fakePeer(target: LocalData, hooks: { beforeVerify?: () => void; failBatches?: number } = {}): { peers: PeerCaller; batches: () => number; records: () => number; verifies: () => number } {
   let batches = 0;
   let records = 0;
   let verifies = 0;
   let fail = hooks.failBatches ?? 0;
-  const peers = {
-    async request(_address: string, req: PeerRequest): Promise<PeerResponse> {
-      const ok = (body: unknown): PeerResponse => ({ status: 200, headers: {}, body: Buffer.from(JSON.stringify(body)) });
-      const path = req.path.split('?')[0];
-      if (path === '/_jincache/migrate/ready') return ok({ ready: true });
-      if (path === '/_jincache/migrate/batch') {
+  const peers: PeerCaller = {
+    async call<Req, Res>(message: PeerMessage<Req, Res>, _address: string, req: Req, _meta: CallMeta): Promise<Res> {
+      if (message.name === MigrateReady.name) return undefined as Res;
+      if (message.name === MigrateBatch.name) {
         batches++;
         await new Promise((r) => setTimeout(r, Math.floor(Math.random() * 5)));
         if (fail > 0) {
           fail--;
-          return { status: 503, headers: {}, body: Buffer.from('{"error":"busy"}') };
+          throw new JincacheError('PEER_UNAVAILABLE', 'busy');
         }
-        const out = await applyBatch(req.body!, target, { maxRecords: 1e6, maxValueBytes: 1e6 });
+        const out = await applyBatch((req as { batch: Buffer }).batch, target, { maxRecords: 1e6, maxValueBytes: 1e6 });
         records += out.received;
-        return ok(out);
+        return out as Res;
       }
-      if (path === '/_jincache/migrate/verify') {
+      if (message.name === MigrateVerify.name) {
         verifies++;
         hooks.beforeVerify?.();
-        const ps = (JSON.parse(req.body!.toString('utf8')) as { p: number[] }).p;
-        const sums = [];
-        for (const p of ps) {
+        const sums: [number, number][] = [];
+        for (const p of (req as { partitions: number[] }).partitions) {
           const c = await partitionChecksum(target, p, undefined);
           sums.push([c.count, c.sum]);
         }
-        return ok({ sums });
+        return { sums } as Res;
       }
-      return { status: 404, headers: {}, body: Buffer.from('{}') };
+      throw new JincacheError('NOT_FOUND', `no peer message ${message.name}`);
     },
-  } as unknown as PeerClient;
+  };
   return { peers, batches: () => batches, records: () => records, verifies: () => verifies };
 }
 
-function executor(src: LocalData, peers: PeerClient, batchBytes: number, disk?: DiskSource): Executor {
+function executor(src: LocalData, peers: PeerCaller, batchBytes: number, disk?: DiskSource): Executor {
   const members = new Map<NodeId, NodeInfo>([['b', { id: 'b', address: 'http://b', status: 'active', weight: 1, last_seen: 0 } as NodeInfo]]);
   return new Executor({
     self: 'a',
     local: src,
-    peers,
+    client: peers,
     member: (id) => members.get(id),
     settings: () => ({ batchSize: 100_000, batchBytes, concurrency: 3, requestTimeoutMs: 2000 }),
     onProgress: () => {},
@@ -97,8 +98,8 @@ test('a join streams every moving partition in pipelined batches and verifies ea
   const { from, target, m } = joinMigration();
   const src = local();
   const dst = local();
-  for (let i = 0; i < 3000; i++) src.write({ op: 'put', group: 'g', key: `key-${i}`, value: Buffer.alloc(100, i % 256) });
-  for (let i = 0; i < 200; i++) src.write({ op: 'delete', group: 'g', key: `key-${i * 7}` });
+  for (let i = 0; i < 3000; i++) src.write('g', `key-${i}`, { op: 'set', value: Buffer.alloc(100, i % 256), expiry: NO_EXPIRY });
+  for (let i = 0; i < 200; i++) src.write('g', `key-${i * 7}`, { op: 'del' });
   const peer = fakePeer(dst);
   const ex = executor(src, peer.peers, 64 * 1024);
   ex.sync([m], from);
@@ -130,7 +131,7 @@ test('a write racing the copy (also forwarded to the receiver) is verified by su
   const moving = new Set(copyMoves(from, target).map((mv) => mv.partition));
   const src = local();
   const dst = local();
-  for (let i = 0; i < 2000; i++) src.write({ op: 'put', group: 'g', key: `key-${i}`, value: Buffer.from(`v${i}`) });
+  for (let i = 0; i < 2000; i++) src.write('g', `key-${i}`, { op: 'set', value: Buffer.from(`v${i}`), expiry: NO_EXPIRY });
   let raced = 0;
   const peer = fakePeer(dst, {
     // after the batches and before the check: a newer write lands at the owner and, through the
@@ -139,7 +140,7 @@ test('a write racing the copy (also forwarded to the receiver) is verified by su
       if (raced > 0) return;
       for (let i = 0; i < 2000; i++) {
         if (!moving.has(partitionOf(`key-${i}`, P))) continue;
-        const w = src.write({ op: 'put', group: 'g', key: `key-${i}`, value: Buffer.from('newer') });
+        const w = src.write('g', `key-${i}`, { op: 'set', value: Buffer.from('newer'), expiry: NO_EXPIRY });
         dst.apply([w.record!]);
         raced = i;
         return;
@@ -187,7 +188,7 @@ test('a write racing the copy (also forwarded to the receiver) is verified by su
 test('a stopped migration stops sending', async () => {
   const { from, m } = joinMigration();
   const src = local();
-  for (let i = 0; i < 5000; i++) src.write({ op: 'put', group: 'g', key: `key-${i}`, value: Buffer.alloc(200) });
+  for (let i = 0; i < 5000; i++) src.write('g', `key-${i}`, { op: 'set', value: Buffer.alloc(200), expiry: NO_EXPIRY });
   const peer = fakePeer(local());
   const ex = executor(src, peer.peers, 8 * 1024);
   ex.sync([m], from);

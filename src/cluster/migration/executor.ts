@@ -26,7 +26,10 @@
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { NodeId, NodeInfo } from '../../core/types.ts';
 import type { PartitionTable } from '../../core/placement/table.ts';
-import type { PeerClient } from '../../peer/client.ts';
+import type { PeerCaller } from '../../peer/client.ts';
+import { MigrateBatch, MigrateReady, MigrateVerify } from '../../peer/messages.ts';
+import type { PeerMessage } from '../../peer/protocol.ts';
+import { isJincacheError } from '../../core/errors.ts';
 import type { LocalData } from '../local-data.ts';
 import { BatchEncoder, FRAME_OVERHEAD } from './batch.ts';
 import { addToChecksum, copyMoves, emptyChecksum, sameChecksum, sourceOf, type Checksum } from './plan.ts';
@@ -63,7 +66,7 @@ export type DiskSource = (group: string, partition: number) => AsyncIterable<Sou
 export interface ExecutorOptions {
   self: NodeId;
   local: LocalData;
-  peers: PeerClient;
+  client: PeerCaller;
   member(id: NodeId): NodeInfo | undefined;
   settings(): ExecutorSettings;
   /** Called when some job's progress changed (the plugin throttles reports). */
@@ -252,7 +255,6 @@ class Job {
     const s = o.settings();
     const window = Math.max(1, s.concurrency);
     const enc = new BatchEncoder({ capacity: Math.max(64 * 1024, s.batchBytes), maxRecords: Math.max(1, s.batchSize) });
-    const path = `/_jincache/migrate/batch?m=${this.migration.id}`;
     // encode the first batches while a joining node finishes starting; send once it answers
     const receiverReady = this.waitReady(address, s.requestTimeoutMs).then(() => {
       this.timing.ready ||= this.exec.now() - this.started;
@@ -293,7 +295,7 @@ class Job {
     const launch = (body: Buffer): void => {
       const k = seq++;
       this.batches++;
-      const pr: Promise<void> = receiverReady.then(() => this.send(address, path, body)).then(
+      const pr: Promise<void> = receiverReady.then(() => this.send(address, body)).then(
         () => {
           acked[k] = true;
           while (acked[low] === true) {
@@ -452,11 +454,11 @@ class Job {
     while (Date.now() < end) {
       if (this.aborted) throw new Aborted('migration stopped');
       try {
-        const res = await this.exec.opts.peers.request(address, { method: 'GET', path: '/_jincache/migrate/ready', deadline: Date.now() + 1000 });
-        if (res.status === 200) return;
-        if (res.status !== 503) return; // an older node without the route: just send
-      } catch {
-        // not listening yet or overloaded: ask again
+        await this.exec.opts.client.call(MigrateReady, address, undefined, { from: this.exec.opts.self, deadline: Date.now() + 1000 });
+        return;
+      } catch (e) {
+        // not listening yet, still starting (503) or overloaded: ask again; anything else: just send
+        if (isJincacheError(e) && e.status !== 503 && e.code !== 'PEER_UNAVAILABLE' && e.code !== 'TIMEOUT') return;
       }
       await sleep(20);
     }
@@ -465,16 +467,14 @@ class Job {
   /** The receiver's sums for `items` (it may answer from what it applied when they match ours, see the plugin). */
   private async checksums(address: string, items: readonly Sent[]): Promise<(Checksum | undefined)[]> {
     const ps = items.map((i) => i.p);
-    const ours = Buffer.from(JSON.stringify({ p: ps, sums: items.map((i) => [i.sum.count, i.sum.sum]) }));
-    const res = await this.request(address, { method: 'POST', path: `/_jincache/migrate/verify?m=${this.migration.id}`, body: ours });
-    const body = JSON.parse(res.toString('utf8')) as { sums: [number, number][] };
+    const body = await this.request(MigrateVerify, address, { migration: this.migration.id, partitions: ps, sums: items.map((i): [number, number] => [i.sum.count, i.sum.sum]) });
     return ps.map((_, i) => {
       const s = body.sums[i];
       return s === undefined ? undefined : { count: s[0], sum: s[1] };
     });
   }
 
-  private async send(address: string, path: string, body: Buffer): Promise<void> {
+  private async send(address: string, body: Buffer): Promise<void> {
     const { bandwidth } = this.exec.opts.settings();
     if (bandwidth !== undefined && bandwidth > 0) {
       // pace: this batch may not start before the previous ones plus their share of the cap
@@ -483,21 +483,20 @@ class Job {
       this.pacedUntil = Math.max(this.pacedUntil, now) + (body.length / bandwidth) * 1000;
       if (wait > 0) await sleep(wait);
     }
-    await this.request(address, { method: 'POST', path, body });
+    await this.request(MigrateBatch, address, { migration: this.migration.id, batch: body });
   }
 
   /** One peer request with bounded retries (100 ms doubling, 5 tries); stops at once when aborted. */
-  private async request(address: string, req: { method: 'GET' | 'POST'; path: string; body?: Buffer }): Promise<Buffer> {
+  private async request<Req, Res>(message: PeerMessage<Req, Res>, address: string, req: Req): Promise<Res> {
     let last: unknown;
     for (let attempt = 0; attempt < 5; attempt++) {
       if (this.aborted) throw new Aborted('migration stopped');
       try {
-        const res = await this.exec.opts.peers.request(address, { ...req, deadline: Date.now() + this.exec.opts.settings().requestTimeoutMs });
-        if (res.status >= 200 && res.status < 300) return res.body;
-        last = new Error(`${req.method} ${req.path.split('?')[0]} answered ${res.status}: ${res.body.toString('utf8').slice(0, 200)}`);
-        if (res.status >= 400 && res.status < 500 && res.status !== 404) break;
+        return await this.exec.opts.client.call(message, address, req, { from: this.exec.opts.self, deadline: Date.now() + this.exec.opts.settings().requestTimeoutMs });
       } catch (e) {
         last = e;
+        // a request the receiver refused as malformed is not worth sending again
+        if (isJincacheError(e) && e.status >= 400 && e.status < 500 && e.status !== 404) break;
       }
       await sleep(100 * 2 ** attempt);
     }

@@ -16,12 +16,12 @@
  */
 import type { Clock, NodeId } from '../types.ts';
 import { systemClock } from '../types.ts';
-import { detectImbalance } from '../../load/score.ts';
+import { detectImbalance } from './imbalance.ts';
 import { RebalanceError } from './errors.ts';
 
 export interface GovernorOptions {
-  /** Allowed distance from the mean score, as a fraction of it. @default 0.2 (config `rebalance.threshold`) */
-  threshold?: number;
+  /** Allowed distance from the mean score, as a fraction of it; a function is read at every check (live config). @default 0.2 (config `rebalance.threshold`) */
+  threshold?: number | (() => number);
   /** Consecutive imbalanced checks before acting. @default 3 */
   sustain?: number;
   /** Least time between two rebalances, ms. @default 300000 (config `rebalance.min_interval` 5m) */
@@ -40,7 +40,7 @@ export type GovernorDecision =
   | { action: 'rebalance'; streak: number; imbalanced: NodeId[]; mean: number };
 
 export class RebalanceGovernor {
-  readonly threshold: number;
+  private readonly thresholdOf: () => number;
   readonly sustain: number;
   readonly minIntervalMs: number;
   readonly idleScore: number;
@@ -49,7 +49,8 @@ export class RebalanceGovernor {
   private lastAt = Number.NEGATIVE_INFINITY;
 
   constructor(opts: GovernorOptions = {}) {
-    this.threshold = opts.threshold ?? 0.2;
+    const t = opts.threshold ?? 0.2;
+    this.thresholdOf = typeof t === 'function' ? t : () => t;
     this.sustain = opts.sustain ?? 3;
     this.minIntervalMs = opts.minIntervalMs ?? 300_000;
     this.idleScore = opts.idleScore ?? 0.02;
@@ -66,6 +67,11 @@ export class RebalanceGovernor {
     if (!(this.idleScore >= 0)) {
       throw new RebalanceError('INVALID_OPTION', `idleScore must be a number >= 0. Got: ${String(this.idleScore)}`);
     }
+  }
+
+  /** The threshold in force. */
+  get threshold(): number {
+    return this.thresholdOf();
   }
 
   /** One periodic check over every member's report. */

@@ -1,6 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { GetResult, KvService, PutOptions, RequestOptions } from '../../cluster/kv.ts';
+import type { GetResult } from '../../cluster/kv.ts';
+import { decideWrite, type WriteOp, type WriteResult } from '../../cache/ops.ts';
+import { LiveConfig } from '../../config/live.ts';
+import { parseConfig } from '../../config/schema.ts';
+import { Metrics } from '../../observe/metrics.ts';
+import { FrontDoor, type DoorKv } from '../door.ts';
 import {
   execute,
   executeCommand,
@@ -8,20 +13,19 @@ import {
   unknownCommand,
   COMMAND_NAMES,
   type CommandEnv,
-  type LocalReads,
-  type LocalWrites,
   type Session,
 } from './commands.ts';
 import { RespParser } from './parser.ts';
 import { encode, type RespReply } from './writer.ts';
 
-/** A Map-backed KvService on a hand-driven clock; records the options of every call. */
-class FakeKv implements KvService {
-  readonly defaultGroup = 'g';
+/** A Map-backed store behind the front door, on a hand-driven clock; records every call. */
+class FakeKv implements DoorKv {
   now = 1_000_000;
   readonly data = new Map<string, { value: Buffer; expiresAt: number }>();
-  readonly seen: Array<{ op: string; key: string; opts: unknown }> = [];
+  readonly seen: Array<{ call: string; key: string; op?: WriteOp; deadline?: number }> = [];
   failWith: Error | null = null;
+  getLocal: DoorKv['getLocal'] = () => undefined;
+  writeLocal: DoorKv['writeLocal'] = () => undefined;
 
   private live(key: string) {
     if (this.failWith) throw this.failWith;
@@ -32,30 +36,18 @@ class FakeKv implements KvService {
     }
     return e;
   }
-  async get(_g: string, key: string, opts?: RequestOptions): Promise<GetResult | null> {
-    this.seen.push({ op: 'get', key, opts });
+  async get(_g: string, key: string, opts: { deadline: number }): Promise<GetResult | null> {
+    this.seen.push({ call: 'get', key, deadline: opts.deadline });
     const e = this.live(key);
     return e ? { value: e.value, expiresAt: e.expiresAt, source: 'hit' } : null;
   }
-  async put(_g: string, key: string, value: Buffer, opts: PutOptions & RequestOptions = {}): Promise<boolean> {
-    this.seen.push({ op: 'put', key, opts });
-    const present = this.live(key) !== undefined;
-    if ((opts.condition === 'nx' && present) || (opts.condition === 'xx' && !present)) return false;
-    this.data.set(key, { value, expiresAt: opts.ttlMs ? this.now + opts.ttlMs : 0 });
-    return true;
-  }
-  async delete(_g: string, key: string, opts?: RequestOptions): Promise<boolean> {
-    this.seen.push({ op: 'delete', key, opts });
-    const present = this.live(key) !== undefined;
-    this.data.delete(key);
-    return present;
-  }
-  async expire(_g: string, key: string, ttlMs: number, opts?: RequestOptions): Promise<boolean> {
-    this.seen.push({ op: 'expire', key, opts: { ttlMs, ...opts } });
+  async write(_g: string, key: string, op: WriteOp, opts: { deadline: number }): Promise<WriteResult> {
+    this.seen.push({ call: 'write', key, op, deadline: opts.deadline });
     const e = this.live(key);
-    if (!e) return false;
-    e.expiresAt = ttlMs === 0 ? 0 : this.now + ttlMs;
-    return true;
+    const d = decideWrite(e === undefined ? undefined : { ...e, version: 1, partition: 0 }, op, this.now);
+    if (d.change === 'value') this.data.set(key, { value: d.value, expiresAt: d.expiresAt });
+    else if (d.change === 'delete') this.data.delete(key);
+    return d.result;
   }
   async count(): Promise<number> {
     if (this.failWith) throw this.failWith;
@@ -65,13 +57,13 @@ class FakeKv implements KvService {
 
 function setup() {
   const kv = new FakeKv();
+  const clock = { now: () => kv.now };
+  const config = parseConfig({ cache: { group_name: 'g', max_key_bytes: 16, max_value_bytes: 8 }, fault_tolerance: { request_timeout: '250ms' } });
+  const door = new FrontDoor({ kv, live: new LiveConfig(config), metrics: new Metrics({ defaultMetrics: false }), clock });
   const env: CommandEnv = {
-    kv,
-    group: kv.defaultGroup,
-    clock: { now: () => kv.now },
-    maxKeyBytes: 16,
-    maxValueBytes: 8,
-    requestTimeoutMs: 250,
+    door,
+    group: 'g',
+    clock,
     info: async (sections) => `# Server\r\nsections:${sections.join(',')}\r\n`,
   };
   const session: Session = { id: 7, name: null, quit: false };
@@ -91,7 +83,7 @@ function setup() {
     const reply: RespReply = await execute(env, session, args.map((a) => (typeof a === 'string' ? Buffer.from(a) : a)));
     return encode(reply).toString('latin1');
   };
-  return { kv, env, session, parser, run, runGeneric };
+  return { kv, env, door, session, parser, run, runGeneric };
 }
 
 function multibulk(args: Array<string | Buffer>): Buffer {
@@ -152,27 +144,18 @@ test('SET keeps its own copy of the value: the parser may reuse its bytes right 
   parser.feed(multibulk(['ECHO', 'hello']));
 });
 
-test('a KvService with a synchronous getLocal answers GET without a promise, else falls back to get()', async () => {
+test('GET answers without a promise when the router can answer from this node, else waits for get()', async () => {
   const { kv, env, session, parser } = setup();
-  const local = new Map<string, GetResult | null | undefined>([
-    ['here', { value: Buffer.from('v1'), source: 'hit', expiresAt: 0 }],
-    ['gone', null],
-  ]);
-  const withLocal: KvService & LocalReads = Object.assign(Object.create(kv) as FakeKv, {
-    getLocal: (_g: string, key: string) => local.get(key),
-  });
-  const e2: CommandEnv = { ...env, kv: withLocal };
+  const local = new Map<string, GetResult | undefined>([['here', { value: Buffer.from('v1'), source: 'hit', expiresAt: 0 }]]);
+  kv.getLocal = (_g, key) => local.get(key);
   const exec = (args: string[]) => {
     parser.feed(multibulk(args));
     assert.equal(parser.nextCommand(), 'command');
-    return executeCommand(e2, session, parser.command);
+    return executeCommand(env, session, parser.command);
   };
   const hit = exec(['GET', 'here']);
   assert.ok(!(hit instanceof Promise));
   assert.equal(encode(hit).toString(), '$2\r\nv1\r\n');
-  const absent = exec(['GET', 'gone']);
-  assert.ok(!(absent instanceof Promise));
-  assert.equal(encode(absent).toString(), '$-1\r\n');
   kv.data.set('elsewhere', { value: Buffer.from('v2'), expiresAt: 0 });
   const asked = exec(['GET', 'elsewhere']);
   assert.ok(asked instanceof Promise);
@@ -180,21 +163,18 @@ test('a KvService with a synchronous getLocal answers GET without a promise, els
   assert.deepEqual(kv.seen.map((s) => s.key), ['elsewhere']);
 });
 
-test('a KvService with a synchronous putLocal answers a plain SET without a promise, else falls back to put()', async () => {
+test('a plain SET is applied without a promise when no other node must hear of it, else waits for write()', async () => {
   const { kv, env, session, parser } = setup();
   const stored = new Map<string, string>();
-  const withLocal: KvService & LocalWrites = Object.assign(Object.create(kv) as FakeKv, {
-    putLocal: (_g: string, key: string, value: Buffer) => {
-      if (key.startsWith('remote')) return undefined;
-      stored.set(key, value.toString());
-      return key !== 'refused';
-    },
-  });
-  const e2: CommandEnv = { ...env, kv: withLocal };
+  kv.writeLocal = (_g, key, op) => {
+    if (key.startsWith('remote') || op.op !== 'set') return undefined;
+    stored.set(key, op.value.toString());
+    return { applied: key !== 'refused', existed: false };
+  };
   const exec = (args: string[]) => {
     parser.feed(multibulk(args));
     assert.equal(parser.nextCommand(), 'command');
-    return executeCommand(e2, session, parser.command);
+    return executeCommand(env, session, parser.command);
   };
   const here = exec(['SET', 'here', 'v1']);
   assert.ok(!(here instanceof Promise));
@@ -209,27 +189,26 @@ test('a KvService with a synchronous putLocal answers a plain SET without a prom
   assert.ok(asked instanceof Promise);
   assert.equal(encode(await asked).toString(), '+OK\r\n');
   assert.deepEqual(kv.seen.map((s) => s.key), ['remote-1']);
-  // SET with options keeps the generic path (put with its options)
+  // SET with options takes the generic path (a write with its options)
   await exec(['SET', 'here', 'v3', 'NX']);
-  assert.deepEqual(kv.seen.at(-1), { op: 'put', key: 'here', opts: { condition: 'nx', deadline: 1_000_250 } });
-  assert.equal(stored.get('here'), 'v1');
+  assert.deepEqual(kv.seen.at(-1), { call: 'write', key: 'here', op: { op: 'set', value: Buffer.from('v3'), expiry: { kind: 'none' }, cond: 'nx' }, deadline: 1_000_250 });
 });
 
-test('SET maps EX/PX and NX/XX onto put, with a deadline', async () => {
+test('SET maps EX/PX and NX/XX onto a write, with the group\'s deadline', async () => {
   const { kv, run } = setup();
   assert.equal(await run('SET', 'a', '1'), '+OK\r\n');
-  assert.deepEqual(kv.seen.at(-1), { op: 'put', key: 'a', opts: { deadline: 1_000_250 } });
+  assert.deepEqual(kv.seen.at(-1), { call: 'write', key: 'a', op: { op: 'set', value: Buffer.from('1'), expiry: { kind: 'none' } }, deadline: 1_000_250 });
   assert.equal(await run('set', 'a', '2', 'nx'), '$-1\r\n');
   assert.equal(await run('SET', 'b', '2', 'XX'), '$-1\r\n');
   assert.equal(await run('SET', 'b', '2', 'EX', '10', 'NX'), '+OK\r\n');
-  assert.deepEqual(kv.seen.at(-1)?.opts, { ttlMs: 10_000, condition: 'nx', deadline: 1_000_250 });
+  assert.deepEqual(kv.seen.at(-1)?.op, { op: 'set', value: Buffer.from('2'), expiry: { kind: 'in', ms: 10_000 }, cond: 'nx' });
   assert.equal(await run('SET', 'c', '3', 'PX', '1500'), '+OK\r\n');
   assert.equal(kv.data.get('c')?.expiresAt, 1_001_500);
 });
 
 test('SET option errors are Redis errors and write nothing', async () => {
   const { kv, run } = setup();
-  const writes = () => kv.seen.filter((s) => s.op === 'put').length;
+  const writes = () => kv.seen.filter((s) => s.call === 'write').length;
   assert.equal(await run('SET', 'k', 'v', 'EX'), '-ERR syntax error\r\n');
   assert.equal(await run('SET', 'k', 'v', 'EX', '1', 'PX', '1'), '-ERR syntax error\r\n');
   assert.equal(await run('SET', 'k', 'v', 'NX', 'NX'), '-ERR syntax error\r\n');
@@ -238,16 +217,18 @@ test('SET option errors are Redis errors and write nothing', async () => {
   assert.equal(await run('SET', 'k', 'v', 'EX', '-1'), "-ERR invalid expire time in 'set' command\r\n");
   assert.equal(await run('SET', 'k', 'v', 'EX', '9999999999999'), "-ERR invalid expire time in 'set' command\r\n");
   assert.equal(await run('SET', 'k', 'v', 'GET'), '-ERR SET option GET is not supported by jincache\r\n');
-  assert.equal(await run('SET', 'k', '123456789'), '-ERR value too large: 9 bytes, the limit is 8\r\n');
+  assert.equal(await run('SET', 'k', '123456789'), '-ERR value of 9 bytes exceeds the limit of 8\r\n');
   assert.equal(await run('SET', 'k'), "-ERR wrong number of arguments for 'set' command\r\n");
   assert.equal(writes(), 0);
 });
 
-test('keys are checked against the contract: non-empty, UTF-8, at most maxKeyBytes', async () => {
+test('keys are binary, empty allowed as in Redis, at most cache.max_key_bytes', async () => {
   const { run } = setup();
-  assert.equal(await run('GET', ''), '-ERR invalid key: empty\r\n');
-  assert.equal(await run('GET', 'x'.repeat(17)), '-ERR invalid key: longer than 16 bytes\r\n');
-  assert.equal(await run('GET', Buffer.from([0xff, 0xfe])), '-ERR invalid key: not valid UTF-8\r\n');
+  assert.equal(await run('SET', '', 'e'), '+OK\r\n');
+  assert.equal(await run('GET', ''), '$1\r\ne\r\n');
+  assert.equal(await run('GET', 'x'.repeat(17)), '-ERR key of 17 bytes exceeds 16\r\n');
+  assert.equal(await run('SET', Buffer.from([0xff, 0xfe]), 'b'), '+OK\r\n');
+  assert.equal(await run('GET', Buffer.from([0xff, 0xfe])), '$1\r\nb\r\n');
   assert.equal(await run('SET', 'ключ', 'v'), '+OK\r\n'); // 8 bytes of UTF-8
   assert.equal(await run('GET', 'ключ'), '$1\r\nv\r\n');
 });
@@ -270,7 +251,7 @@ test('EXPIRE/PEXPIRE set a TTL; zero or negative deletes the key', async () => {
   const { kv, run } = setup();
   await run('SET', 'a', 'v');
   assert.equal(await run('EXPIRE', 'a', '5'), ':1\r\n');
-  assert.deepEqual(kv.seen.at(-1)?.opts, { ttlMs: 5000, deadline: 1_000_250 });
+  assert.deepEqual(kv.seen.at(-1)?.op, { op: 'expire', expiry: { kind: 'in', ms: 5000 } });
   assert.equal(await run('PEXPIRE', 'a', '1200'), ':1\r\n');
   assert.equal(await run('PTTL', 'a'), ':1200\r\n');
   assert.equal(await run('EXPIRE', 'missing', '5'), ':0\r\n');
@@ -293,20 +274,22 @@ test('DEL counts distinct deleted keys; EXISTS counts repeats; MGET keeps order'
 test('MSET validates every pair before writing any', async () => {
   const { kv, run } = setup();
   assert.equal(await run('MSET', 'a', '1', 'b'), "-ERR wrong number of arguments for 'mset' command\r\n");
-  assert.equal(await run('MSET', 'a', '1', '', '2'), '-ERR invalid key: empty\r\n');
-  assert.equal(await run('MSET', 'a', '1', 'b', '123456789'), '-ERR value too large: 9 bytes, the limit is 8\r\n');
+  assert.equal(await run('MSET', 'a', '1', 'x'.repeat(17), '2'), '-ERR key of 17 bytes exceeds 16\r\n');
+  assert.equal(await run('MSET', 'a', '1', 'b', '123456789'), '-ERR value of 9 bytes exceeds the limit of 8\r\n');
   assert.equal(kv.data.size, 0);
 });
 
-test('KvService failures (thrown or rejected) become -ERR replies', async () => {
+test('failures behind the door (thrown or rejected) become -ERR replies', async () => {
   const { kv, run } = setup();
   kv.failWith = new Error('deadline exceeded waiting for node-2');
   for (const cmd of [['GET', 'a'], ['SET', 'a', 'v'], ['DEL', 'a'], ['MGET', 'a', 'b'], ['TTL', 'a'], ['DBSIZE']]) {
     assert.equal(await run(...cmd), '-ERR deadline exceeded waiting for node-2\r\n', cmd.join(' '));
   }
-  const env = setup().env;
-  const broken: CommandEnv = { ...env, kv: { ...env.kv, defaultGroup: 'g', get: () => { throw new TypeError('sync boom'); } } };
-  const reply = await execute(broken, { id: 1, name: null, quit: false }, [Buffer.from('GET'), Buffer.from('k')]);
+  const broken = setup();
+  broken.kv.get = () => {
+    throw new TypeError('sync boom');
+  };
+  const reply = await execute(broken.env, { id: 1, name: null, quit: false }, [Buffer.from('GET'), Buffer.from('k')]);
   assert.equal(encode(reply).toString(), '-ERR sync boom\r\n');
 });
 

@@ -1,13 +1,17 @@
 /**
- * The Redis commands jincache answers, mapped onto KvService calls on the default group.
+ * The Redis commands jincache answers, on the default group, through the front door (door.ts:
+ * key, value and TTL rules, deadlines, metrics and error codes are decided there).
  *
  * No sockets here: a command is its arguments in, a RespReply out. The server owns connections,
  * ordering and back-pressure. Every failure becomes an error reply in Redis's words; nothing a
- * client sends or a KvService throws escapes as an exception.
+ * client sends or the door throws escapes as an exception.
  */
-import { isUtf8 } from 'node:buffer';
 import type { Clock } from '../../core/types.ts';
-import type { GetResult, KvService } from '../../cluster/kv.ts';
+import { isJincacheError, toJincacheError } from '../../core/errors.ts';
+import { keyFromBytes } from '../../core/keys.ts';
+import { NO_EXPIRY, type Expiry, type WriteResult } from '../../cache/ops.ts';
+import type { GetResult } from '../../cluster/kv.ts';
+import { redisErrorOf, type FrontDoor } from '../door.ts';
 import type { RespCommand } from './parser.ts';
 import {
   OK,
@@ -33,18 +37,9 @@ export interface Session {
 
 /** Everything a command may use. Built once per server; `session` varies per connection. */
 export interface CommandEnv {
-  readonly kv: KvService;
+  readonly door: FrontDoor;
   readonly group: string;
   readonly clock: Clock;
-  /**
-   * Time source for request deadlines only, where a millisecond of staleness does not matter
-   * (the server passes a CoarseClock over the system clock). Default `clock`.
-   */
-  readonly deadlineClock?: Clock;
-  readonly maxKeyBytes: number;
-  readonly maxValueBytes: number;
-  /** Per-request budget turned into a KvService deadline. */
-  readonly requestTimeoutMs: number;
   /** The text of INFO for the requested sections (lower case; empty = default). */
   info(sections: string[]): Promise<string>;
 }
@@ -81,46 +76,15 @@ export function parseInteger(arg: Buffer): number | null {
   return Number.isSafeInteger(n) ? n : null;
 }
 
-/** Longest time to live accepted, in ms: keeps `now + ttl` an exact integer. */
-const MAX_TTL_MS = Number.MAX_SAFE_INTEGER / 4;
-
-/** Bytes of a key checked against the contract (SPEC §2: UTF-8 strings up to 1 KiB). */
-function keyOf(env: CommandEnv, arg: Buffer): string | RespReply {
-  if (arg.length === 0) return error('ERR invalid key: empty');
-  if (arg.length > env.maxKeyBytes) return error(`ERR invalid key: longer than ${env.maxKeyBytes} bytes`);
-  if (!isUtf8(arg)) return error('ERR invalid key: not valid UTF-8');
-  return arg.toString('utf8');
+/** A key argument as a byte string (keys are binary; the door checks their length). */
+function keyOf(arg: Buffer): string {
+  return keyFromBytes(arg);
 }
 
-function valueCheck(env: CommandEnv, arg: Buffer): RespReply | null {
-  return arg.length > env.maxValueBytes
-    ? error(`ERR value too large: ${arg.length} bytes, the limit is ${env.maxValueBytes}`)
-    : null;
-}
-
-/** Turn a KvService failure into an error reply (timeouts included); never rethrow. */
+/** Turn a failure into an error reply in Redis's words (timeouts included); never rethrow. */
 function kvError(err: unknown): RespReply {
-  const message = err instanceof Error ? err.message : String(err);
-  return error(`ERR ${message || 'internal error'}`);
-}
-
-function deadlineAt(env: CommandEnv): number {
-  return (env.deadlineClock ?? env.clock).now() + env.requestTimeoutMs;
-}
-
-/**
- * `{ deadline }` for the hot path. With a coarse clock consecutive commands share a deadline,
- * so they share the (never mutated) options object too: one allocation less per command.
- */
-let lastOpts: { readonly deadline: number } = { deadline: -1 };
-function requestOptions(env: CommandEnv): { readonly deadline: number } {
-  const d = deadlineAt(env);
-  if (lastOpts.deadline !== d) lastOpts = { deadline: d };
-  return lastOpts;
-}
-
-function deadline(env: CommandEnv): { deadline: number } {
-  return { deadline: deadlineAt(env) };
+  if (isJincacheError(err)) return error(redisErrorOf(err));
+  return error(redisErrorOf(toJincacheError(err)));
 }
 
 /** Run an async command body, converting any throw into an error reply. */
@@ -129,6 +93,15 @@ async function guarded(body: () => Promise<RespReply>): Promise<RespReply> {
     return await body();
   } catch (err) {
     return kvError(err);
+  }
+}
+
+/** The expiry of a Redis TTL argument in ms, or Redis's error for this command. */
+function ttlOf(env: CommandEnv, ms: number, name: string): Expiry | RespReply {
+  try {
+    return env.door.ttl(ms, name);
+  } catch {
+    return error(`ERR invalid expire time in '${name}' command`);
   }
 }
 
@@ -151,12 +124,16 @@ async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) 
 
 const FANOUT = 32;
 
-/** Validate every key argument first so a bad one changes nothing. */
+/** Check every key argument first so a bad one changes nothing. */
 function keysOf(env: CommandEnv, args: readonly Buffer[]): string[] | RespReply {
   const keys: string[] = [];
   for (const a of args) {
-    const k = keyOf(env, a);
-    if (typeof k !== 'string') return k;
+    const k = keyOf(a);
+    try {
+      env.door.checkKey('resp', k);
+    } catch (e) {
+      return kvError(e);
+    }
     keys.push(k);
   }
   return keys;
@@ -168,10 +145,9 @@ function remainingMs(env: CommandEnv, expiresAt: number): number {
 }
 
 function ttlReply(env: CommandEnv, args: Buffer[], unitMs: number): Result {
-  const key = keyOf(env, args[1]!);
-  if (typeof key !== 'string') return key;
+  const key = keyOf(args[1]!);
   return guarded(async () => {
-    const r = await env.kv.get(env.group, key, deadline(env));
+    const r = await env.door.get('resp', env.group, key, 'ttl');
     if (r === null) return integer(-2);
     if (r.expiresAt === 0) return integer(-1);
     const ms = remainingMs(env, r.expiresAt);
@@ -185,25 +161,19 @@ function expireReply(env: CommandEnv, name: string, args: Buffer[], unitMs: numb
   if (args.length > 3) {
     return error(`ERR Unsupported option ${args[3]!.toString('utf8')}`);
   }
-  const key = keyOf(env, args[1]!);
-  if (typeof key !== 'string') return key;
+  const key = keyOf(args[1]!);
   const amount = parseInteger(args[2]!);
   if (amount === null) return notInteger;
   const ttlMs = amount * unitMs;
-  if (ttlMs > MAX_TTL_MS) return error(`ERR invalid expire time in '${name}' command`);
-  return guarded(async () => {
-    // A time in the past deletes the key, as in Redis; KvService.expire(0) would clear the TTL.
-    if (ttlMs <= 0) return integer((await env.kv.delete(env.group, key, deadline(env))) ? 1 : 0);
-    return integer((await env.kv.expire(env.group, key, ttlMs, deadline(env))) ? 1 : 0);
-  });
+  // a time in the past deletes the key, as in Redis (decideWrite)
+  const expiry = ttlMs <= 0 ? ({ kind: 'in', ms: ttlMs } as const) : ttlOf(env, ttlMs, name);
+  if (!('kind' in expiry)) return expiry;
+  return guarded(async () => integer((await env.door.write('resp', env.group, key, { op: 'expire', expiry })).applied ? 1 : 0));
 }
 
 function setReply(env: CommandEnv, args: Buffer[]): Result {
-  const key = keyOf(env, args[1]!);
-  if (typeof key !== 'string') return key;
+  const key = keyOf(args[1]!);
   const value = args[2]!;
-  const tooBig = valueCheck(env, value);
-  if (tooBig) return tooBig;
   let ttlMs: number | undefined;
   let condition: 'nx' | 'xx' | undefined;
   for (let i = 3; i < args.length; i++) {
@@ -217,25 +187,22 @@ function setReply(env: CommandEnv, args: Buffer[]): Result {
       i++;
       const n = parseInteger(arg);
       if (n === null) return notInteger;
-      const ms = opt === 'EX' ? n * 1000 : n;
-      if (n <= 0 || ms > MAX_TTL_MS) return error("ERR invalid expire time in 'set' command");
-      ttlMs = ms;
+      if (n <= 0) return error("ERR invalid expire time in 'set' command");
+      ttlMs = opt === 'EX' ? n * 1000 : n;
     } else if (opt === 'GET' || opt === 'KEEPTTL' || opt === 'EXAT' || opt === 'PXAT') {
       return error(`ERR SET option ${opt} is not supported by jincache`);
     } else {
       return syntaxError;
     }
   }
+  const expiry = ttlMs === undefined ? NO_EXPIRY : ttlOf(env, ttlMs, 'set');
+  if (!('kind' in expiry)) return expiry;
   // The argument may be a view of the parser's storage: the store keeps its own copy.
   const stored = Buffer.from(value);
   return guarded(async () => {
-    const applied = await env.kv.put(env.group, key, stored, {
-      ...(ttlMs !== undefined ? { ttlMs } : {}),
-      ...(condition ? { condition } : {}),
-      ...deadline(env),
-    });
+    const out = await env.door.write('resp', env.group, key, { op: 'set', value: stored, expiry, ...(condition ? { cond: condition } : {}) });
     // A SET whose NX/XX condition failed answers nil.
-    return applied ? OK : NULL_BULK;
+    return out.applied ? OK : NULL_BULK;
   });
 }
 
@@ -258,10 +225,9 @@ const COMMANDS: Record<string, CommandSpec> = {
     flags: ['readonly', 'fast'],
     keys: [1, 1, 1],
     run(env, _s, args) {
-      const key = keyOf(env, args[1]!);
-      if (typeof key !== 'string') return key;
+      const key = keyOf(args[1]!);
       return guarded(async () => {
-        const r = await env.kv.get(env.group, key, deadline(env));
+        const r = await env.door.get('resp', env.group, key);
         return r === null ? NULL_BULK : bulk(r.value);
       });
     },
@@ -275,8 +241,8 @@ const COMMANDS: Record<string, CommandSpec> = {
       const keys = keysOf(env, args.slice(1));
       if (!Array.isArray(keys)) return keys;
       return guarded(async () => {
-        const gone = await mapLimit(unique(keys), FANOUT, (k) => env.kv.delete(env.group, k, deadline(env)));
-        return integer(gone.filter(Boolean).length);
+        const gone = await mapLimit(unique(keys), FANOUT, (k) => env.door.write('resp', env.group, k, { op: 'del' }));
+        return integer(gone.filter((r) => r.existed).length);
       });
     },
   },
@@ -289,7 +255,7 @@ const COMMANDS: Record<string, CommandSpec> = {
       if (!Array.isArray(keys)) return keys;
       return guarded(async () => {
         const distinct = unique(keys);
-        const present = await mapLimit(distinct, FANOUT, async (k) => (await env.kv.get(env.group, k, deadline(env))) !== null);
+        const present = await mapLimit(distinct, FANOUT, async (k) => (await env.door.get('resp', env.group, k, 'exists')) !== null);
         const live = new Set(distinct.filter((_, i) => present[i]));
         // Redis counts a key named twice twice.
         return integer(keys.filter((k) => live.has(k)).length);
@@ -304,7 +270,7 @@ const COMMANDS: Record<string, CommandSpec> = {
       const keys = keysOf(env, args.slice(1));
       if (!Array.isArray(keys)) return keys;
       return guarded(async () => {
-        const values = await mapLimit(keys, FANOUT, (k) => env.kv.get(env.group, k, deadline(env)));
+        const values = await mapLimit(keys, FANOUT, (k) => env.door.get('resp', env.group, k, 'mget'));
         return array(values.map((r) => (r === null ? NULL_BULK : bulk(r.value))));
       });
     },
@@ -318,14 +284,17 @@ const COMMANDS: Record<string, CommandSpec> = {
       // The last value of a repeated key wins, as in Redis; validate all before writing any.
       const pairs = new Map<string, Buffer>();
       for (let i = 1; i < args.length; i += 2) {
-        const key = keyOf(env, args[i]!);
-        if (typeof key !== 'string') return key;
-        const tooBig = valueCheck(env, args[i + 1]!);
-        if (tooBig) return tooBig;
+        const key = keyOf(args[i]!);
+        try {
+          env.door.checkKey('resp', key);
+          env.door.checkValue(args[i + 1]!.length);
+        } catch (e) {
+          return kvError(e);
+        }
         pairs.set(key, Buffer.from(args[i + 1]!)); // a view of the parser's storage: copy
       }
       return guarded(async () => {
-        await mapLimit([...pairs], FANOUT, ([k, v]) => env.kv.put(env.group, k, v, deadline(env)));
+        await mapLimit([...pairs], FANOUT, ([k, v]) => env.door.write('resp', env.group, k, { op: 'set', value: v, expiry: NO_EXPIRY }, 'mset'));
         return OK;
       });
     },
@@ -338,7 +307,7 @@ const COMMANDS: Record<string, CommandSpec> = {
     arity: 1,
     flags: ['readonly', 'fast'],
     keys: [0, 0, 0],
-    run: (env) => guarded(async () => integer(await env.kv.count(env.group))),
+    run: (env) => guarded(async () => integer(await env.door.count('resp', env.group))),
   },
   info: {
     arity: -1,
@@ -487,34 +456,28 @@ export function unknownCommand(args: readonly Buffer[]): RespReply {
  * of the parser's storage, valid only during this call: commands copy what they keep.
  */
 export function execute(env: CommandEnv, session: Session, args: Buffer[]): Result {
-  const name = args[0]!.toString('utf8').toLowerCase();
+  const name = args[0]!.toString('latin1').toLowerCase();
   const spec = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
-  if (!spec) return unknownCommand(args);
-  if (spec.arity > 0 ? args.length !== spec.arity : args.length < -spec.arity) return wrongArity(name);
+  // commands on keys are counted by the door; the others here, so every command is in /metrics
+  const began = performance.now();
+  if (!spec) {
+    env.door.observe('resp', 'other', env.group, 'bad_request', began);
+    return unknownCommand(args);
+  }
+  if (spec.arity > 0 ? args.length !== spec.arity : args.length < -spec.arity) {
+    env.door.observe('resp', 'other', env.group, 'bad_request', began);
+    return wrongArity(name);
+  }
   try {
-    return spec.run(env, session, args);
+    const out = spec.run(env, session, args);
+    if (spec.keys[0] === 0) env.door.observe('resp', 'other', env.group, 'ok', began);
+    return out;
   } catch (err) {
     return kvError(err);
   }
 }
 
 // ---- the hot path: GET and SET straight from the parser's byte ranges ----
-
-/** Key argument i checked against the contract, decoded without an intermediate Buffer. */
-function keyAt(env: CommandEnv, cmd: RespCommand, i: number): string | RespReply {
-  const buf = cmd.buf;
-  const from = cmd.start(i);
-  const to = cmd.end(i);
-  if (to === from) return error('ERR invalid key: empty');
-  if (to - from > env.maxKeyBytes) return error(`ERR invalid key: longer than ${env.maxKeyBytes} bytes`);
-  // Keys are nearly always ASCII, where Latin-1 and UTF-8 decode alike and nothing can be invalid.
-  let j = from;
-  while (j < to && buf[j]! < 0x80) j++;
-  if (j === to) return buf.toString('latin1', from, to);
-  const view = buf.subarray(from, to);
-  if (!isUtf8(view)) return error('ERR invalid key: not valid UTF-8');
-  return view.toString('utf8');
-}
 
 function getReply(r: GetResult | null): RespReply {
   return r === null ? NULL_BULK : bulk(r.value);
@@ -524,53 +487,32 @@ function getAnswer(r: unknown): RespReply {
   return getReply(r as GetResult | null);
 }
 
-function setAnswer(applied: unknown): RespReply {
-  return applied === true ? OK : NULL_BULK;
+function setAnswer(out: unknown): RespReply {
+  return (out as WriteResult).applied ? OK : NULL_BULK;
 }
 
 /**
- * Where a fast-path command leaves its KvService promise unmapped: the caller awaits `pending`
- * itself and turns the value into the reply with `map` (a rejection with kvError). One promise
- * and one microtask less per command than `.then(map)`. One per connection, reused.
+ * Where a fast-path command leaves its door promise unmapped: the caller awaits `pending`
+ * itself and turns the value into the reply with `map` (a rejection with failedCall). One
+ * promise and one microtask less per command than `.then(map)`. One per connection, reused.
  */
 export class KvCall {
   pending: Promise<unknown> | null = null;
   map: (value: unknown) => RespReply = getAnswer;
 }
 
-/** The error reply for a failed KvService call. */
+/** The error reply for a failed door call. */
 export function failedCall(err: unknown): RespReply {
   return kvError(err);
 }
 
-/**
- * A synchronous read a KvService may offer next to get() (not part of KvService yet: proposed
- * for the Router). It answers from this node's memory when that answer is authoritative right
- * now (this node owns the key and holds it, or holds a live mirror of a hot key): the entry, or
- * null for a key known to be absent. `undefined` means "cannot tell without waiting: call get()".
- * A GET answered this way costs no promise at all, which is most of what a GET costs here.
- */
-export interface LocalReads {
-  getLocal?(group: string, key: string): GetResult | null | undefined;
-}
-
-/**
- * The synchronous write a KvService may offer next to put() (the Router does): applied at once
- * when no other node has to hear of it first; returns whether it was applied, or undefined:
- * "call put()".
- */
-export interface LocalWrites {
-  putLocal?(group: string, key: string, value: Buffer): boolean | undefined;
-}
-
 function fastGet(env: CommandEnv, cmd: RespCommand, call: KvCall | undefined): Result | null {
-  const key = keyAt(env, cmd, 1);
-  if (typeof key !== 'string') return key;
+  const key = cmd.buf.toString('latin1', cmd.start(1), cmd.end(1));
   try {
-    const local = (env.kv as KvService & LocalReads).getLocal?.(env.group, key);
+    // no promise at all when this node may answer from its own copy now
+    const local = env.door.getLocal('resp', env.group, key);
     if (local !== undefined) return getReply(local);
-    // One promise on our side: no async wrapper around the KvService call.
-    const p = env.kv.get(env.group, key, requestOptions(env));
+    const p = env.door.get('resp', env.group, key);
     if (call === undefined) return p.then(getReply, kvError);
     call.pending = p;
     call.map = getAnswer;
@@ -581,16 +523,13 @@ function fastGet(env: CommandEnv, cmd: RespCommand, call: KvCall | undefined): R
 }
 
 function fastSet(env: CommandEnv, cmd: RespCommand, call: KvCall | undefined): Result | null {
-  const key = keyAt(env, cmd, 1);
-  if (typeof key !== 'string') return key;
-  const size = cmd.length(2);
-  if (size > env.maxValueBytes) return error(`ERR value too large: ${size} bytes, the limit is ${env.maxValueBytes}`);
+  const key = cmd.buf.toString('latin1', cmd.start(1), cmd.end(1));
   try {
     // The store keeps the value: copy it out of the parser's storage.
-    const value = cmd.copy(2);
-    const local = (env.kv as KvService & LocalWrites).putLocal?.(env.group, key, value);
+    const op = { op: 'set' as const, value: cmd.copy(2), expiry: NO_EXPIRY };
+    const local = env.door.writeLocal('resp', env.group, key, op);
     if (local !== undefined) return setAnswer(local);
-    const p = env.kv.put(env.group, key, value, requestOptions(env));
+    const p = env.door.write('resp', env.group, key, op);
     if (call === undefined) return p.then(setAnswer, kvError);
     call.pending = p;
     call.map = setAnswer;

@@ -14,10 +14,9 @@
  */
 import net from 'node:net';
 import os from 'node:os';
-import type { KvService } from '../../cluster/kv.ts';
 import { systemClock, type Clock } from '../../core/types.ts';
+import type { FrontDoor } from '../door.ts';
 import { RespParser } from './parser.ts';
-import { CoarseClock } from './coarse-clock.ts';
 import { KvCall, REDIS_VERSION, executeCommand, failedCall, type CommandEnv, type Session } from './commands.ts';
 import { ReplyBatch, encode, error, type RespReply } from './writer.ts';
 
@@ -32,21 +31,17 @@ export interface RespLogger {
 const silentLogger: RespLogger = { debug() {}, info() {}, warn() {}, error() {} };
 
 export interface RespServerOptions {
-  /** The node's key-value service; commands address `kv.defaultGroup`. */
-  kv: KvService;
+  /** The front door; commands address its default group. */
+  door: FrontDoor;
   /** Interface to bind. Default "127.0.0.1". */
   host?: string;
   /** TCP port; 0 picks a free one (see address()). */
   port: number;
-  /** Longest key accepted, in bytes (SPEC §2). Default 1024. */
-  maxKeyBytes?: number;
-  /** Largest value accepted, in bytes (config `cache.max_value_bytes`). Default 1 MiB. */
-  maxValueBytes?: number;
   /** Extra `field: value` lines for INFO, shown under `# Jincache`. Default none. */
   info?: () => Record<string, string | number>;
   /** Default silent. */
   logger?: RespLogger;
-  /** Budget of one KvService call, turned into its deadline. Default 5000 ms. */
+  /** How long stop() lets a command in flight finish before connections are destroyed. Default 5000 ms. */
   requestTimeoutMs?: number;
   /** Connections beyond this are refused with `-ERR max number of clients reached`. Default 10000. */
   maxConnections?: number;
@@ -72,19 +67,15 @@ interface Counters {
 }
 
 export class RespServer {
-  private readonly kv: KvService;
+  private readonly door: FrontDoor;
   private readonly host: string;
   private readonly port: number;
-  private readonly maxKeyBytes: number;
-  private readonly maxValueBytes: number;
   private readonly requestTimeoutMs: number;
   private readonly maxConnections: number;
   private readonly extraInfo: (() => Record<string, string | number>) | undefined;
   private readonly log: RespLogger;
   private readonly clock: Clock;
   private readonly env: CommandEnv;
-  /** Deadlines on the system clock read it coarsely; null with an injected clock (tests). */
-  private readonly coarse: CoarseClock | null;
 
   private server: net.Server | null = null;
   /** Live connections; each removes itself on close. */
@@ -94,36 +85,28 @@ export class RespServer {
   private readonly counters: Counters = { connectionsReceived: 0, commandsProcessed: 0, rejectedConnections: 0 };
 
   constructor(opts: RespServerOptions) {
-    this.kv = opts.kv;
+    this.door = opts.door;
     this.host = opts.host ?? '127.0.0.1';
     this.port = opts.port;
     if (!Number.isInteger(this.port) || this.port < 0 || this.port > 65535) {
       throw new RangeError(`port must be an integer in 0..65535. Got: ${opts.port}`);
     }
-    this.maxKeyBytes = positiveInt('maxKeyBytes', opts.maxKeyBytes ?? 1024);
-    this.maxValueBytes = positiveInt('maxValueBytes', opts.maxValueBytes ?? 1024 * 1024);
     this.requestTimeoutMs = positiveInt('requestTimeoutMs', opts.requestTimeoutMs ?? 5000);
     this.maxConnections = positiveInt('maxConnections', opts.maxConnections ?? 10000);
     this.extraInfo = opts.info;
     this.log = opts.logger ?? silentLogger;
     this.clock = opts.clock ?? systemClock;
-    const self = this;
-    this.coarse = this.clock === systemClock ? new CoarseClock(systemClock) : null;
     this.env = {
-      kv: this.kv,
-      group: this.kv.defaultGroup,
+      door: this.door,
+      group: this.door.defaultGroup,
       clock: this.clock,
-      deadlineClock: this.coarse ?? this.clock,
-      maxKeyBytes: this.maxKeyBytes,
-      maxValueBytes: this.maxValueBytes,
-      requestTimeoutMs: this.requestTimeoutMs,
-      info: (sections) => self.infoText(sections),
+      info: (sections) => this.infoText(sections),
     };
   }
 
   /** Parser limits: one value plus slack for framing; a request may carry many values (MSET). */
   private parserOptions() {
-    const maxBulkBytes = Math.max(this.maxValueBytes, this.maxKeyBytes) + 1024;
+    const maxBulkBytes = Math.max(this.door.maxValueBytes(), this.door.maxKeyBytes('resp')) + 1024;
     return {
       maxBulkBytes,
       maxArrayLength: 65536,
@@ -174,7 +157,6 @@ export class RespServer {
       await Promise.all(conns.map((c) => c.closed));
     } finally {
       clearTimeout(force);
-      this.coarse?.stop();
     }
     this.log.info({}, 'resp listener stopped');
   }
@@ -248,7 +230,7 @@ export class RespServer {
     section('Replication', { role: 'master', connected_slaves: 0 });
     if (want('keyspace')) {
       // Redis leaves db0 out when it is empty or unknown; so do we when the count is slow.
-      const keys = await countWithin(this.kv, this.kv.defaultGroup, INFO_COUNT_BUDGET_MS);
+      const keys = await countWithin(this.door, this.door.defaultGroup, INFO_COUNT_BUDGET_MS);
       section('Keyspace', keys !== null && keys > 0 ? { db0: `keys=${keys},expires=0,avg_ttl=0` } : {});
     }
     if (this.extraInfo) {
@@ -258,21 +240,21 @@ export class RespServer {
       } catch (err) {
         this.log.warn({ err }, 'resp INFO provider failed');
       }
-      section('Jincache', { group: this.kv.defaultGroup, ...extra });
+      section('Jincache', { group: this.door.defaultGroup, ...extra });
     } else {
-      section('Jincache', { group: this.kv.defaultGroup });
+      section('Jincache', { group: this.door.defaultGroup });
     }
     return out.join('\r\n') + (out.length > 0 ? '\r\n' : '');
   }
 }
 
-async function countWithin(kv: KvService, group: string, ms: number): Promise<number | null> {
+async function countWithin(door: FrontDoor, group: string, ms: number): Promise<number | null> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<null>((resolve) => {
     timer = setTimeout(() => resolve(null), ms);
   });
   try {
-    return await Promise.race([kv.count(group).catch(() => null), timeout]);
+    return await Promise.race([door.count('resp', group).catch(() => null), timeout]);
   } finally {
     clearTimeout(timer);
   }

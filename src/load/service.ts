@@ -1,12 +1,14 @@
 /**
- * The load plugin: owns the node's LoadMonitor, publishes its report every tick, shows it in
+ * The node's load service: owns its LoadMonitor, publishes the report every tick, shows it in
  * GET /cluster, and plans rebalances from the reports of all nodes.
  *
  * I/O is the caller's: reports leave through the `publish` option (the node wires it to etcd
  * `/jincache/load/{id}` under its lease), and `rebalance()` returns a plan without applying it
  * (the leader stores `plan.nextTable` as the new ring version; the migration engine moves data).
  */
-import type { NodeContext, NodePlugin } from '../cluster/plugin.ts';
+import type { Config } from '../config/schema.ts';
+import type { PartitionTable } from '../core/placement/table.ts';
+import type { Clock, NodeId } from '../core/types.ts';
 import { RebalanceGovernor } from '../core/rebalance/governor.ts';
 import { RebalanceError } from '../core/rebalance/errors.ts';
 import { isStrategy, planRebalance, STRATEGIES, type NodeLoad, type RebalancePlan } from '../core/rebalance/strategies.ts';
@@ -17,14 +19,26 @@ import { capacityFromConfig } from './score.ts';
 /** Share of `rebalance.threshold` a plan aims for (see rebalance()). */
 export const PLAN_MARGIN = 0.5;
 
-export interface LoadPluginOptions {
+export interface LoadServiceOptions {
+  id: NodeId;
+  clock: Clock;
+  logger: { warn(obj: object, msg?: string): void };
+  /** config `load` (read at start). */
+  load: Config['load'];
+  /** config `rebalance`, read at every use (live config: threshold). */
+  rebalance(): Config['rebalance'];
+  /** Virtual nodes per unit of weight (config cache.lru_replicas). */
+  vnodesPerWeight: number;
+  table(): PartitionTable;
+  /** Bytes and entries this node stores, over every group. */
+  stored(): { bytes: number; entries: number };
   /**
    * Called with every report (once per tick). A call is skipped while the previous one is still
    * pending, so a slow store never piles up writes; a rejection is logged at warn, once per
    * failure streak. @default none: the report is only shown in GET /cluster
    */
   publish?: (report: LoadReport) => Promise<void>;
-  /** Overrides of the monitor's options (tests: clock, probe, timers). @default from ctx.config.load */
+  /** Overrides of the monitor's options (tests: clock, probe, timers). @default from `load` */
   monitor?: Partial<Omit<LoadMonitorOptions, 'id'>>;
 }
 
@@ -35,56 +49,46 @@ export interface RebalanceRequest {
   dryRun?: boolean;
 }
 
-export class LoadPlugin implements NodePlugin {
-  readonly name = 'load';
-  private readonly opts: LoadPluginOptions;
-  private ctx: NodeContext | undefined;
+export class LoadService {
+  private readonly opts: LoadServiceOptions;
+  private started = false;
   private mon: LoadMonitor | undefined;
   private gov: RebalanceGovernor | undefined;
   private publishing = false;
   private failing = false;
   private offReport: (() => void) | undefined;
 
-  constructor(opts: LoadPluginOptions = {}) {
+  constructor(opts: LoadServiceOptions) {
     this.opts = opts;
   }
 
-  async start(ctx: NodeContext): Promise<void> {
-    this.ctx = ctx;
-    const load = ctx.config.load;
-    const groups = ctx.groups;
+  start(): void {
+    const { load, clock } = this.opts;
+    this.started = true;
     this.mon = new LoadMonitor({
-      id: ctx.id,
-      clock: ctx.clock,
+      id: this.opts.id,
+      clock,
       windowMs: load.window,
       buckets: 10,
-      partitionCount: ctx.table().partitionCount,
+      partitionCount: this.opts.table().partitionCount,
       hotKeys: load.hot_key_top_k,
       capacity: capacityFromConfig(load),
       weights: load.score_weights,
-      stored: () => {
-        let bytes = 0;
-        let entries = 0;
-        for (const g of groups.values()) {
-          const s = g.store.stats();
-          bytes += s.bytes;
-          entries += s.entries;
-        }
-        return { bytes, entries };
-      },
+      stored: this.opts.stored,
       ...this.opts.monitor,
     });
     this.gov = new RebalanceGovernor({
-      clock: ctx.clock,
-      threshold: ctx.config.rebalance.threshold,
-      minIntervalMs: ctx.config.rebalance.min_interval,
+      clock,
+      threshold: () => this.opts.rebalance().threshold,
+      minIntervalMs: this.opts.rebalance().min_interval,
     });
     const publish = this.opts.publish;
     if (publish !== undefined) this.offReport = this.mon.onReport((r) => this.publish(publish, r));
     this.mon.start();
   }
 
-  async stop(): Promise<void> {
+  stop(): void {
+    this.started = false;
     this.offReport?.();
     this.offReport = undefined;
     this.mon?.stop();
@@ -137,20 +141,20 @@ export class LoadPlugin implements NodePlugin {
    * Applies nothing, dry run or not: the caller stores `plan.nextTable` unless `dryRun`.
    */
   rebalance(request: RebalanceRequest, reports: readonly NodeLoad[]): RebalancePlan {
-    const ctx = this.ctx;
-    if (ctx === undefined) throw new RebalanceError('INVALID_OPTION', 'the load plugin is not started');
-    const strategy = request.strategy ?? ctx.config.rebalance.strategy;
+    if (!this.started) throw new RebalanceError('INVALID_OPTION', 'the load service is not started');
+    const settings = this.opts.rebalance();
+    const strategy = request.strategy ?? settings.strategy;
     if (!isStrategy(strategy)) {
       throw new RebalanceError('UNKNOWN_STRATEGY', `strategy must be one of ${STRATEGIES.join(', ')}. Got: ${JSON.stringify(strategy)}`);
     }
-    return planRebalance(strategy, ctx.table(), reports, {
+    return planRebalance(strategy, this.opts.table(), reports, {
       // Plan to half the threshold. Per-partition rates are noisy samples, and a greedy planner
       // picks exactly the partitions whose sample ran high, so it over-predicts what a move
       // sheds (selection bias). Measured on a real cluster, planning to the threshold itself
       // left the hot node at 1.2-1.5x the mean; the margin absorbs that error.
-      threshold: ctx.config.rebalance.threshold * PLAN_MARGIN,
-      clock: ctx.clock,
-      placement: { vnodesPerWeight: ctx.config.cache.lru_replicas },
+      threshold: settings.threshold * PLAN_MARGIN,
+      clock: this.opts.clock,
+      placement: { vnodesPerWeight: this.opts.vnodesPerWeight },
     });
   }
 
@@ -164,7 +168,7 @@ export class LoadPlugin implements NodePlugin {
       },
       (err: unknown) => {
         this.publishing = false;
-        if (!this.failing) this.ctx?.logger.warn({ err }, 'publishing the load report failed');
+        if (!this.failing) this.opts.logger.warn({ err }, 'publishing the load report failed');
         this.failing = true;
       },
     );

@@ -1,11 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { NodeContext } from '../cluster/plugin.ts';
 import { parseConfig } from '../config/index.ts';
 import { isRebalanceError } from '../core/rebalance/errors.ts';
 import { createTable } from '../core/placement/table.ts';
 import type { LoadReport, LoadTimers, ProcessProbe } from './monitor.ts';
-import { LoadPlugin } from './plugin.ts';
+import { LoadService } from './service.ts';
 
 function harness(publish?: (r: LoadReport) => Promise<void>) {
   let t = 5_000;
@@ -19,14 +18,6 @@ function harness(publish?: (r: LoadReport) => Promise<void>) {
     { partitionCount: 16, replicationFactor: 2, clock },
   );
   const warnings: unknown[] = [];
-  const ctx = {
-    id: 'a',
-    config,
-    clock,
-    logger: { warn: (o: unknown) => warnings.push(o) },
-    groups: new Map([['default', { store: { stats: () => ({ bytes: 300, entries: 3 }) } }]]),
-    table: () => table,
-  } as unknown as NodeContext;
   const probe: ProcessProbe = { start() {}, stop() {}, rssBytes: () => 1, cpuMicros: () => 0, elu: () => 0, lagMs: () => 0 };
   let fn: (() => void) | undefined;
   let period = 0;
@@ -34,10 +25,20 @@ function harness(publish?: (r: LoadReport) => Promise<void>) {
     setInterval: (f, ms) => ((fn = f), (period = ms), 1),
     clearInterval: () => void (fn = undefined),
   };
-  const plugin = new LoadPlugin({ publish, monitor: { probe, timers } });
+  const plugin = new LoadService({
+    id: 'a',
+    clock,
+    logger: { warn: (o: unknown) => warnings.push(o) },
+    load: config.load,
+    rebalance: () => config.rebalance,
+    vnodesPerWeight: 150,
+    table: () => table,
+    stored: () => ({ bytes: 300, entries: 3 }),
+    ...(publish !== undefined ? { publish } : {}),
+    monitor: { probe, timers },
+  });
   return {
     plugin,
-    ctx,
     table,
     warnings,
     get period() {
@@ -50,12 +51,12 @@ function harness(publish?: (r: LoadReport) => Promise<void>) {
   };
 }
 
-describe('LoadPlugin', () => {
+describe('LoadService', () => {
   it('records, reports in /cluster and metrics, and ticks every window / 10', async () => {
     const h = harness();
     h.plugin.record('get', 'default', 'k', 1, 0, 0); // before start: ignored
     assert.deepEqual(h.plugin.clusterInfo(), {});
-    await h.plugin.start(h.ctx);
+    h.plugin.start();
     assert.equal(h.period, 1000);
     for (let i = 0; i < 50; i++) h.plugin.record('get', 'default', 'k', 3, 5, 10);
     h.tick();
@@ -67,7 +68,7 @@ describe('LoadPlugin', () => {
     assert.equal(info.load.entries, 3);
     assert.equal(info.hotKeys, info.load.hotKeys);
     assert.equal(h.plugin.metrics().loadScore, info.load.score);
-    await h.plugin.stop();
+    h.plugin.stop();
   });
 
   it('publishes every tick, skips while a publish is pending, logs a failure streak once', async () => {
@@ -82,7 +83,7 @@ describe('LoadPlugin', () => {
           else release = resolve;
         }),
     );
-    await h.plugin.start(h.ctx);
+    h.plugin.start();
     h.tick();
     h.tick(); // the first is still pending: skipped
     assert.deepEqual(calls, [6_000]);
@@ -95,14 +96,14 @@ describe('LoadPlugin', () => {
     await new Promise((r) => setImmediate(r));
     assert.deepEqual(calls, [6_000, 8_000, 9_000]);
     assert.equal(h.warnings.length, 1);
-    await h.plugin.stop();
+    h.plugin.stop();
     h.tick();
     assert.equal(calls.length, 3, 'no publish after stop');
   });
 
   it('plans a rebalance with the configured or requested strategy, and rejects unknown ones', async () => {
     const h = harness();
-    await h.plugin.start(h.ctx);
+    h.plugin.start();
     const qa: Record<number, number> = {};
     const qb: Record<number, number> = {};
     for (let p = 0; p < 16; p++) (h.table.assignments[p]![0] === 'a' ? qa : qb)[p] = h.table.assignments[p]![0] === 'a' ? 300 : 100;
@@ -120,6 +121,6 @@ describe('LoadPlugin', () => {
     assert.throws(() => h.plugin.rebalance({ strategy: 'nope' }, reports), (e) => isRebalanceError(e) && e.code === 'UNKNOWN_STRATEGY');
     assert.equal(h.plugin.governor?.threshold, 0.2);
     assert.equal(h.plugin.governor?.minIntervalMs, 300_000);
-    await h.plugin.stop();
+    h.plugin.stop();
   });
 });

@@ -1,0 +1,87 @@
+/**
+ * Client writes as data: what a front end asks the key's coordinator to do. The coordinator
+ * decides each one against the entry it holds, in one synchronous step (so a condition, an
+ * increment or a transaction is atomic there), and replicates the record that results. The
+ * decision is a pure function of the entry, the operation and the time: `decideWrite`.
+ */
+import type { StoredEntry } from './store.ts';
+
+/** How a write sets the entry's expiry. */
+export type Expiry =
+  /** No expiry (a plain SET clears the TTL; the group's ttl_default applies if it has one). */
+  | { kind: 'none' }
+  /** `ms` after the coordinator applies it (EX, PX, HTTP ?ttl=). */
+  | { kind: 'in'; ms: number }
+  /** At this absolute time, ms since epoch (EXAT, PXAT, EXPIREAT). */
+  | { kind: 'at'; ms: number }
+  /** Whatever the entry had (KEEPTTL). */
+  | { kind: 'keep' };
+
+export const NO_EXPIRY: Expiry = Object.freeze({ kind: 'none' });
+
+export type WriteOp =
+  /** Store a value; `cond`: only if absent (nx) / present (xx). */
+  | { op: 'set'; value: Buffer; expiry: Expiry; cond?: 'nx' | 'xx' }
+  /** Remove the key. */
+  | { op: 'del' }
+  /** Change the expiry of a present key (`expiry.kind` none = PERSIST). */
+  | { op: 'expire'; expiry: Expiry };
+
+export interface WriteResult {
+  /** False when a condition stopped the write or there was nothing to change. */
+  applied: boolean;
+  /** A live value existed before the write. */
+  existed: boolean;
+}
+
+/** The new state of the entry after a write: a value, a delete, or no change. */
+export type Decision =
+  | { change: 'none'; result: WriteResult }
+  | { change: 'value'; value: Buffer; expiresAt: number; result: WriteResult }
+  | { change: 'delete'; result: WriteResult };
+
+/**
+ * Decide `op` against `live` (the live value held, undefined when absent or expired) at `now`.
+ * `ttlDefaultMs`: the group's ttl_default, given to a value stored without an expiry.
+ */
+export function decideWrite(live: StoredEntry | undefined, op: WriteOp, now: number, ttlDefaultMs?: number): Decision {
+  const existed = live !== undefined && live.value !== null;
+  switch (op.op) {
+    case 'set': {
+      if ((op.cond === 'nx' && existed) || (op.cond === 'xx' && !existed)) return { change: 'none', result: { applied: false, existed } };
+      const expiresAt = expiryAt(op.expiry, existed ? live.expiresAt : 0, now, ttlDefaultMs);
+      return { change: 'value', value: op.value, expiresAt, result: { applied: true, existed } };
+    }
+    case 'del':
+      return { change: 'delete', result: { applied: existed, existed } };
+    case 'expire': {
+      if (!existed) return { change: 'none', result: { applied: false, existed } };
+      // an expiry in the past (or a TTL <= 0) deletes the key, as in Redis
+      const past = op.expiry.kind === 'in' && op.expiry.ms <= 0;
+      const expiresAt = past ? now : expiryAt(op.expiry, live.expiresAt, now, undefined);
+      if (expiresAt !== 0 && expiresAt <= now) return { change: 'delete', result: { applied: true, existed } };
+      return { change: 'value', value: live.value!, expiresAt, result: { applied: true, existed } };
+    }
+    default:
+      throw new Error(`unknown write op ${(op as { op: string }).op}`);
+  }
+}
+
+/**
+ * Absolute expiry (0 = never) for `e`, given what the entry had. A relative TTL is rounded up
+ * to the next whole ms and never becomes "never".
+ */
+export function expiryAt(e: Expiry, held: number, now: number, ttlDefaultMs: number | undefined): number {
+  switch (e.kind) {
+    case 'none':
+      return ttlDefaultMs !== undefined && ttlDefaultMs > 0 ? now + Math.ceil(ttlDefaultMs) : 0;
+    case 'in':
+      return now + Math.max(1, Math.ceil(e.ms));
+    case 'at':
+      return Math.max(1, Math.ceil(e.ms));
+    case 'keep':
+      return held;
+    default:
+      throw new Error(`unknown expiry ${(e as { kind: string }).kind}`);
+  }
+}

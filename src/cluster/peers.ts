@@ -1,0 +1,37 @@
+/**
+ * Messages to other members by id: the member's address from the membership, the sender and the
+ * table version stamped on, and the call run through the peer's circuit breaker so the failure
+ * detector learns from its outcome.
+ */
+import { JincacheError } from '../core/errors.ts';
+import type { NodeId } from '../core/types.ts';
+import type { CallMeta, PeerCaller } from '../peer/client.ts';
+import type { PeerMessage } from '../peer/protocol.ts';
+import type { Members } from './membership.ts';
+
+/** Runs one call to a peer through its breaker (the failure detector). */
+export interface Breakers {
+  call<T>(peer: NodeId, fn: () => Promise<T>): Promise<T>;
+}
+
+export class Peers {
+  private readonly client: PeerCaller;
+  private readonly members: Members;
+  private readonly tableVersion: () => number;
+  private readonly breakers: Breakers;
+
+  constructor(opts: { client: PeerCaller; members: Members; tableVersion: () => number; breakers: Breakers }) {
+    this.client = opts.client;
+    this.members = opts.members;
+    this.tableVersion = opts.tableVersion;
+    this.breakers = opts.breakers;
+  }
+
+  /** Send `req` as `message` to member `id`, due by `deadline` (ms since epoch). */
+  call<Req, Res>(message: PeerMessage<Req, Res>, id: NodeId, req: Req, deadline: number): Promise<Res> {
+    const member = this.members.member(id);
+    if (member === undefined) return Promise.reject(new JincacheError('PEER_UNAVAILABLE', `node ${id} is not a member`));
+    const meta: CallMeta = { from: this.members.self, table: this.tableVersion(), deadline };
+    return this.breakers.call(id, () => this.client.call(message, member.address, req, meta));
+  }
+}

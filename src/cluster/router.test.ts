@@ -1,0 +1,230 @@
+/**
+ * The router against in-process peers (FakeNetwork: the real message encodings, no sockets), with
+ * tables, health verdicts and freshness set by hand. Every key is in partition 0, whose holders
+ * each test chooses, so the expected route can be read off the test.
+ */
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Group } from '../cache/group.ts';
+import { NO_EXPIRY } from '../cache/ops.ts';
+import { JincacheError, isJincacheError } from '../core/errors.ts';
+import type { PartitionTable } from '../core/placement/table.ts';
+import type { NodeId, NodeInfo } from '../core/types.ts';
+import { HybridClock } from '../core/version.ts';
+import type { WireRecord } from '../peer/codec.ts';
+import { Read, Record, Replicate, Write } from '../peer/messages.ts';
+import { PeerServer } from '../peer/server.ts';
+import { FakeNetwork } from '../peer/testing.ts';
+import { LocalData } from './local-data.ts';
+import type { Members } from './membership.ts';
+import { Peers } from './peers.ts';
+import { Router, type TableView } from './router.ts';
+
+const G = 'g';
+
+/** A clock the test moves by hand (fences and expiry read it); it starts at the real time, as retry timers run on it. */
+class FakeClock {
+  t = Date.now();
+  now(): number {
+    return this.t;
+  }
+}
+
+function table(version: number, holders: NodeId[], members: NodeId[] = holders): PartitionTable {
+  return { version, partitionCount: 1, replicationFactor: holders.length, members: members.map((id) => ({ id, weight: 1 })), assignments: [holders], createdAt: 0 };
+}
+
+interface TestNode {
+  id: NodeId;
+  router: Router;
+  local: LocalData;
+  /** The table this node routes by (tests change it to make the node lag or lead). */
+  table: PartitionTable;
+  hints: Map<NodeId, WireRecord[]>;
+  stale: Set<string>;
+  loads: number;
+}
+
+/**
+ * Nodes `ids` with one shared network and clock. `usable`: the failure detector's verdicts (the
+ * same on every node); `stale`: "id" marks that node's copy as possibly lacking writes, for every
+ * reader. `loader`: group G loads `origin:KEY` on a miss.
+ */
+function cluster(ids: NodeId[], holders: NodeId[], opts: { loader?: boolean; retries?: number; timeoutMs?: number } = {}) {
+  const net = new FakeNetwork();
+  const clock = new FakeClock();
+  const unusable = new Set<NodeId>();
+  const stale = new Set<string>();
+  const infos: NodeInfo[] = ids.map((id) => ({ id, address: id, status: 'active', last_seen: 0 }));
+  const members = (self: NodeId): Members => ({ self, member: (id) => infos.find((m) => m.id === id), list: () => infos, onChange: () => () => {} });
+  const nodes = new Map<NodeId, TestNode>();
+  for (const id of ids) {
+    const node = { id, table: table(1, holders, ids), hints: new Map<NodeId, WireRecord[]>(), stale, loads: 0 } as TestNode;
+    const loader = opts.loader
+      ? async (key: string) => {
+          node.loads++;
+          await new Promise((r) => setTimeout(r, 5));
+          return Buffer.from(`origin:${key}`);
+        }
+      : undefined;
+    const groups = new Map([[G, new Group({ name: G, maxBytes: 1 << 20, clock, partitionOf: () => 0, loader })]]);
+    node.local = new LocalData({ groups, hlc: new HybridClock(clock), clock });
+    const server = new PeerServer();
+    net.attach(id, server);
+    const tables: TableView = { table: () => node.table, reached: async (v) => node.table.version >= v };
+    node.router = new Router({
+      self: id,
+      tables,
+      partitionOf: () => 0,
+      usable: (peer) => !unusable.has(peer),
+      freshness: { mayLackWrites: (peer) => stale.has(peer) },
+      joining: () => false,
+      local: node.local,
+      peers: new Peers({ client: net, members: members(id), tableVersion: () => node.table.version, breakers: { call: (_p, fn) => fn() } }),
+      hint: (peer, records) => node.hints.set(peer, [...(node.hints.get(peer) ?? []), ...records]),
+      settings: { requestTimeoutMs: () => opts.timeoutMs ?? 500, maxRetries: () => opts.retries ?? 2, syncReplication: true },
+      defaultGroup: G,
+      clock,
+      server,
+    });
+    nodes.set(id, node);
+  }
+  const n = (id: NodeId): TestNode => nodes.get(id)!;
+  /** Store a record in one node's own copy, as replication would. */
+  const plant = (id: NodeId, key: string, value: string | null, version: number): void => {
+    n(id).local.applyOne({ group: G, key, value: value === null ? null : Buffer.from(value), version, expiresAt: 0 });
+  };
+  const own = (id: NodeId, key: string): string | null | undefined => {
+    const r = n(id).local.record(G, key);
+    return r === undefined ? undefined : (r.value?.toString() ?? null);
+  };
+  return { net, clock, unusable, stale, n, plant, own };
+}
+
+const text = (r: { value: Buffer } | null): string | null => r?.value.toString() ?? null;
+
+describe('Router', () => {
+  test('a read goes to the owner; a write is coordinated there and replicated before it is acknowledged', async () => {
+    const c = cluster(['a', 'b', 'c'], ['a', 'b']);
+    assert.equal(await c.n('c').router.put(G, 'k', Buffer.from('v1')), true);
+    assert.equal(c.own('a', 'k'), 'v1');
+    assert.equal(c.own('b', 'k'), 'v1');
+    assert.equal(c.own('c', 'k'), undefined, 'a non-holder keeps no copy');
+    assert.equal(c.net.count(Write), 1);
+    assert.equal(c.net.count(Replicate), 1);
+    assert.equal(text(await c.n('c').router.get(G, 'k')), 'v1');
+    assert.deepEqual(c.net.calls.filter((x) => x.message === Read.name).map((x) => x.address), ['a']);
+  });
+
+  test('owner down: reads and writes go to the next holder, the owner gets a hint', async () => {
+    const c = cluster(['a', 'b', 'c'], ['a', 'b']);
+    c.net.down.add('a');
+    c.unusable.add('a');
+    assert.equal(await c.n('c').router.put(G, 'k', Buffer.from('v2')), true);
+    assert.equal(c.own('b', 'k'), 'v2');
+    assert.deepEqual(c.n('b').hints.get('a')?.map((r) => r.value?.toString()), ['v2'], 'the coordinator kept the write for the owner');
+    assert.equal(text(await c.n('c').router.get(G, 'k')), 'v2');
+    assert.ok(!c.net.calls.some((x) => x.address === 'a'), 'nothing was sent to the unusable owner');
+  });
+
+  test('owner suspected but not yet marked: the read fails over within the deadline', async () => {
+    const c = cluster(['a', 'b', 'c'], ['a', 'b'], { timeoutMs: 400 });
+    c.plant('a', 'k', 'v', 5);
+    c.plant('b', 'k', 'v', 5);
+    c.net.hung.add('a');
+    const started = Date.now();
+    assert.equal(text(await c.n('c').router.get(G, 'k')), 'v');
+    const ms = Date.now() - started;
+    assert.ok(ms < 400, `answered by the backup after half the budget (${ms} ms)`);
+    assert.deepEqual(c.net.calls.filter((x) => x.message === Read.name).map((x) => x.address), ['a', 'b']);
+  });
+
+  test('a holder whose copy may lack writes is never read alone: the newest copy wins and the stale one is repaired', async () => {
+    const c = cluster(['a', 'b', 'c'], ['a', 'b']);
+    c.plant('a', 'k', 'old', 5);
+    c.plant('b', 'k', 'new', 9);
+    c.stale.add('a'); // the owner just came back
+    assert.equal(text(await c.n('c').router.get(G, 'k')), 'new');
+    assert.deepEqual(c.n('c').hints.get('a')?.map((r) => r.value?.toString()), ['new'], 'read repair for the owner');
+    // the fast local read refuses too: any holder may lack writes
+    assert.equal(c.n('a').router.getLocal(G, 'k'), undefined);
+    c.stale.clear();
+    assert.equal(c.n('a').router.getLocal(G, 'k')?.value.toString(), 'old', 'without the mark the owner answers from its copy');
+  });
+
+  test('a copy on probation that holds nothing: a loader group loads once, at the owner', async () => {
+    const c = cluster(['a', 'b', 'c'], ['a', 'b'], { loader: true });
+    c.stale.add('a');
+    const got = await Promise.all(Array.from({ length: 20 }, (_, i) => c.n(['a', 'b', 'c'][i % 3]!).router.get(G, 'k')));
+    assert.ok(got.every((g) => text(g) === 'origin:k'));
+    assert.equal(c.n('a').loads + c.n('b').loads + c.n('c').loads, 1, 'one origin load');
+    assert.equal(c.n('a').loads, 1, 'at the owner');
+  });
+
+  test('a read routed by an older table to a node that no longer holds the key is routed again', async () => {
+    const c = cluster(['a', 'b', 'c'], ['a', 'b']);
+    // the partition moved from a,b to c,b (table 2); a sender still on table 1 sends its read to a
+    for (const id of ['b', 'c']) c.n(id).table = table(2, ['c', 'b'], ['a', 'b', 'c']);
+    c.n('a').table = table(2, ['c', 'b'], ['a', 'b', 'c']);
+    c.plant('a', 'k', 'old', 1);
+    c.plant('c', 'k', 'current', 7);
+    c.plant('b', 'k', 'current', 7);
+    // ask node a as a sender on table 1 would
+    const answer = await c.net.call(Read, 'a', { group: G, key: 'k' }, { table: 1, deadline: Date.now() + 500 });
+    assert.equal(answer.found && answer.value.toString(), 'current');
+    assert.equal(c.n('a').router.staleRoutes, 1);
+    // same table: a answers from its copy (the sender chose it knowingly)
+    const same = await c.net.call(Read, 'a', { group: G, key: 'k' }, { table: 2, deadline: Date.now() + 500 });
+    assert.equal(same.found && same.value.toString(), 'old');
+    // its own copy, asked by an older table: misdirected
+    assert.equal((await c.net.call(Record, 'a', { group: G, key: 'k' }, { table: 1, deadline: Date.now() + 500 })).kind, 'misdirected');
+  });
+
+  test('records replicated by an older table are sent on to the holders the newer table lists', async () => {
+    const c = cluster(['a', 'b', 'c'], ['a', 'b']);
+    c.n('b').table = table(2, ['c', 'b'], ['a', 'b', 'c']);
+    await c.net.call(Replicate, 'b', [{ group: G, key: 'k', value: Buffer.from('w'), version: 3, expiresAt: 0 }], { from: 'a', table: 1, deadline: Date.now() + 500 });
+    assert.equal(c.own('b', 'k'), 'w');
+    assert.equal(c.own('c', 'k'), 'w', 'the new holder got it before the replication was confirmed');
+    assert.equal(c.own('a', 'k'), undefined, 'not sent back to the sender');
+  });
+
+  test('a backup that does not confirm gets the write as a hint; the write is still acknowledged', async () => {
+    const c = cluster(['a', 'b'], ['a', 'b'], { timeoutMs: 200 });
+    c.net.hung.add('b');
+    assert.equal(await c.n('a').router.put(G, 'k', Buffer.from('v')), true);
+    assert.deepEqual(c.n('a').hints.get('b')?.map((r) => r.value?.toString()), ['v']);
+  });
+
+  test('the fence: a write that reaches its coordinator after its deadline is not applied', async () => {
+    const c = cluster(['a', 'b'], ['a', 'b']);
+    c.plant('a', 'k', 'before', 5);
+    const fence = c.clock.now() + 100;
+    c.clock.t += 150; // the write arrives late (the sender has given up)
+    await assert.rejects(
+      c.net.call(Write, 'a', { group: G, key: 'k', op: { op: 'set', value: Buffer.from('late'), expiry: NO_EXPIRY } }, { deadline: fence }),
+      (e: unknown) => isJincacheError(e) && e.code === 'TIMEOUT',
+    );
+    assert.equal(c.own('a', 'k'), 'before');
+    assert.equal(c.own('b', 'k'), undefined, 'nothing replicated');
+  });
+
+  test('a conditional write is not retried elsewhere after a timeout, only when it surely never arrived', async () => {
+    const c = cluster(['a', 'b', 'c'], ['a', 'b'], { timeoutMs: 300 });
+    c.net.hung.add('a');
+    await assert.rejects(c.n('c').router.put(G, 'k', Buffer.from('x'), { condition: 'nx' }), (e: unknown) => e instanceof JincacheError && e.code === 'TIMEOUT');
+    assert.equal(c.own('b', 'k'), undefined, 'the backup did not decide it: a at may have applied it');
+    c.net.hung.delete('a');
+    c.net.down.add('a');
+    assert.equal(await c.n('c').router.put(G, 'k', Buffer.from('x'), { condition: 'nx' }), true, 'refused: it never arrived, the next holder decides');
+    assert.equal(c.own('b', 'k'), 'x');
+  });
+
+  test('a write needing no network is applied synchronously; otherwise writeLocal declines', () => {
+    const solo = cluster(['a'], ['a']);
+    assert.deepEqual(solo.n('a').router.writeLocal(G, 'k', { op: 'set', value: Buffer.from('v'), expiry: NO_EXPIRY }), { applied: true, existed: false });
+    assert.equal(solo.own('a', 'k'), 'v');
+    const pair = cluster(['a', 'b'], ['a', 'b']);
+    assert.equal(pair.n('a').router.writeLocal(G, 'k', { op: 'set', value: Buffer.from('v'), expiry: NO_EXPIRY }), undefined);
+  });
+});

@@ -1,0 +1,32 @@
+/**
+ * Keys are byte strings inside jincache: JS strings whose every char code is 0..255, one char per
+ * byte. Redis keys are binary; HTTP keys are UTF-8 text. Each front end converts once, at the
+ * door, and everything behind it (hashing to a slot, the store, the wire, the disk) sees bytes
+ * without caring which protocol they came from. V8 keeps such strings one byte per char.
+ */
+
+/** The byte string of a UTF-8 text key (HTTP API, library calls). ASCII keys are returned as is. */
+export function keyFromText(text: string): string {
+  for (let i = 0; i < text.length; i++) {
+    if (text.charCodeAt(i) >= 0x80) return Buffer.from(text, 'utf8').toString('latin1');
+  }
+  return text;
+}
+
+/** The UTF-8 text of a byte-string key (for HTTP answers, logs and the dashboard). */
+export function keyToText(key: string): string {
+  for (let i = 0; i < key.length; i++) {
+    if (key.charCodeAt(i) >= 0x80) return Buffer.from(key, 'latin1').toString('utf8');
+  }
+  return key;
+}
+
+/** The byte string of bytes[start, end) (RESP arguments). */
+export function keyFromBytes(bytes: Buffer, start = 0, end = bytes.length): string {
+  return bytes.toString('latin1', start, end);
+}
+
+/** The bytes of a byte-string key. */
+export function keyBytes(key: string): Buffer {
+  return Buffer.from(key, 'latin1');
+}

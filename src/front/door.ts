@@ -1,0 +1,240 @@
+/**
+ * The front door: what every client request passes through, whichever protocol it came in by
+ * (the HTTP API, the Redis listener, the embedded library). The rules are decided here once:
+ * which keys, values and TTLs are accepted, the deadline a request gets (the group's live
+ * request_timeout), how each outcome is counted in /metrics (`jincache_requests_total` with a
+ * `protocol` label), and which error each failure is. The protocols only parse and format.
+ *
+ * Keys arrive as byte strings (src/core/keys.ts): the HTTP API converts its UTF-8 keys, the Redis
+ * listener takes the bytes as they are.
+ */
+import { JincacheError, type JincacheErrorCode } from '../core/errors.ts';
+import type { Clock } from '../core/types.ts';
+import type { Expiry, WriteOp, WriteResult } from '../cache/ops.ts';
+import type { LiveConfig } from '../config/live.ts';
+import type { GetResult } from '../cluster/kv.ts';
+import type { Metrics, RequestOp, RequestProtocol, RequestResult } from '../observe/metrics.ts';
+
+/** Longest key over HTTP (SPEC §2: UTF-8 keys up to 1 KiB; they travel in the URL). */
+export const HTTP_MAX_KEY_BYTES = 1024;
+/** Longest time to live, ms: keeps `now + ttl` an exact integer (about 71,000 years). */
+export const MAX_TTL_MS = Math.floor(Number.MAX_SAFE_INTEGER / 4);
+
+/** What the door needs of the router. */
+export interface DoorKv {
+  get(group: string, key: string, opts: { deadline: number }): Promise<GetResult | null>;
+  getLocal(group: string, key: string): GetResult | undefined;
+  write(group: string, key: string, op: WriteOp, opts: { deadline: number }): Promise<WriteResult>;
+  writeLocal(group: string, key: string, op: WriteOp): WriteResult | undefined;
+  count(group: string, opts: { deadline: number }): Promise<number>;
+}
+
+export interface FrontDoorOptions {
+  kv: DoorKv;
+  live: LiveConfig;
+  metrics: Metrics;
+  clock: Clock;
+  /** Persistent nodes: a promise to await before acknowledging a write while the disk lags. */
+  backpressure?: () => Promise<void> | undefined;
+}
+
+/** How a failure is told to each protocol's clients. */
+interface ErrorForm {
+  result: RequestResult;
+  /** The Redis error prefix (the first word of the error line). */
+  redis: string;
+}
+
+const ERRORS: Record<JincacheErrorCode, ErrorForm> = {
+  BAD_REQUEST: { result: 'bad_request', redis: 'ERR' },
+  KEY_TOO_LARGE: { result: 'bad_request', redis: 'ERR' },
+  VALUE_TOO_LARGE: { result: 'bad_request', redis: 'ERR' },
+  BAD_TTL: { result: 'bad_request', redis: 'ERR' },
+  UNKNOWN_GROUP: { result: 'not_found', redis: 'ERR' },
+  NOT_FOUND: { result: 'not_found', redis: 'ERR' },
+  UNAUTHORIZED: { result: 'unauthorized', redis: 'NOAUTH' },
+  TIMEOUT: { result: 'timeout', redis: 'TRYAGAIN' },
+  PEER_UNAVAILABLE: { result: 'unavailable', redis: 'TRYAGAIN' },
+  NO_OWNER: { result: 'unavailable', redis: 'CLUSTERDOWN' },
+  LOADER_FAILED: { result: 'error', redis: 'ERR' },
+  NOT_IMPLEMENTED: { result: 'error', redis: 'ERR' },
+  INTERNAL: { result: 'error', redis: 'ERR' },
+};
+
+/** The metrics result of a failure. */
+export function resultOf(e: JincacheError): RequestResult {
+  return ERRORS[e.code].result;
+}
+
+/** The Redis error line (without the leading '-') of a failure. */
+export function redisErrorOf(e: JincacheError): string {
+  return `${ERRORS[e.code].redis} ${e.message}`;
+}
+
+export class FrontDoor {
+  private readonly kv: DoorKv;
+  private readonly live: LiveConfig;
+  private readonly metrics: Metrics;
+  private readonly clock: Clock;
+  private readonly backpressure: () => Promise<void> | undefined;
+
+  constructor(opts: FrontDoorOptions) {
+    this.kv = opts.kv;
+    this.live = opts.live;
+    this.metrics = opts.metrics;
+    this.clock = opts.clock;
+    this.backpressure = opts.backpressure ?? (() => undefined);
+  }
+
+  // ---- the rules ----------------------------------------------------------------------------
+
+  /** The group clients address when they name none (cache.group_name). */
+  get defaultGroup(): string {
+    return this.live.base.cache.group_name;
+  }
+
+  /** Longest key accepted over `protocol`, bytes. */
+  maxKeyBytes(protocol: RequestProtocol): number {
+    const limit = this.live.current().cache.max_key_bytes;
+    return protocol === 'http' ? Math.min(limit, HTTP_MAX_KEY_BYTES) : limit;
+  }
+
+  /** Largest value accepted, bytes (cache.max_value_bytes). */
+  maxValueBytes(): number {
+    return this.live.current().cache.max_value_bytes;
+  }
+
+  /** Throws unless `group` is configured. */
+  checkGroup(group: string): void {
+    if (this.live.group(group) === undefined) throw new JincacheError('UNKNOWN_GROUP', `unknown group "${group}"`);
+  }
+
+  /** Throws unless `key` (a byte string) is acceptable over `protocol`. */
+  checkKey(protocol: RequestProtocol, key: string): void {
+    const max = this.maxKeyBytes(protocol);
+    if (key.length > max) throw new JincacheError('KEY_TOO_LARGE', `key of ${key.length} bytes exceeds ${max}`);
+  }
+
+  /** Throws unless a value of `bytes` bytes is acceptable. */
+  checkValue(bytes: number): void {
+    const max = this.maxValueBytes();
+    if (bytes > max) throw new JincacheError('VALUE_TOO_LARGE', `value of ${bytes} bytes exceeds the limit of ${max}`);
+  }
+
+  /**
+   * A relative TTL in ms as an expiry: positive and at most MAX_TTL_MS, rounded up to a whole
+   * ms, never "no expiry". `what` names the input in the error.
+   */
+  ttl(ms: number, what: string): Expiry {
+    if (!Number.isFinite(ms) || ms <= 0 || ms > MAX_TTL_MS) throw new JincacheError('BAD_TTL', `${what} is invalid: expected a time to live > 0 and at most ${MAX_TTL_MS} ms`);
+    return { kind: 'in', ms: Math.ceil(ms) };
+  }
+
+  /** An absolute expiry (ms since epoch): positive and at most MAX_TTL_MS from now. */
+  expireAt(ms: number, what: string): Expiry {
+    if (!Number.isFinite(ms) || ms <= 0 || ms > this.clock.now() + MAX_TTL_MS) throw new JincacheError('BAD_TTL', `${what} is invalid: expected a time > 0`);
+    return { kind: 'at', ms: Math.ceil(ms) };
+  }
+
+  /** Absolute deadline of a request to `group` starting now (the group's live request_timeout). */
+  deadline(group: string): number {
+    const g = this.live.group(group);
+    if (g === undefined) throw new JincacheError('UNKNOWN_GROUP', `unknown group "${group}"`);
+    return this.clock.now() + g.request_timeout;
+  }
+
+  // ---- requests -----------------------------------------------------------------------------
+
+  /** Read `key`; counted in /metrics as `op`. */
+  async get(protocol: RequestProtocol, group: string, key: string, op: RequestOp = 'get'): Promise<GetResult | null> {
+    const began = performance.now();
+    let result: RequestResult = 'miss';
+    try {
+      this.checkKey(protocol, key);
+      const got = await this.kv.get(group, key, { deadline: this.deadline(group) });
+      if (got !== null) result = got.source;
+      return got;
+    } catch (e) {
+      result = this.failed(e);
+      throw e;
+    } finally {
+      this.observe(protocol, op, group, result, began);
+    }
+  }
+
+  /**
+   * The synchronous read (no promise) when this node may answer from its own copy now;
+   * undefined means "call get()". Counted in /metrics only when it answers.
+   */
+  getLocal(protocol: RequestProtocol, group: string, key: string): GetResult | undefined {
+    if (key.length > this.maxKeyBytes(protocol)) return undefined;
+    const began = performance.now();
+    const got = this.kv.getLocal(group, key);
+    if (got !== undefined) this.observe(protocol, 'get', group, 'hit', began);
+    return got;
+  }
+
+  /** Apply a write at its coordinator; counted as `op`. Resolves once it is acknowledged (and, on a persistent node, the disk keeps up). */
+  async write(protocol: RequestProtocol, group: string, key: string, write: WriteOp, op: RequestOp = opOf(write)): Promise<WriteResult> {
+    const began = performance.now();
+    let result: RequestResult = 'ok';
+    try {
+      this.checkKey(protocol, key);
+      if (write.op === 'set') this.checkValue(write.value.length);
+      const out = await this.kv.write(group, key, write, { deadline: this.deadline(group) });
+      const bp = this.backpressure();
+      if (bp !== undefined) await bp;
+      return out;
+    } catch (e) {
+      result = this.failed(e);
+      throw e;
+    } finally {
+      this.observe(protocol, op, group, result, began);
+    }
+  }
+
+  /** The synchronous write when it needs no network (see Router.writeLocal); undefined means "call write()". */
+  writeLocal(protocol: RequestProtocol, group: string, key: string, write: WriteOp): WriteResult | undefined {
+    if (key.length > this.maxKeyBytes(protocol) || (write.op === 'set' && write.value.length > this.maxValueBytes())) return undefined;
+    const began = performance.now();
+    const out = this.kv.writeLocal(group, key, write);
+    if (out !== undefined) this.observe(protocol, opOf(write), group, 'ok', began);
+    return out;
+  }
+
+  /** Live entries of `group` across the cluster. */
+  async count(protocol: RequestProtocol, group: string): Promise<number> {
+    const began = performance.now();
+    let result: RequestResult = 'ok';
+    try {
+      return await this.kv.count(group, { deadline: this.deadline(group) });
+    } catch (e) {
+      result = this.failed(e);
+      throw e;
+    } finally {
+      this.observe(protocol, 'other', group, result, began);
+    }
+  }
+
+  /** Count a request a protocol answered itself (PING, INFO, a bad command), or that failed before reaching the door's methods. */
+  observe(protocol: RequestProtocol, op: RequestOp, group: string, result: RequestResult, began: number): void {
+    // a group name comes from the client: only configured groups become label values
+    const label = this.live.group(group) !== undefined ? group : '_unknown';
+    this.metrics.request(protocol, op, label, result, (performance.now() - began) / 1000);
+    if (op !== 'get' || label === '_unknown') return;
+    if (result === 'hit') this.metrics.cacheHit(label);
+    else if (result === 'miss') this.metrics.cacheMiss(label);
+    else if (result === 'load') {
+      this.metrics.cacheMiss(label);
+      this.metrics.cacheLoad(label, 'ok');
+    }
+  }
+
+  private failed(e: unknown): RequestResult {
+    return e instanceof JincacheError ? resultOf(e) : 'error';
+  }
+}
+
+function opOf(w: WriteOp): RequestOp {
+  return w.op === 'set' ? 'put' : w.op === 'del' ? 'delete' : 'expire';
+}

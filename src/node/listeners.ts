@@ -1,0 +1,60 @@
+/**
+ * A node's HTTP listeners. `server.port` carries node-to-node messages (everything under
+ * /_jincache/, served by the PeerServer) and, unless `server.api_port` is set, the client API;
+ * `api_port` gives the client API and the dashboard a listener of their own, so the peer port can
+ * be firewalled.
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { HttpApi } from '../front/http/api.ts';
+import type { PeerServer } from '../peer/server.ts';
+
+export interface ListenerOptions {
+  host: string;
+  port: number;
+  /** Serve node-to-node messages (/_jincache/...). */
+  peer?: PeerServer;
+  /** Serve the client API. */
+  api?: HttpApi;
+}
+
+export class HttpListener {
+  private readonly server: http.Server;
+  private readonly opts: ListenerOptions;
+
+  constructor(opts: ListenerOptions) {
+    this.opts = opts;
+    const { peer, api } = opts;
+    this.server = http.createServer({ keepAliveTimeout: 65_000, requestTimeout: 60_000 }, (req, res) => {
+      if (peer !== undefined && peer.owns(req.url ?? '')) return peer.serve(req, res);
+      if (api !== undefined) return api.serve(req, res);
+      req.resume();
+      const body = JSON.stringify({ error: 'not_found', message: `no route for ${req.method} ${req.url}` });
+      res.writeHead(404, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+      res.end(body);
+    });
+    // a burst of keep-alive clients must not be cut by the default 5 s header timeout behaviour
+    this.server.headersTimeout = 66_000;
+  }
+
+  start(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(this.opts.port, this.opts.host, () => {
+        this.server.off('error', reject);
+        resolve();
+      });
+    });
+  }
+
+  stop(): Promise<void> {
+    return new Promise((resolve) => {
+      this.server.close(() => resolve());
+      this.server.closeAllConnections();
+    });
+  }
+
+  port(): number {
+    return (this.server.address() as AddressInfo).port;
+  }
+}

@@ -1,0 +1,349 @@
+/**
+ * Every node-to-node message, declared once: its name (the path under /_jincache/), what the
+ * request and the response carry, and how each is laid out (protocol.ts has the envelope, wire.ts
+ * the field encodings). Which component sends and serves each one is noted beside it; that
+ * component keeps both halves of its messages side by side.
+ *
+ * Keys and values travel as bytes; limits checked on decode are the decoder's defaults below
+ * (MAX_*), and the receiving component checks its configured limits on top.
+ */
+import type { Expiry, WriteOp, WriteResult } from '../cache/ops.ts';
+import { CodecError, type WireRecord } from './codec.ts';
+import { binaryMessage, jsonMessage } from './protocol.ts';
+import type { BodyReader, BodyWriter } from './wire.ts';
+
+/** Largest value a message may carry (SPEC §2: at most 512 MiB). */
+export const MAX_VALUE_BYTES = 512 * 1024 * 1024;
+/** Largest key (SPEC §2: 64 KiB over RESP). */
+export const MAX_KEY_BYTES = 64 * 1024;
+/** Most records in one batch (replication, hints, catch-up pages, migration batches). */
+export const MAX_BATCH_RECORDS = 1_000_000;
+const MAX_NAME = 1024;
+const RECORD_LIMITS = { maxRecords: MAX_BATCH_RECORDS, maxValueBytes: MAX_VALUE_BYTES };
+
+const none = {
+  write: (): void => {},
+  read: (): void => undefined,
+};
+
+const key = {
+  write: (w: BodyWriter, v: { group: string; key: string }): void => {
+    w.str(v.group).str(v.key);
+  },
+  read: (r: BodyReader): { group: string; key: string } => ({ group: r.str(MAX_NAME), key: r.str(MAX_KEY_BYTES) }),
+};
+
+const records = {
+  write: (w: BodyWriter, rs: readonly WireRecord[]): void => {
+    w.records(rs);
+  },
+  read: (r: BodyReader): WireRecord[] => r.records(RECORD_LIMITS),
+};
+
+// ---- reads (router.ts) ----------------------------------------------------------------------
+
+export type ReadAnswer =
+  | { found: false }
+  | { found: true; value: Buffer; expiresAt: number; source: 'hit' | 'load' };
+
+/**
+ * A client read routed to a holder. The receiver serves it from its copy (or its loader), unless
+ * its newer table no longer lists it as a holder: then it routes the read again itself.
+ */
+export const Read = binaryMessage<{ group: string; key: string }, ReadAnswer>({
+  name: 'read',
+  request: key,
+  response: {
+    write(w, a) {
+      w.bool(a.found);
+      if (a.found) w.bytes(a.value).f64(a.expiresAt).u8(a.source === 'load' ? 1 : 0);
+    },
+    read(r) {
+      if (!r.bool()) return { found: false };
+      return { found: true, value: r.bytes(MAX_VALUE_BYTES), expiresAt: r.f64(), source: r.u8() === 1 ? 'load' : 'hit' };
+    },
+  },
+});
+
+export type RecordAnswer =
+  | { kind: 'none' }
+  /** The sender routed by an older table, and this node no longer holds the key: its copy may lack writes. */
+  | { kind: 'misdirected' }
+  | { kind: 'record'; record: WireRecord };
+
+/** This node's own copy of a key with its version, tombstones included: no loading, no routing. */
+export const Record = binaryMessage<{ group: string; key: string }, RecordAnswer>({
+  name: 'record',
+  request: key,
+  response: {
+    write(w, a) {
+      w.u8(a.kind === 'none' ? 0 : a.kind === 'misdirected' ? 1 : 2);
+      if (a.kind === 'record') w.records([a.record]);
+    },
+    read(r) {
+      const kind = r.u8();
+      if (kind === 0) return { kind: 'none' };
+      if (kind === 1) return { kind: 'misdirected' };
+      if (kind !== 2) throw new CodecError(`bad record answer kind ${kind}`);
+      const [record] = r.records({ maxRecords: 1, maxValueBytes: MAX_VALUE_BYTES });
+      if (record === undefined) throw new CodecError('record answer without a record');
+      return { kind: 'record', record };
+    },
+  },
+});
+
+/** Live entries of a group in the partitions the receiver owns (DBSIZE, INFO keyspace). */
+export const Count = binaryMessage<{ group: string }, { count: number }>({
+  name: 'count',
+  request: { write: (w, v) => void w.str(v.group), read: (r) => ({ group: r.str(MAX_NAME) }) },
+  response: { write: (w, v) => void w.f64(v.count), read: (r) => ({ count: r.f64() }) },
+});
+
+// ---- writes (router.ts) ---------------------------------------------------------------------
+
+function writeExpiry(w: BodyWriter, e: Expiry): void {
+  switch (e.kind) {
+    case 'none':
+      w.u8(0);
+      return;
+    case 'in':
+      w.u8(1).f64(e.ms);
+      return;
+    case 'at':
+      w.u8(2).f64(e.ms);
+      return;
+    case 'keep':
+      w.u8(3);
+      return;
+  }
+}
+
+function readExpiry(r: BodyReader): Expiry {
+  const kind = r.u8();
+  switch (kind) {
+    case 0:
+      return { kind: 'none' };
+    case 1:
+      return { kind: 'in', ms: r.f64() };
+    case 2:
+      return { kind: 'at', ms: r.f64() };
+    case 3:
+      return { kind: 'keep' };
+    default:
+      throw new CodecError(`bad expiry kind ${kind}`);
+  }
+}
+
+const CONDS = [undefined, 'nx', 'xx'] as const;
+
+export function writeOp(w: BodyWriter, op: WriteOp): void {
+  switch (op.op) {
+    case 'set':
+      w.u8(1).bytes(op.value);
+      writeExpiry(w, op.expiry);
+      w.u8(CONDS.indexOf(op.cond));
+      return;
+    case 'del':
+      w.u8(2);
+      return;
+    case 'expire':
+      w.u8(3);
+      writeExpiry(w, op.expiry);
+      return;
+  }
+}
+
+export function readOp(r: BodyReader): WriteOp {
+  const code = r.u8();
+  switch (code) {
+    case 1: {
+      const value = r.bytes(MAX_VALUE_BYTES);
+      const expiry = readExpiry(r);
+      const c = r.u8();
+      if (c >= CONDS.length) throw new CodecError(`bad set condition ${c}`);
+      const cond = CONDS[c];
+      return cond === undefined ? { op: 'set', value, expiry } : { op: 'set', value, expiry, cond };
+    }
+    case 2:
+      return { op: 'del' };
+    case 3:
+      return { op: 'expire', expiry: readExpiry(r) };
+    default:
+      throw new CodecError(`unknown write op ${code}`);
+  }
+}
+
+export interface WriteRequest {
+  group: string;
+  key: string;
+  op: WriteOp;
+}
+
+/**
+ * A write for the receiver to coordinate: decide it against its copy, give it a version, apply
+ * and replicate it. The request's deadline is the write's fence: it is never applied after it.
+ */
+export const Write = binaryMessage<WriteRequest, WriteResult>({
+  name: 'write',
+  request: {
+    write(w, v) {
+      key.write(w, v);
+      writeOp(w, v.op);
+    },
+    read(r) {
+      const k = key.read(r);
+      return { ...k, op: readOp(r) };
+    },
+  },
+  response: {
+    write: (w, v) => void w.bool(v.applied).bool(v.existed),
+    read: (r) => ({ applied: r.bool(), existed: r.bool() }),
+  },
+});
+
+/**
+ * Records a coordinator applied, for the other holders (and, while a partition moves, its new
+ * holders). A receiver with a newer table passes them on to the holders it lists.
+ */
+export const Replicate = binaryMessage<WireRecord[], void>({ name: 'replicate', request: records, response: none });
+
+// ---- health and handoff (health/detector.ts, handoff.ts, catchup.ts) ------------------------
+
+/** The heartbeat; the answer says how many hinted writes the receiver holds for the sender. */
+export const Ping = binaryMessage<void, { id: string; hints: number }>({
+  name: 'ping',
+  request: none,
+  response: {
+    write: (w, v) => void w.str(v.id).u32(v.hints),
+    read: (r) => ({ id: r.str(MAX_NAME), hints: r.u32() }),
+  },
+});
+
+/** Hinted writes replayed to a holder that missed them; `left`: how many the sender still holds. */
+export const Hints = binaryMessage<{ records: WireRecord[]; left: number; dropped: number }, void>({
+  name: 'hints',
+  request: {
+    write: (w, v) => void w.records(v.records).u32(v.left).u32(v.dropped),
+    read: (r) => ({ records: r.records(RECORD_LIMITS), left: r.u32(), dropped: r.u32() }),
+  },
+  response: none,
+});
+
+export interface CatchUpPageRequest {
+  group: string;
+  partition: number;
+  /** Only records with a version above this. */
+  min: number;
+  /** Only keys after this one (the previous page's cursor). */
+  after: string | null;
+  limit: number;
+  bytes: number;
+}
+
+/**
+ * One page of a partition, in key order, values and tombstones with their versions (a returning
+ * holder catching up, the repair tail pass). `next`: the cursor of the next page, null at the end.
+ */
+export const CatchUpPage = binaryMessage<CatchUpPageRequest, { records: WireRecord[]; next: string | null }>({
+  name: 'catchup',
+  request: {
+    write(w, v) {
+      w.str(v.group).u32(v.partition).f64(v.min).bool(v.after !== null);
+      if (v.after !== null) w.str(v.after);
+      w.u32(v.limit).f64(v.bytes);
+    },
+    read(r) {
+      const group = r.str(MAX_NAME);
+      const partition = r.u32();
+      const min = r.f64();
+      const after = r.bool() ? r.str(MAX_KEY_BYTES) : null;
+      return { group, partition, min, after, limit: r.u32(), bytes: r.f64() };
+    },
+  },
+  response: {
+    write(w, v) {
+      w.records(v.records).bool(v.next !== null);
+      if (v.next !== null) w.str(v.next);
+    },
+    read(r) {
+      const rs = r.records(RECORD_LIMITS);
+      return { records: rs, next: r.bool() ? r.str(MAX_KEY_BYTES) : null };
+    },
+  },
+});
+
+// ---- migration (migration/receiver.ts, migration/executor.ts) -------------------------------
+
+/** Answers once the receiver takes migration batches (a node still starting answers 503). */
+export const MigrateReady = binaryMessage<void, void>({ name: 'migrate/ready', request: none, response: none });
+
+/** A batch of a migration's records (codec frame format, built by BatchEncoder), applied last-writer-wins. */
+export const MigrateBatch = binaryMessage<{ migration: string; batch: Buffer }, { received: number; applied: number }>({
+  name: 'migrate/batch',
+  request: {
+    write: (w, v) => void w.str(v.migration).bytes(v.batch),
+    read: (r) => ({ migration: r.str(MAX_NAME), batch: r.view(MAX_BATCH_RECORDS * 64 + MAX_VALUE_BYTES) }),
+  },
+  response: {
+    write: (w, v) => void w.u32(v.received).u32(v.applied),
+    read: (r) => ({ received: r.u32(), applied: r.u32() }),
+  },
+});
+
+/** [count, sum] of a partition's live entries (migration/plan.ts Checksum). */
+export type Sum = [number, number];
+
+const sums = {
+  write: (w: BodyWriter, s: readonly Sum[]): void => void w.list(s, (x, [c, sum]) => void x.f64(c).f64(sum)),
+  read: (r: BodyReader): Sum[] => r.list(1 << 20, (x): Sum => [x.f64(), x.f64()]),
+};
+
+/**
+ * The sender's sums of what it sent for some partitions; the answer: the receiver's sums of
+ * what it holds there (flushed to disk first when persistent).
+ */
+export const MigrateVerify = binaryMessage<{ migration: string; partitions: number[]; sums: Sum[] }, { sums: Sum[] }>({
+  name: 'migrate/verify',
+  request: {
+    write(w, v) {
+      w.str(v.migration).list(v.partitions, (x, p) => void x.u32(p));
+      sums.write(w, v.sums);
+    },
+    read(r) {
+      const migration = r.str(MAX_NAME);
+      const partitions = r.list(1 << 20, (x) => x.u32());
+      return { migration, partitions, sums: sums.read(r) };
+    },
+  },
+  response: { write: (w, v) => sums.write(w, v.sums), read: (r) => ({ sums: sums.read(r) }) },
+});
+
+// ---- hot-key mirrors (mirror.ts) ------------------------------------------------------------
+
+/** Copies of the sender's hot keys, held by the receiver for half a lease. */
+export const MirrorPush = binaryMessage<WireRecord[], void>({ name: 'mirror/push', request: records, response: none });
+
+/** Drop these mirrored keys (their versions fence out pushes still in flight). */
+export const MirrorInvalidate = binaryMessage<WireRecord[], void>({ name: 'mirror/invalidate', request: records, response: none });
+
+// ---- load (rebalancer.ts) -------------------------------------------------------------------
+
+/** The receiver's latest load report (static clusters, where there is no etcd to publish to). */
+export const LoadReportMessage = jsonMessage<void, unknown>({ name: 'load', request: () => undefined, response: (raw) => raw });
+
+/**
+ * Apply a rebalance: a node that is not the leader hands an applying POST /cluster/rebalance to
+ * the leader (only the leader changes the table). The answer is the leader's RebalanceAnswer.
+ */
+export const RebalanceMessage = jsonMessage<{ strategy?: string; dryRun: boolean }, unknown>({
+  name: 'rebalance',
+  request: (raw) => {
+    const r = raw as { strategy?: unknown; dryRun?: unknown } | null;
+    if (r === null || typeof r !== 'object' || (r.strategy !== undefined && typeof r.strategy !== 'string') || typeof r.dryRun !== 'boolean') throw new CodecError('expected {"strategy"?: string, "dryRun": boolean}');
+    return { ...(r.strategy !== undefined ? { strategy: r.strategy as string } : {}), dryRun: r.dryRun };
+  },
+  response: (raw) => raw,
+});
+
+/** Every message, for the server's table and for tests. */
+export const MESSAGES = [Read, Record, Count, Write, Replicate, Ping, Hints, CatchUpPage, MigrateReady, MigrateBatch, MigrateVerify, MirrorPush, MirrorInvalidate, LoadReportMessage, RebalanceMessage] as const;
