@@ -3,8 +3,9 @@
  * acknowledged writes right now? A copy that may is never read alone (router.ts: the newest copy
  * across the holders answers). What each node can know:
  *
- * - itself: its own event loop stalled recently (SIGSTOP, a long GC: peers routed around it and
- *   handed writes to others); it is catching the partition up after starting as a listed holder;
+ * - itself: it does not trust its own copy (trust.ts: after a pause, a lost lease, a table found
+ *   behind, until it has confirmed the table and caught up); it is catching the partition up
+ *   after starting as a listed holder;
  *   a peer is replaying hinted writes to it, or another holder of the partition said (in a
  *   heartbeat answer) that it holds hints for it; a table change made it a holder of the
  *   partition before the repair copied the data there;
@@ -16,8 +17,8 @@ import type { NodeId } from '../core/types.ts';
 /** Where each fact comes from; every source is O(1) on the request path. */
 export interface FreshnessSources {
   readonly self: NodeId;
-  /** This node's event loop was stalled recently (health/detector.ts). */
-  selfStalled(): boolean;
+  /** This node may answer from its own copy (trust.ts). */
+  selfTrusted(): boolean;
   /** The peer just recovered from unusable (health/classifier.ts probation). */
   recovered(id: NodeId): boolean;
   /** The peer is published as catching up (registry status 'joining'). */
@@ -41,7 +42,7 @@ export class Freshness {
 
   mayLackWrites(id: NodeId, partition: number): boolean {
     const s = this.s;
-    if (id === s.self) return s.selfStalled() || s.catchingUp(partition) || s.hintsForSelf(partition) || s.uncopied(partition);
+    if (id === s.self) return !s.selfTrusted() || s.catchingUp(partition) || s.hintsForSelf(partition) || s.uncopied(partition);
     return s.recovered(id) || s.joining(id) || s.hintsFor(id);
   }
 }

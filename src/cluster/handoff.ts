@@ -254,6 +254,8 @@ export class HintedHandoff {
   private readonly incoming = new Map<NodeId, { left: number; at: number }>();
   // hints each peer said (in its last heartbeat answer) it holds for this node
   private readonly heldForMe = new Map<NodeId, { hints: number; at: number }>();
+  // when each peer last answered a heartbeat
+  private readonly answeredAt = new Map<NodeId, number>();
 
   constructor(opts: HintedHandoffOptions) {
     this.opts = opts;
@@ -304,8 +306,22 @@ export class HintedHandoff {
 
   /** A heartbeat answer from `peer`: it holds `hints` hinted writes for this node. */
   noteHeld(peer: NodeId, hints: number): void {
-    if (hints > 0) this.heldForMe.set(peer, { hints, at: Date.now() });
+    const now = Date.now();
+    this.answeredAt.set(peer, now);
+    if (hints > 0) this.heldForMe.set(peer, { hints, at: now });
     else this.heldForMe.delete(peer);
+  }
+
+  /**
+   * Every usable peer answered a heartbeat after `t`, and none said it holds hints for this node:
+   * no write acknowledged without this node is waiting to reach it (trust.ts).
+   */
+  settledSince(t: number): boolean {
+    for (const m of this.opts.members.list()) {
+      if (m.id === this.opts.self || !this.opts.usable(m.id)) continue;
+      if ((this.answeredAt.get(m.id) ?? 0) <= t || this.heldForMe.has(m.id)) return false;
+    }
+    return !this.hintsIncoming();
   }
 
   /** GET /cluster: hints held per peer, and what this node knows of hints meant for it. */

@@ -34,6 +34,8 @@ export interface MirrorOptions {
   client: PeerCaller;
   /** Serves MirrorPush and MirrorInvalidate. */
   server: PeerServer;
+  /** May this node answer from (and push) its own copies now (trust.ts)? */
+  selfTrusted(): boolean;
   /** The owner's current hot keys (from the load monitor), largest first. */
   hotKeys: () => readonly { group: string; key: string; qps: number }[] | undefined;
   /** How often hot keys are (re)pushed. Default 500 ms. */
@@ -67,15 +69,18 @@ export class Mirror implements Mirrors {
 
   constructor(opts: MirrorOptions) {
     this.opts = { intervalMs: 500, leaseMs: 2000, minQps: 20, maxKeys: 32, ...opts };
-    opts.server.handle(MirrorPush, (records) => {
+    opts.server.handle(MirrorPush, (records, meta) => {
       const now = Date.now();
-      const lease = Number(this.opts.leaseMs) / 2;
+      // the copy lives half a lease from when the owner pushed it (the push's deadline), not from
+      // when it was read here: a push that waited in the socket of a paused node is old news
+      if (now >= meta.deadline) return;
+      const until = Math.min(now + this.opts.leaseMs / 2, meta.deadline);
       for (const r of records.slice(0, this.opts.maxKeys * 4)) {
         if (r.value === null) continue;
         const k = sep(r.group, r.key);
         const fence = this.fence.get(k);
         if (fence !== undefined && fence.until > now && r.version <= fence.version) continue;
-        if (this.opts.groups.get(r.group)?.hot.set(r.key, r.value, r.expiresAt, now + lease)) this.held.add(k);
+        if (this.opts.groups.get(r.group)?.hot.set(r.key, r.value, r.expiresAt, until)) this.held.add(k);
       }
     });
     opts.server.handle(MirrorInvalidate, (records) => {
@@ -121,7 +126,8 @@ export class Mirror implements Mirrors {
 
   /** Holder side: a live mirrored copy, or undefined. */
   private read(group: string, key: string): GetResult | undefined {
-    if (this.held.size === 0) return undefined;
+    // copies held here are as suspect as the node's own after a pause
+    if (this.held.size === 0 || !this.opts.selfTrusted()) return undefined;
     const h = this.opts.groups.get(group)?.hot.entry(key);
     if (h === undefined) {
       this.held.delete(sep(group, key));
@@ -157,6 +163,8 @@ export class Mirror implements Mirrors {
   /** Owner side: push this node's hot keys (the ones it owns) to every other member. */
   private async push(): Promise<void> {
     const { self, members, local } = this.opts;
+    // an owner that does not trust its own copy (after a pause) pushes nothing from it
+    if (!this.opts.selfTrusted()) return;
     const hot = this.opts.hotKeys() ?? [];
     const table = this.opts.table();
     // a node the failure detector distrusts gets no mirror, so a write never waits out its lease
@@ -178,7 +186,7 @@ export class Mirror implements Mirrors {
     await Promise.allSettled(
       others.map(async (id) => {
         const m = members.member(id);
-        if (m !== undefined) await this.opts.client.call(MirrorPush, m.address, records, { from: self, deadline: pushedAt + 1000 });
+        if (m !== undefined) await this.opts.client.call(MirrorPush, m.address, records, { from: self, deadline: pushedAt + this.opts.leaseMs / 2 });
       }),
     );
   }

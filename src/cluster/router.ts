@@ -108,6 +108,13 @@ export interface RouterOptions {
   mirrors?: Mirrors;
   /** Called with writes a backup did not confirm (they are hinted too). Default: none. */
   onReplicationFailure?: (peer: NodeId, records: number, error: JincacheError) => void;
+  /**
+   * May this node answer from its own copy now (trust.ts: not after a pause, a lost lease or a
+   * table found behind, until it has confirmed the table and caught up)? Default: always.
+   */
+  selfTrusted?: () => boolean;
+  /** Stop trusting this node's own copy (a peer routed by a table this node has not received). Default: nothing. */
+  distrust?: (reason: string) => void;
 }
 
 /** What a newest-copy read found (see Router.newestRead). */
@@ -133,6 +140,8 @@ export class Router implements KvService {
   private readonly moves: Moves;
   private readonly mirrors: Mirrors;
   private readonly onReplicationFailure: RouterOptions['onReplicationFailure'];
+  private readonly selfTrusted: () => boolean;
+  private readonly distrust: (reason: string) => void;
   /** Peer requests this node answered for a sender whose table was older (re-routed reads, forwarded replicas, refused record reads). */
   staleRoutes = 0;
 
@@ -152,6 +161,8 @@ export class Router implements KvService {
     this.moves = opts.moves ?? NO_MOVES;
     this.mirrors = opts.mirrors ?? NO_MIRRORS;
     this.onReplicationFailure = opts.onReplicationFailure;
+    this.selfTrusted = opts.selfTrusted ?? (() => true);
+    this.distrust = opts.distrust ?? (() => {});
     const server = opts.server;
     server.handle(Read, (req, meta) => this.serveRead(req.group, req.key, meta));
     server.handle(Record, (req, meta) => this.serveRecord(req.group, req.key, meta));
@@ -213,7 +224,9 @@ export class Router implements KvService {
       // time: seen right after a cluster starts, when every peer is on probation.)
       if (newest.kind === 'none') fresh = () => false;
     }
-    const order = readOrder(holders, { usable: this.usable, onProbation: fresh });
+    // a node that does not trust its own copy (after a pause) asks the other holders only
+    const order = readOrder(this.selfTrusted() ? holders : holders.filter((id) => id !== this.self), { usable: this.usable, onProbation: fresh });
+    if (order.length === 0) throw new JincacheError('NOT_SERVING', `this node is recovering after a pause and is the only holder of "${key}"; retry shortly`);
     if (order[0] === this.self) return this.getAsHolder(group, key, deadline, checked);
     try {
       return await withRetry(
@@ -245,6 +258,7 @@ export class Router implements KvService {
    */
   private async getAsHolder(group: string, key: string, deadline: number, checked: boolean): Promise<GetResult | null> {
     const partition = this.partitionOf(key);
+    if (!this.selfTrusted()) return this.fromOthers(group, key, partition, deadline);
     if (!checked && this.freshness.mayLackWrites(this.self, partition)) {
       const holders = holdersOf(this.tables.table(), partition);
       const newest = await this.newestRead(group, key, holders.includes(this.self) ? holders : [this.self, ...holders], deadline, true);
@@ -293,6 +307,19 @@ export class Router implements KvService {
         },
       );
     });
+  }
+
+  /**
+   * A read this node would serve from its own copy while it does not trust it (trust.ts): the
+   * newest copy among the other holders answers, or the origin when none has the key. When none
+   * of them can be asked, the read fails (NOT_SERVING, retryable): never an old value.
+   */
+  private async fromOthers(group: string, key: string, partition: number, deadline: number): Promise<GetResult | null> {
+    const others = holdersOf(this.tables.table(), partition).filter((id) => id !== this.self && this.usable(id));
+    const newest = others.length === 0 ? ({ kind: 'failed' } as const) : await this.newestRead(group, key, others, deadline);
+    if (newest.kind === 'answer') return newest.value;
+    if (newest.kind === 'none') return this.load(group, key, deadline);
+    throw new JincacheError('NOT_SERVING', `this node is recovering after a pause and no other holder of "${key}" answered; retry shortly`);
   }
 
   /**
@@ -353,6 +380,7 @@ export class Router implements KvService {
 
   /** Record: this node's own copy, or misdirected when the sender's older table sent it to a node that no longer holds the key. */
   private serveRecord(group: string, key: string, meta: MessageMeta): RecordAnswer {
+    if (!this.selfTrusted()) throw new JincacheError('NOT_SERVING', 'this node is recovering after a pause: its copy may lack writes');
     if (meta.table !== undefined && meta.table < this.tables.table().version && !this.holders(key).includes(this.self)) {
       this.staleRoutes++;
       return { kind: 'misdirected' };
@@ -385,7 +413,7 @@ export class Router implements KvService {
   writeLocal(group: string, key: string, op: WriteOp): WriteResult | undefined {
     const table = this.tables.table();
     // a key with more than one holder never qualifies: decided before hashing the key
-    if (Math.min(table.replicationFactor, table.members.length) !== 1) return undefined;
+    if (Math.min(table.replicationFactor, table.members.length) !== 1 || !this.selfTrusted()) return undefined;
     const partition = this.partitionOf(key);
     const holders = holdersOf(table, partition);
     if (holders.length !== 1 || holders[0] !== this.self) return undefined;
@@ -402,7 +430,9 @@ export class Router implements KvService {
   async write(group: string, key: string, op: WriteOp, opts: RequestOptions = {}): Promise<WriteResult> {
     this.local.group(group);
     const deadline = this.deadline(group, opts);
-    const order = writeOrder(this.holders(key), { usable: this.usable, behind: this.joining });
+    // a holder catching up, or this node while it does not trust its copy, coordinates only when no other holder can
+    const behind = (id: NodeId): boolean => this.joining(id) || (id === this.self && !this.selfTrusted());
+    const order = writeOrder(this.holders(key), { usable: this.usable, behind });
     if (order[0] === this.self) return this.coordinate(group, key, op, deadline);
     const idempotent = (op.op === 'set' && op.cond === undefined) || op.op === 'del';
     return withRetry(
@@ -423,6 +453,10 @@ export class Router implements KvService {
   private async coordinate(group: string, key: string, op: WriteOp, fence: number): Promise<WriteResult> {
     // one synchronous block from the fence check to the apply: nothing can run in between
     if (this.clock.now() >= fence) throw new JincacheError('TIMEOUT', `write of "${key}" arrived after its deadline; not applied`);
+    // a write decided on a copy that may lack writes (a condition, an expiry) waits for the recovery
+    if (!(op.op === 'set' && op.cond === undefined) && op.op !== 'del' && !this.selfTrusted()) {
+      throw new JincacheError('NOT_SERVING', `this node is recovering after a pause; the write of "${key}" was not applied`);
+    }
     const out = this.local.write(group, key, op);
     if (out.record === undefined) return out.result;
     // keep a quarter of the time left for the answer to travel back: a backup that has not
@@ -436,6 +470,8 @@ export class Router implements KvService {
   private async serveWrite(group: string, key: string, op: WriteOp, meta: MessageMeta): Promise<WriteResult> {
     this.local.group(group);
     if (meta.table !== undefined) await this.awaitTable(meta.table, meta.deadline);
+    // the sender may take it elsewhere: a refusal here applied nothing
+    if (!this.selfTrusted()) throw new JincacheError('NOT_SERVING', `this node is recovering after a pause; the write of "${key}" was not applied`);
     return this.coordinate(group, key, op, meta.deadline);
   }
 
@@ -503,10 +539,12 @@ export class Router implements KvService {
     await Promise.all([...byTarget].map(([id, recs]) => (this.usable(id) ? this.replicateTo(id, recs, meta.deadline) : this.hint(id, recs))));
   }
 
+  /** Wait (briefly) for the newer table a sender routed by; still behind after that: this node's table lags, it stops trusting its copy. */
   private async awaitTable(version: number, deadline: number): Promise<void> {
     if (version <= this.tables.table().version) return;
     const wait = Math.min(TABLE_WAIT_MS, deadline - this.clock.now() - 1);
-    if (wait > 0) await this.tables.reached(version, wait);
+    if (wait > 0 && (await this.tables.reached(version, wait))) return;
+    this.distrust(`a peer routed by table v${version}; this node has v${this.tables.table().version}`);
   }
 
   // ---- counts -------------------------------------------------------------------------------

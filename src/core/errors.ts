@@ -14,6 +14,8 @@ export type JincacheErrorCode =
   | 'TIMEOUT'
   | 'PEER_UNAVAILABLE'
   | 'NO_OWNER'
+  /** The node refused without acting (it is recovering after a pause): safe to send elsewhere. */
+  | 'NOT_SERVING'
   | 'LOADER_FAILED'
   | 'NOT_IMPLEMENTED'
   | 'INTERNAL';
@@ -29,6 +31,7 @@ const STATUS: Record<JincacheErrorCode, number> = {
   TIMEOUT: 504,
   PEER_UNAVAILABLE: 503,
   NO_OWNER: 503,
+  NOT_SERVING: 503,
   LOADER_FAILED: 502,
   NOT_IMPLEMENTED: 501,
   INTERNAL: 500,
@@ -45,7 +48,7 @@ export class JincacheError extends Error {
     this.name = 'JincacheError';
     this.code = code;
     this.status = STATUS[code];
-    this.retryable = opts.retryable ?? (code === 'TIMEOUT' || code === 'PEER_UNAVAILABLE' || code === 'NO_OWNER');
+    this.retryable = opts.retryable ?? (code === 'TIMEOUT' || code === 'PEER_UNAVAILABLE' || code === 'NO_OWNER' || code === 'NOT_SERVING');
   }
 
   /** The SPEC §3 error body. */

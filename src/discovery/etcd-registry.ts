@@ -69,6 +69,7 @@ export class EtcdRegistry implements Registry {
   readonly #startTimeoutMs: number;
   readonly #rejoinCapMs: number;
   readonly #listeners = new Set<MembershipListener>();
+  readonly #lostListeners = new Set<() => void>();
   readonly #mirror: EtcdMirror;
   #self: NodeInfo | null = null;
   #lease: LeaseState = { kind: 'idle' };
@@ -234,7 +235,24 @@ export class EtcdRegistry implements Registry {
     const state = this.#lease;
     if (state.kind !== 'registered' || state.lease !== lease) return; // an old or failed lease
     this.#logger.warn({ leaseId: state.id, err: err.message }, 'etcd lease lost; rejoining');
+    this.#lost();
     void this.#rejoin();
+  }
+
+  /** Subscribe to the loss of this node's lease (it was, for a while, not a member in etcd). */
+  onLeaseLost(listener: () => void): Disposer {
+    this.#lostListeners.add(listener);
+    return () => void this.#lostListeners.delete(listener);
+  }
+
+  #lost(): void {
+    for (const l of this.#lostListeners) {
+      try {
+        l();
+      } catch {
+        // a listener's failure must not stop the rejoin
+      }
+    }
   }
 
   /** A write told us the lease is gone (or etcd is unreachable, which the keepalive handles). */
@@ -242,6 +260,7 @@ export class EtcdRegistry implements Registry {
     if (err instanceof EtcdLeaseInvalidError || (err instanceof Error && err.cause instanceof EtcdLeaseInvalidError)) {
       if (this.#lease === state) {
         this.#logger.warn({ leaseId: state.id }, 'etcd lease unknown to etcd; rejoining');
+        this.#lost();
         state.lease.release();
         void this.#rejoin();
       }

@@ -22,6 +22,8 @@ export interface Registry {
   members(): readonly NodeInfo[];
   /** Subscribe to membership changes. */
   onChange(listener: MembershipListener): Disposer;
+  /** Called when this node's registration was lost (its lease expired) and it re-registers. Default: never (static). */
+  onLeaseLost?(listener: () => void): Disposer;
 }
 
 /**

@@ -56,6 +56,7 @@ const ERRORS: Record<JincacheErrorCode, ErrorForm> = {
   TIMEOUT: { result: 'timeout', redis: 'TRYAGAIN' },
   PEER_UNAVAILABLE: { result: 'unavailable', redis: 'TRYAGAIN' },
   NO_OWNER: { result: 'unavailable', redis: 'CLUSTERDOWN' },
+  NOT_SERVING: { result: 'unavailable', redis: 'TRYAGAIN' },
   LOADER_FAILED: { result: 'error', redis: 'ERR' },
   NOT_IMPLEMENTED: { result: 'error', redis: 'ERR' },
   INTERNAL: { result: 'error', redis: 'ERR' },

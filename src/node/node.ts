@@ -44,6 +44,7 @@ import { Mirror } from '../cluster/mirror.ts';
 import { Peers } from '../cluster/peers.ts';
 import { Rebalancer } from '../cluster/rebalancer.ts';
 import { Router } from '../cluster/router.ts';
+import { SelfTrust } from '../cluster/trust.ts';
 import { TableManager } from '../cluster/table-manager.ts';
 import { LoadService } from '../load/service.ts';
 import type { LoadReport } from '../load/monitor.ts';
@@ -87,11 +88,13 @@ export class JincacheNode {
   private readonly etcd: EtcdCoordination | undefined;
   private readonly election: Election | undefined;
   private readonly membership: Membership;
+  private readonly membershipRegistry: Registry;
   private readonly tables: TableManager;
   private readonly client: PeerClient;
   private readonly detector: FailureDetector;
   private readonly catchup: CatchUp;
   private readonly handoff: HintedHandoff;
+  private readonly trust: SelfTrust;
   private readonly migrations: Migrations | undefined;
   private readonly load: LoadService | undefined;
   private readonly rebalancer: Rebalancer | undefined;
@@ -166,6 +169,7 @@ export class JincacheNode {
     const tableStore = opts.tableStore ?? etcd?.tableStore;
     this.election = opts.election ?? etcd?.election;
     const registry = opts.registry ?? etcd?.registry ?? new StaticRegistry(staticPeers);
+    this.membershipRegistry = registry;
     const membership = new Membership({ self: id, registry, events });
     this.membership = membership;
     const tables = new TableManager({ registry, placement, store: tableStore, election: this.election, logger });
@@ -176,6 +180,7 @@ export class JincacheNode {
     this.client = client;
     const server = new PeerServer({ ...(cfg.cluster.secret !== undefined ? { secret: cfg.cluster.secret } : {}), defaultTimeoutMs: cfg.fault_tolerance.request_timeout });
     const heartbeat = cfg.fault_tolerance.heartbeat_interval;
+    const pingTimeoutMs = Math.max(100, Math.min(heartbeat, cfg.fault_tolerance.request_timeout, 1000));
     let handoff: HintedHandoff | undefined;
     const detector = new FailureDetector({
       self: id,
@@ -184,7 +189,7 @@ export class JincacheNode {
       members: membership,
       server,
       heartbeatIntervalMs: heartbeat,
-      pingTimeoutMs: Math.max(100, Math.min(heartbeat, cfg.fault_tolerance.request_timeout, 1000)),
+      pingTimeoutMs,
       slowThresholdMs: cfg.fault_tolerance.slow_threshold,
       // a paused or partitioned peer is probed again every 0.5-2 s, never blacklisted for long
       breaker: { threshold: cfg.fault_tolerance.circuit_threshold, halfOpenAfterMs: Math.min(2000, Math.max(500, 2 * heartbeat)) },
@@ -267,9 +272,24 @@ export class JincacheNode {
     // ---- routing ----
     const moves = this.migrations?.moves;
     const joining = (peer: NodeId): boolean => membership.member(peer)?.status === 'joining';
+    // after a pause, a lost lease or a table found behind, this node answers from its own copy
+    // again only once it has confirmed the table and its peers' hints (trust.ts)
+    const trust = new SelfTrust({
+      self: id,
+      clock,
+      // shorter than what other nodes need to route around this one: a heartbeat's timeout, and a
+      // replication's deadline (3/4 of half a request's budget) after which a write becomes a hint
+      stallMs: Math.max(100, Math.min(pingTimeoutMs, (cfg.fault_tolerance.request_timeout * 3) / 8)),
+      ...(tableStore !== undefined ? { confirmTable: async () => (await tableStore.load())?.version ?? 0 } : {}),
+      tables,
+      settledSince: (t) => handoff.settledSince(t),
+      logger,
+      events,
+    });
+    this.trust = trust;
     const freshness = new Freshness({
       self: id,
-      selfStalled: () => detector.selfOnProbation(),
+      selfTrusted: () => trust.trusted(),
       recovered: (peer) => detector.classifier.onProbation(peer),
       joining,
       catchingUp: (p) => this.catchup.behind(p),
@@ -303,7 +323,7 @@ export class JincacheNode {
       : undefined;
     this.load = load;
     if (load !== undefined) local.onServe = (op, group, key, bytesIn, bytesOut) => load.record(op, group, key, partitionOf(key), bytesIn, bytesOut);
-    this.mirror = new Mirror({ self: id, members: membership, table: () => tables.table(), partitionOf, usable, local, groups: this.groups, client, server, hotKeys: () => load?.report()?.hotKeys });
+    this.mirror = new Mirror({ self: id, members: membership, table: () => tables.table(), partitionOf, usable, local, groups: this.groups, client, server, selfTrusted: () => trust.trusted(), hotKeys: () => load?.report()?.hotKeys });
     const router = new Router({
       self: id,
       tables,
@@ -324,6 +344,8 @@ export class JincacheNode {
       server,
       ...(moves !== undefined ? { moves } : {}),
       mirrors: this.mirror,
+      selfTrusted: () => trust.trusted(),
+      distrust: (reason) => trust.distrust(reason),
       onReplicationFailure: (peer, records, err) => logger.debug({ peer, records, err: err.message }, 'backup did not confirm a write'),
     });
     this.router = router;
@@ -428,6 +450,9 @@ export class JincacheNode {
       this.logger.warn({ health: Object.fromEntries(this.detector.classifier.report().map((r) => [r.id, r.health])) }, 'starting while some peers do not answer');
     }
     this.handoff.start();
+    this.trust.start();
+    const offLost = this.membershipRegistry.onLeaseLost?.(() => this.trust.distrust('the etcd lease was lost'));
+    if (offLost !== undefined) this.disposers.push(offLost);
     await this.migrations?.start();
     this.load?.start();
     this.rebalancer?.start();
@@ -468,6 +493,7 @@ export class JincacheNode {
     this.load?.stop();
     await this.migrations?.stop().catch(warn('stopping migrations failed'));
     this.handoff.stop();
+    this.trust.stop();
     this.detector.stop();
     for (const d of this.disposers) d();
     this.disposers = [];
@@ -555,6 +581,7 @@ export class JincacheNode {
       breakerOpens: { ...this.breakerOpens },
       hints: hints.hints,
       catchup: { pending: this.catchup.pending(), hintsIncoming: hints.hintsIncoming, hintsHeldForMe: hints.hintsHeldForMe, last: this.lastCatchUp ?? null },
+      trust: { ...this.trust.current(), recoveries: this.trust.recoveries },
       mirrors: this.mirror.info().mirrors,
     };
   }

@@ -48,7 +48,7 @@ export interface BreakerOptions {
 
 /** Failures that say something about the peer (not about the request): they feed the breaker. */
 export function isPeerFailure(e: unknown): boolean {
-  return isJincacheError(e) && (e.code === 'PEER_UNAVAILABLE' || e.code === 'TIMEOUT');
+  return isJincacheError(e) && (e.code === 'PEER_UNAVAILABLE' || e.code === 'TIMEOUT' || e.code === 'NOT_SERVING');
 }
 
 export function isBreakerOpen(e: unknown): e is BrokenCircuitError {

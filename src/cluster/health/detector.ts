@@ -59,8 +59,6 @@ export class FailureDetector {
   // the timer ticks this often; usable peers are pinged every interval, the others every tick
   private readonly tickMs: number;
   private readonly probationMs: number;
-  private lastTick = 0;
-  private selfProbationUntil = 0;
   private offMembers: (() => void) | undefined;
 
   constructor(opts: DetectorOptions) {
@@ -157,23 +155,9 @@ export class FailureDetector {
     }
   }
 
-  /**
-   * True for a while after this node's own event loop stalled (SIGSTOP, a long GC, a VM pause):
-   * peers have routed around it meanwhile and handed writes to other holders, so its own copies
-   * may be stale until the hints arrive; reads then ask every holder for the newest copy.
-   */
-  selfOnProbation(): boolean {
-    return this.opts.clock.now() < this.selfProbationUntil;
-  }
-
   /** One tick: ping every member that is due and has no ping in flight. */
   heartbeat(): void {
     const now = this.opts.clock.now();
-    if (this.lastTick > 0 && now - this.lastTick > Math.max(4 * this.tickMs, this.pingTimeoutMs * 2)) {
-      this.selfProbationUntil = now + this.probationMs;
-      this.opts.logger?.warn({ stalledMs: now - this.lastTick }, 'this node was stalled; reading newest copies from every holder for a while');
-    }
-    this.lastTick = now;
     for (const id of this.members) {
       if (this.classifier.needsPing(id, this.lastPing.get(id) ?? 0, this.intervalMs)) this.ping(id, now);
     }

@@ -21,5 +21,5 @@ export function failureKind(e: unknown): FailureKind {
 
 /** The request surely never reached the peer's application: safe to send elsewhere even when not idempotent. */
 export function notDelivered(e: unknown): boolean {
-  return failureKind(e) === 'refused' || (isJincacheError(e) && e.cause instanceof Error && e.cause.name === 'BrokenCircuitError');
+  return failureKind(e) === 'refused' || (isJincacheError(e) && e.code === 'NOT_SERVING') || (isJincacheError(e) && e.cause instanceof Error && e.cause.name === 'BrokenCircuitError');
 }

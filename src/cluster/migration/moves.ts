@@ -6,10 +6,11 @@
  * - previous holders: after a commit (and during a repair) a miss at a new holder asks the
  *   holders that had the data, for `previousHoldersMs`;
  * - uncopied: a table change made this node a holder of a partition without copying the data
- *   first (a crashed node's removal: the repair copies it afterwards). Until the repair is done
- *   and request_timeout has passed since the change (writes coordinated under the previous table
- *   are fenced by then), reads served here take the newest copy among the holders (freshness.ts).
- *   Bounded by previousHoldersMs whatever happens to the repair.
+ *   first (a crashed node's removal: the repair copies it afterwards). Until the repair's first
+ *   tail pass has pulled what was coordinated under the previous table (tail.ts: writes that
+ *   landed at the old holders after the repair copied the key), reads served here take the
+ *   newest copy among the holders (freshness.ts). Bounded by previousHoldersMs whatever happens
+ *   to the repair.
  */
 import type { PartitionTable } from '../../core/placement/table.ts';
 import type { NodeId } from '../../core/types.ts';
@@ -24,8 +25,6 @@ export interface MoveStateOptions {
   /** The migration records (the store's current list). */
   records(): readonly Migration[];
   table(): PartitionTable;
-  /** Writes coordinated under a previous table are fenced this long after it (fault_tolerance.request_timeout). */
-  requestTimeoutMs(): number;
   /** How long after a commit the previous holders are still asked on a miss. Default 30 s. */
   previousHoldersMs?: number;
   logger?: { info(o: object, m: string): void };
@@ -93,17 +92,17 @@ export class MoveState implements Moves {
     this.rebuild();
   }
 
+  /** The repair tail pass pulled these partitions (tail.ts): what the previous table's coordinators wrote is here. */
+  tailDone(partitions: readonly number[]): void {
+    for (const p of partitions) this.pending.delete(p);
+  }
+
   private settle(): void {
     if (this.pending.size === 0) return;
     const records = this.opts.records();
-    let repaired = 0;
-    for (const m of records) if (m.kind === 'repair' && m.state === 'done') repaired = Math.max(repaired, m.targetTable.version);
-    const timeout = this.opts.requestTimeoutMs();
-    const now = Date.now();
     for (const [p, u] of this.pending) {
       // the record of a migration that copied first arrived after the table: nothing lacks
       if (preparedFrom(records, u.from)) this.pending.delete(p);
-      else if (u.version <= repaired) u.until = Math.min(u.until, Math.max(now, u.since + timeout));
     }
   }
 

@@ -93,7 +93,7 @@ export class Migrations {
     const { self, store, logger } = opts;
     this.store = store;
     const records = (): readonly Migration[] => store.list();
-    this.moves = new MoveState({ self, records, table: () => opts.tables.table(), requestTimeoutMs: opts.requestTimeoutMs, ...(opts.previousHoldersMs !== undefined ? { previousHoldersMs: opts.previousHoldersMs } : {}), logger });
+    this.moves = new MoveState({ self, records, table: () => opts.tables.table(), ...(opts.previousHoldersMs !== undefined ? { previousHoldersMs: opts.previousHoldersMs } : {}), logger });
     this.receiver = new MigrationReceiver({
       local: opts.local,
       groups: opts.groups,
@@ -140,7 +140,7 @@ export class Migrations {
       parallel: 2,
       logger,
     });
-    this.tail = new RepairTail({ self, catchUp: tailCatchUp, requestTimeoutMs: opts.requestTimeoutMs, ...(opts.tailMarginMs !== undefined ? { marginMs: opts.tailMarginMs } : {}), ...(opts.tailRepeatMs !== undefined ? { repeatMs: opts.tailRepeatMs } : {}), logger, events: opts.events });
+    this.tail = new RepairTail({ self, catchUp: tailCatchUp, requestTimeoutMs: opts.requestTimeoutMs, onPassDone: (ps) => this.moves.tailDone(ps), ...(opts.tailMarginMs !== undefined ? { marginMs: opts.tailMarginMs } : {}), ...(opts.tailRepeatMs !== undefined ? { repeatMs: opts.tailRepeatMs } : {}), logger, events: opts.events });
     this.cleanup = new PartitionCleanup({ self, table: () => opts.tables.table(), records, groups: opts.groups, ...(opts.dropGraceMs !== undefined ? { graceMs: opts.dropGraceMs } : {}), ...(opts.previousHoldersMs !== undefined ? { previousHoldersMs: opts.previousHoldersMs } : {}), logger });
   }
 

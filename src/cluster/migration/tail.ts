@@ -31,6 +31,8 @@ export interface RepairTailOptions {
   marginMs?: number;
   /** The second pass runs this long after the first. Default 10 000 ms. */
   repeatMs?: number;
+  /** A pass pulled these partitions. */
+  onPassDone?(partitions: number[]): void;
   logger?: Logger;
   events?: ClusterEvents;
 }
@@ -43,6 +45,8 @@ export class RepairTail {
   private timers: NodeJS.Timeout[] = [];
   private running: Promise<void> | undefined;
   private stopped = false;
+  // partitions marked for the pass that is running or about to
+  private readonly marked = new Set<number>();
 
   constructor(opts: RepairTailOptions) {
     this.opts = opts;
@@ -83,6 +87,7 @@ export class RepairTail {
           if (this.stopped) return;
           for (const p of mine) this.from.set(p, Math.min(this.from.get(p) ?? from, from));
           this.opts.catchUp.mark(mine);
+          for (const p of mine) this.marked.add(p);
           this.opts.logger?.info({ migration: m.id, partitions: mine.length }, 'repair tail: pulling writes coordinated under the previous table');
           this.running ??= this.run().finally(() => (this.running = undefined));
         }, at);
@@ -97,16 +102,20 @@ export class RepairTail {
     const tail = this.opts.catchUp;
     let records = 0;
     let applied = 0;
-    let failed = 0;
+    const failed = new Set<number>();
     // partitions marked while a run was going are caught by the next round
     while (tail.pending() > 0 && !this.stopped) {
       const r = await tail.run();
       records += r.records;
       applied += r.applied;
-      failed += r.failed.length;
+      for (const p of r.failed) failed.add(p);
     }
     this.from.clear();
-    this.opts.logger?.info({ records, applied, failed }, 'repair tail done');
+    // a partition no holder answered for stays marked uncopied (moves.ts) until its bound
+    const done = [...this.marked].filter((p) => !failed.has(p));
+    this.marked.clear();
+    if (!this.stopped) this.opts.onPassDone?.(done);
+    this.opts.logger?.info({ records, applied, failed: failed.size }, 'repair tail done');
     if (applied > 0) this.opts.events?.emit('migration', { id: null, state: 'tail' }, `repair tail: ${applied} writes made under the previous table caught up`);
   }
 }

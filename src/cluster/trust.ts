@@ -1,0 +1,151 @@
+/**
+ * May this node answer from its own copy? Not after it was paused (SIGSTOP, a long GC, a VM
+ * freeze), its etcd lease was lost, or a peer showed it its table is behind: meanwhile the other
+ * nodes routed around it, coordinated writes it never saw, and may have moved partitions away.
+ *
+ * Detecting a pause: a timer ticks every `tickMs`; a gap between ticks longer than `stallMs` is
+ * a stall. The request path checks the gap too (`trusted()`), because after SIGCONT the event
+ * loop runs the I/O that piled up (the requests queued during the pause) *before* any timer:
+ * those requests must already see the node as untrusted.
+ *
+ * While untrusted the node answers no read from its own copy, for its clients or its peers (the
+ * router re-routes them, or answers with the newest copy of the other holders), and coordinates
+ * no write another holder can take. It recovers by itself, retried with backoff:
+ *  1. confirm the table: read the table version in force from etcd and wait until this node has
+ *     installed it (static clusters: nothing to confirm), so it routes by the holders that took
+ *     over meanwhile;
+ *  2. learn what it missed: a write another holder acknowledged while this node did not confirm
+ *     it became a hint for this node, and every heartbeat answer says how many hints the
+ *     answering node holds for it (handoff.ts). Once every usable peer has answered a heartbeat
+ *     sent after the stall ended, and none holds hints for it, nothing acknowledged is missing
+ *     here; writes that reached it during the stall were applied from its socket backlog before
+ *     those answers came back. (Writes replicated to it that did not arrive are hints by then.)
+ * Only then is it trusted again. A node whose lease expired and was removed holds no partitions
+ * under the confirmed table, and gets data back only through a join migration.
+ */
+import type { PartitionTable } from '../core/placement/table.ts';
+import type { Clock, NodeId } from '../core/types.ts';
+import type { Logger } from '../observe/logger.ts';
+import type { ClusterEvents } from './events.ts';
+
+export type TrustState =
+  | { kind: 'trusted' }
+  /** Recovering: `since` is when the node stopped trusting itself (the last tick before a stall). */
+  | { kind: 'recovering'; reason: string; since: number; attempt: number; at: number };
+
+export interface SelfTrustOptions {
+  self: NodeId;
+  clock: Clock;
+  /** A gap between ticks longer than this is a stall. */
+  stallMs: number;
+  /** Default stallMs / 4. */
+  tickMs?: number;
+  /** The table version in force in the cluster (an etcd read); undefined: nothing to confirm (static). */
+  confirmTable?: () => Promise<number>;
+  tables: { table(): PartitionTable; reached(version: number, timeoutMs: number): Promise<boolean> };
+  /** Whether every usable peer has answered a heartbeat since `t` and none holds hints for this node. */
+  settledSince(t: number): boolean;
+  /** How long one recovery attempt waits for settledSince. Default 5000 ms. */
+  settleTimeoutMs?: number;
+  logger?: Logger;
+  events?: ClusterEvents;
+}
+
+export class SelfTrust {
+  private readonly opts: SelfTrustOptions;
+  private readonly tickMs: number;
+  private state: TrustState = { kind: 'trusted' };
+  private lastTick: number;
+  private timer: NodeJS.Timeout | undefined;
+  private recovering: Promise<void> | undefined;
+  private stopped = false;
+  /** Recoveries completed (GET /cluster). */
+  recoveries = 0;
+
+  constructor(opts: SelfTrustOptions) {
+    if (!(opts.stallMs > 0)) throw new RangeError(`stallMs must be > 0. Got: ${opts.stallMs}`);
+    this.opts = opts;
+    this.tickMs = opts.tickMs ?? Math.max(10, Math.floor(opts.stallMs / 4));
+    this.lastTick = opts.clock.now();
+  }
+
+  start(): void {
+    this.lastTick = this.opts.clock.now();
+    this.timer = setInterval(() => this.tick(), this.tickMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    clearInterval(this.timer);
+  }
+
+  /** The state now (GET /cluster). */
+  current(): TrustState {
+    return this.state;
+  }
+
+  /**
+   * O(1), on the request path: may this node answer from its own copy now? A gap since the last
+   * tick longer than `stallMs` counts as a stall at once (see the file comment).
+   */
+  trusted(): boolean {
+    if (this.state.kind !== 'trusted') return false;
+    const now = this.opts.clock.now();
+    if (now - this.lastTick > this.opts.stallMs) {
+      this.distrust(`stalled for ${now - this.lastTick} ms`, this.lastTick);
+      return false;
+    }
+    return true;
+  }
+
+  /** Stop trusting this node's copy (lease lost, table behind); it recovers by itself. */
+  distrust(reason: string, since = this.opts.clock.now()): void {
+    if (this.stopped) return;
+    if (this.state.kind === 'recovering') {
+      // a second reason while recovering: recover from the earlier start
+      this.state = { ...this.state, since: Math.min(this.state.since, since), at: this.opts.clock.now() };
+      return;
+    }
+    this.state = { kind: 'recovering', reason, since, attempt: 0, at: this.opts.clock.now() };
+    this.opts.logger?.warn({ reason }, 'not answering from this node\'s own copy until it has confirmed the table and caught up');
+    this.opts.events?.note('status', `${this.opts.self} stopped answering from its own copy: ${reason}`);
+    this.recovering ??= this.recover().finally(() => (this.recovering = undefined));
+  }
+
+  private tick(): void {
+    const now = this.opts.clock.now();
+    if (this.state.kind === 'trusted' && now - this.lastTick > this.opts.stallMs) this.distrust(`stalled for ${now - this.lastTick} ms`, this.lastTick);
+    this.lastTick = now;
+  }
+
+  private async recover(): Promise<void> {
+    for (let attempt = 0; !this.stopped && this.state.kind === 'recovering'; attempt++) {
+      const at = this.state.at;
+      this.state = { ...this.state, attempt };
+      if (attempt > 0) await new Promise((r) => setTimeout(r, Math.min(2000, 100 * 2 ** attempt)).unref());
+      try {
+        const confirm = this.opts.confirmTable;
+        if (confirm !== undefined) {
+          const version = await confirm();
+          if (!(await this.opts.tables.reached(version, 5000))) throw new Error(`table v${version} did not arrive`);
+        }
+        const end = this.opts.clock.now() + (this.opts.settleTimeoutMs ?? 5000);
+        while (!this.opts.settledSince(at)) {
+          if (this.stopped || this.opts.clock.now() > end) throw new Error('peers have not all answered since the stall, or hold hints for this node');
+          await new Promise((r) => setTimeout(r, 25).unref());
+        }
+        // another stall (or reason) while recovering restarts from it
+        if (this.state.kind === 'recovering' && this.state.at !== at) continue;
+        const reason = this.state.kind === 'recovering' ? this.state.reason : '';
+        this.state = { kind: 'trusted' };
+        this.recoveries++;
+        this.opts.logger?.info({ reason, attempts: attempt + 1 }, 'answering from this node\'s own copy again');
+        this.opts.events?.note('status', `${this.opts.self} confirmed table v${this.opts.tables.table().version} and its peers' hints: answering from its own copy again`);
+        return;
+      } catch (e) {
+        if (attempt === 0 || attempt % 10 === 0) this.opts.logger?.warn({ err: (e as Error).message, attempt }, 'recovery after a pause failed; retrying');
+      }
+    }
+  }
+}
