@@ -1,6 +1,7 @@
 import { JincacheNode } from '../node/node.ts';
 import { isConfigError, loadConfig } from '../config/load.ts';
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from './exit.ts';
+import { onStopSignals, signalExitCode } from './signals.ts';
 
 export interface ServeFlags {
   config?: string;
@@ -55,13 +56,19 @@ export async function runServe(flags: ServeFlags): Promise<number> {
     await node.stop().catch(() => {});
     return EXIT_FAILURE;
   }
+  // One Ctrl-C may arrive here more than once (the terminal's SIGINT reaches the whole process
+  // group, and a parent forwards it too): see signals.ts for why copies count as one.
   await new Promise<void>((resolve) => {
-    const shutdown = (signal: string): void => {
-      node.logger.info({ signal }, 'shutting down');
-      node.stop().then(resolve, resolve);
-    };
-    process.once('SIGTERM', () => shutdown('SIGTERM'));
-    process.once('SIGINT', () => shutdown('SIGINT'));
+    onStopSignals({
+      graceful: (signal) => {
+        node.logger.info({ signal }, 'stopping: leaving the cluster gracefully (Ctrl-C again to stop at once)');
+        node.stop().then(resolve, resolve);
+      },
+      force: (signal) => {
+        node.logger.warn({ signal }, 'second stop signal: stopping now, without finishing the drain (the cluster recovers this node\'s partitions from their replicas)');
+        process.exit(signalExitCode(signal));
+      },
+    });
   });
   // The node has left and closed its listeners; client libraries (etcd's gRPC channel, keep-alive
   // agents) may still hold handles for a while. A stopped server exits now rather than linger.
