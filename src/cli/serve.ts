@@ -49,20 +49,16 @@ export async function runServe(flags: ServeFlags): Promise<number> {
     throw e;
   }
   const node = new JincacheNode({ config });
-  try {
-    await node.start();
-  } catch (e) {
-    process.stderr.write(`jincache: node ${node.id} failed to start: ${(e as Error).message}\n`);
-    await node.stop().catch(() => {});
-    return EXIT_FAILURE;
-  }
-  // One Ctrl-C may arrive here more than once (the terminal's SIGINT reaches the whole process
-  // group, and a parent forwards it too): see signals.ts for why copies count as one.
-  await new Promise<void>((resolve) => {
+  // Listening from before the start: the nodes of a local cluster start together, and a Ctrl-C
+  // that comes while this one is still starting lets the start finish, then leaves gracefully.
+  // One Ctrl-C may arrive more than once (the terminal's SIGINT reaches the whole process group,
+  // and a parent forwards it too): see signals.ts for why copies count as one.
+  let starting: Promise<void> = Promise.resolve();
+  const left = new Promise<void>((resolve) => {
     onStopSignals({
       graceful: (signal) => {
         node.logger.info({ signal }, 'stopping: leaving the cluster gracefully (Ctrl-C again to stop at once)');
-        node.stop().then(resolve, resolve);
+        void starting.then(() => node.stop()).then(resolve, resolve);
       },
       force: (signal) => {
         node.logger.warn({ signal }, 'second stop signal: stopping now, without finishing the drain (the cluster recovers this node\'s partitions from their replicas)');
@@ -70,6 +66,15 @@ export async function runServe(flags: ServeFlags): Promise<number> {
       },
     });
   });
+  starting = node.start();
+  try {
+    await starting;
+  } catch (e) {
+    process.stderr.write(`jincache: node ${node.id} failed to start: ${(e as Error).message}\n`);
+    await node.stop().catch(() => {});
+    return EXIT_FAILURE;
+  }
+  await left;
   // The node has left and closed its listeners; client libraries (etcd's gRPC channel, keep-alive
   // agents) may still hold handles for a while. A stopped server exits now rather than linger.
   process.exit(EXIT_OK);
