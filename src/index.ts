@@ -72,7 +72,7 @@ export interface CreateNodeOptions {
   /** Groups to create, in addition to those in `config`; same name = these settings win. */
   groups?: EmbeddedGroupOptions[];
   /**
-   * Any other configuration, in the YAML file's shape (SPEC §5): `{ replication: { factor: 1 } }`.
+   * Any other configuration, in the YAML file's shape (config/jincache.example.yaml): `{ replication: { factor: 1 } }`.
    * The options above win over it. `log.level` defaults to "warn" here: a library should not
    * print a line per start-up step into its host's output.
    */

@@ -1,12 +1,15 @@
 /**
  * `jincache cluster`: a local cluster of node processes on 127.0.0.1 (what `npm start` runs).
  * Node i listens on base-port + i - 1; node 1 also serves the client API and dashboard on
- * --api-port and the Redis protocol on --resp-port. Ctrl-C stops every child.
+ * --api-port and the Redis protocol on --resp-port. Ctrl-C stops every node gracefully; a second
+ * one stops them at once.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { constants } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from './exit.ts';
 import { startLocalEtcd, type LocalEtcd } from './local-etcd.ts';
+import { onStopSignals, signalExitCode } from './signals.ts';
 
 export interface ClusterFlags {
   nodes: string;
@@ -45,23 +48,27 @@ export async function runCluster(flags: ClusterFlags): Promise<number> {
   }
   const ids = Array.from({ length: n }, (_, i) => `node-${i + 1}`);
   const peers = ids.map((id, i) => `${id}=http://127.0.0.1:${base + i}`).join(',');
-  const children: ChildProcess[] = [];
+  const children: { id: string; child: ChildProcess; exited: Promise<number> }[] = [];
   let stopping = false;
 
-  const stopAll = async (): Promise<void> => {
+  /**
+   * Send every node `signal` and wait until all have exited (SIGKILL after `killAfterMs`, when
+   * given); then stop the private etcd. EXIT_OK when every node exited 0. A graceful stop sets no
+   * kill timer: each node bounds its own drain by `migration.drain_timeout`.
+   */
+  const stopAll = async (signal: NodeJS.Signals, killAfterMs?: number): Promise<number> => {
     stopping = true;
-    await Promise.all(
-      children.map(
-        (c) =>
-          new Promise<void>((resolve) => {
-            if (c.exitCode !== null || c.signalCode !== null) return resolve();
-            c.once('exit', () => resolve());
-            c.kill('SIGTERM');
-            setTimeout(() => c.kill('SIGKILL'), 5000).unref();
-          }),
-      ),
+    const codes = await Promise.all(
+      children.map(({ child, exited }) => {
+        if (child.exitCode === null && child.signalCode === null) {
+          child.kill(signal);
+          if (killAfterMs !== undefined) setTimeout(() => child.kill('SIGKILL'), killAfterMs).unref();
+        }
+        return exited;
+      }),
     );
     etcd?.stop();
+    return codes.every((c) => c === 0) ? EXIT_OK : EXIT_FAILURE;
   };
 
   ids.forEach((id, i) => {
@@ -70,19 +77,42 @@ export async function runCluster(flags: ClusterFlags): Promise<number> {
     if (i === 0) args.push('--api-port', flags.apiPort, '--resp-port', flags.respPort);
     if (flags.config) args.push('--config', flags.config);
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit'] });
-    child.on('exit', (code, signal) => {
-      if (!stopping) {
-        process.stderr.write(`jincache cluster: ${id} exited (${signal ?? code}); stopping the cluster\n`);
-        void stopAll().then(() => process.exit(EXIT_FAILURE));
-      }
+    const exited = new Promise<number>((resolve) => {
+      child.once('exit', (code, signal) => {
+        const status = code ?? 128 + (signal === null ? 0 : constants.signals[signal]);
+        if (stopping) {
+          process.stdout.write(`jincache: ${id} left (exit ${signal ?? code})\n`);
+        } else {
+          process.stderr.write(`jincache cluster: ${id} exited (${signal ?? code}); stopping the cluster\n`);
+          void stopAll('SIGTERM').then(() => process.exit(EXIT_FAILURE));
+        }
+        resolve(status);
+      });
     });
-    children.push(child);
+    children.push({ id, child, exited });
   });
 
-  const ready = await waitHealthy(`http://127.0.0.1:${flags.apiPort}/health`, 15_000);
+  // The nodes are in this process group: a terminal's Ctrl-C reaches each of them as well as this
+  // process (and npm, which forwards it here once more). Each node takes the SIGTERM sent below
+  // as the same stop as that SIGINT (signals.ts), so one Ctrl-C is one graceful stop.
+  const stopped = new Promise<number>((resolve) => {
+    onStopSignals({
+      graceful: () => {
+        process.stdout.write('\njincache: stopping the cluster: every node leaves gracefully (Ctrl-C again to stop at once)\n');
+        void stopAll('SIGTERM').then(resolve);
+      },
+      force: (signal) => {
+        process.stdout.write('\njincache: stopping now, without waiting for the nodes to drain\n');
+        void stopAll('SIGTERM', 3000).then(() => resolve(signalExitCode(signal)));
+      },
+    });
+  });
+
+  const ready = await waitHealthy(`http://127.0.0.1:${flags.apiPort}/health`, 15_000, () => stopping);
+  if (stopping) return stopped;
   if (!ready) {
     process.stderr.write('jincache cluster: the nodes did not become healthy within 15 s\n');
-    await stopAll();
+    await stopAll('SIGTERM', 5000);
     return EXIT_FAILURE;
   }
   const api = `http://127.0.0.1:${flags.apiPort}`;
@@ -94,29 +124,21 @@ export async function runCluster(flags: ClusterFlags): Promise<number> {
       `  store a value     curl -X PUT --data-binary 'hello' ${api}/api/scores/greeting`,
       `  read it back      curl ${api}/api/scores/greeting`,
       `  redis protocol    redis-cli -p ${flags.respPort} set greeting hello`,
-      `  cluster status    node bin/jincache.js status --node ${api}`,
+      `  cluster status    npx jincache status --node ${api}`,
       ...(etcdEndpoints !== undefined
-        ? [`  etcd              ${etcdEndpoints} (add a node: node bin/jincache.js serve --etcd ${etcdEndpoints} --id node-${n + 1} --port ${base + n})`]
+        ? [`  etcd              ${etcdEndpoints} (add a node: npx jincache serve --etcd ${etcdEndpoints} --id node-${n + 1} --port ${base + n})`]
         : []),
       '  Ctrl-C stops the cluster.',
       '',
     ].join('\n'),
   );
 
-  await new Promise<void>((resolve) => {
-    const onSignal = (): void => {
-      process.stdout.write('\njincache: stopping the cluster…\n');
-      void stopAll().then(resolve);
-    };
-    process.once('SIGINT', onSignal);
-    process.once('SIGTERM', onSignal);
-  });
-  return EXIT_OK;
+  return stopped;
 }
 
-async function waitHealthy(url: string, timeoutMs: number): Promise<boolean> {
+async function waitHealthy(url: string, timeoutMs: number, cancelled: () => boolean): Promise<boolean> {
   const end = Date.now() + timeoutMs;
-  while (Date.now() < end) {
+  while (Date.now() < end && !cancelled()) {
     try {
       const res = await fetch(url, { signal: AbortSignal.timeout(1000) });
       if (res.ok) return true;

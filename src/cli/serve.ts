@@ -1,6 +1,7 @@
 import { JincacheNode } from '../node/node.ts';
 import { isConfigError, loadConfig } from '../config/load.ts';
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from './exit.ts';
+import { onStopSignals, signalExitCode } from './signals.ts';
 
 export interface ServeFlags {
   config?: string;
@@ -48,21 +49,32 @@ export async function runServe(flags: ServeFlags): Promise<number> {
     throw e;
   }
   const node = new JincacheNode({ config });
+  // Listening from before the start: the nodes of a local cluster start together, and a Ctrl-C
+  // that comes while this one is still starting lets the start finish, then leaves gracefully.
+  // One Ctrl-C may arrive more than once (the terminal's SIGINT reaches the whole process group,
+  // and a parent forwards it too): see signals.ts for why copies count as one.
+  let starting: Promise<void> = Promise.resolve();
+  const left = new Promise<void>((resolve) => {
+    onStopSignals({
+      graceful: (signal) => {
+        node.logger.info({ signal }, 'stopping: leaving the cluster gracefully (Ctrl-C again to stop at once)');
+        void starting.then(() => node.stop()).then(resolve, resolve);
+      },
+      force: (signal) => {
+        node.logger.warn({ signal }, 'second stop signal: stopping now, without finishing the drain (the cluster recovers this node\'s partitions from their replicas)');
+        process.exit(signalExitCode(signal));
+      },
+    });
+  });
+  starting = node.start();
   try {
-    await node.start();
+    await starting;
   } catch (e) {
     process.stderr.write(`jincache: node ${node.id} failed to start: ${(e as Error).message}\n`);
     await node.stop().catch(() => {});
     return EXIT_FAILURE;
   }
-  await new Promise<void>((resolve) => {
-    const shutdown = (signal: string): void => {
-      node.logger.info({ signal }, 'shutting down');
-      node.stop().then(resolve, resolve);
-    };
-    process.once('SIGTERM', () => shutdown('SIGTERM'));
-    process.once('SIGINT', () => shutdown('SIGINT'));
-  });
+  await left;
   // The node has left and closed its listeners; client libraries (etcd's gRPC channel, keep-alive
   // agents) may still hold handles for a while. A stopped server exits now rather than linger.
   process.exit(EXIT_OK);

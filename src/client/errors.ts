@@ -14,7 +14,7 @@
 export type ClientSideCode = 'unavailable' | 'timeout' | 'bad_response' | 'closed';
 
 /**
- * Codes a node sends (SPEC §3 error bodies, lower-case). Listed for editor completion; any other
+ * Codes a node sends (the `error` field of its JSON error bodies, lower-case). Listed for editor completion; any other
  * string a newer server sends is passed through unchanged.
  */
 export type ServerCode =

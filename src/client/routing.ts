@@ -26,7 +26,7 @@ export interface ClusterNodeInfo {
   [extra: string]: unknown;
 }
 
-/** The body of `GET /cluster` (SPEC §3). Fields not listed are kept as they came. */
+/** The body of `GET /cluster` (README, HTTP API). Fields not listed are kept as they came. */
 export interface ClusterInfo {
   /** Id of the node that answered. */
   self: string;
