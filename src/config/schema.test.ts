@@ -43,8 +43,11 @@ describe('defaults', () => {
     const c = defaultConfig();
     assert.deepEqual(c.node, {});
     assert.deepEqual(c.server, { host: '127.0.0.1', port: 8001 });
-    assert.deepEqual(c.cluster, { partitions: 4096, peers: [] });
+    assert.deepEqual(c.cluster, { partitions: 4096, peers: [], tls: {} });
     assert.equal(c.etcd.prefix, '/jincache');
+    assert.deepEqual(c.auth, { users: [], public_metrics: false });
+    assert.deepEqual(c.tls, { client_auth: false });
+    assert.deepEqual(c.limits, { max_clients: 10_000, max_input_buffer_bytes: 256 * 2 ** 20, client_output_buffer_bytes: 64 * 2 ** 20, idle_timeout: 0 });
     assert.deepEqual(c.cache, { group_name: 'scores', cache_bytes: 64 * 2 ** 20, lru_replicas: 150, max_key_bytes: 65536, max_value_bytes: 16 * 2 ** 20, hot_cache_fraction: 0.125 });
     assert.deepEqual(c.groups, [{ name: 'scores', cache_bytes: 64 * 2 ** 20 }]);
     assert.deepEqual(c.load.capacity, { qps: 20_000, storage_bytes: 64 * 2 ** 20, memory_bytes: 2 ** 30, network_bytes_per_sec: 100 * 2 ** 20 });

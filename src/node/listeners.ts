@@ -5,7 +5,9 @@
  * be firewalled.
  */
 import http from 'node:http';
+import https from 'node:https';
 import type { AddressInfo } from 'node:net';
+import type { SecureContextOptions } from 'node:tls';
 import type { HttpApi } from '../front/http/api.ts';
 import type { PeerServer } from '../peer/server.ts';
 
@@ -16,25 +18,35 @@ export interface ListenerOptions {
   peer?: PeerServer;
   /** Serve the client API. */
   api?: HttpApi;
+  /** HTTPS with these options (certificate, and for mutual TLS the CA and requestCert). Default: plain HTTP. */
+  tls?: SecureContextOptions & { requestCert?: boolean; rejectUnauthorized?: boolean };
 }
 
 export class HttpListener {
-  private readonly server: http.Server;
+  private readonly server: http.Server | https.Server;
   private readonly opts: ListenerOptions;
 
   constructor(opts: ListenerOptions) {
     this.opts = opts;
     const { peer, api } = opts;
-    this.server = http.createServer({ keepAliveTimeout: 65_000, requestTimeout: 60_000 }, (req, res) => {
+    const handler = (req: http.IncomingMessage, res: http.ServerResponse): void => {
       if (peer !== undefined && peer.owns(req.url ?? '')) return peer.serve(req, res);
       if (api !== undefined) return api.serve(req, res);
       req.resume();
       const body = JSON.stringify({ error: 'not_found', message: `no route for ${req.method} ${req.url}` });
       res.writeHead(404, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
       res.end(body);
-    });
+    };
+    const options = { keepAliveTimeout: 65_000, requestTimeout: 60_000 };
+    // a peer without a certificate from the cluster CA is refused in the handshake, before any request is read
+    this.server = opts.tls !== undefined ? https.createServer({ ...options, ...opts.tls }, handler) : http.createServer(options, handler);
     // a burst of keep-alive clients must not be cut by the default 5 s header timeout behaviour
     this.server.headersTimeout = 66_000;
+  }
+
+  /** Serve new connections with renewed certificates (SIGHUP); open connections keep theirs. */
+  setSecureContext(options: SecureContextOptions): void {
+    if ('setSecureContext' in this.server) this.server.setSecureContext(options);
   }
 
   start(): Promise<void> {

@@ -15,7 +15,7 @@ import { Group } from '../cache/group.ts';
 import type { Loader } from '../cache/loader.ts';
 import { httpLoader } from '../cache/loader.ts';
 import { LiveConfig } from '../config/live.ts';
-import { resolveAdvertise, type Config } from '../config/schema.ts';
+import { peerListenerTls, resolveAdvertise, type Config } from '../config/schema.ts';
 import { partitionOf as hashPartition } from '../core/placement/hash.ts';
 import { encodeTable, summarize, type PartitionTable, type PlacementOptions } from '../core/placement/table.ts';
 import { systemClock, type Clock, type NodeId, type NodeInfo } from '../core/types.ts';
@@ -48,9 +48,11 @@ import { SelfTrust } from '../cluster/trust.ts';
 import { TableManager } from '../cluster/table-manager.ts';
 import { LoadService } from '../load/service.ts';
 import type { LoadReport } from '../load/monitor.ts';
+import { Authenticator } from '../front/auth.ts';
 import { FrontDoor } from '../front/door.ts';
 import { HttpApi, type ControlApi } from '../front/http/api.ts';
 import { RespServer } from '../front/resp/server.ts';
+import { readTls, serverOptions } from '../net/tls.ts';
 import { HttpListener } from './listeners.ts';
 
 export interface NodeOptions {
@@ -176,7 +178,8 @@ export class JincacheNode {
     this.tables = tables;
 
     // ---- peers ----
-    const client = new PeerClient({ ...(cfg.cluster.secret !== undefined ? { secret: cfg.cluster.secret } : {}) });
+    const certs = this.readCertificates();
+    const client = new PeerClient({ ...(cfg.cluster.secret !== undefined ? { secret: cfg.cluster.secret } : {}), ...(certs.peerClient !== undefined ? { tls: certs.peerClient } : {}) });
     this.client = client;
     const server = new PeerServer({ ...(cfg.cluster.secret !== undefined ? { secret: cfg.cluster.secret } : {}), defaultTimeoutMs: cfg.fault_tolerance.request_timeout });
     const heartbeat = cfg.fault_tolerance.heartbeat_interval;
@@ -372,11 +375,16 @@ export class JincacheNode {
         : undefined;
 
     // ---- front ----
-    this.door = new FrontDoor({ kv: router, live, metrics, clock, ...(storage !== undefined ? { backpressure: () => storage.persister.backpressure() } : {}) });
-    const api = new HttpApi(this.door, this.control());
+    const auth = new Authenticator(cfg.auth);
+    // Redis's protected mode: without a password, nothing but loopback may reach the node
+    if (!auth.required && !isLoopback(cfg.server.host)) {
+      throw new JincacheError('BAD_REQUEST', `refusing to listen on ${cfg.server.host} without a password: set auth.requirepass in the config file (or the environment variable JINCACHE_PASSWORD), or listen on 127.0.0.1`);
+    }
+    this.door = new FrontDoor({ kv: router, live, metrics, clock, auth, ...(storage !== undefined ? { backpressure: () => storage.persister.backpressure() } : {}) });
+    const api = new HttpApi(this.door, this.control(), { publicMetrics: cfg.auth.public_metrics });
     const separateApi = cfg.server.api_port !== undefined;
-    this.listeners.push(new HttpListener({ host: cfg.server.host, port: cfg.server.port, peer: server, ...(separateApi ? {} : { api }) }));
-    if (separateApi) this.listeners.push(new HttpListener({ host: cfg.server.host, port: cfg.server.api_port!, api }));
+    this.listeners.push(new HttpListener({ host: cfg.server.host, port: cfg.server.port, peer: server, ...(separateApi ? {} : { api }), ...(certs.peerListener !== undefined ? { tls: certs.peerListener } : {}) }));
+    if (separateApi) this.listeners.push(new HttpListener({ host: cfg.server.host, port: cfg.server.api_port!, api, ...(certs.client !== undefined ? { tls: certs.client } : {}) }));
 
     detector.breakers.onChange((peer, state) => {
       if (state === 'open') this.breakerOpens[peer] = (this.breakerOpens[peer] ?? 0) + 1;
@@ -464,6 +472,7 @@ export class JincacheNode {
         port: cfg.server.resp_port,
         requestTimeoutMs: cfg.fault_tolerance.request_timeout,
         logger: this.logger,
+        ...(this.readCertificates().client !== undefined ? { tls: this.readCertificates().client! } : {}),
         info: () => ({ node_id: this.id, ring_version: this.tables.table().version, cluster_nodes: this.membership.list().length }),
       });
       await this.resp.start();
@@ -505,6 +514,37 @@ export class JincacheNode {
     this.client.close();
     await this.storage?.stop().catch(warn('closing storage failed'));
     this.logger.info({ id: this.id }, 'node stopped');
+  }
+
+  /**
+   * The TLS each listener and the peer client use, read from the files now (SPEC §7): the client
+   * API and the RESP listener speak `tls`; the peer port speaks mutual TLS with `cluster.tls`, or
+   * the client TLS when the client API shares it.
+   */
+  private readCertificates(): { client?: ReturnType<typeof serverOptions>; peerListener?: ReturnType<typeof serverOptions>; peerClient?: { cert?: Buffer; key?: Buffer; ca?: Buffer } } {
+    const cfg = this.config;
+    const client = readTls(cfg.tls, 'tls');
+    const cluster = readTls(cfg.cluster.tls, 'cluster.tls');
+    const clientOpts = client !== undefined && client.cert !== undefined ? serverOptions(client, cfg.tls.client_auth) : undefined;
+    const mode = peerListenerTls(cfg);
+    return {
+      ...(clientOpts !== undefined ? { client: clientOpts } : {}),
+      ...(mode === 'mutual' && cluster !== undefined ? { peerListener: serverOptions(cluster, true), peerClient: cluster } : {}),
+      ...(mode === 'client' && clientOpts !== undefined ? { peerListener: clientOpts, peerClient: client!.ca !== undefined ? { ca: client!.ca } : {} } : {}),
+    };
+  }
+
+  /** Read the certificate files again and use them for new connections (SIGHUP); open connections are kept. */
+  reloadCertificates(): void {
+    const certs = this.readCertificates();
+    const [peerListener, apiListener] = this.listeners;
+    if (certs.peerListener !== undefined) peerListener?.setSecureContext(certs.peerListener);
+    if (certs.client !== undefined) {
+      apiListener?.setSecureContext(certs.client);
+      this.resp?.setSecureContext(certs.client);
+    }
+    if (certs.peerClient !== undefined) this.client.setTls(certs.peerClient);
+    this.logger.info({}, 'certificates reloaded');
   }
 
   /** Subscribe to a cluster event (join, leave, suspect, recover, table, migration, rebalance...); the disposer stops it. */
@@ -676,6 +716,12 @@ export class JincacheNode {
       ...this.load?.metrics(),
     };
   }
+}
+
+/** Whether `host` is a loopback address (or name). */
+function isLoopback(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '');
+  return h === 'localhost' || h === '::1' || /^127\.\d+\.\d+\.\d+$/.test(h);
 }
 
 /** Load reports in etcd: `/jincache/load/{id}` under the node's lease. */

@@ -34,6 +34,7 @@ export type RequestResult =
   | 'not_found'
   | 'bad_request'
   | 'unauthorized'
+  | 'forbidden'
   | 'unavailable'
   | 'timeout'
   | 'error';

@@ -11,6 +11,7 @@ import { JincacheError, toJincacheError } from '../../core/errors.ts';
 import { keyFromText } from '../../core/keys.ts';
 import { readBody } from '../../net/body.ts';
 import { NO_EXPIRY } from '../../cache/ops.ts';
+import { httpCredentials, type Principal } from '../auth.ts';
 import { resultOf, type FrontDoor } from '../door.ts';
 
 /** What the control routes read from the node. */
@@ -38,14 +39,28 @@ export interface ControlApi {
 const JSON_TYPE = 'application/json';
 const OCTET = 'application/octet-stream';
 const MIGRATION_ROUTE = /^\/cluster\/migrations\/([^/]+)\/(cancel|rollback)$/;
+/** The dashboard's pages: its own scripts and styles only, never framed by another site. */
+const PAGE_HEADERS = {
+  'content-security-policy': "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+  'x-frame-options': 'DENY',
+  'x-content-type-options': 'nosniff',
+  'referrer-policy': 'no-referrer',
+} as const;
+
+export interface HttpApiOptions {
+  /** true: GET /metrics needs no credential (auth.public_metrics). Default false. */
+  publicMetrics?: boolean;
+}
 
 export class HttpApi {
   private readonly door: FrontDoor;
   private readonly control: ControlApi;
+  private readonly publicMetrics: boolean;
 
-  constructor(door: FrontDoor, control: ControlApi) {
+  constructor(door: FrontDoor, control: ControlApi, opts: HttpApiOptions = {}) {
     this.door = door;
     this.control = control;
+    this.publicMetrics = opts.publicMetrics ?? false;
   }
 
   /** Answer one client request. Never throws. */
@@ -55,12 +70,27 @@ export class HttpApi {
 
   private async route(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const url = req.url ?? '/';
-    if (url.startsWith('/api/')) return this.api(req, res, url, 5);
-    return this.controlRoute(req, res, url);
+    // the only route open to anyone, so load balancers need no credential
+    if (url === '/health' && req.method === 'GET') {
+      // 503 until the node has joined and its components run: load balancers and tests wait for 200
+      return this.control.ready() ? sendJson(res, 200, { status: 'ok' }) : sendJson(res, 503, { status: 'starting' });
+    }
+    const who = await this.principal(req);
+    if (url.startsWith('/api/')) return this.api(req, res, url, 5, who);
+    return this.controlRoute(req, res, url, who);
+  }
+
+  /** Who sent the request: from `Authorization` when credentials are required (null when absent or wrong). */
+  private async principal(req: http.IncomingMessage): Promise<Principal | null> {
+    const anonymous = this.door.anonymous();
+    if (anonymous !== null) return anonymous;
+    const creds = httpCredentials(req.headers.authorization);
+    if (creds === undefined) return null;
+    return (await this.door.authenticate(creds.user, creds.password)) ?? null;
   }
 
   /** `/api/{group}/{key}` (start = index after "/api/"). */
-  private async api(req: http.IncomingMessage, res: http.ServerResponse, url: string, start: number): Promise<void> {
+  private async api(req: http.IncomingMessage, res: http.ServerResponse, url: string, start: number, who: Principal | null): Promise<void> {
     const q = url.indexOf('?', start);
     const path = q < 0 ? url.slice(start) : url.slice(start, q);
     const slash = path.indexOf('/');
@@ -73,10 +103,10 @@ export class HttpApi {
     } catch {
       return sendError(res, new JincacheError('BAD_REQUEST', 'malformed percent-encoding in path'));
     }
-    return this.keyOp(req, res, group, keyFromText(key), q < 0 ? '' : url.slice(q + 1));
+    return this.keyOp(req, res, who, group, keyFromText(key), q < 0 ? '' : url.slice(q + 1));
   }
 
-  private async keyOp(req: http.IncomingMessage, res: http.ServerResponse, group: string, key: string, query: string): Promise<void> {
+  private async keyOp(req: http.IncomingMessage, res: http.ServerResponse, who: Principal | null, group: string, key: string, query: string): Promise<void> {
     const door = this.door;
     const method = req.method ?? 'GET';
     const began = performance.now();
@@ -85,7 +115,7 @@ export class HttpApi {
     try {
       if (method === 'GET' || method === 'HEAD') {
         counted = true;
-        const got = await door.get('http', group, key);
+        const got = await door.get('http', who, group, key);
         if (got === null) {
           res.writeHead(404, { 'content-type': JSON_TYPE, 'x-cache': 'miss' });
           res.end(`{"error":"not_found","message":"no value for key in group ${jsonSafe(group)}"}`);
@@ -103,15 +133,16 @@ export class HttpApi {
         return;
       }
       if (method === 'PUT') {
+        door.authorize(who, 'write');
         const expiry = ttlParam(door, query);
         door.checkGroup(group);
         door.checkKey('http', key);
         const value = await readBody(req, door.maxValueBytes(), 'VALUE_TOO_LARGE');
         counted = true;
-        await door.write('http', group, key, { op: 'set', value, expiry });
+        await door.write('http', who, group, key, { op: 'set', value, expiry });
       } else if (method === 'DELETE') {
         counted = true;
-        await door.write('http', group, key, { op: 'del' });
+        await door.write('http', who, group, key, { op: 'del' });
       } else {
         // POST is not a write: a cross-site form or a "simple" CORS request must not store anything
         throw new JincacheError('BAD_REQUEST', `method ${method} not allowed on a key (GET, HEAD, PUT, DELETE)`);
@@ -125,11 +156,12 @@ export class HttpApi {
     }
   }
 
-  /** /health, /cluster..., /metrics, the dashboard and the `/api?group=&key=` form. */
-  private async controlRoute(req: http.IncomingMessage, res: http.ServerResponse, url: string): Promise<void> {
+  /** /cluster..., /metrics, the dashboard and the `/api?group=&key=` form: reading needs `read`, acting `admin`. */
+  private async controlRoute(req: http.IncomingMessage, res: http.ServerResponse, url: string, who: Principal | null): Promise<void> {
     const path = pathOf(url);
     const method = req.method ?? 'GET';
     const c = this.control;
+    const door = this.door;
     if (path === '/api') {
       const params = new URLSearchParams(url.slice(path.length + 1));
       const group = params.get('group');
@@ -137,12 +169,11 @@ export class HttpApi {
       if (group === null || key === null || group === '' || key === '') return sendError(res, new JincacheError('BAD_REQUEST', 'expected /api?group=G&key=K'));
       params.delete('group');
       params.delete('key');
-      return this.keyOp(req, res, group, keyFromText(key), params.toString());
+      return this.keyOp(req, res, who, group, keyFromText(key), params.toString());
     }
-    if (method === 'GET' && path === '/health') {
-      // 503 until the node has joined and its components run: load balancers and tests wait for 200
-      return c.ready() ? sendJson(res, 200, { status: 'ok' }) : sendJson(res, 503, { status: 'starting' });
-    }
+    if (method === 'GET' && path === '/metrics' && this.publicMetrics) return this.metrics(res);
+    if (method === 'POST') door.authorize(who, 'admin');
+    else door.authorize(who, 'read');
     if (method === 'GET' && path === '/cluster') return sendJson(res, 200, c.clusterInfo());
     if (method === 'GET' && path === '/cluster/table') {
       const text = c.encodedTable();
@@ -163,21 +194,22 @@ export class HttpApi {
       await readJson(req);
       return sendJson(res, 200, await c.migration(m[2] as 'cancel' | 'rollback', id));
     }
-    if (method === 'GET' && path === '/metrics') {
-      const out = await c.metrics();
-      res.writeHead(200, { 'content-type': out.contentType });
-      res.end(out.body);
-      return;
-    }
+    if (method === 'GET' && path === '/metrics') return this.metrics(res);
     if (method === 'GET') {
       const asset = c.asset(path);
       if (asset !== undefined) {
-        res.writeHead(200, { 'content-type': asset.contentType, 'cache-control': 'no-cache' });
+        res.writeHead(200, { 'content-type': asset.contentType, 'cache-control': 'no-cache', ...PAGE_HEADERS });
         res.end(asset.body);
         return;
       }
     }
     sendError(res, new JincacheError('NOT_FOUND', `no route for ${method} ${path}`));
+  }
+
+  private async metrics(res: http.ServerResponse): Promise<void> {
+    const out = await this.control.metrics();
+    res.writeHead(200, { 'content-type': out.contentType });
+    res.end(out.body);
   }
 }
 
@@ -218,6 +250,8 @@ export function sendError(res: http.ServerResponse, err: JincacheError): void {
   }
   // an oversized body is not drained: close the connection rather than read megabytes
   if (err.code === 'VALUE_TOO_LARGE') res.setHeader('connection', 'close');
+  // a browser opening the dashboard asks for a user and password
+  if (err.code === 'UNAUTHORIZED') res.setHeader('www-authenticate', 'Basic realm="jincache", charset="UTF-8"');
   sendJson(res, err.status, err.toJSON());
 }
 

@@ -5,6 +5,7 @@ import { decideWrite, type WriteOp, type WriteResult } from '../../cache/ops.ts'
 import { LiveConfig } from '../../config/live.ts';
 import { parseConfig } from '../../config/schema.ts';
 import { Metrics } from '../../observe/metrics.ts';
+import { OPEN_DEFAULT } from '../auth.ts';
 import { FrontDoor, type DoorKv } from '../door.ts';
 import {
   execute,
@@ -66,7 +67,7 @@ function setup() {
     clock,
     info: async (sections) => `# Server\r\nsections:${sections.join(',')}\r\n`,
   };
-  const session: Session = { id: 7, name: null, quit: false };
+  const session: Session = { id: 7, user: OPEN_DEFAULT, name: null, quit: false };
   const parser = new RespParser();
   /**
    * Run a command given as strings the way the server does: sent as RESP, parsed, executed
@@ -289,7 +290,7 @@ test('failures behind the door (thrown or rejected) become -ERR replies', async 
   broken.kv.get = () => {
     throw new TypeError('sync boom');
   };
-  const reply = await execute(broken.env, { id: 1, name: null, quit: false }, [Buffer.from('GET'), Buffer.from('k')]);
+  const reply = await execute(broken.env, { id: 1, user: OPEN_DEFAULT, name: null, quit: false }, [Buffer.from('GET'), Buffer.from('k')]);
   assert.equal(encode(reply).toString(), '-ERR sync boom\r\n');
 });
 

@@ -11,6 +11,8 @@ import { isJincacheError, toJincacheError } from '../../core/errors.ts';
 import { keyFromBytes } from '../../core/keys.ts';
 import { NO_EXPIRY, type Expiry, type WriteResult } from '../../cache/ops.ts';
 import type { GetResult } from '../../cluster/kv.ts';
+import type { Permission } from '../../config/schema.ts';
+import type { Principal } from '../auth.ts';
 import { redisErrorOf, type FrontDoor } from '../door.ts';
 import type { RespCommand } from './parser.ts';
 import {
@@ -30,6 +32,8 @@ export const REDIS_VERSION = '7.0.0-jincache';
 /** Per-connection state that commands read or change. */
 export interface Session {
   readonly id: number;
+  /** The authenticated user; null until AUTH when a password is required. */
+  user: Principal | null;
   name: string | null;
   /** Set by QUIT: the server closes the connection after this reply. */
   quit: boolean;
@@ -46,7 +50,14 @@ export interface CommandEnv {
 
 type Result = RespReply | Promise<RespReply>;
 
+/**
+ * Who may run a command: anyone (`open`: AUTH, HELLO, QUIT, so a client can authenticate), any
+ * authenticated user (`user`: connection commands), or a user with the permission (SPEC §7).
+ */
+export type CommandPermission = 'open' | 'user' | Permission;
+
 interface CommandSpec {
+  readonly perm: CommandPermission;
   /** Redis convention: n > 0 exactly n arguments including the name; n < 0 at least -n. */
   readonly arity: number;
   /** COMMAND INFO flags. */
@@ -57,6 +68,8 @@ interface CommandSpec {
 }
 
 const syntaxError = error('ERR syntax error');
+const WRONGPASS = error('WRONGPASS invalid username-password pair or user is disabled.');
+const NOAUTH = error('NOAUTH Authentication required.');
 const PONG = simple('PONG');
 const notInteger = error('ERR value is not an integer or out of range');
 
@@ -144,10 +157,10 @@ function remainingMs(env: CommandEnv, expiresAt: number): number {
   return expiresAt - env.clock.now();
 }
 
-function ttlReply(env: CommandEnv, args: Buffer[], unitMs: number): Result {
+function ttlReply(env: CommandEnv, session: Session, args: Buffer[], unitMs: number): Result {
   const key = keyOf(args[1]!);
   return guarded(async () => {
-    const r = await env.door.get('resp', env.group, key, 'ttl');
+    const r = await env.door.get('resp', session.user, env.group, key, 'ttl');
     if (r === null) return integer(-2);
     if (r.expiresAt === 0) return integer(-1);
     const ms = remainingMs(env, r.expiresAt);
@@ -157,7 +170,7 @@ function ttlReply(env: CommandEnv, args: Buffer[], unitMs: number): Result {
   });
 }
 
-function expireReply(env: CommandEnv, name: string, args: Buffer[], unitMs: number): Result {
+function expireReply(env: CommandEnv, session: Session, name: string, args: Buffer[], unitMs: number): Result {
   if (args.length > 3) {
     return error(`ERR Unsupported option ${args[3]!.toString('utf8')}`);
   }
@@ -168,10 +181,10 @@ function expireReply(env: CommandEnv, name: string, args: Buffer[], unitMs: numb
   // a time in the past deletes the key, as in Redis (decideWrite)
   const expiry = ttlMs <= 0 ? ({ kind: 'in', ms: ttlMs } as const) : ttlOf(env, ttlMs, name);
   if (!('kind' in expiry)) return expiry;
-  return guarded(async () => integer((await env.door.write('resp', env.group, key, { op: 'expire', expiry })).applied ? 1 : 0));
+  return guarded(async () => integer((await env.door.write('resp', session.user, env.group, key, { op: 'expire', expiry })).applied ? 1 : 0));
 }
 
-function setReply(env: CommandEnv, args: Buffer[]): Result {
+function setReply(env: CommandEnv, session: Session, args: Buffer[]): Result {
   const key = keyOf(args[1]!);
   const value = args[2]!;
   let ttlMs: number | undefined;
@@ -200,7 +213,7 @@ function setReply(env: CommandEnv, args: Buffer[]): Result {
   // The argument may be a view of the parser's storage: the store keeps its own copy.
   const stored = Buffer.from(value);
   return guarded(async () => {
-    const out = await env.door.write('resp', env.group, key, { op: 'set', value: stored, expiry, ...(condition ? { cond: condition } : {}) });
+    const out = await env.door.write('resp', session.user, env.group, key, { op: 'set', value: stored, expiry, ...(condition ? { cond: condition } : {}) });
     // A SET whose NX/XX condition failed answers nil.
     return out.applied ? OK : NULL_BULK;
   });
@@ -211,51 +224,67 @@ function unique(keys: string[]): string[] {
   return [...new Set(keys)];
 }
 
+function helloReply(session: Session): RespReply {
+  return array([
+    bulk('server'), bulk('redis'),
+    bulk('version'), bulk(REDIS_VERSION),
+    bulk('proto'), integer(2),
+    bulk('id'), integer(session.id),
+    bulk('mode'), bulk('standalone'),
+    bulk('role'), bulk('master'),
+    bulk('modules'), array([]),
+  ]);
+}
+
 const COMMANDS: Record<string, CommandSpec> = {
   ping: {
+    perm: 'user',
     arity: -1,
     flags: ['fast'],
     keys: [0, 0, 0],
     // Copies: a large reply is written by reference, after the parser may have reused the bytes.
     run: (_env, _s, args) => (args.length > 2 ? wrongArity('ping') : args.length === 2 ? bulk(Buffer.from(args[1]!)) : PONG),
   },
-  echo: { arity: 2, flags: ['fast'], keys: [0, 0, 0], run: (_env, _s, args) => bulk(Buffer.from(args[1]!)) },
+  echo: { perm: 'user', arity: 2, flags: ['fast'], keys: [0, 0, 0], run: (_env, _s, args) => bulk(Buffer.from(args[1]!)) },
   get: {
+    perm: 'read',
     arity: 2,
     flags: ['readonly', 'fast'],
     keys: [1, 1, 1],
-    run(env, _s, args) {
+    run(env, session, args) {
       const key = keyOf(args[1]!);
       return guarded(async () => {
-        const r = await env.door.get('resp', env.group, key);
+        const r = await env.door.get('resp', session.user, env.group, key);
         return r === null ? NULL_BULK : bulk(r.value);
       });
     },
   },
-  set: { arity: -3, flags: ['write', 'denyoom'], keys: [1, 1, 1], run: (env, _s, args) => setReply(env, args) },
+  set: { perm: 'write', arity: -3, flags: ['write', 'denyoom'], keys: [1, 1, 1], run: (env, session, args) => setReply(env, session, args) },
   del: {
+    perm: 'write',
     arity: -2,
     flags: ['write'],
     keys: [1, -1, 1],
-    run(env, _s, args) {
+    run(env, session, args) {
       const keys = keysOf(env, args.slice(1));
       if (!Array.isArray(keys)) return keys;
       return guarded(async () => {
-        const gone = await mapLimit(unique(keys), FANOUT, (k) => env.door.write('resp', env.group, k, { op: 'del' }));
+        const gone = await mapLimit(unique(keys), FANOUT, (k) => env.door.write('resp', session.user, env.group, k, { op: 'del' }));
         return integer(gone.filter((r) => r.existed).length);
       });
     },
   },
   exists: {
+    perm: 'read',
     arity: -2,
     flags: ['readonly', 'fast'],
     keys: [1, -1, 1],
-    run(env, _s, args) {
+    run(env, session, args) {
       const keys = keysOf(env, args.slice(1));
       if (!Array.isArray(keys)) return keys;
       return guarded(async () => {
         const distinct = unique(keys);
-        const present = await mapLimit(distinct, FANOUT, async (k) => (await env.door.get('resp', env.group, k, 'exists')) !== null);
+        const present = await mapLimit(distinct, FANOUT, async (k) => (await env.door.get('resp', session.user, env.group, k, 'exists')) !== null);
         const live = new Set(distinct.filter((_, i) => present[i]));
         // Redis counts a key named twice twice.
         return integer(keys.filter((k) => live.has(k)).length);
@@ -263,23 +292,25 @@ const COMMANDS: Record<string, CommandSpec> = {
     },
   },
   mget: {
+    perm: 'read',
     arity: -2,
     flags: ['readonly', 'fast'],
     keys: [1, -1, 1],
-    run(env, _s, args) {
+    run(env, session, args) {
       const keys = keysOf(env, args.slice(1));
       if (!Array.isArray(keys)) return keys;
       return guarded(async () => {
-        const values = await mapLimit(keys, FANOUT, (k) => env.door.get('resp', env.group, k, 'mget'));
+        const values = await mapLimit(keys, FANOUT, (k) => env.door.get('resp', session.user, env.group, k, 'mget'));
         return array(values.map((r) => (r === null ? NULL_BULK : bulk(r.value))));
       });
     },
   },
   mset: {
+    perm: 'write',
     arity: -3,
     flags: ['write', 'denyoom'],
     keys: [1, -1, 2],
-    run(env, _s, args) {
+    run(env, session, args) {
       if (args.length % 2 === 0) return wrongArity('mset');
       // The last value of a repeated key wins, as in Redis; validate all before writing any.
       const pairs = new Map<string, Buffer>();
@@ -294,22 +325,24 @@ const COMMANDS: Record<string, CommandSpec> = {
         pairs.set(key, Buffer.from(args[i + 1]!)); // a view of the parser's storage: copy
       }
       return guarded(async () => {
-        await mapLimit([...pairs], FANOUT, ([k, v]) => env.door.write('resp', env.group, k, { op: 'set', value: v, expiry: NO_EXPIRY }, 'mset'));
+        await mapLimit([...pairs], FANOUT, ([k, v]) => env.door.write('resp', session.user, env.group, k, { op: 'set', value: v, expiry: NO_EXPIRY }, 'mset'));
         return OK;
       });
     },
   },
-  expire: { arity: -3, flags: ['write', 'fast'], keys: [1, 1, 1], run: (env, _s, args) => expireReply(env, 'expire', args, 1000) },
-  pexpire: { arity: -3, flags: ['write', 'fast'], keys: [1, 1, 1], run: (env, _s, args) => expireReply(env, 'pexpire', args, 1) },
-  ttl: { arity: 2, flags: ['readonly', 'fast'], keys: [1, 1, 1], run: (env, _s, args) => ttlReply(env, args, 1000) },
-  pttl: { arity: 2, flags: ['readonly', 'fast'], keys: [1, 1, 1], run: (env, _s, args) => ttlReply(env, args, 1) },
+  expire: { perm: 'write', arity: -3, flags: ['write', 'fast'], keys: [1, 1, 1], run: (env, session, args) => expireReply(env, session, 'expire', args, 1000) },
+  pexpire: { perm: 'write', arity: -3, flags: ['write', 'fast'], keys: [1, 1, 1], run: (env, session, args) => expireReply(env, session, 'pexpire', args, 1) },
+  ttl: { perm: 'read', arity: 2, flags: ['readonly', 'fast'], keys: [1, 1, 1], run: (env, session, args) => ttlReply(env, session, args, 1000) },
+  pttl: { perm: 'read', arity: 2, flags: ['readonly', 'fast'], keys: [1, 1, 1], run: (env, session, args) => ttlReply(env, session, args, 1) },
   dbsize: {
+    perm: 'read',
     arity: 1,
     flags: ['readonly', 'fast'],
     keys: [0, 0, 0],
-    run: (env) => guarded(async () => integer(await env.door.count('resp', env.group))),
+    run: (env, session) => guarded(async () => integer(await env.door.count('resp', session.user, env.group))),
   },
   info: {
+    perm: 'read',
     arity: -1,
     flags: ['loading', 'stale'],
     keys: [0, 0, 0],
@@ -317,6 +350,7 @@ const COMMANDS: Record<string, CommandSpec> = {
       guarded(async () => bulk(await env.info(args.slice(1).map((a) => a.toString('utf8').toLowerCase())))),
   },
   quit: {
+    perm: 'open',
     arity: -1,
     flags: ['fast'],
     keys: [0, 0, 0],
@@ -326,6 +360,7 @@ const COMMANDS: Record<string, CommandSpec> = {
     },
   },
   select: {
+    perm: 'user',
     arity: 2,
     flags: ['fast', 'loading', 'stale'],
     keys: [0, 0, 0],
@@ -337,15 +372,40 @@ const COMMANDS: Record<string, CommandSpec> = {
     },
   },
   auth: {
+    perm: 'open',
     arity: -2,
     flags: ['fast', 'noscript', 'loading', 'stale'],
     keys: [0, 0, 0],
-    run: () =>
-      error(
-        'ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?',
-      ),
+    run(env, session, args) {
+      if (args.length > 3) return syntaxError;
+      const user = args.length === 3 ? args[1]!.toString('utf8') : 'default';
+      const password = args[args.length - 1]!.toString('utf8');
+      if (!env.door.authRequired) {
+        // as Redis: the default user has no password, so any password passes for it
+        if (args.length === 2) return error('ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?');
+        return user === 'default' ? OK : WRONGPASS;
+      }
+      return guarded(async () => {
+        const who = await env.door.authenticate(user, password);
+        if (who === undefined) return WRONGPASS;
+        session.user = who;
+        return OK;
+      });
+    },
+  },
+  acl: {
+    perm: 'user',
+    arity: -2,
+    flags: ['noscript', 'loading', 'stale'],
+    keys: [0, 0, 0],
+    run(_env, session, args) {
+      const sub = args[1]!.toString('utf8').toLowerCase();
+      if (sub === 'whoami') return args.length === 2 ? bulk(session.user!.name) : wrongArity('acl|whoami');
+      return error(`ERR unknown subcommand '${args[1]!.toString('utf8')}'. Try ACL HELP.`);
+    },
   },
   client: {
+    perm: 'user',
     arity: -2,
     flags: ['loading', 'stale'],
     keys: [0, 0, 0],
@@ -375,10 +435,13 @@ const COMMANDS: Record<string, CommandSpec> = {
     },
   },
   hello: {
+    perm: 'open',
     arity: -1,
     flags: ['fast', 'noscript', 'loading', 'stale'],
     keys: [0, 0, 0],
-    run(_env, session, args) {
+    run(env, session, args) {
+      let auth: { user: string; password: string } | undefined;
+      let name: string | undefined;
       if (args.length >= 2) {
         const version = parseInteger(args[1]!);
         if (version === null) return error('ERR Protocol version is not an integer or out of range');
@@ -386,23 +449,32 @@ const COMMANDS: Record<string, CommandSpec> = {
         if (version !== 2) return error('NOPROTO sorry, this protocol version is not supported.');
         for (let i = 2; i < args.length; i++) {
           const opt = args[i]!.toString('latin1').toUpperCase();
-          if (opt === 'AUTH' && i + 2 < args.length) i += 2; // no passwords configured: accept
-          else if (opt === 'SETNAME' && i + 1 < args.length) session.name = args[++i]!.toString('latin1');
+          if (opt === 'AUTH' && i + 2 < args.length) auth = { user: args[++i]!.toString('utf8'), password: args[++i]!.toString('utf8') };
+          else if (opt === 'SETNAME' && i + 1 < args.length) name = args[++i]!.toString('latin1');
           else return error(`ERR Syntax error in HELLO option '${args[i]!.toString('utf8')}'`);
         }
       }
-      return array([
-        bulk('server'), bulk('redis'),
-        bulk('version'), bulk(REDIS_VERSION),
-        bulk('proto'), integer(2),
-        bulk('id'), integer(session.id),
-        bulk('mode'), bulk('standalone'),
-        bulk('role'), bulk('master'),
-        bulk('modules'), array([]),
-      ]);
+      const reply = (): RespReply => {
+        if (name !== undefined) session.name = name;
+        return helloReply(session);
+      };
+      if (auth === undefined) {
+        return session.user === null
+          ? error('NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time')
+          : reply();
+      }
+      if (!env.door.authRequired) return auth.user === 'default' ? reply() : WRONGPASS;
+      const creds = auth;
+      return guarded(async () => {
+        const who = await env.door.authenticate(creds.user, creds.password);
+        if (who === undefined) return WRONGPASS;
+        session.user = who;
+        return reply();
+      });
     },
   },
   command: {
+    perm: 'user',
     arity: -1,
     flags: ['loading', 'stale'],
     keys: [0, 0, 0],
@@ -436,6 +508,15 @@ function commandInfo(name: string): RespReply {
   ]);
 }
 
+/** Redis's refusal when `session` may not run a command needing `perm` (undefined: it may). */
+function denied(session: Session, perm: CommandPermission, name: string): RespReply | undefined {
+  if (perm === 'open') return undefined;
+  const who = session.user;
+  if (who === null) return NOAUTH;
+  if (perm !== 'user' && !who.can(perm)) return error(`NOPERM this user has no permissions to run the '${name}' command`);
+  return undefined;
+}
+
 /** The names of the commands answered, lower case. */
 export const COMMAND_NAMES: readonly string[] = Object.freeze(Object.keys(COMMANDS));
 
@@ -467,6 +548,12 @@ export function execute(env: CommandEnv, session: Session, args: Buffer[]): Resu
   if (spec.arity > 0 ? args.length !== spec.arity : args.length < -spec.arity) {
     env.door.observe('resp', 'other', env.group, 'bad_request', began);
     return wrongArity(name);
+  }
+  // as Redis: an unknown command or a wrong arity is reported before authentication is asked for
+  const refused = denied(session, spec.perm, name);
+  if (refused !== undefined) {
+    env.door.observe('resp', 'other', env.group, session.user === null ? 'unauthorized' : 'forbidden', began);
+    return refused;
   }
   try {
     const out = spec.run(env, session, args);
@@ -506,13 +593,15 @@ export function failedCall(err: unknown): RespReply {
   return kvError(err);
 }
 
-function fastGet(env: CommandEnv, cmd: RespCommand, call: KvCall | undefined): Result | null {
+function fastGet(env: CommandEnv, session: Session, cmd: RespCommand, call: KvCall | undefined): Result | null {
+  const refused = denied(session, 'read', 'get');
+  if (refused !== undefined) return refused;
   const key = cmd.buf.toString('latin1', cmd.start(1), cmd.end(1));
   try {
     // no promise at all when this node may answer from its own copy now
-    const local = env.door.getLocal('resp', env.group, key);
+    const local = env.door.getLocal('resp', session.user, env.group, key);
     if (local !== undefined) return getReply(local);
-    const p = env.door.get('resp', env.group, key);
+    const p = env.door.get('resp', session.user, env.group, key);
     if (call === undefined) return p.then(getReply, kvError);
     call.pending = p;
     call.map = getAnswer;
@@ -522,14 +611,16 @@ function fastGet(env: CommandEnv, cmd: RespCommand, call: KvCall | undefined): R
   }
 }
 
-function fastSet(env: CommandEnv, cmd: RespCommand, call: KvCall | undefined): Result | null {
+function fastSet(env: CommandEnv, session: Session, cmd: RespCommand, call: KvCall | undefined): Result | null {
+  const refused = denied(session, 'write', 'set');
+  if (refused !== undefined) return refused;
   const key = cmd.buf.toString('latin1', cmd.start(1), cmd.end(1));
   try {
     // The store keeps the value: copy it out of the parser's storage.
     const op = { op: 'set' as const, value: cmd.copy(2), expiry: NO_EXPIRY };
-    const local = env.door.writeLocal('resp', env.group, key, op);
+    const local = env.door.writeLocal('resp', session.user, env.group, key, op);
     if (local !== undefined) return setAnswer(local);
-    const p = env.door.write('resp', env.group, key, op);
+    const p = env.door.write('resp', session.user, env.group, key, op);
     if (call === undefined) return p.then(setAnswer, kvError);
     call.pending = p;
     call.map = setAnswer;
@@ -558,8 +649,8 @@ export function executeCommand(env: CommandEnv, session: Session, cmd: RespComma
     const at = cmd.start(0);
     if ((b[at + 1]! | LOWER) === 0x65 /* e */ && (b[at + 2]! | LOWER) === 0x74 /* t */) {
       const first = b[at]! | LOWER;
-      if (first === 0x67 /* g */ && cmd.argc === 2) return fastGet(env, cmd, call);
-      if (first === 0x73 /* s */ && cmd.argc === 3) return fastSet(env, cmd, call);
+      if (first === 0x67 /* g */ && cmd.argc === 2) return fastGet(env, session, cmd, call);
+      if (first === 0x73 /* s */ && cmd.argc === 3) return fastSet(env, session, cmd, call);
     }
   }
   return execute(env, session, cmd.views());

@@ -13,8 +13,10 @@
  * while it is busy and `READ_PAUSE_BYTES` of input are already buffered.
  */
 import net from 'node:net';
+import tls from 'node:tls';
 import os from 'node:os';
 import { systemClock, type Clock } from '../../core/types.ts';
+import { OPEN_DEFAULT } from '../auth.ts';
 import type { FrontDoor } from '../door.ts';
 import { RespParser } from './parser.ts';
 import { KvCall, REDIS_VERSION, executeCommand, failedCall, type CommandEnv, type Session } from './commands.ts';
@@ -47,6 +49,8 @@ export interface RespServerOptions {
   maxConnections?: number;
   /** Time source for deadlines, TTL and uptime. Default the system clock. */
   clock?: Clock;
+  /** TLS (SPEC §7 `tls`): the certificate, and for client certificates the CA and requestCert. Default: plain TCP. */
+  tls?: tls.SecureContextOptions & { requestCert?: boolean; rejectUnauthorized?: boolean };
 }
 
 /** Above this many unsent reply bytes a connection stops executing until the socket drains. */
@@ -77,7 +81,8 @@ export class RespServer {
   private readonly clock: Clock;
   private readonly env: CommandEnv;
 
-  private server: net.Server | null = null;
+  private server: net.Server | tls.Server | null = null;
+  private readonly tls: RespServerOptions['tls'];
   /** Live connections; each removes itself on close. */
   private readonly open = new Set<RespConnection>();
   private nextClientId = 1;
@@ -86,6 +91,7 @@ export class RespServer {
 
   constructor(opts: RespServerOptions) {
     this.door = opts.door;
+    this.tls = opts.tls;
     this.host = opts.host ?? '127.0.0.1';
     this.port = opts.port;
     if (!Number.isInteger(this.port) || this.port < 0 || this.port > 65535) {
@@ -117,7 +123,12 @@ export class RespServer {
 
   start(): Promise<void> {
     if (this.server) return Promise.reject(new Error('RespServer already started'));
-    const server = net.createServer({ noDelay: true, allowHalfOpen: true }, (socket) => this.accept(socket));
+    const server =
+      this.tls !== undefined
+        ? tls.createServer({ ...this.tls, allowHalfOpen: true }, (socket) => this.accept(socket))
+        : net.createServer({ noDelay: true, allowHalfOpen: true }, (socket) => this.accept(socket));
+    // a failed TLS handshake (no client certificate, a wrong CA) is the client's problem, not ours
+    server.on('tlsClientError', (err) => this.log.debug({ err: err.message }, 'resp TLS handshake failed'));
     this.server = server;
     this.startedAt = this.clock.now();
     return new Promise((resolve, reject) => {
@@ -161,6 +172,11 @@ export class RespServer {
     this.log.info({}, 'resp listener stopped');
   }
 
+  /** Serve new connections with renewed certificates (SIGHUP); open connections keep theirs. */
+  setSecureContext(options: tls.SecureContextOptions): void {
+    if (this.server instanceof tls.Server) this.server.setSecureContext(options);
+  }
+
   address(): { host: string; port: number } {
     const a = this.server?.address();
     if (a && typeof a === 'object') return { host: a.address, port: a.port };
@@ -182,11 +198,12 @@ export class RespServer {
     }
     // Redis's tcp-keepalive default: find dead peers that never send FIN.
     socket.setKeepAlive(true, 300_000);
+    socket.setNoDelay(true);
     const id = this.nextClientId++;
     const conn = new RespConnection({
       socket,
       env: this.env,
-      session: { id, name: null, quit: false },
+      session: { id, user: this.door.anonymous(), name: null, quit: false },
       parser: new RespParser(this.parserOptions()),
       log: this.log,
       counters: this.counters,
@@ -254,7 +271,8 @@ async function countWithin(door: FrontDoor, group: string, ms: number): Promise<
     timer = setTimeout(() => resolve(null), ms);
   });
   try {
-    return await Promise.race([door.count('resp', group).catch(() => null), timeout]);
+    // INFO itself is permission-checked where the command is dispatched
+    return await Promise.race([door.count('resp', OPEN_DEFAULT, group).catch(() => null), timeout]);
   } finally {
     clearTimeout(timer);
   }
