@@ -44,6 +44,15 @@ test('an indeterminate W\' ends when a read first saw it', () => {
   assert.deepEqual(stale.map((s) => s.read.call), [5]);
 });
 
+test('an acknowledged W\' ends, for the rule, when a read first saw it, if that was before its acknowledgement', () => {
+  // the write is slow to be acknowledged, but a read shows it early; a delete begins after that read
+  const hist = h(w('old', 0, 50), r('old', 5, 6), del(10, 12), r('old', 60, 61, true));
+  assert.equal(staleReads(hist).stale.length, 1);
+  assert.equal(lostWrites(hist).length, 1, 'the acknowledged delete is lost');
+  // without the early read, the delete overlaps the write and may have come first
+  assert.equal(lostWrites(h(w('old', 0, 50), del(10, 12), r('old', 60, 61, true))).length, 0);
+});
+
 test('a read of absent is stale only when every delete (and the start) was overwritten since', () => {
   assert.equal(staleReads(h(w('a', 0, 1), r(null, 2, 3))).stale.length, 1, 'the initial absence, after an acknowledged write');
   assert.equal(staleReads(h(w('a', 0, 1), del(2, 3), r(null, 4, 5))).stale.length, 0, 'a delete since');

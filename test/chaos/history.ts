@@ -17,8 +17,9 @@
  *   stale read     (issue 17) a read R returns the value of W' although a write W of that key,
  *                  with a different value, began after W' ended and was acknowledged before R
  *                  began. W must *begin* after W' ended: a W that overlaps W' may take effect
- *                  before it, and then reading W' is correct. An indeterminate W' ends, for this
- *                  rule, when the first read that saw it ended (it took effect before that).
+ *                  before it, and then reading W' is correct. W' counts as ended, for this rule,
+ *                  when it was acknowledged or when the first read that saw it ended, whichever is
+ *                  earlier (it had taken effect by then; an indeterminate W' only by the latter).
  *                  A read of "absent" is stale when every delete it could have seen (and the
  *                  initial absence) is followed so by an acknowledged write.
  *   lost write     a final read (after the load stopped) that is stale: an acknowledged write
@@ -138,12 +139,11 @@ export interface UnexplainedRead {
 }
 
 /**
- * When did `w` certainly have taken effect: its ret when acknowledged; for an indeterminate one,
- * the earliest end of a read that returned its value (Infinity when none did).
+ * By when `w` had certainly taken effect: the earlier of its acknowledgement and the end of the
+ * first read that returned its value (Infinity for an indeterminate write no read saw).
  */
 function effectiveEnd(w: Op, readsOf: Map<string, Op[]>): number {
-  if (w.outcome === 'ok') return w.ret!;
-  let end = Infinity;
+  let end = w.outcome === 'ok' ? w.ret! : Infinity;
   for (const r of readsOf.get(w.value ?? '') ?? []) end = Math.min(end, r.ret!);
   return end;
 }

@@ -13,7 +13,7 @@
  * failedAtFaulty, lost, stale, linearizability_violations, notes} and the details (examples, the
  * shrunk history of every violation).
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { clusterInfo, sees, startHostCluster, until, type HostCluster, type HostNode, type NodeSpec } from '../netns/cluster.ts';
@@ -131,11 +131,12 @@ export interface PhaseReport {
 const slug = (name: string): string => name.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 40);
 
 /** Run one phase under the workload; afterwards wait for recovery, read every key everywhere, check. */
-export async function runPhase(env: HostsEnv, spec: PhaseSpec): Promise<PhaseReport> {
+export async function runPhase(env: HostsEnv, spec: PhaseSpec, onHistory?: (h: History) => void): Promise<PhaseReport> {
   const { cluster, log } = env;
   const started = Date.now();
   log(`phase ${spec.name}: start`);
   const history = new History();
+  onHistory?.(history);
   const t0 = performance.now();
   const keys = Array.from({ length: KEYS }, (_, i) => `${slug(spec.name)}/k${i}`);
   const workload = new Workload({ history, client: env.client, keys, clients: CLIENTS, targets: () => cluster.nodes.filter((n) => n.running()), timeoutMs: CLIENT_TIMEOUT_MS, maxMs: 120_000 });
@@ -341,17 +342,38 @@ export function clockSkewPhase(id: string, skewMs: number, holdMs = HOLD_MS): Ph
   };
 }
 
+/**
+ * The LevelDB node's disk fills up under load; then it is killed -9 with the disk still full
+ * (what it acknowledged but could not write is gone from it), the disk is freed and it restarts.
+ */
 export function diskFullPhase(id: string, holdMs = HOLD_MS): PhaseSpec {
+  const enospc = (file: string): number => {
+    try {
+      return readFileSync(file, 'utf8').split('No space left on device').length - 1;
+    } catch {
+      return 0;
+    }
+  };
   return {
-    name: `LevelDB disk full at ${id}`,
+    name: `LevelDB disk full at ${id}, then kill -9`,
     faulty: [id],
     async run(env) {
-      if (env.disk === undefined) throw new Error('no tmpfs (start the env with leveldb)');
-      const filled = env.disk.fill();
+      const disk = env.disk;
+      if (disk === undefined) throw new Error('no tmpfs (start the env with leveldb)');
+      const node = env.cluster.node(id);
+      const before = enospc(node.logFile);
+      const filled = disk.fill();
       await sleep(holdMs);
-      env.disk.free();
-      const alive = env.cluster.node(id).running();
-      return [`${id}'s ${env.disk.bytes >> 20} MiB tmpfs filled (${filled >> 10} KiB of filler) for ${holdMs} ms, then freed; node ${alive ? 'still running' : 'EXITED'}`, ...(alive ? [] : [env.cluster.node(id).log().slice(-600)])];
+      const errors = enospc(node.logFile) - before;
+      const alive = node.running();
+      await node.kill('SIGKILL');
+      disk.free();
+      const t = Date.now();
+      await node.start();
+      return [
+        `${id}'s ${disk.bytes >> 20} MiB tmpfs filled (${filled >> 10} KiB of filler) for ${holdMs} ms: node ${alive ? 'kept serving' : 'EXITED'}, ${errors} "No space left on device" in its log`,
+        `then SIGKILLed with the disk full, disk freed, restarted (serving ${Date.now() - t} ms later)`,
+      ];
     },
   };
 }

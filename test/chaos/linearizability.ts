@@ -22,9 +22,8 @@
  *
  * Budget: the search stops after `maxSteps` steps, `timeMs` of the clock, or `maxMemoWords` of
  * memo, and says `unknown` rather than guess. On a violation, {@link shrink} removes ops while
- * the rest stays non-linearizable, keeping only removals that cannot create a violation (a read;
- * a write or delete nothing remaining reads), so the small history it reports proves the big one
- * wrong.
+ * the rest stays non-linearizable, keeping only removals that cannot create a violation, so the
+ * small history it reports proves the big one wrong.
  */
 import type { Op } from './history.ts';
 
@@ -286,29 +285,80 @@ export function modelFor(ops: readonly CheckOp[]): Model<string | null> {
 }
 
 /**
- * A small non-linearizable sub-history of `ops` (which must be non-linearizable): removes chunks
- * of ops, halving the chunk size (delta debugging), keeping a removal when what is left is still
- * a violation. Only sound removals are tried: reads, and writes (deletes) that no remaining read
- * returned (returned absent); with INCRs on the key, only reads. `minimal` is false when the
- * budget ran out before no single removal was left to try.
+ * `ops` without those of `ids` that may go without making a linearizable history
+ * non-linearizable (the rules of {@link shrink}); the others of `ids` stay.
+ */
+export function removeSoundly(ops: readonly CheckOp[], ids: ReadonlySet<number>): CheckOp[] {
+  const noReads = ops.filter((o) => !(ids.has(o.id) && o.kind === 'read'));
+  if (ops.some((o) => o.kind === 'incr')) return noReads;
+  const readValues = new Set(noReads.filter((o) => o.kind === 'read' && typeof o.result === 'string').map((o) => o.result));
+  const kept = noReads.filter((o) => !(ids.has(o.id) && o.kind === 'write' && !readValues.has(o.value!)));
+  const deletes = new Set(kept.filter((o) => ids.has(o.id) && o.kind === 'delete').map((o) => o.id));
+  if (deletes.size === 0) return kept;
+  const nullReads = kept.filter((o) => o.kind === 'read' && (o.result === null || o.result === undefined));
+  // separators: mutations that stay, sorted by call, with the earliest ret among those called later
+  const seps = kept.filter((o) => (o.kind === 'write' || o.kind === 'delete') && !deletes.has(o.id)).sort((a, b) => a.call - b.call);
+  const minRetFrom = new Float64Array(seps.length + 1).fill(Infinity);
+  for (let i = seps.length - 1; i >= 0; i--) minRetFrom[i] = Math.min(minRetFrom[i + 1]!, seps[i]!.ret);
+  /** The earliest end of a remaining mutation that begins after `t`. */
+  const firstSeparatorEnd = (t: number): number => {
+    let lo = 0;
+    let hi = seps.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (seps[mid]!.call > t) hi = mid;
+      else lo = mid + 1;
+    }
+    return minRetFrom[lo]!;
+  };
+  const goes = (d: CheckOp): boolean => {
+    const m = firstSeparatorEnd(d.ret);
+    return nullReads.every((r) => r.ret < d.call || m < r.call);
+  };
+  return kept.filter((o) => !(deletes.has(o.id) && goes(o)));
+}
+
+/**
+ * A small non-linearizable sub-history of `ops` (which must be non-linearizable). First the
+ * history is cut from the back and from the front (binary search on time), then chunks of ops
+ * are removed with halving chunk sizes (delta debugging); a removal is kept when what is left is
+ * still a violation. Only sound removals are tried, so the result proves `ops` wrong:
+ *
+ *  - any read (a linearization without it is still legal);
+ *  - a write no remaining read returned (where it stood in a linearization, the next mutation
+ *    follows before any read, so dropping it changes no read);
+ *  - a delete D when every remaining read of "absent" either ended before D began or is
+ *    separated from D by a remaining mutation M (D ended before M began, M ended before the read
+ *    began): no such read can fall between D and the mutation after it, the only stretch
+ *    dropping D changes.
+ *
+ * With INCRs on the key only reads go (an INCR's result depends on everything before it).
+ * `minimal` is false when the budget ran out before no single removal was left to try.
  */
 export function shrink<S>(ops: readonly CheckOp[], model: Model<S>, opts: { timeMs?: number; clock?: () => number; checkBudget?: Budget } = {}): { ops: CheckOp[]; minimal: boolean } {
   const clock = opts.clock ?? (() => performance.now());
   const deadline = clock() + (opts.timeMs ?? 10_000);
   const checkBudget = { timeMs: 1000, ...opts.checkBudget, clock };
-  const counter = ops.some((o) => o.kind === 'incr');
-  let cur = [...ops];
+  let cur = [...ops].sort((a, b) => a.call - b.call);
 
-  /** `cur` without the ops of `chunk` (ids) that may soundly go. */
-  const without = (chunk: ReadonlySet<number>): CheckOp[] => {
-    const noReads = cur.filter((o) => !(chunk.has(o.id) && o.kind === 'read'));
-    if (counter) return noReads;
-    // a write may go when no remaining read returned its value; a delete when none returned absent
-    const readValues = new Set(noReads.filter((o) => o.kind === 'read').map((o) => o.result ?? null));
-    const goes = (o: CheckOp): boolean => chunk.has(o.id) && ((o.kind === 'write' && !readValues.has(o.value!)) || (o.kind === 'delete' && !readValues.has(null)));
-    return noReads.filter((o) => !goes(o));
-  };
+  const without = (chunk: ReadonlySet<number>): CheckOp[] => removeSoundly(cur, chunk);
   const violates = (candidate: readonly CheckOp[]): boolean => check(candidate, model, checkBudget).kind === 'violation';
+
+  /** Binary search for the largest cut (`k` ops by the order `by`) that still violates. */
+  const cut = (order: CheckOp[]): void => {
+    let lo = 0; // a cut of `lo` ops is known to violate
+    let hi = order.length;
+    while (lo < hi && clock() < deadline) {
+      const mid = Math.ceil((lo + hi) / 2);
+      const candidate = without(new Set(order.slice(0, mid).map((o) => o.id)));
+      if (violates(candidate)) {
+        lo = mid;
+        cur = candidate;
+      } else hi = mid - 1;
+    }
+  };
+  cut([...cur].sort((a, b) => b.call - a.call)); // the latest first: everything after the violation
+  cut([...cur].sort((a, b) => a.ret - b.ret)); // the earliest first: everything before it
 
   let chunkSize = Math.max(1, Math.ceil(cur.length / 2));
   for (;;) {

@@ -89,6 +89,8 @@ export interface HostNode {
   readonly advertise: string;
   readonly relay: Relay | undefined;
   readonly clock: SkewableClock | undefined;
+  /** stdout and stderr of every start, appended. */
+  readonly logFile: string;
   pid(): number;
   running(): boolean;
   /** Running and not SIGSTOPped. */
@@ -246,6 +248,7 @@ function makeNode(lab: Lab, spec: NodeSpec, shared: Record<string, unknown>, etc
         }
       : undefined,
     clock,
+    logFile,
     pid: () => proc?.pid ?? 0,
     running,
     serving: () => running() && !paused,
