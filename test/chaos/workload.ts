@@ -30,10 +30,11 @@ export interface OpClient {
  */
 export function mutationFailure(status: number | undefined, error?: unknown): Reply<never> {
   if (status !== undefined) return { outcome: status >= 400 && status < 500 && status !== 408 ? 'fail' : 'indeterminate', error: `HTTP ${status}` };
-  const code = ((error as { cause?: { code?: string } })?.cause?.code ?? (error as Error)?.name ?? 'error') as string;
+  const code = errorName(error);
   return { outcome: code === 'ECONNREFUSED' ? 'fail' : 'indeterminate', error: code };
 }
 
+/** The socket error code under fetch's TypeError, else the error's name (TimeoutError, AbortError). */
 function errorName(e: unknown): string {
   return ((e as { cause?: { code?: string } })?.cause?.code ?? (e as Error)?.name ?? 'error') as string;
 }
