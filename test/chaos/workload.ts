@@ -143,6 +143,11 @@ export class Workload {
     this.#loops = Array.from({ length: this.#o.clients }, (_, c) => this.#loop(c, end));
   }
 
+  /** Resolves when the clients stop by themselves (`maxOps` or `maxMs` reached). */
+  async finished(): Promise<void> {
+    await Promise.all(this.#loops);
+  }
+
   /** Stop issuing and wait for every op in flight to complete. */
   async stop(): Promise<void> {
     this.#running = false;
