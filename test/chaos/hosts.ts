@@ -24,6 +24,8 @@ import { History } from './history.ts';
 import { CLIENT_TIMEOUT_MS, CLUSTER_CONFIG } from './phases.ts';
 import { finalReads, httpOpClient, Workload, type OpClient } from './workload.ts';
 import { GROUP } from './lib.ts';
+import { partitionOf } from '../../src/core/placement/hash.ts';
+import { ownerOf } from '../../src/core/placement/table.ts';
 
 export const OUT = resolve(import.meta.dirname, '../../bench/results/chaos-hosts.json');
 const ETCD_HOSTS = ['e1', 'e2', 'e3'] as const;
@@ -154,7 +156,10 @@ export async function runPhase(env: HostsEnv, spec: PhaseSpec, onHistory?: (h: H
   }
   const unread = await finalReads({ history, client: env.client, keys, targets: cluster.nodes.filter((n) => n.running()), timeoutMs: CLIENT_TIMEOUT_MS });
   if (unread.length > 0) notes.push(`final reads failed for ${unread.length} key(s) on some node: ${unread.join(', ')}`);
+  const tc = performance.now();
   const details = analyze(history.ops(), { faulty: new Set(spec.faulty), t0, budget: { timeMs: 10_000 }, shrinkMs: 15_000 });
+  const checkMs = performance.now() - tc;
+  if (checkMs > 2000) notes.push(`the checks took ${(checkMs / 1000).toFixed(1)} s`);
   if (details.staleAtFaulty > 0) notes.push(`${details.staleAtFaulty} of the stale reads via the faulty node(s)`);
   if (details.unexplained > 0) notes.push(`${details.unexplained} read(s) of a value never written`);
   if (details.unknown.length > 0) notes.push(`linearizability unknown (budget) for ${details.unknown.map((u) => u.key).join(', ')}`);
@@ -448,17 +453,47 @@ export function killDuringJoinPhase(joiner: string, victim: string, holdMs = 600
   };
 }
 
-/** Ask the leader for a rebalance; when it plans moves, kill -9 `victim` while the migration is open. */
-export function killDuringRebalancePhase(victim: string, holdMs = 6000): PhaseSpec {
+/**
+ * Load on many keys whose partitions one node owns (many keys, so none is hot enough to be
+ * mirrored), for `ms`: the load monitor's window then shows that node above the mean.
+ */
+export async function skewLoad(env: HostsEnv, owner: string, ms: number): Promise<number> {
+  const table = await env.cluster.table();
+  const keys: string[] = [];
+  for (let i = 0; keys.length < 400 && i < 100_000; i++) {
+    const k = `skew-${i}`;
+    if (ownerOf(table, partitionOf(k, table.partitionCount)) === owner) keys.push(k);
+  }
+  const nodes = env.cluster.nodes.filter((n) => n.running());
+  const end = Date.now() + ms;
+  let sent = 0;
+  await Promise.all(
+    Array.from({ length: 16 }, async (_, c) => {
+      while (Date.now() < end) {
+        const k = keys[(sent + c) % keys.length]!;
+        const n = nodes[sent++ % nodes.length]!;
+        await fetch(`${n.url}/api/${GROUP}/${k}`, { method: sent % 4 === 0 ? 'PUT' : 'GET', ...(sent % 4 === 0 ? { body: 'v'.repeat(256) } : {}), headers: env.cluster.headers(), signal: AbortSignal.timeout(2000) }).then((r) => r.arrayBuffer(), () => undefined);
+      }
+    }),
+  );
+  return sent;
+}
+
+/**
+ * Skew the load onto `hot`, ask the leader for a rebalance; when it plans moves, kill -9
+ * `victim` while the migration is open.
+ */
+export function killDuringRebalancePhase(hot: string, victim: string, holdMs = 6000): PhaseSpec {
   return {
     name: `kill -9 ${victim} during a rebalance`,
     faulty: [victim],
     warmupMs: 500,
     async run(env) {
+      const sent = await skewLoad(env, hot, 12_000);
       const nodes = env.cluster.nodes.filter((n) => n.running());
       const info = await clusterInfo(nodes[0]!, env.cluster.headers());
       const leader = nodes.find((n) => n.id === info?.leader) ?? nodes[0]!;
-      const notes: string[] = [];
+      const notes: string[] = [`${sent} requests on keys ${hot} owns, over 12 s`];
       for (const strategy of ['load-optimal', 'weight-adjustment', 'minimal-disturbance']) {
         const res = await fetch(`${leader.url}/cluster/rebalance`, { method: 'POST', headers: { ...env.cluster.headers(), 'content-type': 'application/json' }, body: JSON.stringify({ strategy, dryRun: false }), signal: AbortSignal.timeout(10_000) });
         const body = (await res.json()) as { moves?: unknown[]; reason?: string };
@@ -507,7 +542,7 @@ export function suitePhases(): PhaseSpec[] {
     diskFullPhase('node-5'),
     killPhase('node-4', { restart: true }),
     killDuringJoinPhase('node-6', 'node-6'),
-    killDuringRebalancePhase('node-1'),
+    killDuringRebalancePhase('node-3', 'node-1'),
   ];
 }
 
