@@ -2,20 +2,23 @@
 # Install the external programs jincache's tests and tools need, from Debian packages, only when
 # their binaries are missing. Idempotent: a second run does nothing (and prints nothing).
 #
-#   scripts/install-deps.sh              # everything: etcd, redis, chromium
-#   scripts/install-deps.sh etcd         # a subset; any of: etcd redis chromium
+#   scripts/install-deps.sh              # everything: etcd, redis, chromium, netns
+#   scripts/install-deps.sh etcd         # a subset; any of: etcd redis chromium netns
+#
+# netns: what the namespaced test hosts (test/netns/) use: `ip` (iproute2) for namespaces and
+# veth pairs, `nft` (nftables) for the kernel's packet drops, `faketime` for one node's clock skew.
 #
 # Why apt: the machines only reach Debian mirrors and the npm registry, and the Debian builds are
 # the versions the measurements in ETCD-NOTES were taken with (etcd 3.4).
 set -eu
 
 usage() {
-  echo "usage: $0 [etcd|redis|chromium]..." >&2
+  echo "usage: $0 [etcd|redis|chromium|netns]..." >&2
   exit 2
 }
 
 if [ "$#" -eq 0 ]; then
-  set -- etcd redis chromium
+  set -- etcd redis chromium netns
 fi
 
 # Collect the packages whose binaries are missing.
@@ -33,9 +36,14 @@ for dep in "$@"; do
     chromium)
       [ -x /usr/bin/chromium ] || missing="$missing chromium"
       ;;
+    netns)
+      [ -x /usr/sbin/ip ] || [ -x /bin/ip ] || missing="$missing iproute2"
+      [ -x /usr/sbin/nft ] || missing="$missing nftables"
+      [ -x /usr/bin/faketime ] || missing="$missing faketime"
+      ;;
     -h|--help) usage ;;
     *)
-      echo "install-deps: unknown dependency '$dep' (expected etcd, redis or chromium)" >&2
+      echo "install-deps: unknown dependency '$dep' (expected etcd, redis, chromium or netns)" >&2
       exit 2
       ;;
   esac
@@ -84,6 +92,7 @@ for dep in "$@"; do
     etcd) bins="/usr/bin/etcd /usr/bin/etcdctl" ;;
     redis) bins="/usr/bin/redis-server /usr/bin/redis-cli /usr/bin/redis-benchmark" ;;
     chromium) bins="/usr/bin/chromium" ;;
+    netns) bins="/usr/sbin/nft /usr/bin/faketime" ;;
   esac
   for b in $bins; do
     if [ ! -x "$b" ]; then

@@ -5,6 +5,7 @@
  *
  *   const etcd = await startEtcd();               // single member
  *   const etcd3 = await startEtcd({ members: 3 }); // 3-member cluster
+ *   const netns = await startEtcd({ members: 3, hosts }); // one member per test host (test/netns)
  *   ...
  *   await etcd.stop();                             // SIGKILL all, remove data dirs
  *
@@ -57,6 +58,17 @@ export interface EtcdCluster {
 export interface StartEtcdOptions {
   /** Cluster size. Default 1. */
   members?: 1 | 3;
+  /**
+   * Where each member runs (one per member): its address, where it listens on 2379 (clients) and
+   * 2380 (peers), and the command prefix that runs a program there (`ip netns exec NS`).
+   * Default: every member on loopback, on free ports, run directly.
+   */
+  hosts?: readonly EtcdHost[];
+}
+
+export interface EtcdHost {
+  ip: string;
+  command: readonly string[];
 }
 
 /** Every live etcd child of this process, killed on exit whatever happens. */
@@ -128,6 +140,8 @@ interface MemberSpec {
   clientUrl: string;
   peerUrl: string;
   dataDir: string;
+  /** Run etcd through this (e.g. `ip netns exec NS`, which execs: the PID stays etcd's). */
+  command: readonly string[];
 }
 
 /** Raised when a member does not come up; carries its stderr. */
@@ -145,6 +159,7 @@ class Member implements EtcdMember {
   readonly peerUrl: string;
   readonly dataDir: string;
   readonly #args: string[];
+  readonly #command: readonly string[];
   #child: ChildProcess | null = null;
   #paused = false;
   #stderr = '';
@@ -155,6 +170,7 @@ class Member implements EtcdMember {
     this.clientUrl = spec.clientUrl;
     this.peerUrl = spec.peerUrl;
     this.dataDir = spec.dataDir;
+    this.#command = spec.command;
     this.#args = [
       '--name', spec.name,
       '--data-dir', spec.dataDir,
@@ -180,7 +196,8 @@ class Member implements EtcdMember {
   spawn(): void {
     if (this.#child !== null) throw new Error(`etcd ${this.name} is already running (pid ${this.pid})`);
     this.#stderr = '';
-    const child = spawn(ETCD_BIN, this.#args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    const [cmd, ...args] = [...this.#command, ETCD_BIN, ...this.#args];
+    const child = spawn(cmd!, args, { stdio: ['ignore', 'ignore', 'pipe'] });
     this.#child = child;
     live.add(child);
     child.stderr?.setEncoding('utf8');
@@ -258,16 +275,19 @@ class Member implements EtcdMember {
 export async function startEtcd(opts: StartEtcdOptions = {}): Promise<EtcdCluster> {
   const count = opts.members ?? 1;
   if (count !== 1 && count !== 3) throw new Error(`startEtcd: members must be 1 or 3, got ${String(count)}`);
+  if (opts.hosts !== undefined && opts.hosts.length !== count) throw new Error(`startEtcd: ${count} members need ${count} hosts, got ${opts.hosts.length}`);
   ensureBinary();
   installExitHooks();
 
   const specs: MemberSpec[] = [];
   for (let i = 0; i < count; i++) {
+    const host = opts.hosts?.[i];
     specs.push({
       name: `m${i}`,
-      clientUrl: `http://127.0.0.1:${await freePort()}`,
-      peerUrl: `http://127.0.0.1:${await freePort()}`,
+      clientUrl: host === undefined ? `http://127.0.0.1:${await freePort()}` : `http://${host.ip}:2379`,
+      peerUrl: host === undefined ? `http://127.0.0.1:${await freePort()}` : `http://${host.ip}:2380`,
       dataDir: await mkdtemp(join(tmpdir(), 'jincache-etcd-')),
+      command: host?.command ?? [],
     });
     dataDirs.add(specs[i]!.dataDir);
   }
