@@ -32,12 +32,10 @@ const RELAY = resolve(import.meta.dirname, 'relay.ts');
 const LIBFAKETIME = globSync('/usr/lib/*/faketime/libfaketime.so.1')[0];
 
 /**
- * The credential every namespaced node is given, and every client request carries.
- * SPEC §7: a node bound to a non-loopback address without a password will refuse to start. Until
- * src/ knows `auth`, this stays undefined (the schema rejects unknown keys); then set it to
- * `{ password: 'chaos-netns' }` and everything here adapts.
+ * The credential every namespaced node is given, and every client request carries. SPEC §7: a
+ * node bound to a non-loopback address without a password refuses to start.
  */
-export const HOST_AUTH: NodeAuth | undefined = undefined;
+export const HOST_AUTH: NodeAuth | undefined = { password: 'chaos-netns' };
 
 export interface NodeAuth {
   /** `auth.requirepass` of the node; sent as `Authorization: Bearer` on client requests. */
