@@ -220,6 +220,14 @@ describe('Router', () => {
     assert.equal(c.own('b', 'k'), 'x');
   });
 
+  test('an unconditional write whose attempt timed out is not applied again elsewhere (it would be reordered after later writes)', async () => {
+    const c = cluster(['a', 'b', 'c'], ['a', 'b'], { timeoutMs: 300 });
+    c.net.hung.add('a');
+    await assert.rejects(c.n('c').router.put(G, 'k', Buffer.from('late')), (e: unknown) => e instanceof JincacheError && e.code === 'TIMEOUT');
+    assert.equal(c.own('b', 'k'), undefined, 'the backup did not apply a second copy');
+    assert.equal(c.net.count(Write), 1);
+  });
+
   test('a write needing no network is applied synchronously; otherwise writeLocal declines', () => {
     const solo = cluster(['a'], ['a']);
     assert.deepEqual(solo.n('a').router.writeLocal(G, 'k', { op: 'set', value: Buffer.from('v'), expiry: NO_EXPIRY }), { applied: true, existed: false });

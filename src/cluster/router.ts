@@ -17,8 +17,8 @@
  * unusable ones (hinted handoff). A write sent to another node carries its *fence*, the message
  * deadline: the coordinator never applies it at or after that time. A sender that gives up on an
  * attempt at time t sent it with fence t, so a write stuck in a paused or partitioned node cannot
- * be applied later with a version newer than a write acknowledged after it; that is what makes it
- * safe to retry a write at another holder.
+ * be applied later with a version newer than a write acknowledged after it. A write is sent to
+ * another holder only when its attempt surely never arrived.
  *
  * Every message carries the version of the table its sender routed by. A receiver with a newer
  * table corrects an older sender: a read that reached a node no longer holding the key is routed
@@ -423,9 +423,11 @@ export class Router implements KvService {
 
   /**
    * Send a write to its coordinator: the first usable holder (not one catching up while another
-   * can), and on a failed attempt the next one. Unconditional sets and deletes are retried after
-   * a timeout (the fence makes a late copy harmless and the value is the same); conditional
-   * writes and expires only when the attempt surely never arrived (refused, breaker open).
+   * can), and on a failed attempt the next one, but only when the attempt surely never arrived
+   * (refused, breaker open, NOT_SERVING). A write whose attempt timed out may have been applied
+   * by then; applying it again at another coordinator would give it a newer version than writes
+   * acknowledged in between, and reorder them (found by the chaos checker under packet loss), so
+   * the caller gets the timeout: the write may or may not have taken effect.
    */
   async write(group: string, key: string, op: WriteOp, opts: RequestOptions = {}): Promise<WriteResult> {
     this.local.group(group);
@@ -434,14 +436,13 @@ export class Router implements KvService {
     const behind = (id: NodeId): boolean => this.joining(id) || (id === this.self && !this.selfTrusted());
     const order = writeOrder(this.holders(key), { usable: this.usable, behind });
     if (order[0] === this.self) return this.coordinate(group, key, op, deadline);
-    const idempotent = (op.op === 'set' && op.cond === undefined) || op.op === 'del';
     return withRetry(
       (n) => {
         const target = order[n % order.length]!;
         if (target === this.self) return this.coordinate(group, key, op, deadline);
         return this.peers.call(Write, target, { group, key, op }, attemptDeadline(deadline, n, order.length, this.clock.now()));
       },
-      { maxRetries: this.settings.maxRetries(group), deadline, retryable: (e) => (idempotent ? isPeerFailure(e) : notDelivered(e)) },
+      { maxRetries: this.settings.maxRetries(group), deadline, retryable: notDelivered },
     );
   }
 

@@ -215,9 +215,10 @@ export class FrontDoor {
       this.authorize(who, 'write');
       this.checkKey(protocol, key);
       if (write.op === 'set') this.checkValue(write.value.length);
-      const out = await this.kv.write(group, key, write, { deadline: this.deadline(group) });
+      const deadline = this.deadline(group);
+      const out = await this.kv.write(group, key, write, { deadline });
       const bp = this.backpressure();
-      if (bp !== undefined) await bp;
+      if (bp !== undefined) await withinDeadline(bp, deadline, this.clock, 'the disk of this node is behind (or failing): the write is not acknowledged');
       return out;
     } catch (e) {
       result = this.failed(e);
@@ -268,6 +269,23 @@ export class FrontDoor {
   private failed(e: unknown): RequestResult {
     return e instanceof JincacheError ? resultOf(e) : 'error';
   }
+}
+
+/** `p`, or a TIMEOUT at `deadline`. */
+function withinDeadline(p: Promise<void>, deadline: number, clock: Clock, what: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new JincacheError('TIMEOUT', what)), Math.max(0, deadline - clock.now()));
+    p.then(
+      () => {
+        clearTimeout(timer);
+        resolve();
+      },
+      (e: unknown) => {
+        clearTimeout(timer);
+        reject(e);
+      },
+    );
+  });
 }
 
 function opOf(w: WriteOp): RequestOp {

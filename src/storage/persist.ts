@@ -140,6 +140,8 @@ export class Persister {
   // records buffered over all groups (sum of their pending sizes), and being written
   private buffered = 0;
   private inflightCount = 0;
+  // the last flush failed: writers wait until one succeeds (see backpressure)
+  private failing = false;
   // writers waiting in backpressure() for the backlog to drain
   private drainWaiters: Array<() => void> = [];
   // partition drops buffered with the records: run before the records of the same flush
@@ -210,7 +212,9 @@ export class Persister {
    * disk fails the promise stays pending (writers time out), and stop() releases it.
    */
   backpressure(): Promise<void> | undefined {
-    if (this.buffered + this.inflightCount < this.maxPending || this.stopped) return undefined;
+    if (this.stopped || (!this.failing && this.buffered + this.inflightCount < this.maxPending)) return undefined;
+    // while the disk fails (full, read-only), no write is acknowledged: writers wait for a flush
+    // that succeeds, and time out at their deadline meanwhile
     return new Promise((resolve) => this.drainWaiters.push(resolve));
   }
 
@@ -374,9 +378,11 @@ export class Persister {
       }
       this.counters.written += records.length;
       this.counters.flushes++;
+      this.failing = false;
       this.counters.lastFlushMs = performance.now() - t0;
     } catch (e) {
       this.counters.failures++;
+      this.failing = true;
       // put everything back unless a newer write of the key arrived meanwhile; retry later
       for (const a of taken) {
         for (const [key, p] of a.inflight) {
