@@ -369,6 +369,9 @@ export const configSchema = fileSchema
     if (set === 3 && c.tls.cert_file !== undefined && c.server.api_port === undefined) {
       ctx.addIssue({ code: 'custom', path: ['server', 'api_port'], message: 'expected an api_port of its own: the client API cannot share the mutual-TLS peer port', input: undefined });
     }
+    if (c.limits.max_input_buffer_bytes < c.cache.max_value_bytes + 64 * 1024) {
+      ctx.addIssue({ code: 'custom', path: ['limits', 'max_input_buffer_bytes'], message: `expected at least cache.max_value_bytes + 64KiB (${c.cache.max_value_bytes + 64 * 1024} bytes): one value of the largest size must fit`, input: c.limits.max_input_buffer_bytes });
+    }
     if ((c.etcd.username === undefined) !== (c.etcd.password === undefined)) ctx.addIssue({ code: 'custom', path: ['etcd', c.etcd.username === undefined ? 'username' : 'password'], message: 'expected etcd.username and etcd.password together', input: undefined });
     const w = c.load.score_weights;
     if (w.qps + w.storage + w.memory + w.cpu + w.network <= 0) {

@@ -24,6 +24,13 @@ const SCRYPT = { N: 4096, r: 8, p: 1 } as const;
 const KEY_BYTES = 32;
 /** Credentials that passed, remembered (bounded). */
 const CACHE_SIZE = 1024;
+/**
+ * scrypt runs at most this many at once, and at most QUEUE_MAX more wait: a flood of wrong
+ * passwords cannot fill the threadpool (which file I/O shares) or grow a queue without bound;
+ * a check beyond that fails as a wrong password would.
+ */
+const SCRYPT_CONCURRENCY = 2;
+const QUEUE_MAX = 256;
 
 interface StoredUser {
   principal: Principal;
@@ -45,6 +52,8 @@ export class Authenticator {
   private readonly users = new Map<string, StoredUser>();
   private readonly cacheKey = randomBytes(32);
   private readonly passed = new Map<string, Principal>();
+  private running = 0;
+  private readonly waiting: Array<() => void> = [];
 
   /**
    * `readPassword` reads a password_file (default: the file's text, trailing newline dropped);
@@ -73,11 +82,28 @@ export class Authenticator {
     const user = this.users.get(name);
     // an unknown user costs the same scrypt as a known one: no timing hint of which names exist
     const salt = user?.salt ?? this.cacheKey.subarray(0, 16);
-    const derived = await new Promise<Buffer>((resolve, reject) => scrypt(password, salt, KEY_BYTES, SCRYPT, (e, k) => (e ? reject(e) : resolve(k))));
-    if (user === undefined || !timingSafeEqual(derived, user.hash)) return undefined;
+    const derived = await this.derive(password, salt);
+    if (derived === undefined || user === undefined || !timingSafeEqual(derived, user.hash)) return undefined;
     if (this.passed.size >= CACHE_SIZE) this.passed.delete(this.passed.keys().next().value!);
     this.passed.set(tag, user.principal);
     return user.principal;
+  }
+
+  /** scrypt of `password`, within the concurrency bound; undefined when too many checks wait. */
+  private async derive(password: string, salt: Buffer): Promise<Buffer | undefined> {
+    if (this.running >= SCRYPT_CONCURRENCY) {
+      if (this.waiting.length >= QUEUE_MAX) return undefined;
+      await new Promise<void>((resolve) => this.waiting.push(resolve)); // handed a running slot
+    } else {
+      this.running++;
+    }
+    try {
+      return await new Promise<Buffer | undefined>((resolve) => scrypt(password, salt, KEY_BYTES, SCRYPT, (e, k) => resolve(e ? undefined : k)));
+    } finally {
+      const next = this.waiting.shift();
+      if (next !== undefined) next();
+      else this.running--;
+    }
   }
 }
 

@@ -9,6 +9,7 @@ import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { SecureContextOptions } from 'node:tls';
 import type { HttpApi } from '../front/http/api.ts';
+import type { ClientLimits } from '../net/limits.ts';
 import type { PeerServer } from '../peer/server.ts';
 
 export interface ListenerOptions {
@@ -20,7 +21,15 @@ export interface ListenerOptions {
   api?: HttpApi;
   /** HTTPS with these options (certificate, and for mutual TLS the CA and requestCert). Default: plain HTTP. */
   tls?: SecureContextOptions & { requestCert?: boolean; rejectUnauthorized?: boolean };
+  /**
+   * Client connection bounds shared with the RESP listener (SPEC §8 `limits.max_clients`). A
+   * connection counts from its first client-API request until it closes; node-to-node
+   * connections never count, so a flood of clients cannot cut the cluster's own traffic.
+   */
+  limits?: ClientLimits;
 }
+
+const TOO_MANY = JSON.stringify({ error: 'too_many_clients', message: 'max number of clients reached (limits.max_clients)' });
 
 export class HttpListener {
   private readonly server: http.Server | https.Server;
@@ -28,10 +37,27 @@ export class HttpListener {
 
   constructor(opts: ListenerOptions) {
     this.opts = opts;
-    const { peer, api } = opts;
+    const { peer, api, limits } = opts;
+    const counted = new WeakSet<object>();
+    const admit = (req: http.IncomingMessage, res: http.ServerResponse): boolean => {
+      const socket = req.socket;
+      if (limits === undefined || counted.has(socket)) return true;
+      if (!limits.admit()) {
+        req.resume();
+        res.writeHead(503, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(TOO_MANY), connection: 'close' });
+        res.end(TOO_MANY);
+        return false;
+      }
+      counted.add(socket);
+      socket.once('close', () => limits.leave());
+      return true;
+    };
     const handler = (req: http.IncomingMessage, res: http.ServerResponse): void => {
       if (peer !== undefined && peer.owns(req.url ?? '')) return peer.serve(req, res);
-      if (api !== undefined) return api.serve(req, res);
+      if (api !== undefined) {
+        if (admit(req, res)) api.serve(req, res);
+        return;
+      }
       req.resume();
       const body = JSON.stringify({ error: 'not_found', message: `no route for ${req.method} ${req.url}` });
       res.writeHead(404, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });

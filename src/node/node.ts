@@ -54,6 +54,7 @@ import { HttpApi, type ControlApi } from '../front/http/api.ts';
 import { RespServer } from '../front/resp/server.ts';
 import { readTls, serverOptions } from '../net/tls.ts';
 import { HttpListener } from './listeners.ts';
+import { ClientLimits } from '../net/limits.ts';
 
 export interface NodeOptions {
   config: Config;
@@ -103,6 +104,7 @@ export class JincacheNode {
   private readonly mirror: Mirror;
   private readonly listeners: HttpListener[] = [];
   private resp: RespServer | undefined;
+  private readonly clientLimits: ClientLimits;
   private readonly assets = dashboardAssets();
   private disposers: Disposer[] = [];
   private lastCatchUp: CatchUpReport | undefined;
@@ -381,10 +383,19 @@ export class JincacheNode {
       throw new JincacheError('BAD_REQUEST', `refusing to listen on ${cfg.server.host} without a password: set auth.requirepass in the config file (or the environment variable JINCACHE_PASSWORD), or listen on 127.0.0.1`);
     }
     this.door = new FrontDoor({ kv: router, live, metrics, clock, auth, ...(storage !== undefined ? { backpressure: () => storage.persister.backpressure() } : {}) });
-    const api = new HttpApi(this.door, this.control(), { publicMetrics: cfg.auth.public_metrics });
+    // SPEC §8: one set of bounds for every client of this node, over HTTP and RESP together
+    this.clientLimits = new ClientLimits({
+      maxClients: cfg.limits.max_clients,
+      maxInputBytes: cfg.limits.max_input_buffer_bytes,
+      outputBufferBytes: cfg.limits.client_output_buffer_bytes,
+      idleTimeoutMs: cfg.limits.idle_timeout,
+      onRefused: (limit) => metrics.clientRefused(limit),
+    });
+    const limits = this.clientLimits;
+    const api = new HttpApi(this.door, this.control(), { publicMetrics: cfg.auth.public_metrics, limits });
     const separateApi = cfg.server.api_port !== undefined;
-    this.listeners.push(new HttpListener({ host: cfg.server.host, port: cfg.server.port, peer: server, ...(separateApi ? {} : { api }), ...(certs.peerListener !== undefined ? { tls: certs.peerListener } : {}) }));
-    if (separateApi) this.listeners.push(new HttpListener({ host: cfg.server.host, port: cfg.server.api_port!, api, ...(certs.client !== undefined ? { tls: certs.client } : {}) }));
+    this.listeners.push(new HttpListener({ host: cfg.server.host, port: cfg.server.port, peer: server, ...(separateApi ? {} : { api, limits }), ...(certs.peerListener !== undefined ? { tls: certs.peerListener } : {}) }));
+    if (separateApi) this.listeners.push(new HttpListener({ host: cfg.server.host, port: cfg.server.api_port!, api, limits, ...(certs.client !== undefined ? { tls: certs.client } : {}) }));
 
     detector.breakers.onChange((peer, state) => {
       if (state === 'open') this.breakerOpens[peer] = (this.breakerOpens[peer] ?? 0) + 1;
@@ -472,6 +483,7 @@ export class JincacheNode {
         port: cfg.server.resp_port,
         requestTimeoutMs: cfg.fault_tolerance.request_timeout,
         logger: this.logger,
+        limits: this.clientLimits,
         ...(this.readCertificates().client !== undefined ? { tls: this.readCertificates().client! } : {}),
         info: () => ({ node_id: this.id, ring_version: this.tables.table().version, cluster_nodes: this.membership.list().length }),
       });
@@ -713,6 +725,7 @@ export class JincacheNode {
         .filter((m) => m.id !== this.id)
         .map((m) => ({ id: m.id, health: d.health(m.id), breaker: d.breaker(m.id) })),
       ...(this.migrations !== undefined ? { migrations: this.migrations.jobs() } : {}),
+      clients: { connections: this.clientLimits.connections(), inputBytes: this.clientLimits.input() },
       ...this.load?.metrics(),
     };
   }

@@ -78,9 +78,14 @@ export interface MetricsSnapshot {
   peers?: ReadonlyArray<{ id: string; health?: PeerHealth; breaker?: BreakerState }>;
   /** Migrations this node takes part in that are still running. */
   migrations?: ReadonlyArray<{ entriesDone: number; entriesTotal: number; bytesDone: number; bytesTotal?: number }>;
+  /** Client connections open (RESP and HTTP API) and the unparsed input they hold (SPEC §8 limits). */
+  clients?: { connections: number; inputBytes: number };
   /** Top-K hot keys in the current window (bounded, so label cardinality stays bounded). */
   hotKeys?: ReadonlyArray<{ group: string; key: string; count: number }>;
 }
+
+/** The limits that turn a client away (SPEC §8). */
+export type ClientLimit = 'max_clients' | 'input_buffer' | 'output_buffer' | 'idle_timeout';
 
 export type MetricsProvider = () => MetricsSnapshot;
 
@@ -361,6 +366,7 @@ export class Metrics {
     'peer',
     'kind',
   ]);
+  readonly #clientsRefused = new CounterFamily('jincache_clients_refused_total', 'Client connections refused or closed by a limit (max_clients, input_buffer, output_buffer, idle_timeout).', ['limit']);
 
   #provider: MetricsProvider | undefined;
   /** The snapshot of the scrape in progress, so one scrape calls the provider once. */
@@ -383,6 +389,7 @@ export class Metrics {
       this.#peerRequests,
       this.#peerDuration,
       this.#peerErrors,
+      this.#clientsRefused,
     ];
     const snap = (): MetricsSnapshot | undefined => this.#snapshot();
     const gauges = [
@@ -402,6 +409,8 @@ export class Metrics {
       new SnapshotGauge('jincache_breaker_state', 'Circuit breaker per peer: 0 closed, 1 half-open, 2 open.', snap, (s) =>
         (s.peers ?? []).flatMap((p) => (p.breaker === undefined ? [] : [{ labels: { peer: p.id }, value: BREAKER_VALUE[p.breaker] }])),
       ),
+      new SnapshotGauge('jincache_client_connections', 'Client connections open (RESP and HTTP API; peers not counted).', snap, (s) => scalar(s.clients?.connections)),
+      new SnapshotGauge('jincache_client_input_bytes', 'Unparsed input held by all client connections together.', snap, (s) => scalar(s.clients?.inputBytes)),
       new SnapshotGauge('jincache_ring_version', 'Version of the partition table this node routes by.', snap, (s) => scalar(s.ringVersion)),
       new SnapshotGauge('jincache_partitions_owned', 'Partitions this node is primary owner of.', snap, (s) =>
         scalar(s.partitionsOwned),
@@ -490,6 +499,11 @@ export class Metrics {
 
   peerError(peer: string, kind: PeerErrorKind): void {
     this.#peerErrors.tree.get2(peer, kind).value++;
+  }
+
+  /** A client connection was refused or closed by a limit. */
+  clientRefused(limit: ClientLimit): void {
+    this.#clientsRefused.tree.get1(limit).value++;
   }
 
   /** Set (or clear, with undefined) the function that reports state gauges at scrape time. */

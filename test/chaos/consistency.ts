@@ -22,6 +22,10 @@ export interface Consistency {
   failed: number;
   /** Ops that did not succeed, sent to a node under the fault. */
   failedAtFaulty: number;
+  /** Of `failed`: reads (a read can always go to another holder, so none should fail). */
+  failedReads: number;
+  /** When the first and the last of `failed` were sent, ms from t0 (undefined: none failed). */
+  failedSpan: [number, number] | undefined;
   /** Of the failed (both kinds): mutations whose effect is unknown. */
   indeterminate: number;
   /** Keys whose final reads miss an acknowledged write. */
@@ -59,7 +63,9 @@ export function analyze(ops: readonly Op[], opts: AnalyzeOptions): Consistency {
   const load = ops.filter((o) => !o.final);
   const notOk = load.filter((o) => o.outcome !== 'ok');
   const atFaulty = (o: Op): boolean => opts.faulty.has(o.node);
-  const failureExamples = notOk.filter((o) => !atFaulty(o)).slice(0, keep).map((o) => formatOp(o, t0));
+  const failedHealthy = notOk.filter((o) => !atFaulty(o));
+  const failureExamples = failedHealthy.slice(0, keep).map((o) => formatOp(o, t0));
+  const calls = failedHealthy.map((o) => o.call - t0);
 
   let stale = 0;
   let staleAtFaulty = 0;
@@ -88,7 +94,9 @@ export function analyze(ops: readonly Op[], opts: AnalyzeOptions): Consistency {
   }
   return {
     requests: load.length,
-    failed: notOk.filter((o) => !atFaulty(o)).length,
+    failed: failedHealthy.length,
+    failedReads: failedHealthy.filter((o) => o.kind === 'read').length,
+    failedSpan: calls.length === 0 ? undefined : [Math.min(...calls), Math.max(...calls)],
     failedAtFaulty: notOk.filter(atFaulty).length,
     indeterminate: notOk.filter((o) => o.outcome === 'indeterminate').length,
     lost: lost.length,

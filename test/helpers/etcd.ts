@@ -13,7 +13,8 @@
  * cannot leak an etcd. Teardown uses SIGKILL because SIGTERM can take ~7 s (ETCD-NOTES).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import https from 'node:https';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -64,6 +65,8 @@ export interface StartEtcdOptions {
    * Default: every member on loopback, on free ports, run directly.
    */
   hosts?: readonly EtcdHost[];
+  /** Serve clients over TLS with this certificate (the peer URLs stay plain). Loopback members only. */
+  tls?: { cert: string; key: string; ca: string };
 }
 
 export interface EtcdHost {
@@ -115,21 +118,37 @@ function ensureBinary(): void {
   }
 }
 
-async function isHealthy(clientUrl: string): Promise<boolean> {
+/** GET a member's URL; over https trusting `ca` (fetch cannot be given a CA). */
+function getText(url: string, ca: string | undefined): Promise<{ ok: boolean; text: string }> {
+  if (ca === undefined) {
+    return fetch(url, { signal: AbortSignal.timeout(1000) }).then(async (res) => ({ ok: res.ok, text: await res.text() }));
+  }
+  return new Promise((resolveGet, reject) => {
+    const req = https.get(url, { ca: readFileSync(ca), timeout: 1000 }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (text += c));
+      res.on('end', () => resolveGet({ ok: res.statusCode === 200, text }));
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+  });
+}
+
+async function isHealthy(clientUrl: string, ca?: string): Promise<boolean> {
   try {
-    const res = await fetch(`${clientUrl}/health`, { signal: AbortSignal.timeout(1000) });
-    const body = (await res.json()) as { health?: string };
+    const res = await getText(`${clientUrl}/health`, ca);
+    const body = JSON.parse(res.text) as { health?: string };
     return res.ok && body.health === 'true';
   } catch {
     return false;
   }
 }
 
-async function isLeader(clientUrl: string): Promise<boolean> {
+async function isLeader(clientUrl: string, ca?: string): Promise<boolean> {
   try {
-    const res = await fetch(`${clientUrl}/metrics`, { signal: AbortSignal.timeout(1000) });
-    const text = await res.text();
-    return /^etcd_server_is_leader 1\s*$/m.test(text);
+    const res = await getText(`${clientUrl}/metrics`, ca);
+    return /^etcd_server_is_leader 1\s*$/m.test(res.text);
   } catch {
     return false;
   }
@@ -165,7 +184,10 @@ class Member implements EtcdMember {
   #stderr = '';
   #exited: Promise<void> = Promise.resolve();
 
-  constructor(spec: MemberSpec, initialCluster: string, token: string) {
+  readonly #ca: string | undefined;
+
+  constructor(spec: MemberSpec, initialCluster: string, token: string, tls?: StartEtcdOptions['tls']) {
+    this.#ca = tls?.ca;
     this.name = spec.name;
     this.clientUrl = spec.clientUrl;
     this.peerUrl = spec.peerUrl;
@@ -185,6 +207,7 @@ class Member implements EtcdMember {
       '--logger=zap',
       '--log-level=warn',
       '--unsafe-no-fsync',
+      ...(tls !== undefined ? ['--cert-file', tls.cert, '--key-file', tls.key] : []),
     ];
   }
 
@@ -232,7 +255,7 @@ class Member implements EtcdMember {
           `etcd ${this.name} exited before becoming healthy (code ${child?.exitCode}, signal ${child?.signalCode}):\n${this.#stderr}`,
         );
       }
-      if (await isHealthy(this.clientUrl)) return;
+      if (await isHealthy(this.clientUrl, this.#ca)) return;
       await sleep(50);
     }
     throw new EtcdStartError(
@@ -267,7 +290,7 @@ class Member implements EtcdMember {
   }
 
   isLeader(): Promise<boolean> {
-    return this.#child === null || this.#paused ? Promise.resolve(false) : isLeader(this.clientUrl);
+    return this.#child === null || this.#paused ? Promise.resolve(false) : isLeader(this.clientUrl, this.#ca);
   }
 }
 
@@ -284,7 +307,7 @@ export async function startEtcd(opts: StartEtcdOptions = {}): Promise<EtcdCluste
     const host = opts.hosts?.[i];
     specs.push({
       name: `m${i}`,
-      clientUrl: host === undefined ? `http://127.0.0.1:${await freePort()}` : `http://${host.ip}:2379`,
+      clientUrl: host === undefined ? `${opts.tls !== undefined ? 'https' : 'http'}://127.0.0.1:${await freePort()}` : `http://${host.ip}:2379`,
       peerUrl: host === undefined ? `http://127.0.0.1:${await freePort()}` : `http://${host.ip}:2380`,
       dataDir: await mkdtemp(join(tmpdir(), 'jincache-etcd-')),
       command: host?.command ?? [],
@@ -293,7 +316,7 @@ export async function startEtcd(opts: StartEtcdOptions = {}): Promise<EtcdCluste
   }
   const initialCluster = specs.map((s) => `${s.name}=${s.peerUrl}`).join(',');
   const token = `jincache-test-${process.pid}-${Date.now()}`;
-  const members = specs.map((s) => new Member(s, initialCluster, token));
+  const members = specs.map((s) => new Member(s, initialCluster, token, opts.tls));
 
   const stop = async (): Promise<void> => {
     await Promise.all(members.map((m) => m.stop('SIGKILL')));
@@ -311,7 +334,7 @@ export async function startEtcd(opts: StartEtcdOptions = {}): Promise<EtcdCluste
   }
 
   return {
-    endpoints: specs.map((s) => s.clientUrl.replace(/^http:\/\//, '')),
+    endpoints: specs.map((s) => s.clientUrl.replace(/^https?:\/\//, '')),
     members,
     async leaderIndex(): Promise<number> {
       const deadline = Date.now() + START_TIMEOUT_MS;

@@ -10,6 +10,7 @@ import type http from 'node:http';
 import { JincacheError, toJincacheError } from '../../core/errors.ts';
 import { keyFromText } from '../../core/keys.ts';
 import { readBody } from '../../net/body.ts';
+import type { ClientLimits } from '../../net/limits.ts';
 import { NO_EXPIRY } from '../../cache/ops.ts';
 import { httpCredentials, type Principal } from '../auth.ts';
 import { resultOf, type FrontDoor } from '../door.ts';
@@ -50,17 +51,21 @@ const PAGE_HEADERS = {
 export interface HttpApiOptions {
   /** true: GET /metrics needs no credential (auth.public_metrics). Default false. */
   publicMetrics?: boolean;
+  /** Request bodies count against the input budget of all clients while they arrive (SPEC §8). */
+  limits?: ClientLimits;
 }
 
 export class HttpApi {
   private readonly door: FrontDoor;
   private readonly control: ControlApi;
   private readonly publicMetrics: boolean;
+  private readonly limits: ClientLimits | undefined;
 
   constructor(door: FrontDoor, control: ControlApi, opts: HttpApiOptions = {}) {
     this.door = door;
     this.control = control;
     this.publicMetrics = opts.publicMetrics ?? false;
+    this.limits = opts.limits;
   }
 
   /** Answer one client request. Never throws. */
@@ -75,6 +80,8 @@ export class HttpApi {
       // 503 until the node has joined and its components run: load balancers and tests wait for 200
       return this.control.ready() ? sendJson(res, 200, { status: 'ok' }) : sendJson(res, 503, { status: 'starting' });
     }
+    const refused = browserRefusal(req, this.door.authRequired);
+    if (refused !== undefined) return sendError(res, new JincacheError('FORBIDDEN', refused));
     const who = await this.principal(req);
     if (url.startsWith('/api/')) return this.api(req, res, url, 5, who);
     return this.controlRoute(req, res, url, who);
@@ -137,7 +144,7 @@ export class HttpApi {
         const expiry = ttlParam(door, query);
         door.checkGroup(group);
         door.checkKey('http', key);
-        const value = await readBody(req, door.maxValueBytes(), 'VALUE_TOO_LARGE');
+        const value = await readBody(req, door.maxValueBytes(), 'VALUE_TOO_LARGE', this.limits);
         counted = true;
         await door.write('http', who, group, key, { op: 'set', value, expiry });
       } else if (method === 'DELETE') {
@@ -216,6 +223,41 @@ export class HttpApi {
 function pathOf(url: string): string {
   const q = url.indexOf('?');
   return q < 0 ? url : url.slice(0, q);
+}
+
+/**
+ * Requests a browser was tricked into sending (SPEC §7). Cross-site request forgery: a page on
+ * another site may make the browser send a PUT, DELETE or POST, with credentials it remembers;
+ * such a request says so (`Sec-Fetch-Site`, or an `Origin` that is not this host) and changes
+ * nothing. DNS rebinding: without credentials configured (loopback only) a page can resolve its
+ * own name to 127.0.0.1 and read the node; so an open node answers only requests addressed to a
+ * loopback name or an IP address. Undefined: not refused.
+ */
+export function browserRefusal(req: Pick<http.IncomingMessage, 'method' | 'headers'>, authRequired: boolean): string | undefined {
+  const h = req.headers;
+  if (!authRequired) {
+    const host = h.host;
+    if (host !== undefined && !isAddressHost(host)) return `refused: Host "${host}" is not a loopback name or an IP address, and this node requires no credential (a DNS rebinding attack looks like this); set auth.requirepass to serve other names`;
+  }
+  const m = req.method;
+  if (m === 'GET' || m === 'HEAD' || m === 'OPTIONS') return undefined;
+  const site = h['sec-fetch-site'];
+  if (site === 'cross-site' || site === 'same-site') return `refused: a ${m} sent by a page of another site (Sec-Fetch-Site: ${site})`;
+  const origin = h.origin;
+  if (origin !== undefined && origin !== 'null' && h.host !== undefined && originHost(origin) !== h.host.toLowerCase()) return `refused: a ${m} from the page of another origin (${origin})`;
+  if (origin === 'null') return `refused: a ${m} from a page with an opaque origin`;
+  return undefined;
+}
+
+function originHost(origin: string): string | undefined {
+  const i = origin.indexOf('://');
+  return i < 0 ? undefined : origin.slice(i + 3).toLowerCase();
+}
+
+/** localhost, an IPv4 address or a bracketed IPv6 address, with or without a port. */
+function isAddressHost(host: string): boolean {
+  const name = host.startsWith('[') ? host.slice(0, host.indexOf(']') + 1) : host.replace(/:\d+$/, '');
+  return name === 'localhost' || name.endsWith('.localhost') || /^\d{1,3}(\.\d{1,3}){3}$/.test(name) || /^\[[0-9a-fA-F:.]+\]$/.test(name);
 }
 
 /** `ttl=SECONDS` from a query string: a positive number of seconds (door.ttl decides the range). */

@@ -18,6 +18,7 @@ import os from 'node:os';
 import { systemClock, type Clock } from '../../core/types.ts';
 import { OPEN_DEFAULT } from '../auth.ts';
 import type { FrontDoor } from '../door.ts';
+import type { ClientLimits, InputHolder } from '../../net/limits.ts';
 import { RespParser } from './parser.ts';
 import { KvCall, REDIS_VERSION, executeCommand, failedCall, type CommandEnv, type Session } from './commands.ts';
 import { ReplyBatch, encode, error, type RespReply } from './writer.ts';
@@ -45,8 +46,13 @@ export interface RespServerOptions {
   logger?: RespLogger;
   /** How long stop() lets a command in flight finish before connections are destroyed. Default 5000 ms. */
   requestTimeoutMs?: number;
-  /** Connections beyond this are refused with `-ERR max number of clients reached`. Default 10000. */
+  /** Connections beyond this are refused with `-ERR max number of clients reached`. Default 10000; with `limits`, theirs. */
   maxConnections?: number;
+  /**
+   * Bounds shared with the node's other client listeners (SPEC §8): connections, the input all
+   * clients hold together, each client's unread output, idle time. Default: `maxConnections` only.
+   */
+  limits?: ClientLimits;
   /** Time source for deadlines, TTL and uptime. Default the system clock. */
   clock?: Clock;
   /** TLS (SPEC §7 `tls`): the certificate, and for client certificates the CA and requestCert. Default: plain TCP. */
@@ -76,6 +82,7 @@ export class RespServer {
   private readonly port: number;
   private readonly requestTimeoutMs: number;
   private readonly maxConnections: number;
+  private readonly limits: ClientLimits | undefined;
   private readonly extraInfo: (() => Record<string, string | number>) | undefined;
   private readonly log: RespLogger;
   private readonly clock: Clock;
@@ -98,7 +105,8 @@ export class RespServer {
       throw new RangeError(`port must be an integer in 0..65535. Got: ${opts.port}`);
     }
     this.requestTimeoutMs = positiveInt('requestTimeoutMs', opts.requestTimeoutMs ?? 5000);
-    this.maxConnections = positiveInt('maxConnections', opts.maxConnections ?? 10000);
+    this.limits = opts.limits;
+    this.maxConnections = opts.limits?.maxClients ?? positiveInt('maxConnections', opts.maxConnections ?? 10000);
     this.extraInfo = opts.info;
     this.log = opts.logger ?? silentLogger;
     this.clock = opts.clock ?? systemClock;
@@ -189,7 +197,7 @@ export class RespServer {
 
   private accept(socket: net.Socket): void {
     this.counters.connectionsReceived++;
-    if (this.open.size >= this.maxConnections) {
+    if (this.limits !== undefined ? !this.limits.admit() : this.open.size >= this.maxConnections) {
       this.counters.rejectedConnections++;
       socket.on('error', () => {});
       socket.end(encode(error('ERR max number of clients reached')));
@@ -207,7 +215,9 @@ export class RespServer {
       parser: new RespParser(this.parserOptions()),
       log: this.log,
       counters: this.counters,
+      ...(this.limits !== undefined ? { limits: this.limits } : {}),
       onClose: () => {
+        this.limits?.leave();
         this.open.delete(conn);
         this.log.debug({ client: id }, 'resp client disconnected');
       },
@@ -285,6 +295,7 @@ interface ConnectionDeps {
   parser: RespParser;
   log: RespLogger;
   counters: Counters;
+  limits?: ClientLimits;
   onClose: () => void;
 }
 
@@ -300,6 +311,9 @@ class RespConnection {
   private readonly parser: RespParser;
   private readonly log: RespLogger;
   private readonly counters: Counters;
+  private readonly limits: ClientLimits | undefined;
+  /** This connection's unparsed input, as the shared input budget counts it. */
+  private readonly input: InputHolder = { bytes: 0, evict: () => this.evicted() };
   private readonly batch = new ReplyBatch();
   /** Reused slot for a GET or SET waiting on the KvService (see KvCall). */
   private readonly call = new KvCall();
@@ -320,7 +334,18 @@ class RespConnection {
     this.parser = deps.parser;
     this.log = deps.log;
     this.counters = deps.counters;
+    this.limits = deps.limits;
     const socket = this.socket;
+    const idleMs = this.limits?.idleTimeoutMs ?? 0;
+    if (idleMs > 0) {
+      // Redis's `timeout`: a client that sends nothing for this long is closed (not one waiting on a command)
+      socket.setTimeout(idleMs, () => {
+        if (this.running) return;
+        this.limits?.closed('idle_timeout');
+        this.log.debug({ client: this.session.id }, 'resp client idle: closed');
+        socket.destroy();
+      });
+    }
     let markClosed: () => void = () => {};
     this.closed = new Promise((resolve) => (markClosed = resolve));
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
@@ -332,6 +357,7 @@ class RespConnection {
     socket.on('error', (err) => this.log.debug({ err, client: this.session.id }, 'resp client socket error'));
     socket.on('close', () => {
       this.isClosed = true;
+      this.limits?.release(this.input);
       if (this.flushScheduled) clearImmediate(this.flushScheduled);
       if (this.graceTimer) clearTimeout(this.graceTimer);
       deps.onClose();
@@ -361,6 +387,7 @@ class RespConnection {
   private onData(chunk: Buffer): void {
     if (this.closing) return; // discarded: we are only waiting for the peer to close
     this.parser.feed(chunk);
+    if (this.limits !== undefined && !this.limits.hold(this.input, this.parser.bufferedBytes)) return;
     if (this.running || this.draining) {
       if (this.parser.bufferedBytes >= READ_PAUSE_BYTES && !this.paused) {
         this.paused = true;
@@ -434,6 +461,8 @@ class RespConnection {
     } finally {
       this.running = false;
     }
+    this.limits?.hold(this.input, this.parser.bufferedBytes);
+    if (this.isClosed) return;
     this.flush();
     if (this.closing || this.socket.readableEnded) {
       this.finish();
@@ -462,11 +491,24 @@ class RespConnection {
     const chunks = this.batch.take();
     if (chunks.length === 1) {
       this.socket.write(chunks[0]!);
-      return;
+    } else {
+      this.socket.cork();
+      for (const c of chunks) this.socket.write(c);
+      this.socket.uncork();
     }
-    this.socket.cork();
-    for (const c of chunks) this.socket.write(c);
-    this.socket.uncork();
+    // Redis's client-output-buffer-limit: a client that lets this much pile up unread is dropped
+    if (this.limits !== undefined && this.socket.writableLength > this.limits.outputBufferBytes) {
+      this.limits.closed('output_buffer');
+      this.log.warn({ client: this.session.id, unsent: this.socket.writableLength }, 'resp client output buffer over the limit: closed');
+      this.socket.destroy();
+    }
+  }
+
+  /** The input budget of all clients overflowed and this connection held the most: drop it. */
+  private evicted(): void {
+    this.log.warn({ client: this.session.id, bytes: this.parser.bufferedBytes }, 'resp client closed: it held the most input when the input buffer of all clients filled up');
+    this.closing = true;
+    this.socket.destroy();
   }
 
   /**
