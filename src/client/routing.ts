@@ -6,7 +6,7 @@
  * table (`GET /cluster/table`, encodeTable's JSON), {@link withFullTable} adds the backups, so
  * failover tries a replica before an arbitrary node.
  */
-import { partitionOf } from '../core/placement/hash.ts';
+import { byteKey, isPartitionCount, partitionOf } from '../core/placement/hash.ts';
 import type { PartitionTable } from '../core/placement/table.ts';
 import { JincacheClientError } from './errors.ts';
 
@@ -61,7 +61,7 @@ export function parseClusterInfo(body: unknown): ClusterInfo {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) bad('expected a JSON object');
   const o = body as Record<string, unknown>;
   if (!isCount(o.ringVersion, 0)) bad(`ringVersion must be an integer >= 0, got ${short(o.ringVersion)}`);
-  if (!isCount(o.partitionCount, 1)) bad(`partitionCount must be an integer >= 1, got ${short(o.partitionCount)}`);
+  if (!isPartitionCount(o.partitionCount)) bad(`partitionCount must be a divisor of 16384, got ${short(o.partitionCount)}`);
   if (!Array.isArray(o.nodes)) bad('nodes must be an array');
   for (const [i, n] of (o.nodes as unknown[]).entries()) {
     const node = n as Record<string, unknown> | null;
@@ -97,9 +97,12 @@ export function withFullTable(rt: RoutingTable, table: PartitionTable): RoutingT
   return { ...rt, holders: table.assignments, hasBackups: true };
 }
 
-/** The partition of `key` under `rt` (murmur3_32 mod partitionCount, as every node computes it). */
+/**
+ * The partition of `key` under `rt`, as every node computes it: the partition of the hash slot of
+ * the key's UTF-8 bytes (the HTTP API's keys are text; a node hashes their bytes, SPEC §2).
+ */
 export function partitionFor(rt: RoutingTable, key: string): number {
-  return partitionOf(key, rt.partitionCount);
+  return partitionOf(byteKey(key), rt.partitionCount);
 }
 
 /**

@@ -1,0 +1,359 @@
+/**
+ * Redis as the oracle: Debian's `redis-server` started on a free loopback port (persistence off),
+ * a small raw RESP client that returns typed replies (RESP2, or RESP3 after HELLO 3), fast-check
+ * arbitraries that generate random command sequences over a small key space, and a comparison
+ * of two servers' replies with the normalisations listed in NORMALISATIONS.
+ *
+ * The client is written here rather than taken from ioredis or node-redis because those decode
+ * replies into JavaScript values and lose exactly what the oracle compares: a null bulk against
+ * a null array, a simple string against a bulk, a RESP3 double against a bulk string.
+ *
+ * Every redis-server is tracked by PID and killed when the test process exits.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import fc from 'fast-check';
+import { freePort } from './ports.ts';
+
+export const REDIS_SERVER = '/usr/bin/redis-server';
+
+// ---------------------------------------------------------------- typed replies and the decoder
+
+/** One reply as it came on the wire: the RESP type byte decides the variant. */
+export type Reply =
+  | { readonly type: 'simple'; readonly value: string }
+  | { readonly type: 'error'; readonly message: string }
+  | { readonly type: 'integer'; readonly value: number }
+  | { readonly type: 'bulk'; readonly value: Buffer }
+  /** `$-1` (null bulk), `*-1` (null array) or RESP3's `_`. */
+  | { readonly type: 'null'; readonly wire: '$' | '*' | '_' }
+  | { readonly type: 'array'; readonly items: readonly Reply[] }
+  /** RESP3 `,`: `text` as sent (inf, -inf, nan, 1.5, 3). */
+  | { readonly type: 'double'; readonly text: string }
+  | { readonly type: 'boolean'; readonly value: boolean }
+  | { readonly type: 'bignum'; readonly text: string }
+  | { readonly type: 'verbatim'; readonly format: string; readonly text: Buffer }
+  | { readonly type: 'blob-error'; readonly message: Buffer }
+  | { readonly type: 'map'; readonly entries: readonly (readonly [Reply, Reply])[] }
+  | { readonly type: 'set'; readonly items: readonly Reply[] }
+  | { readonly type: 'push'; readonly items: readonly Reply[] }
+  | { readonly type: 'attribute'; readonly attributes: readonly (readonly [Reply, Reply])[]; readonly value: Reply };
+
+export class ReplyFormatError extends Error {
+  readonly code = 'REPLY_FORMAT';
+  override name = 'ReplyFormatError';
+}
+
+/**
+ * Decode one reply starting at `at`. Returns it and the offset after it, or null when `buf` does
+ * not hold all of it yet. Throws ReplyFormatError on bytes that are not RESP.
+ */
+export function decodeReply(buf: Buffer, at = 0): { reply: Reply; next: number } | null {
+  if (at >= buf.length) return null;
+  const eol = buf.indexOf('\r\n', at, 'latin1');
+  if (eol < 0) return null;
+  const kind = buf[at]!;
+  const line = buf.toString('latin1', at + 1, eol);
+  const after = eol + 2;
+  const count = (): number => {
+    if (!/^(-1|0|[1-9][0-9]*)$/.test(line)) throw new ReplyFormatError(`bad length ${JSON.stringify(line)} after ${String.fromCharCode(kind)}`);
+    return Number(line);
+  };
+  const blob = (): { bytes: Buffer; next: number } | null => {
+    const n = count();
+    if (buf.length < after + n + 2) return null;
+    if (buf[after + n] !== 13 || buf[after + n + 1] !== 10) throw new ReplyFormatError('blob not followed by CRLF');
+    return { bytes: Buffer.from(buf.subarray(after, after + n)), next: after + n + 2 };
+  };
+  const many = (n: number): { items: Reply[]; next: number } | null => {
+    const items: Reply[] = [];
+    let p = after;
+    for (let i = 0; i < n; i++) {
+      const r = decodeReply(buf, p);
+      if (r === null) return null;
+      items.push(r.reply);
+      p = r.next;
+    }
+    return { items, next: p };
+  };
+  const pairs = (items: Reply[]): (readonly [Reply, Reply])[] => {
+    const out: (readonly [Reply, Reply])[] = [];
+    for (let i = 0; i < items.length; i += 2) out.push([items[i]!, items[i + 1]!]);
+    return out;
+  };
+  switch (kind) {
+    case 0x2b: // +
+      return { reply: { type: 'simple', value: line }, next: after };
+    case 0x2d: // -
+      return { reply: { type: 'error', message: line }, next: after };
+    case 0x3a: // :
+      if (!/^-?[0-9]+$/.test(line)) throw new ReplyFormatError(`bad integer ${JSON.stringify(line)}`);
+      return { reply: { type: 'integer', value: Number(line) }, next: after };
+    case 0x24: { // $
+      if (line === '-1') return { reply: { type: 'null', wire: '$' }, next: after };
+      const b = blob();
+      return b && { reply: { type: 'bulk', value: b.bytes }, next: b.next };
+    }
+    case 0x2a: { // *
+      const n = count();
+      if (n < 0) return { reply: { type: 'null', wire: '*' }, next: after };
+      const m = many(n);
+      return m && { reply: { type: 'array', items: m.items }, next: m.next };
+    }
+    case 0x5f: // _
+      if (line !== '') throw new ReplyFormatError('null with a payload');
+      return { reply: { type: 'null', wire: '_' }, next: after };
+    case 0x2c: // ,
+      return { reply: { type: 'double', text: line }, next: after };
+    case 0x23: // #
+      if (line !== 't' && line !== 'f') throw new ReplyFormatError(`bad boolean ${JSON.stringify(line)}`);
+      return { reply: { type: 'boolean', value: line === 't' }, next: after };
+    case 0x28: // (
+      return { reply: { type: 'bignum', text: line }, next: after };
+    case 0x21: { // !
+      const b = blob();
+      return b && { reply: { type: 'blob-error', message: b.bytes }, next: b.next };
+    }
+    case 0x3d: { // =
+      const b = blob();
+      if (b === null) return null;
+      if (b.bytes.length < 4 || b.bytes[3] !== 0x3a) throw new ReplyFormatError('verbatim string without its format');
+      return { reply: { type: 'verbatim', format: b.bytes.toString('latin1', 0, 3), text: b.bytes.subarray(4) }, next: b.next };
+    }
+    case 0x25: { // %
+      const m = many(2 * count());
+      return m && { reply: { type: 'map', entries: pairs(m.items) }, next: m.next };
+    }
+    case 0x7e: { // ~
+      const m = many(count());
+      return m && { reply: { type: 'set', items: m.items }, next: m.next };
+    }
+    case 0x3e: { // >
+      const m = many(count());
+      return m && { reply: { type: 'push', items: m.items }, next: m.next };
+    }
+    case 0x7c: { // |
+      const m = many(2 * count());
+      if (m === null) return null;
+      const v = decodeReply(buf, m.next);
+      return v && { reply: { type: 'attribute', attributes: pairs(m.items), value: v.reply }, next: v.next };
+    }
+    default:
+      throw new ReplyFormatError(`unknown RESP type byte 0x${kind.toString(16)} at offset ${at}`);
+  }
+}
+
+/** A reply as readable text (redis-cli-like, one line), for assertion messages. */
+export function showReply(r: Reply): string {
+  const q = (b: Buffer | string): string => JSON.stringify(typeof b === 'string' ? b : b.toString('latin1'));
+  const kv = (e: readonly (readonly [Reply, Reply])[]): string => e.map(([k, v]) => `${showReply(k)}: ${showReply(v)}`).join(', ');
+  switch (r.type) {
+    case 'simple': return `+${r.value}`;
+    case 'error': return `-${r.message}`;
+    case 'integer': return `:${r.value}`;
+    case 'bulk': return q(r.value);
+    case 'null': return r.wire === '_' ? '(null)' : `(nil ${r.wire})`;
+    case 'array': return `[${r.items.map(showReply).join(', ')}]`;
+    case 'double': return `,${r.text}`;
+    case 'boolean': return r.value ? '#t' : '#f';
+    case 'bignum': return `(${r.text}`;
+    case 'verbatim': return `=${r.format}:${q(r.text)}`;
+    case 'blob-error': return `!${q(r.message)}`;
+    case 'map': return `{${kv(r.entries)}}`;
+    case 'set': return `~{${r.items.map(showReply).join(', ')}}`;
+    case 'push': return `>[${r.items.map(showReply).join(', ')}]`;
+    case 'attribute': return `|{${kv(r.attributes)}} ${showReply(r.value)}`;
+  }
+}
+
+/** Encode a command as a multibulk request (what every client library sends). */
+export function encodeCommand(args: readonly (string | Buffer)[]): Buffer {
+  const parts: Buffer[] = [Buffer.from(`*${args.length}\r\n`, 'latin1')];
+  for (const a of args) {
+    const b = typeof a === 'string' ? Buffer.from(a, 'latin1') : a;
+    parts.push(Buffer.from(`$${b.length}\r\n`, 'latin1'), b, Buffer.from('\r\n', 'latin1'));
+  }
+  return Buffer.concat(parts);
+}
+
+// ---------------------------------------------------------------- the client
+
+/**
+ * One connection, replies matched to requests in order (pipelining allowed). String arguments
+ * are byte strings (latin1: one char per byte), so any key or value can be written.
+ * RESP3 push frames never answer a request: they are collected in `pushes`.
+ */
+export class RespClient {
+  readonly pushes: Reply[] = [];
+  private readonly socket: Socket;
+  private input: Buffer = Buffer.alloc(0);
+  private readonly waiting: { resolve(r: Reply): void; reject(e: Error): void }[] = [];
+  private failure: Error | null = null;
+  /** True once the server closed the connection. */
+  closed = false;
+
+  private constructor(socket: Socket) {
+    this.socket = socket;
+    socket.on('data', (d) => this.onData(d));
+    socket.on('error', (e) => this.fail(e));
+    socket.on('close', () => {
+      this.closed = true;
+      this.fail(new Error('connection closed'));
+    });
+  }
+
+  static connect(port: number, host = '127.0.0.1', timeoutMs = 5000): Promise<RespClient> {
+    return new Promise((resolve, reject) => {
+      const socket = connect({ port, host });
+      socket.setNoDelay(true);
+      const timer = setTimeout(() => {
+        socket.destroy();
+        reject(new Error(`connect to ${host}:${port} timed out`));
+      }, timeoutMs);
+      socket.once('error', (e) => {
+        clearTimeout(timer);
+        reject(e);
+      });
+      socket.once('connect', () => {
+        clearTimeout(timer);
+        resolve(new RespClient(socket));
+      });
+    });
+  }
+
+  /** Send one command and wait for its reply (an error reply is a value, not a rejection). */
+  call(...args: (string | Buffer)[]): Promise<Reply> {
+    return this.sendRaw(encodeCommand(args), 1).then((r) => r[0]!);
+  }
+
+  /** Write raw bytes and wait for `replies` replies (inline commands, broken framing). */
+  sendRaw(bytes: Buffer | string, replies: number): Promise<Reply[]> {
+    if (this.failure) return Promise.reject(this.failure);
+    const all = Array.from({ length: replies }, () => new Promise<Reply>((resolve, reject) => this.waiting.push({ resolve, reject })));
+    this.socket.write(typeof bytes === 'string' ? Buffer.from(bytes, 'latin1') : bytes);
+    return Promise.all(all);
+  }
+
+  /** `HELLO 3`: the connection speaks RESP3 from its reply on. Returns the reply (a map). */
+  async hello(protocol: 2 | 3): Promise<Reply> {
+    const r = await this.call('HELLO', String(protocol));
+    if (r.type === 'error') throw new Error(`HELLO ${protocol} refused: ${r.message}`);
+    return r;
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+
+  private onData(d: Buffer): void {
+    this.input = this.input.length === 0 ? d : Buffer.concat([this.input, d]);
+    let at = 0;
+    try {
+      for (;;) {
+        const r = decodeReply(this.input, at);
+        if (r === null) break;
+        at = r.next;
+        if (r.reply.type === 'push') this.pushes.push(r.reply);
+        else {
+          const w = this.waiting.shift();
+          if (w === undefined) throw new ReplyFormatError(`unexpected reply ${showReply(r.reply)}`);
+          w.resolve(r.reply);
+        }
+      }
+    } catch (e) {
+      this.fail(e as Error);
+      this.socket.destroy();
+      return;
+    }
+    this.input = this.input.subarray(at);
+  }
+
+  private fail(e: Error): void {
+    this.failure ??= e;
+    for (const w of this.waiting.splice(0)) w.reject(this.failure);
+  }
+}
+
+// ---------------------------------------------------------------- redis-server
+
+const live = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const c of live) c.kill('SIGKILL');
+});
+
+export interface RedisServer {
+  readonly port: number;
+  readonly pid: number;
+  /** The server's version, from INFO server (e.g. 7.0.15). */
+  readonly version: string;
+  /** SIGTERM, SIGKILL after 5 s; removes the working directory. */
+  stop(): Promise<void>;
+}
+
+export interface RedisServerOptions {
+  /** `cluster-enabled yes` (CLUSTER KEYSLOT and friends answer); default false. */
+  cluster?: boolean;
+  /** More `--name value` arguments. */
+  args?: readonly string[];
+}
+
+/**
+ * A private redis-server on 127.0.0.1 and a free port: no RDB, no AOF, its files in a temporary
+ * directory. Resolves once it answers PING.
+ */
+export async function startRedisServer(opts: RedisServerOptions = {}): Promise<RedisServer> {
+  if (!existsSync(REDIS_SERVER)) throw new Error(`${REDIS_SERVER} is missing: run scripts/install-deps.sh redis`);
+  const dir = mkdtempSync(join(tmpdir(), 'jincache-redis-'));
+  const port = await freePort();
+  const args = [
+    '--port', String(port), '--bind', '127.0.0.1', '--dir', dir,
+    '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--logfile', join(dir, 'redis.log'),
+    ...(opts.cluster ? ['--cluster-enabled', 'yes', '--cluster-config-file', join(dir, 'nodes.conf')] : []),
+    ...(opts.args ?? []),
+  ];
+  const child = spawn(REDIS_SERVER, args, { stdio: 'ignore' });
+  live.add(child);
+  const exited = new Promise<void>((resolve) => child.once('exit', () => {
+    live.delete(child);
+    resolve();
+  }));
+  const stop = async (): Promise<void> => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+      await exited;
+      clearTimeout(timer);
+    }
+    rmSync(dir, { recursive: true, force: true });
+  };
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    if (child.exitCode !== null) {
+      await stop();
+      throw new Error(`redis-server exited at start (code ${child.exitCode})`);
+    }
+    try {
+      const c = await RespClient.connect(port, '127.0.0.1', 1000);
+      try {
+        const info = await c.call('INFO', 'server');
+        if (info.type === 'bulk') {
+          const version = /redis_version:(\S+)/.exec(info.value.toString('latin1'))?.[1] ?? 'unknown';
+          return { port, pid: child.pid!, version, stop };
+        }
+      } finally {
+        c.close();
+      }
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) {
+      await stop();
+      throw new Error(`redis-server on port ${port} did not answer within 10 s`);
+    }
+    await sleep(30);
+  }
+}
