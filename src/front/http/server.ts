@@ -9,6 +9,7 @@ import http from 'node:http';
 import { timingSafeEqual } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { JincacheError, toJincacheError } from '../../core/errors.ts';
+import { byteKey } from '../../core/placement/hash.ts';
 import type { Router } from '../../cluster/router.ts';
 import { decodeRecords, isCodecError, type WireRecord } from '../../peer/codec.ts';
 import { FORWARDED_HEADER, FROM_HEADER, SECRET_HEADER, tableStampOf } from '../../peer/client.ts';
@@ -159,6 +160,8 @@ export class HttpListener {
     let result = 'ok';
     try {
       this.checkKey(key);
+      // The API's keys are text; a key is placed and stored as its UTF-8 bytes (SPEC §2).
+      key = byteKey(key);
       const router = this.backend.router;
       const deadline = this.backend.deadline();
       if (method === 'GET' || method === 'HEAD') {
