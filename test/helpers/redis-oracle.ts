@@ -191,7 +191,7 @@ export class RespClient {
   readonly pushes: Reply[] = [];
   private readonly socket: Socket;
   private input: Buffer = Buffer.alloc(0);
-  private readonly waiting: { resolve(r: Reply): void; reject(e: Error): void }[] = [];
+  private readonly waiting: { resolve(r: Reply, bytes: Buffer): void; reject(e: Error): void }[] = [];
   private failure: Error | null = null;
   /** True once the server closed the connection. */
   closed = false;
@@ -226,14 +226,26 @@ export class RespClient {
   }
 
   /** Send one command and wait for its reply (an error reply is a value, not a rejection). */
-  call(...args: (string | Buffer)[]): Promise<Reply> {
-    return this.sendRaw(encodeCommand(args), 1).then((r) => r[0]!);
+  async call(...args: (string | Buffer)[]): Promise<Reply> {
+    return (await this.exchange(encodeCommand(args), 1))[0]!.reply;
+  }
+
+  /** Send one command; its reply and the exact bytes it came as. */
+  async callBytes(...args: (string | Buffer)[]): Promise<{ reply: Reply; bytes: Buffer }> {
+    return (await this.exchange(encodeCommand(args), 1))[0]!;
   }
 
   /** Write raw bytes and wait for `replies` replies (inline commands, broken framing). */
-  sendRaw(bytes: Buffer | string, replies: number): Promise<Reply[]> {
+  async sendRaw(bytes: Buffer | string, replies: number): Promise<Reply[]> {
+    return (await this.exchange(bytes, replies)).map((r) => r.reply);
+  }
+
+  private exchange(bytes: Buffer | string, replies: number): Promise<{ reply: Reply; bytes: Buffer }[]> {
     if (this.failure) return Promise.reject(this.failure);
-    const all = Array.from({ length: replies }, () => new Promise<Reply>((resolve, reject) => this.waiting.push({ resolve, reject })));
+    const all = Array.from(
+      { length: replies },
+      () => new Promise<{ reply: Reply; bytes: Buffer }>((resolve, reject) => this.waiting.push({ resolve: (reply, b) => resolve({ reply, bytes: b }), reject })),
+    );
     this.socket.write(typeof bytes === 'string' ? Buffer.from(bytes, 'latin1') : bytes);
     return Promise.all(all);
   }
@@ -256,12 +268,13 @@ export class RespClient {
       for (;;) {
         const r = decodeReply(this.input, at);
         if (r === null) break;
+        const bytes = Buffer.from(this.input.subarray(at, r.next));
         at = r.next;
         if (r.reply.type === 'push') this.pushes.push(r.reply);
         else {
           const w = this.waiting.shift();
           if (w === undefined) throw new ReplyFormatError(`unexpected reply ${showReply(r.reply)}`);
-          w.resolve(r.reply);
+          w.resolve(r.reply, bytes);
         }
       }
     } catch (e) {
