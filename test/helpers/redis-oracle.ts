@@ -310,6 +310,8 @@ export interface RedisServer {
 export interface RedisServerOptions {
   /** `cluster-enabled yes` (CLUSTER KEYSLOT and friends answer); default false. */
   cluster?: boolean;
+  /** `requirepass`: clients must AUTH; default none. */
+  password?: string;
   /** More `--name value` arguments. */
   args?: readonly string[];
 }
@@ -326,6 +328,7 @@ export async function startRedisServer(opts: RedisServerOptions = {}): Promise<R
     '--port', String(port), '--bind', '127.0.0.1', '--dir', dir,
     '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--logfile', join(dir, 'redis.log'),
     ...(opts.cluster ? ['--cluster-enabled', 'yes', '--cluster-config-file', join(dir, 'nodes.conf')] : []),
+    ...(opts.password !== undefined ? ['--requirepass', opts.password] : []),
     ...(opts.args ?? []),
   ];
   const child = spawn(REDIS_SERVER, args, { stdio: 'ignore' });
@@ -352,6 +355,7 @@ export async function startRedisServer(opts: RedisServerOptions = {}): Promise<R
     try {
       const c = await RespClient.connect(port, '127.0.0.1', 1000);
       try {
+        if (opts.password !== undefined) await c.call('AUTH', opts.password);
         const info = await c.call('INFO', 'server');
         if (info.type === 'bulk') {
           const version = /redis_version:(\S+)/.exec(info.value.toString('latin1'))?.[1] ?? 'unknown';
