@@ -17,6 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import fc from 'fast-check';
+import * as W from '../../src/front/resp/writer.ts';
 import { freePort } from './ports.ts';
 
 export const REDIS_SERVER = '/usr/bin/redis-server';
@@ -144,6 +145,31 @@ export function decodeReply(buf: Buffer, at = 0): { reply: Reply; next: number }
     }
     default:
       throw new ReplyFormatError(`unknown RESP type byte 0x${kind.toString(16)} at offset ${at}`);
+  }
+}
+
+/**
+ * The writer's value for a decoded reply: what jincache would build to send the same bytes
+ * (a test can then edit a Redis reply, e.g. drop subcommands, and compare encodings).
+ */
+export function asWriterReply(r: Reply): W.RespReply {
+  const pairs = (e: readonly (readonly [Reply, Reply])[]) => e.map(([k, v]): W.RespPair => [asWriterReply(k), asWriterReply(v)]);
+  switch (r.type) {
+    case 'simple': return W.simple(r.value);
+    case 'error': return W.error(r.message);
+    case 'integer': return W.integer(r.value);
+    case 'bulk': return W.bulk(r.value);
+    case 'null': return r.wire === '*' ? W.NULL_ARRAY : W.NULL_BULK;
+    case 'array': return W.array(r.items.map(asWriterReply));
+    case 'double': return W.double(r.text === 'inf' ? Infinity : r.text === '-inf' ? -Infinity : Number(r.text));
+    case 'boolean': return W.boolean(r.value);
+    case 'bignum': return W.bigNumber(r.text);
+    case 'verbatim': return W.verbatim(r.text, r.format);
+    case 'map': return W.map(pairs(r.entries));
+    case 'set': return W.setOf(r.items.map(asWriterReply));
+    case 'push': return W.pushMessage(r.items.map(asWriterReply));
+    case 'attribute': return W.withAttributes(pairs(r.attributes), asWriterReply(r.value));
+    case 'blob-error': throw new ReplyFormatError('blob errors have no writer value');
   }
 }
 
