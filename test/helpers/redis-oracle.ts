@@ -400,3 +400,250 @@ export async function startRedisServer(opts: RedisServerOptions = {}): Promise<R
     await sleep(30);
   }
 }
+
+// ---------------------------------------------------------------- random command sequences
+
+/** A command as sent: its arguments, byte strings (latin1). */
+export type Command = readonly string[];
+
+export interface SequenceOptions {
+  /** The key space: few keys, so commands meet each other's data. Default KEYS. */
+  keys?: readonly string[];
+  /**
+   * Keys Redis accepts that a stricter server may not: the empty key and non-UTF-8 bytes.
+   * Default true.
+   */
+  edgeKeys?: boolean;
+  /** Commands that are not well formed (arity, syntax, bad numbers), to compare errors. Default true. */
+  malformed?: boolean;
+  /** EXPIRE / PEXPIRE's NX XX GT LT options (Redis 7). Default true. */
+  expireOptions?: boolean;
+  /** Integers beyond 2^53 where a command takes a number (Redis takes 64-bit ones). Default true. */
+  hugeIntegers?: boolean;
+  /** Most commands in one sequence. Default 30. */
+  maxLength?: number;
+}
+
+/** The default key space: plain keys and two sharing a hash tag. */
+export const KEYS: readonly string[] = ['k0', 'k1', 'k2', '{t}a', '{t}b'];
+const EDGE_KEYS: readonly string[] = ['', '\xff\x00\x80'];
+
+interface Gen {
+  key: fc.Arbitrary<string>;
+  keys: fc.Arbitrary<string[]>;
+  value: fc.Arbitrary<string>;
+  int: fc.Arbitrary<string>;
+  o: Required<SequenceOptions>;
+}
+
+/** Randomly upper- or lower-cases a command name, as clients differ. */
+const named = (name: string): fc.Arbitrary<string> => fc.constantFrom(name.toUpperCase(), name.toLowerCase());
+const cmd = (name: string, ...rest: fc.Arbitrary<string | string[]>[]): fc.Arbitrary<Command> =>
+  fc.tuple(named(name), ...rest).map(([n, ...r]) => [n, ...r.flat()]);
+
+/** One generator per command: well-formed uses, weighted first, then malformed ones. */
+const GENERATORS: Record<string, (g: Gen) => fc.Arbitrary<Command>[]> = {
+  get: (g) => [cmd('get', g.key), ...(g.o.malformed ? [cmd('get'), cmd('get', g.key, g.key)] : [])],
+  set: (g) => {
+    const condition = fc.constantFrom<string[]>([], [], ['NX'], ['XX'], ['nx']);
+    const expiry = fc.oneof(
+      fc.constant<string[]>([]),
+      fc.tuple(fc.constantFrom('EX', 'PX', 'ex'), fc.integer({ min: 1, max: 100_000 }).map(String)).map((t) => [...t]),
+    );
+    const bad = fc.constantFrom<string[]>(['EX', '0'], ['PX', '-5'], ['EX', 'abc'], ['NX', 'XX'], ['EX', '10', 'PX', '10'], ['EX'], ['BOGUS'], ...(g.o.hugeIntegers ? [['EX', '9999999999999999'], ['PX', '9223372036854775807']] : []));
+    return [
+      cmd('set', g.key, g.value, condition, expiry),
+      cmd('set', g.key, g.value, expiry, condition),
+      ...(g.o.malformed ? [cmd('set', g.key, g.value, bad), cmd('set', g.key)] : []),
+    ];
+  },
+  del: (g) => [cmd('del', g.keys), ...(g.o.malformed ? [cmd('del')] : [])],
+  exists: (g) => [cmd('exists', g.keys), ...(g.o.malformed ? [cmd('exists')] : [])],
+  mget: (g) => [cmd('mget', g.keys), ...(g.o.malformed ? [cmd('mget')] : [])],
+  mset: (g) => [
+    cmd('mset', fc.array(fc.tuple(g.key, g.value), { minLength: 1, maxLength: 4 }).map((ps) => ps.flat())),
+    ...(g.o.malformed ? [cmd('mset', g.key), cmd('mset', g.key, g.value, g.key)] : []),
+  ],
+  expire: (g) => expireGens('expire', g),
+  pexpire: (g) => expireGens('pexpire', g),
+  ttl: (g) => [cmd('ttl', g.key), ...(g.o.malformed ? [cmd('ttl')] : [])],
+  pttl: (g) => [cmd('pttl', g.key), ...(g.o.malformed ? [cmd('pttl', g.key, g.key)] : [])],
+  dbsize: (g) => [cmd('dbsize'), ...(g.o.malformed ? [cmd('dbsize', g.key)] : [])],
+  ping: (g) => [cmd('ping'), cmd('ping', g.value), ...(g.o.malformed ? [cmd('ping', g.value, g.value)] : [])],
+  echo: (g) => [cmd('echo', g.value), ...(g.o.malformed ? [cmd('echo')] : [])],
+};
+
+function expireGens(name: string, g: Gen): fc.Arbitrary<Command>[] {
+  const amount = name === 'expire' ? fc.integer({ min: 1, max: 1000 }) : fc.integer({ min: 1000, max: 1_000_000 });
+  const opt = fc.constantFrom('NX', 'XX', 'GT', 'LT', 'gt');
+  return [
+    cmd(name, g.key, amount.map(String)),
+    ...(g.o.expireOptions ? [cmd(name, g.key, amount.map(String), opt)] : []),
+    ...(g.o.malformed ? [cmd(name, g.key, g.int), cmd(name, g.key), cmd(name, g.key, fc.constant('10'), fc.constant('BOGUS'))] : []),
+    ...(g.o.malformed && g.o.expireOptions ? [cmd(name, g.key, fc.constant('10'), fc.constantFrom(['NX', 'XX'], ['GT', 'LT'], ['NX', 'GT']))] : []),
+  ];
+}
+
+/** The commands random sequences can be made of (lower case). Grows as jincache answers more. */
+export const GENERATED_COMMANDS: readonly string[] = Object.freeze(Object.keys(GENERATORS));
+
+/** Every key a sequence may touch: what a test deletes between sequences. */
+export function keySpace(opts: SequenceOptions = {}): string[] {
+  return [...(opts.keys ?? KEYS), ...((opts.edgeKeys ?? true) ? EDGE_KEYS : [])];
+}
+
+/** One random command among `commands` (lower-case names from GENERATED_COMMANDS). */
+export function commandArb(commands: readonly string[], opts: SequenceOptions = {}): fc.Arbitrary<Command> {
+  const o: Required<SequenceOptions> = {
+    keys: opts.keys ?? KEYS,
+    edgeKeys: opts.edgeKeys ?? true,
+    malformed: opts.malformed ?? true,
+    expireOptions: opts.expireOptions ?? true,
+    hugeIntegers: opts.hugeIntegers ?? true,
+    maxLength: opts.maxLength ?? 30,
+  };
+  const key = o.edgeKeys
+    ? fc.oneof({ arbitrary: fc.constantFrom(...o.keys), weight: 8 }, { arbitrary: fc.constantFrom(...EDGE_KEYS), weight: 1 })
+    : fc.constantFrom(...o.keys);
+  const g: Gen = {
+    key,
+    keys: fc.array(key, { minLength: 1, maxLength: 4 }),
+    value: fc.oneof(fc.constantFrom('v', '', '42', '-7', '3.5', 'hello world'), fc.string({ unit: 'binary-ascii', maxLength: 12 }), fc.uint8Array({ maxLength: 8 }).map((a) => Buffer.from(a).toString('latin1'))),
+    int: fc.constantFrom('0', '-1', 'abc', '1.5', '', '007', '+5', ' 5', '9223372036854775808', ...(o.hugeIntegers ? ['9223372036854775807', '-9223372036854775808', '4611686018427387904'] : [])),
+    o,
+  };
+  const arbs = commands.flatMap((c) => {
+    const make = GENERATORS[c];
+    if (make === undefined) throw new Error(`no generator for ${c}; known: ${GENERATED_COMMANDS.join(' ')}`);
+    return make(g);
+  });
+  return fc.oneof(...arbs);
+}
+
+/** A random sequence of commands among `commands`. */
+export function sequenceArb(commands: readonly string[], opts: SequenceOptions = {}): fc.Arbitrary<Command[]> {
+  return fc.array(commandArb(commands, opts), { minLength: 1, maxLength: opts.maxLength ?? 30 });
+}
+
+// ---------------------------------------------------------------- comparing two servers' replies
+
+export interface CompareOptions {
+  /** TTL may differ by this many seconds (the two servers see a command a moment apart). Default 1. */
+  ttlToleranceS?: number;
+  /** PTTL may differ by this many ms. Default 1000 (a loaded 2-core machine). */
+  pttlToleranceMs?: number;
+}
+
+/**
+ * Normalisations, by command: replies that cannot be equal byte for byte between two servers.
+ * Everything else must be identical (type, nulls' kind, text of errors).
+ */
+export const NORMALISATIONS: Readonly<Record<string, string>> = {
+  ttl: 'integers within ttlToleranceS when both are >= 0; -1 and -2 exactly',
+  pttl: 'integers within pttlToleranceMs when both are >= 0; -1 and -2 exactly',
+  randomkey: 'both null, or both a bulk string (which key is random)',
+  scan: 'the cursor is not compared; the elements are compared as sets',
+  hscan: 'the cursor is not compared; the elements are compared as sets',
+  info: 'both text (a bulk or a verbatim string); the text is not compared',
+  'client|id': 'both integers',
+  'client|info': 'both text; the text is not compared',
+  'client|list': 'both text; the text is not compared',
+  time: 'both arrays of two integers as bulk strings, seconds within 2',
+  hello: 'the same map keys; server, version, id and mode are not compared',
+};
+
+/** The name a normalisation is looked up by: `ttl`, or `client|id` for a container. */
+function normKey(c: Command): string {
+  const name = (c[0] ?? '').toLowerCase();
+  return name === 'client' && c.length > 1 ? `client|${c[1]!.toLowerCase()}` : name;
+}
+
+/** A reply's canonical text: equal text, equal reply. */
+function canon(r: Reply): string {
+  return showReply(r);
+}
+
+/**
+ * Why `a` (the reference: redis-server) and `b` differ as replies to `c`, or null when they agree
+ * up to NORMALISATIONS.
+ */
+export function replyDifference(c: Command, a: Reply, b: Reply, opts: CompareOptions = {}): string | null {
+  const key = normKey(c);
+  const same = (): string | null => (canon(a) === canon(b) ? null : `redis ${canon(a).slice(0, 200)} vs ${canon(b).slice(0, 200)}`);
+  const type = (): string | null => (a.type === b.type ? null : `redis ${a.type} vs ${b.type}`);
+  switch (key) {
+    case 'ttl':
+    case 'pttl': {
+      if (a.type !== 'integer' || b.type !== 'integer' || a.value < 0 || b.value < 0) return same();
+      const tol = key === 'ttl' ? (opts.ttlToleranceS ?? 1) : (opts.pttlToleranceMs ?? 1000);
+      return Math.abs(a.value - b.value) <= tol ? null : `redis ${a.value} vs ${b.value} (tolerance ${tol})`;
+    }
+    case 'randomkey':
+      return a.type === 'bulk' && b.type === 'bulk' ? null : same();
+    case 'scan':
+    case 'hscan': {
+      if (a.type !== 'array' || b.type !== 'array' || a.items.length !== 2 || b.items.length !== 2) return same();
+      const els = (r: Reply) => (r.type === 'array' ? r.items.map(canon).sort().join(',') : canon(r));
+      return els(a.items[1]!) === els(b.items[1]!) ? null : `redis ${els(a.items[1]!)} vs ${els(b.items[1]!)}`;
+    }
+    case 'info':
+    case 'client|info':
+    case 'client|list':
+      return (a.type === 'bulk' || a.type === 'verbatim') && (b.type === 'bulk' || b.type === 'verbatim') ? null : type();
+    case 'client|id':
+      return a.type === 'integer' && b.type === 'integer' ? null : same();
+    case 'time': {
+      const secs = (r: Reply): number | null =>
+        r.type === 'array' && r.items.length === 2 && r.items.every((i) => i.type === 'bulk' && /^\d+$/.test(i.value.toString())) && r.items[0]!.type === 'bulk'
+          ? Number(r.items[0]!.value.toString())
+          : null;
+      const sa = secs(a);
+      const sb = secs(b);
+      return sa !== null && sb !== null && Math.abs(sa - sb) <= 2 ? null : same();
+    }
+    case 'hello': {
+      if (a.type !== b.type || (a.type !== 'map' && a.type !== 'array')) return same();
+      const loose = new Set(['server', 'version', 'id', 'mode']);
+      const fields = (r: Reply): string[] => {
+        const flat = r.type === 'map' ? r.entries.flat() : r.type === 'array' ? r.items : [];
+        const out: string[] = [];
+        for (let i = 0; i + 1 < flat.length; i += 2) {
+          const k = canon(flat[i]!);
+          out.push(loose.has(k.replace(/"/g, '')) ? k : `${k}=${canon(flat[i + 1]!)}`);
+        }
+        return out;
+      };
+      return fields(a).join(' ') === fields(b).join(' ') ? null : `redis ${fields(a).join(' ')} vs ${fields(b).join(' ')}`;
+    }
+    default:
+      return same();
+  }
+}
+
+/** One command whose replies differ. */
+export interface Difference {
+  readonly index: number;
+  readonly command: Command;
+  readonly reference: Reply;
+  readonly other: Reply;
+  readonly why: string;
+}
+
+/**
+ * Send every command of `sequence` to both servers (the reference first, then the other, each
+ * command waiting for both replies) and list the commands whose replies differ.
+ */
+export async function compareSequence(reference: RespClient, other: RespClient, sequence: readonly Command[], opts: CompareOptions = {}): Promise<Difference[]> {
+  const out: Difference[] = [];
+  for (const [index, command] of sequence.entries()) {
+    const [a, b] = await Promise.all([reference.call(...command), other.call(...command)]);
+    const why = replyDifference(command, a, b, opts);
+    if (why !== null) out.push({ index, command, reference: a, other: b, why });
+  }
+  return out;
+}
+
+/** A command as readable text: `SET "k0" "v" EX "10"`. */
+export function showCommand(c: Command): string {
+  return c.map((a, i) => (i === 0 ? a : JSON.stringify(a))).join(' ');
+}
