@@ -162,7 +162,7 @@ export class RespCommand {
   /**
    * Argument i as a Buffer the caller may keep, like copy(), but a large argument that fills
    * most of the parser's storage (a big value in a SET) is handed over without copying: the
-   * parser starts a new storage for what follows. Call it at most once per argument.
+   * parser starts a new storage for what follows.
    */
   take(i: number): Buffer {
     const from = this.offsets[2 * i]!;
