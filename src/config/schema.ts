@@ -7,6 +7,7 @@
 // exactly defaultConfig().
 
 import { z } from 'zod';
+import { PARTITION_COUNTS } from '../core/placement/hash.ts';
 import { ConfigError } from './errors.ts';
 import {
   NAME_ALLOWED,
@@ -15,6 +16,7 @@ import {
   dropNulls,
   duration,
   int,
+  intIn,
   isHttpUrl,
   num,
   oneOf,
@@ -82,7 +84,7 @@ export interface Config {
     advertise?: string; // base URL peers use; default http://host:port (see resolveAdvertise)
   };
   cluster: {
-    partitions: number; // 4096, 1..65536; fixed when the cluster is created
+    partitions: number; // 4096, a divisor of 16384; fixed when the cluster is created
     secret?: string; // required on /_jincache/ requests when set
     peers: string[]; // static discovery: "id=http://host:port" or "http://host:port"
     tls: TlsFiles; // mutual TLS between nodes: all three files, or none
@@ -215,7 +217,7 @@ const fileSchema = z.strictObject({
     .prefault({}),
   cluster: z
     .strictObject({
-      partitions: int(1, 65536).prefault(4096),
+      partitions: intIn(PARTITION_COUNTS, 'a divisor of 16384 (partitions are equal ranges of the 16384 hash slots)').prefault(4096),
       secret: str('expected a non-empty string').optional(),
       peers: stringList('expected a list of peer URLs like http://127.0.0.1:8002 or node-2=http://127.0.0.1:8002', (s) => parsePeer(s) !== undefined).prefault([]),
       tls: tlsFiles(),

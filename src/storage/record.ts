@@ -2,7 +2,7 @@
  * On-disk layout of the LevelDB store. Pure: byte encoding only, no I/O.
  *
  * Keys (all bytes, compared byte-wise by LevelDB):
- *   data       'd' | group utf8 | 0x00 | u32BE partition | key utf8   -> record
+ *   data       'd' | group utf8 | 0x00 | u32BE partition | key bytes  -> record
  *   watermark  'w' | group utf8 | 0x00 | u32BE partition             -> f64LE version
  *   meta       'm' | name utf8                                         -> utf8 text
  *
@@ -10,7 +10,10 @@
  * everything a partition holds is one contiguous key range: dropping a partition that moved away
  * is one range delete, and a partition can be read on its own. Group names never contain 0x00
  * (config NAME_PATTERN), so the first 0x00 ends the group; the key is whatever follows the fixed
- * four partition bytes, so keys may contain any character, 0x00 included.
+ * four partition bytes, so keys may contain any byte, 0x00 included. Keys are byte strings (one
+ * char per byte, SPEC §2) and are written as those bytes (latin1). Databases written before
+ * keys were byte strings hold the UTF-8 bytes of text keys, which read back as the byte string
+ * of that text: the same key the front ends make of it now.
  *
  * Record (value of a data key), little-endian:
  *   u8 kind (1 = value, 2 = tombstone) | f64 version | f64 expiresAt | value bytes (kind 1 only)
@@ -50,12 +53,16 @@ function groupPrefix(tag: number, group: string, extra: number): { buf: Buffer; 
   return { buf, at: 2 + glen };
 }
 
-/** Key of a record. */
+/** Key of a record. Throws StorageError('STORAGE_BAD_KEY') for a key that is not a byte string. */
 export function dataKey(group: string, partition: number, key: string): Buffer {
-  const klen = Buffer.byteLength(key);
+  const klen = key.length;
+  // latin1 would silently keep only the low byte of a wider char: refuse instead.
+  for (let i = 0; i < klen; i++) {
+    if (key.charCodeAt(i) > 0xff) throw new StorageError('STORAGE_BAD_KEY', `key ${JSON.stringify(key.slice(0, 40))} is not a byte string (char ${i} above 255)`);
+  }
   const { buf, at } = groupPrefix(DATA, group, 4 + klen);
   buf.writeUInt32BE(partition, at);
-  buf.write(key, at + 4, 'utf8');
+  buf.write(key, at + 4, 'latin1');
   return buf;
 }
 
@@ -87,7 +94,7 @@ export function parseDataKey(buf: Uint8Array): { group: string; partition: numbe
   const b = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
   const { group, at } = parseGroup(b, DATA);
   if (b.length < at + 4) throw new StorageError('STORAGE_CORRUPT', `data key of ${b.length} bytes is truncated`);
-  return { group, partition: b.readUInt32BE(at), key: b.toString('utf8', at + 4) };
+  return { group, partition: b.readUInt32BE(at), key: b.toString('latin1', at + 4) };
 }
 
 function parseGroup(b: Buffer, tag: number): { group: string; at: number } {
