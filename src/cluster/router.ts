@@ -113,8 +113,12 @@ export interface RouterOptions {
    * table found behind, until it has confirmed the table and caught up)? Default: always.
    */
   selfTrusted?: () => boolean;
-  /** Stop trusting this node's own copy (a peer routed by a table this node has not received). Default: nothing. */
-  distrust?: (reason: string) => void;
+  /**
+   * A peer routed by table `version`, newer than this node's: wait up to `waitMs` for it, and if
+   * it does not come and is really in force, stop trusting this node's own copy (trust.ts
+   * SelfTrust.tableSeen). Default: nothing.
+   */
+  tableSeen?: (version: number, waitMs: number) => Promise<void>;
 }
 
 /** What a newest-copy read found (see Router.newestRead). */
@@ -147,7 +151,7 @@ export class Router implements KvService {
   private readonly mirrors: Mirrors;
   private readonly onReplicationFailure: RouterOptions['onReplicationFailure'];
   private readonly selfTrusted: () => boolean;
-  private readonly distrust: (reason: string) => void;
+  private readonly tableSeen: (version: number, waitMs: number) => Promise<void>;
   /** Peer requests this node answered for a sender whose table was older (re-routed reads, forwarded replicas, refused record reads). */
   staleRoutes = 0;
 
@@ -168,10 +172,10 @@ export class Router implements KvService {
     this.mirrors = opts.mirrors ?? NO_MIRRORS;
     this.onReplicationFailure = opts.onReplicationFailure;
     this.selfTrusted = opts.selfTrusted ?? (() => true);
-    this.distrust = opts.distrust ?? (() => {});
+    this.tableSeen = opts.tableSeen ?? (async () => {});
     const server = opts.server;
     server.handle(Read, (req, meta) => this.serveRead(req.group, req.key, meta));
-    server.handle(Record, (req, meta) => this.serveRecord(req.group, req.key, meta));
+    server.handle(Record, (req, meta) => this.serveRecord(req.group, req.key, req.doubtful === true, meta));
     server.handle(Write, (req, meta) => this.serveWrite(req.group, req.key, req.op, { ...(req.above !== undefined ? { above: req.above } : {}), ...(req.below !== undefined ? { below: req.below } : {}) }, meta));
     server.handle(Replicate, (records, meta) => this.serveReplicate(records, meta));
     server.handle(Count, (req) => ({ count: this.countOwned(req.group) }));
@@ -317,12 +321,18 @@ export class Router implements KvService {
 
   /**
    * A read this node would serve from its own copy while it does not trust it (trust.ts): the
-   * newest copy among the other holders answers, or the origin when none has the key. When none
-   * of them can be asked, the read fails (NOT_SERVING, retryable): never an old value.
+   * newest copy among the other holders answers, or the origin when none has the key. When some
+   * of them do not trust their copies either (every node paused at once), the newest of *every*
+   * holder's copy answers, this node's included: a write acknowledged by any holder is in one of
+   * them. When a holder cannot be asked, the read fails (NOT_SERVING, retryable): never an old value.
    */
   private async fromOthers(group: string, key: string, partition: number, deadline: number): Promise<GetResult | null> {
-    const others = holdersOf(this.tables.table(), partition).filter((id) => id !== this.self && this.usable(id));
-    const newest = others.length === 0 ? ({ kind: 'failed' } as const) : await this.newestRead(group, key, others, deadline);
+    const holders = holdersOf(this.tables.table(), partition);
+    const others = holders.filter((id) => id !== this.self && this.usable(id));
+    let newest: NewestRead = others.length === 0 ? { kind: 'failed' } : await this.newestRead(group, key, others, deadline);
+    if (newest.kind === 'failed' && holders.every((id) => id === this.self || this.usable(id)) && holders.includes(this.self)) {
+      newest = await this.newestRead(group, key, holders, deadline, false, true);
+    }
     if (newest.kind === 'answer') return newest.value;
     if (newest.kind === 'none') return this.load(group, key, deadline);
     throw new JincacheError('NOT_SERVING', `this node is recovering after a pause and no other holder of "${key}" answered; retry shortly`);
@@ -333,11 +343,11 @@ export class Router implements KvService {
    * holders with an older copy get the newest through the hint queue (read repair). Not an
    * answer when a holder failed ('failed'), or when no holder has anything and the group's
    * loader may know ('none'). `bestEffort`: a holder that fails is left out instead (the caller
-   * has nobody better to ask).
+   * has nobody better to ask). `doubtful`: holders answer even when they do not trust their copy.
    */
-  private async newestRead(group: string, key: string, holders: readonly NodeId[], deadline: number, bestEffort = false): Promise<NewestRead> {
+  private async newestRead(group: string, key: string, holders: readonly NodeId[], deadline: number, bestEffort = false, doubtful = false): Promise<NewestRead> {
     const targets = holders.filter((id) => this.usable(id));
-    const answers = await Promise.allSettled(targets.map((id) => (id === this.self ? Promise.resolve(this.local.record(group, key) ?? null) : this.fetchRecord(id, group, key, deadline))));
+    const answers = await Promise.allSettled(targets.map((id) => (id === this.self ? Promise.resolve(this.local.record(group, key) ?? null) : this.fetchRecord(id, group, key, deadline, doubtful))));
     let best: WireRecord | undefined;
     let failed = false;
     for (const a of answers) {
@@ -359,8 +369,8 @@ export class Router implements KvService {
   }
 
   /** A holder's own copy; a holder that no longer holds the key under a newer table fails the read (its copy may lack writes). */
-  private async fetchRecord(id: NodeId, group: string, key: string, deadline: number): Promise<WireRecord | null> {
-    const a = await this.peers.call(Record, id, { group, key }, deadline);
+  private async fetchRecord(id: NodeId, group: string, key: string, deadline: number, doubtful = false): Promise<WireRecord | null> {
+    const a = await this.peers.call(Record, id, doubtful ? { group, key, doubtful } : { group, key }, deadline);
     if (a.kind === 'misdirected') throw new JincacheError('PEER_UNAVAILABLE', `${id} no longer holds the key under its newer partition table`);
     return a.kind === 'record' ? a.record : null;
   }
@@ -385,8 +395,8 @@ export class Router implements KvService {
   }
 
   /** Record: this node's own copy, or misdirected when the sender's older table sent it to a node that no longer holds the key. */
-  private serveRecord(group: string, key: string, meta: MessageMeta): RecordAnswer {
-    if (!this.selfTrusted()) throw new JincacheError('NOT_SERVING', 'this node is recovering after a pause: its copy may lack writes');
+  private serveRecord(group: string, key: string, doubtful: boolean, meta: MessageMeta): RecordAnswer {
+    if (!doubtful && !this.selfTrusted()) throw new JincacheError('NOT_SERVING', 'this node is recovering after a pause: its copy may lack writes');
     if (meta.table !== undefined && meta.table < this.tables.table().version && !this.holders(key).includes(this.self)) {
       this.staleRoutes++;
       return { kind: 'misdirected' };
@@ -566,9 +576,7 @@ export class Router implements KvService {
   /** Wait (briefly) for the newer table a sender routed by; still behind after that: this node's table lags, it stops trusting its copy. */
   private async awaitTable(version: number, deadline: number): Promise<void> {
     if (version <= this.tables.table().version) return;
-    const wait = Math.min(TABLE_WAIT_MS, deadline - this.clock.now() - 1);
-    if (wait > 0 && (await this.tables.reached(version, wait))) return;
-    this.distrust(`a peer routed by table v${version}; this node has v${this.tables.table().version}`);
+    await this.tableSeen(version, Math.max(0, Math.min(TABLE_WAIT_MS, deadline - this.clock.now() - 1)));
   }
 
   // ---- counts -------------------------------------------------------------------------------

@@ -43,7 +43,7 @@ import { Migrations } from '../cluster/migration/service.ts';
 import { Mirror } from '../cluster/mirror.ts';
 import { Peers } from '../cluster/peers.ts';
 import { Rebalancer } from '../cluster/rebalancer.ts';
-import { Router } from '../cluster/router.ts';
+import { Router, TABLE_WAIT_MS } from '../cluster/router.ts';
 import { SelfTrust } from '../cluster/trust.ts';
 import { TableManager } from '../cluster/table-manager.ts';
 import { LoadService } from '../load/service.ts';
@@ -202,7 +202,12 @@ export class JincacheNode {
       logger,
       onTransition: (peer, from, to) => this.healthChanged(peer, from, to),
       hintsHeldFor: (peer) => handoff?.queue.pending(peer) ?? 0,
-      onPingAnswer: (peer, hints) => handoff?.noteHeld(peer, hints),
+      onPingAnswer: (peer, hints, table) => {
+        handoff?.noteHeld(peer, hints, table);
+        // a peer on a newer table than ours: we may have missed its commit (trust.ts)
+        if (table > tables.table().version) void this.trust.tableSeen(table, TABLE_WAIT_MS);
+      },
+      tableVersion: () => tables.table().version,
     });
     this.detector = detector;
     const usable = (peer: NodeId): boolean => detector.usable(peer);
@@ -287,6 +292,7 @@ export class JincacheNode {
       stallMs: Math.max(100, Math.min(pingTimeoutMs, (cfg.fault_tolerance.request_timeout * 3) / 8)),
       ...(tableStore !== undefined ? { confirmTable: async () => (await tableStore.load())?.version ?? 0 } : {}),
       tables,
+      tableAgreedSince: (t, mine) => handoff.tableAgreedSince(t, mine),
       settledSince: (t) => handoff.settledSince(t),
       logger,
       events,
@@ -350,7 +356,7 @@ export class JincacheNode {
       ...(moves !== undefined ? { moves } : {}),
       mirrors: this.mirror,
       selfTrusted: () => trust.trusted(),
-      distrust: (reason) => trust.distrust(reason),
+      tableSeen: (version, waitMs) => trust.tableSeen(version, waitMs),
       onReplicationFailure: (peer, records, err) => logger.debug({ peer, records, err: err.message }, 'backup did not confirm a write'),
     });
     this.router = router;

@@ -71,10 +71,23 @@ export type RecordAnswer =
   | { kind: 'misdirected' }
   | { kind: 'record'; record: WireRecord };
 
-/** This node's own copy of a key with its version, tombstones included: no loading, no routing. */
-export const Record = binaryMessage<{ group: string; key: string }, RecordAnswer>({
+/**
+ * This node's own copy of a key with its version, tombstones included: no loading, no routing.
+ * A node that does not trust its copy (trust.ts) refuses (NOT_SERVING) unless `doubtful`: the
+ * sender reads every holder and takes the newest (router.ts fromOthers).
+ */
+export const Record = binaryMessage<{ group: string; key: string; doubtful?: boolean }, RecordAnswer>({
   name: 'record',
-  request: key,
+  request: {
+    write(w, v) {
+      key.write(w, v);
+      w.bool(v.doubtful === true);
+    },
+    read(r) {
+      const k = key.read(r);
+      return r.bool() ? { ...k, doubtful: true } : k;
+    },
+  },
   response: {
     write(w, a) {
       w.u8(a.kind === 'none' ? 0 : a.kind === 'misdirected' ? 1 : 2);
@@ -218,13 +231,17 @@ export const Replicate = binaryMessage<WireRecord[], void>({ name: 'replicate', 
 
 // ---- health and handoff (health/detector.ts, handoff.ts, catchup.ts) ------------------------
 
-/** The heartbeat; the answer says how many hinted writes the receiver holds for the sender. */
-export const Ping = binaryMessage<void, { id: string; hints: number }>({
+/**
+ * The heartbeat; the answer says how many hinted writes the receiver holds for the sender, and
+ * the version of the table it routes by (trust.ts: a node that cannot reach etcd confirms its
+ * table with its peers).
+ */
+export const Ping = binaryMessage<void, { id: string; hints: number; table: number }>({
   name: 'ping',
   request: none,
   response: {
-    write: (w, v) => void w.str(v.id).u32(v.hints),
-    read: (r) => ({ id: r.str(MAX_NAME), hints: r.u32() }),
+    write: (w, v) => void w.str(v.id).u32(v.hints).u32(v.table),
+    read: (r) => ({ id: r.str(MAX_NAME), hints: r.u32(), table: r.u32() }),
   },
 });
 
