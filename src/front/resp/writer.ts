@@ -25,89 +25,17 @@
  * `0.10000000000000001` and 3 is `3`), and `inf` / `-inf` / `nan`.
  */
 
-/** A key and its value in a map or an attribute. */
-export type RespPair = readonly [RespReply, RespReply];
+import type { Reply, ReplyPair } from '../../cache/reply.ts';
+import { OK, NULL_BULK, NULL_ARRAY, EMPTY_ARRAY, TRUE, FALSE, simple, error, integer, bulk, array, map, mapOf, setOf, double, boolean, bigNumber, verbatim, pushMessage, withAttributes } from '../../cache/reply.ts';
 
-export type RespReply =
-  | { readonly type: 'simple'; readonly value: string }
-  | { readonly type: 'error'; readonly message: string }
-  | { readonly type: 'integer'; readonly value: number }
-  | { readonly type: 'bulk'; readonly value: Buffer | string | null }
-  | { readonly type: 'array'; readonly items: readonly RespReply[] | null }
-  | { readonly type: 'map'; readonly entries: readonly RespPair[] }
-  | { readonly type: 'set'; readonly items: readonly RespReply[] }
-  | { readonly type: 'double'; readonly value: number }
-  | { readonly type: 'boolean'; readonly value: boolean }
-  /** Decimal digits with an optional '-' (checked by bigNumber()). */
-  | { readonly type: 'bignum'; readonly value: string }
-  /** `format` is three characters (`txt`, `mkd`). */
-  | { readonly type: 'verbatim'; readonly format: string; readonly value: Buffer | string }
-  | { readonly type: 'push'; readonly items: readonly RespReply[] }
-  | { readonly type: 'attribute'; readonly attributes: readonly RespPair[]; readonly value: RespReply };
+export { OK, NULL_BULK, NULL_ARRAY, EMPTY_ARRAY, TRUE, FALSE, simple, error, integer, bulk, array, map, mapOf, setOf, double, boolean, bigNumber, verbatim, pushMessage, withAttributes };
+/** A reply (cache/reply.ts). */
+export type RespReply = Reply;
+/** A key and its value in a map or an attribute. */
+export type RespPair = ReplyPair;
 
 /** The protocol a connection speaks: 2 until it sends HELLO 3. */
 export type RespProtocol = 2 | 3;
-
-export const OK: RespReply = Object.freeze({ type: 'simple', value: 'OK' });
-export const NULL_BULK: RespReply = Object.freeze({ type: 'bulk', value: null });
-export const NULL_ARRAY: RespReply = Object.freeze({ type: 'array', items: null });
-export const EMPTY_ARRAY: RespReply = Object.freeze({ type: 'array', items: Object.freeze([]) });
-export const TRUE: RespReply = Object.freeze({ type: 'boolean', value: true });
-export const FALSE: RespReply = Object.freeze({ type: 'boolean', value: false });
-
-export function simple(value: string): RespReply {
-  return { type: 'simple', value };
-}
-/** An error reply; `message` starts with its code, e.g. `ERR syntax error`. */
-export function error(message: string): RespReply {
-  return { type: 'error', message };
-}
-export function integer(value: number): RespReply {
-  return { type: 'integer', value };
-}
-export function bulk(value: Buffer | string | null): RespReply {
-  return { type: 'bulk', value };
-}
-export function array(items: readonly RespReply[] | null): RespReply {
-  return { type: 'array', items };
-}
-/** A map from pairs, in order (RESP2: a flat array of keys and values). */
-export function map(entries: readonly RespPair[]): RespReply {
-  return { type: 'map', entries };
-}
-/** A map whose keys are bulk strings, in the record's order (HELLO, COMMAND DOCS). */
-export function mapOf(record: Readonly<Record<string, RespReply>>): RespReply {
-  return { type: 'map', entries: Object.entries(record).map(([k, v]) => [bulk(k), v] as const) };
-}
-/** An unordered collection (RESP2: an array). */
-export function setOf(items: readonly RespReply[]): RespReply {
-  return { type: 'set', items };
-}
-export function double(value: number): RespReply {
-  return { type: 'double', value };
-}
-export function boolean(value: boolean): RespReply {
-  return value ? TRUE : FALSE;
-}
-/** An integer of any size; throws on anything but an optional '-' and decimal digits. */
-export function bigNumber(value: bigint | string): RespReply {
-  const digits = typeof value === 'bigint' ? value.toString() : value;
-  if (!/^-?(0|[1-9][0-9]*)$/.test(digits)) throw new RangeError(`RESP big number must be decimal digits. Got: ${JSON.stringify(digits)}`);
-  return { type: 'bignum', value: digits };
-}
-/** Text meant for display (INFO, CLIENT INFO in RESP3); `format` is `txt` or `mkd`. */
-export function verbatim(value: Buffer | string, format = 'txt'): RespReply {
-  if (!/^[a-z]{3}$/.test(format)) throw new RangeError(`RESP verbatim format must be three lower-case letters. Got: ${JSON.stringify(format)}`);
-  return { type: 'verbatim', format, value };
-}
-/** Out-of-band data (pub/sub messages, invalidations); RESP2 connections get an array. */
-export function pushMessage(items: readonly RespReply[]): RespReply {
-  return { type: 'push', items };
-}
-/** `value` with attributes (RESP3 only; a RESP2 connection gets `value` alone). */
-export function withAttributes(attributes: readonly RespPair[], value: RespReply): RespReply {
-  return { type: 'attribute', attributes, value };
-}
 
 /**
  * A double as Redis 7.0 writes it: printf's `%.17g`, with `inf`, `-inf` and `nan`. `%.17g`
@@ -206,6 +134,11 @@ export class ReplyBatch {
         this.line(0x2d /* - */, reply.message);
         return;
       case 'integer':
+        if (typeof reply.value === 'bigint') {
+          if (reply.value < -(2n ** 63n) || reply.value >= 2n ** 63n) throw new RangeError(`RESP integer must fit in 64 bits. Got: ${reply.value}`);
+          this.line(0x3a /* : */, reply.value.toString());
+          return;
+        }
         if (!Number.isSafeInteger(reply.value)) throw new RangeError(`RESP integer must be a safe integer. Got: ${reply.value}`);
         this.header(0x3a /* : */, reply.value);
         return;
