@@ -315,13 +315,9 @@ test('connection commands: PING, ECHO, QUIT, SELECT, CLIENT, HELLO, AUTH, COMMAN
   assert.match(await run('HELLO', '2', 'SETNAME', 'n2'), /^\*14\r\n\$6\r\nserver\r\n/);
   assert.equal(session.name, 'n2');
   assert.match(await run('AUTH', 'pw'), /^-ERR AUTH <password> called without any password configured/);
-  assert.equal(await run('COMMAND'), '*0\r\n');
-  assert.equal(await run('COMMAND', 'DOCS'), '*0\r\n');
-  assert.equal(await run('COMMAND', 'COUNT'), `:${COMMAND_NAMES.length}\r\n`);
-  assert.equal(
-    await run('COMMAND', 'INFO', 'get', 'nope'),
-    '*2\r\n*6\r\n$3\r\nget\r\n:2\r\n*2\r\n+readonly\r\n+fast\r\n:1\r\n:1\r\n:1\r\n$-1\r\n',
-  );
+  // COMMAND's replies are Redis 7's own, compared byte for byte in command-table.test.ts
+  assert.match(await run('COMMAND', 'COUNT'), /^:\d+\r\n$/);
+  assert.match(await run('COMMAND', 'INFO', 'get', 'nope'), /^\*2\r\n\*10\r\n\$3\r\nget\r\n:2\r\n/);
   assert.equal(await run('INFO', 'Server', 'CLIENTS'), '$35\r\n# Server\r\nsections:server,clients\r\n\r\n');
   assert.equal(session.quit, false);
   assert.equal(await run('QUIT'), '+OK\r\n');

@@ -6,108 +6,28 @@
  * ordering and back-pressure. Every failure becomes an error reply in Redis's words; nothing a
  * client sends or the door throws escapes as an exception.
  */
-import type { Clock } from '../../core/types.ts';
-import { isJincacheError, toJincacheError } from '../../core/errors.ts';
-import { keyFromBytes } from '../../core/keys.ts';
 import { NO_EXPIRY, type Expiry, type WriteResult } from '../../cache/ops.ts';
 import type { GetResult } from '../../cluster/kv.ts';
-import type { Permission } from '../../config/schema.ts';
-import type { Principal } from '../auth.ts';
-import { redisErrorOf, type FrontDoor } from '../door.ts';
 import type { RespCommand } from './parser.ts';
+import { OK, NULL_BULK, array, integer, bulk, error, type RespReply } from './writer.ts';
+import { CONNECTION_COMMANDS } from './connection.ts';
 import {
-  OK,
-  NULL_BULK,
-  array,
-  bulk,
-  error,
-  integer,
-  simple,
-  type RespReply,
-} from './writer.ts';
+  denied,
+  guarded,
+  keyOf,
+  kvError,
+  notInteger,
+  parseInteger,
+  syntaxError,
+  unknownCommand,
+  wrongArity,
+  type CommandEnv,
+  type CommandSpec,
+  type Result,
+  type Session,
+} from './session.ts';
 
-/** What the `redis_version` field says; clients only check that it parses. */
-export const REDIS_VERSION = '7.0.0-jincache';
-
-/** Per-connection state that commands read or change. */
-export interface Session {
-  readonly id: number;
-  /** The authenticated user; null until AUTH when a password is required. */
-  user: Principal | null;
-  name: string | null;
-  /** Set by QUIT: the server closes the connection after this reply. */
-  quit: boolean;
-}
-
-/** Everything a command may use. Built once per server; `session` varies per connection. */
-export interface CommandEnv {
-  readonly door: FrontDoor;
-  readonly group: string;
-  readonly clock: Clock;
-  /** The text of INFO for the requested sections (lower case; empty = default). */
-  info(sections: string[]): Promise<string>;
-}
-
-type Result = RespReply | Promise<RespReply>;
-
-/**
- * Who may run a command: anyone (`open`: AUTH, HELLO, QUIT, so a client can authenticate), any
- * authenticated user (`user`: connection commands), or a user with the permission (SPEC §7).
- */
-export type CommandPermission = 'open' | 'user' | Permission;
-
-interface CommandSpec {
-  readonly perm: CommandPermission;
-  /** Redis convention: n > 0 exactly n arguments including the name; n < 0 at least -n. */
-  readonly arity: number;
-  /** COMMAND INFO flags. */
-  readonly flags: readonly string[];
-  /** COMMAND INFO key positions: first, last (-1 = to the end), step. 0 = no keys. */
-  readonly keys: readonly [number, number, number];
-  run(env: CommandEnv, session: Session, args: Buffer[]): Result;
-}
-
-const syntaxError = error('ERR syntax error');
-const WRONGPASS = error('WRONGPASS invalid username-password pair or user is disabled.');
-const NOAUTH = error('NOAUTH Authentication required.');
-const PONG = simple('PONG');
-const notInteger = error('ERR value is not an integer or out of range');
-
-function wrongArity(name: string): RespReply {
-  return error(`ERR wrong number of arguments for '${name}' command`);
-}
-
-/**
- * Redis's string2ll: an optional '-', no leading zeros, no '+', no spaces. Limited to safe
- * integers here, since larger counts and times mean nothing to a JavaScript caller anyway.
- */
-export function parseInteger(arg: Buffer): number | null {
-  if (arg.length === 0 || arg.length > 17) return null;
-  const s = arg.toString('latin1');
-  if (!/^(0|-?[1-9][0-9]*)$/.test(s)) return null;
-  const n = Number(s);
-  return Number.isSafeInteger(n) ? n : null;
-}
-
-/** A key argument as a byte string (keys are binary; the door checks their length). */
-function keyOf(arg: Buffer): string {
-  return keyFromBytes(arg);
-}
-
-/** Turn a failure into an error reply in Redis's words (timeouts included); never rethrow. */
-function kvError(err: unknown): RespReply {
-  if (isJincacheError(err)) return error(redisErrorOf(err));
-  return error(redisErrorOf(toJincacheError(err)));
-}
-
-/** Run an async command body, converting any throw into an error reply. */
-async function guarded(body: () => Promise<RespReply>): Promise<RespReply> {
-  try {
-    return await body();
-  } catch (err) {
-    return kvError(err);
-  }
-}
+export { REDIS_VERSION, parseInteger, unknownCommand, type CommandEnv, type Session } from './session.ts';
 
 /** The expiry of a Redis TTL argument in ms, or Redis's error for this command. */
 function ttlOf(env: CommandEnv, ms: number, name: string): Expiry | RespReply {
@@ -224,28 +144,7 @@ function unique(keys: string[]): string[] {
   return [...new Set(keys)];
 }
 
-function helloReply(session: Session): RespReply {
-  return array([
-    bulk('server'), bulk('redis'),
-    bulk('version'), bulk(REDIS_VERSION),
-    bulk('proto'), integer(2),
-    bulk('id'), integer(session.id),
-    bulk('mode'), bulk('standalone'),
-    bulk('role'), bulk('master'),
-    bulk('modules'), array([]),
-  ]);
-}
-
-const COMMANDS: Record<string, CommandSpec> = {
-  ping: {
-    perm: 'user',
-    arity: -1,
-    flags: ['fast'],
-    keys: [0, 0, 0],
-    // Copies: a large reply is written by reference, after the parser may have reused the bytes.
-    run: (_env, _s, args) => (args.length > 2 ? wrongArity('ping') : args.length === 2 ? bulk(Buffer.from(args[1]!)) : PONG),
-  },
-  echo: { perm: 'user', arity: 2, flags: ['fast'], keys: [0, 0, 0], run: (_env, _s, args) => bulk(Buffer.from(args[1]!)) },
+const DATA_COMMANDS: Record<string, CommandSpec> = {
   get: {
     perm: 'read',
     arity: 2,
@@ -341,196 +240,13 @@ const COMMANDS: Record<string, CommandSpec> = {
     keys: [0, 0, 0],
     run: (env, session) => guarded(async () => integer(await env.door.count('resp', session.user, env.group))),
   },
-  info: {
-    perm: 'read',
-    arity: -1,
-    flags: ['loading', 'stale'],
-    keys: [0, 0, 0],
-    run: (env, _s, args) =>
-      guarded(async () => bulk(await env.info(args.slice(1).map((a) => a.toString('utf8').toLowerCase())))),
-  },
-  quit: {
-    perm: 'open',
-    arity: -1,
-    flags: ['fast'],
-    keys: [0, 0, 0],
-    run(_env, session) {
-      session.quit = true;
-      return OK;
-    },
-  },
-  select: {
-    perm: 'user',
-    arity: 2,
-    flags: ['fast', 'loading', 'stale'],
-    keys: [0, 0, 0],
-    run(_env, _s, args) {
-      const db = parseInteger(args[1]!);
-      if (db === null) return notInteger;
-      // One keyspace: the default group is db 0.
-      return db === 0 ? OK : error('ERR DB index is out of range');
-    },
-  },
-  auth: {
-    perm: 'open',
-    arity: -2,
-    flags: ['fast', 'noscript', 'loading', 'stale'],
-    keys: [0, 0, 0],
-    run(env, session, args) {
-      if (args.length > 3) return syntaxError;
-      const user = args.length === 3 ? args[1]!.toString('utf8') : 'default';
-      const password = args[args.length - 1]!.toString('utf8');
-      if (!env.door.authRequired) {
-        // as Redis: the default user has no password, so any password passes for it
-        if (args.length === 2) return error('ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?');
-        return user === 'default' ? OK : WRONGPASS;
-      }
-      return guarded(async () => {
-        const who = await env.door.authenticate(user, password);
-        if (who === undefined) return WRONGPASS;
-        session.user = who;
-        return OK;
-      });
-    },
-  },
-  acl: {
-    perm: 'user',
-    arity: -2,
-    flags: ['noscript', 'loading', 'stale'],
-    keys: [0, 0, 0],
-    run(_env, session, args) {
-      const sub = args[1]!.toString('utf8').toLowerCase();
-      if (sub === 'whoami') return args.length === 2 ? bulk(session.user!.name) : wrongArity('acl|whoami');
-      return error(`ERR unknown subcommand '${args[1]!.toString('utf8')}'. Try ACL HELP.`);
-    },
-  },
-  client: {
-    perm: 'user',
-    arity: -2,
-    flags: ['loading', 'stale'],
-    keys: [0, 0, 0],
-    run(_env, session, args) {
-      const sub = args[1]!.toString('utf8').toLowerCase();
-      const need = (n: number): RespReply | null => (args.length === n ? null : wrongArity(`client|${sub}`));
-      switch (sub) {
-        case 'setname': {
-          const bad = need(3);
-          if (bad) return bad;
-          const name = args[2]!;
-          if (name.some((b) => b < 0x21 || b > 0x7e)) {
-            return error('ERR Client names cannot contain spaces, newlines or special characters.');
-          }
-          session.name = name.length === 0 ? null : name.toString('latin1');
-          return OK;
-        }
-        case 'getname':
-          return need(2) ?? bulk(session.name);
-        case 'setinfo':
-          return need(4) ?? OK;
-        case 'id':
-          return need(2) ?? integer(session.id);
-        default:
-          return error(`ERR unknown subcommand '${args[1]!.toString('utf8')}'. Try CLIENT HELP.`);
-      }
-    },
-  },
-  hello: {
-    perm: 'open',
-    arity: -1,
-    flags: ['fast', 'noscript', 'loading', 'stale'],
-    keys: [0, 0, 0],
-    run(env, session, args) {
-      let auth: { user: string; password: string } | undefined;
-      let name: string | undefined;
-      if (args.length >= 2) {
-        const version = parseInteger(args[1]!);
-        if (version === null) return error('ERR Protocol version is not an integer or out of range');
-        // RESP2 only: clients that offer RESP3 (ioredis 6 does by default) fall back on NOPROTO.
-        if (version !== 2) return error('NOPROTO sorry, this protocol version is not supported.');
-        for (let i = 2; i < args.length; i++) {
-          const opt = args[i]!.toString('latin1').toUpperCase();
-          if (opt === 'AUTH' && i + 2 < args.length) auth = { user: args[++i]!.toString('utf8'), password: args[++i]!.toString('utf8') };
-          else if (opt === 'SETNAME' && i + 1 < args.length) name = args[++i]!.toString('latin1');
-          else return error(`ERR Syntax error in HELLO option '${args[i]!.toString('utf8')}'`);
-        }
-      }
-      const reply = (): RespReply => {
-        if (name !== undefined) session.name = name;
-        return helloReply(session);
-      };
-      if (auth === undefined) {
-        return session.user === null
-          ? error('NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time')
-          : reply();
-      }
-      if (!env.door.authRequired) return auth.user === 'default' ? reply() : WRONGPASS;
-      const creds = auth;
-      return guarded(async () => {
-        const who = await env.door.authenticate(creds.user, creds.password);
-        if (who === undefined) return WRONGPASS;
-        session.user = who;
-        return reply();
-      });
-    },
-  },
-  command: {
-    perm: 'user',
-    arity: -1,
-    flags: ['loading', 'stale'],
-    keys: [0, 0, 0],
-    run(_env, _s, args) {
-      if (args.length === 1) return array([]); // the full table is optional; clients cope
-      const sub = args[1]!.toString('utf8').toLowerCase();
-      switch (sub) {
-        case 'count':
-          return args.length === 2 ? integer(Object.keys(COMMANDS).length) : wrongArity('command|count');
-        case 'docs':
-          return array([]);
-        case 'info':
-          return array(args.slice(2).map((a) => commandInfo(a.toString('utf8').toLowerCase())));
-        default:
-          return error(`ERR unknown subcommand '${args[1]!.toString('utf8')}'. Try COMMAND HELP.`);
-      }
-    },
-  },
+
 };
 
-function commandInfo(name: string): RespReply {
-  const spec = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
-  if (!spec) return NULL_BULK;
-  return array([
-    bulk(name),
-    integer(spec.arity),
-    array(spec.flags.map((f) => simple(f))),
-    integer(spec.keys[0]),
-    integer(spec.keys[1]),
-    integer(spec.keys[2]),
-  ]);
-}
-
-/** Redis's refusal when `session` may not run a command needing `perm` (undefined: it may). */
-function denied(session: Session, perm: CommandPermission, name: string): RespReply | undefined {
-  if (perm === 'open') return undefined;
-  const who = session.user;
-  if (who === null) return NOAUTH;
-  if (perm !== 'user' && !who.can(perm)) return error(`NOPERM this user has no permissions to run the '${name}' command`);
-  return undefined;
-}
+const COMMANDS: Record<string, CommandSpec> = { ...CONNECTION_COMMANDS, ...DATA_COMMANDS };
 
 /** The names of the commands answered, lower case. */
 export const COMMAND_NAMES: readonly string[] = Object.freeze(Object.keys(COMMANDS));
-
-/**
- * Redis 7's reply to an unknown command: the name and the first arguments, each cut at 128
- * characters and quoted, e.g. `ERR unknown command 'FOO', with args beginning with: 'a' `.
- */
-export function unknownCommand(args: readonly Buffer[]): RespReply {
-  let rest = '';
-  for (let i = 1; i < args.length && rest.length < 128; i++) {
-    rest += `'${args[i]!.toString('utf8').slice(0, 128 - rest.length)}' `;
-  }
-  return error(`ERR unknown command '${args[0]!.toString('utf8').slice(0, 128)}', with args beginning with: ${rest}`);
-}
 
 /**
  * Execute one command. Never throws and never returns a rejecting promise. `args` may be views
