@@ -36,6 +36,14 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
 
 export const STORAGE_ENGINES = ['memory', 'leveldb'] as const;
 
+/**
+ * Who gets Redis Cluster redirects (SPEC §6 `resp.redirects`): `auto`, the connections that asked
+ * for the slot map (CLUSTER SLOTS/SHARDS/NODES, READONLY, ASKING); `always`, every connection, as
+ * Redis Cluster does; `never`, nobody (every key is served by transparent forwarding).
+ */
+export const REDIRECT_MODES = ['auto', 'always', 'never'] as const;
+export type RedirectMode = (typeof REDIRECT_MODES)[number];
+
 /** What a user may do (SPEC §7): every read, every write and delete, the control routes. */
 export const PERMISSIONS = ['read', 'write', 'admin'] as const;
 export type Permission = (typeof PERMISSIONS)[number];
@@ -163,6 +171,9 @@ export interface Config {
   storage: {
     engine: StorageEngine; // memory
     path: string; // "./data/{id}"
+  };
+  resp: {
+    redirects: RedirectMode; // auto: MOVED and CROSSSLOT for cluster-aware connections only
   };
   log: { level: LogLevel }; // info
 }
@@ -328,6 +339,11 @@ const fileSchema = z.strictObject({
       path: str('expected a directory path; {id} is replaced by the node id').prefault('./data/{id}'),
     })
     .prefault({}),
+  resp: z
+    .strictObject({
+      redirects: oneOf(REDIRECT_MODES).prefault('auto'),
+    })
+    .prefault({}),
   log: z
     .strictObject({
       level: oneOf(LOG_LEVELS).prefault('info'),
@@ -439,6 +455,17 @@ export function resolveAdvertise(c: Config): string {
   if (c.server.advertise !== undefined) return c.server.advertise.replace(/\/+$/, '');
   const host = c.server.host.includes(':') && !c.server.host.startsWith('[') ? `[${c.server.host}]` : c.server.host;
   return `${peerListenerTls(c) !== undefined ? 'https' : 'http'}://${host}:${c.server.port}`;
+}
+
+/**
+ * `host:port` of this node's Redis listener as clients reach it (what CLUSTER SLOTS and MOVED
+ * name): the host of `server.advertise` when set, else `server.host`, and `server.resp_port`;
+ * undefined without a RESP listener, or with port 0 (a free port picked at start: not known yet).
+ */
+export function resolveRespAddress(c: Config): string | undefined {
+  if (c.server.resp_port === undefined || c.server.resp_port === 0) return undefined;
+  const host = c.server.advertise !== undefined ? new URL(c.server.advertise).hostname : c.server.host.includes(':') && !c.server.host.startsWith('[') ? `[${c.server.host}]` : c.server.host;
+  return `${host}:${c.server.resp_port}`;
 }
 
 /**

@@ -15,7 +15,7 @@ import { Group } from '../cache/group.ts';
 import type { Loader } from '../cache/loader.ts';
 import { httpLoader } from '../cache/loader.ts';
 import { LiveConfig } from '../config/live.ts';
-import { peerListenerTls, resolveAdvertise, type Config } from '../config/schema.ts';
+import { peerListenerTls, resolveAdvertise, resolveRespAddress, type Config } from '../config/schema.ts';
 import { partitionOf as hashPartition } from '../core/placement/hash.ts';
 import { encodeTable, summarize, type PartitionTable, type PlacementOptions } from '../core/placement/table.ts';
 import { systemClock, type Clock, type NodeId, type NodeInfo } from '../core/types.ts';
@@ -55,6 +55,7 @@ import { RespServer } from '../front/resp/server.ts';
 import { readTls, serverOptions } from '../net/tls.ts';
 import { HttpListener } from './listeners.ts';
 import { ClientLimits } from '../net/limits.ts';
+import { RespCluster } from './resp-cluster.ts';
 
 export interface NodeOptions {
   config: Config;
@@ -104,6 +105,8 @@ export class JincacheNode {
   private readonly mirror: Mirror;
   private readonly listeners: HttpListener[] = [];
   private resp: RespServer | undefined;
+  /** What the RESP listener answers CLUSTER commands and redirects from (when it is on). */
+  private readonly respCluster: RespCluster | undefined;
   private readonly clientLimits: ClientLimits;
   private readonly assets = dashboardAssets();
   private disposers: Disposer[] = [];
@@ -142,7 +145,7 @@ export class JincacheNode {
       status: 'active',
       last_seen: clock.now(),
       ...(cfg.server.api_port !== undefined ? { api_address: `http://${cfg.server.host}:${cfg.server.api_port}` } : {}),
-      ...(cfg.server.resp_port !== undefined ? { resp_address: `${cfg.server.host}:${cfg.server.resp_port}` } : {}),
+      ...(resolveRespAddress(cfg) !== undefined ? { resp_address: resolveRespAddress(cfg)! } : {}),
     };
     const ft = () => live.current().fault_tolerance;
 
@@ -202,12 +205,14 @@ export class JincacheNode {
       logger,
       onTransition: (peer, from, to) => this.healthChanged(peer, from, to),
       hintsHeldFor: (peer) => handoff?.queue.pending(peer) ?? 0,
-      onPingAnswer: (peer, hints, table) => {
+      onPingAnswer: (peer, hints, table, resp) => {
         handoff?.noteHeld(peer, hints, table);
+        this.respCluster?.onPingAnswer(peer, table, resp);
         // a peer on a newer table than ours: we may have missed its commit (trust.ts)
         if (table > tables.table().version) void this.trust.tableSeen(table, TABLE_WAIT_MS);
       },
       tableVersion: () => tables.table().version,
+      ...(this.info.resp_address !== undefined ? { respAddress: this.info.resp_address } : {}),
     });
     this.detector = detector;
     const usable = (peer: NodeId): boolean => detector.usable(peer);
@@ -388,6 +393,7 @@ export class JincacheNode {
     if (!auth.required && !isLoopback(cfg.server.host)) {
       throw new JincacheError('BAD_REQUEST', `refusing to listen on ${cfg.server.host} without a password: set auth.requirepass in the config file (or the environment variable JINCACHE_PASSWORD), or listen on 127.0.0.1`);
     }
+    this.respCluster = this.info.resp_address !== undefined ? new RespCluster({ self: id, address: this.info.resp_address, tables, members: membership, detector, redirects: () => live.current().resp.redirects, store: () => this.groups.get(cfg.cache.group_name)!.store, clock }) : undefined;
     this.door = new FrontDoor({ kv: router, live, metrics, clock, auth, ...(storage !== undefined ? { backpressure: () => storage.persister.backpressure() } : {}) });
     // SPEC §8: one set of bounds for every client of this node, over HTTP and RESP together
     this.clientLimits = new ClientLimits({
@@ -484,6 +490,7 @@ export class JincacheNode {
     this.mirror.start();
     if (cfg.server.resp_port !== undefined) {
       this.resp = new RespServer({
+        ...(this.respCluster !== undefined ? { cluster: this.respCluster } : {}),
         door: this.door,
         host: cfg.server.host,
         port: cfg.server.resp_port,
@@ -525,6 +532,7 @@ export class JincacheNode {
     for (const d of this.disposers) d();
     this.disposers = [];
     await this.resp?.stop();
+    this.respCluster?.stop();
     this.tables.stop();
     await this.membership.stop().catch(warn('leaving the registry failed'));
     await this.etcd?.stop().catch(warn('closing etcd failed'));

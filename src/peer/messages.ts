@@ -232,16 +232,17 @@ export const Replicate = binaryMessage<WireRecord[], void>({ name: 'replicate', 
 // ---- health and handoff (health/detector.ts, handoff.ts, catchup.ts) ------------------------
 
 /**
- * The heartbeat; the answer says how many hinted writes the receiver holds for the sender, and
- * the version of the table it routes by (trust.ts: a node that cannot reach etcd confirms its
- * table with its peers).
+ * The heartbeat; the answer says how many hinted writes the receiver holds for the sender, the
+ * version of the table it routes by (trust.ts: a node that cannot reach etcd confirms its table
+ * with its peers), and the `host:port` of its Redis listener ('' = none): how a static cluster,
+ * which has no registry to publish it in, learns every node's RESP address for CLUSTER SLOTS.
  */
-export const Ping = binaryMessage<void, { id: string; hints: number; table: number }>({
+export const Ping = binaryMessage<void, { id: string; hints: number; table: number; resp: string }>({
   name: 'ping',
   request: none,
   response: {
-    write: (w, v) => void w.str(v.id).u32(v.hints).u32(v.table),
-    read: (r) => ({ id: r.str(MAX_NAME), hints: r.u32(), table: r.u32() }),
+    write: (w, v) => void w.str(v.id).u32(v.hints).u32(v.table).str(v.resp),
+    read: (r) => ({ id: r.str(MAX_NAME), hints: r.u32(), table: r.u32(), resp: r.str(MAX_NAME) }),
   },
 });
 

@@ -40,10 +40,12 @@ export interface DetectorOptions {
   onTransition?: (id: NodeId, from: PeerHealth, to: PeerHealth) => void;
   /** Hinted writes this node holds for a peer, told to it in the Ping answer. Default: none. */
   hintsHeldFor?: (id: NodeId) => number;
-  /** Called with every successful heartbeat answer: how many hints the peer holds for this node. */
-  onPingAnswer?: (id: NodeId, hintsForMe: number, table: number) => void;
+  /** Called with every successful heartbeat answer: how many hints the peer holds for this node, its table version and RESP address. */
+  onPingAnswer?: (id: NodeId, hintsForMe: number, table: number, resp: string) => void;
   /** The table version this node routes by, told in its Ping answers. Default 0. */
   tableVersion?: () => number;
+  /** `host:port` of this node's Redis listener, told in its Ping answers. Default none. */
+  respAddress?: string;
 }
 
 export class FailureDetector {
@@ -71,7 +73,7 @@ export class FailureDetector {
     this.classifier = new HealthClassifier({ clock: opts.clock, slowThresholdMs: opts.slowThresholdMs ?? 500, probationMs: this.probationMs });
     this.breakers = new PeerBreakers(opts.breaker);
     this.tickMs = Math.min(this.intervalMs, 250);
-    opts.server.handle(Ping, (_req, meta) => ({ id: opts.self, hints: meta.from === undefined ? 0 : (opts.hintsHeldFor?.(meta.from) ?? 0), table: opts.tableVersion?.() ?? 0 }));
+    opts.server.handle(Ping, (_req, meta) => ({ id: opts.self, hints: meta.from === undefined ? 0 : (opts.hintsHeldFor?.(meta.from) ?? 0), table: opts.tableVersion?.() ?? 0, resp: opts.respAddress ?? '' }));
   }
 
   start(): void {
@@ -175,7 +177,7 @@ export class FailureDetector {
     this.pinging.add(id);
     const deadline = Date.now() + this.pingTimeoutMs;
     this.call(id, () => this.opts.client.call(Ping, member.address, undefined, { from: this.opts.self, deadline }), true)
-      .then((answer) => this.opts.onPingAnswer?.(id, answer.hints, answer.table))
+      .then((answer) => this.opts.onPingAnswer?.(id, answer.hints, answer.table, answer.resp))
       .catch(() => {
         // counted by call(); the classifier and the breaker have it
       })

@@ -22,6 +22,7 @@ import type { ClientLimits, InputHolder } from '../../net/limits.ts';
 import { RespParser } from './parser.ts';
 import { KvCall, REDIS_VERSION, executeCommand, failedCall, type CommandEnv, type Session } from './commands.ts';
 import { ReplyBatch, encode, error, type RespReply } from './writer.ts';
+import type { ClusterView } from './cluster-view.ts';
 
 /** The subset of a pino logger this listener uses. */
 export interface RespLogger {
@@ -55,6 +56,8 @@ export interface RespServerOptions {
   limits?: ClientLimits;
   /** Time source for deadlines, TTL and uptime. Default the system clock. */
   clock?: Clock;
+  /** The Redis Cluster view of the cluster (CLUSTER commands, redirects). Default none: cluster support disabled. */
+  cluster?: ClusterView;
   /** TLS (SPEC §7 `tls`): the certificate, and for client certificates the CA and requestCert. Default: plain TCP. */
   tls?: tls.SecureContextOptions & { requestCert?: boolean; rejectUnauthorized?: boolean };
 }
@@ -115,6 +118,7 @@ export class RespServer {
       group: this.door.defaultGroup,
       clock: this.clock,
       info: (sections) => this.infoText(sections),
+      ...(opts.cluster !== undefined ? { cluster: opts.cluster } : {}),
     };
   }
 
@@ -255,6 +259,7 @@ export class RespServer {
       rejected_connections: this.counters.rejectedConnections,
     });
     section('Replication', { role: 'master', connected_slaves: 0 });
+    section('Cluster', { cluster_enabled: this.env.cluster !== undefined ? 1 : 0 });
     if (want('keyspace')) {
       // Redis leaves db0 out when it is empty or unknown; so do we when the count is slow.
       const keys = await countWithin(this.door, this.door.defaultGroup, INFO_COUNT_BUDGET_MS);

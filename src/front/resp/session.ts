@@ -8,6 +8,7 @@ import { isJincacheError, toJincacheError } from '../../core/errors.ts';
 import { keyFromBytes } from '../../core/keys.ts';
 import type { Permission } from '../../config/schema.ts';
 import type { Principal } from '../auth.ts';
+import type { ClusterSession, ClusterView } from './cluster-view.ts';
 import { redisErrorOf, type FrontDoor } from '../door.ts';
 import { error, simple, type RespReply } from './writer.ts';
 
@@ -22,6 +23,8 @@ export interface Session {
   name: string | null;
   /** Set by QUIT: the server closes the connection after this reply. */
   quit: boolean;
+  /** Redis Cluster state (cluster.ts); absent until a cluster command sets it. */
+  cluster?: ClusterSession;
 }
 
 /** Everything a command may use. Built once per server; `session` varies per connection. */
@@ -31,6 +34,8 @@ export interface CommandEnv {
   readonly clock: Clock;
   /** The text of INFO for the requested sections (lower case; empty = default). */
   info(sections: string[]): Promise<string>;
+  /** The partition table and members as Redis Cluster clients see them (cluster.ts); absent: cluster support disabled. */
+  readonly cluster?: ClusterView;
 }
 
 /** A command's reply, now or later. */
