@@ -11,6 +11,7 @@ import type { GetResult } from '../../cluster/kv.ts';
 import type { RespCommand } from './parser.ts';
 import { OK, NULL_BULK, array, integer, bulk, error, type RespReply } from './writer.ts';
 import { CONNECTION_COMMANDS } from './connection.ts';
+import { CLUSTER_COMMANDS, redirect } from './cluster.ts';
 import {
   denied,
   guarded,
@@ -243,7 +244,16 @@ const DATA_COMMANDS: Record<string, CommandSpec> = {
 
 };
 
-const COMMANDS: Record<string, CommandSpec> = { ...CONNECTION_COMMANDS, ...DATA_COMMANDS };
+const COMMANDS: Record<string, CommandSpec> = { ...CONNECTION_COMMANDS, ...CLUSTER_COMMANDS, ...DATA_COMMANDS };
+
+/** The key arguments of a command, by its key positions (first, last: -1 = to the end, step). */
+function keyArgs(spec: CommandSpec, args: Buffer[]): Buffer | Buffer[] {
+  const [first, last, step] = spec.keys;
+  if (first === last) return args[first]!;
+  const out: Buffer[] = [];
+  for (let i = first, end = last < 0 ? args.length + last : last; i <= end; i += step) out.push(args[i]!);
+  return out;
+}
 
 /** The names of the commands answered, lower case. */
 export const COMMAND_NAMES: readonly string[] = Object.freeze(Object.keys(COMMANDS));
@@ -270,6 +280,13 @@ export function execute(env: CommandEnv, session: Session, args: Buffer[]): Resu
   if (refused !== undefined) {
     env.door.observe('resp', 'other', env.group, session.user === null ? 'unauthorized' : 'forbidden', began);
     return refused;
+  }
+  if (spec.keys[0] !== 0 && env.cluster !== undefined) {
+    const moved = redirect(session, keyArgs(spec, args), env.cluster, spec.flags.includes('write') ? 'write' : 'read');
+    if (moved !== undefined) {
+      env.door.observe('resp', 'other', env.group, 'redirected', began);
+      return moved;
+    }
   }
   try {
     const out = spec.run(env, session, args);
@@ -313,6 +330,8 @@ function fastGet(env: CommandEnv, session: Session, cmd: RespCommand, call: KvCa
   const refused = denied(session, 'read', 'get');
   if (refused !== undefined) return refused;
   const key = cmd.buf.toString('latin1', cmd.start(1), cmd.end(1));
+  const moved = redirect(session, key, env.cluster, 'read');
+  if (moved !== undefined) return moved;
   try {
     // no promise at all when this node may answer from its own copy now
     const local = env.door.getLocal('resp', session.user, env.group, key);
@@ -331,6 +350,8 @@ function fastSet(env: CommandEnv, session: Session, cmd: RespCommand, call: KvCa
   const refused = denied(session, 'write', 'set');
   if (refused !== undefined) return refused;
   const key = cmd.buf.toString('latin1', cmd.start(1), cmd.end(1));
+  const moved = redirect(session, key, env.cluster, 'write');
+  if (moved !== undefined) return moved;
   try {
     // The store keeps the value: copy it out of the parser's storage.
     const op = { op: 'set' as const, value: cmd.copy(2), expiry: NO_EXPIRY };
