@@ -1,8 +1,9 @@
 /**
  * `jincache cluster`: a local cluster of node processes on 127.0.0.1 (what `npm start` runs).
- * Node i listens on base-port + i - 1; node 1 also serves the client API and dashboard on
- * --api-port and the Redis protocol on --resp-port. Ctrl-C stops every node gracefully; a second
- * one stops them at once.
+ * Node i listens on base-port + i - 1 and speaks the Redis protocol on resp-port + i - 1 (so a
+ * Redis Cluster client reaches every node: 6380-6382 by default); node 1 also serves the client
+ * API and dashboard on --api-port. Ctrl-C stops every node gracefully; a second one stops them at
+ * once.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { constants } from 'node:os';
@@ -25,12 +26,17 @@ const BIN = fileURLToPath(new URL('../../bin/jincache.js', import.meta.url));
 export async function runCluster(flags: ClusterFlags): Promise<number> {
   const n = Number(flags.nodes);
   const base = Number(flags.basePort);
+  const resp = Number(flags.respPort);
   if (!Number.isInteger(n) || n < 1 || n > 64) {
     process.stderr.write(`jincache cluster: --nodes ${flags.nodes} is invalid: expected an integer from 1 to 64\n`);
     return EXIT_USAGE;
   }
   if (!Number.isInteger(base) || base < 1 || base + n > 65535) {
     process.stderr.write(`jincache cluster: --base-port ${flags.basePort} is invalid\n`);
+    return EXIT_USAGE;
+  }
+  if (!Number.isInteger(resp) || resp < 1 || resp + n > 65535) {
+    process.stderr.write(`jincache cluster: --resp-port ${flags.respPort} is invalid: expected a port with room for ${n} consecutive ports after it\n`);
     return EXIT_USAGE;
   }
   let etcd: LocalEtcd | undefined;
@@ -72,9 +78,9 @@ export async function runCluster(flags: ClusterFlags): Promise<number> {
   };
 
   ids.forEach((id, i) => {
-    const args = [BIN, 'serve', '--id', id, '--port', String(base + i)];
+    const args = [BIN, 'serve', '--id', id, '--port', String(base + i), '--resp-port', String(resp + i)];
     args.push(...(etcdEndpoints !== undefined ? ['--etcd', etcdEndpoints] : ['--peers', peers]));
-    if (i === 0) args.push('--api-port', flags.apiPort, '--resp-port', flags.respPort);
+    if (i === 0) args.push('--api-port', flags.apiPort);
     if (flags.config) args.push('--config', flags.config);
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit'] });
     const exited = new Promise<number>((resolve) => {
@@ -123,7 +129,8 @@ export async function runCluster(flags: ClusterFlags): Promise<number> {
       `  dashboard & API   ${api}/`,
       `  store a value     curl -X PUT --data-binary 'hello' ${api}/api/scores/greeting`,
       `  read it back      curl ${api}/api/scores/greeting`,
-      `  redis protocol    redis-cli -p ${flags.respPort} set greeting hello`,
+      `  redis protocol    redis-cli -p ${resp} set greeting hello  (every node: ports ${resp}-${resp + n - 1})`,
+      `  redis cluster     redis-cli -c -p ${resp} get greeting; redis-cli --cluster check 127.0.0.1:${resp}`,
       `  cluster status    npx jincache status --node ${api}`,
       ...(etcdEndpoints !== undefined
         ? [`  etcd              ${etcdEndpoints} (add a node: npx jincache serve --etcd ${etcdEndpoints} --id node-${n + 1} --port ${base + n})`]

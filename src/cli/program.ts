@@ -47,7 +47,7 @@ export function buildProgram(): Command {
     .option('-n, --nodes <n>', 'number of nodes', '3')
     .option('--base-port <n>', 'first node port', '8001')
     .option('--api-port <n>', 'client API and dashboard port of node 1', '9999')
-    .option('--resp-port <n>', 'Redis-protocol port of node 1', '6380')
+    .option('--resp-port <n>', 'Redis-protocol port of node 1 (node i: this + i - 1)', '6380')
     .option('--etcd <mode>', '"auto" to start a private etcd, or etcd URLs')
     .option('-c, --config <file>', 'YAML config file passed to every node')
     .action(async (opts) => {
