@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseYaml } from './load.ts';
-import { defaultConfig, parseConfig, resolveAdvertise, resolveGroup, resolveNodeId } from './schema.ts';
+import { defaultConfig, parseConfig, resolveAdvertise, resolveGroup, resolveNodeId, resolveRespAddress } from './schema.ts';
 import { parsePeer } from './fields.ts';
 import { configErrorOf } from './testing.ts';
 
@@ -54,6 +54,7 @@ describe('defaults', () => {
     assert.deepEqual(c.migration, { batch_size: 100, batch_bytes: 2 ** 20, migration_timeout: 30_000, concurrency: 2, drain_timeout: 30_000 });
     assert.deepEqual(c.storage, { engine: 'memory', path: './data/{id}' });
     assert.deepEqual(c.log, { level: 'info' });
+    assert.deepEqual(c.resp, { redirects: 'auto' });
   });
 
   it('is a fresh object each call', () => {
@@ -143,6 +144,7 @@ describe('invalid values', () => {
     [{ rebalance: { strategy: 'random' } }, 'rebalance.strategy', 'config: rebalance.strategy = "random" is invalid: expected one of minimal-disturbance, load-optimal, weight-adjustment'],
     [{ log: { level: 'verbose' } }, 'log.level', 'config: log.level = "verbose" is invalid: expected one of trace, debug, info, warn, error, silent'],
     [{ storage: { engine: 'redis' } }, 'storage.engine', 'config: storage.engine = "redis" is invalid: expected one of memory, leveldb'],
+    [{ resp: { redirects: 'sometimes' } }, 'resp.redirects', 'config: resp.redirects = "sometimes" is invalid: expected one of auto, always, never'],
     [{ cluster: { partitions: 0 } }, 'cluster.partitions', 'config: cluster.partitions = 0 is invalid: expected a divisor of 16384 (partitions are equal ranges of the 16384 hash slots): one of 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384'],
     [{ cluster: { partitions: 1000 } }, 'cluster.partitions', 'config: cluster.partitions = 1000 is invalid: expected a divisor of 16384 (partitions are equal ranges of the 16384 hash slots): one of 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384'],
     [{ cluster: { peers: ['127.0.0.1:8002'] } }, 'cluster.peers', 'config: cluster.peers = ["127.0.0.1:8002"] is invalid: expected a list of peer URLs like http://127.0.0.1:8002 or node-2=http://127.0.0.1:8002'],
@@ -223,6 +225,14 @@ describe('helpers', () => {
     assert.equal(resolveNodeId(parseConfig({ node: { id: 'a' } })), 'a');
     assert.equal(resolveAdvertise(parseConfig({ server: { advertise: 'http://10.0.0.5:8001/' } })), 'http://10.0.0.5:8001');
     assert.equal(resolveAdvertise(parseConfig({ server: { host: '::1', port: 1 } })), 'http://[::1]:1');
+  });
+
+  it('resolveRespAddress: the advertised host (else server.host) and resp_port; none without a fixed port', () => {
+    assert.equal(resolveRespAddress(parseConfig({})), undefined);
+    assert.equal(resolveRespAddress(parseConfig({ server: { resp_port: 0 } })), undefined);
+    assert.equal(resolveRespAddress(parseConfig({ server: { resp_port: 6380 } })), '127.0.0.1:6380');
+    assert.equal(resolveRespAddress(parseConfig({ server: { host: '::1', resp_port: 6380 } })), '[::1]:6380');
+    assert.equal(resolveRespAddress(parseConfig({ server: { advertise: 'http://10.0.0.5:8001', resp_port: 6380 } })), '10.0.0.5:6380');
   });
 
   it('resolveGroup applies the fallbacks', () => {

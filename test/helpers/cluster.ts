@@ -24,6 +24,8 @@ export interface TestNode {
   /** Base URL of the node's client API (and peer endpoints: same listener). */
   readonly url: string;
   readonly pid: number;
+  /** Port of its Redis-protocol listener (with ClusterOptions.resp). */
+  readonly respPort?: number;
   readonly logFile: string;
   /** Send a signal (default SIGTERM) and wait for exit (SIGKILL after 10 s). */
   stop(signal?: NodeJS.Signals): Promise<void>;
@@ -42,6 +44,8 @@ export interface ClusterOptions {
   args?: string[];
   /** Use --peers static discovery (default true). */
   staticPeers?: boolean;
+  /** Give every node (those added later too) a Redis-protocol listener on a free port. Default false. */
+  resp?: boolean;
 }
 
 export interface TestCluster {
@@ -63,7 +67,8 @@ export async function startCluster(opts: ClusterOptions): Promise<TestCluster> {
   const nodes: TestNode[] = [];
 
   const spawnNode = async (id: string, port: number, args: string[]): Promise<TestNode> => {
-    const node = launch(id, port, dir, ['--config', configFile, ...args, ...(opts.args ?? [])]);
+    const respPort = opts.resp === true ? await freePort() : undefined;
+    const node = launch(id, port, dir, ['--config', configFile, ...args, ...(opts.args ?? []), ...(respPort !== undefined ? ['--resp-port', String(respPort)] : [])], respPort);
     await waitReady(node);
     return node;
   };
@@ -96,7 +101,7 @@ export async function startCluster(opts: ClusterOptions): Promise<TestCluster> {
   };
 }
 
-function launch(id: string, port: number, dir: string, args: string[]): TestNode {
+function launch(id: string, port: number, dir: string, args: string[], respPort?: number): TestNode {
   const logFile = join(dir, `${id}.log`);
   const out = createWriteStream(logFile);
   const child = spawn(process.execPath, [BIN, 'serve', '--id', id, '--port', String(port), ...args], {
@@ -114,6 +119,7 @@ function launch(id: string, port: number, dir: string, args: string[]): TestNode
     port,
     url: `http://127.0.0.1:${port}`,
     pid: child.pid!,
+    ...(respPort !== undefined ? { respPort } : {}),
     logFile,
     async stop(signal: NodeJS.Signals = 'SIGTERM') {
       if (child.exitCode !== null || child.signalCode !== null) return;

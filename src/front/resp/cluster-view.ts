@@ -58,6 +58,9 @@ export interface ClusterView {
 export interface ClusterSession {
   /** Gets MOVED and CROSSSLOT under `resp.redirects: auto`. */
   aware: boolean;
-  /** READONLY: reads of a slot this node holds a backup of are served here. */
+  /**
+   * READONLY (until READWRITE), as Redis shows it in CLIENT LIST's flags. Reads at a backup are
+   * served on every connection (see redirect()), so it decides nothing else.
+   */
   readonly: boolean;
 }

@@ -56,7 +56,12 @@ function slotOfKey(key: KeyArg): number {
  *   undefined at once, without looking at the keys (the plain path costs two loads).
  * - Keys in more than one slot: `-CROSSSLOT Keys in request don't hash to the same slot`.
  * - A slot no node holds (a table with no members): `-CLUSTERDOWN Hash slot not served`.
- * - A read on a READONLY connection of a slot this node holds (owner or backup): undefined.
+ * - A read of a slot this node holds, as owner or backup: undefined. Redis sends a replica's
+ *   reads to its master unless the connection sent READONLY; here a node is a backup of some
+ *   slots and the master of others, so clients keep one connection to it, which cannot be both
+ *   (ioredis with `scaleReads: 'slave'` sends such reads without READONLY and, redirected, would
+ *   be redirected back to the backup on its next try). Reads are answered wherever they arrive,
+ *   so this costs at most a hop.
  * - A slot served by another node: `-MOVED <slot> <host>:<port>` naming it, unless that node has
  *   no RESP address or may still route by an older table (ClusterView.current): then undefined,
  *   and the key is forwarded as for a plain connection.
@@ -77,7 +82,7 @@ export function redirect(session: Session, keys: KeyArg | readonly KeyArg[], vie
   const table = view.table();
   const holders = table.assignments[partitionOfSlot(slot, table.partitionCount)] ?? [];
   if (holders.length === 0) return CLUSTERDOWN;
-  if (access === 'read' && session.cluster?.readonly === true && holders.includes(view.self)) return undefined;
+  if (access === 'read' && holders.includes(view.self)) return undefined;
   const master = masterOf(view, holders);
   if (master === undefined || master.id === view.self || !view.current(master.id)) return undefined;
   return error(`MOVED ${slot} ${master.host}:${master.port}`);

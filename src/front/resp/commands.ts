@@ -246,6 +246,12 @@ const DATA_COMMANDS: Record<string, CommandSpec> = {
 
 const COMMANDS: Record<string, CommandSpec> = { ...CONNECTION_COMMANDS, ...CLUSTER_COMMANDS, ...DATA_COMMANDS };
 
+/** A redirect (cluster.ts), counted in /metrics like every command. */
+function redirected(env: CommandEnv, reply: RespReply, began = performance.now()): RespReply {
+  env.door.observe('resp', 'other', env.group, 'redirected', began);
+  return reply;
+}
+
 /** The key arguments of a command, by its key positions (first, last: -1 = to the end, step). */
 function keyArgs(spec: CommandSpec, args: Buffer[]): Buffer | Buffer[] {
   const [first, last, step] = spec.keys;
@@ -283,10 +289,7 @@ export function execute(env: CommandEnv, session: Session, args: Buffer[]): Resu
   }
   if (spec.keys[0] !== 0 && env.cluster !== undefined) {
     const moved = redirect(session, keyArgs(spec, args), env.cluster, spec.flags.includes('write') ? 'write' : 'read');
-    if (moved !== undefined) {
-      env.door.observe('resp', 'other', env.group, 'redirected', began);
-      return moved;
-    }
+    if (moved !== undefined) return redirected(env, moved, began);
   }
   try {
     const out = spec.run(env, session, args);
@@ -331,7 +334,7 @@ function fastGet(env: CommandEnv, session: Session, cmd: RespCommand, call: KvCa
   if (refused !== undefined) return refused;
   const key = cmd.buf.toString('latin1', cmd.start(1), cmd.end(1));
   const moved = redirect(session, key, env.cluster, 'read');
-  if (moved !== undefined) return moved;
+  if (moved !== undefined) return redirected(env, moved);
   try {
     // no promise at all when this node may answer from its own copy now
     const local = env.door.getLocal('resp', session.user, env.group, key);
@@ -351,7 +354,7 @@ function fastSet(env: CommandEnv, session: Session, cmd: RespCommand, call: KvCa
   if (refused !== undefined) return refused;
   const key = cmd.buf.toString('latin1', cmd.start(1), cmd.end(1));
   const moved = redirect(session, key, env.cluster, 'write');
-  if (moved !== undefined) return moved;
+  if (moved !== undefined) return redirected(env, moved);
   try {
     // The store keeps the value: copy it out of the parser's storage.
     const op = { op: 'set' as const, value: cmd.copy(2), expiry: NO_EXPIRY };
