@@ -5,7 +5,7 @@ import { SLOT_COUNT, partitionOfSlot, slotOf } from '../../core/placement/hash.t
 import { createTable, type PartitionTable } from '../../core/placement/table.ts';
 import type { NodeId } from '../../core/types.ts';
 import { OPEN_DEFAULT } from '../auth.ts';
-import { CLUSTER_COMMANDS, CROSSSLOT, clusterNodeId, infoText, nodesText, redirect, slotRanges, type ClusterNode, type ClusterView, type NodeHealth, type RedirectMode } from './cluster.ts';
+import { CLUSTER_COMMANDS, CROSSSLOT, clusterNodeId, infoText, masterOfSlot, nodesText, redirect, slotRanges, type ClusterNode, type ClusterView, type NodeHealth, type RedirectMode } from './cluster.ts';
 import type { CommandEnv, Session } from './session.ts';
 import { encode, encodeAs, type RespReply } from './writer.ts';
 
@@ -334,6 +334,7 @@ test('property: MOVED always names the slot map master, and following MOVED from
             // the node named is the one this node's CLUSTER SLOTS gives as the slot's master
             const range = slotRanges(view).find((x) => x.first <= slot && slot <= x.last)!;
             assert.equal(range.served[0]!.id, target);
+            assert.equal(masterOfSlot(view, slot), target);
             at = target;
           }
         }

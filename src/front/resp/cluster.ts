@@ -89,6 +89,17 @@ export function redirect(session: Session, keys: KeyArg | readonly KeyArg[], vie
 }
 
 /**
+ * The node CLUSTER SLOTS names as the master of `slot` (undefined: none). For commands a Redis
+ * Cluster client sends to every master and merges (DBSIZE, KEYS, SCAN, FLUSHALL...): on a
+ * cluster-aware connection a node should answer for the slots it is master of, so the sum is the
+ * cluster's.
+ */
+export function masterOfSlot(view: ClusterView, slot: number): NodeId | undefined {
+  const table = view.table();
+  return masterOf(view, table.assignments[partitionOfSlot(slot, table.partitionCount)] ?? [])?.id;
+}
+
+/**
  * The node clients are sent to for a partition: its first holder that is up and has a RESP
  * listener; when none is, any node that is up (it forwards), else the first holder clients can
  * reach at all.
