@@ -28,6 +28,7 @@
  */
 import { createHash } from 'node:crypto';
 import { SLOT_COUNT, partitionOfSlot, slotOf, slotOfBytes } from '../../core/placement/hash.ts';
+import type { PartitionTable } from '../../core/placement/table.ts';
 import type { NodeId } from '../../core/types.ts';
 import type { ClusterNode, ClusterSession, ClusterView } from './cluster-view.ts';
 import { denied, notInteger, parseInteger, wrongArity, type CommandSpec, type Session } from './session.ts';
@@ -135,6 +136,8 @@ interface SlotMap {
   readonly signature: string;
   readonly nodes: readonly ClusterNode[];
   readonly ranges: readonly SlotRange[];
+  /** CLUSTER SLOTS and SHARDS for these ranges, built on first use (thousands of ranges: clients ask every few seconds). */
+  replies: { slots?: RespReply; shards?: RespReply };
 }
 
 // the last map built per view: CLUSTER SLOTS is asked often, and the table and health rarely change
@@ -150,7 +153,15 @@ function slotMap(view: ClusterView): SlotMap {
   const nodes = view.nodes();
   const signature = `${table.version}|${nodes.map((n) => `${n.id}@${n.host}:${n.port}/${n.health}`).join(',')}`;
   const cached = maps.get(view);
+  // the cached ranges and replies, with the nodes as they are now (their pong times move on)
   if (cached !== undefined && cached.signature === signature) return { ...cached, nodes };
+  const built: SlotMap = { signature, nodes, ranges: rangesOf(table, nodes), replies: {} };
+  maps.set(view, built);
+  return built;
+}
+
+/** The slot ranges of a table, adjacent partitions served by the same nodes merged. */
+function rangesOf(table: PartitionTable, nodes: readonly ClusterNode[]): SlotRange[] {
   const byId = new Map(nodes.map((n) => [n.id, n]));
   const per = SLOT_COUNT / table.partitionCount;
   const ranges: SlotRange[] = [];
@@ -170,9 +181,7 @@ function slotMap(view: ClusterView): SlotMap {
     }
     key = k;
   }
-  const out = { signature, nodes, ranges };
-  maps.set(view, out);
-  return out;
+  return ranges;
 }
 
 /** masterOf, then the partition's other holders that are up: the nodes serving its slots. */
@@ -204,14 +213,20 @@ export function clusterNodeId(id: NodeId): string {
 
 /** CLUSTER SLOTS: [first, last, master, replicas...], each node [ip, port, id, {}] (Redis 7). */
 export function slotsReply(view: ClusterView): RespReply {
+  const m = slotMap(view);
   const node = (n: ClusterNode): RespReply => array([bulk(n.host), integer(n.port), bulk(clusterNodeId(n.id)), map([])]);
-  return array(slotRanges(view).map((r) => array([integer(r.first), integer(r.last), ...r.served.map(node)])));
+  return (m.replies.slots ??= array(m.ranges.map((r) => array([integer(r.first), integer(r.last), ...r.served.map(node)]))));
 }
 
 /** CLUSTER SHARDS: one shard per distinct set of serving nodes, its slots as [first, last, ...] pairs. */
 export function shardsReply(view: ClusterView): RespReply {
+  const m = slotMap(view);
+  return (m.replies.shards ??= buildShards(m.ranges));
+}
+
+function buildShards(ranges: readonly SlotRange[]): RespReply {
   const shards = new Map<string, { slots: number[]; served: readonly ClusterNode[] }>();
-  for (const r of slotRanges(view)) {
+  for (const r of ranges) {
     const key = r.served.map((n) => n.id).join('\0');
     let s = shards.get(key);
     if (s === undefined) shards.set(key, (s = { slots: [], served: r.served }));
