@@ -9,6 +9,7 @@ import type { HybridClock } from '../core/version.ts';
 import { decideWrite, type WriteOp, type WriteResult } from '../cache/ops.ts';
 import type { WireRecord } from '../peer/codec.ts';
 import { JincacheError } from '../core/errors.ts';
+import { STRING, type EngineEntry, type EngineOutcome, type EngineType, type EngineView } from '../cache/engine/types.ts';
 import type { GetResult } from './kv.ts';
 
 /** Bounds on the version a coordinated write gets (router.ts, Write). */
@@ -145,6 +146,52 @@ export class LocalData {
     this.applyOne(record);
     this.onServe?.(op.op === 'set' ? 'put' : op.op === 'del' ? 'delete' : 'expire', groupName, key, record.value?.length ?? 0, 0);
     return { result: d.result, record };
+  }
+
+  /**
+   * Persistent nodes: read `keys` back from disk where the LRU dropped them, so a command run
+   * here (execute) sees every entry it addresses. Memory-only nodes: nothing to do.
+   */
+  async prepare(groupName: string, keys: readonly string[]): Promise<void> {
+    if (this.readThrough === undefined) return;
+    const store = this.group(groupName).store;
+    for (const key of keys) {
+      if (store.peek(key) !== undefined) continue;
+      const e = await this.readThrough(groupName, key);
+      if (e !== undefined) store.apply(key, e);
+    }
+  }
+
+  /**
+   * Run `run` (a command engine: cache/engine) over this node's live entries of a group, and
+   * apply the changes it returns, each with a version above every version this node issued or
+   * holds for its key, as coordinated writes are. Synchronous, so nothing interleaves: the
+   * engine's commands are atomic here. Returns the reply and the records to replicate.
+   */
+  execute(groupName: string, run: (view: EngineView) => EngineOutcome): { reply: EngineOutcome['reply']; records: WireRecord[] } {
+    const group = this.group(groupName);
+    const store = group.store;
+    const view: EngineView = {
+      get(key: string): EngineEntry | undefined {
+        const e = store.get(key);
+        if (e === undefined || e.value === null) return undefined;
+        return { type: ((e as { type?: number }).type ?? STRING) as EngineType, value: e.value, expiresAt: e.expiresAt, version: e.version };
+      },
+    };
+    const out = run(view);
+    const records: WireRecord[] = [];
+    for (const c of out.changes) {
+      const held = store.peek(c.key)?.version ?? 0;
+      const version = Math.max(this.hlc.next(), held + 1);
+      const record: WireRecord =
+        c.value === null
+          ? { group: groupName, key: c.key, value: null, version, expiresAt: 0 }
+          : { group: groupName, key: c.key, value: c.value, version, expiresAt: c.expiresAt, ...(c.type !== STRING ? { type: c.type } : {}) };
+      this.applyOne(record);
+      this.onServe?.(c.value === null ? 'delete' : 'put', groupName, c.key, c.value?.length ?? 0, 0);
+      records.push(record);
+    }
+    return { reply: out.reply, records };
   }
 
   /** Apply writes from another node (replication, handoff, migration). Returns how many won. */

@@ -31,7 +31,9 @@ import { JincacheError, isJincacheError } from '../core/errors.ts';
 import { LOGICAL_BITS, compareWrites } from '../core/version.ts';
 import { NO_EXPIRY, type WriteOp, type WriteResult } from '../cache/ops.ts';
 import type { WireRecord } from '../peer/codec.ts';
-import { Count, Read, Record, Replicate, Write, type ReadAnswer, type RecordAnswer } from '../peer/messages.ts';
+import { Count, Exec, Read, Record, Replicate, Write, type ExecRequest, type ReadAnswer, type RecordAnswer } from '../peer/messages.ts';
+import type { Engine } from '../cache/engine/types.ts';
+import type { Reply } from '../cache/reply.ts';
 import type { MessageMeta } from '../peer/protocol.ts';
 import type { PeerServer } from '../peer/server.ts';
 import { readOrder, replicaPlan, writeOrder } from './health/failover.ts';
@@ -119,6 +121,10 @@ export interface RouterOptions {
    * SelfTrust.tableSeen). Default: nothing.
    */
   tableSeen?: (version: number, waitMs: number) => Promise<void>;
+  /** The command engine Exec runs (cache/engine). Default: none (Exec is refused). */
+  engine?: Engine;
+  /** cache.max_value_bytes, for the engine's size checks. Default 512 MiB. */
+  maxValueBytes?: () => number;
 }
 
 /** What a newest-copy read found (see Router.newestRead). */
@@ -143,6 +149,8 @@ export class Router implements KvService {
   private readonly freshness: CopyFreshness;
   private readonly joining: (id: NodeId) => boolean;
   private readonly local: LocalData;
+  private readonly engine: Engine | undefined;
+  private readonly maxValueBytes: () => number;
   private readonly peers: Peers;
   private readonly hint: (peer: NodeId, records: readonly WireRecord[]) => void;
   private readonly settings: RouterSettings;
@@ -164,6 +172,8 @@ export class Router implements KvService {
     this.freshness = opts.freshness;
     this.joining = opts.joining;
     this.local = opts.local;
+    this.engine = opts.engine;
+    this.maxValueBytes = opts.maxValueBytes ?? (() => 512 * 1024 * 1024);
     this.peers = opts.peers;
     this.hint = opts.hint;
     this.settings = opts.settings;
@@ -179,6 +189,7 @@ export class Router implements KvService {
     server.handle(Write, (req, meta) => this.serveWrite(req.group, req.key, req.op, { ...(req.above !== undefined ? { above: req.above } : {}), ...(req.below !== undefined ? { below: req.below } : {}) }, meta));
     server.handle(Replicate, (records, meta) => this.serveReplicate(records, meta));
     server.handle(Count, (req) => ({ count: this.countOwned(req.group) }));
+    server.handle(Exec, (req, meta) => this.serveExec(req, meta));
   }
 
   /** The owner of a key's partition under the current table. */
@@ -577,6 +588,58 @@ export class Router implements KvService {
   private async awaitTable(version: number, deadline: number): Promise<void> {
     if (version <= this.tables.table().version) return;
     await this.tableSeen(version, Math.max(0, Math.min(TABLE_WAIT_MS, deadline - this.clock.now() - 1)));
+  }
+
+  // ---- commands at the coordinator (Exec) --------------------------------------------------
+
+  /**
+   * Run Redis commands on one hash slot at its coordinator (cache/engine): INCR, HSET, GETSET,
+   * RENAME, a MULTI/EXEC transaction. The coordinator is chosen as for a write (the first usable
+   * holder that trusts its copy); the commands run there atomically, and what they change is
+   * versioned, applied and replicated before the reply comes back. Read-only commands run there
+   * too, so they see every write the coordinator acknowledged. Retried at the next holder only
+   * when the attempt surely never arrived: a command may not be idempotent (INCR).
+   */
+  async exec(group: string, req: Omit<ExecRequest, 'group'>, opts: RequestOptions = {}): Promise<Reply> {
+    this.local.group(group);
+    const deadline = this.deadline(group, opts);
+    const behind = (id: NodeId): boolean => this.joining(id) || (id === this.self && !this.selfTrusted());
+    const order = writeOrder(this.holders(req.key), { usable: this.usable, behind });
+    const full: ExecRequest = { group, ...req };
+    if (order[0] === this.self) return this.coordinateExec(full, deadline);
+    return withRetry(
+      (n) => {
+        const target = order[n % order.length]!;
+        if (target === this.self) return this.coordinateExec(full, deadline);
+        return this.peers.call(Exec, target, full, attemptDeadline(deadline, n, order.length, this.clock.now()));
+      },
+      { maxRetries: this.settings.maxRetries(group), deadline, retryable: notDelivered },
+    );
+  }
+
+  private async serveExec(req: ExecRequest, meta: MessageMeta): Promise<Reply> {
+    this.local.group(req.group);
+    if (meta.table !== undefined) await this.awaitTable(meta.table, meta.deadline);
+    return this.coordinateExec(req, meta.deadline);
+  }
+
+  private async coordinateExec(req: ExecRequest, fence: number): Promise<Reply> {
+    const engine = this.engine;
+    if (engine === undefined) throw new JincacheError('BAD_REQUEST', 'this node runs no command engine');
+    // a command reads before it writes: it must run on a copy that lacks nothing
+    if (!this.selfTrusted()) throw new JincacheError('NOT_SERVING', `this node is recovering after a pause; the command on "${req.key}" was not run`);
+    await this.local.prepare(req.group, req.keys);
+    // one synchronous block from the fence check to the apply: nothing can run in between
+    if (this.clock.now() >= fence) throw new JincacheError('TIMEOUT', `the command on "${req.key}" arrived after its deadline; not run`);
+    const ctx = { now: this.clock.now(), maxValueBytes: this.maxValueBytes() };
+    const out = this.local.execute(req.group, (view) =>
+      req.transaction ? engine.executeTransaction(req.commands, view, ctx, req.watched) : engine.execute(req.commands[0] ?? [], view, ctx),
+    );
+    if (out.records.length > 0) {
+      const now = this.clock.now();
+      await this.replicate(req.key, out.records, now + Math.max(1, Math.floor(((fence - now) * 3) / 4)));
+    }
+    return out.reply;
   }
 
   // ---- counts -------------------------------------------------------------------------------

@@ -13,6 +13,8 @@ import type { Clock } from '../core/types.ts';
 import type { Expiry, WriteOp, WriteResult } from '../cache/ops.ts';
 import type { LiveConfig } from '../config/live.ts';
 import type { GetResult } from '../cluster/kv.ts';
+import type { Reply } from '../cache/reply.ts';
+import type { ExecRequest } from '../peer/messages.ts';
 import type { Permission } from '../config/schema.ts';
 import type { Metrics, RequestOp, RequestProtocol, RequestResult } from '../observe/metrics.ts';
 import { OPEN_DEFAULT, type Authenticator, type Principal } from './auth.ts';
@@ -29,6 +31,8 @@ export interface DoorKv {
   write(group: string, key: string, op: WriteOp, opts: { deadline: number }): Promise<WriteResult>;
   writeLocal(group: string, key: string, op: WriteOp): WriteResult | undefined;
   count(group: string, opts: { deadline: number }): Promise<number>;
+  /** Redis commands on one hash slot, run at its coordinator (Router.exec). Absent: such commands are refused. */
+  exec?(group: string, req: Omit<ExecRequest, 'group'>, opts: { deadline: number }): Promise<Reply>;
 }
 
 export interface FrontDoorOptions {
@@ -219,6 +223,33 @@ export class FrontDoor {
       const out = await this.kv.write(group, key, write, { deadline });
       const bp = this.backpressure();
       if (bp !== undefined) await withinDeadline(bp, deadline, this.clock, 'the disk of this node is behind (or failing): the write is not acknowledged');
+      return out;
+    } catch (e) {
+      result = this.failed(e);
+      throw e;
+    } finally {
+      this.observe(protocol, op, group, result, began);
+    }
+  }
+
+  /**
+   * Redis commands on one hash slot, run atomically at its coordinator (cache/engine): `perm`
+   * is what they need (read for HGET, write for INCR and a transaction that writes). Every key
+   * is checked first; a write waits for the disk as write() does.
+   */
+  async exec(protocol: RequestProtocol, who: Principal | null, group: string, req: Omit<ExecRequest, 'group'>, perm: 'read' | 'write', op: RequestOp = req.transaction ? 'exec' : 'command'): Promise<Reply> {
+    const began = performance.now();
+    let result: RequestResult = 'ok';
+    try {
+      this.authorize(who, perm);
+      for (const k of req.keys) this.checkKey(protocol, k);
+      const deadline = this.deadline(group);
+      if (this.kv.exec === undefined) throw new JincacheError('BAD_REQUEST', 'this node runs no command engine');
+      const out = await this.kv.exec(group, req, { deadline });
+      if (perm === 'write') {
+        const bp = this.backpressure();
+        if (bp !== undefined) await withinDeadline(bp, deadline, this.clock, 'the disk of this node is behind (or failing): the write is not acknowledged');
+      }
       return out;
     } catch (e) {
       result = this.failed(e);
