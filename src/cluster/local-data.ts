@@ -83,13 +83,16 @@ export class LocalData {
     const value = hit?.value ?? null;
     if (value === null) return undefined;
     this.onServe?.('get', groupName, key, 0, value.length);
-    return { value, source: 'hit', expiresAt: hit!.expiresAt };
+    const type = (hit as { type?: number }).type;
+    return type ? { value, source: 'hit', expiresAt: hit!.expiresAt, type } : { value, source: 'hit', expiresAt: hit!.expiresAt };
   }
 
   /** The stored write for a key, tombstones included, with its version (for replicas and migration). */
   record(groupName: string, key: string): WireRecord | undefined {
     const e = this.group(groupName).store.peek(key);
-    return e === undefined ? undefined : { group: groupName, key, value: e.value, version: e.version, expiresAt: e.expiresAt };
+    if (e === undefined) return undefined;
+    const type = (e as { type?: number }).type;
+    return type ? { group: groupName, key, value: e.value, version: e.version, expiresAt: e.expiresAt, type } : { group: groupName, key, value: e.value, version: e.version, expiresAt: e.expiresAt };
   }
 
   /** Miss path: the disk (persistent nodes), then the group's loader, or null for a plain key-value group. */
@@ -139,9 +142,11 @@ export class LocalData {
     if (bounds.below !== undefined && version >= bounds.below) {
       throw new JincacheError('NOT_SERVING', `the write of "${key}" would get version ${version}, not below ${bounds.below} (this node's clock is ahead of the sender's, or it holds a newer write): not applied`);
     }
+    // an EXPIRE keeps what the entry is (a hash stays a hash); a SET makes a string
+    const type = op.op === 'expire' ? ((live as { type?: number } | undefined)?.type ?? 0) : 0;
     const record: WireRecord =
       d.change === 'value'
-        ? { group: groupName, key, value: d.value, version, expiresAt: d.expiresAt }
+        ? { group: groupName, key, value: d.value, version, expiresAt: d.expiresAt, ...(type !== 0 ? { type } : {}) }
         : { group: groupName, key, value: null, version, expiresAt: 0 };
     this.applyOne(record);
     this.onServe?.(op.op === 'set' ? 'put' : op.op === 'del' ? 'delete' : 'expire', groupName, key, record.value?.length ?? 0, 0);
@@ -206,7 +211,9 @@ export class LocalData {
     const group = this.groups.get(r.group);
     if (group === undefined) return false; // a group this node does not know: nothing to keep
     this.hlc.observe(r.version);
-    return group.store.apply(r.key, { value: r.value, version: r.version, expiresAt: r.expiresAt });
+    // the entry's type rides along (cache/store.ts keeps it with the entry)
+    const rec = { value: r.value, version: r.version, expiresAt: r.expiresAt, ...(r.type !== undefined ? { type: r.type } : {}) };
+    return group.store.apply(r.key, rec);
   }
 
   /** Live entries of a group in the given partitions (e.g. the ones this node owns). */

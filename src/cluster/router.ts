@@ -268,7 +268,7 @@ export class Router implements KvService {
 
   private async readFrom(id: NodeId, group: string, key: string, deadline: number): Promise<GetResult | null> {
     const a = await this.peers.call(Read, id, { group, key }, deadline);
-    return a.found ? { value: a.value, source: a.source, expiresAt: a.expiresAt } : null;
+    return a.found ? { value: a.value, source: a.source, expiresAt: a.expiresAt, ...(a.type !== undefined ? { type: a.type } : {}) } : null;
   }
 
   /**
@@ -376,7 +376,7 @@ export class Router implements KvService {
     if (failed) return { kind: 'failed' };
     const loader = this.local.group(group).loader !== undefined;
     if (best === undefined || best.value === null || (best.expiresAt > 0 && best.expiresAt <= this.clock.now())) return loader ? { kind: 'none' } : { kind: 'answer', value: null };
-    return { kind: 'answer', value: { value: best.value, source: 'hit', expiresAt: best.expiresAt } };
+    return { kind: 'answer', value: { value: best.value, source: 'hit', expiresAt: best.expiresAt, ...(best.type !== undefined ? { type: best.type } : {}) } };
   }
 
   /** A holder's own copy; a holder that no longer holds the key under a newer table fails the read (its copy may lack writes). */
@@ -402,7 +402,7 @@ export class Router implements KvService {
       this.local.group(group);
       got = await this.getAsHolder(group, key, meta.deadline, false);
     }
-    return got === null ? { found: false } : { found: true, value: got.value, expiresAt: got.expiresAt, source: got.source === 'load' ? 'load' : 'hit' };
+    return got === null ? { found: false } : { found: true, value: got.value, expiresAt: got.expiresAt, source: got.source === 'load' ? 'load' : 'hit', ...(got.type !== undefined ? { type: got.type } : {}) };
   }
 
   /** Record: this node's own copy, or misdirected when the sender's older table sent it to a node that no longer holds the key. */
@@ -625,16 +625,18 @@ export class Router implements KvService {
 
   private async coordinateExec(req: ExecRequest, fence: number): Promise<Reply> {
     const engine = this.engine;
-    if (engine === undefined) throw new JincacheError('BAD_REQUEST', 'this node runs no command engine');
+    if (engine === undefined && req.commands.length > 0) throw new JincacheError('BAD_REQUEST', 'this node runs no command engine');
     // a command reads before it writes: it must run on a copy that lacks nothing
     if (!this.selfTrusted()) throw new JincacheError('NOT_SERVING', `this node is recovering after a pause; the command on "${req.key}" was not run`);
     await this.local.prepare(req.group, req.keys);
     // one synchronous block from the fence check to the apply: nothing can run in between
     if (this.clock.now() >= fence) throw new JincacheError('TIMEOUT', `the command on "${req.key}" arrived after its deadline; not run`);
     const ctx = { now: this.clock.now(), maxValueBytes: this.maxValueBytes() };
-    const out = this.local.execute(req.group, (view) =>
-      req.transaction ? engine.executeTransaction(req.commands, view, ctx, req.watched) : engine.execute(req.commands[0] ?? [], view, ctx),
-    );
+    const out = this.local.execute(req.group, (view) => {
+      // no command: the versions of `keys` as they are now (WATCH)
+      if (req.commands.length === 0) return { reply: { type: 'array', items: req.keys.map((k) => ({ type: 'integer', value: view.get(k)?.version ?? 0 })) }, changes: [] };
+      return req.transaction ? engine!.executeTransaction(req.commands, view, ctx, req.watched) : engine!.execute(req.commands[0]!, view, ctx);
+    });
     if (out.records.length > 0) {
       const now = this.clock.now();
       await this.replicate(req.key, out.records, now + Math.max(1, Math.floor(((fence - now) * 3) / 4)));

@@ -45,7 +45,7 @@ const records = {
 
 export type ReadAnswer =
   | { found: false }
-  | { found: true; value: Buffer; expiresAt: number; source: 'hit' | 'load' };
+  | { found: true; value: Buffer; expiresAt: number; source: 'hit' | 'load'; type?: number };
 
 /**
  * A client read routed to a holder. The receiver serves it from its copy (or its loader), unless
@@ -57,11 +57,15 @@ export const Read = binaryMessage<{ group: string; key: string }, ReadAnswer>({
   response: {
     write(w, a) {
       w.bool(a.found);
-      if (a.found) w.bytes(a.value).f64(a.expiresAt).u8(a.source === 'load' ? 1 : 0);
+      if (a.found) w.bytes(a.value).f64(a.expiresAt).u8(a.source === 'load' ? 1 : 0).u8(a.type ?? 0);
     },
     read(r) {
       if (!r.bool()) return { found: false };
-      return { found: true, value: r.bytes(MAX_VALUE_BYTES), expiresAt: r.f64(), source: r.u8() === 1 ? 'load' : 'hit' };
+      const value = r.bytes(MAX_VALUE_BYTES);
+      const expiresAt = r.f64();
+      const source = r.u8() === 1 ? 'load' : 'hit';
+      const type = r.u8();
+      return type === 0 ? { found: true, value, expiresAt, source } : { found: true, value, expiresAt, source, type };
     },
   },
 });
