@@ -29,7 +29,11 @@ class Harness {
 
   find(key: string): number {
     const h = hashLatin1(this.seed, key);
-    for (let s = this.index.first(h); s !== -1; s = this.index.next()) if (this.keyOf.get(s) === key) return s;
+    for (let s = this.index.first(h); s !== -1; s = this.index.next()) {
+      // a candidate is always a slot that holds a key: the owner reads its record
+      assert.ok(this.keyOf.has(s), `the index handed out slot ${s}, which holds no key`);
+      if (this.keyOf.get(s) === key) return s;
+    }
     return -1;
   }
 

@@ -21,8 +21,9 @@
  * store's), and walking the slot records and their segments in order reads memory front to back
  * where walking the old table would jump to a random record per key (measured: 3x faster). Which
  * table holds a slot is one bit of its record (INDEXED), whose meaning flips at each resize: a
- * slot whose bit matches `gen` is in the current table. No operation pays for more than its share:
- * there is no pause when a table of millions doubles.
+ * slot whose bit matches `gen` is in the current table. A moved key leaves its old bucket behind,
+ * so a lookup in the old table skips a candidate whose slot is free or in the current table. No
+ * operation pays for more than its share: there is no pause when a table of millions doubles.
  */
 
 import { FREE, INDEXED, KIND_MASK, MAX_SLOTS, META, SlotTable } from './slots.ts';
@@ -180,11 +181,22 @@ export class KeyIndex {
         continue;
       }
       if (v !== DELETED && v >>> SLOT_BITS === tag) {
-        this.pi = i;
-        return v & SLOT_MASK;
+        const slot = v & SLOT_MASK;
+        // in the old table, a slot already moved (or freed, or reused by a key indexed in the
+        // current table since) left a stale bucket behind: skip it
+        if (!this.inOld || this.isOld(slot)) {
+          this.pi = i;
+          return slot;
+        }
       }
       i = (i + 1) & m;
     }
+  }
+
+  /** Whether `slot` holds a key still indexed in the old table (during a resize). */
+  private isOld(slot: number): boolean {
+    const meta = this.slots.i(slot, META);
+    return (meta & KIND_MASK) !== FREE && (meta & INDEXED) !== this.gen;
   }
 
   /** Index `slot` under `hash`. The caller has checked that its key is not indexed yet. */

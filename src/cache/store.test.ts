@@ -916,3 +916,29 @@ test('property: a store of at most 32 slots evicts exactly the least recently us
     { numRuns: 100 },
   );
 });
+
+test('deletes and rewrites of many keys across index resizes and the tombstone bound stay exact', () => {
+  // 26k keys: the index doubled at 24.6k and is still moving keys when the deletes begin, so
+  // deletes, drops and lookups meet both tables
+  const N = 26_000;
+  const { store } = makeStore({ maxBytes: 1 << 28, maxTombstones: 100, partitionOf: () => 0 });
+  const key = (i: number): string => `key:${(i * 7919) % N}`;
+  let version = 1;
+  for (let i = 0; i < N; i++) store.apply(key(i), rec('a'.repeat(50), version));
+  assert.equal(store.indexStats().resizing, true);
+  for (let round = 0; round < 3; round++) {
+    version++;
+    for (let i = 0; i < N; i++) {
+      store.apply(key(i), rec(null, version));
+      // misses probe the old table too, past the buckets of keys moved and dropped since
+      assert.equal(store.get(`absent:${i}`), undefined);
+    }
+    assert.equal(store.stats().tombstones, 100);
+    assert.equal(store.stats().entries, 0);
+    version++;
+    for (let i = 0; i < N; i++) store.apply(key(i), rec(`${round}`.repeat(50), version));
+    assert.equal(store.stats().entries, N);
+    for (let i = 0; i < N; i += 13) assert.equal(store.get(key(i))?.value?.toString(), `${round}`.repeat(50));
+  }
+  assert.equal(store.indexStats().keys, N);
+});
