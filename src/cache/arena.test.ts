@@ -70,7 +70,7 @@ test('a UTF-8 key is handed back decoded', () => {
   assert.equal(a.keyLength(0), 8);
 });
 
-test('an overwrite of the same length is written in place; another length or a tombstone is a new record', () => {
+test('an overwrite of the same length is written in place, another length is a new record, a tombstone keeps its record', () => {
   const a = makeArena();
   a.putLatin1(0, 'key', bytes(100, 1));
   for (let i = 0; i < 1000; i++) a.setValue(0, bytes(100, i & 0xff));
@@ -80,10 +80,32 @@ test('an overwrite of the same length is written in place; another length or a t
   a.setValue(0, bytes(10, 9));
   assert.equal(a.stats().deadBytes, RECORD_HEADER_BYTES + 3 + 100);
   assert.deepEqual(a.readValue(0), bytes(10, 9));
-  a.setValue(0, null); // key only
+  a.setValue(0, null); // key only: the value bytes are dead where they are
   assert.equal(a.valueLength(0), 0);
   assert.equal(a.keyString(0, false), 'key');
-  assert.equal(a.stats().deadBytes, 2 * RECORD_HEADER_BYTES + 6 + 110);
+  assert.equal(a.stats().deadBytes, RECORD_HEADER_BYTES + 3 + 100 + 10);
+  a.setValue(0, null); // twice is a no-op
+  assert.equal(a.stats().deadBytes, RECORD_HEADER_BYTES + 3 + 100 + 10);
+  a.setValue(0, bytes(10, 7)); // same length again: back in place, live again
+  assert.deepEqual(a.readValue(0), bytes(10, 7));
+  assert.equal(a.stats().deadBytes, RECORD_HEADER_BYTES + 3 + 100);
+  a.setValue(0, null);
+  a.setValue(0, bytes(30, 8)); // another length: a new record, all of the old one dead
+  assert.deepEqual(a.readValue(0), bytes(30, 8));
+  assert.equal(a.stats().deadBytes, 2 * (RECORD_HEADER_BYTES + 3) + 100 + 10);
+  // compaction moves a tombstone's key alone
+  a.putLatin1(1, 'tomb', bytes(500, 1));
+  a.setValue(1, null);
+  for (let s = 2; s < 12; s++) a.putLatin1(s, `filler${s}`, bytes(600, s)); // seal that segment
+  const before = a.stats();
+  a.compactAll();
+  assert.ok(a.stats().movedRecords > before.movedRecords);
+  assert.equal(a.keyString(1, false), 'tomb');
+  assert.equal(a.valueLength(1), 0);
+  assert.equal(a.keyString(0, false), 'key');
+  assert.deepEqual(a.readValue(0), bytes(30, 8));
+  // only the head may hold dead bytes now: the tombstone's 500 went with its old segment
+  assert.ok(a.stats().deadBytes < SEG, `dead ${a.stats().deadBytes}`);
 });
 
 test('header lengths take more bytes for longer keys and values', () => {
@@ -212,7 +234,11 @@ test('property: the arena matches a Map model through puts, overwrites, tombston
         } else if (o.op === 'free') {
           a.free(o.s);
           model.delete(o.s);
-        } else a.compactAll();
+        } else {
+          a.compactAll();
+          // dead bytes are counted exactly: once compacted, only the head holds any
+          assert.ok(a.stats().deadBytes >= 0 && a.stats().deadBytes < SEG, `dead ${a.stats().deadBytes}`);
+        }
         for (let s = 0; s < 16; s++) {
           const want = model.get(s);
           if (want === undefined) {

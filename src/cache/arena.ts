@@ -14,9 +14,10 @@
  * (SEG === segment && OFF === record start); a freed slot points nowhere.
  *
  * Reuse. An overwrite with a value of the same length is written in place: fixed-size values,
- * the common case, never create garbage. Anything else (another length, a value becoming a
- * tombstone) appends a new record with the key copied over and frees the old one (its bytes count
- * as dead in its segment).
+ * the common case, never create garbage. A value becoming a tombstone stays where it is, its
+ * value bytes marked dead (the top bit of the header's slot field), and compaction moves the key
+ * alone. Anything else (a value of another length) appends a new record with the key copied over
+ * and frees the old one (its bytes count as dead in its segment).
  *
  * Compaction. When dead bytes exceed `maxDeadShare` of the segments held (and two segments' worth),
  * the segment with the most dead bytes is compacted incrementally: each write that appends also
@@ -54,6 +55,9 @@ const NOWHERE = -1;
 const LARGE = -2;
 // compaction moves this many bytes per byte appended (see the class comment)
 const COMPACT_WORK_FACTOR = 4;
+// in a record's slot field: its value bytes are dead (a tombstone's record, see Reuse)
+const VALUE_DEAD = 0x80000000;
+const SLOT_FIELD_MASK = 0x7fffffff;
 
 export interface EntryArenaOptions {
   /** Segment size in bytes. Default 256 KiB; at least 4 KiB. */
@@ -219,12 +223,25 @@ export class EntryArena {
     const off = this.slots.i(slot, OFF);
     this.parse(buf, off);
     const klen = this.kl;
-    if (value !== null && vlen === this.vl) {
+    const dead = (buf[off + 3]! & 0x80) !== 0;
+    if (value === null) {
+      if (dead) return;
+      // a tombstone: the record stays, its value bytes are dead
+      buf[off + 3] = buf[off + 3]! | 0x80;
+      this.retire(s, this.vl);
+      return;
+    }
+    if (vlen === this.vl) {
       buf.set(value, this.kp + klen);
+      if (dead) {
+        buf[off + 3] = buf[off + 3]! & 0x7f;
+        this.retire(s, -vlen);
+      }
       return;
     }
     const kp = this.kp;
-    const size = kp - off + klen + this.vl;
+    // what is still live of the old record (its value bytes were counted dead already)
+    const size = kp - off + klen + (dead ? 0 : this.vl);
     if (this.isLarge(klen, vlen)) {
       const key = Buffer.from(buf.subarray(kp, kp + klen));
       this.retire(s, size);
@@ -251,7 +268,7 @@ export class EntryArena {
     const buf = this.segs[s] as Buffer;
     const off = this.slots.i(slot, OFF);
     this.parse(buf, off);
-    this.retire(s, this.kp - off + this.kl + this.vl);
+    this.retire(s, this.kp - off + this.kl + ((buf[off + 3]! & 0x80) !== 0 ? 0 : this.vl));
   }
 
   // ---- reading -----------------------------------------------------------------------------
@@ -268,7 +285,10 @@ export class EntryArena {
   valueLength(slot: number): number {
     const s = this.slots.i(slot, SEG);
     if (s === LARGE) return (this.large.get(slot) as Large).value?.length ?? 0;
-    this.parse(this.segs[s] as Buffer, this.slots.i(slot, OFF));
+    const buf = this.segs[s] as Buffer;
+    const off = this.slots.i(slot, OFF);
+    if ((buf[off + 3]! & 0x80) !== 0) return 0;
+    this.parse(buf, off);
     return this.vl;
   }
 
@@ -559,12 +579,21 @@ export class EntryArena {
     let pos = this.vpos;
     const stop = pos + budget;
     while (pos < end && pos < stop) {
-      const slot = buf.readUInt32LE(pos);
+      const field = buf.readUInt32LE(pos);
+      const slot = field & SLOT_FIELD_MASK;
       this.parse(buf, pos);
-      const size = this.kp - pos + this.kl + this.vl;
+      const kp = this.kp;
+      const klen = this.kl;
+      const size = kp - pos + klen + this.vl;
       if (this.slots.i(slot, SEG) === v && this.slots.i(slot, OFF) === pos) {
-        const at = this.append(slot, size); // may open a segment; never the victim
-        buf.copy(this.headBuf as Buffer, at, pos, pos + size);
+        if ((field & VALUE_DEAD) === 0) {
+          const at = this.append(slot, size); // may open a segment; never the victim
+          buf.copy(this.headBuf as Buffer, at, pos, pos + size);
+        } else {
+          // a tombstone's record: the key alone moves
+          const head = this.reserve(slot, klen, 0);
+          buf.copy(head, this.kp, kp, kp + klen);
+        }
         this.moved++;
       }
       pos += size;
