@@ -126,7 +126,7 @@ export async function run(opts: ScenarioOptions): Promise<Figure[]> {
 }
 
 /** One case: redis-server, then a jincache node, each fresh, loaded with the same SETs. */
-async function runCase(c: MemoryCase, opts: ScenarioOptions): Promise<Figure[]> {
+export async function runCase(c: MemoryCase, opts: ScenarioOptions): Promise<Figure[]> {
   const log = opts.log ?? (() => {});
   const entries = opts.quick ? c.entries.quick : c.entries.full;
   const settleMs = opts.quick ? 3000 : 8000;

@@ -6,7 +6,9 @@ import { hashBytes, hashLatin1, KeyIndex } from './key-index.ts';
 import type { KeyIndexStats } from './key-index.ts';
 import {
   EXP,
+  F64_STRIDE,
   FREE,
+  I32_STRIDE,
   KIND_MASK,
   MAX_SLOTS,
   META,
@@ -22,8 +24,6 @@ import {
   UTF8_KEY,
   VALUE,
   VER,
-  F64_STRIDE,
-  I32_STRIDE,
 } from './slots.ts';
 
 /**
@@ -236,6 +236,10 @@ function requireInt(name: string, value: number, min: number): void {
  * typed-array pages (SlotTable), its key and value bytes a record in an {@link EntryArena}
  * segment, and the key -> slot map an open-addressing {@link KeyIndex} of 4 bytes a bucket.
  * get() and peek() build a StoredEntry with a copy of the bytes on the way out.
+ *
+ * The index hashes keys with FNV-1a under a random seed per store (hashSeed): keys computed to
+ * collide in one store do not collide in another. It is not a keyed PRF such as SipHash, so it
+ * does not claim to resist an attacker who can learn a store's seed through timing.
  */
 export class GroupStore {
   readonly name: string;
@@ -772,8 +776,7 @@ export class GroupStore {
   private take(h: number, key: string, kb: Buffer | null, partition: number, value: Buffer | null): number {
     // the index addresses MAX_SLOTS slots: past that, a key must go before another comes in
     if (this.freeHead === NONE && this.highWater >= MAX_SLOTS) {
-      if (this.tombCount > 0) this.dropOldestTombstone();
-      else this.evict(this.pickVictim(NONE));
+      if (!this.dropOldestTombstone()) this.evict(this.pickVictim(NONE));
     }
     let s = this.freeHead;
     if (s !== NONE) this.freeHead = this.slots.i(s, TICK);
@@ -919,7 +922,7 @@ export class GroupStore {
     this.slots.setF(s, EXP, expiresAt);
     // renewed: moves to the back of the age order (the older ring entry no longer matches)
     if (!renewed) this.ringPush(s, expiresAt);
-    while (this.tombCount > this.maxTombstones) this.dropOldestTombstone();
+    while (this.tombCount > this.maxTombstones && this.dropOldestTombstone());
     this.makeRoom(NONE);
     return this.kindOf(s) === TOMB ? s : NONE;
   }
@@ -934,8 +937,9 @@ export class GroupStore {
   private makeRoom(keep: number): void {
     while (this.bytes + this.tombBytes > this.maxBytes) {
       const others = this.valueCount - (keep !== NONE && this.kindOf(keep) === VALUE ? 1 : 0);
-      if (this.tombCount > 0 && (this.tombBytes > this.tombShareBytes || others === 0)) this.dropOldestTombstone();
-      else if (others > 0) this.evict(this.pickVictim(keep));
+      if (this.tombCount > 0 && (this.tombBytes > this.tombShareBytes || others === 0)) {
+        if (!this.dropOldestTombstone()) return; // cannot happen: every tombstone is in the ring
+      } else if (others > 0) this.evict(this.pickVictim(keep));
       else return; // only `keep`, which fits by itself
     }
   }
@@ -949,16 +953,17 @@ export class GroupStore {
     if (entry !== undefined) onEvict?.(key, entry);
   }
 
-  /** Drop the oldest tombstone (a bound), reporting it through onEvict. */
-  private dropOldestTombstone(): void {
+  /** Drop the oldest tombstone (a bound), reporting it through onEvict. False if there is none. */
+  private dropOldestTombstone(): boolean {
     const s = this.ringFront();
-    if (s === NONE) return;
+    if (s === NONE) return false;
     this.ringPop();
     const onEvict = this.onEvict;
     const key = onEvict !== undefined ? this.keyOf(s) : '';
     const entry = onEvict !== undefined ? this.entryOf(s) : undefined;
     this.drop(s);
     if (entry !== undefined) onEvict?.(key, entry);
+    return true;
   }
 
   /** Use counter ticks since `s` was last read or written; clamps an age about to wrap. */
