@@ -82,6 +82,8 @@ export interface KeyIndexStats {
   resizing: boolean;
   /** Resizes started since construction. */
   resizes: number;
+  /** Bytes of the tables (both during a resize). */
+  bytes: number;
 }
 
 export class KeyIndex {
@@ -129,12 +131,14 @@ export class KeyIndex {
   }
 
   stats(): KeyIndexStats {
-    return { buckets: this.cur.length, keys: this.size, deleted: this.deleted, resizing: this.old !== null, resizes: this.resizes };
-  }
-
-  /** Bytes held by the tables (both during a resize). */
-  get bytes(): number {
-    return this.cur.byteLength + (this.old?.byteLength ?? 0);
+    return {
+      buckets: this.cur.length,
+      keys: this.size,
+      deleted: this.deleted,
+      resizing: this.old !== null,
+      resizes: this.resizes,
+      bytes: this.cur.byteLength + (this.old?.byteLength ?? 0),
+    };
   }
 
   /**
@@ -259,18 +263,6 @@ export class KeyIndex {
     if ((this.live + this.deleted) * 4 > this.cur.length * 3) this.resizeTo(this.live * 2 > this.cur.length ? 1 : 0);
     else if (this.cur.length > 1 << MIN_BITS && this.live * 10 < this.cur.length) this.resizeTo(-1);
     return this.old !== null;
-  }
-
-  /** Drop every key; back to the initial size (the owner resets its slots). */
-  clear(): void {
-    this.cur = new Int32Array(1 << MIN_BITS);
-    this.mask = this.cur.length - 1;
-    this.live = 0;
-    this.deleted = 0;
-    this.old = null;
-    this.oldLive = 0;
-    this.slotEnd = 0;
-    this.pt = this.cur;
   }
 
   /** Into the current table, at the first empty or deleted bucket of the run. */
