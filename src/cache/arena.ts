@@ -201,8 +201,9 @@ export class EntryArena {
   }
 
   /**
-   * Replace the value of `slot` (null: keep the key only, for a tombstone). The key stays. A value
-   * of the length held is written in place; anything else is a new record with the key copied.
+   * Replace the value of `slot`; the key stays. null (a tombstone): the record stays where it is,
+   * its value bytes dead. A value of the length held is written in place; anything else is a new
+   * record with the key copied.
    */
   setValue(slot: number, value: Uint8Array | null): void {
     const s = this.slots.i(slot, SEG);
@@ -251,7 +252,7 @@ export class EntryArena {
     // reserve first (it may open a segment, never release one), then copy the key across
     const head = this.reserve(slot, klen, vlen);
     buf.copy(head, this.kp, kp, kp + klen);
-    if (value !== null) head.set(value, this.kp + klen);
+    head.set(value, this.kp + klen);
     this.retire(s, size);
     this.compactStep(COMPACT_WORK_FACTOR * (this.kp - this.slots.i(slot, OFF) + klen + vlen));
   }

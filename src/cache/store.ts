@@ -477,9 +477,17 @@ export class GroupStore {
     const list = this.parts.get(partition);
     if (list === undefined) return;
     const keys: string[] = new Array(list.count);
-    for (let i = 0, s = list.head; i < list.count; i++, s = this.slots.i(s, PNEXT)) keys[i] = this.keyOf(s);
-    for (const key of keys) {
-      const s = this.settled(this.findKey(key));
+    const at = new Int32Array(list.count);
+    for (let i = 0, s = list.head; i < list.count; i++, s = this.slots.i(s, PNEXT)) {
+      keys[i] = this.keyOf(s);
+      at[i] = s;
+    }
+    for (let i = 0; i < keys.length; i++) {
+      const key = keys[i]!;
+      // most often the key is still in the slot it was seen in: no need to look it up
+      const seen = at[i]!;
+      const still = this.kindOf(seen) !== FREE && this.arena.keyEqualsLatin1(seen, key);
+      const s = this.settled(still ? seen : this.findKey(key));
       if (s !== NONE && this.partOf(s) === partition) yield [key, this.entryOf(s)];
     }
   }
