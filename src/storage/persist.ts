@@ -232,7 +232,7 @@ export class Persister {
       const stats = (perGroup[r.group] ??= { loaded: 0, truncated: false });
       this.muted++;
       try {
-        a.store.apply(r.key, { value: r.value, version: r.version, expiresAt: r.value === null ? 0 : r.expiresAt });
+        a.store.apply(r.key, { value: r.value, version: r.version, expiresAt: r.value === null ? 0 : r.expiresAt, ...(r.type !== undefined ? { type: r.type } : {}) });
       } finally {
         this.muted--;
       }
@@ -314,6 +314,7 @@ export class Persister {
       value: entry.value,
       version: entry.version,
       expiresAt: entry.expiresAt,
+      ...(entry.type !== 0 ? { type: entry.type } : {}),
       // a buffered write that needed the disk comparison still does after being overwritten
       check: check || (before?.check ?? false),
     });
@@ -437,10 +438,10 @@ export class Persister {
   }
 
   /** Apply a record read from disk (or the buffer) to a store without writing it back. */
-  private restore(store: GroupStore, key: string, rec: { value: Buffer | null; version: Version; expiresAt: number }): void {
+  private restore(store: GroupStore, key: string, rec: { value: Buffer | null; version: Version; expiresAt: number; type?: number }): void {
     this.muted++;
     try {
-      store.apply(key, { value: rec.value, version: rec.version, expiresAt: rec.value === null ? 0 : rec.expiresAt });
+      store.apply(key, { value: rec.value, version: rec.version, expiresAt: rec.value === null ? 0 : rec.expiresAt, ...(rec.type !== undefined ? { type: rec.type } : {}) });
     } finally {
       this.muted--;
     }

@@ -45,7 +45,7 @@ class FakeKv implements DoorKv {
   async write(_g: string, key: string, op: WriteOp, opts: { deadline: number }): Promise<WriteResult> {
     this.seen.push({ call: 'write', key, op, deadline: opts.deadline });
     const e = this.live(key);
-    const d = decideWrite(e === undefined ? undefined : { ...e, version: 1, partition: 0 }, op, this.now);
+    const d = decideWrite(e === undefined ? undefined : { ...e, version: 1, partition: 0, type: 0 }, op, this.now);
     if (d.change === 'value') this.data.set(key, { value: d.value, expiresAt: d.expiresAt });
     else if (d.change === 'delete') this.data.delete(key);
     return d.result;
