@@ -634,7 +634,7 @@ export class Router implements KvService {
     const ctx = { now: this.clock.now(), maxValueBytes: this.maxValueBytes() };
     const out = this.local.execute(req.group, (view) => {
       // no command: the versions of `keys` as they are now (WATCH)
-      if (req.commands.length === 0) return { reply: { type: 'array', items: req.keys.map((k) => ({ type: 'integer', value: view.get(k)?.version ?? 0 })) }, changes: [] };
+      if (!req.transaction && req.commands.length === 0) return { reply: { type: 'array', items: req.keys.map((k) => ({ type: 'integer', value: view.get(k)?.version ?? 0 })) }, changes: [] };
       return req.transaction ? engine!.executeTransaction(req.commands, view, ctx, req.watched) : engine!.execute(req.commands[0]!, view, ctx);
     });
     if (out.records.length > 0) {

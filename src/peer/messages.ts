@@ -236,7 +236,7 @@ export interface ExecRequest {
   key: string;
   /** The keys the commands touch (all in `key`'s slot): a persistent coordinator reads them from disk first. */
   keys: string[];
-  /** Each command with its arguments, the name first. */
+  /** Each command with its arguments, the name first. None (and no transaction): the versions of `keys` (WATCH). */
   commands: Buffer[][];
   /** One command alone, or a MULTI/EXEC transaction (the reply is then the array of replies). */
   transaction: boolean;

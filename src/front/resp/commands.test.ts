@@ -217,7 +217,6 @@ test('SET option errors are Redis errors and write nothing', async () => {
   assert.equal(await run('SET', 'k', 'v', 'EX', '1.5'), '-ERR value is not an integer or out of range\r\n');
   assert.equal(await run('SET', 'k', 'v', 'EX', '-1'), "-ERR invalid expire time in 'set' command\r\n");
   assert.equal(await run('SET', 'k', 'v', 'EX', '9999999999999'), "-ERR invalid expire time in 'set' command\r\n");
-  assert.equal(await run('SET', 'k', 'v', 'GET'), '-ERR SET option GET is not supported by jincache\r\n');
   assert.equal(await run('SET', 'k', '123456789'), '-ERR value of 9 bytes exceeds the limit of 8\r\n');
   assert.equal(await run('SET', 'k'), "-ERR wrong number of arguments for 'set' command\r\n");
   assert.equal(writes(), 0);
@@ -260,7 +259,6 @@ test('EXPIRE/PEXPIRE set a TTL; zero or negative deletes the key', async () => {
   assert.equal(kv.data.has('a'), false);
   assert.equal(await run('EXPIRE', 'a', '0'), ':0\r\n');
   assert.equal(await run('EXPIRE', 'a', 'x'), '-ERR value is not an integer or out of range\r\n');
-  assert.equal(await run('EXPIRE', 'a', '5', 'NX'), '-ERR Unsupported option NX\r\n');
 });
 
 test('DEL counts distinct deleted keys; EXISTS counts repeats; MGET keeps order', async () => {
@@ -309,7 +307,7 @@ test('connection commands: PING, ECHO, QUIT, SELECT, CLIENT, HELLO, AUTH, COMMAN
   assert.equal(await run('CLIENT', 'SETINFO', 'LIB-NAME', 'ioredis'), '+OK\r\n');
   assert.equal(await run('CLIENT', 'SETINFO', 'LIB-NAME'), "-ERR wrong number of arguments for 'client|setinfo' command\r\n");
   assert.equal(await run('CLIENT', 'ID'), ':7\r\n');
-  assert.equal(await run('CLIENT', 'KILL'), "-ERR unknown subcommand 'KILL'. Try CLIENT HELP.\r\n");
+  assert.equal(await run('CLIENT', 'KILL'), "-ERR wrong number of arguments for 'client|kill' command\r\n");
   assert.equal(await run('HELLO', '3'), '-NOPROTO sorry, this protocol version is not supported.\r\n');
   assert.equal(await run('HELLO', 'x'), '-ERR Protocol version is not an integer or out of range\r\n');
   assert.match(await run('HELLO', '2', 'SETNAME', 'n2'), /^\*14\r\n\$6\r\nserver\r\n/);
