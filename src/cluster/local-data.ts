@@ -9,6 +9,7 @@ import type { HybridClock } from '../core/version.ts';
 import { decideWrite, type WriteOp, type WriteResult } from '../cache/ops.ts';
 import type { WireRecord } from '../peer/codec.ts';
 import { JincacheError } from '../core/errors.ts';
+import { globMatch } from '../core/glob.ts';
 import { STRING, type EngineEntry, type EngineOutcome, type EngineType, type EngineView } from '../cache/engine/types.ts';
 import type { GetResult } from './kv.ts';
 
@@ -214,6 +215,23 @@ export class LocalData {
     // the entry's type rides along (cache/store.ts keeps it with the entry)
     const rec = { value: r.value, version: r.version, expiresAt: r.expiresAt, ...(r.type !== undefined ? { type: r.type } : {}) };
     return group.store.apply(r.key, rec);
+  }
+
+  /** A page of one partition's live keys (SCAN), filtered by type and a Redis glob pattern. */
+  scan(groupName: string, partition: number, cursor: number, count: number, type?: number, match?: string): { cursor: number; keys: string[] } {
+    const page = this.group(groupName).store.scanPartition(partition, cursor, count, type);
+    return match === undefined || match === '*' ? page : { cursor: page.cursor, keys: page.keys.filter((k) => globMatch(match, k)) };
+  }
+
+  /**
+   * FLUSHALL here: drop every entry of the group and refuse writes at or under `version` from
+   * now on. `version` undefined: a new version (this node coordinates the flush). Returns the
+   * version and how many entries went.
+   */
+  flush(groupName: string, version?: number): { version: number; dropped: number } {
+    const v = version ?? this.hlc.next();
+    this.hlc.observe(v);
+    return { version: v, dropped: this.group(groupName).store.flush(v) };
   }
 
   /** Live entries of a group in the given partitions (e.g. the ones this node owns). */

@@ -31,7 +31,7 @@ import { JincacheError, isJincacheError } from '../core/errors.ts';
 import { LOGICAL_BITS, compareWrites } from '../core/version.ts';
 import { NO_EXPIRY, type WriteOp, type WriteResult } from '../cache/ops.ts';
 import type { WireRecord } from '../peer/codec.ts';
-import { Count, Exec, Read, Record, Replicate, Write, type ExecRequest, type ReadAnswer, type RecordAnswer } from '../peer/messages.ts';
+import { Count, Exec, Flush, Read, Record, Replicate, Scan, Write, type ExecRequest, type ReadAnswer, type RecordAnswer, type ScanRequest } from '../peer/messages.ts';
 import type { Engine } from '../cache/engine/types.ts';
 import type { Reply } from '../cache/reply.ts';
 import type { MessageMeta } from '../peer/protocol.ts';
@@ -190,6 +190,8 @@ export class Router implements KvService {
     server.handle(Replicate, (records, meta) => this.serveReplicate(records, meta));
     server.handle(Count, (req) => ({ count: this.countOwned(req.group) }));
     server.handle(Exec, (req, meta) => this.serveExec(req, meta));
+    server.handle(Scan, (req) => this.serveScan(req));
+    server.handle(Flush, (req) => ({ dropped: this.local.flush(req.group, req.version).dropped }));
   }
 
   /** The owner of a key's partition under the current table. */
@@ -642,6 +644,52 @@ export class Router implements KvService {
       await this.replicate(req.key, out.records, now + Math.max(1, Math.floor(((fence - now) * 3) / 4)));
     }
     return out.reply;
+  }
+
+  // ---- the keyspace -------------------------------------------------------------------------
+
+  /**
+   * A page of one partition's live keys (SCAN, KEYS, RANDOMKEY), from a holder that trusts its
+   * copy: this node when it is one, else the others in read order. The cursor is the store's
+   * (GroupStore.scanPartition): the same order on every node, so a walk survives a move.
+   */
+  async scanPage(group: string, req: Omit<ScanRequest, 'group'>, opts: RequestOptions = {}): Promise<{ cursor: number; keys: string[] }> {
+    this.local.group(group);
+    const deadline = this.deadline(group, opts);
+    const holders = holdersOf(this.tables.table(), req.partition);
+    const full: ScanRequest = { group, ...req };
+    if (holders.includes(this.self) && this.selfTrusted()) return this.serveScan(full);
+    const order = readOrder(holders.filter((id) => id !== this.self), { usable: this.usable, onProbation: () => false });
+    if (order.length === 0) throw new JincacheError('NOT_SERVING', `no holder of partition ${req.partition} can be asked`);
+    return withRetry(
+      (n) => this.peers.call(Scan, order[n % order.length]!, full, attemptDeadline(deadline, n, order.length, this.clock.now())),
+      { maxRetries: this.settings.maxRetries(group), deadline },
+    );
+  }
+
+  /** The table's partition count (SCAN cursors walk partitions in order). */
+  partitionCount(): number {
+    return this.tables.table().partitionCount;
+  }
+
+  private serveScan(req: ScanRequest): { cursor: number; keys: string[] } {
+    if (!this.selfTrusted()) throw new JincacheError('NOT_SERVING', 'this node is recovering after a pause: its copy may lack writes');
+    return this.local.scan(req.group, req.partition, req.cursor, req.count, req.type, req.match);
+  }
+
+  /**
+   * FLUSHALL: every member drops the group's entries and refuses writes at or under one version
+   * from now on (the flush floor), so nothing flushed comes back by replication, hints or
+   * migration. Fails (the flush may be partial; run it again) unless every member confirmed.
+   */
+  async flush(group: string, opts: RequestOptions = {}): Promise<number> {
+    this.local.group(group);
+    const deadline = this.deadline(group, opts);
+    const { version, dropped } = this.local.flush(group);
+    const others = await Promise.allSettled(this.peers.others().map((id) => this.peers.call(Flush, id, { group, version }, deadline)));
+    const failed = others.filter((r) => r.status === 'rejected').length;
+    if (failed > 0) throw new JincacheError('PEER_UNAVAILABLE', `the flush did not reach ${failed} of ${others.length + 1} nodes; run it again`);
+    return others.reduce((n, r) => n + (r.status === 'fulfilled' ? r.value.dropped : 0), dropped);
   }
 
   // ---- counts -------------------------------------------------------------------------------

@@ -381,6 +381,62 @@ export const Exec = binaryMessage<ExecRequest, Reply>({
   response: { write: writeReply, read: (r) => readReply(r) },
 });
 
+// ---- the keyspace (SCAN, KEYS, RANDOMKEY, FLUSHALL) -------------------------------------------
+
+export interface ScanRequest {
+  group: string;
+  partition: number;
+  /** GroupStore.scanPartition's cursor: 0 to start. */
+  cursor: number;
+  count: number;
+  /** Only keys of this entry type. */
+  type?: number;
+  /** Only keys matching this Redis glob pattern (core/glob.ts). */
+  match?: string;
+}
+
+/** A page of one partition's live keys, from a holder of it (router.ts scanPage). */
+export const Scan = binaryMessage<ScanRequest, { cursor: number; keys: string[] }>({
+  name: 'scan',
+  request: {
+    write(w, v) {
+      w.str(v.group).u32(v.partition).f64(v.cursor).u32(v.count).u8(v.type === undefined ? 0 : v.type + 1);
+      w.bool(v.match !== undefined);
+      if (v.match !== undefined) w.str(v.match);
+    },
+    read(r) {
+      const group = r.str(MAX_NAME);
+      const partition = r.u32();
+      const cursor = r.f64();
+      const count = r.u32();
+      const t = r.u8();
+      const match = r.bool() ? r.str(MAX_KEY_BYTES) : undefined;
+      return { group, partition, cursor, count, ...(t > 0 ? { type: t - 1 } : {}), ...(match !== undefined ? { match } : {}) };
+    },
+  },
+  response: {
+    write: (w, v) => void w.f64(v.cursor).list(v.keys, (w2, k) => void w2.str(k)),
+    read: (r) => ({ cursor: r.f64(), keys: r.list(MAX_BATCH_RECORDS, (r2) => r2.str(MAX_KEY_BYTES)) }),
+  },
+});
+
+/**
+ * FLUSHALL / FLUSHDB: drop every entry of a group, and refuse from now on every write at or
+ * under `version` (the store's flush floor), so a late replica, hint or migration batch cannot
+ * bring flushed data back. Sent to every member.
+ */
+export const Flush = binaryMessage<{ group: string; version: number }, { dropped: number }>({
+  name: 'flush',
+  request: {
+    write: (w, v) => void w.str(v.group).f64(v.version),
+    read: (r) => ({ group: r.str(MAX_NAME), version: r.f64() }),
+  },
+  response: {
+    write: (w, v) => void w.f64(v.dropped),
+    read: (r) => ({ dropped: r.f64() }),
+  },
+});
+
 /**
  * Records a coordinator applied, for the other holders (and, while a partition moves, its new
  * holders). A receiver with a newer table passes them on to the holders it lists.

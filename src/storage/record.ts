@@ -80,6 +80,14 @@ export function groupRange(group: string): { gte: Buffer; lt: Buffer } {
   return { gte, lt };
 }
 
+/** [gte, lt) bounds of every watermark of a group. */
+export function groupWatermarkRange(group: string): { gte: Buffer; lt: Buffer } {
+  const { buf: gte } = groupPrefix(WATERMARK, group, 0);
+  const lt = Buffer.from(gte);
+  lt[lt.length - 1] = 1;
+  return { gte, lt };
+}
+
 /** [gte, lt) bounds of the records of one partition of a group. */
 export function partitionRange(group: string, partition: number): { gte: Buffer; lt: Buffer } {
   const a = groupPrefix(DATA, group, 4);

@@ -11,6 +11,7 @@ import type { GetResult } from '../../cluster/kv.ts';
 import type { RespCommand } from './parser.ts';
 import { OK, NULL_BULK, array, integer, bulk, error, type RespReply } from './writer.ts';
 import { CONNECTION_COMMANDS } from './connection.ts';
+import { KEYSPACE_COMMANDS } from './keyspace.ts';
 import { STRING } from '../../cache/engine/types.ts';
 import { arityOk, findCommand, wrongArity as tableArity } from './command-table.ts';
 import { ENGINE_COMMANDS, isWrite, runKeyed } from './keyed.ts';
@@ -247,7 +248,7 @@ const DATA_COMMANDS: Record<string, CommandSpec> = {
 
 };
 
-const COMMANDS: Record<string, CommandSpec> = { ...CONNECTION_COMMANDS, ...DATA_COMMANDS, ...transactionCommands((env, session, args) => execute(env, session, args)) };
+const COMMANDS: Record<string, CommandSpec> = { ...CONNECTION_COMMANDS, ...DATA_COMMANDS, ...KEYSPACE_COMMANDS, ...transactionCommands((env, session, args) => execute(env, session, args)) };
 
 /** The names of the commands answered, lower case. */
 export const COMMAND_NAMES: readonly string[] = Object.freeze(Object.keys(COMMANDS));
