@@ -9,7 +9,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { copyFileSync, readFileSync } from 'node:fs';
 import https from 'node:https';
 import net from 'node:net';
 import tls from 'node:tls';
@@ -199,11 +199,52 @@ describe('security: passwords, permissions and TLS everywhere (2 nodes, TLS etcd
     assert.equal((JSON.parse(ok.stdout) as { nodes: unknown[] }).nodes.length, 2);
   });
 
+  test('no password is ever shown: not in logs, /cluster, /metrics or the process arguments', async () => {
+    const secrets = [ADMIN, 'read-pw', 'write-pw', 'etcd-pw'];
+    const bearer = { authorization: `Bearer ${ADMIN}` };
+    const cluster0 = (await request(`${apiUrl(0)}/cluster`, { ca: certs.ca, headers: bearer })).body;
+    const metrics0 = (await request(`${apiUrl(0)}/metrics`, { ca: certs.ca, headers: bearer })).body;
+    for (const n of cluster.nodes) {
+      const seen = [n.log(), cluster0, metrics0, readFileSync(`/proc/${n.pid}/cmdline`, 'utf8')].join('\n');
+      for (const secret of secrets) assert.equal(seen.includes(secret), false, `${secret} shown by ${n.id}`);
+    }
+  });
+
   test('protected mode: a node on a non-loopback address without a password refuses to start, in one line', async () => {
     const out = await runCli(['serve', '--host', '0.0.0.0', '--port', String(await freePort())], 20_000);
     assert.equal(out.code, 2);
     assert.equal(out.stderr.trim().split('\n').length, 1, out.stderr);
     assert.match(out.stderr, /without a password/);
+  });
+
+  test('certificates reload on SIGHUP: new connections get the renewed one, an open connection keeps working', async () => {
+    const fingerprint = (port: number): Promise<string> =>
+      new Promise((resolve, reject) => {
+        const s = tls.connect({ port, host: '127.0.0.1', ca: readFileSync(certs.ca) }, () => {
+          resolve(s.getPeerCertificate().fingerprint256);
+          s.end();
+        });
+        s.on('error', reject);
+      });
+    const before = await fingerprint(api[0]!);
+    const open = new Redis({ host: '127.0.0.1', port: resp[0]!, tls: { ca: readFileSync(certs.ca) }, password: ADMIN, lazyConnect: true, maxRetriesPerRequest: 1 });
+    try {
+      await open.connect();
+      assert.equal(await open.set('hup', '1'), 'OK');
+      const renewed = certs.leaf('node-renewed');
+      const node = certs.leaf('node');
+      copyFileSync(renewed.cert, node.cert);
+      copyFileSync(renewed.key, node.key);
+      process.kill(cluster.nodes[0]!.pid, 'SIGHUP');
+      await waitFor('node-1 serves the renewed certificate', async () => (await fingerprint(api[0]!)) !== before, 10_000);
+      assert.notEqual(await fingerprint(resp[0]!), before, 'the RESP listener too');
+      assert.equal(await open.get('hup'), '1', 'the connection opened before the reload still works');
+      // and the peers still talk (node-2 presents its old certificate, from the same CA)
+      const w = await request(`${apiUrl(1)}/api/scores/after-hup`, { ca: certs.ca, method: 'PUT', body: 'x', headers: { authorization: `Bearer ${ADMIN}` } });
+      assert.equal(w.status, 204);
+    } finally {
+      open.disconnect();
+    }
   });
 });
 
