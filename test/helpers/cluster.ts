@@ -42,6 +42,8 @@ export interface ClusterOptions {
   args?: string[];
   /** Use --peers static discovery (default true). */
   staticPeers?: boolean;
+  /** More CLI args for the node at `index` (0-based) only, e.g. its own `--resp-port`. Default none. */
+  nodeArgs?: (index: number) => string[];
 }
 
 export interface TestCluster {
@@ -70,7 +72,7 @@ export async function startCluster(opts: ClusterOptions): Promise<TestCluster> {
 
   try {
     const started = await Promise.all(
-      ids.map((id, i) => spawnNode(id, ports[i]!, opts.staticPeers === false ? [] : ['--peers', peers])),
+      ids.map((id, i) => spawnNode(id, ports[i]!, [...(opts.staticPeers === false ? [] : ['--peers', peers]), ...(opts.nodeArgs?.(i) ?? [])])),
     );
     nodes.push(...started);
   } catch (e) {
