@@ -222,11 +222,10 @@ function clientCommand(env: CommandEnv, session: Session, args: Buffer[]): Resul
         session.replies = 'on';
         return OK;
       }
-      // OFF and SKIP have no reply of their own: the server drops whatever is returned here
+      if (mode !== 'off' && mode !== 'skip') return syntaxError;
+      // OFF and SKIP have no reply of their own: the server drops the OK returned here
       if (mode === 'off') session.replies = 'off';
-      else if (mode === 'skip') {
-        if (session.replies !== 'off') session.replies = 'skip-next';
-      } else return syntaxError;
+      else if (session.replies !== 'off') session.replies = 'skip-next';
       return OK;
     }
     case 'no-evict': {

@@ -504,8 +504,8 @@ class RespConnection implements ClientView {
     this.addr = formatAddress(socket.remoteAddress, socket.remotePort);
     this.laddr = formatAddress(socket.localAddress, socket.localPort);
     // a TCP socket's descriptor (libuv's handle); a TLS socket's is not reachable: -1
-    this.fd = (socket as unknown as { _handle?: { fd?: unknown } })._handle?.fd as number | undefined ?? -1;
-    if (typeof this.fd !== 'number') this.fd = -1;
+    const fd = (socket as unknown as { _handle?: { fd?: unknown } })._handle?.fd;
+    this.fd = typeof fd === 'number' ? fd : -1;
     this.connectedAt = this.lastInput = this.clock.now();
     const idleMs = this.limits?.idleTimeoutMs ?? 0;
     if (idleMs > 0) {
