@@ -1,7 +1,10 @@
 /**
  * What every RESP command module shares (commands.ts dispatches; connection.ts, cluster.ts and
  * the data commands in commands.ts each export a table of CommandSpecs): the per-connection
- * Session, the CommandEnv built once per server, the permission check and Redis's common errors.
+ * Session (its protocol, CLIENT REPLY mode, name), the CommandEnv built once per server (the
+ * door, the clock, INFO's keyspace figures, and the Listener: the server's connections, counters
+ * and settings, so CLIENT and CONFIG need no global state), the permission check and Redis's
+ * common errors.
  */
 import type { Clock } from '../../core/types.ts';
 import { isJincacheError, toJincacheError } from '../../core/errors.ts';
