@@ -223,8 +223,8 @@ test('redis-cli INFO, COMMAND and errors look like Redis', async () => {
   assert.match(server, /redis_version/);
   assert.doesNotMatch(server, /# Clients/);
   assert.match(await cli('COMMAND', 'COUNT'), /^\d+\n$/);
-  assert.equal(await cliError('FLUSHALL', 'x', 'y'), "ERR unknown command 'FLUSHALL', with args beginning with: 'x' 'y' ");
-  assert.equal(await cliError('GETDEL'), "ERR unknown command 'GETDEL', with args beginning with: ");
+  assert.equal(await cliError('LPUSH', 'x', 'y'), "ERR unknown command 'LPUSH', with args beginning with: 'x' 'y' ");
+  assert.equal(await cliError('LPOP'), "ERR unknown command 'LPOP', with args beginning with: ");
   assert.equal(await cliError('GET'), "ERR wrong number of arguments for 'get' command");
   assert.equal(await cliError('SET', 'k', 'v', 'EX', 'soon'), 'ERR value is not an integer or out of range');
   assert.equal(await cliError('SET', 'k', 'v', 'EX', '0'), "ERR invalid expire time in 'set' command");

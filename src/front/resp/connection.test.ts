@@ -30,7 +30,7 @@ class MapKv implements DoorKv {
   }
   async write(_g: string, key: string, op: WriteOp): Promise<WriteResult> {
     const e = this.data.get(key);
-    const d = decideWrite(e === undefined ? undefined : { ...e, version: 1, partition: 0 }, op, 0);
+    const d = decideWrite(e === undefined ? undefined : { ...e, version: 1, partition: 0, type: 0 }, op, 0);
     if (d.change === 'value') this.data.set(key, { value: d.value, expiresAt: d.expiresAt });
     else if (d.change === 'delete') this.data.delete(key);
     return d.result;

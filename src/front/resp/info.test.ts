@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { RespClient, startRedisServer, type RedisServer } from '../../../test/helpers/redis-oracle.ts';
 import { TEST_FACTS } from '../../../test/helpers/resp-env.ts';
-import { bytesToHuman, configGet, configSet, globMatch, infoSections, infoText, memoryValue, type InfoInputs } from './info.ts';
+import { globMatch } from '../../core/glob.ts';
+import { bytesToHuman, configGet, configSet, infoSections, infoText, memoryValue, type InfoInputs } from './info.ts';
 import { REDIS_VERSION, type ListenerStats } from './session.ts';
 
 const STATS: ListenerStats = {
@@ -156,7 +157,7 @@ describe('CONFIG', () => {
   });
 });
 
-describe('globMatch against redis-server\'s KEYS (stringmatchlen)', () => {
+describe('CONFIG GET\'s patterns (core/glob.ts) against redis-server\'s KEYS (stringmatchlen)', () => {
   let redis: RedisServer;
   let client: RespClient;
   const KEYS = ['', 'a', 'b', 'ab', 'abc', 'aXc', 'a*c', 'a?c', 'a[c', 'a]c', 'a-c', 'a\\c', 'ba', 'cab', 'A', 'AB', '^', 'x-y', 'hello', 'hallo', 'hxllo'];

@@ -7,6 +7,7 @@
  * Pure: every number comes in (the listener's counters, the process's memory and CPU, the
  * cluster's key counts); nothing here reads a clock or a socket.
  */
+import { globMatch } from '../../core/glob.ts';
 import type { KeyspaceStats, ListenerFacts, ListenerStats } from './session.ts';
 import { REDIS_VERSION } from './session.ts';
 
@@ -356,69 +357,4 @@ export function memoryValue(s: string): number | null {
   const mul: Record<string, number> = { b: 1, k: 1000, kb: 1024, m: 1000 ** 2, mb: 1024 ** 2, g: 1000 ** 3, gb: 1024 ** 3 };
   const n = Number(m[1]) * mul[unit]!;
   return Number.isSafeInteger(n) ? n : null;
-}
-
-/**
- * Redis's stringmatchlen (util.c): `*`, `?`, `[abc]`, `[^a]`, `[a-z]` (ends swapped when
- * reversed), `\` escaping the next character; an unterminated `[` ends at the pattern's end.
- */
-export function globMatch(pattern: string, text: string, nocase = false): boolean {
-  const low = (c: string) => (nocase ? c.toLowerCase() : c);
-  const match = (p: number, s: number): boolean => {
-    while (p < pattern.length && s <= text.length) {
-      const c = pattern[p]!;
-      if (c === '*') {
-        while (pattern[p + 1] === '*') p++;
-        if (p + 1 === pattern.length) return true;
-        for (let at = s; at <= text.length; at++) if (match(p + 1, at)) return true;
-        return false;
-      }
-      if (s === text.length) return false;
-      if (c === '?') {
-        s++;
-        p++;
-        continue;
-      }
-      if (c === '[') {
-        p++;
-        const not = pattern[p] === '^';
-        if (not) p++;
-        let hit = false;
-        const ch = low(text[s]!);
-        for (;;) {
-          if (pattern[p] === '\\' && p + 1 < pattern.length) {
-            p++;
-            if (pattern[p] === text[s]) hit = true;
-          } else if (p >= pattern.length) {
-            p--; // unterminated: the class ends with the pattern
-            break;
-          } else if (pattern[p] === ']') {
-            break;
-          } else if (p + 2 < pattern.length && pattern[p + 1] === '-') {
-            let start = low(pattern[p]!);
-            let end = low(pattern[p + 2]!);
-            if (start > end) [start, end] = [end, start];
-            if (ch >= start && ch <= end) hit = true;
-            p += 2;
-          } else if (low(pattern[p]!) === ch) {
-            hit = true;
-          }
-          p++;
-        }
-        if (not) hit = !hit;
-        if (!hit) return false;
-        s++;
-        p++;
-        continue;
-      }
-      let lit = c;
-      if (c === '\\' && p + 1 < pattern.length) lit = pattern[++p]!;
-      if (low(lit) !== low(text[s]!)) return false;
-      s++;
-      p++;
-    }
-    while (p < pattern.length && pattern[p] === '*') p++;
-    return p === pattern.length && s === text.length;
-  };
-  return match(0, 0);
 }
