@@ -122,6 +122,8 @@ const SAME_AS_REDIS: readonly (readonly string[][])[] = [
     ['CONFIG', 'SET', 'save', ''], ['CONFIG', 'SET', 'appendonly', 'NO'], ['CONFIG', 'SET', 'timeout', '0'], ['CONFIG', 'SET', 'Timeout', '0'],
     ['CONFIG', 'SET', 'notify-keyspace-events', ''], ['CONFIG', 'RESETSTAT'], ['CONFIG', 'RESETSTAT', 'x'],
   ],
+  // RESET discards a transaction in progress
+  [['MULTI'], ['PING'], ['ECHO', 'q'], ['RESET'], ['PING'], ['EXEC'], ['DISCARD']],
   [['SELECT', '0'], ['SELECT', 'x'], ['SELECT', '00'], ['SELECT', ' 0'], ['SELECT', '-1'], ['SELECT', '16'], ['SELECT'], ['RESET', 'x'], ['HELLO', '3'], ['RESET'], ['CLIENT', 'GETNAME'], ['QUIT']],
 ];
 

@@ -8,6 +8,7 @@
  */
 import { commandReply } from './command-table.ts';
 import { configGet, configSet } from './info.ts';
+import { resetTransaction } from './transaction.ts';
 import { array, bulk, error, integer, map, OK, simple, verbatim, type RespReply } from './writer.ts';
 import {
   PONG,
@@ -372,6 +373,7 @@ export const CONNECTION_COMMANDS: Record<string, CommandSpec> = {
     flags: ['fast'],
     keys: [0, 0, 0],
     run(env, session) {
+      resetTransaction(session); // a MULTI in progress is discarded, every WATCH forgotten
       resetSession(session, env.door.anonymous());
       return RESET;
     },
