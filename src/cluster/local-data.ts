@@ -222,6 +222,19 @@ export class LocalData {
     return { version: v, dropped: this.group(groupName).store.flush(v) };
   }
 
+  /** Live entries of a group in the given partitions, how many expire, and their time left in all (INFO keyspace). */
+  keyspace(groupName: string, partitions: Iterable<number>): { count: number; expires: number; ttlSumMs: number } {
+    const store = this.group(groupName).store;
+    const out = { count: 0, expires: 0, ttlSumMs: 0 };
+    for (const p of partitions) {
+      const s = store.liveStats(p);
+      out.count += s.live;
+      out.expires += s.expiring;
+      out.ttlSumMs += s.ttlSumMs;
+    }
+    return out;
+  }
+
   /** Live entries of a group in the given partitions (e.g. the ones this node owns). */
   count(groupName: string, partitions: Iterable<number>): number {
     const store = this.group(groupName).store;

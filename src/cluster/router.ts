@@ -182,7 +182,7 @@ export class Router implements KvService {
     server.handle(Record, (req, meta) => this.serveRecord(req.group, req.key, req.doubtful === true, meta));
     server.handle(Write, (req, meta) => this.serveWrite(req.group, req.key, req.op, meta));
     server.handle(Replicate, (records, meta) => this.serveReplicate(records, meta));
-    server.handle(Count, (req) => ({ count: this.countOwned(req.group) }));
+    server.handle(Count, (req) => this.local.keyspace(req.group, this.ownedPartitions()));
     server.handle(Exec, (req, meta) => this.serveExec(req, meta));
     server.handle(Scan, (req) => this.serveScan(req));
     server.handle(Flush, (req) => ({ dropped: this.local.flush(req.group, req.version).dropped }));
@@ -675,21 +675,33 @@ export class Router implements KvService {
 
   /** Live entries of a group across the cluster (each owner counts its own partitions). */
   async count(group: string, opts: RequestOptions = {}): Promise<number> {
+    return (await this.keyspace(group, opts)).keys;
+  }
+
+  /** INFO keyspace over the cluster: live keys, how many expire, their mean time left (ms). */
+  async keyspace(group: string, opts: RequestOptions = {}): Promise<{ keys: number; expires: number; avgTtl: number }> {
     this.local.group(group);
     const deadline = this.deadline(group, opts);
     const owners = new Set<NodeId>();
     for (const holders of this.tables.table().assignments) if (holders[0] !== undefined) owners.add(holders[0]);
-    const counts = await Promise.all([...owners].map(async (id) => (id === this.self ? this.countOwned(group) : (await this.peers.call(Count, id, { group }, deadline)).count)));
-    return counts.reduce((a, b) => a + b, 0);
+    const parts = await Promise.all([...owners].map((id) => (id === this.self ? this.local.keyspace(group, this.ownedPartitions()) : this.peers.call(Count, id, { group }, deadline))));
+    const keys = parts.reduce((a, b) => a + b.count, 0);
+    const expires = parts.reduce((a, b) => a + b.expires, 0);
+    const ttl = parts.reduce((a, b) => a + b.ttlSumMs, 0);
+    return { keys, expires, avgTtl: expires === 0 ? 0 : Math.round(ttl / expires) };
   }
 
-  /** Live entries of a group in the partitions this node owns. */
-  countOwned(group: string): number {
+  private ownedPartitions(): number[] {
     const mine: number[] = [];
     this.tables.table().assignments.forEach((holders, p) => {
       if (holders[0] === this.self) mine.push(p);
     });
-    return this.local.count(group, mine);
+    return mine;
+  }
+
+  /** Live entries of a group in the partitions this node owns. */
+  countOwned(group: string): number {
+    return this.local.count(group, this.ownedPartitions());
   }
 }
 

@@ -111,10 +111,13 @@ export const Record = binaryMessage<{ group: string; key: string; doubtful?: boo
 });
 
 /** Live entries of a group in the partitions the receiver owns (DBSIZE, INFO keyspace). */
-export const Count = binaryMessage<{ group: string }, { count: number }>({
+export const Count = binaryMessage<{ group: string }, { count: number; expires: number; ttlSumMs: number }>({
   name: 'count',
   request: { write: (w, v) => void w.str(v.group), read: (r) => ({ group: r.str(MAX_NAME) }) },
-  response: { write: (w, v) => void w.f64(v.count), read: (r) => ({ count: r.f64() }) },
+  response: {
+    write: (w, v) => void w.f64(v.count).f64(v.expires).f64(v.ttlSumMs),
+    read: (r) => ({ count: r.f64(), expires: r.f64(), ttlSumMs: r.f64() }),
+  },
 });
 
 // ---- writes (router.ts) ---------------------------------------------------------------------
