@@ -1,0 +1,116 @@
+/**
+ * The command engine: Redis 7's data commands on strings and hashes as pure functions over the
+ * entries of one hash slot (see types.ts for the contract and the coordinator's side).
+ *
+ *   execute(args, view, ctx)                 one command: its reply and the changes to apply
+ *   executeTransaction(queued, view, ctx, w) MULTI/EXEC: every queued command in order, each
+ *                                            seeing the changes of the ones before it
+ *   isEngineCommand / isReadOnlyCommand      what the front routes here
+ *   checkQueued(args)                        the error Redis gives a command when MULTI queues it
+ *
+ * The engine checks arity, syntax and types itself and answers with Redis 7.0's error texts; a
+ * command that answers an error changes nothing. Commands live in strings.ts, keyspace.ts and
+ * hashes.ts, each a table of {arity, readOnly, run}.
+ */
+import { NULL_ARRAY, array, error, type Reply } from '../reply.ts';
+import { wrongArity, type EngineCommand } from './common.ts';
+import { HASH_COMMANDS } from './hashes.ts';
+import { KEYSPACE_COMMANDS } from './keyspace.ts';
+import { STRING_COMMANDS } from './strings.ts';
+import type { EngineContext, EngineOutcome, EngineView, Watched } from './types.ts';
+import { Workspace } from './workspace.ts';
+
+export * from './types.ts';
+export { decodeHash, encodeHash, hashLength } from './hash-codec.ts';
+
+/** Every command by lower-case name. */
+const COMMANDS: ReadonlyMap<string, EngineCommand> = new Map(Object.entries({ ...STRING_COMMANDS, ...KEYSPACE_COMMANDS, ...HASH_COMMANDS }));
+
+/**
+ * Lookup by the name as sent: the lower- and upper-case spellings directly (what clients send),
+ * any other casing through toLowerCase.
+ */
+const BY_SPELLING: ReadonlyMap<string, { name: string; command: EngineCommand }> = new Map(
+  [...COMMANDS].flatMap(([name, command]) => [
+    [name, { name, command }],
+    [name.toUpperCase(), { name, command }],
+  ]),
+);
+
+function lookup(arg: Buffer): { name: string; command: EngineCommand } | undefined {
+  const spelled = arg.toString('latin1');
+  return BY_SPELLING.get(spelled) ?? BY_SPELLING.get(spelled.toLowerCase());
+}
+
+/** The names the engine answers, lower case, sorted. */
+export const ENGINE_COMMANDS: readonly string[] = Object.freeze([...COMMANDS.keys()].sort());
+
+export function isEngineCommand(name: string): boolean {
+  return COMMANDS.has(name);
+}
+
+/** True for the commands that only read (GET, HGETALL, TTL, EXISTS, TOUCH...). */
+export function isReadOnlyCommand(name: string): boolean {
+  return COMMANDS.get(name)?.readOnly === true;
+}
+
+/** Redis 7's reply to an unknown command: the name and its first arguments, quoted. */
+function unknownCommand(args: readonly Buffer[]): Reply {
+  let rest = '';
+  for (let i = 1; i < args.length && rest.length < 128; i++) rest += `'${args[i]!.toString('utf8').slice(0, 128 - rest.length)}' `;
+  return error(`ERR unknown command '${(args[0] ?? Buffer.alloc(0)).toString('utf8').slice(0, 128)}', with args beginning with: ${rest}`);
+}
+
+/**
+ * The error Redis answers when MULTI queues `args` (an unknown command or a wrong number of
+ * arguments; EXEC then fails with EXECABORT), or null when it may be queued. What the command
+ * itself would say about its arguments (syntax, types) comes only when EXEC runs it, as in Redis.
+ */
+export function checkQueued(args: readonly Buffer[]): Reply | null {
+  const found = args.length === 0 ? undefined : lookup(args[0]!);
+  if (found === undefined) return unknownCommand(args);
+  const arity = found.command.arity;
+  if (arity > 0 ? args.length !== arity : args.length < -arity) return wrongArity(found.name);
+  return null;
+}
+
+function run(args: readonly Buffer[], ws: Workspace): Reply {
+  const found = args.length === 0 ? undefined : lookup(args[0]!);
+  if (found === undefined) return unknownCommand(args);
+  const { command } = found;
+  const arity = command.arity;
+  if (arity > 0 ? args.length !== arity : args.length < -arity) return wrongArity(found.name);
+  return command.run(args, ws);
+}
+
+const NO_CHANGES: readonly never[] = Object.freeze([]);
+
+/** Run one command against `view`. An error reply comes with no changes. */
+export function execute(args: readonly Buffer[], view: EngineView, ctx: EngineContext): EngineOutcome {
+  const ws = new Workspace(view, ctx);
+  const reply = run(args, ws);
+  return { reply, changes: reply.type === 'error' ? NO_CHANGES : ws.changes() };
+}
+
+/**
+ * MULTI/EXEC's body: each command runs against the view and the changes of the commands before
+ * it; the reply is the array of their replies. A command answering an error changes nothing and
+ * does not stop the others (as Redis). When a watched key's version is no longer what WATCH saw
+ * (`view.get(key)?.version ?? 0`, an expired entry counting as absent), nothing runs: the reply
+ * is a null array and there are no changes.
+ */
+export function executeTransaction(commands: readonly (readonly Buffer[])[], view: EngineView, ctx: EngineContext, watched: readonly Watched[] = []): EngineOutcome {
+  const ws = new Workspace(view, ctx);
+  for (const w of watched) {
+    if ((ws.get(w.key)?.version ?? 0) !== w.version) return { reply: NULL_ARRAY, changes: NO_CHANGES };
+  }
+  ws.startJournal();
+  const replies = new Array<Reply>(commands.length);
+  for (let i = 0; i < commands.length; i++) {
+    const mark = ws.mark();
+    const reply = run(commands[i]!, ws);
+    if (reply.type === 'error') ws.rollback(mark);
+    replies[i] = reply;
+  }
+  return { reply: array(replies), changes: ws.changes() };
+}
