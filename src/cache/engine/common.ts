@@ -55,10 +55,24 @@ export function optionOf(arg: Buffer): string {
   return (nul < 0 ? arg : arg.subarray(0, nul)).toString('latin1').toLowerCase();
 }
 
-/** Text quoted in an error (Unsupported option): the C string, as UTF-8 (see README: bytes that are not UTF-8 differ). */
-export function quotedOf(arg: Buffer): string {
+/** The bytes of `arg` up to its first NUL, as a byte string: what C's "%s" prints of it. */
+export function cString(arg: Buffer): string {
   const nul = arg.indexOf(0);
-  return (nul < 0 ? arg : arg.subarray(0, nul)).toString('utf8');
+  return (nul < 0 ? arg : arg.subarray(0, nul)).toString('latin1');
+}
+
+/**
+ * An error whose text quotes arguments, as Redis's addReplyErrorFormat sends it: `text` is a
+ * byte string, CR and LF at its ends are cut (inside, the writer turns them into spaces), and it
+ * goes out as the same bytes when they are UTF-8 (replies are strings written as UTF-8; other
+ * bytes cannot be sent as they are, a known difference).
+ */
+export function formattedError(text: string): Reply {
+  let start = 0;
+  let end = text.length;
+  while (start < end && (text.charCodeAt(start) === 13 || text.charCodeAt(start) === 10)) start++;
+  while (end > start && (text.charCodeAt(end - 1) === 13 || text.charCodeAt(end - 1) === 10)) end--;
+  return error(`ERR ${Buffer.from(text.slice(start, end), 'latin1').toString('utf8')}`);
 }
 
 /** An integer argument, or NOT_INTEGER. */

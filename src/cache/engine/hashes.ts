@@ -56,7 +56,7 @@ const COUNT_OUT_OF_RANGE = error('ERR value is out of range, value must between 
 const OUT_OF_RANGE = error('ERR value is out of range');
 const ZERO_LD: LongDouble = { neg: false, m: 0n, e: 0 };
 /** LONG_MAX / 2: HRANDFIELD's bound on a count WITHVALUES (its reply doubles the count). */
-const HALF_LONG_MAX = 4611686018427387903;
+const HALF_LONG_MAX = 4611686018427387903n;
 /**
  * Most elements HRANDFIELD returns with a negative count. Redis has no bound (it builds the whole
  * reply); 2^20 keeps one command from taking the node's memory.
@@ -200,7 +200,7 @@ function hrandfield(args: readonly Buffer[], ws: Workspace): Reply {
   if (l === INT64_MIN) return COUNT_OUT_OF_RANGE;
   if (args.length > 4 || (args.length === 4 && optionOf(args[3]!) !== 'withvalues')) return SYNTAX;
   const withValues = args.length === 4;
-  if (withValues && (l < -HALF_LONG_MAX || l > HALF_LONG_MAX)) return OUT_OF_RANGE;
+  if (withValues && (BigInt(l) < -HALF_LONG_MAX || BigInt(l) > HALF_LONG_MAX)) return OUT_OF_RANGE;
   const e = hashEntry(ws, key);
   if (e === undefined) return EMPTY_ARRAY;
   if (e === null) return WRONGTYPE;

@@ -7,13 +7,14 @@
  *                                            seeing the changes of the ones before it
  *   isEngineCommand / isReadOnlyCommand      what the front routes here
  *   checkQueued(args)                        the error Redis gives a command when MULTI queues it
+ *   watchOf(key, view, ctx)                  what WATCH records, for executeTransaction to check
  *
  * The engine checks arity, syntax and types itself and answers with Redis 7.0's error texts; a
  * command that answers an error changes nothing. Commands live in strings.ts, keyspace.ts and
  * hashes.ts, each a table of {arity, readOnly, run}.
  */
-import { NULL_ARRAY, array, error, type Reply } from '../reply.ts';
-import { wrongArity, type EngineCommand } from './common.ts';
+import { NULL_ARRAY, array, type Reply } from '../reply.ts';
+import { cString, formattedError, wrongArity, type EngineCommand } from './common.ts';
 import { HASH_COMMANDS } from './hashes.ts';
 import { KEYSPACE_COMMANDS } from './keyspace.ts';
 import { STRING_COMMANDS } from './strings.ts';
@@ -54,11 +55,14 @@ export function isReadOnlyCommand(name: string): boolean {
   return COMMANDS.get(name)?.readOnly === true;
 }
 
-/** Redis 7's reply to an unknown command: the name and its first arguments, quoted. */
+/**
+ * Redis 7's reply to an unknown command: the name and its first arguments quoted, as C strings
+ * cut at 128 bytes (`'%.128s'`), the arguments together at about 128 bytes.
+ */
 function unknownCommand(args: readonly Buffer[]): Reply {
   let rest = '';
-  for (let i = 1; i < args.length && rest.length < 128; i++) rest += `'${args[i]!.toString('utf8').slice(0, 128 - rest.length)}' `;
-  return error(`ERR unknown command '${(args[0] ?? Buffer.alloc(0)).toString('utf8').slice(0, 128)}', with args beginning with: ${rest}`);
+  for (let i = 1; i < args.length && rest.length < 128; i++) rest += `'${cString(args[i]!).slice(0, 128 - rest.length)}' `;
+  return formattedError(`unknown command '${cString(args[0] ?? Buffer.alloc(0)).slice(0, 128)}', with args beginning with: ${rest}`);
 }
 
 /**
@@ -92,17 +96,27 @@ export function execute(args: readonly Buffer[], view: EngineView, ctx: EngineCo
   return { reply, changes: reply.type === 'error' ? NO_CHANGES : ws.changes() };
 }
 
+function versionOf(view: EngineView, ws: Workspace, key: string): number {
+  return view.version !== undefined ? view.version(key) : (ws.get(key)?.version ?? 0);
+}
+
+/** What WATCH `key` records: the key's version and whether it is live at `ctx.now`. */
+export function watchOf(key: string, view: EngineView, ctx: EngineContext): Watched {
+  const ws = new Workspace(view, ctx);
+  return { key, version: versionOf(view, ws, key), live: ws.get(key) !== undefined };
+}
+
 /**
  * MULTI/EXEC's body: each command runs against the view and the changes of the commands before
  * it; the reply is the array of their replies. A command answering an error changes nothing and
- * does not stop the others (as Redis). When a watched key's version is no longer what WATCH saw
- * (`view.get(key)?.version ?? 0`, an expired entry counting as absent), nothing runs: the reply
- * is a null array and there are no changes.
+ * does not stop the others (as Redis). When a watched key was written since WATCH (its version
+ * differs) or, live then, has expired since, nothing runs: the reply is a null array and there
+ * are no changes.
  */
 export function executeTransaction(commands: readonly (readonly Buffer[])[], view: EngineView, ctx: EngineContext, watched: readonly Watched[] = []): EngineOutcome {
   const ws = new Workspace(view, ctx);
   for (const w of watched) {
-    if ((ws.get(w.key)?.version ?? 0) !== w.version) return { reply: NULL_ARRAY, changes: NO_CHANGES };
+    if (versionOf(view, ws, w.key) !== w.version || (w.live === true && ws.get(w.key) === undefined)) return { reply: NULL_ARRAY, changes: NO_CHANGES };
   }
   ws.startJournal();
   const replies = new Array<Reply>(commands.length);

@@ -21,13 +21,15 @@ import {
   invalidExpireTime,
   keyOf,
   optionOf,
-  quotedOf,
+  cString,
+  formattedError,
   type EngineCommand,
 } from './common.ts';
 import { INT64_MAX, INT64_MIN, parseInt64 } from './numbers.ts';
 import { HASH } from './types.ts';
 import type { Workspace } from './workspace.ts';
 
+const NOT_AN_INT = error('ERR value is out of range, value must between -2147483648 and 2147483647');
 const NO_SUCH_KEY = error('ERR no such key');
 const SAME_OBJECT = error('ERR source and destination objects are the same');
 const DB_OUT_OF_RANGE = error('ERR DB index is out of range');
@@ -58,7 +60,7 @@ function expireGeneric(args: readonly Buffer[], ws: Workspace, name: string, sec
     else if (opt === 'xx') flags |= E_XX;
     else if (opt === 'gt') flags |= E_GT;
     else if (opt === 'lt') flags |= E_LT;
-    else return error(`ERR Unsupported option ${quotedOf(args[j]!)}`);
+    else return formattedError(`Unsupported option ${cString(args[j]!)}`);
   }
   if (flags & E_NX && flags & (E_XX | E_GT | E_LT)) return NX_CONFLICT;
   if (flags & E_GT && flags & E_LT) return GT_LT_CONFLICT;
@@ -196,10 +198,11 @@ export const KEYSPACE_COMMANDS: Readonly<Record<string, EngineCommand>> = {
           replace = true;
         } else if (opt === 'db' && j + 1 < args.length) {
           const n = parseInt64(args[++j]!);
-          // getIntFromObjectOrReply: a C int, or "not an integer".
-          if (n === null || typeof n !== 'number' || n < -(2 ** 31) || n >= 2 ** 31) return NOT_INTEGER;
+          // getIntFromObjectOrReply: a 64-bit integer, then a C int.
+          if (n === null) return NOT_INTEGER;
+          if (n < -(2 ** 31) || n >= 2 ** 31) return NOT_AN_INT;
           if (n < 0 || n >= DATABASES) return DB_OUT_OF_RANGE;
-          db = n;
+          db = Number(n);
         } else {
           return SYNTAX;
         }

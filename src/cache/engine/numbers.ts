@@ -194,16 +194,16 @@ function readExponent(s: Uint8Array, at: number, end: number): { value: number; 
 }
 
 /**
- * `b` as Redis's string2ld reads it: glibc strtold over the bytes up to the first NUL (Redis
- * copies the argument into a C string), the whole of it consumed, no leading space. Decimal and
+ * `b` as Redis's string2ld reads it: glibc strtold, which must consume every byte (so no NUL
+ * inside), no leading space. Decimal and
  * hexadecimal (0x1.8p3) forms; "inf"/"infinity" give INFINITE; NaN, overflow and an underflow
  * to zero are refused (null), a denormal result is kept.
  */
 export function parseLongDouble(b: Uint8Array): LongDoubleOrInfinite | null {
   if (b.length === 0 || b.length >= MAX_LONG_DOUBLE_CHARS) return null;
-  let end = b.indexOf(0);
-  if (end < 0) end = b.length;
-  if (end === 0 || isSpace(b[0]!)) return null;
+  // Redis checks that strtold read every byte: a NUL inside ends the C string early, so refused.
+  const end = b.length;
+  if (b.indexOf(0) >= 0 || isSpace(b[0]!)) return null;
   let i = 0;
   let neg = false;
   if (b[i] === 0x2b || b[i] === 0x2d) {

@@ -9,6 +9,8 @@ import type { EngineChange, EngineContext, EngineEntry, EngineOutcome, EngineVie
 
 export class MapView implements EngineView {
   readonly entries = new Map<string, EngineEntry>();
+  /** The version of each key's last write, deletes included (tombstones, never forgotten here). */
+  readonly versions = new Map<string, number>();
   /** The version the next applied change gets. */
   nextVersion = 1;
   /** The clock expiry is judged by (the view hides expired entries, as the store does). */
@@ -28,10 +30,16 @@ export class MapView implements EngineView {
     return e;
   }
 
+  version(key: string): number {
+    return this.versions.get(key) ?? 0;
+  }
+
   apply(changes: readonly EngineChange[]): void {
     for (const c of changes) {
+      const version = this.nextVersion++;
+      this.versions.set(c.key, version);
       if (c.value === null) this.entries.delete(c.key);
-      else this.entries.set(c.key, { type: c.type, value: c.value, expiresAt: c.expiresAt, version: this.nextVersion++ });
+      else this.entries.set(c.key, { type: c.type, value: c.value, expiresAt: c.expiresAt, version });
     }
   }
 }

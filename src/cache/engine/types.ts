@@ -32,6 +32,13 @@ export interface EngineEntry {
 /** The entries a command may read: the keys of one hash slot. */
 export interface EngineView {
   get(key: string): EngineEntry | undefined;
+  /**
+   * The version of the key's last write, a delete included (a tombstone's version), expired or
+   * not; 0 when none is known. WATCH needs it: a key created and deleted again after WATCH is
+   * absent both times, yet Redis's EXEC fails. Optional: without it, the live entry's version
+   * (`get(key)?.version ?? 0`) is used, and such a create-and-delete goes unnoticed.
+   */
+  version?(key: string): number;
 }
 
 /** One change a command made: a new entry for `key`, or its removal (`value` null). */
@@ -70,8 +77,14 @@ export interface EngineContext {
   readonly protocol?: 2 | 3;
 }
 
-/** A watched key and the version it had when WATCH ran (0: absent). */
+/** A watched key as WATCH saw it (made by watchOf(), at the key's coordinator). */
 export interface Watched {
   readonly key: string;
+  /** EngineView.version(key) when WATCH ran (or the live entry's version; 0: absent). */
   readonly version: number;
+  /**
+   * Whether the key was live when WATCH ran. Redis fails EXEC when a key live at WATCH has
+   * expired since, though nothing wrote it. Default false (expiry alone never fails EXEC).
+   */
+  readonly live?: boolean;
 }
