@@ -27,20 +27,47 @@ export { decodeHash, encodeHash, hashLength } from './hash-codec.ts';
 /** Every command by lower-case name. */
 const COMMANDS: ReadonlyMap<string, EngineCommand> = new Map(Object.entries({ ...STRING_COMMANDS, ...KEYSPACE_COMMANDS, ...HASH_COMMANDS }));
 
-/**
- * Lookup by the name as sent: the lower- and upper-case spellings directly (what clients send),
- * any other casing through toLowerCase.
- */
-const BY_SPELLING: ReadonlyMap<string, { name: string; command: EngineCommand }> = new Map(
-  [...COMMANDS].flatMap(([name, command]) => [
-    [name, { name, command }],
-    [name.toUpperCase(), { name, command }],
-  ]),
-);
+interface Named {
+  readonly name: string;
+  /** The lower-case name's bytes. */
+  readonly bytes: Buffer;
+  readonly command: EngineCommand;
+}
 
-function lookup(arg: Buffer): { name: string; command: EngineCommand } | undefined {
-  const spelled = arg.toString('latin1');
-  return BY_SPELLING.get(spelled) ?? BY_SPELLING.get(spelled.toLowerCase());
+/** ASCII lower case of a byte. */
+function lower(c: number): number {
+  return c >= 0x41 && c <= 0x5a ? c + 0x20 : c;
+}
+
+/** FNV-1a of the lower-cased bytes: the name is found without building a string from it. */
+function nameHash(b: Uint8Array): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < b.length; i++) h = Math.imul(h ^ lower(b[i]!), 0x01000193);
+  return h >>> 0;
+}
+
+/** Commands by the hash of their name; a bucket holds the (rare) names sharing a hash. */
+const BY_HASH = new Map<number, Named[]>();
+for (const [name, command] of COMMANDS) {
+  const bytes = Buffer.from(name, 'latin1');
+  const h = nameHash(bytes);
+  BY_HASH.set(h, [...(BY_HASH.get(h) ?? []), { name, bytes, command }]);
+}
+/** No command name is longer: a longer argument is not looked up at all. */
+const LONGEST_NAME = Math.max(...[...COMMANDS.keys()].map((n) => n.length));
+
+function lookup(arg: Buffer): Named | undefined {
+  if (arg.length > LONGEST_NAME) return undefined;
+  const bucket = BY_HASH.get(nameHash(arg));
+  if (bucket === undefined) return undefined;
+  for (const named of bucket) {
+    const want = named.bytes;
+    if (want.length !== arg.length) continue;
+    let i = 0;
+    while (i < want.length && lower(arg[i]!) === want[i]) i++;
+    if (i === want.length) return named;
+  }
+  return undefined;
 }
 
 /** The names the engine answers, lower case, sorted. */

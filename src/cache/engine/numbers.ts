@@ -83,9 +83,20 @@ export function negateInt64(v: Int64): Int64 | null {
   return v === INT64_MIN ? null : int64Of(-v);
 }
 
-/** The decimal bytes of an integer, as Redis stores it. */
+/** The decimal bytes of an integer, as Redis stores it (written digit by digit: INCR's hot path). */
 export function int64Bytes(v: Int64): Buffer {
-  return Buffer.from(typeof v === 'number' ? String(v) : v.toString(), 'latin1');
+  if (typeof v === 'bigint') return Buffer.from(v.toString(), 'latin1');
+  let n = v < 0 ? -v : v;
+  let digits = 1;
+  for (let m = n; m >= 10; m = Math.floor(m / 10)) digits++;
+  const size = v < 0 ? digits + 1 : digits;
+  const out = Buffer.allocUnsafe(size);
+  if (v < 0) out[0] = 0x2d;
+  for (let i = size - 1; i >= size - digits; i--) {
+    out[i] = 0x30 + (n % 10);
+    n = Math.floor(n / 10);
+  }
+  return out;
 }
 
 // ---------------------------------------------------------------- x87 long double

@@ -69,7 +69,7 @@ export class Slot {
     return out;
   }
 
-  transaction(commands: readonly string[][], watched?: readonly Watched[]): EngineOutcome {
+  transaction(commands: readonly (readonly string[])[], watched?: readonly Watched[]): EngineOutcome {
     const out = executeTransaction(commands.map((c) => argv(...c)), this.view, this.ctx, watched);
     this.view.apply(out.changes);
     return out;
