@@ -4,7 +4,6 @@
  */
 import { error, integer, type Reply } from '../reply.ts';
 import type { Workspace } from './workspace.ts';
-import { parseInt64, type Int64 } from './numbers.ts';
 
 export interface EngineCommand {
   /**
@@ -75,12 +74,7 @@ export function formattedError(text: string): Reply {
   return error(`ERR ${Buffer.from(text.slice(start, end), 'latin1').toString('utf8')}`);
 }
 
-/** An integer argument, or NOT_INTEGER. */
-export function int64Arg(arg: Buffer): Int64 | Reply {
-  const v = parseInt64(arg);
-  return v === null ? NOT_INTEGER : v;
-}
-
+/** Tells a parse result from the error reply a parser answers instead. */
 export function isReply(v: unknown): v is Reply {
   return typeof v === 'object' && v !== null && 'type' in v;
 }

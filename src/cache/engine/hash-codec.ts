@@ -154,9 +154,8 @@ function findPair(pairs: readonly Buffer[], index: Map<string, number> | null, f
   return -1;
 }
 
-/** Set by locate(): where the found pair's value length starts, its value, and the pair's end. */
+/** Set by locate(): where the found pair's value length starts, and where the pair ends. */
 let valueLenAt = 0;
-let valueAt = 0;
 let pairEnd = 0;
 
 /** Offset of the pair holding `field` (its field length byte), or -1. */
@@ -170,7 +169,6 @@ function locate(b: Buffer, field: Uint8Array): number {
     const vl = readVarint(b, fs + fl);
     if (fl === want && sameBytes(b, fs, field)) {
       valueLenAt = fs + fl;
-      valueAt = next;
       pairEnd = next + vl;
       return at;
     }

@@ -11,7 +11,18 @@
  *
  * The engine checks arity, syntax and types itself and answers with Redis 7.0's error texts; a
  * command that answers an error changes nothing. Commands live in strings.ts, keyspace.ts and
- * hashes.ts, each a table of {arity, readOnly, run}.
+ * hashes.ts, each a table of {arity, readOnly, run}. oracle.test.ts replays random sequences
+ * against redis-server 7 and compares every reply byte for byte, RESP2 and RESP3.
+ *
+ * Where jincache differs from Redis, on purpose or by necessity (oracle.test.ts EXCLUSIONS):
+ *  - a value over max_value_bytes fails the command ("string exceeds maximum allowed size
+ *    (proto-max-bulk-len)", or "hash exceeds maximum allowed size (max_value_bytes)");
+ *  - COPY ... DB n: one database, answered as a Redis Cluster node does;
+ *  - a large hash (over 128 fields or a field or value over 64 bytes) lists in insertion order,
+ *    Redis in its hash table's order; HSCAN cursors on it are jincache's own (hash-ordered);
+ *  - expiry instants beyond 2^53 ms are doubles, so their TTLs differ in the low digits;
+ *  - error texts that quote non-UTF-8 argument bytes go out as UTF-8 (U+FFFD);
+ *  - HRANDFIELD with a negative count below -2^20 is refused.
  */
 import { NULL_ARRAY, array, type Reply } from '../reply.ts';
 import { cString, formattedError, wrongArity, type EngineCommand } from './common.ts';
