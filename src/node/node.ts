@@ -357,6 +357,7 @@ export class JincacheNode {
       mirrors: this.mirror,
       selfTrusted: () => trust.trusted(),
       tableSeen: (version, waitMs) => trust.tableSeen(version, waitMs),
+      maxValueBytes: () => live.current().cache.max_value_bytes,
       onReplicationFailure: (peer, records, err) => logger.debug({ peer, records, err: err.message }, 'backup did not confirm a write'),
     });
     this.router = router;

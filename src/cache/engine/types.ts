@@ -88,3 +88,9 @@ export interface Watched {
    */
   readonly live?: boolean;
 }
+
+/** What a node needs of the engine (cache/engine/index.ts implements it; the router runs it). */
+export interface Engine {
+  execute(args: readonly Buffer[], view: EngineView, ctx: EngineContext): EngineOutcome;
+  executeTransaction(commands: readonly (readonly Buffer[])[], view: EngineView, ctx: EngineContext, watched?: readonly Watched[]): EngineOutcome;
+}
