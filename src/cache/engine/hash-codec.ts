@@ -11,7 +11,7 @@
  *
  * Fields are kept in insertion order; setting an existing field keeps its place, a deleted field
  * leaves no gap. That is exactly what Redis 7 does for a small hash (a listpack: up to
- * hash-max-listpack-entries = 128 fields, each field and value up to hash-max-listpack-value = 64
+ * hash-max-listpack-entries = 512 fields, each field and value up to hash-max-listpack-value = 64
  * bytes), so HGETALL, HKEYS, HVALS and HSCAN answer in Redis's order. A larger hash Redis keeps
  * in a hash table and lists in its table's order, which depends on a per-process random seed:
  * there jincache's order (still insertion order) is as good as any, but not Redis's.

@@ -4,7 +4,7 @@
  * whose value is encoded by hash-codec.ts; it keeps its TTL when its fields change, and the key
  * is deleted when its last field is.
  *
- * HSCAN: Redis answers a small hash (a listpack: at most 128 fields, none and no value over 64
+ * HSCAN: Redis answers a small hash (a listpack: at most 512 fields, none and no value over 64
  * bytes) in one reply with cursor 0, whatever the cursor and COUNT, and so does jincache. A
  * larger hash is walked in the order of a 32-bit hash of each field (FNV-1a), the cursor being
  * the hash value to continue from, and every field of one hash value goes out in the same reply:
@@ -62,8 +62,8 @@ const HALF_LONG_MAX = 4611686018427387903n;
  * reply); 2^20 keeps one command from taking the node's memory.
  */
 export const HRANDFIELD_MAX_REPEATS = 1 << 20;
-/** Redis's hash-max-listpack-entries and hash-max-listpack-value defaults. */
-const LISTPACK_ENTRIES = 128;
+/** Redis 7.0's hash-max-listpack-entries and hash-max-listpack-value defaults (compiled in, and in Debian's redis.conf). */
+const LISTPACK_ENTRIES = 512;
 const LISTPACK_VALUE = 64;
 const DEFAULT_SCAN_COUNT = 10;
 

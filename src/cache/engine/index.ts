@@ -18,7 +18,7 @@
  *  - a value over max_value_bytes fails the command ("string exceeds maximum allowed size
  *    (proto-max-bulk-len)", or "hash exceeds maximum allowed size (max_value_bytes)");
  *  - COPY ... DB n: one database, answered as a Redis Cluster node does;
- *  - a large hash (over 128 fields or a field or value over 64 bytes) lists in insertion order,
+ *  - a large hash (over 512 fields or a field or value over 64 bytes) lists in insertion order,
  *    Redis in its hash table's order; HSCAN cursors on it are jincache's own (hash-ordered);
  *  - expiry instants beyond 2^53 ms are doubles, so their TTLs differ in the low digits;
  *  - error texts that quote non-UTF-8 argument bytes go out as UTF-8 (U+FFFD);
@@ -29,7 +29,7 @@ import { cString, formattedError, wrongArity, type EngineCommand } from './commo
 import { HASH_COMMANDS } from './hashes.ts';
 import { KEYSPACE_COMMANDS } from './keyspace.ts';
 import { STRING_COMMANDS } from './strings.ts';
-import type { EngineContext, EngineOutcome, EngineView, Watched } from './types.ts';
+import type { Engine, EngineContext, EngineOutcome, EngineView, Watched } from './types.ts';
 import { Workspace } from './workspace.ts';
 
 export * from './types.ts';
@@ -166,3 +166,6 @@ export function executeTransaction(commands: readonly (readonly Buffer[])[], vie
   }
   return { reply: array(replies), changes: ws.changes() };
 }
+
+/** The engine as the router takes it (RouterOptions.engine). */
+export const ENGINE: Engine = Object.freeze({ execute, executeTransaction });
