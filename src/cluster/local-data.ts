@@ -171,6 +171,8 @@ export class LocalData {
         if (e === undefined || e.value === null) return undefined;
         return { type: e.type as EngineType, value: e.value, expiresAt: e.expiresAt, version: e.version };
       },
+      // deletes included: WATCH notices a key created and deleted again
+      version: (key: string): number => store.peek(key)?.version ?? 0,
     };
     const out = run(view);
     const records: WireRecord[] = [];

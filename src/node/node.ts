@@ -44,6 +44,7 @@ import { Mirror } from '../cluster/mirror.ts';
 import { Peers } from '../cluster/peers.ts';
 import { Rebalancer } from '../cluster/rebalancer.ts';
 import { Router, TABLE_WAIT_MS } from '../cluster/router.ts';
+import { ENGINE } from '../cache/engine/index.ts';
 import { SelfTrust } from '../cluster/trust.ts';
 import { TableManager } from '../cluster/table-manager.ts';
 import { LoadService } from '../load/service.ts';
@@ -359,6 +360,7 @@ export class JincacheNode {
       selfTrusted: () => trust.trusted(),
       tableSeen: (version, waitMs) => trust.tableSeen(version, waitMs),
       maxValueBytes: () => live.current().cache.max_value_bytes,
+      engine: ENGINE,
       onReplicationFailure: (peer, records, err) => logger.debug({ peer, records, err: err.message }, 'backup did not confirm a write'),
     });
     this.router = router;

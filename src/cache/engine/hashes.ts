@@ -28,7 +28,7 @@ import {
   wrongArity,
   type EngineCommand,
 } from './common.ts';
-import { globMatch } from './glob.ts';
+import { globMatchBytes as globMatch } from '../../core/glob.ts';
 import { hashDelete, hashGet, hashLength, hashPairs, hashSet } from './hash-codec.ts';
 import {
   INFINITE,

@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { globMatch } from './glob.ts';
+import { globMatchBytes as globMatch } from './glob.ts';
 
 const m = (pattern: string, s: string) => globMatch(Buffer.from(pattern, 'latin1'), Buffer.from(s, 'latin1'));
 
