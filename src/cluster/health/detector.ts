@@ -60,6 +60,10 @@ export class FailureDetector {
   private readonly tickMs: number;
   private readonly probationMs: number;
   private offMembers: (() => void) | undefined;
+  // peers that answered a call at least once, and those whose unreachability was not reported
+  // because they had never answered yet (see emitTransitions)
+  private readonly answered = new Set<NodeId>();
+  private readonly notYetUp = new Set<NodeId>();
 
   constructor(opts: DetectorOptions) {
     this.opts = opts;
@@ -130,6 +134,7 @@ export class FailureDetector {
       this.classifier.success(peer, ms);
       this.opts.metrics?.peerRequest(peer, 'ok', ms / 1000);
       this.emitTransitions();
+      this.answered.add(peer);
       return out;
     } catch (e) {
       if (isBreakerOpen(e)) {
@@ -185,7 +190,16 @@ export class FailureDetector {
     if (changes.length === 0) return;
     for (const { id, from, to } of changes) {
       const log = this.opts.logger;
-      if (to === 'suspected' || to === 'down') log?.warn({ peer: id, from, to }, 'peer health changed');
+      const unusable = to === 'suspected' || to === 'down';
+      // A peer that never answered was not healthy and then lost: it is still starting (the
+      // nodes of a cluster start together). Its first refusals and its first answer are not
+      // news; a peer that answered before and stops answering is.
+      if (unusable && !this.answered.has(id)) {
+        this.notYetUp.add(id);
+        log?.debug({ peer: id, to }, 'peer not answering yet');
+      } else if (!unusable && this.notYetUp.delete(id)) {
+        log?.debug({ peer: id, to }, 'peer answers');
+      } else if (unusable) log?.warn({ peer: id, from, to }, 'peer health changed');
       else log?.info({ peer: id, from, to }, 'peer health changed');
       this.opts.onTransition?.(id, from, to);
     }
