@@ -139,7 +139,7 @@ export class TableManager {
   /** Registered members that should take partitions, with the weights the table in force gives them. */
   desiredMembers(): Member[] {
     return membersOf(this.opts.registry.members()).map((m) => ({
-      id: m.id,
+      ...m,
       weight: this.current.members.find((s) => s.id === m.id)?.weight ?? m.weight,
     }));
   }
@@ -190,13 +190,13 @@ export class TableManager {
         return;
       }
       // the common case on every reconcile tick: the table in force already has these members
-      const ids = membersOf(registry.members()).map((m) => m.id).join(',');
-      if (this.current.members.length > 0 && this.current.members.map((m) => m.id).join(',') === ids) return;
+      const ids = membersOf(registry.members()).map((m) => `${m.id}@${m.zone ?? ''}`).join(',');
+      if (this.current.members.length > 0 && this.current.members.map((m) => `${m.id}@${m.zone ?? ''}`).join(',') === ids) return;
       for (let attempt = 0; attempt < 5; attempt++) {
         const stored = await store.load();
         // weights live in the table (the rebalancer changes them there); new members bring their own
         const members = membersOf(registry.members()).map((m) => ({
-          id: m.id,
+          ...m,
           weight: stored?.members.find((s) => s.id === m.id)?.weight ?? m.weight,
         }));
         if (stored !== null && sameMembers(stored.members, members)) {
@@ -220,10 +220,10 @@ export class TableManager {
 export function membersOf(nodes: readonly NodeInfo[]): Member[] {
   return nodes
     .filter((n) => n.status !== 'leaving')
-    .map((n) => ({ id: n.id, weight: n.weight ?? 1 }))
+    .map((n): Member => (n.zone !== undefined ? { id: n.id, weight: n.weight ?? 1, zone: n.zone } : { id: n.id, weight: n.weight ?? 1 }))
     .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
 }
 
 function sameMembers(a: readonly Member[], b: readonly Member[]): boolean {
-  return a.length === b.length && a.every((m, i) => m.id === b[i]!.id && m.weight === b[i]!.weight);
+  return a.length === b.length && a.every((m, i) => m.id === b[i]!.id && m.weight === b[i]!.weight && m.zone === b[i]!.zone);
 }

@@ -54,7 +54,7 @@ export interface GroupConfig {
 }
 
 export interface Config {
-  node: { id?: string }; // default derived by caller: "node-<port>" (see resolveNodeId)
+  node: { id?: string; zone?: string }; // id default derived by caller: "node-<port>" (see resolveNodeId); zone: none
   server: {
     host: string; // 127.0.0.1
     port: number; // 8001; node-to-node traffic, and the client API unless api_port is set
@@ -157,6 +157,7 @@ const fileSchema = z.strictObject({
   node: z
     .strictObject({
       id: name().optional(),
+      zone: name().optional(),
     })
     .prefault({}),
   server: z
@@ -172,7 +173,7 @@ const fileSchema = z.strictObject({
     .strictObject({
       partitions: int(1, 65536).prefault(4096),
       secret: str('expected a non-empty string').optional(),
-      peers: stringList('expected a list of peer URLs like http://127.0.0.1:8002 or node-2=http://127.0.0.1:8002', (s) => parsePeer(s) !== undefined).prefault([]),
+      peers: stringList('expected a list of peer URLs like http://127.0.0.1:8002 or node-2=http://127.0.0.1:8002 (optionally ?zone=z)', (s) => parsePeer(s) !== undefined).prefault([]),
     })
     .prefault({}),
   etcd: z
@@ -279,6 +280,18 @@ export const configSchema = fileSchema
       }
       seen.add(g.name);
     });
+    // static peers: every node derives the table from the same list, so a node's zone must be
+    // the one its entry in that list gives (`id=URL?zone=z`)
+    const zone = c.node.zone;
+    const listed = c.node.id === undefined ? undefined : c.cluster.peers.map(parsePeer).find((p) => p?.id === c.node.id);
+    if (zone !== undefined && listed !== undefined && listed.zone !== zone && c.cluster.peers.length > 1) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['node', 'zone'],
+        message: `expected the zone cluster.peers gives ${c.node.id} (${listed.zone === undefined ? `none: write ${c.node.id}=${listed.url}?zone=${zone} in every node's list` : listed.zone})`,
+        input: zone,
+      });
+    }
     const w = c.load.score_weights;
     if (w.qps + w.storage + w.memory + w.cpu + w.network <= 0) {
       ctx.addIssue({ code: 'custom', path: ['load', 'score_weights'], message: 'expected at least one weight above 0', input: w });

@@ -121,7 +121,7 @@ export function serializeMigration(m: MigrationDoc): string {
 export function memberSig(members: readonly Member[]): string {
   return [...members]
     .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
-    .map((m) => `${m.id}:${m.weight}`)
+    .map((m) => `${m.id}:${m.weight}${m.zone !== undefined ? `@${m.zone}` : ''}`)
     .join(',');
 }
 
