@@ -3,7 +3,7 @@
  * listeners. Components get this (`Members`) instead of the registry, so they can read the
  * current members without caring whether they come from etcd or a static list.
  */
-import type { NodeId, NodeInfo } from '../core/types.ts';
+import { systemClock, type Clock, type NodeId, type NodeInfo } from '../core/types.ts';
 import type { Disposer, Registry } from '../discovery/registry.ts';
 import type { ClusterEvents } from './events.ts';
 
@@ -22,12 +22,16 @@ export class Membership implements Members {
   private byId = new Map<NodeId, NodeInfo>();
   // the last info of members that left, so a table change can tell a graceful leave from a
   // crash (bounded: the oldest are forgotten)
-  private readonly departed = new Map<NodeId, NodeInfo>();
+  private readonly departed = new Map<NodeId, { info: NodeInfo; at: number }>();
   private readonly listeners = new Set<(members: readonly NodeInfo[]) => void>();
   private off: Disposer | undefined;
 
-  constructor(opts: { self: NodeId; registry: Registry; events?: ClusterEvents }) {
+  private readonly now: () => number;
+
+  constructor(opts: { self: NodeId; registry: Registry; events?: ClusterEvents; clock?: Clock }) {
     this.self = opts.self;
+    const clock = opts.clock ?? systemClock;
+    this.now = () => clock.now();
     this.registry = opts.registry;
     this.events = opts.events;
   }
@@ -59,7 +63,12 @@ export class Membership implements Members {
 
   /** Did `id`, no longer a member, publish `leaving` before it went (a drain, not a crash)? */
   leftGracefully(id: NodeId): boolean {
-    return (this.byId.get(id) ?? this.departed.get(id))?.status === 'leaving';
+    return (this.byId.get(id) ?? this.departed.get(id)?.info)?.status === 'leaving';
+  }
+
+  /** Members that left since this node started, oldest first: who, whether they drained first, when. */
+  departures(): { id: NodeId; graceful: boolean; at: number }[] {
+    return [...this.departed].map(([id, d]) => ({ id, graceful: d.info.status === 'leaving', at: d.at }));
   }
 
   onChange(listener: (members: readonly NodeInfo[]) => void): Disposer {
@@ -73,7 +82,7 @@ export class Membership implements Members {
     for (const id of this.byId.keys()) this.departed.delete(id);
     for (const [id, info] of before) {
       if (this.byId.has(id)) continue;
-      this.departed.set(id, info);
+      this.departed.set(id, { info, at: this.now() });
       if (this.departed.size > MAX_DEPARTED) this.departed.delete(this.departed.keys().next().value!);
     }
     // the first view (this node's start) is the cluster as it is, not a change

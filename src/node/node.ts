@@ -175,7 +175,7 @@ export class JincacheNode {
     this.election = opts.election ?? etcd?.election;
     const registry = opts.registry ?? etcd?.registry ?? new StaticRegistry(staticPeers);
     this.membershipRegistry = registry;
-    const membership = new Membership({ self: id, registry, events });
+    const membership = new Membership({ self: id, registry, events, clock });
     this.membership = membership;
     const tables = new TableManager({ registry, placement, store: tableStore, election: this.election, logger });
     this.tables = tables;
@@ -585,6 +585,8 @@ export class JincacheNode {
       hotKeys: load.hotKeys ?? [],
       ...(load.load !== undefined ? { load: load.load } : {}),
       events: this.events.feed(),
+      // members that left since this node started: a graceful leave (drained first) or gone
+      departed: this.membership.departures().filter((d) => !this.membership.member(d.id)),
       health,
       breakers,
       breakerOpens: { ...this.breakerOpens },
