@@ -111,9 +111,6 @@ export class JincacheNode {
   private ready = false;
   private stopping = false;
   private sweeper: NodeJS.Timeout | undefined;
-  // health changes are kept out of the event feed until then: while a cluster starts, peers
-  // that are still starting flap between down and healthy
-  private quietUntil = 0;
 
   constructor(opts: NodeOptions) {
     const cfg = opts.config;
@@ -200,7 +197,7 @@ export class JincacheNode {
       breaker: { threshold: cfg.fault_tolerance.circuit_threshold, halfOpenAfterMs: Math.min(2000, Math.max(500, 2 * heartbeat)) },
       metrics,
       logger,
-      onTransition: (peer, from, to) => this.healthChanged(peer, from, to),
+      onTransition: (peer, from, to, starting) => this.healthChanged(peer, from, to, starting),
       hintsHeldFor: (peer) => handoff?.queue.pending(peer) ?? 0,
       onPingAnswer: (peer, hints) => handoff?.noteHeld(peer, hints),
     });
@@ -447,7 +444,6 @@ export class JincacheNode {
     this.detector.start();
     // don't take traffic while peers that are merely starting look down
     const settleMs = Math.max(1000, Math.min(3000, 2 * cfg.fault_tolerance.heartbeat_interval));
-    this.quietUntil = Date.now() + 2 * settleMs;
     if (!(await this.detector.settle(settleMs))) {
       // peers of a cluster that starts together may simply be slower to start than this one:
       // requests route around them until they answer (a peer that stops answering later is a WARN)
@@ -646,12 +642,18 @@ export class JincacheNode {
     this.events.emit('table', { version: next.version, previous: prev.version, joined, left, cause }, `partition table v${next.version} in force: ${why}`);
   }
 
-  private healthChanged(peer: NodeId, from: string, to: string): void {
-    const quiet = Date.now() < this.quietUntil;
-    if (to === 'suspected' || to === 'down') {
-      if (!quiet) this.events.emit('suspect', { node: peer, health: to, from }, `${peer}: ${from} -> ${to}`, 'health');
-    } else if ((to === 'healthy' || to === 'slow') && (from === 'suspected' || from === 'down')) {
-      if (!quiet) this.events.emit('recover', { node: peer, health: to, from }, `${peer}: ${from} -> ${to}`, 'health');
+  /**
+   * A peer's health class changed. `starting`: it has never answered this node yet (a cluster
+   * that starts together: peers still starting refuse at first), so its first refusals and its
+   * first answer are not news for the feed or the typed events.
+   */
+  private healthChanged(peer: NodeId, from: string, to: string, starting: boolean): void {
+    if (!starting) {
+      if (to === 'suspected' || to === 'down') {
+        this.events.emit('suspect', { node: peer, health: to, from }, `${peer}: ${from} -> ${to}`, 'health');
+      } else if ((to === 'healthy' || to === 'slow') && (from === 'suspected' || from === 'down')) {
+        this.events.emit('recover', { node: peer, health: to, from }, `${peer}: ${from} -> ${to}`, 'health');
+      }
     }
     if (to === 'healthy' || to === 'slow') this.handoff.replay(peer);
   }

@@ -36,8 +36,11 @@ export interface DetectorOptions {
   breaker?: BreakerOptions;
   metrics?: Metrics;
   logger?: Logger;
-  /** Called when a peer's health class changes. */
-  onTransition?: (id: NodeId, from: PeerHealth, to: PeerHealth) => void;
+  /**
+   * Called when a peer's health class changes; `starting` when the peer has not answered this
+   * node yet (its unreachability so far, and its first answer, are a start-up, not a failure).
+   */
+  onTransition?: (id: NodeId, from: PeerHealth, to: PeerHealth, starting: boolean) => void;
   /** Hinted writes this node holds for a peer, told to it in the Ping answer. Default: none. */
   hintsHeldFor?: (id: NodeId) => number;
   /** Called with every successful heartbeat answer: how many hints the peer holds for this node. */
@@ -194,14 +197,17 @@ export class FailureDetector {
       // A peer that never answered was not healthy and then lost: it is still starting (the
       // nodes of a cluster start together). Its first refusals and its first answer are not
       // news; a peer that answered before and stops answering is.
+      let starting = false;
       if (unusable && !this.answered.has(id)) {
         this.notYetUp.add(id);
+        starting = true;
         log?.debug({ peer: id, to }, 'peer not answering yet');
       } else if (!unusable && this.notYetUp.delete(id)) {
+        starting = true;
         log?.debug({ peer: id, to }, 'peer answers');
       } else if (unusable) log?.warn({ peer: id, from, to }, 'peer health changed');
       else log?.info({ peer: id, from, to }, 'peer health changed');
-      this.opts.onTransition?.(id, from, to);
+      this.opts.onTransition?.(id, from, to, starting);
     }
   }
 }
