@@ -565,6 +565,10 @@ async function poll() {
     state.lastOk = now;
     render(snap, now);
     setConn('live', 'live');
+    // for tests: the snapshot the page shows now, so what it shows can be checked against the
+    // very /cluster answer it was drawn from
+    window.jincacheRendered = snap;
+    document.body.dataset.polls = String(Number(document.body.dataset.polls ?? 0) + 1);
   } catch (e) {
     const ago = state.lastOk ? ` · last update ${formatTime(state.lastOk)}` : '';
     setConn('down', `unreachable${ago}`);
