@@ -26,8 +26,9 @@ export interface ClusterEventMap {
   /** A migration record appeared or changed state (every node follows the records in etcd). */
   migration: { id: string; kind: string; state: string; change: string; fromVersion: number; toVersion: number };
   /**
-   * A rebalance plan was accepted (`automatic` when the leader's periodic check made it), or a
-   * sustained imbalance was detected (`moves` 0, `version` null).
+   * A rebalance plan was accepted: every node emits it when the plan's migration record appears
+   * (`automatic` when the leader's periodic check made it; `version` is the table it leads to).
+   * The leader also emits one when it detects a sustained imbalance (`moves` 0, `version` null).
    */
   rebalance: { strategy: string | null; moves: number; automatic: boolean; version: number | null };
   /** The elected leader changed. */

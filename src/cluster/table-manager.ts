@@ -16,6 +16,7 @@ import type { PartitionTable, PlacementOptions } from '../core/placement/table.t
 import { createTable, nextTable } from '../core/placement/table.ts';
 import type { Member, NodeInfo } from '../core/types.ts';
 import type { Disposer, Election, Registry, TableStore } from '../discovery/registry.ts';
+import type { RebalanceMeta } from './migration/record.ts';
 
 export interface TableManagerOptions {
   registry: Registry;
@@ -42,8 +43,8 @@ export type TableListener = (next: PartitionTable, prev: PartitionTable) => void
  */
 export interface TablePlanner {
   reconcile(inForce: PartitionTable): Promise<void>;
-  /** Move data for `target` (the next version of `inForce`) before committing it. */
-  propose?(inForce: PartitionTable, target: PartitionTable): Promise<boolean>;
+  /** Move data for `target` (the next version of `inForce`) before committing it; `meta` says which plan it carries out. */
+  propose?(inForce: PartitionTable, target: PartitionTable, meta?: RebalanceMeta): Promise<boolean>;
 }
 
 export class TableManager {
@@ -124,14 +125,14 @@ export class TableManager {
    * partitions (warm handoff); without one it is written at once. Returns false when nothing was
    * accepted (not the leader, the table moved on, another migration is open).
    */
-  propose(next: PartitionTable): Promise<boolean> {
+  propose(next: PartitionTable, meta?: RebalanceMeta): Promise<boolean> {
     let accepted = false;
     this.writing = this.writing.then(async () => {
       if (this.opts.election?.isLeader() !== true) return;
       const inForce = this.current;
       if (next.version !== inForce.version + 1) return;
       const planner = this.planner;
-      accepted = planner?.propose !== undefined ? await planner.propose(inForce, next) : await this.commit(inForce.version, next);
+      accepted = planner?.propose !== undefined ? await planner.propose(inForce, next, meta) : await this.commit(inForce.version, next);
     }).catch((e: unknown) => this.opts.logger?.warn({ err: e }, 'proposed table not accepted'));
     return this.writing.then(() => accepted);
   }

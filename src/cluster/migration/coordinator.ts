@@ -23,7 +23,7 @@ import { encodeTable, decodeTable, nextTable, type PartitionTable, type Placemen
 import type { Member, NodeId } from '../../core/types.ts';
 import type { TableManager, TablePlanner } from '../table-manager.ts';
 import { copyMoves, orphanedPartitions, sourceOf } from './plan.ts';
-import { isOpen, memberSig, type Migration, type MigrationDoc, type MigrationKind } from './record.ts';
+import { isOpen, memberSig, type Migration, type MigrationDoc, type MigrationKind, type RebalanceMeta } from './record.ts';
 import type { MigrationStore } from './store.ts';
 
 export interface CoordinatorOptions {
@@ -210,10 +210,10 @@ export class Coordinator implements TablePlanner {
    * writing it in force at once. `target` must be the next version of the table in force.
    * Returns false (nothing written) when another migration is open or the table moved on.
    */
-  async propose(inForce: PartitionTable, target: PartitionTable): Promise<boolean> {
+  async propose(inForce: PartitionTable, target: PartitionTable, meta?: RebalanceMeta): Promise<boolean> {
     if (target.version !== inForce.version + 1) return false;
     if (this.o.store.list().some((m) => isOpen(m.state) && m.kind !== 'repair')) return false;
-    await this.create('rebalance', inForce, target);
+    await this.create('rebalance', inForce, target, meta !== undefined ? { rebalance: meta } : {});
     return true;
   }
 

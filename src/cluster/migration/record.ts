@@ -61,6 +61,17 @@ export interface MigrationDoc {
   heldSig?: string;
   /** Why it ended (superseded by, failure reason). */
   reason?: string;
+  /** For kind `rebalance`: the plan it carries out (every node emits it as a 'rebalance' event). */
+  rebalance?: RebalanceMeta;
+}
+
+/** What a rebalance migration carries out. */
+export interface RebalanceMeta {
+  strategy: string;
+  /** the leader's periodic check made it (not POST /cluster/rebalance) */
+  automatic: boolean;
+  /** owner moves in the plan */
+  moves: number;
 }
 
 /** A parsed record: the doc plus its decoded tables. */

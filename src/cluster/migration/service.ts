@@ -236,6 +236,14 @@ export class Migrations {
       seen.set(m.id, m.state);
       if (first && !isOpen(m.state)) continue;
       const what = describeMigration(m);
+      const plan = m.rebalance;
+      if (m.kind === 'rebalance' && m.state === 'running' && plan !== undefined) {
+        this.opts.events.emit(
+          'rebalance',
+          { strategy: plan.strategy, moves: plan.moves, automatic: plan.automatic, version: m.targetTable.version },
+          `${plan.automatic ? 'automatic' : 'requested'} ${plan.strategy} rebalance: ${plan.moves} owners move (table v${m.targetTable.version} once copied)`,
+        );
+      }
       const view = viewOf(m, this.store.progress(m.id), false);
       const detail =
         m.state === 'running'
