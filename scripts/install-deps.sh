@@ -2,20 +2,25 @@
 # Install the external programs jincache's tests and tools need, from Debian packages, only when
 # their binaries are missing. Idempotent: a second run does nothing (and prints nothing).
 #
-#   scripts/install-deps.sh              # everything: etcd, redis, chromium
-#   scripts/install-deps.sh etcd         # a subset; any of: etcd redis chromium
+#   scripts/install-deps.sh              # everything: etcd, redis, chromium, netns, tls, python
+#   scripts/install-deps.sh etcd         # a subset; any of: etcd redis chromium netns tls python
+#
+# tls: `openssl` (the tests make their own CA and certificates) and `curl` (a real HTTPS client).
+# python: Debian's python3 with python3-redis (redis-py), run as /usr/bin/python3.
+# netns: what the namespaced test hosts (test/netns/) use: `ip` (iproute2) for namespaces and
+# veth pairs, `nft` (nftables) for the kernel's packet drops, `faketime` for one node's clock skew.
 #
 # Why apt: the machines only reach Debian mirrors and the npm registry, and the Debian builds are
 # the versions the measurements in ETCD-NOTES were taken with (etcd 3.4).
 set -eu
 
 usage() {
-  echo "usage: $0 [etcd|redis|chromium]..." >&2
+  echo "usage: $0 [etcd|redis|chromium|netns|tls|python]..." >&2
   exit 2
 }
 
 if [ "$#" -eq 0 ]; then
-  set -- etcd redis chromium
+  set -- etcd redis chromium netns tls python
 fi
 
 # Collect the packages whose binaries are missing.
@@ -33,9 +38,21 @@ for dep in "$@"; do
     chromium)
       [ -x /usr/bin/chromium ] || missing="$missing chromium"
       ;;
+    netns)
+      [ -x /usr/sbin/ip ] || [ -x /bin/ip ] || missing="$missing iproute2"
+      [ -x /usr/sbin/nft ] || missing="$missing nftables"
+      [ -x /usr/bin/faketime ] || missing="$missing faketime"
+      ;;
+    tls)
+      [ -x /usr/bin/openssl ] || missing="$missing openssl"
+      [ -x /usr/bin/curl ] || missing="$missing curl"
+      ;;
+    python)
+      { [ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import redis' 2>/dev/null; } || missing="$missing python3 python3-redis"
+      ;;
     -h|--help) usage ;;
     *)
-      echo "install-deps: unknown dependency '$dep' (expected etcd, redis or chromium)" >&2
+      echo "install-deps: unknown dependency '$dep' (expected etcd, redis, chromium, netns, tls or python)" >&2
       exit 2
       ;;
   esac
@@ -84,6 +101,9 @@ for dep in "$@"; do
     etcd) bins="/usr/bin/etcd /usr/bin/etcdctl" ;;
     redis) bins="/usr/bin/redis-server /usr/bin/redis-cli /usr/bin/redis-benchmark" ;;
     chromium) bins="/usr/bin/chromium" ;;
+    netns) bins="/usr/sbin/nft /usr/bin/faketime" ;;
+    tls) bins="/usr/bin/openssl /usr/bin/curl" ;;
+    python) bins="/usr/bin/python3" ;;
   esac
   for b in $bins; do
     if [ ! -x "$b" ]; then

@@ -5,6 +5,7 @@
  * the migration record; the elected leader acts on them. They go to etcd directly with `--etcd`,
  * otherwise through the node (its control route, or its peer route on older nodes).
  */
+import { nodeAuth, nodeRequest, refusal, type NodeAuthFlags, type NodeResponse } from './request.ts';
 import { createRequire } from 'node:module';
 import { createEtcdClient } from '../discovery/etcd-client.ts';
 import { EtcdMigrationStore } from '../cluster/migration/store.ts';
@@ -24,7 +25,7 @@ interface CliProgress {
 }
 const cliProgress = createRequire(import.meta.url)('cli-progress') as CliProgress;
 
-export interface MigrationsFlags {
+export interface MigrationsFlags extends NodeAuthFlags {
   node: string;
   json?: boolean;
   watch?: boolean;
@@ -38,14 +39,14 @@ export interface MigrationsFlags {
 
 async function fetchList(flags: MigrationsFlags): Promise<MigrationView[]> {
   const url = new URL('/cluster/migrations', flags.node);
-  let res: Response;
+  let res: NodeResponse;
   try {
-    res = await fetch(url, { signal: AbortSignal.timeout(5000) });
+    res = await nodeRequest(url, { timeoutMs: 5000, auth: nodeAuth(flags) });
   } catch (e) {
     throw new Error(`cannot reach ${url.origin}: ${(e as Error).message}`);
   }
-  if (!res.ok) throw new Error(`${url} answered ${res.status}`);
-  return ((await res.json()) as { migrations?: MigrationView[] }).migrations ?? [];
+  if (!res.ok) throw new Error(refusal(res, url));
+  return res.json<{ migrations?: MigrationView[] }>().migrations ?? [];
 }
 
 function fmtBytes(n: number): string {
@@ -149,10 +150,10 @@ export async function runMigrationAction(action: string, id: string, flags: Migr
 }
 
 async function viaNode(action: 'cancel' | 'rollback', id: string, flags: MigrationsFlags): Promise<MigrationView> {
-  const res = await fetch(new URL(`/cluster/migrations/${encodeURIComponent(id)}/${action}`, flags.node), { method: 'POST', signal: AbortSignal.timeout(10_000) });
-  const body = (await res.json()) as MigrationView & { error?: string; message?: string };
-  if (!res.ok) throw new Error(body.message ?? `${res.status}`);
-  return body;
+  const url = new URL(`/cluster/migrations/${encodeURIComponent(id)}/${action}`, flags.node);
+  const res = await nodeRequest(url, { method: 'POST', timeoutMs: 10_000, auth: nodeAuth(flags) });
+  if (!res.ok) throw new Error(refusal(res, url));
+  return res.json<MigrationView>();
 }
 
 async function viaEtcd(action: 'cancel' | 'rollback', id: string, flags: MigrationsFlags): Promise<MigrationView> {

@@ -59,6 +59,9 @@ export function buildProgram(): Command {
     .command('status')
     .description('print the nodes and their partitions')
     .option('--node <url>', 'any node\'s client API', 'http://127.0.0.1:9999')
+    .option('--user <name>', 'user to authenticate as (default: JINCACHE_USER, else "default")')
+    .option('--password <password>', 'password (default: the environment variable JINCACHE_PASSWORD)')
+    .option('--cacert <file>', 'CA certificate (PEM) the node\'s HTTPS certificate is signed by')
     .option('--json', 'machine-readable output')
     .action(async (opts) => {
       process.exitCode = await runStatus(opts);
@@ -68,6 +71,9 @@ export function buildProgram(): Command {
     .command('rebalance')
     .description('plan and apply a load rebalance (the elected leader also does this by itself)')
     .option('--node <url>', 'any node\'s client API', 'http://127.0.0.1:9999')
+    .option('--user <name>', 'user to authenticate as (default: JINCACHE_USER, else "default")')
+    .option('--password <password>', 'password (default: the environment variable JINCACHE_PASSWORD)')
+    .option('--cacert <file>', 'CA certificate (PEM) the node\'s HTTPS certificate is signed by')
     .option('--strategy <s>', 'minimal-disturbance | load-optimal | weight-adjustment (default: config rebalance.strategy)')
     .option('--dry-run', 'print the plan and change nothing')
     .option('--json', 'machine-readable output')
@@ -92,10 +98,13 @@ export function buildProgram(): Command {
     .command('migrations')
     .description('list data migrations with their progress; cancel or roll one back')
     .option('--node <url>', 'any node\'s client API', 'http://127.0.0.1:9999')
+    .option('--user <name>', 'user to authenticate as (default: JINCACHE_USER, else "default")')
+    .option('--password <password>', 'password (default: the environment variable JINCACHE_PASSWORD)')
+    .option('--cacert <file>', 'CA certificate (PEM) the node\'s HTTPS certificate is signed by')
     .option('--watch', 'live progress bars until Ctrl-C')
     .option('--until-done', 'with --watch: exit once no migration is open')
     .option('--json', 'machine-readable output')
-    .action(async (opts: { node: string; watch?: boolean; untilDone?: boolean; json?: boolean }) => {
+    .action(async (opts: { node: string; watch?: boolean; untilDone?: boolean; json?: boolean; user?: string; password?: string; cacert?: string }) => {
       process.exitCode = await runMigrations({ ...opts, prefix: '/jincache' });
     });
   for (const action of ['cancel', 'rollback'] as const) {
@@ -104,13 +113,17 @@ export function buildProgram(): Command {
       .description(action === 'cancel' ? 'stop a running migration within one batch (the previous table stays in force)' : 'restore the table before a migration, with no data lost')
       .argument('<id>', 'migration id (see `jincache migrations`)')
       .option('--node <url>', 'any node\'s client API (default http://127.0.0.1:9999)')
+      .option('--user <name>', 'user to authenticate as (default: JINCACHE_USER, else "default")')
+      .option('--password <password>', 'password (default: the environment variable JINCACHE_PASSWORD)')
+      .option('--cacert <file>', 'CA certificate (PEM) the node\'s HTTPS certificate is signed by')
       .option('--etcd <urls>', 'write the request to etcd directly, comma-separated endpoints', collectList)
       .option('--prefix <prefix>', 'etcd key prefix', '/jincache')
       .option('--json', 'machine-readable output')
-      .action(async (id: string, opts: { node?: string; etcd?: string[]; prefix: string; json?: boolean }) => {
-        // `--node` before or after the action name: commander gives it to whichever command parsed it
-        const node = opts.node ?? (migrations.opts() as { node: string }).node;
-        process.exitCode = await runMigrationAction(action, id, { ...opts, node, json: opts.json ?? (migrations.opts() as { json?: boolean }).json });
+      .action(async (id: string, opts: { node?: string; etcd?: string[]; prefix: string; json?: boolean; user?: string; password?: string; cacert?: string }) => {
+        // `--node` and the others before or after the action name: commander gives them to whichever command parsed them
+        const parent = migrations.opts() as { node: string; json?: boolean; user?: string; password?: string; cacert?: string };
+        const pick = <K extends 'user' | 'password' | 'cacert'>(k: K) => ((opts[k] ?? parent[k]) !== undefined ? { [k]: opts[k] ?? parent[k] } : {});
+        process.exitCode = await runMigrationAction(action, id, { ...opts, ...pick('user'), ...pick('password'), ...pick('cacert'), node: opts.node ?? parent.node, json: opts.json ?? parent.json });
       });
   }
 

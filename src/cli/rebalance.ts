@@ -3,10 +3,11 @@
  * unless --dry-run, apply) a rebalance, then print the plan: the moves and each node's expected
  * load before and after.
  */
+import { nodeAuth, nodeRequest, refusal, type NodeAuthFlags, type NodeResponse } from './request.ts';
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from './exit.ts';
 import { renderTable } from './status.ts';
 
-export interface RebalanceFlags {
+export interface RebalanceFlags extends NodeAuthFlags {
   node: string;
   strategy?: string;
   dryRun?: boolean;
@@ -53,23 +54,23 @@ export function formatPlan(a: Answer): string {
 
 export async function runRebalance(flags: RebalanceFlags): Promise<number> {
   const url = new URL('/cluster/rebalance', flags.node);
-  let res: Response;
+  let res: NodeResponse;
   try {
-    res = await fetch(url, {
+    res = await nodeRequest(url, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ ...(flags.strategy ? { strategy: flags.strategy } : {}), dryRun: flags.dryRun === true }),
-      signal: AbortSignal.timeout(30_000),
+      body: { ...(flags.strategy ? { strategy: flags.strategy } : {}), dryRun: flags.dryRun === true },
+      timeoutMs: 30_000,
+      auth: nodeAuth(flags),
     });
   } catch (e) {
     process.stderr.write(`jincache rebalance: cannot reach ${url.origin}: ${(e as Error).message}\n`);
     return EXIT_FAILURE;
   }
-  const body = (await res.json().catch(() => ({}))) as Answer & { error?: string; message?: string };
   if (!res.ok) {
-    process.stderr.write(`jincache rebalance: ${body.message ?? `node answered ${res.status}`}\n`);
+    process.stderr.write(`jincache rebalance: ${refusal(res, url)}\n`);
     return res.status === 400 ? EXIT_USAGE : EXIT_FAILURE;
   }
+  const body = res.json<Answer>();
   process.stdout.write(flags.json ? `${JSON.stringify(body, null, 2)}\n` : formatPlan(body));
   return EXIT_OK;
 }

@@ -36,6 +36,9 @@ export function flagOverrides(f: ServeFlags): Record<string, Record<string, unkn
   set('cluster', 'peers', f.peers);
   set('cluster', 'secret', f.secret);
   set('log', 'level', f.logLevel);
+  // secrets from the environment rather than the command line, where `ps` shows them
+  set('auth', 'requirepass', process.env.JINCACHE_PASSWORD || undefined);
+  if (f.secret === undefined) set('cluster', 'secret', process.env.JINCACHE_CLUSTER_SECRET || undefined);
   return o;
 }
 
@@ -50,7 +53,14 @@ export async function runServe(flags: ServeFlags): Promise<number> {
     }
     throw e;
   }
-  const node = new JincacheNode({ config });
+  let node: JincacheNode;
+  try {
+    node = new JincacheNode({ config });
+  } catch (e) {
+    // a setting that cannot work (no password on a public address, an unreadable password file)
+    process.stderr.write(`jincache: ${(e as Error).message}\n`);
+    return EXIT_USAGE;
+  }
   // Listening from before the start: the nodes of a local cluster start together, and a Ctrl-C
   // that comes while this one is still starting lets the start finish, then leaves gracefully.
   // One Ctrl-C may arrive more than once (the terminal's SIGINT reaches the whole process group,
@@ -67,6 +77,14 @@ export async function runServe(flags: ServeFlags): Promise<number> {
         process.exit(signalExitCode(signal));
       },
     });
+  });
+  // SIGHUP: renewed certificates, without dropping connections
+  process.on('SIGHUP', () => {
+    try {
+      node.reloadCertificates();
+    } catch (e) {
+      node.logger.warn({ err: (e as Error).message }, 'certificates not reloaded; the previous ones stay in use');
+    }
   });
   starting = node.start();
   try {

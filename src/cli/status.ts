@@ -1,6 +1,8 @@
 import { EXIT_FAILURE, EXIT_OK } from './exit.ts';
 
-export interface StatusFlags {
+import { nodeAuth, nodeRequest, refusal, type NodeAuthFlags, type NodeResponse } from './request.ts';
+
+export interface StatusFlags extends NodeAuthFlags {
   node: string;
   json?: boolean;
 }
@@ -28,16 +30,16 @@ interface ClusterInfo {
 }
 
 /** Fetch a node's /cluster summary; throws with a readable message when unreachable. */
-export async function fetchCluster(node: string): Promise<ClusterInfo> {
+export async function fetchCluster(node: string, auth: NodeAuthFlags = {}): Promise<ClusterInfo> {
   const url = new URL('/cluster', node);
-  let res: Response;
+  let res: NodeResponse;
   try {
-    res = await fetch(url, { signal: AbortSignal.timeout(5000) });
+    res = await nodeRequest(url, { timeoutMs: 5000, auth: nodeAuth(auth) });
   } catch (e) {
-    throw new Error(`cannot reach ${url.origin}: ${(e as Error).cause instanceof Error ? ((e as Error).cause as Error).message : (e as Error).message}`);
+    throw new Error(`cannot reach ${url.origin}: ${(e as Error).message}`);
   }
-  if (!res.ok) throw new Error(`${url} answered ${res.status}`);
-  return (await res.json()) as ClusterInfo;
+  if (!res.ok) throw new Error(refusal(res, url));
+  return res.json<ClusterInfo>();
 }
 
 /** Render rows as an aligned text table. */
@@ -70,7 +72,7 @@ export function formatStatus(info: ClusterInfo): string {
 export async function runStatus(flags: StatusFlags): Promise<number> {
   let info: ClusterInfo;
   try {
-    info = await fetchCluster(flags.node);
+    info = await fetchCluster(flags.node, flags);
   } catch (e) {
     process.stderr.write(`jincache status: ${(e as Error).message}\n`);
     return EXIT_FAILURE;

@@ -1,9 +1,9 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { partitionOf } from '../core/placement/hash.ts';
+import { partitionOf, slotOf, slotOfBytes } from '../core/placement/hash.ts';
 import { createTable, encodeTable, decodeTable } from '../core/placement/table.ts';
 import { isJincacheClientError } from './errors.ts';
-import { candidates, isHttpBase, parseClusterInfo, routingFromCluster, withFullTable } from './routing.ts';
+import { candidates, isHttpBase, parseClusterInfo, partitionFor, routingFromCluster, withFullTable } from './routing.ts';
 
 const P = 16;
 
@@ -26,6 +26,19 @@ function keyIn(partition: number): string {
   throw new Error('no key found');
 }
 
+describe('partitionFor', () => {
+  test('routes by the hash slot of the key\'s UTF-8 bytes, as the nodes place it', () => {
+    const rt = routingFromCluster(parseClusterInfo(clusterBody()));
+    for (const key of ['foo', '{user1000}.following', 'ключ', 'é', '😀{tag}x']) {
+      const slot = slotOfBytes(Buffer.from(key, 'utf8'));
+      assert.equal(partitionFor(rt, key), Math.floor((slot * P) / 16384), key);
+    }
+    assert.equal(partitionFor(rt, 'foo'), partitionOf('foo', P));
+    assert.equal(slotOf('foo'), 12182);
+    assert.equal(partitionFor(rt, '{a}1'), partitionFor(rt, '{a}2'));
+  });
+});
+
 describe('parseClusterInfo', () => {
   test('accepts a node answer and keeps extra fields', () => {
     const info = parseClusterInfo(clusterBody());
@@ -37,6 +50,7 @@ describe('parseClusterInfo', () => {
     const cases: Array<[(b: Record<string, any>) => void, RegExp]> = [
       [(b) => (b.ringVersion = 'x'), /ringVersion/],
       [(b) => (b.partitionCount = 0), /partitionCount/],
+      [(b) => (b.partitionCount = 12), /partitionCount must be a divisor of 16384, got 12/],
       [(b) => (b.nodes = {}), /nodes must be an array/],
       [(b) => (b.nodes[1].apiAddress = 'ftp://x'), /nodes\[1\]\.apiAddress/],
       [(b) => (b.nodes[0].id = ''), /nodes\[0\]\.id/],

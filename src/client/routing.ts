@@ -7,7 +7,7 @@
  * failover tries a replica before an arbitrary node.
  */
 import { keyFromText } from '../core/keys.ts';
-import { partitionOf } from '../core/placement/hash.ts';
+import { isPartitionCount, partitionOf } from '../core/placement/hash.ts';
 import type { PartitionTable } from '../core/placement/table.ts';
 import { JincacheClientError } from './errors.ts';
 
@@ -62,7 +62,7 @@ export function parseClusterInfo(body: unknown): ClusterInfo {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) bad('expected a JSON object');
   const o = body as Record<string, unknown>;
   if (!isCount(o.ringVersion, 0)) bad(`ringVersion must be an integer >= 0, got ${short(o.ringVersion)}`);
-  if (!isCount(o.partitionCount, 1)) bad(`partitionCount must be an integer >= 1, got ${short(o.partitionCount)}`);
+  if (!isPartitionCount(o.partitionCount)) bad(`partitionCount must be a divisor of 16384, got ${short(o.partitionCount)}`);
   if (!Array.isArray(o.nodes)) bad('nodes must be an array');
   for (const [i, n] of (o.nodes as unknown[]).entries()) {
     const node = n as Record<string, unknown> | null;
@@ -98,9 +98,11 @@ export function withFullTable(rt: RoutingTable, table: PartitionTable): RoutingT
   return { ...rt, holders: table.assignments, hasBackups: true };
 }
 
-/** The partition of `key` under `rt`, as every node computes it. */
+/**
+ * The partition of `key` under `rt`, as every node computes it: the partition of the hash slot of
+ * the key's UTF-8 bytes (the HTTP API's keys are text; a node hashes their bytes, SPEC §2).
+ */
 export function partitionFor(rt: RoutingTable, key: string): number {
-  // the node hashes a key's UTF-8 bytes (src/core/keys.ts)
   return partitionOf(keyFromText(key), rt.partitionCount);
 }
 

@@ -254,8 +254,9 @@ export class HintedHandoff {
   private readonly incoming = new Map<NodeId, { left: number; at: number }>();
   // hints each peer said (in its last heartbeat answer) it holds for this node
   private readonly heldForMe = new Map<NodeId, { hints: number; at: number }>();
-  // when each peer last answered a heartbeat
+  // when each peer last answered a heartbeat, and the table version it answered with
   private readonly answeredAt = new Map<NodeId, number>();
+  private readonly answeredTable = new Map<NodeId, number>();
 
   constructor(opts: HintedHandoffOptions) {
     this.opts = opts;
@@ -304,10 +305,11 @@ export class HintedHandoff {
     return this.hintsIncoming() || this.heldFor(partition);
   }
 
-  /** A heartbeat answer from `peer`: it holds `hints` hinted writes for this node. */
-  noteHeld(peer: NodeId, hints: number): void {
+  /** A heartbeat answer from `peer`: it holds `hints` hinted writes for this node, and routes by table `table`. */
+  noteHeld(peer: NodeId, hints: number, table = 0): void {
     const now = Date.now();
     this.answeredAt.set(peer, now);
+    this.answeredTable.set(peer, table);
     if (hints > 0) this.heldForMe.set(peer, { hints, at: now });
     else this.heldForMe.delete(peer);
   }
@@ -322,6 +324,25 @@ export class HintedHandoff {
       if ((this.answeredAt.get(m.id) ?? 0) <= t || this.heldForMe.has(m.id)) return false;
     }
     return !this.hintsIncoming();
+  }
+
+  /**
+   * A majority of the members (this node counted) answered a heartbeat after `t` routing by table
+   * `mine` or an older one, and none answered with a newer one: no table change committed since
+   * `t` has reached them. A node that cannot reach etcd confirms its table this way (trust.ts);
+   * during an outage of etcd itself no table can change.
+   */
+  tableAgreedSince(t: number, mine: number): boolean {
+    const members = this.opts.members.list();
+    let agree = 1;
+    for (const m of members) {
+      if (m.id === this.opts.self) continue;
+      const at = this.answeredAt.get(m.id) ?? 0;
+      const table = this.answeredTable.get(m.id) ?? 0;
+      if (table > mine) return false;
+      if (at > t) agree++;
+    }
+    return agree > members.length / 2;
   }
 
   /** GET /cluster: hints held per peer, and what this node knows of hints meant for it. */

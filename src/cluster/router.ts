@@ -17,8 +17,8 @@
  * unusable ones (hinted handoff). A write sent to another node carries its *fence*, the message
  * deadline: the coordinator never applies it at or after that time. A sender that gives up on an
  * attempt at time t sent it with fence t, so a write stuck in a paused or partitioned node cannot
- * be applied later with a version newer than a write acknowledged after it; that is what makes it
- * safe to retry a write at another holder.
+ * be applied later with a version newer than a write acknowledged after it. A write is sent to
+ * another holder only when its attempt surely never arrived.
  *
  * Every message carries the version of the table its sender routed by. A receiver with a newer
  * table corrects an older sender: a read that reached a node no longer holding the key is routed
@@ -28,17 +28,19 @@
 import { holdersOf, type PartitionTable } from '../core/placement/table.ts';
 import type { Clock, NodeId } from '../core/types.ts';
 import { JincacheError, isJincacheError } from '../core/errors.ts';
-import { compareWrites } from '../core/version.ts';
+import { LOGICAL_BITS, compareWrites } from '../core/version.ts';
 import { NO_EXPIRY, type WriteOp, type WriteResult } from '../cache/ops.ts';
 import type { WireRecord } from '../peer/codec.ts';
-import { Count, Read, Record, Replicate, Write, type ReadAnswer, type RecordAnswer } from '../peer/messages.ts';
+import { Count, Exec, Flush, Read, Record, Replicate, Scan, Write, type ExecRequest, type ReadAnswer, type RecordAnswer, type ScanRequest } from '../peer/messages.ts';
+import type { Engine } from '../cache/engine/types.ts';
+import type { Reply } from '../cache/reply.ts';
 import type { MessageMeta } from '../peer/protocol.ts';
 import type { PeerServer } from '../peer/server.ts';
 import { readOrder, replicaPlan, writeOrder } from './health/failover.ts';
 import { notDelivered } from './health/errors.ts';
 import { isPeerFailure, withRetry } from './health/breakers.ts';
 import type { GetResult, KvService, PutOptions, RequestOptions } from './kv.ts';
-import type { LocalData } from './local-data.ts';
+import type { LocalData, VersionBounds } from './local-data.ts';
 import type { Peers } from './peers.ts';
 
 /** Longest a peer request waits for this node to receive the newer table its sender routed by. */
@@ -113,8 +115,16 @@ export interface RouterOptions {
    * table found behind, until it has confirmed the table and caught up)? Default: always.
    */
   selfTrusted?: () => boolean;
-  /** Stop trusting this node's own copy (a peer routed by a table this node has not received). Default: nothing. */
-  distrust?: (reason: string) => void;
+  /**
+   * A peer routed by table `version`, newer than this node's: wait up to `waitMs` for it, and if
+   * it does not come and is really in force, stop trusting this node's own copy (trust.ts
+   * SelfTrust.tableSeen). Default: nothing.
+   */
+  tableSeen?: (version: number, waitMs: number) => Promise<void>;
+  /** The command engine Exec runs (cache/engine). Default: none (Exec is refused). */
+  engine?: Engine;
+  /** cache.max_value_bytes, for the engine's size checks. Default 512 MiB. */
+  maxValueBytes?: () => number;
 }
 
 /** What a newest-copy read found (see Router.newestRead). */
@@ -123,6 +133,12 @@ type NewestRead = { kind: 'answer'; value: GetResult | null } | { kind: 'none' }
 const NOTHING: readonly NodeId[] = Object.freeze([]);
 const NO_MOVES: Moves = { extraReplicas: () => NOTHING, previousHolders: () => NOTHING };
 const NO_MIRRORS: Mirrors = { get: () => undefined, waits: () => false, beforeWrite: async () => {} };
+
+/**
+ * How far a coordinator's clock may run ahead of the sender's before a write forwarded to it with
+ * a version ceiling is refused (and retried at the next holder): see Router.write.
+ */
+export const CLOCK_SLACK_MS = 1000;
 
 export class Router implements KvService {
   readonly defaultGroup: string;
@@ -133,6 +149,8 @@ export class Router implements KvService {
   private readonly freshness: CopyFreshness;
   private readonly joining: (id: NodeId) => boolean;
   private readonly local: LocalData;
+  private readonly engine: Engine | undefined;
+  private readonly maxValueBytes: () => number;
   private readonly peers: Peers;
   private readonly hint: (peer: NodeId, records: readonly WireRecord[]) => void;
   private readonly settings: RouterSettings;
@@ -141,7 +159,7 @@ export class Router implements KvService {
   private readonly mirrors: Mirrors;
   private readonly onReplicationFailure: RouterOptions['onReplicationFailure'];
   private readonly selfTrusted: () => boolean;
-  private readonly distrust: (reason: string) => void;
+  private readonly tableSeen: (version: number, waitMs: number) => Promise<void>;
   /** Peer requests this node answered for a sender whose table was older (re-routed reads, forwarded replicas, refused record reads). */
   staleRoutes = 0;
 
@@ -154,6 +172,8 @@ export class Router implements KvService {
     this.freshness = opts.freshness;
     this.joining = opts.joining;
     this.local = opts.local;
+    this.engine = opts.engine;
+    this.maxValueBytes = opts.maxValueBytes ?? (() => 512 * 1024 * 1024);
     this.peers = opts.peers;
     this.hint = opts.hint;
     this.settings = opts.settings;
@@ -162,13 +182,16 @@ export class Router implements KvService {
     this.mirrors = opts.mirrors ?? NO_MIRRORS;
     this.onReplicationFailure = opts.onReplicationFailure;
     this.selfTrusted = opts.selfTrusted ?? (() => true);
-    this.distrust = opts.distrust ?? (() => {});
+    this.tableSeen = opts.tableSeen ?? (async () => {});
     const server = opts.server;
     server.handle(Read, (req, meta) => this.serveRead(req.group, req.key, meta));
-    server.handle(Record, (req, meta) => this.serveRecord(req.group, req.key, meta));
-    server.handle(Write, (req, meta) => this.serveWrite(req.group, req.key, req.op, meta));
+    server.handle(Record, (req, meta) => this.serveRecord(req.group, req.key, req.doubtful === true, meta));
+    server.handle(Write, (req, meta) => this.serveWrite(req.group, req.key, req.op, { ...(req.above !== undefined ? { above: req.above } : {}), ...(req.below !== undefined ? { below: req.below } : {}) }, meta));
     server.handle(Replicate, (records, meta) => this.serveReplicate(records, meta));
     server.handle(Count, (req) => ({ count: this.countOwned(req.group) }));
+    server.handle(Exec, (req, meta) => this.serveExec(req, meta));
+    server.handle(Scan, (req) => this.serveScan(req));
+    server.handle(Flush, (req) => ({ dropped: this.local.flush(req.group, req.version).dropped }));
   }
 
   /** The owner of a key's partition under the current table. */
@@ -247,7 +270,7 @@ export class Router implements KvService {
 
   private async readFrom(id: NodeId, group: string, key: string, deadline: number): Promise<GetResult | null> {
     const a = await this.peers.call(Read, id, { group, key }, deadline);
-    return a.found ? { value: a.value, source: a.source, expiresAt: a.expiresAt } : null;
+    return a.found ? { value: a.value, source: a.source, expiresAt: a.expiresAt, ...(a.type !== undefined ? { type: a.type } : {}) } : null;
   }
 
   /**
@@ -311,12 +334,18 @@ export class Router implements KvService {
 
   /**
    * A read this node would serve from its own copy while it does not trust it (trust.ts): the
-   * newest copy among the other holders answers, or the origin when none has the key. When none
-   * of them can be asked, the read fails (NOT_SERVING, retryable): never an old value.
+   * newest copy among the other holders answers, or the origin when none has the key. When some
+   * of them do not trust their copies either (every node paused at once), the newest of *every*
+   * holder's copy answers, this node's included: a write acknowledged by any holder is in one of
+   * them. When a holder cannot be asked, the read fails (NOT_SERVING, retryable): never an old value.
    */
   private async fromOthers(group: string, key: string, partition: number, deadline: number): Promise<GetResult | null> {
-    const others = holdersOf(this.tables.table(), partition).filter((id) => id !== this.self && this.usable(id));
-    const newest = others.length === 0 ? ({ kind: 'failed' } as const) : await this.newestRead(group, key, others, deadline);
+    const holders = holdersOf(this.tables.table(), partition);
+    const others = holders.filter((id) => id !== this.self && this.usable(id));
+    let newest: NewestRead = others.length === 0 ? { kind: 'failed' } : await this.newestRead(group, key, others, deadline);
+    if (newest.kind === 'failed' && holders.every((id) => id === this.self || this.usable(id)) && holders.includes(this.self)) {
+      newest = await this.newestRead(group, key, holders, deadline, false, true);
+    }
     if (newest.kind === 'answer') return newest.value;
     if (newest.kind === 'none') return this.load(group, key, deadline);
     throw new JincacheError('NOT_SERVING', `this node is recovering after a pause and no other holder of "${key}" answered; retry shortly`);
@@ -327,11 +356,11 @@ export class Router implements KvService {
    * holders with an older copy get the newest through the hint queue (read repair). Not an
    * answer when a holder failed ('failed'), or when no holder has anything and the group's
    * loader may know ('none'). `bestEffort`: a holder that fails is left out instead (the caller
-   * has nobody better to ask).
+   * has nobody better to ask). `doubtful`: holders answer even when they do not trust their copy.
    */
-  private async newestRead(group: string, key: string, holders: readonly NodeId[], deadline: number, bestEffort = false): Promise<NewestRead> {
+  private async newestRead(group: string, key: string, holders: readonly NodeId[], deadline: number, bestEffort = false, doubtful = false): Promise<NewestRead> {
     const targets = holders.filter((id) => this.usable(id));
-    const answers = await Promise.allSettled(targets.map((id) => (id === this.self ? Promise.resolve(this.local.record(group, key) ?? null) : this.fetchRecord(id, group, key, deadline))));
+    const answers = await Promise.allSettled(targets.map((id) => (id === this.self ? Promise.resolve(this.local.record(group, key) ?? null) : this.fetchRecord(id, group, key, deadline, doubtful))));
     let best: WireRecord | undefined;
     let failed = false;
     for (const a of answers) {
@@ -349,12 +378,12 @@ export class Router implements KvService {
     if (failed) return { kind: 'failed' };
     const loader = this.local.group(group).loader !== undefined;
     if (best === undefined || best.value === null || (best.expiresAt > 0 && best.expiresAt <= this.clock.now())) return loader ? { kind: 'none' } : { kind: 'answer', value: null };
-    return { kind: 'answer', value: { value: best.value, source: 'hit', expiresAt: best.expiresAt } };
+    return { kind: 'answer', value: { value: best.value, source: 'hit', expiresAt: best.expiresAt, ...(best.type !== undefined ? { type: best.type } : {}) } };
   }
 
   /** A holder's own copy; a holder that no longer holds the key under a newer table fails the read (its copy may lack writes). */
-  private async fetchRecord(id: NodeId, group: string, key: string, deadline: number): Promise<WireRecord | null> {
-    const a = await this.peers.call(Record, id, { group, key }, deadline);
+  private async fetchRecord(id: NodeId, group: string, key: string, deadline: number, doubtful = false): Promise<WireRecord | null> {
+    const a = await this.peers.call(Record, id, doubtful ? { group, key, doubtful } : { group, key }, deadline);
     if (a.kind === 'misdirected') throw new JincacheError('PEER_UNAVAILABLE', `${id} no longer holds the key under its newer partition table`);
     return a.kind === 'record' ? a.record : null;
   }
@@ -375,12 +404,12 @@ export class Router implements KvService {
       this.local.group(group);
       got = await this.getAsHolder(group, key, meta.deadline, false);
     }
-    return got === null ? { found: false } : { found: true, value: got.value, expiresAt: got.expiresAt, source: got.source === 'load' ? 'load' : 'hit' };
+    return got === null ? { found: false } : { found: true, value: got.value, expiresAt: got.expiresAt, source: got.source === 'load' ? 'load' : 'hit', ...(got.type !== undefined ? { type: got.type } : {}) };
   }
 
   /** Record: this node's own copy, or misdirected when the sender's older table sent it to a node that no longer holds the key. */
-  private serveRecord(group: string, key: string, meta: MessageMeta): RecordAnswer {
-    if (!this.selfTrusted()) throw new JincacheError('NOT_SERVING', 'this node is recovering after a pause: its copy may lack writes');
+  private serveRecord(group: string, key: string, doubtful: boolean, meta: MessageMeta): RecordAnswer {
+    if (!doubtful && !this.selfTrusted()) throw new JincacheError('NOT_SERVING', 'this node is recovering after a pause: its copy may lack writes');
     if (meta.table !== undefined && meta.table < this.tables.table().version && !this.holders(key).includes(this.self)) {
       this.staleRoutes++;
       return { kind: 'misdirected' };
@@ -423,9 +452,19 @@ export class Router implements KvService {
 
   /**
    * Send a write to its coordinator: the first usable holder (not one catching up while another
-   * can), and on a failed attempt the next one. Unconditional sets and deletes are retried after
-   * a timeout (the fence makes a late copy harmless and the value is the same); conditional
-   * writes and expires only when the attempt surely never arrived (refused, breaker open).
+   * can), and on a failed attempt the next one. Conditional writes and expires are retried only
+   * when the attempt surely never arrived (refused, breaker open, NOT_SERVING); unconditional
+   * sets and deletes also after a timeout (a paused or cut-off coordinator), in version order:
+   *
+   * An attempt that timed out may have been applied, and its replication may not have reached the
+   * next coordinator; if that one's clock is behind, the retry would get an older version than the
+   * lost attempt, and writes acknowledged after the retry could lose to it when the first copy
+   * resurfaces (found by the chaos checker under packet loss). So an attempt that may be followed
+   * by another carries a version ceiling (`below`: this node's clock at the attempt's deadline
+   * plus CLOCK_SLACK_MS; a coordinator that would exceed it applies nothing and refuses), and the
+   * next attempt carries it as a floor (`above`): the retry outranks whatever the earlier attempt
+   * did. The last attempt has no ceiling, so a key whose version is ahead of this node's clock
+   * can still be written.
    */
   async write(group: string, key: string, op: WriteOp, opts: RequestOptions = {}): Promise<WriteResult> {
     this.local.group(group);
@@ -435,13 +474,21 @@ export class Router implements KvService {
     const order = writeOrder(this.holders(key), { usable: this.usable, behind });
     if (order[0] === this.self) return this.coordinate(group, key, op, deadline);
     const idempotent = (op.op === 'set' && op.cond === undefined) || op.op === 'del';
+    const maxRetries = this.settings.maxRetries(group);
+    let floor = 0;
     return withRetry(
       (n) => {
         const target = order[n % order.length]!;
-        if (target === this.self) return this.coordinate(group, key, op, deadline);
-        return this.peers.call(Write, target, { group, key, op }, attemptDeadline(deadline, n, order.length, this.clock.now()));
+        const until = target === this.self ? deadline : attemptDeadline(deadline, n, order.length, this.clock.now());
+        const bounds: VersionBounds = floor > 0 ? { above: floor } : {};
+        if (idempotent && n < maxRetries && until < deadline) {
+          bounds.below = (until + CLOCK_SLACK_MS) * LOGICAL_BITS;
+          floor = Math.max(floor, bounds.below);
+        }
+        if (target === this.self) return this.coordinate(group, key, op, deadline, bounds);
+        return this.peers.call(Write, target, { group, key, op, ...bounds }, until);
       },
-      { maxRetries: this.settings.maxRetries(group), deadline, retryable: (e) => (idempotent ? isPeerFailure(e) : notDelivered(e)) },
+      { maxRetries, deadline, retryable: idempotent ? (e) => isPeerFailure(e) || notDelivered(e) : notDelivered },
     );
   }
 
@@ -450,14 +497,14 @@ export class Router implements KvService {
    * applied at or after this time (its sender has given up by then); it is also the
    * replication deadline.
    */
-  private async coordinate(group: string, key: string, op: WriteOp, fence: number): Promise<WriteResult> {
+  private async coordinate(group: string, key: string, op: WriteOp, fence: number, bounds?: VersionBounds): Promise<WriteResult> {
     // one synchronous block from the fence check to the apply: nothing can run in between
     if (this.clock.now() >= fence) throw new JincacheError('TIMEOUT', `write of "${key}" arrived after its deadline; not applied`);
     // a write decided on a copy that may lack writes (a condition, an expiry) waits for the recovery
     if (!(op.op === 'set' && op.cond === undefined) && op.op !== 'del' && !this.selfTrusted()) {
       throw new JincacheError('NOT_SERVING', `this node is recovering after a pause; the write of "${key}" was not applied`);
     }
-    const out = this.local.write(group, key, op);
+    const out = this.local.write(group, key, op, bounds);
     if (out.record === undefined) return out.result;
     // keep a quarter of the time left for the answer to travel back: a backup that has not
     // confirmed by then gets a hint instead, so a hung backup cannot time the whole write out
@@ -467,12 +514,12 @@ export class Router implements KvService {
   }
 
   /** Write: coordinate a write another node sent here. A sender with a newer table chose this node by it: wait briefly for that table. */
-  private async serveWrite(group: string, key: string, op: WriteOp, meta: MessageMeta): Promise<WriteResult> {
+  private async serveWrite(group: string, key: string, op: WriteOp, bounds: VersionBounds, meta: MessageMeta): Promise<WriteResult> {
     this.local.group(group);
     if (meta.table !== undefined) await this.awaitTable(meta.table, meta.deadline);
     // the sender may take it elsewhere: a refusal here applied nothing
     if (!this.selfTrusted()) throw new JincacheError('NOT_SERVING', `this node is recovering after a pause; the write of "${key}" was not applied`);
-    return this.coordinate(group, key, op, meta.deadline);
+    return this.coordinate(group, key, op, meta.deadline, bounds);
   }
 
   /**
@@ -542,9 +589,107 @@ export class Router implements KvService {
   /** Wait (briefly) for the newer table a sender routed by; still behind after that: this node's table lags, it stops trusting its copy. */
   private async awaitTable(version: number, deadline: number): Promise<void> {
     if (version <= this.tables.table().version) return;
-    const wait = Math.min(TABLE_WAIT_MS, deadline - this.clock.now() - 1);
-    if (wait > 0 && (await this.tables.reached(version, wait))) return;
-    this.distrust(`a peer routed by table v${version}; this node has v${this.tables.table().version}`);
+    await this.tableSeen(version, Math.max(0, Math.min(TABLE_WAIT_MS, deadline - this.clock.now() - 1)));
+  }
+
+  // ---- commands at the coordinator (Exec) --------------------------------------------------
+
+  /**
+   * Run Redis commands on one hash slot at its coordinator (cache/engine): INCR, HSET, GETSET,
+   * RENAME, a MULTI/EXEC transaction. The coordinator is chosen as for a write (the first usable
+   * holder that trusts its copy); the commands run there atomically, and what they change is
+   * versioned, applied and replicated before the reply comes back. Read-only commands run there
+   * too, so they see every write the coordinator acknowledged. Retried at the next holder only
+   * when the attempt surely never arrived: a command may not be idempotent (INCR).
+   */
+  async exec(group: string, req: Omit<ExecRequest, 'group'>, opts: RequestOptions = {}): Promise<Reply> {
+    this.local.group(group);
+    const deadline = this.deadline(group, opts);
+    const behind = (id: NodeId): boolean => this.joining(id) || (id === this.self && !this.selfTrusted());
+    const order = writeOrder(this.holders(req.key), { usable: this.usable, behind });
+    const full: ExecRequest = { group, ...req };
+    if (order[0] === this.self) return this.coordinateExec(full, deadline);
+    return withRetry(
+      (n) => {
+        const target = order[n % order.length]!;
+        if (target === this.self) return this.coordinateExec(full, deadline);
+        return this.peers.call(Exec, target, full, attemptDeadline(deadline, n, order.length, this.clock.now()));
+      },
+      { maxRetries: this.settings.maxRetries(group), deadline, retryable: notDelivered },
+    );
+  }
+
+  private async serveExec(req: ExecRequest, meta: MessageMeta): Promise<Reply> {
+    this.local.group(req.group);
+    if (meta.table !== undefined) await this.awaitTable(meta.table, meta.deadline);
+    return this.coordinateExec(req, meta.deadline);
+  }
+
+  private async coordinateExec(req: ExecRequest, fence: number): Promise<Reply> {
+    const engine = this.engine;
+    if (engine === undefined && req.commands.length > 0) throw new JincacheError('BAD_REQUEST', 'this node runs no command engine');
+    // a command reads before it writes: it must run on a copy that lacks nothing
+    if (!this.selfTrusted()) throw new JincacheError('NOT_SERVING', `this node is recovering after a pause; the command on "${req.key}" was not run`);
+    await this.local.prepare(req.group, req.keys);
+    // one synchronous block from the fence check to the apply: nothing can run in between
+    if (this.clock.now() >= fence) throw new JincacheError('TIMEOUT', `the command on "${req.key}" arrived after its deadline; not run`);
+    const ctx = { now: this.clock.now(), maxValueBytes: this.maxValueBytes() };
+    const out = this.local.execute(req.group, (view) => {
+      // no command: the versions of `keys` as they are now (WATCH)
+      if (!req.transaction && req.commands.length === 0) return { reply: { type: 'array', items: req.keys.map((k) => ({ type: 'integer', value: view.get(k)?.version ?? 0 })) }, changes: [] };
+      return req.transaction ? engine!.executeTransaction(req.commands, view, ctx, req.watched) : engine!.execute(req.commands[0]!, view, ctx);
+    });
+    if (out.records.length > 0) {
+      const now = this.clock.now();
+      await this.replicate(req.key, out.records, now + Math.max(1, Math.floor(((fence - now) * 3) / 4)));
+    }
+    return out.reply;
+  }
+
+  // ---- the keyspace -------------------------------------------------------------------------
+
+  /**
+   * A page of one partition's live keys (SCAN, KEYS, RANDOMKEY), from a holder that trusts its
+   * copy: this node when it is one, else the others in read order. The cursor is the store's
+   * (GroupStore.scanPartition): the same order on every node, so a walk survives a move.
+   */
+  async scanPage(group: string, req: Omit<ScanRequest, 'group'>, opts: RequestOptions = {}): Promise<{ cursor: number; keys: string[] }> {
+    this.local.group(group);
+    const deadline = this.deadline(group, opts);
+    const holders = holdersOf(this.tables.table(), req.partition);
+    const full: ScanRequest = { group, ...req };
+    if (holders.includes(this.self) && this.selfTrusted()) return this.serveScan(full);
+    const order = readOrder(holders.filter((id) => id !== this.self), { usable: this.usable, onProbation: () => false });
+    if (order.length === 0) throw new JincacheError('NOT_SERVING', `no holder of partition ${req.partition} can be asked`);
+    return withRetry(
+      (n) => this.peers.call(Scan, order[n % order.length]!, full, attemptDeadline(deadline, n, order.length, this.clock.now())),
+      { maxRetries: this.settings.maxRetries(group), deadline },
+    );
+  }
+
+  /** The table's partition count (SCAN cursors walk partitions in order). */
+  partitionCount(): number {
+    return this.tables.table().partitionCount;
+  }
+
+  private serveScan(req: ScanRequest): { cursor: number; keys: string[] } {
+    if (!this.selfTrusted()) throw new JincacheError('NOT_SERVING', 'this node is recovering after a pause: its copy may lack writes');
+    return this.local.scan(req.group, req.partition, req.cursor, req.count, req.type, req.match);
+  }
+
+  /**
+   * FLUSHALL: every member drops the group's entries and refuses writes at or under one version
+   * from now on (the flush floor), so nothing flushed comes back by replication, hints or
+   * migration. Fails (the flush may be partial; run it again) unless every member confirmed.
+   */
+  async flush(group: string, opts: RequestOptions = {}): Promise<number> {
+    this.local.group(group);
+    const deadline = this.deadline(group, opts);
+    const { version, dropped } = this.local.flush(group);
+    const others = await Promise.allSettled(this.peers.others().map((id) => this.peers.call(Flush, id, { group, version }, deadline)));
+    const failed = others.filter((r) => r.status === 'rejected').length;
+    if (failed > 0) throw new JincacheError('PEER_UNAVAILABLE', `the flush did not reach ${failed} of ${others.length + 1} nodes; run it again`);
+    return others.reduce((n, r) => n + (r.status === 'fulfilled' ? r.value.dropped : 0), dropped);
   }
 
   // ---- counts -------------------------------------------------------------------------------

@@ -13,7 +13,10 @@
  * no write another holder can take. It recovers by itself, retried with backoff:
  *  1. confirm the table: read the table version in force from etcd and wait until this node has
  *     installed it (static clusters: nothing to confirm), so it routes by the holders that took
- *     over meanwhile;
+ *     over meanwhile. When etcd cannot be reached (an outage of etcd itself costs every node its
+ *     lease), a majority of the members answering heartbeats with this node's table version or
+ *     an older one, and none with a newer one, confirms it instead: no table can be committed
+ *     without etcd, and one committed while this node was cut off shows in their answers;
  *  2. learn what it missed: a write another holder acknowledged while this node did not confirm
  *     it became a hint for this node, and every heartbeat answer says how many hints the
  *     answering node holds for it (handoff.ts). Once every usable peer has answered a heartbeat
@@ -42,6 +45,8 @@ export interface SelfTrustOptions {
   tickMs?: number;
   /** The table version in force in the cluster (an etcd read); undefined: nothing to confirm (static). */
   confirmTable?: () => Promise<number>;
+  /** When confirmTable fails: whether a majority of members answered since `t` with table `mine` or older, none newer. */
+  tableAgreedSince?: (t: number, mine: number) => boolean;
   tables: { table(): PartitionTable; reached(version: number, timeoutMs: number): Promise<boolean> };
   /** Whether every usable peer has answered a heartbeat since `t` and none holds hints for this node. */
   settledSince(t: number): boolean;
@@ -59,6 +64,8 @@ export class SelfTrust {
   private timer: NodeJS.Timeout | undefined;
   private recovering: Promise<void> | undefined;
   private stopped = false;
+  /** tableSeen checks in flight, by version. */
+  private readonly seen = new Map<number, Promise<void>>();
   /** Recoveries completed (GET /cluster). */
   recoveries = 0;
 
@@ -99,6 +106,39 @@ export class SelfTrust {
     return true;
   }
 
+  /**
+   * A peer routes by table `version`, newer than this node's (a message stamp, a heartbeat
+   * answer). Wait up to `waitMs` for it; if it does not arrive, ask etcd which table is in force:
+   * only when that one is newer than this node's (or etcd cannot say) has this node missed
+   * something, and it stops trusting its copy. A peer ahead of etcd (a stamp no table has) costs
+   * nothing.
+   */
+  async tableSeen(version: number, waitMs: number): Promise<void> {
+    const { tables } = this.opts;
+    if (version <= tables.table().version) return;
+    // every heartbeat answer may report it: one check per version at a time
+    const running = this.seen.get(version);
+    if (running !== undefined) return running;
+    const check = this.checkSeen(version, waitMs).finally(() => this.seen.delete(version));
+    this.seen.set(version, check);
+    return check;
+  }
+
+  private async checkSeen(version: number, waitMs: number): Promise<void> {
+    const { tables, confirmTable } = this.opts;
+    if (waitMs > 0 && (await tables.reached(version, waitMs))) return;
+    const mine = tables.table().version;
+    if (confirmTable !== undefined) {
+      try {
+        if ((await confirmTable()) <= mine) return;
+      } catch {
+        // etcd cannot say: assume the peer is right
+      }
+    }
+    if (tables.table().version >= version) return; // it arrived meanwhile
+    this.distrust(`a peer routes by table v${version}; this node has v${mine}`);
+  }
+
   /** Stop trusting this node's copy (lease lost, table behind); it recovers by itself. */
   distrust(reason: string, since = this.opts.clock.now()): void {
     if (this.stopped) return;
@@ -127,8 +167,15 @@ export class SelfTrust {
       try {
         const confirm = this.opts.confirmTable;
         if (confirm !== undefined) {
-          const version = await confirm();
-          if (!(await this.opts.tables.reached(version, 5000))) throw new Error(`table v${version} did not arrive`);
+          let version: number | undefined;
+          try {
+            version = await confirm();
+          } catch (e) {
+            // etcd unreachable: the peers may confirm the table instead
+            const agreed = this.opts.tableAgreedSince?.(at, this.opts.tables.table().version) ?? false;
+            if (!agreed) throw new Error(`cannot confirm the table: etcd: ${(e as Error).message}; a majority of peers has not answered with this table since`);
+          }
+          if (version !== undefined && !(await this.opts.tables.reached(version, 5000))) throw new Error(`table v${version} did not arrive`);
         }
         const end = this.opts.clock.now() + (this.opts.settleTimeoutMs ?? 5000);
         while (!this.opts.settledSince(at)) {

@@ -94,6 +94,15 @@ export function int(min: number, max: number): z.ZodType<number, number | string
   });
 }
 
+/** An integer among `values` (listed in the message), e.g. the divisors of 16384. */
+export function intIn(values: readonly number[], what: string): z.ZodType<number, number | string> {
+  const allowed = `expected ${what}: one of ${values.join(', ')}`;
+  return leaf<number | string, number>((v) => {
+    const n = toNumber(v);
+    return n !== undefined && values.includes(n) ? n : reject(allowed);
+  });
+}
+
 export interface NumberBounds {
   min: number;
   max: number;

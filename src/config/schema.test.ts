@@ -43,8 +43,11 @@ describe('defaults', () => {
     const c = defaultConfig();
     assert.deepEqual(c.node, {});
     assert.deepEqual(c.server, { host: '127.0.0.1', port: 8001 });
-    assert.deepEqual(c.cluster, { partitions: 4096, peers: [] });
+    assert.deepEqual(c.cluster, { partitions: 4096, peers: [], tls: {} });
     assert.equal(c.etcd.prefix, '/jincache');
+    assert.deepEqual(c.auth, { users: [], public_metrics: false });
+    assert.deepEqual(c.tls, { client_auth: false });
+    assert.deepEqual(c.limits, { max_clients: 10_000, max_input_buffer_bytes: 256 * 2 ** 20, client_output_buffer_bytes: 64 * 2 ** 20, idle_timeout: 0 });
     assert.deepEqual(c.cache, { group_name: 'scores', cache_bytes: 64 * 2 ** 20, lru_replicas: 150, max_key_bytes: 65536, max_value_bytes: 16 * 2 ** 20, hot_cache_fraction: 0.125 });
     assert.deepEqual(c.groups, [{ name: 'scores', cache_bytes: 64 * 2 ** 20 }]);
     assert.deepEqual(c.load.capacity, { qps: 20_000, storage_bytes: 64 * 2 ** 20, memory_bytes: 2 ** 30, network_bytes_per_sec: 100 * 2 ** 20 });
@@ -140,7 +143,8 @@ describe('invalid values', () => {
     [{ rebalance: { strategy: 'random' } }, 'rebalance.strategy', 'config: rebalance.strategy = "random" is invalid: expected one of minimal-disturbance, load-optimal, weight-adjustment'],
     [{ log: { level: 'verbose' } }, 'log.level', 'config: log.level = "verbose" is invalid: expected one of trace, debug, info, warn, error, silent'],
     [{ storage: { engine: 'redis' } }, 'storage.engine', 'config: storage.engine = "redis" is invalid: expected one of memory, leveldb'],
-    [{ cluster: { partitions: 0 } }, 'cluster.partitions', 'config: cluster.partitions = 0 is invalid: expected an integer from 1 to 65536'],
+    [{ cluster: { partitions: 0 } }, 'cluster.partitions', 'config: cluster.partitions = 0 is invalid: expected a divisor of 16384 (partitions are equal ranges of the 16384 hash slots): one of 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384'],
+    [{ cluster: { partitions: 1000 } }, 'cluster.partitions', 'config: cluster.partitions = 1000 is invalid: expected a divisor of 16384 (partitions are equal ranges of the 16384 hash slots): one of 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384'],
     [{ cluster: { peers: ['127.0.0.1:8002'] } }, 'cluster.peers', 'config: cluster.peers = ["127.0.0.1:8002"] is invalid: expected a list of peer URLs like http://127.0.0.1:8002 or node-2=http://127.0.0.1:8002 (optionally ?zone=z)'],
     [{ etcd: { endpoints: [] } }, 'etcd.endpoints', 'config: etcd.endpoints = [] is invalid: expected a list of etcd endpoints like 127.0.0.1:2379 (at least one)'],
     [{ etcd: { prefix: 'jincache/' } }, 'etcd.prefix', 'config: etcd.prefix = "jincache/" is invalid: expected a key prefix starting with "/" and not ending with "/", like /jincache'],

@@ -7,6 +7,7 @@
 // exactly defaultConfig().
 
 import { z } from 'zod';
+import { PARTITION_COUNTS } from '../core/placement/hash.ts';
 import { ConfigError } from './errors.ts';
 import {
   NAME_ALLOWED,
@@ -15,6 +16,7 @@ import {
   dropNulls,
   duration,
   int,
+  intIn,
   isHttpUrl,
   num,
   oneOf,
@@ -33,6 +35,25 @@ export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'silent'] 
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
 export const STORAGE_ENGINES = ['memory', 'leveldb'] as const;
+
+/** What a user may do (SPEC §7): every read, every write and delete, the control routes. */
+export const PERMISSIONS = ['read', 'write', 'admin'] as const;
+export type Permission = (typeof PERMISSIONS)[number];
+
+/** A user of SPEC §7 `auth.users`: the password inline or in a file (exactly one of them). */
+export interface UserConfig {
+  name: string;
+  password?: string;
+  password_file?: string;
+  permissions: Permission[];
+}
+
+/** Certificate files (PEM). */
+export interface TlsFiles {
+  cert_file?: string;
+  key_file?: string;
+  ca_file?: string;
+}
 export type StorageEngine = (typeof STORAGE_ENGINES)[number];
 
 /** One configured group. Unset fields fall back to the `cache` / `fault_tolerance` values; see {@link resolveGroup}. */
@@ -63,9 +84,10 @@ export interface Config {
     advertise?: string; // base URL peers use; default http://host:port (see resolveAdvertise)
   };
   cluster: {
-    partitions: number; // 4096, 1..65536; fixed when the cluster is created
+    partitions: number; // 4096, a divisor of 16384; fixed when the cluster is created
     secret?: string; // required on /_jincache/ requests when set
     peers: string[]; // static discovery: "id=http://host:port" or "http://host:port"
+    tls: TlsFiles; // mutual TLS between nodes: all three files, or none
   };
   etcd: {
     enabled: boolean; // false: static discovery from cluster.peers; true (or --etcd): membership through etcd
@@ -73,6 +95,21 @@ export interface Config {
     dial_timeout: number; // 5s
     lease_ttl: number; // 30s, whole seconds >= 1s
     prefix: string; // "/jincache"
+    tls: TlsFiles; // ca_file to trust etcd's certificate; cert_file + key_file for client certificates
+    username?: string;
+    password?: string;
+  };
+  auth: {
+    requirepass?: string; // password of the user "default"; unset = no password (loopback only)
+    users: UserConfig[];
+    public_metrics: boolean; // false: /metrics needs the read permission
+  };
+  tls: TlsFiles & { client_auth: boolean }; // the client API and the RESP listener; client_auth needs ca_file
+  limits: {
+    max_clients: number; // 10000 connections over RESP and HTTP
+    max_input_buffer_bytes: number; // 256MiB of unparsed input, all clients together
+    client_output_buffer_bytes: number; // 64MiB per client; a client that stops reading is disconnected
+    idle_timeout: number; // 0 = none (Redis's timeout)
   };
   cache: {
     group_name: string; // "scores": this group always exists
@@ -153,6 +190,16 @@ const groupSchema = z.strictObject({
 
 const weight = () => num({ min: 0, max: 1 });
 
+const file = () => str('expected a file path').optional();
+const tlsFiles = () => z.strictObject({ cert_file: file(), key_file: file(), ca_file: file() }).prefault({});
+
+const userSchema = z.strictObject({
+  name: name(),
+  password: str('expected a non-empty password').optional(),
+  password_file: file(),
+  permissions: z.array(oneOf(PERMISSIONS)).min(1),
+});
+
 const fileSchema = z.strictObject({
   node: z
     .strictObject({
@@ -171,9 +218,10 @@ const fileSchema = z.strictObject({
     .prefault({}),
   cluster: z
     .strictObject({
-      partitions: int(1, 65536).prefault(4096),
+      partitions: intIn(PARTITION_COUNTS, 'a divisor of 16384 (partitions are equal ranges of the 16384 hash slots)').prefault(4096),
       secret: str('expected a non-empty string').optional(),
       peers: stringList('expected a list of peer URLs like http://127.0.0.1:8002 or node-2=http://127.0.0.1:8002 (optionally ?zone=z)', (s) => parsePeer(s) !== undefined).prefault([]),
+      tls: tlsFiles(),
     })
     .prefault({}),
   etcd: z
@@ -183,6 +231,27 @@ const fileSchema = z.strictObject({
       dial_timeout: duration({ positive: true }).prefault('5s'),
       lease_ttl: duration({ min: 1000, wholeSeconds: true }).prefault('30s'),
       prefix: str('expected a key prefix starting with "/" and not ending with "/", like /jincache', (s) => /^\/.*[^/]$/.test(s)).prefault('/jincache'),
+      tls: tlsFiles(),
+      username: str('expected a non-empty user name').optional(),
+      password: str('expected a non-empty password').optional(),
+    })
+    .prefault({}),
+  auth: z
+    .strictObject({
+      requirepass: str('expected a non-empty password').optional(),
+      users: z.array(userSchema).prefault([]),
+      public_metrics: bool().prefault(false),
+    })
+    .prefault({}),
+  tls: z
+    .strictObject({ cert_file: file(), key_file: file(), ca_file: file(), client_auth: bool().prefault(false) })
+    .prefault({}),
+  limits: z
+    .strictObject({
+      max_clients: int(1, 1_000_000).prefault(10000),
+      max_input_buffer_bytes: size({ min: 1024 }).prefault('256MiB'),
+      client_output_buffer_bytes: size({ min: 1024 }).prefault('64MiB'),
+      idle_timeout: duration().prefault('0s'),
     })
     .prefault({}),
   cache: z
@@ -292,6 +361,33 @@ export const configSchema = fileSchema
         input: zone,
       });
     }
+    const users = new Set<string>();
+    c.auth.users.forEach((u, i) => {
+      if (users.has(u.name)) ctx.addIssue({ code: 'custom', path: ['auth', 'users', i, 'name'], message: 'expected a user name not listed before', input: u.name });
+      users.add(u.name);
+      if ((u.password === undefined) === (u.password_file === undefined)) {
+        ctx.addIssue({ code: 'custom', path: ['auth', 'users', i, 'password'], message: 'expected exactly one of password and password_file', input: u.password ?? u.password_file });
+      }
+      if (u.name === 'default' && c.auth.requirepass !== undefined) {
+        ctx.addIssue({ code: 'custom', path: ['auth', 'users', i, 'name'], message: 'expected the user "default" either here or as auth.requirepass, not both', input: u.name });
+      }
+    });
+    const pair = (t: { cert_file?: string; key_file?: string }, path: string[]): void => {
+      if ((t.cert_file === undefined) !== (t.key_file === undefined)) ctx.addIssue({ code: 'custom', path: [...path, t.cert_file === undefined ? 'cert_file' : 'key_file'], message: 'expected cert_file and key_file together', input: undefined });
+    };
+    pair(c.tls, ['tls']);
+    pair(c.etcd.tls, ['etcd', 'tls']);
+    if (c.tls.client_auth && c.tls.ca_file === undefined) ctx.addIssue({ code: 'custom', path: ['tls', 'ca_file'], message: 'expected the CA file that signs client certificates (tls.client_auth is on)', input: undefined });
+    const ct = c.cluster.tls;
+    const set = [ct.cert_file, ct.key_file, ct.ca_file].filter((f) => f !== undefined).length;
+    if (set !== 0 && set !== 3) ctx.addIssue({ code: 'custom', path: ['cluster', 'tls', ct.ca_file === undefined ? 'ca_file' : ct.cert_file === undefined ? 'cert_file' : 'key_file'], message: 'expected cert_file, key_file and ca_file together (mutual TLS)', input: undefined });
+    if (set === 3 && c.tls.cert_file !== undefined && c.server.api_port === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['server', 'api_port'], message: 'expected an api_port of its own: the client API cannot share the mutual-TLS peer port', input: undefined });
+    }
+    if (c.limits.max_input_buffer_bytes < c.cache.max_value_bytes + 64 * 1024) {
+      ctx.addIssue({ code: 'custom', path: ['limits', 'max_input_buffer_bytes'], message: `expected at least cache.max_value_bytes + 64KiB (${c.cache.max_value_bytes + 64 * 1024} bytes): one value of the largest size must fit`, input: c.limits.max_input_buffer_bytes });
+    }
+    if ((c.etcd.username === undefined) !== (c.etcd.password === undefined)) ctx.addIssue({ code: 'custom', path: ['etcd', c.etcd.username === undefined ? 'username' : 'password'], message: 'expected etcd.username and etcd.password together', input: undefined });
     const w = c.load.score_weights;
     if (w.qps + w.storage + w.memory + w.cpu + w.network <= 0) {
       ctx.addIssue({ code: 'custom', path: ['load', 'score_weights'], message: 'expected at least one weight above 0', input: w });
@@ -355,7 +451,17 @@ export function resolveNodeId(c: Config): string {
 export function resolveAdvertise(c: Config): string {
   if (c.server.advertise !== undefined) return c.server.advertise.replace(/\/+$/, '');
   const host = c.server.host.includes(':') && !c.server.host.startsWith('[') ? `[${c.server.host}]` : c.server.host;
-  return `http://${host}:${c.server.port}`;
+  return `${peerListenerTls(c) !== undefined ? 'https' : 'http'}://${host}:${c.server.port}`;
+}
+
+/**
+ * Which TLS the peer listener (server.port) speaks: mutual TLS with cluster.tls, else the client
+ * TLS when the client API shares the port (no api_port), else none.
+ */
+export function peerListenerTls(c: Config): 'mutual' | 'client' | undefined {
+  if (c.cluster.tls.cert_file !== undefined) return 'mutual';
+  if (c.tls.cert_file !== undefined && c.server.api_port === undefined) return 'client';
+  return undefined;
 }
 
 /** A group's settings with every fallback applied. */

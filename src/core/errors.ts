@@ -11,6 +11,8 @@ export type JincacheErrorCode =
   | 'UNKNOWN_GROUP'
   | 'NOT_FOUND'
   | 'UNAUTHORIZED'
+  /** Authenticated, but the user lacks the permission. */
+  | 'FORBIDDEN'
   | 'TIMEOUT'
   | 'PEER_UNAVAILABLE'
   | 'NO_OWNER'
@@ -28,6 +30,7 @@ const STATUS: Record<JincacheErrorCode, number> = {
   UNKNOWN_GROUP: 404,
   NOT_FOUND: 404,
   UNAUTHORIZED: 401,
+  FORBIDDEN: 403,
   TIMEOUT: 504,
   PEER_UNAVAILABLE: 503,
   NO_OWNER: 503,

@@ -30,6 +30,10 @@ export interface EtcdClientOptions {
   dialTimeoutMs?: number;
   /** Upper bound of the watch reconnect backoff. Default 1000 ms. */
   watchBackoffCapMs?: number;
+  /** TLS to etcd (endpoints then default to https://): the CA that signs etcd's certificate, and a client certificate. */
+  tls?: { ca?: Buffer; cert?: Buffer; key?: Buffer };
+  /** etcd's own authentication. */
+  auth?: { username: string; password: string };
 }
 
 /**
@@ -89,9 +93,9 @@ export async function etcdCall<T>(what: string, fn: () => Promise<T>): Promise<T
 }
 
 /** "127.0.0.1:2379" -> "http://127.0.0.1:2379"; validates the form and names a bad value. */
-export function normalizeEndpoint(endpoint: string): string {
+export function normalizeEndpoint(endpoint: string, scheme: 'http' | 'https' = 'http'): string {
   const raw = endpoint.trim();
-  const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(raw) ? raw : `http://${raw}`;
+  const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(raw) ? raw : `${scheme}://${raw}`;
   let url: URL;
   try {
     url = new URL(withScheme);
@@ -146,7 +150,7 @@ export function* delays(initialMs: number, capMs: number): Generator<number, nev
 /** Create an etcd3 client tuned as described at the top of this file. The caller closes it. */
 export function createEtcdClient(opts: EtcdClientOptions): Etcd3 {
   if (opts.endpoints.length === 0) throw new TypeError('etcd endpoints must not be empty');
-  const hosts = opts.endpoints.map(normalizeEndpoint);
+  const hosts = opts.endpoints.map((e) => normalizeEndpoint(e, opts.tls !== undefined ? 'https' : 'http'));
   const dialTimeoutMs = opts.dialTimeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS;
   if (!(dialTimeoutMs > 0)) throw new RangeError(`dialTimeoutMs must be > 0, got ${dialTimeoutMs}`);
   const capMs = opts.watchBackoffCapMs ?? DEFAULT_WATCH_BACKOFF_CAP_MS;
@@ -154,6 +158,13 @@ export function createEtcdClient(opts: EtcdClientOptions): Etcd3 {
   const options: IOptions = {
     hosts,
     dialTimeout: dialTimeoutMs,
+    ...(opts.tls !== undefined
+      ? {
+          // no CA file: grpc trusts the system's roots (etcd3 types the field as required)
+          credentials: { rootCertificate: opts.tls.ca as Buffer, ...(opts.tls.key !== undefined ? { privateKey: opts.tls.key } : {}), ...(opts.tls.cert !== undefined ? { certChain: opts.tls.cert } : {}) },
+        }
+      : {}),
+    ...(opts.auth !== undefined ? { auth: opts.auth } : {}),
     defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + dialTimeoutMs }),
     grpcOptions: {
       // Reconnect to a restarted etcd quickly (gRPC's default backoff grows to 120 s).

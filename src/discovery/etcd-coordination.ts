@@ -5,11 +5,23 @@
 import type { Etcd3 } from 'etcd3';
 import type { Config } from '../config/schema.ts';
 import type { Clock, NodeId } from '../core/types.ts';
-import { createEtcdClient, type EtcdLogger } from './etcd-client.ts';
+import { readTls } from '../net/tls.ts';
+import { createEtcdClient, type EtcdClientOptions, type EtcdLogger } from './etcd-client.ts';
 import { EtcdConfigWatcher } from './etcd-config.ts';
 import { EtcdElection } from './etcd-election.ts';
 import { EtcdRegistry } from './etcd-registry.ts';
 import { EtcdTableStore } from './etcd-table-store.ts';
+
+/** The etcd client of a node's config: endpoints, timeout, TLS files (read now) and credentials. */
+export function etcdClientOptions(cfg: Config): EtcdClientOptions {
+  const tls = readTls(cfg.etcd.tls, 'etcd.tls');
+  return {
+    endpoints: cfg.etcd.endpoints,
+    dialTimeoutMs: cfg.etcd.dial_timeout,
+    ...(tls !== undefined ? { tls } : {}),
+    ...(cfg.etcd.username !== undefined && cfg.etcd.password !== undefined ? { auth: { username: cfg.etcd.username, password: cfg.etcd.password } } : {}),
+  };
+}
 
 export class EtcdCoordination {
   readonly client: Etcd3;
@@ -22,7 +34,7 @@ export class EtcdCoordination {
   constructor(cfg: Config, nodeId: NodeId, opts: { clock: Clock; logger: EtcdLogger }) {
     const prefix = cfg.etcd.prefix;
     this.prefix = prefix;
-    this.client = createEtcdClient({ endpoints: cfg.etcd.endpoints, dialTimeoutMs: cfg.etcd.dial_timeout });
+    this.client = createEtcdClient(etcdClientOptions(cfg));
     const conn = { client: this.client };
     this.registry = new EtcdRegistry({ ...conn, prefix, leaseTtlMs: cfg.etcd.lease_ttl, clock: opts.clock, logger: opts.logger });
     this.tableStore = new EtcdTableStore({ ...conn, prefix, logger: opts.logger });

@@ -13,7 +13,11 @@ import type { Clock } from '../core/types.ts';
 import type { Expiry, WriteOp, WriteResult } from '../cache/ops.ts';
 import type { LiveConfig } from '../config/live.ts';
 import type { GetResult } from '../cluster/kv.ts';
+import type { Reply } from '../cache/reply.ts';
+import type { ExecRequest, ScanRequest } from '../peer/messages.ts';
+import type { Permission } from '../config/schema.ts';
 import type { Metrics, RequestOp, RequestProtocol, RequestResult } from '../observe/metrics.ts';
+import { OPEN_DEFAULT, type Authenticator, type Principal } from './auth.ts';
 
 /** Longest key over HTTP (SPEC §2: UTF-8 keys up to 1 KiB; they travel in the URL). */
 export const HTTP_MAX_KEY_BYTES = 1024;
@@ -27,6 +31,14 @@ export interface DoorKv {
   write(group: string, key: string, op: WriteOp, opts: { deadline: number }): Promise<WriteResult>;
   writeLocal(group: string, key: string, op: WriteOp): WriteResult | undefined;
   count(group: string, opts: { deadline: number }): Promise<number>;
+  /** Redis commands on one hash slot, run at its coordinator (Router.exec). Absent: such commands are refused. */
+  exec?(group: string, req: Omit<ExecRequest, 'group'>, opts: { deadline: number }): Promise<Reply>;
+  /** A page of one partition's live keys (Router.scanPage). Absent: SCAN, KEYS, RANDOMKEY are refused. */
+  scanPage?(group: string, req: Omit<ScanRequest, 'group'>, opts: { deadline: number }): Promise<{ cursor: number; keys: string[] }>;
+  /** How many partitions the keyspace has (the table's partition count). */
+  partitionCount?(): number;
+  /** FLUSHALL of a group on every member (Router.flush). */
+  flush?(group: string, opts: { deadline: number }): Promise<number>;
 }
 
 export interface FrontDoorOptions {
@@ -36,6 +48,8 @@ export interface FrontDoorOptions {
   clock: Clock;
   /** Persistent nodes: a promise to await before acknowledging a write while the disk lags. */
   backpressure?: () => Promise<void> | undefined;
+  /** Users and passwords (SPEC §7). Default: none required. */
+  auth?: Authenticator;
 }
 
 /** How a failure is told to each protocol's clients. */
@@ -53,6 +67,7 @@ const ERRORS: Record<JincacheErrorCode, ErrorForm> = {
   UNKNOWN_GROUP: { result: 'not_found', redis: 'ERR' },
   NOT_FOUND: { result: 'not_found', redis: 'ERR' },
   UNAUTHORIZED: { result: 'unauthorized', redis: 'NOAUTH' },
+  FORBIDDEN: { result: 'forbidden', redis: 'NOPERM' },
   TIMEOUT: { result: 'timeout', redis: 'TRYAGAIN' },
   PEER_UNAVAILABLE: { result: 'unavailable', redis: 'TRYAGAIN' },
   NO_OWNER: { result: 'unavailable', redis: 'CLUSTERDOWN' },
@@ -78,13 +93,39 @@ export class FrontDoor {
   private readonly metrics: Metrics;
   private readonly clock: Clock;
   private readonly backpressure: () => Promise<void> | undefined;
+  private readonly auth: Authenticator | undefined;
 
   constructor(opts: FrontDoorOptions) {
+    this.auth = opts.auth;
     this.kv = opts.kv;
     this.live = opts.live;
     this.metrics = opts.metrics;
     this.clock = opts.clock;
     this.backpressure = opts.backpressure ?? (() => undefined);
+  }
+
+  // ---- who may ------------------------------------------------------------------------------
+
+  /** Whether requests need a credential (a password is configured). */
+  get authRequired(): boolean {
+    return this.auth?.required === true;
+  }
+
+  /** Who a request is before it shows a credential: the open "default" user, or nobody when one is required. */
+  anonymous(): Principal | null {
+    return this.authRequired ? null : OPEN_DEFAULT;
+  }
+
+  /** The user `name` if `password` is theirs (undefined otherwise). Without passwords configured, nobody. */
+  async authenticate(name: string, password: string): Promise<Principal | undefined> {
+    return this.auth?.check(name, password);
+  }
+
+  /** Throws UNAUTHORIZED (no credential) or FORBIDDEN (lacking `permission`) unless `who` may. */
+  authorize(who: Principal | null, permission: Permission): Principal {
+    if (who === null) throw new JincacheError('UNAUTHORIZED', 'Authentication required.');
+    if (!who.can(permission)) throw new JincacheError('FORBIDDEN', `user ${who.name} has no ${permission} permission`);
+    return who;
   }
 
   // ---- the rules ----------------------------------------------------------------------------
@@ -147,10 +188,11 @@ export class FrontDoor {
   // ---- requests -----------------------------------------------------------------------------
 
   /** Read `key`; counted in /metrics as `op`. */
-  async get(protocol: RequestProtocol, group: string, key: string, op: RequestOp = 'get'): Promise<GetResult | null> {
+  async get(protocol: RequestProtocol, who: Principal | null, group: string, key: string, op: RequestOp = 'get'): Promise<GetResult | null> {
     const began = performance.now();
     let result: RequestResult = 'miss';
     try {
+      this.authorize(who, 'read');
       this.checkKey(protocol, key);
       const got = await this.kv.get(group, key, { deadline: this.deadline(group) });
       if (got !== null) result = got.source;
@@ -167,8 +209,8 @@ export class FrontDoor {
    * The synchronous read (no promise) when this node may answer from its own copy now;
    * undefined means "call get()". Counted in /metrics only when it answers.
    */
-  getLocal(protocol: RequestProtocol, group: string, key: string): GetResult | undefined {
-    if (key.length > this.maxKeyBytes(protocol)) return undefined;
+  getLocal(protocol: RequestProtocol, who: Principal | null, group: string, key: string): GetResult | undefined {
+    if (who === null || !who.can('read') || key.length > this.maxKeyBytes(protocol)) return undefined;
     const began = performance.now();
     const got = this.kv.getLocal(group, key);
     if (got !== undefined) this.observe(protocol, 'get', group, 'hit', began);
@@ -176,15 +218,17 @@ export class FrontDoor {
   }
 
   /** Apply a write at its coordinator; counted as `op`. Resolves once it is acknowledged (and, on a persistent node, the disk keeps up). */
-  async write(protocol: RequestProtocol, group: string, key: string, write: WriteOp, op: RequestOp = opOf(write)): Promise<WriteResult> {
+  async write(protocol: RequestProtocol, who: Principal | null, group: string, key: string, write: WriteOp, op: RequestOp = opOf(write)): Promise<WriteResult> {
     const began = performance.now();
     let result: RequestResult = 'ok';
     try {
+      this.authorize(who, 'write');
       this.checkKey(protocol, key);
       if (write.op === 'set') this.checkValue(write.value.length);
-      const out = await this.kv.write(group, key, write, { deadline: this.deadline(group) });
+      const deadline = this.deadline(group);
+      const out = await this.kv.write(group, key, write, { deadline });
       const bp = this.backpressure();
-      if (bp !== undefined) await bp;
+      if (bp !== undefined) await withinDeadline(bp, deadline, this.clock, 'the disk of this node is behind (or failing): the write is not acknowledged');
       return out;
     } catch (e) {
       result = this.failed(e);
@@ -194,9 +238,73 @@ export class FrontDoor {
     }
   }
 
+  /**
+   * Redis commands on one hash slot, run atomically at its coordinator (cache/engine): `perm`
+   * is what they need (read for HGET, write for INCR and a transaction that writes). Every key
+   * is checked first; a write waits for the disk as write() does.
+   */
+  async exec(protocol: RequestProtocol, who: Principal | null, group: string, req: Omit<ExecRequest, 'group'>, perm: 'read' | 'write', op: RequestOp = req.transaction ? 'exec' : 'command'): Promise<Reply> {
+    const began = performance.now();
+    let result: RequestResult = 'ok';
+    try {
+      this.authorize(who, perm);
+      for (const k of req.keys) this.checkKey(protocol, k);
+      const deadline = this.deadline(group);
+      if (this.kv.exec === undefined) throw new JincacheError('BAD_REQUEST', 'this node runs no command engine');
+      const out = await this.kv.exec(group, req, { deadline });
+      if (perm === 'write') {
+        const bp = this.backpressure();
+        if (bp !== undefined) await withinDeadline(bp, deadline, this.clock, 'the disk of this node is behind (or failing): the write is not acknowledged');
+      }
+      return out;
+    } catch (e) {
+      result = this.failed(e);
+      throw e;
+    } finally {
+      this.observe(protocol, op, group, result, began);
+    }
+  }
+
+  /** A page of one partition's live keys (SCAN, KEYS, RANDOMKEY); needs read. */
+  async scanPage(protocol: RequestProtocol, who: Principal | null, group: string, req: Omit<ScanRequest, 'group'>): Promise<{ cursor: number; keys: string[] }> {
+    const began = performance.now();
+    let result: RequestResult = 'ok';
+    try {
+      this.authorize(who, 'read');
+      if (this.kv.scanPage === undefined) throw new JincacheError('BAD_REQUEST', 'this node cannot walk the keyspace');
+      return await this.kv.scanPage(group, req, { deadline: this.deadline(group) });
+    } catch (e) {
+      result = this.failed(e);
+      throw e;
+    } finally {
+      this.observe(protocol, 'other', group, result, began);
+    }
+  }
+
+  /** The keyspace's partition count (SCAN cursors). */
+  partitionCount(): number {
+    return this.kv.partitionCount?.() ?? 1;
+  }
+
+  /** FLUSHALL / FLUSHDB: every entry of the group, on every node; needs admin. */
+  async flush(protocol: RequestProtocol, who: Principal | null, group: string): Promise<void> {
+    const began = performance.now();
+    let result: RequestResult = 'ok';
+    try {
+      this.authorize(who, 'admin');
+      if (this.kv.flush === undefined) throw new JincacheError('BAD_REQUEST', 'this node cannot flush');
+      await this.kv.flush(group, { deadline: this.deadline(group) });
+    } catch (e) {
+      result = this.failed(e);
+      throw e;
+    } finally {
+      this.observe(protocol, 'other', group, result, began);
+    }
+  }
+
   /** The synchronous write when it needs no network (see Router.writeLocal); undefined means "call write()". */
-  writeLocal(protocol: RequestProtocol, group: string, key: string, write: WriteOp): WriteResult | undefined {
-    if (key.length > this.maxKeyBytes(protocol) || (write.op === 'set' && write.value.length > this.maxValueBytes())) return undefined;
+  writeLocal(protocol: RequestProtocol, who: Principal | null, group: string, key: string, write: WriteOp): WriteResult | undefined {
+    if (who === null || !who.can('write') || key.length > this.maxKeyBytes(protocol) || (write.op === 'set' && write.value.length > this.maxValueBytes())) return undefined;
     const began = performance.now();
     const out = this.kv.writeLocal(group, key, write);
     if (out !== undefined) this.observe(protocol, opOf(write), group, 'ok', began);
@@ -204,10 +312,11 @@ export class FrontDoor {
   }
 
   /** Live entries of `group` across the cluster. */
-  async count(protocol: RequestProtocol, group: string): Promise<number> {
+  async count(protocol: RequestProtocol, who: Principal | null, group: string): Promise<number> {
     const began = performance.now();
     let result: RequestResult = 'ok';
     try {
+      this.authorize(who, 'read');
       return await this.kv.count(group, { deadline: this.deadline(group) });
     } catch (e) {
       result = this.failed(e);
@@ -234,6 +343,23 @@ export class FrontDoor {
   private failed(e: unknown): RequestResult {
     return e instanceof JincacheError ? resultOf(e) : 'error';
   }
+}
+
+/** `p`, or a TIMEOUT at `deadline`. */
+function withinDeadline(p: Promise<void>, deadline: number, clock: Clock, what: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new JincacheError('TIMEOUT', what)), Math.max(0, deadline - clock.now()));
+    p.then(
+      () => {
+        clearTimeout(timer);
+        resolve();
+      },
+      (e: unknown) => {
+        clearTimeout(timer);
+        reject(e);
+      },
+    );
+  });
 }
 
 function opOf(w: WriteOp): RequestOp {

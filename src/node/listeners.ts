@@ -5,8 +5,11 @@
  * be firewalled.
  */
 import http from 'node:http';
+import https from 'node:https';
 import type { AddressInfo } from 'node:net';
+import type { SecureContextOptions } from 'node:tls';
 import type { HttpApi } from '../front/http/api.ts';
+import type { ClientLimits } from '../net/limits.ts';
 import type { PeerServer } from '../peer/server.ts';
 
 export interface ListenerOptions {
@@ -16,25 +19,60 @@ export interface ListenerOptions {
   peer?: PeerServer;
   /** Serve the client API. */
   api?: HttpApi;
+  /** HTTPS with these options (certificate, and for mutual TLS the CA and requestCert). Default: plain HTTP. */
+  tls?: SecureContextOptions & { requestCert?: boolean; rejectUnauthorized?: boolean };
+  /**
+   * Client connection bounds shared with the RESP listener (SPEC §8 `limits.max_clients`). A
+   * connection counts from its first client-API request until it closes; node-to-node
+   * connections never count, so a flood of clients cannot cut the cluster's own traffic.
+   */
+  limits?: ClientLimits;
 }
 
+const TOO_MANY = JSON.stringify({ error: 'too_many_clients', message: 'max number of clients reached (limits.max_clients)' });
+
 export class HttpListener {
-  private readonly server: http.Server;
+  private readonly server: http.Server | https.Server;
   private readonly opts: ListenerOptions;
 
   constructor(opts: ListenerOptions) {
     this.opts = opts;
-    const { peer, api } = opts;
-    this.server = http.createServer({ keepAliveTimeout: 65_000, requestTimeout: 60_000 }, (req, res) => {
+    const { peer, api, limits } = opts;
+    const counted = new WeakSet<object>();
+    const admit = (req: http.IncomingMessage, res: http.ServerResponse): boolean => {
+      const socket = req.socket;
+      if (limits === undefined || counted.has(socket)) return true;
+      if (!limits.admit()) {
+        req.resume();
+        res.writeHead(503, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(TOO_MANY), connection: 'close' });
+        res.end(TOO_MANY);
+        return false;
+      }
+      counted.add(socket);
+      socket.once('close', () => limits.leave());
+      return true;
+    };
+    const handler = (req: http.IncomingMessage, res: http.ServerResponse): void => {
       if (peer !== undefined && peer.owns(req.url ?? '')) return peer.serve(req, res);
-      if (api !== undefined) return api.serve(req, res);
+      if (api !== undefined) {
+        if (admit(req, res)) api.serve(req, res);
+        return;
+      }
       req.resume();
       const body = JSON.stringify({ error: 'not_found', message: `no route for ${req.method} ${req.url}` });
       res.writeHead(404, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
       res.end(body);
-    });
+    };
+    const options = { keepAliveTimeout: 65_000, requestTimeout: 60_000 };
+    // a peer without a certificate from the cluster CA is refused in the handshake, before any request is read
+    this.server = opts.tls !== undefined ? https.createServer({ ...options, ...opts.tls }, handler) : http.createServer(options, handler);
     // a burst of keep-alive clients must not be cut by the default 5 s header timeout behaviour
     this.server.headersTimeout = 66_000;
+  }
+
+  /** Serve new connections with renewed certificates (SIGHUP); open connections keep theirs. */
+  setSecureContext(options: SecureContextOptions): void {
+    if ('setSecureContext' in this.server) this.server.setSecureContext(options);
   }
 
   start(): Promise<void> {

@@ -15,7 +15,7 @@ import { Group } from '../cache/group.ts';
 import type { Loader } from '../cache/loader.ts';
 import { httpLoader } from '../cache/loader.ts';
 import { LiveConfig } from '../config/live.ts';
-import { resolveAdvertise, type Config } from '../config/schema.ts';
+import { peerListenerTls, resolveAdvertise, type Config } from '../config/schema.ts';
 import { partitionOf as hashPartition } from '../core/placement/hash.ts';
 import { encodeTable, summarize, type PartitionTable, type PlacementOptions } from '../core/placement/table.ts';
 import { systemClock, type Clock, type NodeId, type NodeInfo } from '../core/types.ts';
@@ -43,15 +43,18 @@ import { Migrations } from '../cluster/migration/service.ts';
 import { Mirror } from '../cluster/mirror.ts';
 import { Peers } from '../cluster/peers.ts';
 import { Rebalancer } from '../cluster/rebalancer.ts';
-import { Router } from '../cluster/router.ts';
+import { Router, TABLE_WAIT_MS } from '../cluster/router.ts';
 import { SelfTrust } from '../cluster/trust.ts';
 import { TableManager } from '../cluster/table-manager.ts';
 import { LoadService } from '../load/service.ts';
 import type { LoadReport } from '../load/monitor.ts';
+import { Authenticator } from '../front/auth.ts';
 import { FrontDoor } from '../front/door.ts';
 import { HttpApi, type ControlApi } from '../front/http/api.ts';
 import { RespServer } from '../front/resp/server.ts';
+import { readTls, serverOptions } from '../net/tls.ts';
 import { HttpListener } from './listeners.ts';
+import { ClientLimits } from '../net/limits.ts';
 
 export interface NodeOptions {
   config: Config;
@@ -101,6 +104,7 @@ export class JincacheNode {
   private readonly mirror: Mirror;
   private readonly listeners: HttpListener[] = [];
   private resp: RespServer | undefined;
+  private readonly clientLimits: ClientLimits;
   private readonly assets = dashboardAssets();
   private disposers: Disposer[] = [];
   private lastCatchUp: CatchUpReport | undefined;
@@ -178,7 +182,8 @@ export class JincacheNode {
     this.tables = tables;
 
     // ---- peers ----
-    const client = new PeerClient({ ...(cfg.cluster.secret !== undefined ? { secret: cfg.cluster.secret } : {}) });
+    const certs = this.readCertificates();
+    const client = new PeerClient({ ...(cfg.cluster.secret !== undefined ? { secret: cfg.cluster.secret } : {}), ...(certs.peerClient !== undefined ? { tls: certs.peerClient } : {}) });
     this.client = client;
     const server = new PeerServer({ ...(cfg.cluster.secret !== undefined ? { secret: cfg.cluster.secret } : {}), defaultTimeoutMs: cfg.fault_tolerance.request_timeout });
     const heartbeat = cfg.fault_tolerance.heartbeat_interval;
@@ -199,7 +204,12 @@ export class JincacheNode {
       logger,
       onTransition: (peer, from, to, starting) => this.healthChanged(peer, from, to, starting),
       hintsHeldFor: (peer) => handoff?.queue.pending(peer) ?? 0,
-      onPingAnswer: (peer, hints) => handoff?.noteHeld(peer, hints),
+      onPingAnswer: (peer, hints, table) => {
+        handoff?.noteHeld(peer, hints, table);
+        // a peer on a newer table than ours: we may have missed its commit (trust.ts)
+        if (table > tables.table().version) void this.trust.tableSeen(table, TABLE_WAIT_MS);
+      },
+      tableVersion: () => tables.table().version,
     });
     this.detector = detector;
     const usable = (peer: NodeId): boolean => detector.usable(peer);
@@ -284,6 +294,7 @@ export class JincacheNode {
       stallMs: Math.max(100, Math.min(pingTimeoutMs, (cfg.fault_tolerance.request_timeout * 3) / 8)),
       ...(tableStore !== undefined ? { confirmTable: async () => (await tableStore.load())?.version ?? 0 } : {}),
       tables,
+      tableAgreedSince: (t, mine) => handoff.tableAgreedSince(t, mine),
       settledSince: (t) => handoff.settledSince(t),
       logger,
       events,
@@ -347,7 +358,8 @@ export class JincacheNode {
       ...(moves !== undefined ? { moves } : {}),
       mirrors: this.mirror,
       selfTrusted: () => trust.trusted(),
-      distrust: (reason) => trust.distrust(reason),
+      tableSeen: (version, waitMs) => trust.tableSeen(version, waitMs),
+      maxValueBytes: () => live.current().cache.max_value_bytes,
       onReplicationFailure: (peer, records, err) => logger.debug({ peer, records, err: err.message }, 'backup did not confirm a write'),
     });
     this.router = router;
@@ -374,11 +386,25 @@ export class JincacheNode {
         : undefined;
 
     // ---- front ----
-    this.door = new FrontDoor({ kv: router, live, metrics, clock, ...(storage !== undefined ? { backpressure: () => storage.persister.backpressure() } : {}) });
-    const api = new HttpApi(this.door, this.control());
+    const auth = new Authenticator(cfg.auth);
+    // Redis's protected mode: without a password, nothing but loopback may reach the node
+    if (!auth.required && !isLoopback(cfg.server.host)) {
+      throw new JincacheError('BAD_REQUEST', `refusing to listen on ${cfg.server.host} without a password: set auth.requirepass in the config file (or the environment variable JINCACHE_PASSWORD), or listen on 127.0.0.1`);
+    }
+    this.door = new FrontDoor({ kv: router, live, metrics, clock, auth, ...(storage !== undefined ? { backpressure: () => storage.persister.backpressure() } : {}) });
+    // SPEC §8: one set of bounds for every client of this node, over HTTP and RESP together
+    this.clientLimits = new ClientLimits({
+      maxClients: cfg.limits.max_clients,
+      maxInputBytes: cfg.limits.max_input_buffer_bytes,
+      outputBufferBytes: cfg.limits.client_output_buffer_bytes,
+      idleTimeoutMs: cfg.limits.idle_timeout,
+      onRefused: (limit) => metrics.clientRefused(limit),
+    });
+    const limits = this.clientLimits;
+    const api = new HttpApi(this.door, this.control(), { publicMetrics: cfg.auth.public_metrics, limits });
     const separateApi = cfg.server.api_port !== undefined;
-    this.listeners.push(new HttpListener({ host: cfg.server.host, port: cfg.server.port, peer: server, ...(separateApi ? {} : { api }) }));
-    if (separateApi) this.listeners.push(new HttpListener({ host: cfg.server.host, port: cfg.server.api_port!, api }));
+    this.listeners.push(new HttpListener({ host: cfg.server.host, port: cfg.server.port, peer: server, ...(separateApi ? {} : { api, limits }), ...(certs.peerListener !== undefined ? { tls: certs.peerListener } : {}) }));
+    if (separateApi) this.listeners.push(new HttpListener({ host: cfg.server.host, port: cfg.server.api_port!, api, limits, ...(certs.client !== undefined ? { tls: certs.client } : {}) }));
 
     detector.breakers.onChange((peer, state) => {
       if (state === 'open') this.breakerOpens[peer] = (this.breakerOpens[peer] ?? 0) + 1;
@@ -465,6 +491,8 @@ export class JincacheNode {
         port: cfg.server.resp_port,
         requestTimeoutMs: cfg.fault_tolerance.request_timeout,
         logger: this.logger,
+        limits: this.clientLimits,
+        ...(this.readCertificates().client !== undefined ? { tls: this.readCertificates().client! } : {}),
         info: () => ({ node_id: this.id, ring_version: this.tables.table().version, cluster_nodes: this.membership.list().length }),
       });
       await this.resp.start();
@@ -506,6 +534,37 @@ export class JincacheNode {
     this.client.close();
     await this.storage?.stop().catch(warn('closing storage failed'));
     this.logger.info({ id: this.id }, 'node stopped');
+  }
+
+  /**
+   * The TLS each listener and the peer client use, read from the files now (SPEC §7): the client
+   * API and the RESP listener speak `tls`; the peer port speaks mutual TLS with `cluster.tls`, or
+   * the client TLS when the client API shares it.
+   */
+  private readCertificates(): { client?: ReturnType<typeof serverOptions>; peerListener?: ReturnType<typeof serverOptions>; peerClient?: { cert?: Buffer; key?: Buffer; ca?: Buffer } } {
+    const cfg = this.config;
+    const client = readTls(cfg.tls, 'tls');
+    const cluster = readTls(cfg.cluster.tls, 'cluster.tls');
+    const clientOpts = client !== undefined && client.cert !== undefined ? serverOptions(client, cfg.tls.client_auth) : undefined;
+    const mode = peerListenerTls(cfg);
+    return {
+      ...(clientOpts !== undefined ? { client: clientOpts } : {}),
+      ...(mode === 'mutual' && cluster !== undefined ? { peerListener: serverOptions(cluster, true), peerClient: cluster } : {}),
+      ...(mode === 'client' && clientOpts !== undefined ? { peerListener: clientOpts, peerClient: client!.ca !== undefined ? { ca: client!.ca } : {} } : {}),
+    };
+  }
+
+  /** Read the certificate files again and use them for new connections (SIGHUP); open connections are kept. */
+  reloadCertificates(): void {
+    const certs = this.readCertificates();
+    const [peerListener, apiListener] = this.listeners;
+    if (certs.peerListener !== undefined) peerListener?.setSecureContext(certs.peerListener);
+    if (certs.client !== undefined) {
+      apiListener?.setSecureContext(certs.client);
+      this.resp?.setSecureContext(certs.client);
+    }
+    if (certs.peerClient !== undefined) this.client.setTls(certs.peerClient);
+    this.logger.info({}, 'certificates reloaded');
   }
 
   /** Subscribe to a cluster event (join, leave, suspect, recover, table, migration, rebalance...); the disposer stops it. */
@@ -725,6 +784,7 @@ export class JincacheNode {
         .filter((m) => m.id !== this.id)
         .map((m) => ({ id: m.id, health: d.health(m.id), breaker: d.breaker(m.id) })),
       ...(this.migrations !== undefined ? { migrations: this.migrations.jobs() } : {}),
+      clients: { connections: this.clientLimits.connections(), inputBytes: this.clientLimits.input() },
       ...this.load?.metrics(),
     };
   }
@@ -744,6 +804,12 @@ export function copiesOnDownNodes(table: PartitionTable, down: (id: NodeId) => b
     if (n > 0 && n === holders.length) unavailable++;
   }
   return { withDownHolder, unavailable };
+}
+
+/** Whether `host` is a loopback address (or name). */
+function isLoopback(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '');
+  return h === 'localhost' || h === '::1' || /^127\.\d+\.\d+\.\d+$/.test(h);
 }
 
 /** Load reports in etcd: `/jincache/load/{id}` under the node's lease. */

@@ -21,7 +21,8 @@ import { Registry, collectDefaultMetrics } from 'prom-client';
 /** The front end a client request came through. */
 export type RequestProtocol = 'http' | 'resp';
 /** Client-facing operations, HTTP or Redis protocol. 'other' catches the long tail (PING, INFO...). */
-export type RequestOp = 'get' | 'put' | 'delete' | 'exists' | 'expire' | 'ttl' | 'mget' | 'mset' | 'other';
+/** 'command': a Redis command run at its key's coordinator (INCR, HSET, ...); 'exec': a MULTI/EXEC transaction. */
+export type RequestOp = 'get' | 'put' | 'delete' | 'exists' | 'expire' | 'ttl' | 'mget' | 'mset' | 'command' | 'exec' | 'other';
 /**
  * How a request ended. For GET: 'hit' (served from memory), 'miss' (absent, no loader),
  * 'load' (filled by the group's loader). For writes: 'ok'. Failures by cause.
@@ -34,6 +35,7 @@ export type RequestResult =
   | 'not_found'
   | 'bad_request'
   | 'unauthorized'
+  | 'forbidden'
   | 'unavailable'
   | 'timeout'
   | 'error';
@@ -77,9 +79,14 @@ export interface MetricsSnapshot {
   peers?: ReadonlyArray<{ id: string; health?: PeerHealth; breaker?: BreakerState }>;
   /** Migrations this node takes part in that are still running. */
   migrations?: ReadonlyArray<{ entriesDone: number; entriesTotal: number; bytesDone: number; bytesTotal?: number }>;
+  /** Client connections open (RESP and HTTP API) and the unparsed input they hold (SPEC §8 limits). */
+  clients?: { connections: number; inputBytes: number };
   /** Top-K hot keys in the current window (bounded, so label cardinality stays bounded). */
   hotKeys?: ReadonlyArray<{ group: string; key: string; count: number }>;
 }
+
+/** The limits that turn a client away (SPEC §8). */
+export type ClientLimit = 'max_clients' | 'input_buffer' | 'output_buffer' | 'idle_timeout';
 
 export type MetricsProvider = () => MetricsSnapshot;
 
@@ -360,6 +367,7 @@ export class Metrics {
     'peer',
     'kind',
   ]);
+  readonly #clientsRefused = new CounterFamily('jincache_clients_refused_total', 'Client connections refused or closed by a limit (max_clients, input_buffer, output_buffer, idle_timeout).', ['limit']);
 
   #provider: MetricsProvider | undefined;
   /** The snapshot of the scrape in progress, so one scrape calls the provider once. */
@@ -382,6 +390,7 @@ export class Metrics {
       this.#peerRequests,
       this.#peerDuration,
       this.#peerErrors,
+      this.#clientsRefused,
     ];
     const snap = (): MetricsSnapshot | undefined => this.#snapshot();
     const gauges = [
@@ -401,6 +410,8 @@ export class Metrics {
       new SnapshotGauge('jincache_breaker_state', 'Circuit breaker per peer: 0 closed, 1 half-open, 2 open.', snap, (s) =>
         (s.peers ?? []).flatMap((p) => (p.breaker === undefined ? [] : [{ labels: { peer: p.id }, value: BREAKER_VALUE[p.breaker] }])),
       ),
+      new SnapshotGauge('jincache_client_connections', 'Client connections open (RESP and HTTP API; peers not counted).', snap, (s) => scalar(s.clients?.connections)),
+      new SnapshotGauge('jincache_client_input_bytes', 'Unparsed input held by all client connections together.', snap, (s) => scalar(s.clients?.inputBytes)),
       new SnapshotGauge('jincache_ring_version', 'Version of the partition table this node routes by.', snap, (s) => scalar(s.ringVersion)),
       new SnapshotGauge('jincache_partitions_owned', 'Partitions this node is primary owner of.', snap, (s) =>
         scalar(s.partitionsOwned),
@@ -489,6 +500,11 @@ export class Metrics {
 
   peerError(peer: string, kind: PeerErrorKind): void {
     this.#peerErrors.tree.get2(peer, kind).value++;
+  }
+
+  /** A client connection was refused or closed by a limit. */
+  clientRefused(limit: ClientLimit): void {
+    this.#clientsRefused.tree.get1(limit).value++;
   }
 
   /** Set (or clear, with undefined) the function that reports state gauges at scrape time. */

@@ -4,6 +4,7 @@
  * (PEER_UNAVAILABLE, TIMEOUT, or the code the peer answered with) so callers route on codes.
  */
 import http from 'node:http';
+import https from 'node:https';
 import { JincacheError, isErrorCode, type JincacheErrorCode } from '../core/errors.ts';
 import type { NodeId } from '../core/types.ts';
 import { DEADLINE_HEADER, FROM_HEADER, SECRET_HEADER, TABLE_HEADER, pathOf, type PeerMessage } from './protocol.ts';
@@ -15,6 +16,8 @@ export interface PeerClientOptions {
   maxSockets?: number;
   /** Largest response body accepted, bytes. Default 576 MiB (a 512 MiB value plus framing). */
   maxResponseBytes?: number;
+  /** For https:// peers: this node's certificate and key (mutual TLS) and the CA that signs the peers'. */
+  tls?: { cert?: Buffer; key?: Buffer; ca?: Buffer };
 }
 
 /** Who sends, by which table, until when. */
@@ -32,13 +35,29 @@ export interface PeerCaller {
 
 export class PeerClient implements PeerCaller {
   private readonly agent: http.Agent;
+  private tlsAgent: https.Agent;
   private readonly secret: string | undefined;
   private readonly maxResponseBytes: number;
+  private readonly maxSockets: number;
 
   constructor(opts: PeerClientOptions = {}) {
     this.secret = opts.secret;
     this.maxResponseBytes = opts.maxResponseBytes ?? 576 * 1024 * 1024;
-    this.agent = new http.Agent({ keepAlive: true, maxSockets: opts.maxSockets ?? 64, keepAliveMsecs: 1000 });
+    this.maxSockets = opts.maxSockets ?? 64;
+    this.agent = new http.Agent({ keepAlive: true, maxSockets: this.maxSockets, keepAliveMsecs: 1000 });
+    this.tlsAgent = this.makeTlsAgent(opts.tls);
+  }
+
+  /** Use renewed certificates for new connections (SIGHUP). */
+  setTls(tls: PeerClientOptions['tls']): void {
+    const old = this.tlsAgent;
+    this.tlsAgent = this.makeTlsAgent(tls);
+    // open connections finish their requests; idle ones close
+    setTimeout(() => old.destroy(), 10_000).unref();
+  }
+
+  private makeTlsAgent(tls: PeerClientOptions['tls']): https.Agent {
+    return new https.Agent({ keepAlive: true, maxSockets: this.maxSockets, keepAliveMsecs: 1000, ...tls });
   }
 
   /** Send `req` as `message` to the peer listening at `address` (a base URL like http://127.0.0.1:8001). */
@@ -59,6 +78,7 @@ export class PeerClient implements PeerCaller {
 
   close(): void {
     this.agent.destroy();
+    this.tlsAgent.destroy();
   }
 
   private send(address: string, path: string, headers: Record<string, string | number>, body: Buffer, deadline: number): Promise<{ status: number; body: Buffer }> {
@@ -73,7 +93,9 @@ export class PeerClient implements PeerCaller {
         r.destroy();
         reject(e);
       };
-      const r = http.request({ host: url.hostname, port: url.port, path, method: 'POST', headers, agent: this.agent }, (res) => {
+      const secure = url.protocol === 'https:';
+      const request = secure ? https.request : http.request;
+      const r = request({ host: url.hostname, port: url.port, path, method: 'POST', headers, agent: secure ? this.tlsAgent : this.agent }, (res) => {
         const chunks: Buffer[] = [];
         let size = 0;
         res.on('data', (c: Buffer) => {

@@ -14,6 +14,10 @@ export class FakeNetwork implements PeerCaller {
   readonly down = new Set<string>();
   /** Addresses whose calls never answer (they time out at their deadline). */
   readonly hung = new Set<string>();
+  /** Addresses that handle their calls but whose answers are lost (the caller times out at its deadline). */
+  readonly lostReplies = new Set<string>();
+  /** "from>to": calls from one node to another are refused (a one-way cut). */
+  readonly cut = new Set<string>();
   /** Every call made, in order. */
   readonly calls: { message: string; address: string; meta: CallMeta }[] = [];
 
@@ -25,7 +29,7 @@ export class FakeNetwork implements PeerCaller {
   async call<Req, Res>(message: PeerMessage<Req, Res>, address: string, req: Req, meta: CallMeta): Promise<Res> {
     this.calls.push({ message: message.name, address, meta });
     const body = message.encodeRequest(req);
-    if (this.down.has(address)) throw new JincacheError('PEER_UNAVAILABLE', `${address}: connect ECONNREFUSED`, { cause: Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }) });
+    if (this.down.has(address) || this.cut.has(`${meta.from}>${address}`)) throw new JincacheError('PEER_UNAVAILABLE', `${address}: connect ECONNREFUSED`, { cause: Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }) });
     if (this.hung.has(address)) {
       await new Promise((r) => setTimeout(r, Math.max(0, meta.deadline - Date.now())));
       throw new JincacheError('TIMEOUT', `${message.name} to ${address} timed out`);
@@ -35,6 +39,10 @@ export class FakeNetwork implements PeerCaller {
     // a turn of the event loop, as a real round trip takes
     await new Promise((r) => setImmediate(r));
     const out = await server.invoke(message.name, body, { from: meta.from, table: meta.table, deadline: meta.deadline });
+    if (this.lostReplies.has(address)) {
+      await new Promise((r) => setTimeout(r, Math.max(0, meta.deadline - Date.now())));
+      throw new JincacheError('TIMEOUT', `${message.name} to ${address} timed out (its answer was lost)`);
+    }
     return message.decodeResponse(out);
   }
 

@@ -5,6 +5,10 @@ export type StorageErrorCode =
   | 'STORAGE_CORRUPT'
   /** The database was written by an incompatible format version. */
   | 'STORAGE_FORMAT'
+  /** The database's partitions follow a key placement this build cannot read or migrate. */
+  | 'STORAGE_PLACEMENT'
+  /** A key that is not a byte string (a char above 255) was given to be stored. */
+  | 'STORAGE_BAD_KEY'
   /** Used before open() or after close(). */
   | 'STORAGE_CLOSED'
   /** LevelDB failed (open, write, read); the cause is attached. */

@@ -34,6 +34,7 @@ import {
   encodeRecord,
   encodeVersion,
   groupRange,
+  groupWatermarkRange,
   isDead,
   metaKey,
   parseDataKey,
@@ -45,6 +46,14 @@ import {
 
 /** On-disk format written by this code; another value on disk refuses to open. */
 export const STORAGE_FORMAT = '1';
+
+/**
+ * How records are spread over partitions: by Redis Cluster hash slot (core/placement/hash.ts).
+ * Recorded in the database (meta 'placement') at its first open.
+ */
+export const PLACEMENT_SCHEME = 'redis-slots';
+/** What a database without the marker was placed by: jincache before hash slots. */
+export const LEGACY_PLACEMENT = 'murmur3';
 
 /** Records read per iterator step while loading: bounds memory, and yields between steps. */
 export const LOAD_CHUNK = 1000;
@@ -117,8 +126,10 @@ export class LevelStorage {
   private dirtyMarks = new Map<string, Set<number>>();
   private marksWrittenAt = 0;
   private readonly watermarkIntervalMs: number;
-  // set at open when the partition count changed: load() re-keys records
+  // set at open when the partition count or the placement scheme changed: load() re-keys records
   private rekey = false;
+  // the metas load() writes once every record is re-keyed
+  private rekeyDone: Array<{ type: 'put'; key: Buffer; value: Buffer }> = [];
 
   constructor(opts: LevelStorageOptions) {
     if (typeof opts.path !== 'string' || opts.path === '') {
@@ -159,15 +170,40 @@ export class LevelStorage {
       }
       const ops: Array<{ type: 'put'; key: Buffer; value: Buffer }> = [];
       if (format === undefined) ops.push({ type: 'put', key: metaKey('format'), value: Buffer.from(STORAGE_FORMAT) });
+      // Metas describing where records sit: written at once for a database that already agrees,
+      // but only once load() has moved every record otherwise (see rekeyDone).
+      const placementOps: Array<{ type: 'put'; key: Buffer; value: Buffer }> = [];
+      const stored = await this.db.get(metaKey('placement'));
+      const placement = stored?.toString() ?? ((format === undefined && !(await this.hasData())) ? PLACEMENT_SCHEME : LEGACY_PLACEMENT);
+      if (placement !== PLACEMENT_SCHEME) {
+        if (placement !== LEGACY_PLACEMENT || this.partitionOf === undefined) {
+          throw new StorageError(
+            'STORAGE_PLACEMENT',
+            `data in ${this.path} was placed by "${placement}", which this jincache cannot migrate (it places keys by ${PLACEMENT_SCHEME}); start with an empty storage.path or run the jincache that wrote it`,
+          );
+        }
+        // An older jincache: partitions were murmur3(key) mod count. Every record moves.
+        this.rekey = true;
+        this.logger?.warn({ path: this.path, was: placement, now: PLACEMENT_SCHEME }, 'data written by an older jincache (murmur3 partitions): every record is re-partitioned by hash slot while loading');
+      }
+      if (stored === undefined || placement !== PLACEMENT_SCHEME) placementOps.push({ type: 'put', key: metaKey('placement'), value: Buffer.from(PLACEMENT_SCHEME) });
       if (this.partitionCount !== undefined) {
-        const stored = await this.db.get(metaKey('partitions'));
-        if (stored !== undefined && Number(stored.toString()) !== this.partitionCount) {
+        const count = await this.db.get(metaKey('partitions'));
+        if (count !== undefined && Number(count.toString()) !== this.partitionCount) {
           // every record may sit under the wrong partition now: what we know per partition is void
           this.rekey = true;
-          await this.db.clear(ALL_WATERMARKS);
-          this.logger?.warn({ path: this.path, was: Number(stored.toString()), now: this.partitionCount }, 'partition count changed: watermarks discarded, records re-keyed on load');
+          this.logger?.warn({ path: this.path, was: Number(count.toString()), now: this.partitionCount }, 'partition count changed: watermarks discarded, records re-keyed on load');
         }
-        if (stored === undefined || this.rekey) ops.push({ type: 'put', key: metaKey('partitions'), value: Buffer.from(String(this.partitionCount)) });
+        if (count === undefined || this.rekey) placementOps.push({ type: 'put', key: metaKey('partitions'), value: Buffer.from(String(this.partitionCount)) });
+      }
+      if (this.rekey) {
+        // Watermarks are rebuilt from the records as they move. The metas saying where records
+        // sit are written only after the last one moved: a crash halfway leaves the old metas,
+        // and the next start re-keys again (records already moved stay where they are).
+        await this.db.clear(ALL_WATERMARKS);
+        this.rekeyDone = placementOps;
+      } else {
+        ops.push(...placementOps);
       }
       if (ops.length > 0) await this.db.batch(ops, { sync: this.sync });
       for await (const [k, v] of this.db.iterator(ALL_WATERMARKS)) {
@@ -347,6 +383,39 @@ export class LevelStorage {
   }
 
   /**
+   * FLUSHALL of a group: its flush floor goes to the meta records first, then its records and
+   * watermarks are removed. A crash in between leaves records the floor refuses at the next
+   * load (Persister.load applies the floor before them), so nothing flushed comes back.
+   */
+  async flushGroup(group: string, floor: Version): Promise<void> {
+    this.requireOpen();
+    try {
+      const floors = await this.floors();
+      floors.set(group, Math.max(floor, floors.get(group) ?? -Infinity));
+      await this.db.put(metaKey('floors'), Buffer.from(JSON.stringify(Object.fromEntries(floors))), { sync: true });
+      await this.db.clear(groupWatermarkRange(group));
+      this.marks.get(group)?.clear();
+      this.dirtyMarks.get(group)?.clear();
+      await this.db.clear(groupRange(group));
+    } catch (e) {
+      throw new StorageError('STORAGE_IO', `flushing group ${group} failed: ${(e as Error).message}`, { cause: e });
+    }
+  }
+
+  /** The flush floor of every group flushed so far (meta 'floors'). */
+  async floors(): Promise<Map<string, Version>> {
+    this.requireOpen();
+    const raw = await this.db.get(metaKey('floors'));
+    if (raw === undefined) return new Map();
+    try {
+      const parsed = JSON.parse(Buffer.from(raw).toString('utf8')) as Record<string, number>;
+      return new Map(Object.entries(parsed).filter(([, v]) => Number.isFinite(v)));
+    } catch {
+      throw new StorageError('STORAGE_CORRUPT', 'meta record "floors" is not JSON');
+    }
+  }
+
+  /**
    * Stream every live record to `onRecord`, in key order (group, partition, key), LOAD_CHUNK at
    * a time: memory stays bounded whatever the database size, and the event loop gets a turn
    * between chunks. Dead records (see isDead) are deleted instead of handed out. The callback may
@@ -360,6 +429,8 @@ export class LevelStorage {
     let records = 0;
     let purged = 0;
     let rekeyed = 0;
+    // while re-keying, a group the callback skipped is still read through (to move its records)
+    let skipped: string | undefined;
     const it = this.db.iterator(ALL_DATA);
     // deletions of dead records and re-keyed moves, written a chunk at a time
     let fixes = this.db.batch();
@@ -371,6 +442,20 @@ export class LevelStorage {
         for (const [k, v] of chunk) {
           const { group, partition, key } = parseDataKey(k);
           if (skipTo !== undefined && Buffer.compare(k, skipTo) < 0) continue;
+          if (skipped === group) {
+            // Re-keying must still move this group's records; only the callback is spared them.
+            const rec = decodeRecord(v);
+            if (this.partitionOf !== undefined && !isDead(rec, now, this.tombstoneTtlMs)) {
+              const p = this.partitionOf(key);
+              if (p !== partition) {
+                fixes.del(k);
+                fixes.put(dataKey(group, p, key), v);
+                rekeyed++;
+              }
+              this.noteMarkInBatch(fixes, group, p, rec.version);
+            }
+            continue;
+          }
           const rec = decodeRecord(v);
           if (isDead(rec, now, this.tombstoneTtlMs)) {
             fixes.del(k);
@@ -387,7 +472,8 @@ export class LevelStorage {
           if (this.rekey) this.noteMarkInBatch(fixes, group, p, rec.version);
           records++;
           if (onRecord({ group, key, partition: p, ...rec }) === 'skip-group') {
-            skipTo = groupRange(group).lt;
+            if (this.rekey) skipped = group;
+            else skipTo = groupRange(group).lt;
           }
         }
         if (fixes.length >= LOAD_CHUNK) {
@@ -397,6 +483,8 @@ export class LevelStorage {
         if (skipTo !== undefined) it.seek(skipTo);
         await yieldToLoop();
       }
+      // Every record sits where it belongs now: say so, with the last moves.
+      if (this.rekey) for (const op of this.rekeyDone) fixes.put(op.key, op.value);
       if (fixes.length > 0) await fixes.write({ sync: this.sync });
       else await fixes.close();
     } catch (e) {
@@ -406,6 +494,7 @@ export class LevelStorage {
       await it.close();
     }
     this.rekey = false;
+    this.rekeyDone = [];
     const ms = performance.now() - t0;
     this.logger?.info({ path: this.path, records, purged, rekeyed, ms: Math.round(ms) }, 'loaded records from disk');
     return { records, purged, rekeyed, ms };
@@ -456,6 +545,12 @@ export class LevelStorage {
     if (v <= this.watermark(group, partition)) return;
     this.noteMark(group, partition, v);
     batch.put(watermarkKey(group, partition), encodeVersion(v));
+  }
+
+  /** True when the database holds at least one record. */
+  private async hasData(): Promise<boolean> {
+    for await (const _ of this.db.keys({ ...ALL_DATA, limit: 1 })) return true;
+    return false;
   }
 
   private partitionFor(key: string): number {

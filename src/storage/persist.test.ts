@@ -147,6 +147,25 @@ test('a failed flush keeps the records and retries; a newer write is not overwri
   assert.equal(p.stats().pending, 0);
 });
 
+test('while the disk fails (full), no write is acknowledged: backpressure waits for a flush that succeeds', async () => {
+  const { disk, store, p } = setup();
+  disk.failWrites = 1;
+  store.apply('k1', { value: v('a'), version: 1, expiresAt: 0 });
+  await assert.rejects(p.flush(), /disk full/);
+  // one record buffered, far below maxPending: a write would pass without the failure
+  const wait = p.backpressure();
+  assert.ok(wait !== undefined, 'a writer must wait while the last flush failed');
+  let released = false;
+  void wait.then(() => (released = true));
+  await settle();
+  assert.equal(released, false);
+  mock.timers.tick(RETRY_DELAY_MS);
+  await settle();
+  await settle();
+  assert.equal(released, true, 'released once a flush succeeded');
+  assert.equal(p.backpressure(), undefined);
+});
+
 test('dropPartition: buffered writes of it are discarded, the drop runs before later writes', async () => {
   const { disk, store, p } = setup();
   store.apply('k1', { value: v('a'), version: 1, expiresAt: 0 });
@@ -207,7 +226,8 @@ test('load fills the store without writing back, stopping a group at its byte bu
   disk.data.set('g/k10', { group: 'g', key: 'k10', partition: 2, value: null, version: 50, expiresAt: 2_000_000 });
   disk.data.set('other/k1', { group: 'other', key: 'k1', partition: 1, value: v('y'), version: 1, expiresAt: 0 });
   const clock = new FakeClock();
-  const store = new GroupStore({ name: 'g', maxBytes: 4 * ('k1'.length + 1 + ENTRY_OVERHEAD_BYTES), clock, partitionOf });
+  // room for four of the values and the tombstone (tombstones count against the budget)
+  const store = new GroupStore({ name: 'g', maxBytes: 4 * ('k1'.length + 1 + ENTRY_OVERHEAD_BYTES) + 'k10'.length + ENTRY_OVERHEAD_BYTES, clock, partitionOf });
   const p = new Persister({ storage: disk, clock });
   p.attach('g', store);
   const r = await p.load();

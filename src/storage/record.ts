@@ -2,7 +2,7 @@
  * On-disk layout of the LevelDB store. Pure: byte encoding only, no I/O.
  *
  * Keys (all bytes, compared byte-wise by LevelDB):
- *   data       'd' | group utf8 | 0x00 | u32BE partition | key utf8   -> record
+ *   data       'd' | group utf8 | 0x00 | u32BE partition | key bytes  -> record
  *   watermark  'w' | group utf8 | 0x00 | u32BE partition             -> f64LE version
  *   meta       'm' | name utf8                                         -> utf8 text
  *
@@ -10,10 +10,15 @@
  * everything a partition holds is one contiguous key range: dropping a partition that moved away
  * is one range delete, and a partition can be read on its own. Group names never contain 0x00
  * (config NAME_PATTERN), so the first 0x00 ends the group; the key is whatever follows the fixed
- * four partition bytes, so keys may contain any character, 0x00 included.
+ * four partition bytes, so keys may contain any byte, 0x00 included. Keys are byte strings (one
+ * char per byte, SPEC §2) and are written as those bytes (latin1). Databases written before
+ * keys were byte strings hold the UTF-8 bytes of text keys, which read back as the byte string
+ * of that text: the same key the front ends make of it now.
  *
  * Record (value of a data key), little-endian:
- *   u8 kind (1 = value, 2 = tombstone) | f64 version | f64 expiresAt | value bytes (kind 1 only)
+ *   u8 kind | f64 version | f64 expiresAt | value bytes (values only)
+ * kind: 1 = a string value, 2 = a tombstone, 0x10 + t = a value of entry type t > 0 (a hash is
+ * 0x11; cache/engine/types.ts). Databases from before typed entries hold kinds 1 and 2 only.
  * For a tombstone, expiresAt is when it may be forgotten (the store's recorded time + its
  * tombstone TTL), exactly as GroupStore holds it.
  */
@@ -30,10 +35,14 @@ export interface StorageRecord {
   version: Version;
   /** Value: absolute expiry (0 = never). Tombstone: when it may be forgotten. */
   expiresAt: number;
+  /** What the bytes are (cache/engine/types.ts); absent = a string. */
+  type?: number;
 }
 
 export const KIND_VALUE = 1;
 export const KIND_TOMBSTONE = 2;
+/** A value of entry type t > 0 is kind KIND_TYPED + t. */
+export const KIND_TYPED = 0x10;
 /** Bytes of a record before its value. */
 export const RECORD_HEADER_BYTES = 1 + 8 + 8;
 
@@ -50,12 +59,16 @@ function groupPrefix(tag: number, group: string, extra: number): { buf: Buffer; 
   return { buf, at: 2 + glen };
 }
 
-/** Key of a record. */
+/** Key of a record. Throws StorageError('STORAGE_BAD_KEY') for a key that is not a byte string. */
 export function dataKey(group: string, partition: number, key: string): Buffer {
-  const klen = Buffer.byteLength(key);
+  const klen = key.length;
+  // latin1 would silently keep only the low byte of a wider char: refuse instead.
+  for (let i = 0; i < klen; i++) {
+    if (key.charCodeAt(i) > 0xff) throw new StorageError('STORAGE_BAD_KEY', `key ${JSON.stringify(key.slice(0, 40))} is not a byte string (char ${i} above 255)`);
+  }
   const { buf, at } = groupPrefix(DATA, group, 4 + klen);
   buf.writeUInt32BE(partition, at);
-  buf.write(key, at + 4, 'utf8');
+  buf.write(key, at + 4, 'latin1');
   return buf;
 }
 
@@ -64,6 +77,14 @@ export function groupRange(group: string): { gte: Buffer; lt: Buffer } {
   const { buf: gte } = groupPrefix(DATA, group, 0);
   const lt = Buffer.from(gte);
   lt[lt.length - 1] = 1; // 0x00 -> 0x01: just past every key of this group
+  return { gte, lt };
+}
+
+/** [gte, lt) bounds of every watermark of a group. */
+export function groupWatermarkRange(group: string): { gte: Buffer; lt: Buffer } {
+  const { buf: gte } = groupPrefix(WATERMARK, group, 0);
+  const lt = Buffer.from(gte);
+  lt[lt.length - 1] = 1;
   return { gte, lt };
 }
 
@@ -87,7 +108,7 @@ export function parseDataKey(buf: Uint8Array): { group: string; partition: numbe
   const b = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
   const { group, at } = parseGroup(b, DATA);
   if (b.length < at + 4) throw new StorageError('STORAGE_CORRUPT', `data key of ${b.length} bytes is truncated`);
-  return { group, partition: b.readUInt32BE(at), key: b.toString('utf8', at + 4) };
+  return { group, partition: b.readUInt32BE(at), key: b.toString('latin1', at + 4) };
 }
 
 function parseGroup(b: Buffer, tag: number): { group: string; at: number } {
@@ -98,10 +119,12 @@ function parseGroup(b: Buffer, tag: number): { group: string; at: number } {
 }
 
 /** Encode a record's value. The value bytes are copied once, into the encoded buffer. */
-export function encodeRecord(rec: { value: Buffer | null; version: Version; expiresAt: number }): Buffer {
+export function encodeRecord(rec: { value: Buffer | null; version: Version; expiresAt: number; type?: number }): Buffer {
   const vlen = rec.value === null ? 0 : rec.value.length;
   const out = Buffer.allocUnsafe(RECORD_HEADER_BYTES + vlen);
-  out[0] = rec.value === null ? KIND_TOMBSTONE : KIND_VALUE;
+  const type = rec.type ?? 0;
+  if (!(Number.isInteger(type) && type >= 0 && type < 0x100 - KIND_TYPED)) throw new StorageError('STORAGE_CORRUPT', `entry type ${type} cannot be stored`);
+  out[0] = rec.value === null ? KIND_TOMBSTONE : type === 0 ? KIND_VALUE : KIND_TYPED + type;
   out.writeDoubleLE(rec.version, 1);
   out.writeDoubleLE(rec.expiresAt, 9);
   if (rec.value !== null) rec.value.copy(out, RECORD_HEADER_BYTES);
@@ -112,10 +135,10 @@ export function encodeRecord(rec: { value: Buffer | null; version: Version; expi
  * Decode a record's value. The returned value is a view into `buf` (no copy): pass a buffer
  * nobody reuses (LevelDB hands out a fresh one per entry).
  */
-export function decodeRecord(buf: Uint8Array): { value: Buffer | null; version: Version; expiresAt: number } {
+export function decodeRecord(buf: Uint8Array): { value: Buffer | null; version: Version; expiresAt: number; type?: number } {
   const b = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
   if (b.length < RECORD_HEADER_BYTES) throw new StorageError('STORAGE_CORRUPT', `record of ${b.length} bytes is truncated`);
-  const kind = b[0];
+  const kind = b[0]!;
   const version = b.readDoubleLE(1);
   const expiresAt = b.readDoubleLE(9);
   if (!Number.isFinite(version) || !Number.isFinite(expiresAt)) throw new StorageError('STORAGE_CORRUPT', 'record with a bad version or expiry');
@@ -123,6 +146,7 @@ export function decodeRecord(buf: Uint8Array): { value: Buffer | null; version: 
     if (b.length !== RECORD_HEADER_BYTES) throw new StorageError('STORAGE_CORRUPT', 'tombstone with trailing bytes');
     return { value: null, version, expiresAt };
   }
+  if (kind > KIND_TYPED) return { value: b.subarray(RECORD_HEADER_BYTES), version, expiresAt, type: kind - KIND_TYPED };
   if (kind !== KIND_VALUE) throw new StorageError('STORAGE_CORRUPT', `unknown record kind ${kind}`);
   return { value: b.subarray(RECORD_HEADER_BYTES), version, expiresAt };
 }

@@ -5,6 +5,10 @@
  * a peer partition (drop 5 s, then 800 ms delay 5 s), etcd stopped for 10 s. After each: failed
  * client requests, acknowledged writes readable through every live node, replica convergence.
  * Prints a table, writes bench/results/chaos.json, and exits non-zero when a target is missed.
+ *
+ * `npm run chaos -- --hosts`: the suite on namespaced test hosts instead (./hosts.ts: kernel
+ * partitions, a 3-member etcd, shared keys and the linearizability checker).
+ * `npm run chaos -- --scale`: the control-plane scale test (./scale.ts).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
@@ -12,6 +16,11 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { startEtcd } from '../helpers/etcd.ts';
 import { LoadGenerator, startChaosCluster, until } from './lib.ts';
 import { CLIENT_TIMEOUT_MS, CLUSTER_CONFIG, etcdPhase, LEASE_TTL_MS, RESTORE_AFTER_LEASE_MS, killPhase, partitionPhase, pausePhase, REQUEST_TIMEOUT_MS, table, type PhaseContext, type PhaseResult } from './phases.ts';
+
+if (process.argv.includes('--hosts') || process.argv.includes('--scale')) {
+  const suite = process.argv.includes('--hosts') ? await import('./hosts.ts') : await import('./scale.ts');
+  process.exit(await suite.main());
+}
 
 const OUT = resolve(import.meta.dirname, '../../bench/results/chaos.json');
 const BUDGET_MS = 330_000;

@@ -5,6 +5,7 @@
  *
  *   const etcd = await startEtcd();               // single member
  *   const etcd3 = await startEtcd({ members: 3 }); // 3-member cluster
+ *   const netns = await startEtcd({ members: 3, hosts }); // one member per test host (test/netns)
  *   ...
  *   await etcd.stop();                             // SIGKILL all, remove data dirs
  *
@@ -12,7 +13,8 @@
  * cannot leak an etcd. Teardown uses SIGKILL because SIGTERM can take ~7 s (ETCD-NOTES).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import https from 'node:https';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -57,6 +59,19 @@ export interface EtcdCluster {
 export interface StartEtcdOptions {
   /** Cluster size. Default 1. */
   members?: 1 | 3;
+  /**
+   * Where each member runs (one per member): its address, where it listens on 2379 (clients) and
+   * 2380 (peers), and the command prefix that runs a program there (`ip netns exec NS`).
+   * Default: every member on loopback, on free ports, run directly.
+   */
+  hosts?: readonly EtcdHost[];
+  /** Serve clients over TLS with this certificate (the peer URLs stay plain). Loopback members only. */
+  tls?: { cert: string; key: string; ca: string };
+}
+
+export interface EtcdHost {
+  ip: string;
+  command: readonly string[];
 }
 
 /** Every live etcd child of this process, killed on exit whatever happens. */
@@ -103,21 +118,37 @@ function ensureBinary(): void {
   }
 }
 
-async function isHealthy(clientUrl: string): Promise<boolean> {
+/** GET a member's URL; over https trusting `ca` (fetch cannot be given a CA). */
+function getText(url: string, ca: string | undefined): Promise<{ ok: boolean; text: string }> {
+  if (ca === undefined) {
+    return fetch(url, { signal: AbortSignal.timeout(1000) }).then(async (res) => ({ ok: res.ok, text: await res.text() }));
+  }
+  return new Promise((resolveGet, reject) => {
+    const req = https.get(url, { ca: readFileSync(ca), timeout: 1000 }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (text += c));
+      res.on('end', () => resolveGet({ ok: res.statusCode === 200, text }));
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+  });
+}
+
+async function isHealthy(clientUrl: string, ca?: string): Promise<boolean> {
   try {
-    const res = await fetch(`${clientUrl}/health`, { signal: AbortSignal.timeout(1000) });
-    const body = (await res.json()) as { health?: string };
+    const res = await getText(`${clientUrl}/health`, ca);
+    const body = JSON.parse(res.text) as { health?: string };
     return res.ok && body.health === 'true';
   } catch {
     return false;
   }
 }
 
-async function isLeader(clientUrl: string): Promise<boolean> {
+async function isLeader(clientUrl: string, ca?: string): Promise<boolean> {
   try {
-    const res = await fetch(`${clientUrl}/metrics`, { signal: AbortSignal.timeout(1000) });
-    const text = await res.text();
-    return /^etcd_server_is_leader 1\s*$/m.test(text);
+    const res = await getText(`${clientUrl}/metrics`, ca);
+    return /^etcd_server_is_leader 1\s*$/m.test(res.text);
   } catch {
     return false;
   }
@@ -128,6 +159,8 @@ interface MemberSpec {
   clientUrl: string;
   peerUrl: string;
   dataDir: string;
+  /** Run etcd through this (e.g. `ip netns exec NS`, which execs: the PID stays etcd's). */
+  command: readonly string[];
 }
 
 /** Raised when a member does not come up; carries its stderr. */
@@ -145,16 +178,21 @@ class Member implements EtcdMember {
   readonly peerUrl: string;
   readonly dataDir: string;
   readonly #args: string[];
+  readonly #command: readonly string[];
   #child: ChildProcess | null = null;
   #paused = false;
   #stderr = '';
   #exited: Promise<void> = Promise.resolve();
 
-  constructor(spec: MemberSpec, initialCluster: string, token: string) {
+  readonly #ca: string | undefined;
+
+  constructor(spec: MemberSpec, initialCluster: string, token: string, tls?: StartEtcdOptions['tls']) {
+    this.#ca = tls?.ca;
     this.name = spec.name;
     this.clientUrl = spec.clientUrl;
     this.peerUrl = spec.peerUrl;
     this.dataDir = spec.dataDir;
+    this.#command = spec.command;
     this.#args = [
       '--name', spec.name,
       '--data-dir', spec.dataDir,
@@ -169,6 +207,7 @@ class Member implements EtcdMember {
       '--logger=zap',
       '--log-level=warn',
       '--unsafe-no-fsync',
+      ...(tls !== undefined ? ['--cert-file', tls.cert, '--key-file', tls.key] : []),
     ];
   }
 
@@ -180,7 +219,8 @@ class Member implements EtcdMember {
   spawn(): void {
     if (this.#child !== null) throw new Error(`etcd ${this.name} is already running (pid ${this.pid})`);
     this.#stderr = '';
-    const child = spawn(ETCD_BIN, this.#args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    const [cmd, ...args] = [...this.#command, ETCD_BIN, ...this.#args];
+    const child = spawn(cmd!, args, { stdio: ['ignore', 'ignore', 'pipe'] });
     this.#child = child;
     live.add(child);
     child.stderr?.setEncoding('utf8');
@@ -215,7 +255,7 @@ class Member implements EtcdMember {
           `etcd ${this.name} exited before becoming healthy (code ${child?.exitCode}, signal ${child?.signalCode}):\n${this.#stderr}`,
         );
       }
-      if (await isHealthy(this.clientUrl)) return;
+      if (await isHealthy(this.clientUrl, this.#ca)) return;
       await sleep(50);
     }
     throw new EtcdStartError(
@@ -250,7 +290,7 @@ class Member implements EtcdMember {
   }
 
   isLeader(): Promise<boolean> {
-    return this.#child === null || this.#paused ? Promise.resolve(false) : isLeader(this.clientUrl);
+    return this.#child === null || this.#paused ? Promise.resolve(false) : isLeader(this.clientUrl, this.#ca);
   }
 }
 
@@ -258,22 +298,25 @@ class Member implements EtcdMember {
 export async function startEtcd(opts: StartEtcdOptions = {}): Promise<EtcdCluster> {
   const count = opts.members ?? 1;
   if (count !== 1 && count !== 3) throw new Error(`startEtcd: members must be 1 or 3, got ${String(count)}`);
+  if (opts.hosts !== undefined && opts.hosts.length !== count) throw new Error(`startEtcd: ${count} members need ${count} hosts, got ${opts.hosts.length}`);
   ensureBinary();
   installExitHooks();
 
   const specs: MemberSpec[] = [];
   for (let i = 0; i < count; i++) {
+    const host = opts.hosts?.[i];
     specs.push({
       name: `m${i}`,
-      clientUrl: `http://127.0.0.1:${await freePort()}`,
-      peerUrl: `http://127.0.0.1:${await freePort()}`,
+      clientUrl: host === undefined ? `${opts.tls !== undefined ? 'https' : 'http'}://127.0.0.1:${await freePort()}` : `http://${host.ip}:2379`,
+      peerUrl: host === undefined ? `http://127.0.0.1:${await freePort()}` : `http://${host.ip}:2380`,
       dataDir: await mkdtemp(join(tmpdir(), 'jincache-etcd-')),
+      command: host?.command ?? [],
     });
     dataDirs.add(specs[i]!.dataDir);
   }
   const initialCluster = specs.map((s) => `${s.name}=${s.peerUrl}`).join(',');
   const token = `jincache-test-${process.pid}-${Date.now()}`;
-  const members = specs.map((s) => new Member(s, initialCluster, token));
+  const members = specs.map((s) => new Member(s, initialCluster, token, opts.tls));
 
   const stop = async (): Promise<void> => {
     await Promise.all(members.map((m) => m.stop('SIGKILL')));
@@ -291,7 +334,7 @@ export async function startEtcd(opts: StartEtcdOptions = {}): Promise<EtcdCluste
   }
 
   return {
-    endpoints: specs.map((s) => s.clientUrl.replace(/^http:\/\//, '')),
+    endpoints: specs.map((s) => s.clientUrl.replace(/^https?:\/\//, '')),
     members,
     async leaderIndex(): Promise<number> {
       const deadline = Date.now() + START_TIMEOUT_MS;

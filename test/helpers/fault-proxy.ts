@@ -6,13 +6,15 @@
  *   const proxy = await startFaultProxy({ target: 8001 });   // listens on a free port
  *   proxy.set({ mode: 'drop' });                              // blackhole, existing sockets too
  *   proxy.set({ mode: 'delay', ms: 800 });                    // every chunk waits 800 ms
+ *   proxy.set({ mode: 'delay', ms: 100, jitterMs: 300 });     // 100-400 ms per chunk: requests on
+ *                                                             // different sockets overtake each other
  *   proxy.set({ mode: 'reset' });                             // RST every socket, new ones too
  *   proxy.set({ mode: 'pass' });
  *   await proxy.stop();
  */
 import net from 'node:net';
 
-export type FaultMode = { mode: 'pass' } | { mode: 'drop' } | { mode: 'delay'; ms: number } | { mode: 'reset' };
+export type FaultMode = { mode: 'pass' } | { mode: 'drop' } | { mode: 'delay'; ms: number; jitterMs?: number } | { mode: 'reset' };
 
 export interface FaultProxy {
   readonly port: number;
@@ -42,12 +44,13 @@ export async function startFaultProxy(opts: { target: number; host?: string; por
       if (m.mode === 'drop') return; // accepted, never delivered: a blackhole
       if (m.mode === 'reset') return void from.resetAndDestroy();
       if (m.mode === 'delay') {
-        // keep order: pause reading while the chunk waits
+        // keep order within the socket (it is a stream): pause reading while the chunk waits;
+        // with jitter, chunks of different sockets wait differently and so reorder among sockets
         from.pause();
         setTimeout(() => {
           if (!to.destroyed) to.write(chunk);
           from.resume();
-        }, m.ms).unref();
+        }, m.ms + Math.random() * (m.jitterMs ?? 0)).unref();
         return;
       }
       if (!to.destroyed) to.write(chunk);

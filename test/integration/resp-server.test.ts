@@ -49,7 +49,7 @@ class MemoryKv implements DoorKv {
     assert.equal(group, this.defaultGroup);
     this.calls.write++;
     const e = this.live(key);
-    const d = decideWrite(e === null ? undefined : { ...e, version: 1, partition: 0 }, op, Date.now());
+    const d = decideWrite(e === null ? undefined : { ...e, version: 1, partition: 0, type: 0 }, op, Date.now());
     if (d.change === 'value') this.entries.set(key, { value: d.value, expiresAt: d.expiresAt });
     else if (d.change === 'delete') this.entries.delete(key);
     return d.result;

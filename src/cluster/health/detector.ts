@@ -44,7 +44,9 @@ export interface DetectorOptions {
   /** Hinted writes this node holds for a peer, told to it in the Ping answer. Default: none. */
   hintsHeldFor?: (id: NodeId) => number;
   /** Called with every successful heartbeat answer: how many hints the peer holds for this node. */
-  onPingAnswer?: (id: NodeId, hintsForMe: number) => void;
+  onPingAnswer?: (id: NodeId, hintsForMe: number, table: number) => void;
+  /** The table version this node routes by, told in its Ping answers. Default 0. */
+  tableVersion?: () => number;
 }
 
 export class FailureDetector {
@@ -76,7 +78,7 @@ export class FailureDetector {
     this.classifier = new HealthClassifier({ clock: opts.clock, slowThresholdMs: opts.slowThresholdMs ?? 500, probationMs: this.probationMs });
     this.breakers = new PeerBreakers(opts.breaker);
     this.tickMs = Math.min(this.intervalMs, 250);
-    opts.server.handle(Ping, (_req, meta) => ({ id: opts.self, hints: meta.from === undefined ? 0 : (opts.hintsHeldFor?.(meta.from) ?? 0) }));
+    opts.server.handle(Ping, (_req, meta) => ({ id: opts.self, hints: meta.from === undefined ? 0 : (opts.hintsHeldFor?.(meta.from) ?? 0), table: opts.tableVersion?.() ?? 0 }));
   }
 
   start(): void {
@@ -181,7 +183,7 @@ export class FailureDetector {
     this.pinging.add(id);
     const deadline = Date.now() + this.pingTimeoutMs;
     this.call(id, () => this.opts.client.call(Ping, member.address, undefined, { from: this.opts.self, deadline }), true)
-      .then((answer) => this.opts.onPingAnswer?.(id, answer.hints))
+      .then((answer) => this.opts.onPingAnswer?.(id, answer.hints, answer.table))
       .catch(() => {
         // counted by call(); the classifier and the breaker have it
       })

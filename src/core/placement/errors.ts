@@ -17,7 +17,9 @@ export type PlacementErrorCode =
   /** Two tables that cannot be compared (different partition counts). */
   | 'TABLE_MISMATCH'
   /** decodeTable() input that is not a well-formed encoded table. */
-  | 'BAD_TABLE';
+  | 'BAD_TABLE'
+  /** A key that is not a byte string (a char code above 255: nobody converted it to bytes). */
+  | 'INVALID_KEY';
 
 // Symbol.for so the guard still works if two copies of this module are loaded.
 const BRAND = Symbol.for('jincache.PlacementError');

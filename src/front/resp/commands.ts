@@ -6,95 +6,33 @@
  * ordering and back-pressure. Every failure becomes an error reply in Redis's words; nothing a
  * client sends or the door throws escapes as an exception.
  */
-import type { Clock } from '../../core/types.ts';
-import { isJincacheError, toJincacheError } from '../../core/errors.ts';
-import { keyFromBytes } from '../../core/keys.ts';
 import { NO_EXPIRY, type Expiry, type WriteResult } from '../../cache/ops.ts';
 import type { GetResult } from '../../cluster/kv.ts';
-import { redisErrorOf, type FrontDoor } from '../door.ts';
 import type { RespCommand } from './parser.ts';
+import { OK, NULL_BULK, array, integer, bulk, error, type RespReply } from './writer.ts';
+import { CONNECTION_COMMANDS } from './connection.ts';
+import { KEYSPACE_COMMANDS } from './keyspace.ts';
+import { STRING } from '../../cache/engine/types.ts';
+import { arityOk, findCommand, wrongArity as tableArity } from './command-table.ts';
+import { ENGINE_COMMANDS, isWrite, runKeyed } from './keyed.ts';
+import { enqueue, inTransaction, refuseQueued, transactionCommands } from './transaction.ts';
 import {
-  OK,
-  NULL_BULK,
-  array,
-  bulk,
-  error,
-  integer,
-  simple,
-  type RespReply,
-} from './writer.ts';
+  denied,
+  guarded,
+  keyOf,
+  kvError,
+  notInteger,
+  parseInteger,
+  syntaxError,
+  unknownCommand,
+  wrongArity,
+  type CommandEnv,
+  type CommandSpec,
+  type Result,
+  type Session,
+} from './session.ts';
 
-/** What the `redis_version` field says; clients only check that it parses. */
-export const REDIS_VERSION = '7.0.0-jincache';
-
-/** Per-connection state that commands read or change. */
-export interface Session {
-  readonly id: number;
-  name: string | null;
-  /** Set by QUIT: the server closes the connection after this reply. */
-  quit: boolean;
-}
-
-/** Everything a command may use. Built once per server; `session` varies per connection. */
-export interface CommandEnv {
-  readonly door: FrontDoor;
-  readonly group: string;
-  readonly clock: Clock;
-  /** The text of INFO for the requested sections (lower case; empty = default). */
-  info(sections: string[]): Promise<string>;
-}
-
-type Result = RespReply | Promise<RespReply>;
-
-interface CommandSpec {
-  /** Redis convention: n > 0 exactly n arguments including the name; n < 0 at least -n. */
-  readonly arity: number;
-  /** COMMAND INFO flags. */
-  readonly flags: readonly string[];
-  /** COMMAND INFO key positions: first, last (-1 = to the end), step. 0 = no keys. */
-  readonly keys: readonly [number, number, number];
-  run(env: CommandEnv, session: Session, args: Buffer[]): Result;
-}
-
-const syntaxError = error('ERR syntax error');
-const PONG = simple('PONG');
-const notInteger = error('ERR value is not an integer or out of range');
-
-function wrongArity(name: string): RespReply {
-  return error(`ERR wrong number of arguments for '${name}' command`);
-}
-
-/**
- * Redis's string2ll: an optional '-', no leading zeros, no '+', no spaces. Limited to safe
- * integers here, since larger counts and times mean nothing to a JavaScript caller anyway.
- */
-export function parseInteger(arg: Buffer): number | null {
-  if (arg.length === 0 || arg.length > 17) return null;
-  const s = arg.toString('latin1');
-  if (!/^(0|-?[1-9][0-9]*)$/.test(s)) return null;
-  const n = Number(s);
-  return Number.isSafeInteger(n) ? n : null;
-}
-
-/** A key argument as a byte string (keys are binary; the door checks their length). */
-function keyOf(arg: Buffer): string {
-  return keyFromBytes(arg);
-}
-
-/** Turn a failure into an error reply in Redis's words (timeouts included); never rethrow. */
-function kvError(err: unknown): RespReply {
-  if (isJincacheError(err)) return error(redisErrorOf(err));
-  return error(redisErrorOf(toJincacheError(err)));
-}
-
-/** Run an async command body, converting any throw into an error reply. */
-async function guarded(body: () => Promise<RespReply>): Promise<RespReply> {
-  try {
-    return await body();
-  } catch (err) {
-    return kvError(err);
-  }
-}
+export { REDIS_VERSION, parseInteger, unknownCommand, type CommandEnv, type Session } from './session.ts';
 
 /** The expiry of a Redis TTL argument in ms, or Redis's error for this command. */
 function ttlOf(env: CommandEnv, ms: number, name: string): Expiry | RespReply {
@@ -144,10 +82,10 @@ function remainingMs(env: CommandEnv, expiresAt: number): number {
   return expiresAt - env.clock.now();
 }
 
-function ttlReply(env: CommandEnv, args: Buffer[], unitMs: number): Result {
+function ttlReply(env: CommandEnv, session: Session, args: Buffer[], unitMs: number): Result {
   const key = keyOf(args[1]!);
   return guarded(async () => {
-    const r = await env.door.get('resp', env.group, key, 'ttl');
+    const r = await env.door.get('resp', session.user, env.group, key, 'ttl');
     if (r === null) return integer(-2);
     if (r.expiresAt === 0) return integer(-1);
     const ms = remainingMs(env, r.expiresAt);
@@ -157,10 +95,9 @@ function ttlReply(env: CommandEnv, args: Buffer[], unitMs: number): Result {
   });
 }
 
-function expireReply(env: CommandEnv, name: string, args: Buffer[], unitMs: number): Result {
-  if (args.length > 3) {
-    return error(`ERR Unsupported option ${args[3]!.toString('utf8')}`);
-  }
+function expireReply(env: CommandEnv, session: Session, name: string, args: Buffer[], unitMs: number): Result {
+  // NX, XX, GT, LT compare with the current expiry: the engine decides them at the coordinator
+  if (args.length > 3) return runKeyed(env, session, args);
   const key = keyOf(args[1]!);
   const amount = parseInteger(args[2]!);
   if (amount === null) return notInteger;
@@ -168,10 +105,10 @@ function expireReply(env: CommandEnv, name: string, args: Buffer[], unitMs: numb
   // a time in the past deletes the key, as in Redis (decideWrite)
   const expiry = ttlMs <= 0 ? ({ kind: 'in', ms: ttlMs } as const) : ttlOf(env, ttlMs, name);
   if (!('kind' in expiry)) return expiry;
-  return guarded(async () => integer((await env.door.write('resp', env.group, key, { op: 'expire', expiry })).applied ? 1 : 0));
+  return guarded(async () => integer((await env.door.write('resp', session.user, env.group, key, { op: 'expire', expiry })).applied ? 1 : 0));
 }
 
-function setReply(env: CommandEnv, args: Buffer[]): Result {
+function setReply(env: CommandEnv, session: Session, args: Buffer[]): Result {
   const key = keyOf(args[1]!);
   const value = args[2]!;
   let ttlMs: number | undefined;
@@ -190,7 +127,8 @@ function setReply(env: CommandEnv, args: Buffer[]): Result {
       if (n <= 0) return error("ERR invalid expire time in 'set' command");
       ttlMs = opt === 'EX' ? n * 1000 : n;
     } else if (opt === 'GET' || opt === 'KEEPTTL' || opt === 'EXAT' || opt === 'PXAT') {
-      return error(`ERR SET option ${opt} is not supported by jincache`);
+      // these read the old entry or an absolute time: the engine decides them at the coordinator
+      return runKeyed(env, session, args);
     } else {
       return syntaxError;
     }
@@ -200,7 +138,7 @@ function setReply(env: CommandEnv, args: Buffer[]): Result {
   // The argument may be a view of the parser's storage: the store keeps its own copy.
   const stored = Buffer.from(value);
   return guarded(async () => {
-    const out = await env.door.write('resp', env.group, key, { op: 'set', value: stored, expiry, ...(condition ? { cond: condition } : {}) });
+    const out = await env.door.write('resp', session.user, env.group, key, { op: 'set', value: stored, expiry, ...(condition ? { cond: condition } : {}) });
     // A SET whose NX/XX condition failed answers nil.
     return out.applied ? OK : NULL_BULK;
   });
@@ -211,51 +149,45 @@ function unique(keys: string[]): string[] {
   return [...new Set(keys)];
 }
 
-const COMMANDS: Record<string, CommandSpec> = {
-  ping: {
-    arity: -1,
-    flags: ['fast'],
-    keys: [0, 0, 0],
-    // Copies: a large reply is written by reference, after the parser may have reused the bytes.
-    run: (_env, _s, args) => (args.length > 2 ? wrongArity('ping') : args.length === 2 ? bulk(Buffer.from(args[1]!)) : PONG),
-  },
-  echo: { arity: 2, flags: ['fast'], keys: [0, 0, 0], run: (_env, _s, args) => bulk(Buffer.from(args[1]!)) },
+const DATA_COMMANDS: Record<string, CommandSpec> = {
   get: {
+    perm: 'read',
     arity: 2,
     flags: ['readonly', 'fast'],
     keys: [1, 1, 1],
-    run(env, _s, args) {
+    run(env, session, args) {
       const key = keyOf(args[1]!);
       return guarded(async () => {
-        const r = await env.door.get('resp', env.group, key);
-        return r === null ? NULL_BULK : bulk(r.value);
+        return getReply(await env.door.get('resp', session.user, env.group, key));
       });
     },
   },
-  set: { arity: -3, flags: ['write', 'denyoom'], keys: [1, 1, 1], run: (env, _s, args) => setReply(env, args) },
+  set: { perm: 'write', arity: -3, flags: ['write', 'denyoom'], keys: [1, 1, 1], run: (env, session, args) => setReply(env, session, args) },
   del: {
+    perm: 'write',
     arity: -2,
     flags: ['write'],
     keys: [1, -1, 1],
-    run(env, _s, args) {
+    run(env, session, args) {
       const keys = keysOf(env, args.slice(1));
       if (!Array.isArray(keys)) return keys;
       return guarded(async () => {
-        const gone = await mapLimit(unique(keys), FANOUT, (k) => env.door.write('resp', env.group, k, { op: 'del' }));
+        const gone = await mapLimit(unique(keys), FANOUT, (k) => env.door.write('resp', session.user, env.group, k, { op: 'del' }));
         return integer(gone.filter((r) => r.existed).length);
       });
     },
   },
   exists: {
+    perm: 'read',
     arity: -2,
     flags: ['readonly', 'fast'],
     keys: [1, -1, 1],
-    run(env, _s, args) {
+    run(env, session, args) {
       const keys = keysOf(env, args.slice(1));
       if (!Array.isArray(keys)) return keys;
       return guarded(async () => {
         const distinct = unique(keys);
-        const present = await mapLimit(distinct, FANOUT, async (k) => (await env.door.get('resp', env.group, k, 'exists')) !== null);
+        const present = await mapLimit(distinct, FANOUT, async (k) => (await env.door.get('resp', session.user, env.group, k, 'exists')) !== null);
         const live = new Set(distinct.filter((_, i) => present[i]));
         // Redis counts a key named twice twice.
         return integer(keys.filter((k) => live.has(k)).length);
@@ -263,23 +195,26 @@ const COMMANDS: Record<string, CommandSpec> = {
     },
   },
   mget: {
+    perm: 'read',
     arity: -2,
     flags: ['readonly', 'fast'],
     keys: [1, -1, 1],
-    run(env, _s, args) {
+    run(env, session, args) {
       const keys = keysOf(env, args.slice(1));
       if (!Array.isArray(keys)) return keys;
       return guarded(async () => {
-        const values = await mapLimit(keys, FANOUT, (k) => env.door.get('resp', env.group, k, 'mget'));
-        return array(values.map((r) => (r === null ? NULL_BULK : bulk(r.value))));
+        const values = await mapLimit(keys, FANOUT, (k) => env.door.get('resp', session.user, env.group, k, 'mget'));
+        // a key of another type is nil here, as in Redis
+        return array(values.map((r) => (r === null || (r.type !== undefined && r.type !== STRING) ? NULL_BULK : bulk(r.value))));
       });
     },
   },
   mset: {
+    perm: 'write',
     arity: -3,
     flags: ['write', 'denyoom'],
     keys: [1, -1, 2],
-    run(env, _s, args) {
+    run(env, session, args) {
       if (args.length % 2 === 0) return wrongArity('mset');
       // The last value of a repeated key wins, as in Redis; validate all before writing any.
       const pairs = new Map<string, Buffer>();
@@ -294,162 +229,29 @@ const COMMANDS: Record<string, CommandSpec> = {
         pairs.set(key, Buffer.from(args[i + 1]!)); // a view of the parser's storage: copy
       }
       return guarded(async () => {
-        await mapLimit([...pairs], FANOUT, ([k, v]) => env.door.write('resp', env.group, k, { op: 'set', value: v, expiry: NO_EXPIRY }, 'mset'));
+        await mapLimit([...pairs], FANOUT, ([k, v]) => env.door.write('resp', session.user, env.group, k, { op: 'set', value: v, expiry: NO_EXPIRY }, 'mset'));
         return OK;
       });
     },
   },
-  expire: { arity: -3, flags: ['write', 'fast'], keys: [1, 1, 1], run: (env, _s, args) => expireReply(env, 'expire', args, 1000) },
-  pexpire: { arity: -3, flags: ['write', 'fast'], keys: [1, 1, 1], run: (env, _s, args) => expireReply(env, 'pexpire', args, 1) },
-  ttl: { arity: 2, flags: ['readonly', 'fast'], keys: [1, 1, 1], run: (env, _s, args) => ttlReply(env, args, 1000) },
-  pttl: { arity: 2, flags: ['readonly', 'fast'], keys: [1, 1, 1], run: (env, _s, args) => ttlReply(env, args, 1) },
+  expire: { perm: 'write', arity: -3, flags: ['write', 'fast'], keys: [1, 1, 1], run: (env, session, args) => expireReply(env, session, 'expire', args, 1000) },
+  pexpire: { perm: 'write', arity: -3, flags: ['write', 'fast'], keys: [1, 1, 1], run: (env, session, args) => expireReply(env, session, 'pexpire', args, 1) },
+  ttl: { perm: 'read', arity: 2, flags: ['readonly', 'fast'], keys: [1, 1, 1], run: (env, session, args) => ttlReply(env, session, args, 1000) },
+  pttl: { perm: 'read', arity: 2, flags: ['readonly', 'fast'], keys: [1, 1, 1], run: (env, session, args) => ttlReply(env, session, args, 1) },
   dbsize: {
+    perm: 'read',
     arity: 1,
     flags: ['readonly', 'fast'],
     keys: [0, 0, 0],
-    run: (env) => guarded(async () => integer(await env.door.count('resp', env.group))),
+    run: (env, session) => guarded(async () => integer(await env.door.count('resp', session.user, env.group))),
   },
-  info: {
-    arity: -1,
-    flags: ['loading', 'stale'],
-    keys: [0, 0, 0],
-    run: (env, _s, args) =>
-      guarded(async () => bulk(await env.info(args.slice(1).map((a) => a.toString('utf8').toLowerCase())))),
-  },
-  quit: {
-    arity: -1,
-    flags: ['fast'],
-    keys: [0, 0, 0],
-    run(_env, session) {
-      session.quit = true;
-      return OK;
-    },
-  },
-  select: {
-    arity: 2,
-    flags: ['fast', 'loading', 'stale'],
-    keys: [0, 0, 0],
-    run(_env, _s, args) {
-      const db = parseInteger(args[1]!);
-      if (db === null) return notInteger;
-      // One keyspace: the default group is db 0.
-      return db === 0 ? OK : error('ERR DB index is out of range');
-    },
-  },
-  auth: {
-    arity: -2,
-    flags: ['fast', 'noscript', 'loading', 'stale'],
-    keys: [0, 0, 0],
-    run: () =>
-      error(
-        'ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?',
-      ),
-  },
-  client: {
-    arity: -2,
-    flags: ['loading', 'stale'],
-    keys: [0, 0, 0],
-    run(_env, session, args) {
-      const sub = args[1]!.toString('utf8').toLowerCase();
-      const need = (n: number): RespReply | null => (args.length === n ? null : wrongArity(`client|${sub}`));
-      switch (sub) {
-        case 'setname': {
-          const bad = need(3);
-          if (bad) return bad;
-          const name = args[2]!;
-          if (name.some((b) => b < 0x21 || b > 0x7e)) {
-            return error('ERR Client names cannot contain spaces, newlines or special characters.');
-          }
-          session.name = name.length === 0 ? null : name.toString('latin1');
-          return OK;
-        }
-        case 'getname':
-          return need(2) ?? bulk(session.name);
-        case 'setinfo':
-          return need(4) ?? OK;
-        case 'id':
-          return need(2) ?? integer(session.id);
-        default:
-          return error(`ERR unknown subcommand '${args[1]!.toString('utf8')}'. Try CLIENT HELP.`);
-      }
-    },
-  },
-  hello: {
-    arity: -1,
-    flags: ['fast', 'noscript', 'loading', 'stale'],
-    keys: [0, 0, 0],
-    run(_env, session, args) {
-      if (args.length >= 2) {
-        const version = parseInteger(args[1]!);
-        if (version === null) return error('ERR Protocol version is not an integer or out of range');
-        // RESP2 only: clients that offer RESP3 (ioredis 6 does by default) fall back on NOPROTO.
-        if (version !== 2) return error('NOPROTO sorry, this protocol version is not supported.');
-        for (let i = 2; i < args.length; i++) {
-          const opt = args[i]!.toString('latin1').toUpperCase();
-          if (opt === 'AUTH' && i + 2 < args.length) i += 2; // no passwords configured: accept
-          else if (opt === 'SETNAME' && i + 1 < args.length) session.name = args[++i]!.toString('latin1');
-          else return error(`ERR Syntax error in HELLO option '${args[i]!.toString('utf8')}'`);
-        }
-      }
-      return array([
-        bulk('server'), bulk('redis'),
-        bulk('version'), bulk(REDIS_VERSION),
-        bulk('proto'), integer(2),
-        bulk('id'), integer(session.id),
-        bulk('mode'), bulk('standalone'),
-        bulk('role'), bulk('master'),
-        bulk('modules'), array([]),
-      ]);
-    },
-  },
-  command: {
-    arity: -1,
-    flags: ['loading', 'stale'],
-    keys: [0, 0, 0],
-    run(_env, _s, args) {
-      if (args.length === 1) return array([]); // the full table is optional; clients cope
-      const sub = args[1]!.toString('utf8').toLowerCase();
-      switch (sub) {
-        case 'count':
-          return args.length === 2 ? integer(Object.keys(COMMANDS).length) : wrongArity('command|count');
-        case 'docs':
-          return array([]);
-        case 'info':
-          return array(args.slice(2).map((a) => commandInfo(a.toString('utf8').toLowerCase())));
-        default:
-          return error(`ERR unknown subcommand '${args[1]!.toString('utf8')}'. Try COMMAND HELP.`);
-      }
-    },
-  },
+
 };
 
-function commandInfo(name: string): RespReply {
-  const spec = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
-  if (!spec) return NULL_BULK;
-  return array([
-    bulk(name),
-    integer(spec.arity),
-    array(spec.flags.map((f) => simple(f))),
-    integer(spec.keys[0]),
-    integer(spec.keys[1]),
-    integer(spec.keys[2]),
-  ]);
-}
+const COMMANDS: Record<string, CommandSpec> = { ...CONNECTION_COMMANDS, ...DATA_COMMANDS, ...KEYSPACE_COMMANDS, ...transactionCommands((env, session, args) => execute(env, session, args)) };
 
 /** The names of the commands answered, lower case. */
 export const COMMAND_NAMES: readonly string[] = Object.freeze(Object.keys(COMMANDS));
-
-/**
- * Redis 7's reply to an unknown command: the name and the first arguments, each cut at 128
- * characters and quoted, e.g. `ERR unknown command 'FOO', with args beginning with: 'a' `.
- */
-export function unknownCommand(args: readonly Buffer[]): RespReply {
-  let rest = '';
-  for (let i = 1; i < args.length && rest.length < 128; i++) {
-    rest += `'${args[i]!.toString('utf8').slice(0, 128 - rest.length)}' `;
-  }
-  return error(`ERR unknown command '${args[0]!.toString('utf8').slice(0, 128)}', with args beginning with: ${rest}`);
-}
 
 /**
  * Execute one command. Never throws and never returns a rejecting promise. `args` may be views
@@ -457,17 +259,30 @@ export function unknownCommand(args: readonly Buffer[]): RespReply {
  */
 export function execute(env: CommandEnv, session: Session, args: Buffer[]): Result {
   const name = args[0]!.toString('latin1').toLowerCase();
-  const spec = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
+  const spec = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : ENGINE_COMMANDS.has(name) ? engineSpec(args) : undefined;
   // commands on keys are counted by the door; the others here, so every command is in /metrics
   const began = performance.now();
   if (!spec) {
     env.door.observe('resp', 'other', env.group, 'bad_request', began);
+    refuseQueued(session);
     return unknownCommand(args);
   }
-  if (spec.arity > 0 ? args.length !== spec.arity : args.length < -spec.arity) {
+  const table = findCommand(args);
+  if (table !== undefined ? !arityOk(table, args.length) : spec.arity > 0 ? args.length !== spec.arity : args.length < -spec.arity) {
     env.door.observe('resp', 'other', env.group, 'bad_request', began);
-    return wrongArity(name);
+    refuseQueued(session);
+    return table !== undefined ? tableArity(table) : wrongArity(name);
   }
+  // as Redis: an unknown command or a wrong arity is reported before authentication is asked for
+  const refused = denied(session, spec.perm, name);
+  if (refused !== undefined) {
+    env.door.observe('resp', 'other', env.group, session.user === null ? 'unauthorized' : 'forbidden', began);
+    refuseQueued(session);
+    return refused;
+  }
+  // between MULTI and EXEC a command is queued, not run
+  const queued = inTransaction(session) ? enqueue(session, name, args) : undefined;
+  if (queued !== undefined) return queued;
   try {
     const out = spec.run(env, session, args);
     if (spec.keys[0] === 0) env.door.observe('resp', 'other', env.group, 'ok', began);
@@ -477,10 +292,21 @@ export function execute(env: CommandEnv, session: Session, args: Buffer[]): Resu
   }
 }
 
+/** An engine command's spec: its permission from Redis's write flag; run at its coordinator. */
+function engineSpec(args: readonly Buffer[]): CommandSpec {
+  return isWrite(args) ? ENGINE_WRITE : ENGINE_READ;
+}
+
+const ENGINE_WRITE: CommandSpec = { perm: 'write', arity: -1, flags: [], keys: [1, 1, 1], run: runKeyed };
+const ENGINE_READ: CommandSpec = { perm: 'read', arity: -1, flags: [], keys: [1, 1, 1], run: runKeyed };
+
+const WRONGTYPE = error('WRONGTYPE Operation against a key holding the wrong kind of value');
+
 // ---- the hot path: GET and SET straight from the parser's byte ranges ----
 
 function getReply(r: GetResult | null): RespReply {
-  return r === null ? NULL_BULK : bulk(r.value);
+  if (r === null) return NULL_BULK;
+  return r.type === undefined || r.type === STRING ? bulk(r.value) : WRONGTYPE;
 }
 
 function getAnswer(r: unknown): RespReply {
@@ -506,13 +332,15 @@ export function failedCall(err: unknown): RespReply {
   return kvError(err);
 }
 
-function fastGet(env: CommandEnv, cmd: RespCommand, call: KvCall | undefined): Result | null {
+function fastGet(env: CommandEnv, session: Session, cmd: RespCommand, call: KvCall | undefined): Result | null {
+  const refused = denied(session, 'read', 'get');
+  if (refused !== undefined) return refused;
   const key = cmd.buf.toString('latin1', cmd.start(1), cmd.end(1));
   try {
     // no promise at all when this node may answer from its own copy now
-    const local = env.door.getLocal('resp', env.group, key);
+    const local = env.door.getLocal('resp', session.user, env.group, key);
     if (local !== undefined) return getReply(local);
-    const p = env.door.get('resp', env.group, key);
+    const p = env.door.get('resp', session.user, env.group, key);
     if (call === undefined) return p.then(getReply, kvError);
     call.pending = p;
     call.map = getAnswer;
@@ -522,14 +350,16 @@ function fastGet(env: CommandEnv, cmd: RespCommand, call: KvCall | undefined): R
   }
 }
 
-function fastSet(env: CommandEnv, cmd: RespCommand, call: KvCall | undefined): Result | null {
+function fastSet(env: CommandEnv, session: Session, cmd: RespCommand, call: KvCall | undefined): Result | null {
+  const refused = denied(session, 'write', 'set');
+  if (refused !== undefined) return refused;
   const key = cmd.buf.toString('latin1', cmd.start(1), cmd.end(1));
   try {
     // The store keeps the value: copy it out of the parser's storage.
     const op = { op: 'set' as const, value: cmd.copy(2), expiry: NO_EXPIRY };
-    const local = env.door.writeLocal('resp', env.group, key, op);
+    const local = env.door.writeLocal('resp', session.user, env.group, key, op);
     if (local !== undefined) return setAnswer(local);
-    const p = env.door.write('resp', env.group, key, op);
+    const p = env.door.write('resp', session.user, env.group, key, op);
     if (call === undefined) return p.then(setAnswer, kvError);
     call.pending = p;
     call.map = setAnswer;
@@ -553,13 +383,13 @@ const LOWER = 0x20;
 export function executeCommand(env: CommandEnv, session: Session, cmd: RespCommand): Result;
 export function executeCommand(env: CommandEnv, session: Session, cmd: RespCommand, call: KvCall): Result | null;
 export function executeCommand(env: CommandEnv, session: Session, cmd: RespCommand, call?: KvCall): Result | null {
-  if (cmd.length(0) === 3) {
+  if (cmd.length(0) === 3 && !inTransaction(session)) {
     const b = cmd.buf;
     const at = cmd.start(0);
     if ((b[at + 1]! | LOWER) === 0x65 /* e */ && (b[at + 2]! | LOWER) === 0x74 /* t */) {
       const first = b[at]! | LOWER;
-      if (first === 0x67 /* g */ && cmd.argc === 2) return fastGet(env, cmd, call);
-      if (first === 0x73 /* s */ && cmd.argc === 3) return fastSet(env, cmd, call);
+      if (first === 0x67 /* g */ && cmd.argc === 2) return fastGet(env, session, cmd, call);
+      if (first === 0x73 /* s */ && cmd.argc === 3) return fastSet(env, session, cmd, call);
     }
   }
   return execute(env, session, cmd.views());

@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { RespParser, splitInline, isRespProtocolError, type ParseStep, type RespParserOptions } from './parser.ts';
+import { RespClient, startRedisServer, type Reply } from '../../../test/helpers/redis-oracle.ts';
+import { RespParser, splitInline, isCrossProtocolError, isRespProtocolError, type ParseStep, type RespParserOptions } from './parser.ts';
 
 /** Encode a command the way redis-cli and ioredis do. */
 function multibulk(args: Uint8Array[]): Buffer {
@@ -93,12 +94,16 @@ test('byte-by-byte feeding parses a large argument exactly once', () => {
 
 const limits: RespParserOptions = { maxBulkBytes: 64, maxArrayLength: 8, maxInlineBytes: 128, maxBufferedBytes: 512 };
 
+/** The most memory a parser may hold under `limits`: its first storage, or the limit and a header. */
+const MAX_STORAGE = Math.max(16 * 1024, limits.maxBufferedBytes! + 64);
+
 test('random garbage never throws and never buffers beyond the limit', () => {
   fc.assert(
     fc.property(fc.uint8Array({ maxLength: 3000 }), fc.array(fc.nat(), { maxLength: 30 }), (bytes, cuts) => {
       const parser = new RespParser(limits);
       run(parser, chunks(Buffer.from(bytes), cuts), () => {
         assert.ok(parser.bufferedBytes <= limits.maxBufferedBytes!, `buffered ${parser.bufferedBytes}`);
+        assert.ok(parser.storageBytes <= MAX_STORAGE, `storage ${parser.storageBytes}`);
       });
     }),
     { numRuns: 500 },
@@ -117,6 +122,7 @@ test('corrupted valid streams never throw and stay bounded', () => {
         const parser = new RespParser(limits);
         run(parser, chunks(stream, cuts), () => {
           assert.ok(parser.bufferedBytes <= limits.maxBufferedBytes!);
+          assert.ok(parser.storageBytes <= MAX_STORAGE, `storage ${parser.storageBytes}`);
         });
       },
     ),
@@ -200,6 +206,20 @@ test('inline requests split like redis-cli and sdssplitargs', () => {
   assert.equal(s('"a"b'), undefined);
   assert.equal(s("'abc"), undefined);
   assert.deepEqual(s(''), []);
+  // a quote opens anywhere in an argument, as in sdssplitargs
+  assert.deepEqual(s('a"b c"d'), undefined);
+  assert.deepEqual(s('a"b c" d'), ['ab c', 'd']);
+  assert.deepEqual(s("x'y z'"), ['xy z']);
+  // \v and \f are blanks between arguments but part of an unquoted one
+  assert.deepEqual(s('\v\fa\vb\f c'), ['a\vb\f', 'c']);
+  assert.deepEqual(s('"a"\v'), ['a']);
+  // the line ends at its first NUL (sdssplitargs reads a C string)
+  assert.deepEqual(s('a b\0c d'), ['a', 'b']);
+  assert.equal(s('"a\0"'), undefined);
+  // escapes: \xHH needs two hex digits; other backslashes keep the next byte
+  assert.deepEqual(s('"\\x4g" "\\q" "\\\\"'), ['x4g', 'q', '\\']);
+  assert.equal(s('"abc\\'), undefined);
+  assert.deepEqual(s('"\xff\x80"'), ['\xff\x80']);
 });
 
 test('options are validated and the bad value named', () => {
@@ -257,4 +277,166 @@ test('inline commands come out through the same ranges', () => {
   assert.deepEqual(parser.command.views().map((b) => b.toString()), ['set', 'a b', 'c']);
   assert.equal(parser.nextCommand(), 'incomplete');
   assert.equal(parser.bufferedBytes, 0);
+});
+
+test('inline requests parse to the arguments redis-server 7 sees (EVAL "return ARGV" as the mirror)', async () => {
+  const redis = await startRedisServer();
+  try {
+    // Lines over a small alphabet dense in quotes, escapes and blanks; no LF (it ends the line)
+    // and no NUL (Redis looks for the line's LF with strchr, which stops at a NUL, so it waits).
+    const alphabet = fc.constantFrom('a', 'b', 'x', '4', 'f', 'n', ' ', '  ', '\t', '\v', '\f', '\r', '"', "'", '\\', '\\x', '\\x4', '\xe9', '\xff');
+    const tails = fc.sample(fc.array(alphabet, { maxLength: 14 }).map((parts) => parts.join('')), { numRuns: 250, seed: 7 });
+    tails.push('"a b"c', 'a"b c"', '"\\x41\\x4"', "'it\\'s'", '""', "''", '"\\', '\\"', 'x\r', 'a\rb');
+    for (const tail of tails) {
+      const line = `EVAL "return ARGV" 0 ${tail}`;
+      const client = await RespClient.connect(redis.port);
+      let theirs: Reply;
+      try {
+        [theirs] = (await client.sendRaw(`${line}\r\n`, 1)) as [Reply];
+      } finally {
+        client.close();
+      }
+      const got = parseAll(`${line}\r\n`);
+      const what = JSON.stringify(tail);
+      if (theirs.type === 'error') {
+        assert.equal(got.error, theirs.message.replace(/^ERR /, ''), what);
+      } else {
+        assert.equal(got.error, null, what);
+        assert.ok(theirs.type === 'array', what);
+        assert.deepEqual(got.commands[0]!.slice(3), theirs.items.map((i) => (i.type === 'bulk' ? i.value.toString('latin1') : `?${i.type}`)), what);
+      }
+    }
+  } finally {
+    await redis.stop();
+  }
+});
+
+test('protocol errors read the same as redis-server 7 answers them', async () => {
+  const redis = await startRedisServer({ password: 'secret' });
+  try {
+    const inputs: [string, boolean][] = [
+      // [bytes, whether the client has authenticated]
+      ['*2\r\n$3\r\nGET\r\n:1\r\n', true],
+      ['*x\r\n', true],
+      ['*01\r\n$4\r\nPING\r\n', true],
+      ['*-0\r\n', true],
+      ['*1\r\n$-1\r\n', true],
+      ['*1\r\n$04\r\nPING\r\n', true],
+      ['*1\r\n$+4\r\nPING\r\n', true],
+      ['SET "a b\r\n', true],
+      ["SET 'a\r\n", true],
+      ['*11\r\n', false],
+      ['*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$16385\r\n', false],
+    ];
+    for (const [input, authed] of inputs) {
+      const client = await RespClient.connect(redis.port);
+      let theirs: Reply;
+      try {
+        if (authed) await client.call('AUTH', 'secret');
+        [theirs] = (await client.sendRaw(input, 1)) as [Reply];
+      } finally {
+        client.close();
+      }
+      assert.ok(theirs.type === 'error', JSON.stringify(input));
+      const ours = parseAll(input, { authRequired: !authed });
+      assert.equal(`ERR ${ours.error}`, theirs.message, JSON.stringify(input));
+    }
+    // the limits before authentication are lifted once the server clears the flag
+    const parser = new RespParser({ authRequired: true });
+    parser.authRequired = false;
+    assert.equal(run(parser, [Buffer.from(`*11\r\n${'$1\r\na\r\n'.repeat(11)}`)]).commands.length, 1);
+  } finally {
+    await redis.stop();
+  }
+});
+
+test('an HTTP request line or header is reported as a cross-protocol attack, not run', async () => {
+  for (const input of [
+    'GET / HTTP/1.1\r\nHost: 127.0.0.1:6379\r\n\r\n',
+    'POST /api HTTP/1.1\r\n',
+    'post\r\n',
+    'Host: example.com\r\n',
+    'HOST: x\n',
+    'PUT /x HTTP/1.0\r\n',
+  ]) {
+    const parser = new RespParser();
+    const got = run(parser, [Buffer.from(input, 'latin1')]);
+    assert.deepEqual(got.commands, [], input);
+    assert.ok(isCrossProtocolError(parser.error) && isRespProtocolError(parser.error), input);
+    assert.match(parser.error.line, /^(GET|POST|post|Host|HOST|PUT)/);
+    assert.match(parser.error.message, /SECURITY ATTACK/);
+    assert.equal(parser.bufferedBytes, 0, 'the rest is dropped');
+  }
+  // what Redis users type stays a command
+  for (const ok of ['GET / x\r\n', 'GET key\r\n', 'SET / HTTP/1.1\r\n', 'hostname x\r\n', '*2\r\n$4\r\nPOST\r\n$1\r\nx\r\n']) {
+    const parser = new RespParser();
+    assert.equal(run(parser, [Buffer.from(ok)]).commands.length, 1, ok);
+    assert.ok(!isCrossProtocolError(parser.error));
+  }
+  // redis-server drops the connection without a word on the same lines
+  const redis = await startRedisServer();
+  try {
+    for (const line of ['POST / HTTP/1.1\r\n', 'Host: x\r\n']) {
+      const client = await RespClient.connect(redis.port);
+      await assert.rejects(client.sendRaw(line, 1), /connection closed/);
+      assert.ok(client.closed);
+    }
+  } finally {
+    await redis.stop();
+  }
+});
+
+test('a value of tens of MiB is held once, in storage sized to it, and taken without a copy', () => {
+  const size = 32 * 1024 * 1024;
+  const value = Buffer.alloc(size, 0x61);
+  value.write('end', size - 3);
+  const stream = Buffer.concat([multibulk([Buffer.from('SET'), Buffer.from('big'), value]), Buffer.from('*1\r\n$4\r\nPING\r\n')]);
+  const parser = new RespParser({ maxBulkBytes: 64 * 1024 * 1024 });
+  let taken: Buffer | undefined;
+  const commands: string[] = [];
+  for (let at = 0; at < stream.length; at += 64 * 1024) {
+    parser.feed(stream.subarray(at, at + 64 * 1024));
+    // storage: the request and one socket read of slack, never the next power of two (64 MiB)
+    assert.ok(parser.storageBytes <= size + 256 * 1024, `storage ${parser.storageBytes}`);
+    for (let k = parser.nextCommand(); k === 'command'; k = parser.nextCommand()) {
+      commands.push(parser.command.view(0).toString());
+      if (parser.command.argc === 3) taken = parser.command.take(2);
+    }
+  }
+  assert.deepEqual(commands, ['SET', 'PING']);
+  assert.ok(taken !== undefined && taken.length === size && taken.toString('latin1', size - 3) === 'end');
+  assert.ok(taken.buffer.byteLength > size, 'a view of the parser storage (a copy would be its own buffer)');
+  // the parser moved on to a storage of its own: more input does not touch the taken value
+  parser.feed(Buffer.from(`*2\r\n$4\r\nECHO\r\n$3\r\nzzz\r\n`.repeat(1000)));
+  while (parser.nextCommand() === 'command');
+  assert.equal(taken.toString('latin1', 0, 3), 'aaa');
+  assert.ok(parser.storageBytes < 1024 * 1024);
+});
+
+test('take() of a small argument is a copy that outlives the parser', () => {
+  const parser = new RespParser();
+  parser.feed(multibulk([Buffer.from('SET'), Buffer.from('k'), Buffer.from('value')]));
+  assert.equal(parser.nextCommand(), 'command');
+  const v = parser.command.take(2);
+  parser.feed(multibulk([Buffer.from('SET'), Buffer.from('k'), Buffer.from('VALUE')]));
+  assert.equal(parser.nextCommand(), 'command');
+  assert.equal(v.toString(), 'value');
+});
+
+test('property: taken arguments stay intact whatever the parser reads afterwards', () => {
+  const arg = fc.oneof(fc.uint8Array({ maxLength: 50 }), fc.integer({ min: 30_000, max: 120_000 }).map((n) => new Uint8Array(n).fill(n % 251)));
+  fc.assert(
+    fc.property(fc.array(fc.array(arg, { minLength: 1, maxLength: 3 }), { minLength: 1, maxLength: 6 }), fc.array(fc.nat(), { maxLength: 12 }), (reqs, cuts) => {
+      const parser = new RespParser();
+      const kept: Buffer[] = [];
+      for (const part of chunks(Buffer.concat(reqs.map((r) => multibulk(r))), cuts)) {
+        parser.feed(part);
+        for (let k = parser.nextCommand(); k === 'command'; k = parser.nextCommand()) {
+          for (let i = 0; i < parser.command.argc; i++) kept.push(parser.command.take(i));
+        }
+      }
+      assert.deepEqual(kept.map((b) => Buffer.from(b).toString('latin1')), reqs.flat().map((a) => Buffer.from(a).toString('latin1')));
+    }),
+    { numRuns: 60 },
+  );
 });

@@ -1,9 +1,15 @@
 /**
- * Bounded, incremental RESP2 request parser.
+ * Bounded, incremental RESP request parser (requests are the same in RESP2 and RESP3).
  *
  * Feed it socket chunks in any split; pull complete commands with next(). It accepts what a
  * Redis server accepts from clients: multibulk requests (`*N\r\n$L\r\n...`, what redis-cli and
- * ioredis send) and inline requests (`PING\r\n`, what telnet users type).
+ * ioredis send) and inline requests (`PING\r\n`, what telnet users type, split into arguments
+ * exactly as Redis's sdssplitargs does). Arguments are bytes: nothing here checks UTF-8.
+ *
+ * An inline request that is an HTTP request line (`GET / HTTP/1.1`) or header (`Host: ...`), or
+ * whose command is POST, is a cross-protocol attack (a browser tricked into talking to the
+ * cache): the parser fails with a CrossProtocolError, so the server closes without answering and
+ * logs it, as Redis's securityWarningCommand does.
  *
  * Every limit is checked before the bytes are kept, so a peer can make the parser hold at most
  * `maxBufferedBytes`. A malformed or over-limit request puts the parser into a terminal failed
@@ -23,7 +29,10 @@
 
 /** Limits of one connection's parser. */
 export interface RespParserOptions {
-  /** Largest bulk string (one argument) accepted, in bytes. Default 2 MiB. */
+  /**
+   * Largest bulk string (one argument) accepted, in bytes. Default 16 MiB (`cache.max_value_bytes`'
+   * default; Redis accepts 512 MB, jincache's limit is at most 512 MiB).
+   */
   maxBulkBytes?: number;
   /** Largest number of arguments in one multibulk request. Default 65536. */
   maxArrayLength?: number;
@@ -31,9 +40,16 @@ export interface RespParserOptions {
   maxInlineBytes?: number;
   /**
    * Most bytes held at once: the unread input plus the arguments of the request being read.
-   * Default 16 MiB; must be at least maxBulkBytes + 64 (one maximal argument with its framing).
+   * Default maxBulkBytes + 1 MiB; must be at least maxBulkBytes + 64 (one maximal argument with
+   * its framing).
    */
   maxBufferedBytes?: number;
+  /**
+   * Until the client authenticates, Redis's stricter limits apply: at most 10 arguments and
+   * 16384 bytes per argument ("unauthenticated multibulk length"). Default false; the server
+   * sets `parser.authRequired` and clears it after AUTH.
+   */
+  authRequired?: boolean;
 }
 
 /** Why the parser gave up. The message is Redis's where Redis has one. */
@@ -47,6 +63,27 @@ export class RespProtocolError extends Error {
 
 export function isRespProtocolError(err: unknown): err is RespProtocolError {
   return err instanceof RespProtocolError;
+}
+
+const CROSS_PROTOCOL = Symbol.for('jincache.CrossProtocolError');
+
+/**
+ * The client spoke HTTP to the Redis port: most likely a web page making the browser send
+ * requests here (cross-protocol scripting). Close without a reply and log `line`.
+ */
+export class CrossProtocolError extends RespProtocolError {
+  readonly [CROSS_PROTOCOL] = true;
+  /** The offending line, printable, at most 80 characters. */
+  readonly line: string;
+  constructor(line: string) {
+    super(`Possible SECURITY ATTACK detected: the client sent ${JSON.stringify(line)}, an HTTP request line or header (cross-protocol scripting?); connection aborted`);
+    this.name = 'CrossProtocolError';
+    this.line = line;
+  }
+}
+
+export function isCrossProtocolError(err: unknown): err is CrossProtocolError {
+  return typeof err === 'object' && err !== null && (err as Record<symbol, unknown>)[CROSS_PROTOCOL] === true;
 }
 
 /** One step of parsing: a whole command, "feed me more", or the terminal failure. */
@@ -65,6 +102,16 @@ const LF = 10;
 /** `*` + sign + 19 digits + CRLF fits easily; a longer header line is garbage. */
 const MAX_HEADER_LINE = 32;
 const INITIAL_STORAGE = 16 * 1024;
+/**
+ * An argument this big (Redis's PROTO_MBULK_BIG_ARG) gets storage sized to it rather than
+ * doubled, and take() may hand it over without a copy.
+ */
+const BIG_ARG = 32 * 1024;
+/** Room kept after a big argument for what follows it in the same socket read. */
+const BIG_SLACK = 64 * 1024;
+/** Redis's limits before authentication (networking.c). */
+const UNAUTH_MAX_ARGS = 10;
+const UNAUTH_MAX_BULK = 16384;
 const SHRINK_ABOVE = 256 * 1024;
 /** An offsets list grown past this by a huge request is dropped once the request is done. */
 const KEEP_OFFSETS = 1024;
@@ -79,10 +126,16 @@ const EMPTY = Buffer.alloc(0);
 export class RespCommand {
   /** Number of arguments, the command name included. */
   argc = 0;
+  /** The parser these ranges belong to (take() asks it for an argument's storage). */
+  private readonly owner: RespParser | null;
   /** The bytes the ranges point into (the parser's storage, or an inline request's own buffer). */
   buf: Buffer = EMPTY;
   /** Argument i is buf[offsets[2i], offsets[2i + 1]). */
   offsets: number[] = [];
+
+  constructor(owner: RespParser | null = null) {
+    this.owner = owner;
+  }
 
   start(i: number): number {
     return this.offsets[2 * i]!;
@@ -106,6 +159,17 @@ export class RespCommand {
     return Buffer.from(this.buf.subarray(this.offsets[2 * i]!, this.offsets[2 * i + 1]!));
   }
 
+  /**
+   * Argument i as a Buffer the caller may keep, like copy(), but a large argument that fills
+   * most of the parser's storage (a big value in a SET) is handed over without copying: the
+   * parser starts a new storage for what follows.
+   */
+  take(i: number): Buffer {
+    const from = this.offsets[2 * i]!;
+    const to = this.offsets[2 * i + 1]!;
+    return this.owner?.handOver(this.buf, from, to) ?? Buffer.from(this.buf.subarray(from, to));
+  }
+
   /** Views of every argument (see view()). */
   views(): Buffer[] {
     const out = new Array<Buffer>(this.argc);
@@ -126,8 +190,10 @@ export class RespParser {
   readonly maxArrayLength: number;
   readonly maxInlineBytes: number;
   readonly maxBufferedBytes: number;
+  /** Redis's limits for a client that has not authenticated yet (see RespParserOptions). */
+  authRequired: boolean;
   /** The command the last nextCommand() returned (see RespCommand for how long it is valid). */
-  readonly command = new RespCommand();
+  readonly command = new RespCommand(this);
 
   private storage: Buffer = Buffer.allocUnsafe(INITIAL_STORAGE);
   /**
@@ -146,16 +212,19 @@ export class RespParser {
   private pending = -1;
   /** Bytes after `start` already searched for the LF ending an inline request. */
   private inlineScanned = 0;
+  /** Set when take() gave a view of `storage` away: its bytes must never be written again. */
+  private surrendered = false;
   /** Set by feed() when input was refused; reported once the buffered commands are read. */
   private overflow = false;
   /** Terminal state: once set every next() returns it and input is dropped. */
   private failure: RespProtocolError | null = null;
 
   constructor(opts: RespParserOptions = {}) {
-    this.maxBulkBytes = positiveInt('maxBulkBytes', opts.maxBulkBytes ?? 2 * 1024 * 1024);
+    this.maxBulkBytes = positiveInt('maxBulkBytes', opts.maxBulkBytes ?? 16 * 1024 * 1024);
     this.maxArrayLength = positiveInt('maxArrayLength', opts.maxArrayLength ?? 65536);
     this.maxInlineBytes = positiveInt('maxInlineBytes', opts.maxInlineBytes ?? 64 * 1024);
-    this.maxBufferedBytes = positiveInt('maxBufferedBytes', opts.maxBufferedBytes ?? 16 * 1024 * 1024);
+    this.maxBufferedBytes = positiveInt('maxBufferedBytes', opts.maxBufferedBytes ?? this.maxBulkBytes + 1024 * 1024);
+    this.authRequired = opts.authRequired ?? false;
     if (this.maxBufferedBytes < this.maxBulkBytes + 64) {
       throw new RangeError(
         `maxBufferedBytes must be at least maxBulkBytes + 64 (${this.maxBulkBytes + 64}). Got: ${this.maxBufferedBytes}`,
@@ -171,6 +240,11 @@ export class RespParser {
   /** Bytes held: the request being read (or just returned) and the unread input. */
   get bufferedBytes(): number {
     return this.end - this.start;
+  }
+
+  /** Bytes of memory the parser's storage takes now (at least bufferedBytes; for metrics and tests). */
+  get storageBytes(): number {
+    return this.storage.length;
   }
 
   /** True once a protocol error was found; the connection should be closed. */
@@ -235,6 +309,28 @@ export class RespParser {
     if (this.command.offsets.length > KEEP_OFFSETS) this.command.offsets = [];
     this.command.buf = EMPTY;
     this.consumeTo(to);
+    if (this.surrendered) {
+      // The storage now belongs to whoever took the argument: move the unread input out.
+      this.surrendered = false;
+      const live = this.end - this.start;
+      const next = Buffer.allocUnsafe(Math.max(INITIAL_STORAGE, live));
+      this.storage.copy(next, 0, this.start, this.end);
+      this.storage = next;
+      this.start = 0;
+      this.end = live;
+    }
+  }
+
+  /**
+   * RespCommand.take(): buf[from, to) as a Buffer the caller keeps. A view when the argument is
+   * big and fills at least half the storage (keeping the storage alive for it costs little);
+   * else a copy.
+   */
+  handOver(buf: Buffer, from: number, to: number): Buffer {
+    const n = to - from;
+    if (buf !== this.storage || this.pending < 0 || n < BIG_ARG || 2 * n < buf.length) return Buffer.from(buf.subarray(from, to));
+    this.surrendered = true;
+    return buf.subarray(from, to);
   }
 
   /** Parse the start of a request at `start`. Returns null for a request that has no command. */
@@ -245,6 +341,7 @@ export class RespParser {
       if (cr < 0) return cr === -1 ? 'incomplete' : 'error';
       const n = parseInteger(this.storage, this.start + 1, cr);
       if (n === null || n > this.maxArrayLength) return this.fail('invalid multibulk length');
+      if (n > UNAUTH_MAX_ARGS && this.authRequired) return this.fail('unauthenticated multibulk length');
       if (n <= 0) {
         this.consumeTo(cr + 2); // `*0` and `*-1` are ignored by Redis
         return null;
@@ -276,6 +373,7 @@ export class RespParser {
         }
         const len = parseInteger(s, pos + 1, cr);
         if (len === null || len < 0 || len > this.maxBulkBytes) return this.fail('invalid bulk length');
+        if (len > UNAUTH_MAX_BULK && this.authRequired) return this.fail('unauthenticated bulk length');
         // Refuse now rather than after buffering a payload that cannot fit: the request is
         // held from its first byte, so it needs at least up to the end of this payload.
         if (Math.max(this.end, cr + 4 + len) - this.start > this.maxBufferedBytes) {
@@ -288,7 +386,7 @@ export class RespParser {
       if (this.end - pos < need) {
         // Make sure the whole payload will fit without another move once it arrives.
         this.pos = pos;
-        this.reserve(need - (this.end - pos));
+        this.reserve(need - (this.end - pos), this.bulkLen >= BIG_ARG);
         return 'incomplete';
       }
       const payloadEnd = pos + this.bulkLen;
@@ -320,12 +418,14 @@ export class RespParser {
     const nl = from + found;
     // Redis accepts a bare LF as well as CRLF after an inline request.
     const lineEnd = nl > this.start && this.storage[nl - 1] === CR ? nl - 1 : nl;
-    const args = splitInline(this.storage.subarray(this.start, lineEnd));
+    const line = this.storage.subarray(this.start, lineEnd);
+    const args = splitInline(line);
     if (args === null) return this.fail('unbalanced quotes in request');
     if (args.length === 0) {
       this.consumeTo(nl + 1);
       return null;
     }
+    if (isHttp(args)) return this.failWith(new CrossProtocolError(printableLine(line)));
     // Inline requests are rare (people typing): one buffer of the unescaped arguments.
     const cmd = this.command;
     cmd.buf = Buffer.concat(args);
@@ -377,8 +477,12 @@ export class RespParser {
     }
   }
 
-  /** Make room for `extra` more bytes after `end`: reclaim the consumed prefix, then grow. */
-  private reserve(extra: number): void {
+  /**
+   * Make room for `extra` more bytes after `end`: reclaim the consumed prefix, then grow. `big`:
+   * the room is for a big argument's payload: grow to what it needs (plus a socket read) rather
+   * than to the next power of two, so a 100 MiB value costs 100 MiB, not 128.
+   */
+  private reserve(extra: number, big = false): void {
     if (this.end + extra <= this.storage.length) return;
     const live = this.end - this.start;
     if (live + extra <= this.storage.length && this.start >= live) {
@@ -387,7 +491,8 @@ export class RespParser {
       this.storage.copy(this.storage, 0, this.start, this.end);
     } else {
       let size = this.storage.length;
-      while (size < live + extra) size *= 2;
+      if (big) size = live + extra + BIG_SLACK;
+      else while (size < live + extra) size *= 2;
       const next = Buffer.allocUnsafe(Math.min(size, Math.max(live + extra, this.maxBufferedBytes + 64)));
       this.storage.copy(next, 0, this.start, this.end);
       this.storage = next;
@@ -404,7 +509,11 @@ export class RespParser {
   }
 
   private fail(message: string): 'error' {
-    this.failure = new RespProtocolError(`Protocol error: ${message}`);
+    return this.failWith(new RespProtocolError(`Protocol error: ${message}`));
+  }
+
+  private failWith(failure: RespProtocolError): 'error' {
+    this.failure = failure;
     this.expected = 0;
     this.pending = -1;
     this.command.argc = 0;
@@ -417,16 +526,20 @@ export class RespParser {
   }
 }
 
-/** Strict decimal integer in buf[from, to): optional '-', then 1..15 digits. Else null. */
+/**
+ * Decimal integer in buf[from, to) as Redis's string2ll reads it: `0`, or an optional '-' and
+ * 1..15 digits without a leading zero (so `007`, `-0`, `+1` and ` 1` are refused). Else null.
+ */
 function parseInteger(buf: Buffer, from: number, to: number): number | null {
   let i = from;
+  if (to - i === 1 && buf[i] === 0x30) return 0;
   let negative = false;
   if (i < to && buf[i] === 0x2d /* '-' */) {
     negative = true;
     i++;
   }
   // 15 digits stay exact in a double and are far above every limit.
-  if (i >= to || to - i > 15) return null;
+  if (i >= to || to - i > 15 || buf[i] === 0x30) return null;
   let n = 0;
   for (; i < to; i++) {
     const d = buf[i]! - 0x30;
@@ -440,8 +553,9 @@ function printable(byte: number): string {
   return byte >= 0x20 && byte < 0x7f ? String.fromCharCode(byte) : `\\x${byte.toString(16).padStart(2, '0')}`;
 }
 
+/** C's isspace: what sdssplitargs skips between arguments and accepts after a closing quote. */
 function isSpace(b: number): boolean {
-  return b === 0x20 || b === 0x09 || b === 0x0a || b === 0x0d || b === 0x0b || b === 0x0c;
+  return b === 0x20 || (b >= 0x09 && b <= 0x0d);
 }
 
 function hexValue(b: number): number {
@@ -452,14 +566,21 @@ function hexValue(b: number): number {
 }
 
 /**
- * Split an inline request into arguments the way Redis's sdssplitargs does: whitespace
- * separates; "double quotes" take \n \r \t \b \a \\ \" and \xHH escapes; 'single quotes' take \'.
- * A closing quote must be followed by whitespace or the end. Returns null on unbalanced quotes.
+ * Split an inline request into arguments exactly as Redis's sdssplitargs does:
+ * - blanks (C isspace: space, \t \n \v \f \r) separate arguments; inside an unquoted argument
+ *   only space, \t, \n and \r end it (\v and \f are part of it);
+ * - a `"` or `'` opens a quoted part anywhere, even in the middle of an argument (`a"b c"` is
+ *   `ab c`); "double quotes" take \n \r \t \b \a, \xHH and backslash-anything escapes;
+ *   'single quotes' take only \';
+ * - a closing quote must be followed by a blank or the end of the line;
+ * - the line ends at its first NUL byte (sdssplitargs reads a C string).
+ * Returns null on unbalanced quotes (Redis: "Protocol error: unbalanced quotes in request").
  */
 export function splitInline(line: Buffer): Buffer[] | null {
+  const nul = line.indexOf(0);
+  const n = nul < 0 ? line.length : nul;
   const args: Buffer[] = [];
   let i = 0;
-  const n = line.length;
   for (;;) {
     while (i < n && isSpace(line[i]!)) i++;
     if (i >= n) return args;
@@ -468,11 +589,9 @@ export function splitInline(line: Buffer): Buffer[] | null {
     let inSq = false;
     let done = false;
     while (!done) {
+      const c = i < n ? line[i]! : 0;
       if (inDq) {
-        if (i >= n) return null;
-        const c = line[i]!;
-        if (c === 0x5c /* \ */ && i + 3 < n && line[i + 1] === 0x78 /* x */ &&
-            hexValue(line[i + 2]!) >= 0 && hexValue(line[i + 3]!) >= 0) {
+        if (c === 0x5c /* \ */ && i + 3 < n && line[i + 1] === 0x78 /* x */ && hexValue(line[i + 2]!) >= 0 && hexValue(line[i + 3]!) >= 0) {
           cur.push(hexValue(line[i + 2]!) * 16 + hexValue(line[i + 3]!));
           i += 3;
         } else if (c === 0x5c && i + 1 < n) {
@@ -482,41 +601,63 @@ export function splitInline(line: Buffer): Buffer[] | null {
         } else if (c === 0x22 /* " */) {
           if (i + 1 < n && !isSpace(line[i + 1]!)) return null;
           done = true;
+        } else if (i >= n) {
+          return null;
         } else {
           cur.push(c);
         }
       } else if (inSq) {
-        if (i >= n) return null;
-        const c = line[i]!;
         if (c === 0x5c && i + 1 < n && line[i + 1] === 0x27 /* ' */) {
           i++;
           cur.push(0x27);
         } else if (c === 0x27) {
           if (i + 1 < n && !isSpace(line[i + 1]!)) return null;
           done = true;
+        } else if (i >= n) {
+          return null;
         } else {
           cur.push(c);
         }
+      } else if (i >= n || c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) {
+        done = true;
+      } else if (c === 0x22) {
+        inDq = true;
+      } else if (c === 0x27) {
+        inSq = true;
       } else {
-        if (i >= n) {
-          done = true;
-          break;
-        }
-        const c = line[i]!;
-        if (isSpace(c)) {
-          done = true;
-        } else if (c === 0x22 && cur.length === 0) {
-          inDq = true;
-        } else if (c === 0x27 && cur.length === 0) {
-          inSq = true;
-        } else {
-          cur.push(c);
-        }
+        cur.push(c);
       }
       if (i < n) i++;
     }
     args.push(Buffer.from(cur));
   }
+}
+
+const HTTP_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE', 'PATCH']);
+
+/**
+ * An inline request that only an HTTP client sends: a request line (`METHOD target HTTP/1.1`),
+ * or a command named POST or `Host:` in any case (the two Redis refuses, securityWarningCommand:
+ * a browser's request body or headers reaching the port).
+ */
+function isHttp(args: readonly Buffer[]): boolean {
+  const first = args[0]!;
+  if (first.length === 4 || first.length === 5) {
+    const name = first.toString('latin1').toLowerCase();
+    if (name === 'post' || name === 'host:') return true;
+  }
+  return (
+    args.length === 3 &&
+    HTTP_METHODS.has(first.toString('latin1')) &&
+    /^HTTP\/[0-9](\.[0-9])?$/.test(args[2]!.toString('latin1'))
+  );
+}
+
+/** The line for a log: printable ASCII, at most 80 characters. */
+function printableLine(line: Buffer): string {
+  let out = '';
+  for (let i = 0; i < line.length && out.length < 80; i++) out += printable(line[i]!);
+  return out.slice(0, 80);
 }
 
 function positiveInt(name: string, v: number): number {

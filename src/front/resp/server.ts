@@ -13,9 +13,12 @@
  * while it is busy and `READ_PAUSE_BYTES` of input are already buffered.
  */
 import net from 'node:net';
+import tls from 'node:tls';
 import os from 'node:os';
 import { systemClock, type Clock } from '../../core/types.ts';
+import { OPEN_DEFAULT } from '../auth.ts';
 import type { FrontDoor } from '../door.ts';
+import type { ClientLimits, InputHolder } from '../../net/limits.ts';
 import { RespParser } from './parser.ts';
 import { KvCall, REDIS_VERSION, executeCommand, failedCall, type CommandEnv, type Session } from './commands.ts';
 import { ReplyBatch, encode, error, type RespReply } from './writer.ts';
@@ -43,10 +46,17 @@ export interface RespServerOptions {
   logger?: RespLogger;
   /** How long stop() lets a command in flight finish before connections are destroyed. Default 5000 ms. */
   requestTimeoutMs?: number;
-  /** Connections beyond this are refused with `-ERR max number of clients reached`. Default 10000. */
+  /** Connections beyond this are refused with `-ERR max number of clients reached`. Default 10000; with `limits`, theirs. */
   maxConnections?: number;
+  /**
+   * Bounds shared with the node's other client listeners (SPEC §8): connections, the input all
+   * clients hold together, each client's unread output, idle time. Default: `maxConnections` only.
+   */
+  limits?: ClientLimits;
   /** Time source for deadlines, TTL and uptime. Default the system clock. */
   clock?: Clock;
+  /** TLS (SPEC §7 `tls`): the certificate, and for client certificates the CA and requestCert. Default: plain TCP. */
+  tls?: tls.SecureContextOptions & { requestCert?: boolean; rejectUnauthorized?: boolean };
 }
 
 /** Above this many unsent reply bytes a connection stops executing until the socket drains. */
@@ -72,12 +82,14 @@ export class RespServer {
   private readonly port: number;
   private readonly requestTimeoutMs: number;
   private readonly maxConnections: number;
+  private readonly limits: ClientLimits | undefined;
   private readonly extraInfo: (() => Record<string, string | number>) | undefined;
   private readonly log: RespLogger;
   private readonly clock: Clock;
   private readonly env: CommandEnv;
 
-  private server: net.Server | null = null;
+  private server: net.Server | tls.Server | null = null;
+  private readonly tls: RespServerOptions['tls'];
   /** Live connections; each removes itself on close. */
   private readonly open = new Set<RespConnection>();
   private nextClientId = 1;
@@ -86,13 +98,15 @@ export class RespServer {
 
   constructor(opts: RespServerOptions) {
     this.door = opts.door;
+    this.tls = opts.tls;
     this.host = opts.host ?? '127.0.0.1';
     this.port = opts.port;
     if (!Number.isInteger(this.port) || this.port < 0 || this.port > 65535) {
       throw new RangeError(`port must be an integer in 0..65535. Got: ${opts.port}`);
     }
     this.requestTimeoutMs = positiveInt('requestTimeoutMs', opts.requestTimeoutMs ?? 5000);
-    this.maxConnections = positiveInt('maxConnections', opts.maxConnections ?? 10000);
+    this.limits = opts.limits;
+    this.maxConnections = opts.limits?.maxClients ?? positiveInt('maxConnections', opts.maxConnections ?? 10000);
     this.extraInfo = opts.info;
     this.log = opts.logger ?? silentLogger;
     this.clock = opts.clock ?? systemClock;
@@ -117,7 +131,12 @@ export class RespServer {
 
   start(): Promise<void> {
     if (this.server) return Promise.reject(new Error('RespServer already started'));
-    const server = net.createServer({ noDelay: true, allowHalfOpen: true }, (socket) => this.accept(socket));
+    const server =
+      this.tls !== undefined
+        ? tls.createServer({ ...this.tls, allowHalfOpen: true }, (socket) => this.accept(socket))
+        : net.createServer({ noDelay: true, allowHalfOpen: true }, (socket) => this.accept(socket));
+    // a failed TLS handshake (no client certificate, a wrong CA) is the client's problem, not ours
+    server.on('tlsClientError', (err) => this.log.debug({ err: err.message }, 'resp TLS handshake failed'));
     this.server = server;
     this.startedAt = this.clock.now();
     return new Promise((resolve, reject) => {
@@ -161,6 +180,11 @@ export class RespServer {
     this.log.info({}, 'resp listener stopped');
   }
 
+  /** Serve new connections with renewed certificates (SIGHUP); open connections keep theirs. */
+  setSecureContext(options: tls.SecureContextOptions): void {
+    if (this.server instanceof tls.Server) this.server.setSecureContext(options);
+  }
+
   address(): { host: string; port: number } {
     const a = this.server?.address();
     if (a && typeof a === 'object') return { host: a.address, port: a.port };
@@ -173,7 +197,7 @@ export class RespServer {
 
   private accept(socket: net.Socket): void {
     this.counters.connectionsReceived++;
-    if (this.open.size >= this.maxConnections) {
+    if (this.limits !== undefined ? !this.limits.admit() : this.open.size >= this.maxConnections) {
       this.counters.rejectedConnections++;
       socket.on('error', () => {});
       socket.end(encode(error('ERR max number of clients reached')));
@@ -182,15 +206,18 @@ export class RespServer {
     }
     // Redis's tcp-keepalive default: find dead peers that never send FIN.
     socket.setKeepAlive(true, 300_000);
+    socket.setNoDelay(true);
     const id = this.nextClientId++;
     const conn = new RespConnection({
       socket,
       env: this.env,
-      session: { id, name: null, quit: false },
+      session: { id, user: this.door.anonymous(), name: null, quit: false },
       parser: new RespParser(this.parserOptions()),
       log: this.log,
       counters: this.counters,
+      ...(this.limits !== undefined ? { limits: this.limits } : {}),
       onClose: () => {
+        this.limits?.leave();
         this.open.delete(conn);
         this.log.debug({ client: id }, 'resp client disconnected');
       },
@@ -254,7 +281,8 @@ async function countWithin(door: FrontDoor, group: string, ms: number): Promise<
     timer = setTimeout(() => resolve(null), ms);
   });
   try {
-    return await Promise.race([door.count('resp', group).catch(() => null), timeout]);
+    // INFO itself is permission-checked where the command is dispatched
+    return await Promise.race([door.count('resp', OPEN_DEFAULT, group).catch(() => null), timeout]);
   } finally {
     clearTimeout(timer);
   }
@@ -267,6 +295,7 @@ interface ConnectionDeps {
   parser: RespParser;
   log: RespLogger;
   counters: Counters;
+  limits?: ClientLimits;
   onClose: () => void;
 }
 
@@ -282,6 +311,9 @@ class RespConnection {
   private readonly parser: RespParser;
   private readonly log: RespLogger;
   private readonly counters: Counters;
+  private readonly limits: ClientLimits | undefined;
+  /** This connection's unparsed input, as the shared input budget counts it. */
+  private readonly input: InputHolder = { bytes: 0, evict: () => this.evicted() };
   private readonly batch = new ReplyBatch();
   /** Reused slot for a GET or SET waiting on the KvService (see KvCall). */
   private readonly call = new KvCall();
@@ -302,7 +334,18 @@ class RespConnection {
     this.parser = deps.parser;
     this.log = deps.log;
     this.counters = deps.counters;
+    this.limits = deps.limits;
     const socket = this.socket;
+    const idleMs = this.limits?.idleTimeoutMs ?? 0;
+    if (idleMs > 0) {
+      // Redis's `timeout`: a client that sends nothing for this long is closed (not one waiting on a command)
+      socket.setTimeout(idleMs, () => {
+        if (this.running) return;
+        this.limits?.closed('idle_timeout');
+        this.log.debug({ client: this.session.id }, 'resp client idle: closed');
+        socket.destroy();
+      });
+    }
     let markClosed: () => void = () => {};
     this.closed = new Promise((resolve) => (markClosed = resolve));
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
@@ -314,6 +357,7 @@ class RespConnection {
     socket.on('error', (err) => this.log.debug({ err, client: this.session.id }, 'resp client socket error'));
     socket.on('close', () => {
       this.isClosed = true;
+      this.limits?.release(this.input);
       if (this.flushScheduled) clearImmediate(this.flushScheduled);
       if (this.graceTimer) clearTimeout(this.graceTimer);
       deps.onClose();
@@ -343,6 +387,7 @@ class RespConnection {
   private onData(chunk: Buffer): void {
     if (this.closing) return; // discarded: we are only waiting for the peer to close
     this.parser.feed(chunk);
+    if (this.limits !== undefined && !this.limits.hold(this.input, this.parser.bufferedBytes)) return;
     if (this.running || this.draining) {
       if (this.parser.bufferedBytes >= READ_PAUSE_BYTES && !this.paused) {
         this.paused = true;
@@ -416,6 +461,8 @@ class RespConnection {
     } finally {
       this.running = false;
     }
+    this.limits?.hold(this.input, this.parser.bufferedBytes);
+    if (this.isClosed) return;
     this.flush();
     if (this.closing || this.socket.readableEnded) {
       this.finish();
@@ -444,11 +491,24 @@ class RespConnection {
     const chunks = this.batch.take();
     if (chunks.length === 1) {
       this.socket.write(chunks[0]!);
-      return;
+    } else {
+      this.socket.cork();
+      for (const c of chunks) this.socket.write(c);
+      this.socket.uncork();
     }
-    this.socket.cork();
-    for (const c of chunks) this.socket.write(c);
-    this.socket.uncork();
+    // Redis's client-output-buffer-limit: a client that lets this much pile up unread is dropped
+    if (this.limits !== undefined && this.socket.writableLength > this.limits.outputBufferBytes) {
+      this.limits.closed('output_buffer');
+      this.log.warn({ client: this.session.id, unsent: this.socket.writableLength }, 'resp client output buffer over the limit: closed');
+      this.socket.destroy();
+    }
+  }
+
+  /** The input budget of all clients overflowed and this connection held the most: drop it. */
+  private evicted(): void {
+    this.log.warn({ client: this.session.id, bytes: this.parser.bufferedBytes }, 'resp client closed: it held the most input when the input buffer of all clients filled up');
+    this.closing = true;
+    this.socket.destroy();
   }
 
   /**

@@ -1,38 +1,76 @@
 /**
- * RESP2 reply encoding.
+ * RESP2 and RESP3 reply encoding.
  *
- * Handlers return `RespReply` values (plain data, easy to assert on); `ReplyBatch` encodes them
- * in order into as few buffers as it can: small replies are copied into a shared scratch buffer,
- * large bulk payloads are passed by reference so a 1 MiB value is never copied. The server
- * writes a batch's buffers in one corked burst (one writev).
+ * Handlers return `RespReply` values (plain data, easy to assert on), built once whatever the
+ * connection speaks; `ReplyBatch` encodes them for its connection's protocol (`protocol`: 2 until
+ * HELLO 3) in order into as few buffers as it can: small replies are copied into a shared scratch
+ * buffer, large bulk payloads are passed by reference so a 1 MiB value is never copied. The
+ * server writes a batch's buffers in one corked burst (one writev).
+ *
+ * The RESP3 types and what a RESP2 connection gets instead (what Redis 7 sends, checked against
+ * redis-server 7.0 in writer.test.ts):
+ *
+ *   reply                RESP3                         RESP2
+ *   null bulk / array    `_`                           `$-1` / `*-1`
+ *   map                  `%n` then n keys and values   `*2n`, keys and values flattened
+ *   set                  `~n`                          `*n`
+ *   double               `,1.5` `,inf` `,-inf` `,nan`  the same text as a bulk string
+ *   boolean              `#t` `#f`                     `:1` `:0`
+ *   big number           `(123...`                     the digits as a bulk string
+ *   verbatim string      `=n` `txt:` text              the text as a bulk string
+ *   push                 `>n`                          `*n` (what Redis sends pub/sub messages as)
+ *   attribute            `|n` pairs, then the value    the value alone
+ *
+ * Doubles are formatted as Redis 7.0's addReplyDouble does: printf's `%.17g` (so 0.1 is
+ * `0.10000000000000001` and 3 is `3`), and `inf` / `-inf` / `nan`.
  */
 
-export type RespReply =
-  | { readonly type: 'simple'; readonly value: string }
-  | { readonly type: 'error'; readonly message: string }
-  | { readonly type: 'integer'; readonly value: number }
-  | { readonly type: 'bulk'; readonly value: Buffer | string | null }
-  | { readonly type: 'array'; readonly items: readonly RespReply[] | null };
+import type { Reply, ReplyPair } from '../../cache/reply.ts';
+import { OK, NULL_BULK, NULL_ARRAY, EMPTY_ARRAY, TRUE, FALSE, simple, error, integer, bulk, array, map, mapOf, setOf, double, boolean, bigNumber, verbatim, pushMessage, withAttributes } from '../../cache/reply.ts';
 
-export const OK: RespReply = Object.freeze({ type: 'simple', value: 'OK' });
-export const NULL_BULK: RespReply = Object.freeze({ type: 'bulk', value: null });
-export const NULL_ARRAY: RespReply = Object.freeze({ type: 'array', items: null });
+export { OK, NULL_BULK, NULL_ARRAY, EMPTY_ARRAY, TRUE, FALSE, simple, error, integer, bulk, array, map, mapOf, setOf, double, boolean, bigNumber, verbatim, pushMessage, withAttributes };
+/** A reply (cache/reply.ts). */
+export type RespReply = Reply;
+/** A key and its value in a map or an attribute. */
+export type RespPair = ReplyPair;
 
-export function simple(value: string): RespReply {
-  return { type: 'simple', value };
+/** The protocol a connection speaks: 2 until it sends HELLO 3. */
+export type RespProtocol = 2 | 3;
+
+/**
+ * A double as Redis 7.0 writes it: printf's `%.17g`, with `inf`, `-inf` and `nan`. `%.17g`
+ * prints 17 significant digits without trailing zeros, in exponent form (`1e+17`, two exponent
+ * digits at least) when the exponent is below -4 or at least 17.
+ */
+export function formatDouble(d: number): string {
+  if (Number.isNaN(d)) return 'nan';
+  if (d === Infinity) return 'inf';
+  if (d === -Infinity) return '-inf';
+  if (d === 0) return Object.is(d, -0) ? '-0' : '0';
+  // toExponential(16) is correctly rounded to 17 significant digits, as printf is.
+  const text = d.toExponential(16);
+  const e = text.indexOf('e');
+  const exponent = Number(text.slice(e + 1));
+  const negative = d < 0;
+  const digits = text.slice(negative ? 1 : 0, e).replace('.', '');
+  let out: string;
+  if (exponent < -4 || exponent >= 17) {
+    const mantissa = stripZeros(`${digits[0]}.${digits.slice(1)}`);
+    out = `${mantissa}e${exponent < 0 ? '-' : '+'}${String(Math.abs(exponent)).padStart(2, '0')}`;
+  } else if (exponent >= 0) {
+    out = stripZeros(`${digits.slice(0, exponent + 1)}.${digits.slice(exponent + 1)}`);
+  } else {
+    out = stripZeros(`0.${'0'.repeat(-exponent - 1)}${digits}`);
+  }
+  return negative ? `-${out}` : out;
 }
-/** An error reply; `message` starts with its code, e.g. `ERR syntax error`. */
-export function error(message: string): RespReply {
-  return { type: 'error', message };
-}
-export function integer(value: number): RespReply {
-  return { type: 'integer', value };
-}
-export function bulk(value: Buffer | string | null): RespReply {
-  return { type: 'bulk', value };
-}
-export function array(items: readonly RespReply[] | null): RespReply {
-  return { type: 'array', items };
+
+/** Drop the trailing zeros of a fraction, and its point when nothing is left after it. */
+function stripZeros(s: string): string {
+  let end = s.length;
+  while (s.charCodeAt(end - 1) === 0x30) end--;
+  if (s.charCodeAt(end - 1) === 0x2e) end--;
+  return s.slice(0, end);
 }
 
 /**
@@ -60,6 +98,11 @@ const SHORT_LINE = 128;
  * sense that matters: one connection, one batch.
  */
 export class ReplyBatch {
+  /**
+   * The protocol replies are encoded for. Switched by the server when HELLO changes it; the
+   * HELLO reply itself is encoded in the new protocol, as Redis does.
+   */
+  protocol: RespProtocol;
   private chunks: Buffer[] = [];
   /** Allocated on first use; handed-out views of it are never overwritten (it only fills up). */
   private scratch: Buffer = EMPTY;
@@ -67,6 +110,11 @@ export class ReplyBatch {
   private scratchStart = 0;
   private scratchEnd = 0;
   private bytes = 0;
+
+  constructor(protocol: RespProtocol = 2) {
+    if (protocol !== 2 && protocol !== 3) throw new RangeError(`RESP protocol must be 2 or 3. Got: ${String(protocol)}`);
+    this.protocol = protocol;
+  }
 
   /** Encoded bytes waiting to be taken. */
   get byteLength(): number {
@@ -86,13 +134,19 @@ export class ReplyBatch {
         this.line(0x2d /* - */, reply.message);
         return;
       case 'integer':
+        if (typeof reply.value === 'bigint') {
+          if (reply.value < -(2n ** 63n) || reply.value >= 2n ** 63n) throw new RangeError(`RESP integer must fit in 64 bits. Got: ${reply.value}`);
+          this.line(0x3a /* : */, reply.value.toString());
+          return;
+        }
         if (!Number.isSafeInteger(reply.value)) throw new RangeError(`RESP integer must be a safe integer. Got: ${reply.value}`);
         this.header(0x3a /* : */, reply.value);
         return;
       case 'bulk': {
         const v = reply.value;
         if (v === null) {
-          this.header(0x24 /* $ */, -1);
+          if (this.protocol === 3) this.nullReply();
+          else this.header(0x24 /* $ */, -1);
           return;
         }
         const payload = typeof v === 'string' ? Buffer.from(v, 'utf8') : v;
@@ -117,18 +171,85 @@ export class ReplyBatch {
       case 'array': {
         const items = reply.items;
         if (items === null) {
-          this.text('*-1\r\n');
+          if (this.protocol === 3) this.nullReply();
+          else this.header(0x2a /* * */, -1);
           return;
         }
-        this.text(`*${items.length}\r\n`);
+        this.header(0x2a, items.length);
         for (const item of items) this.push(item);
         return;
       }
+      case 'map': {
+        const entries = reply.entries;
+        if (this.protocol === 3) this.header(0x25 /* % */, entries.length);
+        else this.header(0x2a, 2 * entries.length);
+        for (const [k, v] of entries) {
+          this.push(k);
+          this.push(v);
+        }
+        return;
+      }
+      case 'set':
+      case 'push': {
+        const items = reply.items;
+        this.header(this.protocol === 2 ? 0x2a : reply.type === 'set' ? 0x7e /* ~ */ : 0x3e /* > */, items.length);
+        for (const item of items) this.push(item);
+        return;
+      }
+      case 'double': {
+        const text = formatDouble(reply.value);
+        if (this.protocol === 3) this.line(0x2c /* , */, text);
+        else this.push(bulk(text));
+        return;
+      }
+      case 'boolean':
+        if (this.protocol === 3) this.line(0x23 /* # */, reply.value ? 't' : 'f');
+        else this.header(0x3a, reply.value ? 1 : 0);
+        return;
+      case 'bignum':
+        if (this.protocol === 3) this.line(0x28 /* ( */, reply.value);
+        else this.push(bulk(reply.value));
+        return;
+      case 'verbatim': {
+        if (this.protocol === 2) {
+          this.push(bulk(reply.value));
+          return;
+        }
+        const payload = typeof reply.value === 'string' ? Buffer.from(reply.value, 'utf8') : reply.value;
+        // `=` length, then `txt:` and the text: the length counts the four format bytes.
+        this.header(0x3d /* = */, payload.length + 4);
+        this.text(`${reply.format}:`);
+        this.raw(payload);
+        this.text('\r\n');
+        return;
+      }
+      case 'attribute':
+        if (this.protocol === 3) {
+          this.header(0x7c /* | */, reply.attributes.length);
+          for (const [k, v] of reply.attributes) {
+            this.push(k);
+            this.push(v);
+          }
+        }
+        this.push(reply.value);
+        return;
       default: {
         const impossible: never = reply;
         throw new TypeError(`unknown RESP reply ${JSON.stringify(impossible)}`);
       }
     }
+  }
+
+  /** RESP3's null, `_`, whether it stands for a missing bulk or a missing array. */
+  private nullReply(): void {
+    if (HEADER_ROOM > this.scratch.length - this.scratchEnd) this.renewScratch(HEADER_ROOM);
+    const s = this.scratch;
+    const at = this.scratchEnd;
+    s[at] = 0x5f; // _
+    s[at + 1] = CR;
+    s[at + 2] = LF;
+    this.scratchEnd = at + 3;
+    this.bytes += 3;
   }
 
   /** Take the encoded bytes, in order, and start a new batch. */
@@ -255,9 +376,14 @@ export class ReplyBatch {
   }
 }
 
-/** Encode replies into one buffer (tests and one-off writes). */
+/** Encode replies as RESP2 into one buffer (tests and one-off writes). */
 export function encode(...replies: RespReply[]): Buffer {
-  const batch = new ReplyBatch();
+  return encodeAs(2, ...replies);
+}
+
+/** Encode replies for `protocol` into one buffer. */
+export function encodeAs(protocol: RespProtocol, ...replies: RespReply[]): Buffer {
+  const batch = new ReplyBatch(protocol);
   for (const r of replies) batch.push(r);
   return Buffer.concat(batch.take());
 }

@@ -167,7 +167,7 @@ function h(tag, attrs, ...children) {
   for (const [k, v] of Object.entries(attrs ?? {})) {
     if (v === undefined || v === null || v === false) continue;
     if (k === 'class') el.className = v;
-    else if (k === 'style') el.setAttribute('style', v);
+    else if (k === 'style') el.style.cssText = v; // CSSOM, which the page's CSP allows (a style attribute it does not)
     else if (k === 'text') el.textContent = v;
     else el.setAttribute(k, String(v));
   }
