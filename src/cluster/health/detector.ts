@@ -207,6 +207,9 @@ export class FailureDetector {
       } else if (!unusable && this.notYetUp.delete(id)) {
         starting = true;
         log?.debug({ peer: id, to }, 'peer answers');
+      } else if (unusable && this.opts.members.member(id)?.status === 'leaving') {
+        // it said it was leaving: its going away is the plan, not a failure
+        log?.info({ peer: id, from, to }, 'peer health changed (it is leaving)');
       } else if (unusable) log?.warn({ peer: id, from, to }, 'peer health changed');
       else log?.info({ peer: id, from, to }, 'peer health changed');
       this.opts.onTransition?.(id, from, to, starting);

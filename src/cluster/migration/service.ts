@@ -218,6 +218,11 @@ export class Migrations {
     await Promise.race([members.update({ ...this.opts.info, status: 'leaving', last_seen: this.opts.clock.now() }), sleep(3000)]);
     while (Date.now() < deadline && inTable() && others().length > 0) await sleep(50);
     const ok = !inTable();
+    if (!ok && others().length === 0) {
+      // the whole cluster is stopping (every other node is leaving too): nobody to hand over to
+      logger.info({ ms: Date.now() - started }, 'every other node is leaving too: nothing to hand over to');
+      return;
+    }
     logger[ok ? 'info' : 'warn']({ ms: Date.now() - started, handedOver: ok }, ok ? 'drained: no partitions left here' : 'drain incomplete; leaving anyway');
   }
 
