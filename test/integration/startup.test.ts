@@ -6,6 +6,10 @@
  * ends with the usage banner: no log line after it until Ctrl-C. One Ctrl-C (SIGINT to the whole
  * group) stops every node, each logging its stop once, and the cluster says once that all left.
  *
+ * With `--etcd auto` the private etcd must outlive that Ctrl-C until the nodes drained and
+ * revoked their leases (it used to die with the terminal's signal, and every node then warned
+ * and left by lease expiry).
+ *
  * Output goes to a pipe, so the nodes log pino JSON lines; the banner and the cluster's own lines
  * are plain text.
  */
@@ -122,5 +126,40 @@ describe('npm start: a clean start-up and stop', () => {
     assert.match(stop, /jincache: every node left the cluster \(node-1, node-2, node-3: exit 0\)\n$/);
     const stopLoud = stopLogs.filter((l) => l.level >= 40);
     assert.deepEqual(stopLoud, [], `no WARN while stopping:\n${shown(stopLoud)}`);
+  });
+
+  test('--etcd auto: one Ctrl-C leaves the private etcd up until every node drained and revoked its lease', async () => {
+    const base = await freePort();
+    await freePort();
+    await freePort();
+    const [api, resp] = [await freePort(), await freePort()];
+    const child = spawn(process.execPath, [BIN, 'cluster', '--nodes', '3', '--etcd', 'auto', '--base-port', String(base), '--api-port', String(api), '--resp-port', String(resp)], {
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    pgid = child.pid!;
+    let out = '';
+    child.stdout!.on('data', (c) => (out += c));
+    child.stderr!.on('data', (c) => (out += c));
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.once('exit', (code, signal) => r({ code, signal })));
+    await waitFor('the banner', () => {
+      if (child.exitCode !== null) throw new Error(`the cluster exited during start-up:\n${out}`);
+      return out.includes(BANNER_END);
+    }, 60_000, 100);
+    const before = out.length;
+    // the terminal's Ctrl-C reaches the whole foreground group; the private etcd is not in it
+    process.kill(-pgid, 'SIGINT');
+    const { code, signal } = await exited;
+    await waitFor('every process of the job gone', () => !groupAlive(pgid!), 20_000, 50);
+    const stop = out.slice(before);
+    assert.equal(signal, null, out);
+    assert.equal(code, 0, out);
+    const logs = stop.split('\n').map(parse).filter((l): l is LogLine => l !== undefined);
+    const shown = logs.map((l) => `${l.level} [${l.nodeId}] ${l.msg}`).join('\n');
+    for (const bad of ['could not revoke etcd lease; peers will drop us after the TTL', 'drain failed; leaving anyway', 'drain incomplete; leaving anyway', 'could not resign; leadership passes on after the TTL']) {
+      assert.ok(!logs.some((l) => l.msg === bad), `"${bad}" while stopping (etcd went first?):\n${shown}`);
+    }
+    for (const id of ['node-1', 'node-2', 'node-3']) assert.equal(logs.filter((l) => l.nodeId === id && l.msg === 'node stopped').length, 1, `${id} stopped once:\n${shown}`);
+    assert.match(stop, /jincache: every node left the cluster \(node-1, node-2, node-3: exit 0\)\n$/);
   });
 });
