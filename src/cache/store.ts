@@ -507,6 +507,27 @@ export class GroupStore {
     return n;
   }
 
+  /**
+   * Live values of a partition, how many of them expire, and the sum of their time left (INFO
+   * keyspace's keys, expires and avg_ttl), counted in place.
+   */
+  liveStats(partition: number): { live: number; expiring: number; ttlSumMs: number } {
+    const out = { live: 0, expiring: 0, ttlSumMs: 0 };
+    const list = this.parts.get(partition);
+    if (list === undefined) return out;
+    const now = this.clock.now();
+    for (let i = 0, s = list.head; i < list.count; i++, s = this.slots.i(s, PNEXT)) {
+      if (!this.isLive(s, now)) continue;
+      out.live++;
+      const exp = this.slots.f(s, EXP);
+      if (exp > 0) {
+        out.expiring++;
+        out.ttlSumMs += exp - now;
+      }
+    }
+    return out;
+  }
+
   /** Partitions holding any value or tombstone, ascending. */
   partitions(): number[] {
     return Array.from(this.parts.keys()).sort((a, b) => a - b);

@@ -13,14 +13,6 @@ import { globMatch } from '../core/glob.ts';
 import { STRING, type EngineEntry, type EngineOutcome, type EngineType, type EngineView } from '../cache/engine/types.ts';
 import type { GetResult } from './kv.ts';
 
-/** Bounds on the version a coordinated write gets (router.ts, Write). */
-export interface VersionBounds {
-  /** Above this. */
-  above?: number;
-  /** Below this, or the write is refused unapplied. */
-  below?: number;
-}
-
 export interface WriteOutcome {
   result: WriteResult;
   /** What to replicate: none when a condition stopped the write or nothing changed. */
@@ -131,18 +123,14 @@ export class LocalData {
    * this node issued or holds for the key, so the write wins over all it follows. Returns the
    * record to replicate; none when a condition stopped it or nothing changed.
    */
-  write(groupName: string, key: string, op: WriteOp, bounds: VersionBounds = {}): WriteOutcome {
+  write(groupName: string, key: string, op: WriteOp): WriteOutcome {
     const group = this.group(groupName);
     const now = this.clock.now();
     const live = group.store.get(key);
     const d = decideWrite(live, op, now, this.ttlDefault(groupName));
     if (d.change === 'none') return { result: d.result };
     const held = group.store.peek(key)?.version ?? 0;
-    if (bounds.above !== undefined) this.hlc.observe(bounds.above);
     const version = Math.max(this.hlc.next(), held + 1);
-    if (bounds.below !== undefined && version >= bounds.below) {
-      throw new JincacheError('NOT_SERVING', `the write of "${key}" would get version ${version}, not below ${bounds.below} (this node's clock is ahead of the sender's, or it holds a newer write): not applied`);
-    }
     // an EXPIRE keeps what the entry is (a hash stays a hash); a SET makes a string
     const type = op.op === 'expire' ? (live?.type ?? 0) : 0;
     const record: WireRecord =
@@ -232,6 +220,19 @@ export class LocalData {
     const v = version ?? this.hlc.next();
     this.hlc.observe(v);
     return { version: v, dropped: this.group(groupName).store.flush(v) };
+  }
+
+  /** Live entries of a group in the given partitions, how many expire, and their time left in all (INFO keyspace). */
+  keyspace(groupName: string, partitions: Iterable<number>): { count: number; expires: number; ttlSumMs: number } {
+    const store = this.group(groupName).store;
+    const out = { count: 0, expires: 0, ttlSumMs: 0 };
+    for (const p of partitions) {
+      const s = store.liveStats(p);
+      out.count += s.live;
+      out.expires += s.expiring;
+      out.ttlSumMs += s.ttlSumMs;
+    }
+    return out;
   }
 
   /** Live entries of a group in the given partitions (e.g. the ones this node owns). */

@@ -28,7 +28,7 @@
 import { holdersOf, type PartitionTable } from '../core/placement/table.ts';
 import type { Clock, NodeId } from '../core/types.ts';
 import { JincacheError, isJincacheError } from '../core/errors.ts';
-import { LOGICAL_BITS, compareWrites } from '../core/version.ts';
+import { compareWrites } from '../core/version.ts';
 import { NO_EXPIRY, type WriteOp, type WriteResult } from '../cache/ops.ts';
 import type { WireRecord } from '../peer/codec.ts';
 import { Count, Exec, Flush, Read, Record, Replicate, Scan, Write, type ExecRequest, type ReadAnswer, type RecordAnswer, type ScanRequest } from '../peer/messages.ts';
@@ -40,7 +40,7 @@ import { readOrder, replicaPlan, writeOrder } from './health/failover.ts';
 import { notDelivered } from './health/errors.ts';
 import { isPeerFailure, withRetry } from './health/breakers.ts';
 import type { GetResult, KvService, PutOptions, RequestOptions } from './kv.ts';
-import type { LocalData, VersionBounds } from './local-data.ts';
+import type { LocalData } from './local-data.ts';
 import type { Peers } from './peers.ts';
 
 /** Longest a peer request waits for this node to receive the newer table its sender routed by. */
@@ -134,12 +134,6 @@ const NOTHING: readonly NodeId[] = Object.freeze([]);
 const NO_MOVES: Moves = { extraReplicas: () => NOTHING, previousHolders: () => NOTHING };
 const NO_MIRRORS: Mirrors = { get: () => undefined, waits: () => false, beforeWrite: async () => {} };
 
-/**
- * How far a coordinator's clock may run ahead of the sender's before a write forwarded to it with
- * a version ceiling is refused (and retried at the next holder): see Router.write.
- */
-export const CLOCK_SLACK_MS = 1000;
-
 export class Router implements KvService {
   readonly defaultGroup: string;
   private readonly self: NodeId;
@@ -186,9 +180,9 @@ export class Router implements KvService {
     const server = opts.server;
     server.handle(Read, (req, meta) => this.serveRead(req.group, req.key, meta));
     server.handle(Record, (req, meta) => this.serveRecord(req.group, req.key, req.doubtful === true, meta));
-    server.handle(Write, (req, meta) => this.serveWrite(req.group, req.key, req.op, { ...(req.above !== undefined ? { above: req.above } : {}), ...(req.below !== undefined ? { below: req.below } : {}) }, meta));
+    server.handle(Write, (req, meta) => this.serveWrite(req.group, req.key, req.op, meta));
     server.handle(Replicate, (records, meta) => this.serveReplicate(records, meta));
-    server.handle(Count, (req) => ({ count: this.countOwned(req.group) }));
+    server.handle(Count, (req) => this.local.keyspace(req.group, this.ownedPartitions()));
     server.handle(Exec, (req, meta) => this.serveExec(req, meta));
     server.handle(Scan, (req) => this.serveScan(req));
     server.handle(Flush, (req) => ({ dropped: this.local.flush(req.group, req.version).dropped }));
@@ -452,19 +446,13 @@ export class Router implements KvService {
 
   /**
    * Send a write to its coordinator: the first usable holder (not one catching up while another
-   * can), and on a failed attempt the next one. Conditional writes and expires are retried only
-   * when the attempt surely never arrived (refused, breaker open, NOT_SERVING); unconditional
-   * sets and deletes also after a timeout (a paused or cut-off coordinator), in version order:
-   *
-   * An attempt that timed out may have been applied, and its replication may not have reached the
-   * next coordinator; if that one's clock is behind, the retry would get an older version than the
-   * lost attempt, and writes acknowledged after the retry could lose to it when the first copy
-   * resurfaces (found by the chaos checker under packet loss). So an attempt that may be followed
-   * by another carries a version ceiling (`below`: this node's clock at the attempt's deadline
-   * plus CLOCK_SLACK_MS; a coordinator that would exceed it applies nothing and refuses), and the
-   * next attempt carries it as a floor (`above`): the retry outranks whatever the earlier attempt
-   * did. The last attempt has no ceiling, so a key whose version is ahead of this node's clock
-   * can still be written.
+   * can), and on a failed attempt the next one, but only when the attempt surely never arrived
+   * (refused, breaker open, NOT_SERVING). An attempt that timed out or whose connection broke
+   * may have been applied and seen by readers; applying it again at another coordinator, after
+   * writes acknowledged in between, would show it twice in the key's history (W, W2, W: the
+   * chaos checker's finding under packet loss, however the retry's version is chosen). So the
+   * caller gets the failure, which says the write may or may not have taken effect, until the
+   * failure detector takes that coordinator out of the order (a heartbeat timeout or so).
    */
   async write(group: string, key: string, op: WriteOp, opts: RequestOptions = {}): Promise<WriteResult> {
     this.local.group(group);
@@ -473,22 +461,13 @@ export class Router implements KvService {
     const behind = (id: NodeId): boolean => this.joining(id) || (id === this.self && !this.selfTrusted());
     const order = writeOrder(this.holders(key), { usable: this.usable, behind });
     if (order[0] === this.self) return this.coordinate(group, key, op, deadline);
-    const idempotent = (op.op === 'set' && op.cond === undefined) || op.op === 'del';
-    const maxRetries = this.settings.maxRetries(group);
-    let floor = 0;
     return withRetry(
       (n) => {
         const target = order[n % order.length]!;
-        const until = target === this.self ? deadline : attemptDeadline(deadline, n, order.length, this.clock.now());
-        const bounds: VersionBounds = floor > 0 ? { above: floor } : {};
-        if (idempotent && n < maxRetries && until < deadline) {
-          bounds.below = (until + CLOCK_SLACK_MS) * LOGICAL_BITS;
-          floor = Math.max(floor, bounds.below);
-        }
-        if (target === this.self) return this.coordinate(group, key, op, deadline, bounds);
-        return this.peers.call(Write, target, { group, key, op, ...bounds }, until);
+        if (target === this.self) return this.coordinate(group, key, op, deadline);
+        return this.peers.call(Write, target, { group, key, op }, attemptDeadline(deadline, n, order.length, this.clock.now()));
       },
-      { maxRetries, deadline, retryable: idempotent ? (e) => isPeerFailure(e) || notDelivered(e) : notDelivered },
+      { maxRetries: this.settings.maxRetries(group), deadline, retryable: notDelivered },
     );
   }
 
@@ -497,14 +476,14 @@ export class Router implements KvService {
    * applied at or after this time (its sender has given up by then); it is also the
    * replication deadline.
    */
-  private async coordinate(group: string, key: string, op: WriteOp, fence: number, bounds?: VersionBounds): Promise<WriteResult> {
+  private async coordinate(group: string, key: string, op: WriteOp, fence: number): Promise<WriteResult> {
     // one synchronous block from the fence check to the apply: nothing can run in between
     if (this.clock.now() >= fence) throw new JincacheError('TIMEOUT', `write of "${key}" arrived after its deadline; not applied`);
     // a write decided on a copy that may lack writes (a condition, an expiry) waits for the recovery
     if (!(op.op === 'set' && op.cond === undefined) && op.op !== 'del' && !this.selfTrusted()) {
       throw new JincacheError('NOT_SERVING', `this node is recovering after a pause; the write of "${key}" was not applied`);
     }
-    const out = this.local.write(group, key, op, bounds);
+    const out = this.local.write(group, key, op);
     if (out.record === undefined) return out.result;
     // keep a quarter of the time left for the answer to travel back: a backup that has not
     // confirmed by then gets a hint instead, so a hung backup cannot time the whole write out
@@ -514,12 +493,12 @@ export class Router implements KvService {
   }
 
   /** Write: coordinate a write another node sent here. A sender with a newer table chose this node by it: wait briefly for that table. */
-  private async serveWrite(group: string, key: string, op: WriteOp, bounds: VersionBounds, meta: MessageMeta): Promise<WriteResult> {
+  private async serveWrite(group: string, key: string, op: WriteOp, meta: MessageMeta): Promise<WriteResult> {
     this.local.group(group);
     if (meta.table !== undefined) await this.awaitTable(meta.table, meta.deadline);
     // the sender may take it elsewhere: a refusal here applied nothing
     if (!this.selfTrusted()) throw new JincacheError('NOT_SERVING', `this node is recovering after a pause; the write of "${key}" was not applied`);
-    return this.coordinate(group, key, op, meta.deadline, bounds);
+    return this.coordinate(group, key, op, meta.deadline);
   }
 
   /**
@@ -696,21 +675,33 @@ export class Router implements KvService {
 
   /** Live entries of a group across the cluster (each owner counts its own partitions). */
   async count(group: string, opts: RequestOptions = {}): Promise<number> {
+    return (await this.keyspace(group, opts)).keys;
+  }
+
+  /** INFO keyspace over the cluster: live keys, how many expire, their mean time left (ms). */
+  async keyspace(group: string, opts: RequestOptions = {}): Promise<{ keys: number; expires: number; avgTtl: number }> {
     this.local.group(group);
     const deadline = this.deadline(group, opts);
     const owners = new Set<NodeId>();
     for (const holders of this.tables.table().assignments) if (holders[0] !== undefined) owners.add(holders[0]);
-    const counts = await Promise.all([...owners].map(async (id) => (id === this.self ? this.countOwned(group) : (await this.peers.call(Count, id, { group }, deadline)).count)));
-    return counts.reduce((a, b) => a + b, 0);
+    const parts = await Promise.all([...owners].map((id) => (id === this.self ? this.local.keyspace(group, this.ownedPartitions()) : this.peers.call(Count, id, { group }, deadline))));
+    const keys = parts.reduce((a, b) => a + b.count, 0);
+    const expires = parts.reduce((a, b) => a + b.expires, 0);
+    const ttl = parts.reduce((a, b) => a + b.ttlSumMs, 0);
+    return { keys, expires, avgTtl: expires === 0 ? 0 : Math.round(ttl / expires) };
   }
 
-  /** Live entries of a group in the partitions this node owns. */
-  countOwned(group: string): number {
+  private ownedPartitions(): number[] {
     const mine: number[] = [];
     this.tables.table().assignments.forEach((holders, p) => {
       if (holders[0] === this.self) mine.push(p);
     });
-    return this.local.count(group, mine);
+    return mine;
+  }
+
+  /** Live entries of a group in the partitions this node owns. */
+  countOwned(group: string): number {
+    return this.local.count(group, this.ownedPartitions());
   }
 }
 

@@ -103,6 +103,7 @@ export class JincacheNode {
   private readonly rebalancer: Rebalancer | undefined;
   private readonly mirror: Mirror;
   private readonly listeners: HttpListener[] = [];
+  private readonly authenticator: Authenticator;
   private resp: RespServer | undefined;
   private readonly clientLimits: ClientLimits;
   private readonly assets = dashboardAssets();
@@ -387,6 +388,7 @@ export class JincacheNode {
 
     // ---- front ----
     const auth = new Authenticator(cfg.auth);
+    this.authenticator = auth;
     // Redis's protected mode: without a password, nothing but loopback may reach the node
     if (!auth.required && !isLoopback(cfg.server.host)) {
       throw new JincacheError('BAD_REQUEST', `refusing to listen on ${cfg.server.host} without a password: set auth.requirepass in the config file (or the environment variable JINCACHE_PASSWORD), or listen on 127.0.0.1`);
@@ -494,6 +496,9 @@ export class JincacheNode {
         limits: this.clientLimits,
         ...(this.readCertificates().client !== undefined ? { tls: this.readCertificates().client! } : {}),
         info: () => ({ node_id: this.id, ring_version: this.tables.table().version, cluster_nodes: this.membership.list().length }),
+        keyspace: () => this.router.keyspace(this.door.defaultGroup),
+        maxmemory: () => this.live.group(this.door.defaultGroup)?.cache_bytes ?? 0,
+        users: () => ['default', ...this.authenticator.userNames().filter((u) => u !== 'default')],
       });
       await this.resp.start();
     }

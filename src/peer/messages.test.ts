@@ -53,8 +53,9 @@ test('Exec: a damaged reply is a CodecError, never a crash', () => {
   );
 });
 
-test('Write carries its version bounds', () => {
-  const req = { group: 'g', key: 'k', op: { op: 'del' as const }, above: 5, below: 9 };
-  assert.deepEqual(Write.decodeRequest(Write.encodeRequest(req)), req);
-  assert.deepEqual(Write.decodeRequest(Write.encodeRequest({ group: 'g', key: 'k', op: { op: 'del' } })), { group: 'g', key: 'k', op: { op: 'del' } });
+test('Write survives the wire: set with expiry and condition, del', () => {
+  for (const op of [{ op: 'del' as const }, { op: 'set' as const, value: Buffer.from([0, 0xff]), expiry: { kind: 'in' as const, ms: 5 }, cond: 'nx' as const }]) {
+    const req = { group: 'g', key: '\xffk', op };
+    assert.deepEqual(Write.decodeRequest(Write.encodeRequest(req)), req);
+  }
 });

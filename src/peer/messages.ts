@@ -111,10 +111,13 @@ export const Record = binaryMessage<{ group: string; key: string; doubtful?: boo
 });
 
 /** Live entries of a group in the partitions the receiver owns (DBSIZE, INFO keyspace). */
-export const Count = binaryMessage<{ group: string }, { count: number }>({
+export const Count = binaryMessage<{ group: string }, { count: number; expires: number; ttlSumMs: number }>({
   name: 'count',
   request: { write: (w, v) => void w.str(v.group), read: (r) => ({ group: r.str(MAX_NAME) }) },
-  response: { write: (w, v) => void w.f64(v.count), read: (r) => ({ count: r.f64() }) },
+  response: {
+    write: (w, v) => void w.f64(v.count).f64(v.expires).f64(v.ttlSumMs),
+    read: (r) => ({ count: r.f64(), expires: r.f64(), ttlSumMs: r.f64() }),
+  },
 });
 
 // ---- writes (router.ts) ---------------------------------------------------------------------
@@ -195,16 +198,11 @@ export interface WriteRequest {
   group: string;
   key: string;
   op: WriteOp;
-  /** The version must be above this (0: no floor): a retry outranks what an earlier attempt may have applied. */
-  above?: number;
-  /** The version must be below this (0: no ceiling), else nothing is applied (refused, NOT_SERVING). */
-  below?: number;
 }
 
 /**
  * A write for the receiver to coordinate: decide it against its copy, give it a version, apply
  * and replicate it. The request's deadline is the write's fence: it is never applied after it.
- * `below` and `above` bound the version (router.ts: why a retried write stays in order).
  */
 export const Write = binaryMessage<WriteRequest, WriteResult>({
   name: 'write',
@@ -212,14 +210,10 @@ export const Write = binaryMessage<WriteRequest, WriteResult>({
     write(w, v) {
       key.write(w, v);
       writeOp(w, v.op);
-      w.f64(v.above ?? 0).f64(v.below ?? 0);
     },
     read(r) {
       const k = key.read(r);
-      const op = readOp(r);
-      const above = r.f64();
-      const below = r.f64();
-      return { ...k, op, ...(above > 0 ? { above } : {}), ...(below > 0 ? { below } : {}) };
+      return { ...k, op: readOp(r) };
     },
   },
   response: {

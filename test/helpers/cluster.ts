@@ -44,6 +44,12 @@ export interface ClusterOptions {
   staticPeers?: boolean;
   /** Zone of each node (node.zone): in the --peers list (`id=URL?zone=z`) with static peers, else as --zone. */
   zones?: readonly string[];
+  /** Extra CLI args for node i (ports of its own, say). Default none. */
+  nodeArgs?: (i: number, id: string) => string[] | Promise<string[]>;
+  /** Resolves once node i is ready (default: GET /health on its port answers 200). */
+  ready?: (node: TestNode, i: number) => Promise<boolean>;
+  /** Environment variables for every node. */
+  env?: Record<string, string>;
 }
 
 export interface TestCluster {
@@ -66,15 +72,16 @@ export async function startCluster(opts: ClusterOptions): Promise<TestCluster> {
   const zoneArgs = (i: number): string[] => (opts.zones?.[i] !== undefined && opts.staticPeers === false ? ['--zone', opts.zones[i]!] : []);
   const nodes: TestNode[] = [];
 
-  const spawnNode = async (id: string, port: number, args: string[]): Promise<TestNode> => {
-    const node = launch(id, port, dir, ['--config', configFile, ...args, ...(opts.args ?? [])]);
-    await waitReady(node);
+  const spawnNode = async (id: string, port: number, args: string[], i = -1): Promise<TestNode> => {
+    const extra = i >= 0 && opts.nodeArgs !== undefined ? await opts.nodeArgs(i, id) : [];
+    const node = launch(id, port, dir, ['--config', configFile, ...args, ...extra, ...(opts.args ?? [])], opts.env);
+    await waitReady(node, 20_000, opts.ready === undefined ? undefined : () => opts.ready!(node, i));
     return node;
   };
 
   try {
     const started = await Promise.all(
-      ids.map((id, i) => spawnNode(id, ports[i]!, [...(opts.staticPeers === false ? [] : ['--peers', peers]), ...zoneArgs(i)])),
+      ids.map((id, i) => spawnNode(id, ports[i]!, [...(opts.staticPeers === false ? [] : ['--peers', peers]), ...zoneArgs(i)], i)),
     );
     nodes.push(...started);
   } catch (e) {
@@ -100,11 +107,12 @@ export async function startCluster(opts: ClusterOptions): Promise<TestCluster> {
   };
 }
 
-function launch(id: string, port: number, dir: string, args: string[]): TestNode {
+function launch(id: string, port: number, dir: string, args: string[], env?: Record<string, string>): TestNode {
   const logFile = join(dir, `${id}.log`);
   const out = createWriteStream(logFile);
   const child = spawn(process.execPath, [BIN, 'serve', '--id', id, '--port', String(port), ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
+    ...(env !== undefined ? { env: { ...process.env, ...env } } : {}),
   });
   child.stdout!.pipe(out);
   child.stderr!.pipe(out);
@@ -134,13 +142,17 @@ function launch(id: string, port: number, dir: string, args: string[]): TestNode
   };
 }
 
-async function waitReady(node: TestNode, timeoutMs = 20_000): Promise<void> {
+async function waitReady(node: TestNode, timeoutMs = 20_000, ready?: () => Promise<boolean>): Promise<void> {
   const end = Date.now() + timeoutMs;
   while (Date.now() < end) {
     if (node.exited()) throw new Error(`${node.id} exited during start-up:\n${node.log()}`);
     try {
-      const res = await fetch(`${node.url}/health`, { signal: AbortSignal.timeout(1000) });
-      if (res.ok) return;
+      if (ready !== undefined) {
+        if (await ready()) return;
+      } else {
+        const res = await fetch(`${node.url}/health`, { signal: AbortSignal.timeout(1000) });
+        if (res.ok) return;
+      }
     } catch {
       // not listening yet
     }
@@ -150,9 +162,9 @@ async function waitReady(node: TestNode, timeoutMs = 20_000): Promise<void> {
 }
 
 /** Run the CLI to completion, capturing output. */
-export function runCli(args: string[], timeoutMs = 20_000): Promise<{ code: number; stdout: string; stderr: string }> {
+export function runCli(args: string[], timeoutMs = 20_000, env?: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolveRun) => {
-    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], ...(env !== undefined ? { env: { ...process.env, ...env } } : {}) });
     live.add(child);
     let stdout = '';
     let stderr = '';

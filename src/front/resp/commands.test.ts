@@ -17,6 +17,8 @@ import {
   type Session,
 } from './commands.ts';
 import { RespParser } from './parser.ts';
+import { newSession } from './session.ts';
+import { testListener } from '../../../test/helpers/resp-env.ts';
 import { encode, type RespReply } from './writer.ts';
 
 /** A Map-backed store behind the front door, on a hand-driven clock; records every call. */
@@ -66,8 +68,10 @@ function setup() {
     group: 'g',
     clock,
     info: async (sections) => `# Server\r\nsections:${sections.join(',')}\r\n`,
+    keyspace: async () => ({ keys: kv.data.size, expires: 0, avgTtl: 0 }),
+    listener: testListener(),
   };
-  const session: Session = { id: 7, user: OPEN_DEFAULT, name: null, quit: false };
+  const session: Session = newSession(7, OPEN_DEFAULT);
   const parser = new RespParser();
   /**
    * Run a command given as strings the way the server does: sent as RESP, parsed, executed
@@ -288,7 +292,7 @@ test('failures behind the door (thrown or rejected) become -ERR replies', async 
   broken.kv.get = () => {
     throw new TypeError('sync boom');
   };
-  const reply = await execute(broken.env, { id: 1, user: OPEN_DEFAULT, name: null, quit: false }, [Buffer.from('GET'), Buffer.from('k')]);
+  const reply = await execute(broken.env, newSession(1, OPEN_DEFAULT), [Buffer.from('GET'), Buffer.from('k')]);
   assert.equal(encode(reply).toString(), '-ERR sync boom\r\n');
 });
 
@@ -308,7 +312,7 @@ test('connection commands: PING, ECHO, QUIT, SELECT, CLIENT, HELLO, AUTH, COMMAN
   assert.equal(await run('CLIENT', 'SETINFO', 'LIB-NAME'), "-ERR wrong number of arguments for 'client|setinfo' command\r\n");
   assert.equal(await run('CLIENT', 'ID'), ':7\r\n');
   assert.equal(await run('CLIENT', 'KILL'), "-ERR wrong number of arguments for 'client|kill' command\r\n");
-  assert.equal(await run('HELLO', '3'), '-NOPROTO sorry, this protocol version is not supported.\r\n');
+  assert.equal(await run('HELLO', '4'), '-NOPROTO unsupported protocol version\r\n');
   assert.equal(await run('HELLO', 'x'), '-ERR Protocol version is not an integer or out of range\r\n');
   assert.match(await run('HELLO', '2', 'SETNAME', 'n2'), /^\*14\r\n\$6\r\nserver\r\n/);
   assert.equal(session.name, 'n2');

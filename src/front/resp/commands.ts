@@ -274,6 +274,7 @@ export function execute(env: CommandEnv, session: Session, args: Buffer[]): Resu
     return table !== undefined ? tableArity(table) : wrongArity(name);
   }
   // as Redis: an unknown command or a wrong arity is reported before authentication is asked for
+  session.command = name; // CLIENT LIST's cmd= (a container's run names its subcommand)
   const refused = denied(session, spec.perm, name);
   if (refused !== undefined) {
     env.door.observe('resp', 'other', env.group, session.user === null ? 'unauthorized' : 'forbidden', began);
@@ -333,6 +334,7 @@ export function failedCall(err: unknown): RespReply {
 }
 
 function fastGet(env: CommandEnv, session: Session, cmd: RespCommand, call: KvCall | undefined): Result | null {
+  session.command = 'get';
   const refused = denied(session, 'read', 'get');
   if (refused !== undefined) return refused;
   const key = cmd.buf.toString('latin1', cmd.start(1), cmd.end(1));
@@ -351,6 +353,7 @@ function fastGet(env: CommandEnv, session: Session, cmd: RespCommand, call: KvCa
 }
 
 function fastSet(env: CommandEnv, session: Session, cmd: RespCommand, call: KvCall | undefined): Result | null {
+  session.command = 'set';
   const refused = denied(session, 'write', 'set');
   if (refused !== undefined) return refused;
   const key = cmd.buf.toString('latin1', cmd.start(1), cmd.end(1));
