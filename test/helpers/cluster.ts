@@ -42,6 +42,8 @@ export interface ClusterOptions {
   args?: string[];
   /** Use --peers static discovery (default true). */
   staticPeers?: boolean;
+  /** Zone of each node (node.zone): in the --peers list (`id=URL?zone=z`) with static peers, else as --zone. */
+  zones?: readonly string[];
   /** Extra CLI args for node i (ports of its own, say). Default none. */
   nodeArgs?: (i: number, id: string) => string[] | Promise<string[]>;
   /** Resolves once node i is ready (default: GET /health on its port answers 200). */
@@ -65,7 +67,9 @@ export async function startCluster(opts: ClusterOptions): Promise<TestCluster> {
   writeFileSync(configFile, stringify({ log: { level: 'info' }, ...(opts.config ?? {}) }));
   const ports = await Promise.all(Array.from({ length: opts.nodes }, () => freePort()));
   const ids = ports.map((_, i) => `node-${i + 1}`);
-  const peers = ids.map((id, i) => `${id}=http://127.0.0.1:${ports[i]}`).join(',');
+  const zoneQuery = (i: number): string => (opts.zones?.[i] !== undefined ? `?zone=${opts.zones[i]}` : '');
+  const peers = ids.map((id, i) => `${id}=http://127.0.0.1:${ports[i]}${zoneQuery(i)}`).join(',');
+  const zoneArgs = (i: number): string[] => (opts.zones?.[i] !== undefined && opts.staticPeers === false ? ['--zone', opts.zones[i]!] : []);
   const nodes: TestNode[] = [];
 
   const spawnNode = async (id: string, port: number, args: string[], i = -1): Promise<TestNode> => {
@@ -77,7 +81,7 @@ export async function startCluster(opts: ClusterOptions): Promise<TestCluster> {
 
   try {
     const started = await Promise.all(
-      ids.map((id, i) => spawnNode(id, ports[i]!, opts.staticPeers === false ? [] : ['--peers', peers], i)),
+      ids.map((id, i) => spawnNode(id, ports[i]!, [...(opts.staticPeers === false ? [] : ['--peers', peers]), ...zoneArgs(i)], i)),
     );
     nodes.push(...started);
   } catch (e) {
