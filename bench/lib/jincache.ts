@@ -24,6 +24,8 @@ export interface JincacheNode {
 }
 
 export interface StartNodeOptions {
+  /** The node's client API speaks HTTPS: wait for its port instead of GET /health. */
+  https?: boolean;
   /** Static membership (`--peers id=url,...`), the node itself included. Default: none (alone). */
   peers?: readonly NodeSpec[];
   /** Default `warn`: request logging would cost the node CPU the bare peer does not spend. */
@@ -57,7 +59,9 @@ export async function startNode(spec: NodeSpec, opts: StartNodeOptions = {}): Pr
   const proc = startProcess({ name: `jincache-${spec.id}`, command: process.execPath, args, cwd: REPO_DIR });
   const url = nodeUrl(spec);
   const timeoutMs = opts.readyTimeoutMs ?? 20_000;
-  await waitForHttp(`${url}/health`, { proc, timeoutMs });
+  // a node whose client API speaks HTTPS (tls in its config): its port accepting is enough
+  if (opts.https === true) await waitForPort(spec.port, { proc, timeoutMs });
+  else await waitForHttp(`${url}/health`, { proc, timeoutMs });
   if (spec.respPort !== undefined) await waitForPort(spec.respPort, { proc, timeoutMs });
   return { spec, proc, url };
 }

@@ -5,6 +5,7 @@ import { livePids } from './procs.ts';
 import {
   RedisCluster,
   RespError,
+  benchKeyList,
   benchKeys,
   crc16,
   encodeCommand,
@@ -87,4 +88,13 @@ test('a real 3-master Redis Cluster: create, load over all slots, add a master, 
     await c.stop();
   }
   for (const pid of pids) assert.ok(!livePids().includes(pid));
+});
+
+test('benchKeyList makes the keys of benchKeys on demand', () => {
+  const list = benchKeyList(1234);
+  const keys = benchKeys(1234);
+  assert.equal(list.length, 1234);
+  for (const i of [0, 1, 999, 1233]) assert.equal(list.at(i), keys[i]);
+  assert.equal(list.at(1234), undefined);
+  assert.equal(benchKeyList(10_000_001).at(10_000_000), 'bench:10000000');
 });

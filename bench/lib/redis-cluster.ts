@@ -161,11 +161,17 @@ export interface PipelineOptions {
   signal?: AbortSignal;
 }
 
+/** Keys to load: an array, or anything with a length and at(i) (keys made on demand, e.g. 10M of them). */
+export interface KeyList {
+  readonly length: number;
+  at(i: number): string | undefined;
+}
+
 /**
  * Sends `SET key value` for every key on one connection, `batch` commands at a time, and counts
  * the replies. A SET reply is one line (`+OK` or `-ERR ...`), so counting lines counts replies.
  */
-export async function pipelineSet(port: number, keys: readonly string[], value: Buffer, opts: PipelineOptions = {}): Promise<LoadStats> {
+export async function pipelineSet(port: number, keys: KeyList, value: Buffer, opts: PipelineOptions = {}): Promise<LoadStats> {
   const batch = opts.batch ?? 1000;
   const timeoutMs = opts.timeoutMs ?? 120_000;
   const t0 = performance.now();
@@ -176,7 +182,7 @@ export async function pipelineSet(port: number, keys: readonly string[], value: 
   const encode = (from: number, to: number): Buffer => {
     const parts: Buffer[] = [];
     for (let i = from; i < to; i++) {
-      const k = Buffer.from(keys[i]!, 'utf8');
+      const k = Buffer.from(keys.at(i)!, 'utf8');
       parts.push(Buffer.from(`*3\r\n$3\r\nSET\r\n$${k.length}\r\n`, 'latin1'), k, valueHead, value, Buffer.from('\r\n', 'latin1'));
     }
     return Buffer.concat(parts);
@@ -244,6 +250,11 @@ export async function pipelineSet(port: number, keys: readonly string[], value: 
 /** `n` keys `${prefix}${i}` (i zero-padded to 8 digits): distinct, and hashed over all slots. */
 export function benchKeys(n: number, prefix = 'bench:'): string[] {
   return Array.from({ length: n }, (_, i) => `${prefix}${String(i).padStart(8, '0')}`);
+}
+
+/** The keys of benchKeys(n), made on demand: no array of n strings in the harness (n = 10M). */
+export function benchKeyList(n: number, prefix = 'bench:'): KeyList {
+  return { length: n, at: (i) => (i >= 0 && i < n ? `${prefix}${String(i).padStart(8, '0')}` : undefined) };
 }
 
 /** A fixed printable value of `bytes` bytes. */

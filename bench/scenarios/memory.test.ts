@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { freePort, startProcess, waitForPort } from '../lib/procs.ts';
-import { forceGc, parseVmRss, readRss, settledRss } from './memory.ts';
+import { CASES, cacheBytesFor, forceGc, parseVmRss, readRss, settledRss } from './memory.ts';
 
 test('parseVmRss reads kB from /proc/PID/status', () => {
   assert.equal(parseVmRss('Name:\tnode\nVmPeak:\t  999 kB\nVmRSS:\t   12345 kB\nVmData: 1 kB\n'), 12345 * 1024);
@@ -32,5 +32,14 @@ test('forceGc frees a child\'s garbage through its inspector', { timeout: 30_000
     assert.ok(after < before, `RSS ${before} -> ${after} after a forced GC`);
   } finally {
     await p.stop();
+  }
+});
+
+test('the cases: 100 B (issue 8), 1 KiB and 10M 16-byte entries (issue 18), each with room to evict nothing', () => {
+  assert.deepEqual(CASES.map((c) => [c.suffix, c.valueBytes, c.entries.full]), [['', 100, 1_000_000], ['.1kib', 1024, 1_000_000], ['.16b', 16, 10_000_000]]);
+  for (const c of CASES) {
+    const mib = Number(/^(\d+)MiB$/.exec(cacheBytesFor(c.entries.full, c.valueBytes))![1]);
+    // far above key + value + any per-entry charge up to 200 bytes
+    assert.ok(mib * 2 ** 20 >= c.entries.full * (c.valueBytes + 14 + 200), `${c.suffix}: ${mib} MiB`);
   }
 });

@@ -74,8 +74,8 @@ export function parseBenchCsv(text: string): BenchLine[] {
 }
 
 /** Runs redis-benchmark as a tracked child (stopped by PID on timeout) and parses its CSV. */
-async function redisBenchmark(port: number, n: number, pipeline: number): Promise<Map<string, BenchLine>> {
-  const args = ['-h', '127.0.0.1', '-p', String(port), '-t', 'get,set', '-d', '100', '-c', '50', '-n', String(n), '-P', String(pipeline), '--csv'];
+export async function redisBenchmark(port: number, n: number, pipeline: number, extra: readonly string[] = []): Promise<Map<string, BenchLine>> {
+  const args = ['-h', '127.0.0.1', '-p', String(port), ...extra, '-t', 'get,set', '-d', '100', '-c', '50', '-n', String(n), '-P', String(pipeline), '--csv'];
   const proc = startProcess({ name: `redis-benchmark-${port}`, command: 'redis-benchmark', args, cwd: tmpdir() });
   const timer = setTimeout(() => void proc.stop(1000), BENCH_TIMEOUT_MS);
   const exit = await proc.exited;

@@ -1,8 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { HotCache } from './hot-cache.ts';
-import { ENTRY_OVERHEAD_BYTES } from './store.ts';
+import { HOT_ENTRY_OVERHEAD_BYTES, HotCache } from './hot-cache.ts';
 
 class FakeClock {
   t = 5_000;
@@ -11,7 +10,7 @@ class FakeClock {
   }
 }
 
-const size = (key: string, value: Buffer): number => Buffer.byteLength(key) + value.length + ENTRY_OVERHEAD_BYTES;
+const size = (key: string, value: Buffer): number => Buffer.byteLength(key) + value.length + HOT_ENTRY_OVERHEAD_BYTES;
 
 test('get/set/delete and expiry against the injected clock', () => {
   const clock = new FakeClock();

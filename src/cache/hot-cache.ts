@@ -1,11 +1,16 @@
 import { LRUCache } from 'lru-cache';
 import type { Clock } from '../core/types.ts';
-import { ENTRY_OVERHEAD_BYTES } from './store.ts';
+/**
+ * Bytes charged per hot entry on top of its key and value: an lru-cache entry is a JS object,
+ * a key string and a Buffer (this was GroupStore's estimate before the store moved its keys off
+ * the V8 heap; the hot cache did not, so it keeps the old figure).
+ */
+export const HOT_ENTRY_OVERHEAD_BYTES = 128;
 
 export interface HotCacheOptions {
   /**
-   * Byte budget: key UTF-8 bytes + value bytes + ENTRY_OVERHEAD_BYTES per entry, as in
-   * GroupStore. Required, an integer >= 0; 0 disables the hot cache (set() keeps nothing).
+   * Byte budget: key UTF-8 bytes + value bytes + HOT_ENTRY_OVERHEAD_BYTES per entry. Required,
+   * an integer >= 0; 0 disables the hot cache (set() keeps nothing).
    */
   maxBytes: number;
   /** Source of "now" for expiry. Required. */
@@ -53,7 +58,7 @@ export class HotCache {
     return new LRUCache<string, HotEntry>({
       maxSize: maxBytes,
       // values bigger than the whole budget are refused by lru-cache itself
-      sizeCalculation: (entry, key) => Buffer.byteLength(key) + entry.value.length + ENTRY_OVERHEAD_BYTES,
+      sizeCalculation: (entry, key) => Buffer.byteLength(key) + entry.value.length + HOT_ENTRY_OVERHEAD_BYTES,
     });
   }
 

@@ -41,7 +41,7 @@ test('constructor names a bad option', () => {
 test('apply, get, peek, has: the higher version wins', () => {
   const { store } = makeStore();
   assert.equal(store.apply('k1', rec('a', 10)), true);
-  assert.deepEqual(store.get('k1'), { value: val('a'), version: 10, expiresAt: 0, partition: 1 });
+  assert.deepEqual(store.get('k1'), { value: val('a'), version: 10, expiresAt: 0, partition: 1, type: 0 });
   assert.equal(store.apply('k1', rec('old', 5)), false);
   assert.equal(store.get('k1')?.value?.toString(), 'a');
   assert.equal(store.apply('k1', rec('b', 11)), true);
@@ -91,11 +91,11 @@ test('TTL follows the injected clock; an expired value becomes a tombstone at it
   clock.t += 1;
   assert.equal(store.get('k1'), undefined);
   assert.equal(store.has('k1'), false);
-  assert.deepEqual(store.peek('k1'), { value: null, version: 20, expiresAt: clock.t + 10 * 60_000, partition: 1 });
+  assert.deepEqual(store.peek('k1'), { value: null, version: 20, expiresAt: clock.t + 10 * 60_000, partition: 1, type: 0 });
   // the older, TTL-less write arriving late (replication, migration) must not come back
   assert.equal(store.apply('k1', rec('v1', 10)), false);
   assert.equal(store.get('k1'), undefined);
-  assert.deepEqual(store.stats(), { bytes: 0, entries: 0, tombstones: 1, maxBytes: 1 << 20, evictions: 0 });
+  assert.deepEqual(store.stats(), { bytes: 0, entries: 0, tombstones: 1, tombstoneBytes: sizeOf('k1', Buffer.alloc(0)), maxBytes: 1 << 20, evictions: 0 });
 });
 
 test('a write that arrives already expired acts as a delete at its version', () => {
@@ -196,7 +196,7 @@ test('resize shrinks by evicting the least recently used, keeps order, grows wit
   store.get('k0');
   store.resize(one * 4);
   assert.deepEqual(evicted, ['k1', 'k2', 'k3', 'k4', 'k5', 'k6']);
-  assert.deepEqual(store.stats(), { bytes: one * 4, entries: 4, tombstones: 0, maxBytes: one * 4, evictions: 6 });
+  assert.deepEqual(store.stats(), { bytes: one * 4, entries: 4, tombstones: 0, tombstoneBytes: 0, maxBytes: one * 4, evictions: 6 });
   assert.equal([0, 1, 2, 3].reduce((n, p) => n + store.partitionKeyCount(p), 0), 4);
   // recency survived the move: k7 is now the oldest
   store.apply('k1', rec('x'.repeat(10), 2));
@@ -242,7 +242,7 @@ test('clear drops everything', () => {
   store.apply('k2', rec(null, 1));
   store.clear();
   assert.deepEqual(store.partitions(), []);
-  assert.deepEqual(store.stats(), { bytes: 0, entries: 0, tombstones: 0, maxBytes: 1 << 20, evictions: 0 });
+  assert.deepEqual(store.stats(), { bytes: 0, entries: 0, tombstones: 0, tombstoneBytes: 0, maxBytes: 1 << 20, evictions: 0 });
   assert.equal(store.apply('k2', rec('a', 0)), true);
 });
 
@@ -383,7 +383,7 @@ class ModelStore {
   }
   view(key: string, now: number): unknown {
     const e = this.lookup(key, now);
-    return e === undefined ? undefined : view({ ...e, partition: 0 });
+    return e === undefined ? undefined : view({ ...e, partition: 0, type: 0 });
   }
 }
 
@@ -479,13 +479,13 @@ test('write hooks: onApply sees every change with the entry now held and the one
 
   assert.equal(store.apply('k1', rec('a', 10)), true);
   assert.equal(seen.length, 1);
-  assert.deepEqual(seen[0], ['k1', { value: val('a'), version: 10, expiresAt: 0, partition: 1 }, undefined]);
+  assert.deepEqual(seen[0], ['k1', { value: val('a'), version: 10, expiresAt: 0, partition: 1, type: 0 }, undefined]);
 
   assert.equal(store.apply('k1', rec('old', 5)), false); // lost: no hook
   assert.equal(seen.length, 1);
 
   assert.equal(store.apply('k1', rec(null, 11)), true); // delete: the tombstone with its forget time
-  assert.deepEqual(seen[1], ['k1', { value: null, version: 11, expiresAt: clock.t + 10 * 60_000, partition: 1 }, seen[0]![1]]);
+  assert.deepEqual(seen[1], ['k1', { value: null, version: 11, expiresAt: clock.t + 10 * 60_000, partition: 1, type: 0 }, seen[0]![1]]);
 
   // oversized value: apply() returns false but the key changed (a tombstone at its version)
   assert.equal(store.apply('k1', rec('x'.repeat(100), 12)), false);
@@ -587,7 +587,361 @@ test('purgeExpired also reclaims the dead space of deletes when no writes come',
   const full = store.arenaStats().segments;
   for (let k = 0; k < 2000; k++) if (k % 10 !== 0) store.apply(`k${k}`, rec(null, 2));
   assert.equal(store.arenaStats().segments, full); // deletes alone do not compact
-  for (let i = 0; i < 100 && store.purgeExpired(10) >= 0 && store.arenaStats().segments > full / 4; i++);
-  assert.ok(store.arenaStats().segments <= full / 4, `segments ${store.arenaStats().segments} of ${full}`);
+  // what stays live: 200 values, and the 1800 tombstones' keys (a tombstone keeps its key bytes
+  // in the segments); dead space may stay at up to a quarter of the segments held
+  const live = 200 * (6 + 4 + 100) + 1800 * (6 + 4);
+  const bound = Math.ceil(live / 4096 / 0.75) + 1;
+  for (let i = 0; i < 200 && store.purgeExpired(10) >= 0 && store.arenaStats().segments > bound; i++);
+  assert.ok(store.arenaStats().segments <= bound, `segments ${store.arenaStats().segments} of ${full}, bound ${bound}`);
+  assert.ok(bound < full / 3);
   for (let k = 0; k < 2000; k += 10) assert.equal(store.get(`k${k}`)?.value?.toString(), 'v'.repeat(100));
+});
+
+// ---- byte keys, types, budgets, flush, cursors (issues 13, 14, 18) ----
+
+test('keys are byte strings: every byte value, the empty key, and lookups straight from bytes', () => {
+  const { store } = makeStore({ partitionOf: () => 0 });
+  const all = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
+  const key = all.toString('latin1');
+  assert.equal(store.apply(key, rec('all', 1)), true);
+  assert.equal(store.apply('', rec('empty', 1)), true);
+  assert.equal(store.get(key)?.value?.toString(), 'all');
+  assert.equal(store.get('')?.value?.toString(), 'empty');
+  // from a view of a larger buffer, without a string
+  const parse = Buffer.concat([Buffer.from('*2\r\n$3\r\nGET\r\n$256\r\n'), all, Buffer.from('\r\n')]);
+  const at = parse.indexOf(all);
+  assert.equal(store.getBytes(parse, at, at + 256)?.value?.toString(), 'all');
+  assert.equal(store.peekBytes(parse, at, at + 256)?.version, 1);
+  assert.equal(store.hasBytes(parse, at, at + 256), true);
+  assert.equal(store.hasBytes(parse, at, at + 255), false);
+  assert.equal(store.getBytes(parse, 0, 0)?.value?.toString(), 'empty');
+  assert.equal(store.getBytes(all)?.value?.toString(), 'all');
+  assert.throws(() => store.getBytes(parse, 10, parse.length + 1), /not within a buffer/);
+  // iteration and cursors hand the byte string back as it was given
+  assert.deepEqual([...store.partitionEntries(0)].map(([k]) => k).sort(), ['', key].sort());
+  assert.deepEqual(store.scan(0, 10).keys.sort(), ['', key].sort());
+  // distinct byte strings are distinct keys, even where UTF-8 would merge them
+  assert.equal(store.apply('\u00e9', rec('latin1 e-acute', 1)), true);
+  assert.equal(store.apply('\u00c3\u00a9', rec('its utf-8 bytes', 1)), true);
+  assert.equal(store.get('\u00e9')?.value?.toString(), 'latin1 e-acute');
+  assert.equal(store.getBytes(Buffer.from([0xe9]))?.value?.toString(), 'latin1 e-acute');
+});
+
+test('a key that is not a byte string is stored by its UTF-8 bytes and handed back as given', () => {
+  const evicted: string[] = [];
+  const one = 'ключ'.length * 2 + 1 + ENTRY_OVERHEAD_BYTES;
+  const { store } = makeStore({ partitionOf: () => 3, maxBytes: one * 2, onEvict: (k) => evicted.push(k) });
+  assert.equal(store.apply('ключ', rec('v', 1)), true);
+  assert.equal(store.get('ключ')?.value?.toString(), 'v');
+  assert.equal(store.getBytes(Buffer.from('ключ', 'utf8'))?.value?.toString(), 'v');
+  // its bytes are its identity: the byte string of the same bytes is the same key
+  assert.equal(store.peek(Buffer.from('ключ', 'utf8').toString('latin1'))?.value?.toString(), 'v');
+  assert.deepEqual([...store.partitionEntries(3)].map(([k]) => k), ['ключ']);
+  assert.deepEqual(store.scanPartition(3, 0, 10).keys, ['ключ']);
+  assert.equal(store.stats().bytes, one); // charged its 8 UTF-8 bytes
+  store.apply('b', rec('v', 2));
+  store.apply('c', rec('v', 3));
+  assert.deepEqual(evicted, ['ключ']);
+});
+
+test('entries carry a type: stored, returned, default string, validated', () => {
+  const seen: StoredEntry[] = [];
+  const { store } = makeStore({ writeHooks: { onApply: (_k, e) => seen.push(e) } });
+  assert.equal(store.apply('k1', { value: val('h'), version: 1, expiresAt: 0, type: 1 }), true);
+  assert.equal(store.get('k1')?.type, 1);
+  assert.equal(store.peek('k1')?.type, 1);
+  assert.equal([...store.partitionEntries(1)][0]![1].type, 1);
+  assert.equal(seen[0]!.type, 1);
+  assert.deepEqual(store.scan(0, 10, 1).keys, ['k1']);
+  assert.deepEqual(store.scan(0, 10, 0).keys, []);
+  assert.deepEqual(store.scanPartition(1, 0, 10, 1).keys, ['k1']);
+  // a newer write of another type replaces it; omitted means string
+  assert.equal(store.apply('k1', rec('s', 2)), true);
+  assert.equal(store.get('k1')?.type, 0);
+  assert.equal(store.apply('k1', { value: val('h2'), version: 3, expiresAt: 0, type: 255 }), true);
+  assert.equal(store.get('k1')?.type, 255);
+  // a tombstone has type 0
+  store.apply('k1', rec(null, 4));
+  assert.equal(store.peek('k1')?.type, 0);
+  assert.throws(() => store.apply('k2', { value: val('x'), version: 1, expiresAt: 0, type: 256 }), /type.*Got: 256/);
+  assert.throws(() => store.apply('k2', { value: val('x'), version: 1, expiresAt: 0, type: 1.5 }), /type.*Got: 1.5/);
+});
+
+test('partitionOf must give an integer in [0, 65535]', () => {
+  const { store } = makeStore({ partitionOf: (k) => (k === 'big' ? 65536 : k === 'neg' ? -1 : 65535) });
+  assert.equal(store.apply('ok', rec('v', 1)), true);
+  assert.equal(store.get('ok')?.partition, 65535);
+  assert.throws(() => store.apply('big', rec('v', 1)), /partitionOf.*Got: 65536/);
+  assert.throws(() => store.apply('neg', rec('v', 1)), /partitionOf.*Got: -1/);
+});
+
+test('a tiny positive TTL stays a TTL: expiresAt is kept to the fraction of a ms, never turned into "never"', () => {
+  const { store, clock } = makeStore();
+  // how callers compute it: now + ttlMs (src/cluster/local-data.ts), here ttlMs = 0.4
+  const expiresAt = clock.now() + 0.4;
+  assert.equal(store.apply('k1', rec('v', 1, expiresAt)), true);
+  assert.equal(store.get('k1')?.expiresAt, expiresAt);
+  clock.t += 0.3;
+  assert.equal(store.get('k1')?.value?.toString(), 'v');
+  clock.t += 0.1;
+  assert.equal(store.get('k1'), undefined, 'expired at now + 0.4');
+  assert.equal(store.peek('k1')?.value, null);
+  // a positive expiresAt in the past (epoch + 1 ms) is already expired: a delete, not "never"
+  assert.equal(store.apply('k2', rec('v', 1, 1)), true);
+  assert.equal(store.get('k2'), undefined);
+  assert.equal(store.peek('k2')?.version, 1);
+});
+
+test('tombstones count against maxBytes: a flood of deletes of absent keys stays within the budget', () => {
+  const budget = 64 * 1024;
+  const { store } = makeStore({ maxBytes: budget, partitionOf: () => 0 });
+  const key = (i: number): string => `k${i}:`.padEnd(1024, 'x');
+  // half the budget in values
+  const values = Math.floor(budget / 2 / (1024 + 100 + ENTRY_OVERHEAD_BYTES));
+  for (let i = 0; i < values; i++) store.apply(key(i), rec('v'.repeat(100), 1));
+  // then 20x the budget of deletes of 1 KB keys never stored
+  for (let i = 0; i < 20 * (budget / 1024); i++) {
+    store.apply(key(100_000 + i), rec(null, 2));
+    const s = store.stats();
+    assert.ok(s.bytes + s.tombstoneBytes <= budget, `${s.bytes} + ${s.tombstoneBytes} > ${budget}`);
+  }
+  const s = store.stats();
+  // tombstones used the free half, and displaced values only down to their share (1/4)
+  assert.ok(s.tombstoneBytes <= budget * 0.75, `tombstones hold ${s.tombstoneBytes}`);
+  assert.ok(s.tombstoneBytes >= budget * 0.25 - 2 * (1024 + ENTRY_OVERHEAD_BYTES), `tombstones hold ${s.tombstoneBytes}`);
+  assert.ok(s.entries >= values / 2, `${s.entries} of ${values} values left`);
+  // and the newest deletes are the ones remembered
+  assert.equal(store.peek(key(100_000 + 20 * (budget / 1024) - 1))?.value, null);
+  assert.equal(store.peek(key(100_000)), undefined);
+  // values written later win the room back from tombstones down to the share
+  for (let i = 0; i < 200; i++) store.apply(key(200_000 + i), rec('v'.repeat(100), 3));
+  const after = store.stats();
+  assert.ok(after.tombstoneBytes <= budget / 4, `tombstones hold ${after.tombstoneBytes}`);
+  assert.ok(after.bytes + after.tombstoneBytes <= budget);
+});
+
+test('the tombstone count bound still holds under the byte budget', () => {
+  const { store } = makeStore({ maxTombstones: 10 });
+  for (let i = 0; i < 100; i++) store.apply(`k${i}`, rec(null, 1));
+  assert.equal(store.stats().tombstones, 10);
+  assert.equal(store.stats().tombstoneBytes, Array.from({ length: 10 }, (_, j) => `k${90 + j}`.length + ENTRY_OVERHEAD_BYTES).reduce((a, b) => a + b));
+});
+
+test('flush drops everything and refuses writes at or under its version, so nothing flushed comes back', () => {
+  const floors: number[] = [];
+  const { store } = makeStore({ writeHooks: { onApply: () => {}, onFlush: (f) => floors.push(f) } });
+  assert.equal(store.flushFloor, undefined);
+  store.apply('k1', rec('a', 10));
+  store.apply('k2', rec(null, 12));
+  store.apply('k3', rec('c', 25));
+  assert.equal(store.flush(20), 3);
+  assert.deepEqual(floors, [20]);
+  assert.equal(store.flushFloor, 20);
+  assert.deepEqual(store.stats(), { bytes: 0, entries: 0, tombstones: 0, tombstoneBytes: 0, maxBytes: 1 << 20, evictions: 0 });
+  assert.deepEqual(store.partitions(), []);
+  // a late replica or migration batch of what was flushed: refused, values and deletes alike
+  assert.equal(store.apply('k1', rec('a', 10)), false);
+  assert.equal(store.apply('k1', rec('a', 20)), false);
+  assert.equal(store.apply('k4', rec(null, 19)), false);
+  assert.equal(store.peek('k1'), undefined);
+  assert.equal(store.peek('k4'), undefined);
+  // a write after the flush applies
+  assert.equal(store.apply('k1', rec('new', 21)), true);
+  assert.equal(store.get('k1')?.value?.toString(), 'new');
+  // the floor only rises; a restart gives the persisted floor back the same way
+  store.flush(5);
+  assert.equal(store.flushFloor, 20);
+  assert.equal(store.apply('k1', rec('x', 20)), false);
+  const { store: restarted } = makeStore();
+  restarted.flush(20);
+  assert.equal(restarted.apply('k3', rec('c', 25)), true);
+  assert.equal(restarted.apply('k1', rec('a', 10)), false);
+  // clear() is not a flush: the floor stays
+  restarted.clear();
+  assert.equal(restarted.flushFloor, 20);
+});
+
+test('liveCount counts live values of a partition without copying them', () => {
+  const { store, clock } = makeStore();
+  store.apply('k1', rec('a', 1));
+  store.apply('k5', rec('b', 1, clock.t + 10));
+  store.apply('k9', rec(null, 1));
+  store.apply('k2', rec('c', 1));
+  assert.equal(store.liveCount(1), 2);
+  assert.equal(store.partitionKeyCount(1), 3);
+  clock.t += 10;
+  assert.equal(store.liveCount(1), 1);
+  assert.equal(store.liveCount(3), 0);
+});
+
+test('property: scan and scanPartition never miss a key live throughout, while the store grows, shrinks and resizes', () => {
+  const opArb = fc.oneof(
+    { weight: 3, arbitrary: fc.record({ op: fc.constant('add' as const), from: fc.nat(4000), n: fc.integer({ min: 1, max: 1500 }) }) },
+    { weight: 3, arbitrary: fc.record({ op: fc.constant('del' as const), from: fc.nat(4000), n: fc.integer({ min: 1, max: 1500 }) }) },
+    { weight: 4, arbitrary: fc.record({ op: fc.constant('page' as const), count: fc.integer({ min: 1, max: 200 }) }) },
+  );
+  fc.assert(
+    fc.property(fc.array(fc.nat(4000), { maxLength: 300 }), fc.array(opArb, { minLength: 1, maxLength: 60 }), (initial, ops) => {
+      const { store } = makeStore({ maxBytes: 1 << 26 });
+      let version = 1;
+      for (const k of initial) store.apply(`k${k}`, rec('v', version++));
+      const walks = [
+        { part: undefined as number | undefined, cursor: 0, seen: new Set<string>(), done: false },
+        { part: 2, cursor: 0, seen: new Set<string>(), done: false },
+      ];
+      // keys live from the start and never deleted during the walk must all be returned
+      const throughout = new Set(initial.map((k) => `k${k}`));
+      const pageAll = (count: number) => {
+        for (const w of walks) {
+          if (w.done) continue;
+          const page = w.part === undefined ? store.scan(w.cursor, count) : store.scanPartition(w.part, w.cursor, count);
+          for (const k of page.keys) w.seen.add(k);
+          w.cursor = page.cursor;
+          w.done = page.cursor === 0;
+        }
+      };
+      for (const o of ops) {
+        if (o.op === 'page') pageAll(o.count);
+        else {
+          for (let k = o.from; k < o.from + o.n; k++) {
+            store.apply(`k${k}`, o.op === 'add' ? rec('v', version++) : rec(null, version++));
+            if (o.op === 'del') throughout.delete(`k${k}`);
+          }
+        }
+      }
+      for (let i = 0; i < 100_000 && walks.some((w) => !w.done); i++) pageAll(50);
+      for (const key of throughout) {
+        assert.ok(walks[0]!.seen.has(key), `scan missed ${key}`);
+        if (partitionOf(key) === 2) assert.ok(walks[1]!.seen.has(key), `scanPartition missed ${key}`);
+      }
+      // nothing but live keys of the right partition
+      for (const key of walks[1]!.seen) assert.equal(partitionOf(key), 2);
+    }),
+    { numRuns: 60 },
+  );
+});
+
+test('scan pages are bounded and resume; scanPartition keeps hash ties on one page', () => {
+  const { store } = makeStore({ maxBytes: 1 << 24 });
+  for (let i = 0; i < 1000; i++) store.apply(`k${i * 4 + 1}`, rec('v', 1)); // all in partition 1
+  for (let i = 0; i < 900; i++) store.apply(`k${i * 4 + 1}`, rec(null, 2)); // most deleted: pages skip them
+  const seen: string[] = [];
+  let pages = 0;
+  for (let cursor = 0, first = true; first || cursor !== 0; first = false, pages++) {
+    const page = store.scan(cursor, 10);
+    assert.ok(page.keys.length <= 10);
+    seen.push(...page.keys);
+    cursor = page.cursor;
+  }
+  assert.equal(new Set(seen).size, 100);
+  assert.ok(pages > 10);
+  const byHash: string[] = [];
+  for (let cursor = 0, first = true; first || cursor !== 0; first = false) {
+    const page = store.scanPartition(1, cursor, 7);
+    byHash.push(...page.keys);
+    cursor = page.cursor;
+  }
+  assert.deepEqual([...byHash].sort(), [...seen].sort());
+  assert.equal(new Set(byHash).size, byHash.length, 'no key twice in a walk with no writes');
+  assert.deepEqual(store.scanPartition(0, 0, 10), { cursor: 0, keys: [] });
+  assert.throws(() => store.scan(-1, 10), /cursor/);
+  assert.throws(() => store.scan(0, 0), /count/);
+});
+
+test('the order of scanPartition is the same on every store: a cursor survives a move to another node', () => {
+  const a = makeStore({ hashSeed: 1 }).store;
+  const b = makeStore({ hashSeed: 2 }).store;
+  for (let i = 0; i < 300; i++) a.apply(`k${i * 4}`, rec('v', 1));
+  for (let i = 299; i >= 0; i--) b.apply(`k${i * 4}`, rec('v', 1));
+  const half = a.scanPartition(0, 0, 150);
+  const restA = a.scanPartition(0, half.cursor, 1000);
+  const restB = b.scanPartition(0, half.cursor, 1000);
+  assert.deepEqual(restB.keys, restA.keys);
+  assert.equal(half.keys.length + restA.keys.length, 300);
+});
+
+test('a large store: exact through index resizes, and eviction approximates LRU (a used working set survives)', () => {
+  const N = 20_000;
+  const one = sizeOf('k00000', Buffer.alloc(50));
+  const evicted = new Set<string>();
+  const { store } = makeStore({ maxBytes: one * N, onEvict: (k) => evicted.add(k), partitionOf: () => 0 });
+  const key = (i: number): string => `k${String(i).padStart(5, '0')}`;
+  for (let i = 0; i < N; i++) store.apply(key(i), rec(`${i}`.padEnd(50, '.'), 1));
+  assert.equal(store.stats().entries, N);
+  for (let i = 0; i < N; i += 7) assert.equal(store.get(key(i))?.value?.toString(), `${i}`.padEnd(50, '.'));
+  assert.ok(store.indexStats().resizes >= 4);
+  // a working set of 10% is read between every batch of new writes
+  const hot = Array.from({ length: N / 10 }, (_, j) => key(j * 10));
+  for (let batch = 0; batch < 20; batch++) {
+    for (const k of hot) store.get(k);
+    for (let i = 0; i < N / 20; i++) store.apply(`n${batch}:${i}`.padEnd(6, '_'), rec('x'.repeat(50), 2));
+  }
+  // N new values went in: nearly all of the unused old ones went out, none of the working set
+  const lostHot = hot.filter((k) => evicted.has(k)).length;
+  assert.equal(lostHot, 0, `${lostHot} of the working set evicted`);
+  const oldLeft = Array.from({ length: N }, (_, i) => key(i)).filter((k, i) => i % 10 !== 0 && store.has(k)).length;
+  assert.ok(oldLeft < N * 0.05, `${oldLeft} unused old values survived`);
+  assert.ok(store.stats().bytes <= store.stats().maxBytes);
+});
+
+test('property: a store of at most 32 slots evicts exactly the least recently used', () => {
+  fc.assert(
+    fc.property(
+      fc.integer({ min: 5, max: 28 }),
+      fc.array(fc.record({ set: fc.boolean(), k: fc.nat(29) }), { minLength: 50, maxLength: 400 }),
+      (fits, ops) => {
+        const evicted: string[] = [];
+        const one = sizeOf('k10', Buffer.alloc(20));
+        const { store } = makeStore({ maxBytes: one * fits, onEvict: (k) => evicted.push(k) });
+        const recency: string[] = []; // least recent first
+        let version = 1;
+        for (const o of ops) {
+          const key = `k${String(o.k).padStart(2, '0')}`;
+          if (o.set) {
+            const before = evicted.length;
+            store.apply(key, rec('x'.repeat(20), version++));
+            const at = recency.indexOf(key);
+            if (at >= 0) recency.splice(at, 1);
+            recency.push(key);
+            // the evictions of this write took the least recently used, in order
+            const gone = evicted.slice(before);
+            assert.deepEqual(gone, recency.slice(0, gone.length));
+            recency.splice(0, gone.length);
+          } else if (store.get(key) !== undefined) {
+            recency.splice(recency.indexOf(key), 1);
+            recency.push(key);
+          }
+          assert.equal(store.stats().entries, recency.length);
+          assert.ok(recency.length <= fits);
+        }
+      },
+    ),
+    { numRuns: 100 },
+  );
+});
+
+test('deletes and rewrites of many keys across index resizes and the tombstone bound stay exact', () => {
+  // 26k keys: the index doubled at 24.6k and is still moving keys when the deletes begin, so
+  // deletes, drops and lookups meet both tables
+  const N = 26_000;
+  const { store } = makeStore({ maxBytes: 1 << 28, maxTombstones: 100, partitionOf: () => 0 });
+  const key = (i: number): string => `key:${(i * 7919) % N}`;
+  let version = 1;
+  for (let i = 0; i < N; i++) store.apply(key(i), rec('a'.repeat(50), version));
+  assert.equal(store.indexStats().resizing, true);
+  for (let round = 0; round < 3; round++) {
+    version++;
+    for (let i = 0; i < N; i++) {
+      store.apply(key(i), rec(null, version));
+      // misses probe the old table too, past the buckets of keys moved and dropped since
+      assert.equal(store.get(`absent:${i}`), undefined);
+    }
+    assert.equal(store.stats().tombstones, 100);
+    assert.equal(store.stats().entries, 0);
+    version++;
+    for (let i = 0; i < N; i++) store.apply(key(i), rec(`${round}`.repeat(50), version));
+    assert.equal(store.stats().entries, N);
+    for (let i = 0; i < N; i += 13) assert.equal(store.get(key(i))?.value?.toString(), `${round}`.repeat(50));
+  }
+  assert.equal(store.indexStats().keys, N);
 });

@@ -1,18 +1,43 @@
+import { randomBytes } from 'node:crypto';
 import type { Clock, Version } from '../core/types.ts';
-import { ValueArena } from './arena.ts';
-import type { ValueArenaOptions, ValueArenaStats } from './arena.ts';
+import { EntryArena } from './arena.ts';
+import type { EntryArenaOptions, EntryArenaStats } from './arena.ts';
+import { hashBytes, hashLatin1, KeyIndex } from './key-index.ts';
+import type { KeyIndexStats } from './key-index.ts';
+import {
+  EXP,
+  F64_STRIDE,
+  FREE,
+  I32_STRIDE,
+  KIND_MASK,
+  MAX_SLOTS,
+  META,
+  PAGE_MASK,
+  PAGE_SHIFT,
+  PART_SHIFT,
+  PNEXT,
+  PPREV,
+  SlotTable,
+  TICK,
+  TOMB,
+  TYPE_SHIFT,
+  UTF8_KEY,
+  VALUE,
+  VER,
+} from './slots.ts';
 
 /**
- * Bytes charged per stored value on top of its key (UTF-8) and value bytes. An estimate of the
- * bookkeeping a value costs in this process: the key string's header, its Map entry and the
- * slot's reference to it (~55 bytes of V8 heap), the slot record and the value's location (52,
- * see F64_STRIDE and ValueArena) and the value's record header (6), with some slack for the
- * Map's growth. Measured by bench/scenarios/memory.ts: ~242 bytes of RSS per 100-byte value with
- * 14-byte keys at 1M entries, the process's own slack included. It keeps a budget honest for many
- * tiny values, where the payload alone would undercount. Segment garbage not yet compacted (at
- * most ValueArena's maxDeadShare, 25% by default) is not charged.
+ * Bytes charged per key held (a value or a tombstone) on top of its key and value bytes: what an
+ * entry costs this process besides its bytes. Its slot record (40, see slots.ts), its share of
+ * the key index (4 bytes a bucket at a load between 3/8 and 3/4, and both tables during a
+ * resize: ~8), its record header in the arena (6) and the slack of segments and pages. Measured
+ * by bench/scenarios/memory.ts (RSS growth of a whole node per entry, 14-byte keys): 179 bytes
+ * for 1M 100-byte values, i.e. 65 besides the key and value; 84 for 10M 16-byte values, 54
+ * besides them. It keeps a budget honest for many tiny values, where the payload alone would
+ * undercount. Segment garbage not yet compacted (at most EntryArena's maxDeadShare, 25% by
+ * default) is not charged.
  */
-export const ENTRY_OVERHEAD_BYTES = 128;
+export const ENTRY_OVERHEAD_BYTES = 64;
 
 /** Default bound on remembered tombstones; the oldest is dropped first. */
 export const DEFAULT_MAX_TOMBSTONES = 100_000;
@@ -22,6 +47,18 @@ export const DEFAULT_TOMBSTONE_TTL_MS = 10 * 60_000;
 
 /** Default number of entries one {@link GroupStore.purgeExpired} call examines. */
 export const DEFAULT_PURGE_LIMIT = 1000;
+
+/**
+ * Default share of the byte budget past which tombstones, rather than values, make room (see
+ * {@link GroupStoreOptions.tombstoneShare}).
+ */
+export const DEFAULT_TOMBSTONE_SHARE = 0.25;
+
+/** Entry types (a u8 in the slot record). The bytes of a hash are an encoding made elsewhere. */
+export const TYPE_STRING = 0;
+export const TYPE_HASH = 1;
+/** 0..255; see TYPE_STRING, TYPE_HASH. */
+export type EntryType = number;
 
 /**
  * What the store holds for a key: a value or a tombstone. A snapshot: the store hands out a fresh
@@ -41,6 +78,8 @@ export interface StoredEntry {
   expiresAt: number;
   /** partitionOf(key), computed once when the key enters the store. */
   partition: number;
+  /** What the bytes are (TYPE_STRING, TYPE_HASH); 0 for a tombstone. */
+  type: EntryType;
 }
 
 /** One write as it travels between nodes (client write, replication, migration). */
@@ -48,21 +87,36 @@ export interface WriteRecord {
   /** The bytes, or null for a delete. */
   value: Buffer | null;
   version: Version;
-  /** Absolute expiry in ms since the epoch, 0 = never. Ignored for a delete. */
+  /**
+   * Absolute expiry in ms since the epoch, 0 = never. Ignored for a delete. Kept as given,
+   * fractions included: a positive expiresAt is never rounded to 0.
+   */
   expiresAt: number;
+  /** What the bytes are: an integer 0..255. Default TYPE_STRING (0). */
+  type?: EntryType;
+}
+
+/** One page of a cursor walk (see {@link GroupStore.scan}). */
+export interface ScanPage {
+  /** Where the next call resumes; 0 when the walk is complete. */
+  cursor: number;
+  keys: string[];
 }
 
 export interface GroupStoreOptions {
   /** Group name, for stats and logs. Required, non-empty. */
   name: string;
   /**
-   * Byte budget of the values: key UTF-8 bytes + value bytes + {@link ENTRY_OVERHEAD_BYTES}
-   * per entry. Required, a positive integer. Tombstones are bounded by count instead.
+   * Byte budget of values and tombstones together: key bytes + value bytes +
+   * {@link ENTRY_OVERHEAD_BYTES} per value, key bytes + ENTRY_OVERHEAD_BYTES per tombstone.
+   * Required, a positive integer.
    */
   maxBytes: number;
   /** Source of "now" for expiry. Required (pass systemClock in production). */
   clock: Clock;
-  /** Partition of a key; called once when a key enters the store. Required. */
+  /**
+   * Partition of a key: an integer 0..65535. Called once when a key enters the store. Required.
+   */
   partitionOf: (key: string) => number;
   /** Most tombstones remembered; the oldest is dropped first. Default 100_000; 0 disables them. */
   maxTombstones?: number;
@@ -72,9 +126,18 @@ export interface GroupStoreOptions {
    */
   tombstoneTtlMs?: number;
   /**
-   * Called when the LRU evicts a value to stay within maxBytes (also on resize), not on
-   * overwrite, delete or expiry. Runs synchronously inside the store operation that caused the
-   * eviction: it must not call back into this store. Default: none.
+   * Tombstones count against maxBytes. When the budget is exceeded and tombstones hold more than
+   * this share of it, the oldest tombstone is dropped; otherwise a value is evicted. So deletes
+   * alone can displace at most this share of the values, while tombstones may use any room the
+   * values leave free. In (0, 1]. Default 0.25.
+   */
+  tombstoneShare?: number;
+  /**
+   * Called when an entry is dropped to keep a bound: a value evicted to stay within maxBytes
+   * (also on resize), or a tombstone dropped before its time by the byte budget or by
+   * maxTombstones (`entry.value` null). Not on overwrite, delete, expiry, flush or forgetting a
+   * tombstone after tombstoneTtlMs. Runs synchronously inside the store operation that caused it:
+   * it must not call back into this store. Default: none.
    */
   onEvict?: (key: string, entry: StoredEntry) => void;
   /**
@@ -82,8 +145,10 @@ export interface GroupStoreOptions {
    * with {@link GroupStore.setWriteHooks}. Default: none, and then they cost one check per write.
    */
   writeHooks?: StoreWriteHooks;
-  /** Layout of the value segments (see ValueArena). Default: the arena's defaults. */
-  arena?: ValueArenaOptions;
+  /** Layout of the key and value segments (see EntryArena). Default: the arena's defaults. */
+  arena?: EntryArenaOptions;
+  /** Seed of the key index's hash. Default: random per store (keys chosen to collide for one store do not collide for another). */
+  hashSeed?: number;
 }
 
 /**
@@ -102,49 +167,30 @@ export interface StoreWriteHooks {
   onApply(key: string, entry: StoredEntry, prev: StoredEntry | undefined): void;
   /** After dropPartition() removed a partition's values and tombstones (it moved away). */
   onDropPartition?(partition: number): void;
+  /**
+   * After flush() dropped everything: `floor` is the flush floor now (see
+   * {@link GroupStore.flushFloor}), to be stored and given back to flush() on a restart.
+   */
+  onFlush?(floor: Version): void;
 }
 
-
-// Slot kinds. A slot is FREE (on the free chain, or just taken and not yet filled), holds a
-// VALUE (in the LRU list, bytes in the arena) or a TOMBstone (in the tombstone age list).
-const FREE = 0;
-const VALUE = 1;
-const TOMB = 2;
-// Sentinel slots of the two circular lists threaded through next/prev: the LRU (next of the
-// sentinel is the least recently used) and the tombstones (next is the oldest).
-const LRU = 0;
-const TOMBS = 1;
-const FIRST_SLOT = 2;
 const NONE = -1;
-// Slot tables grow by pages of this many slots rather than by doubling: no copy, no slack
-// beyond one page, and no freed generations left in the process's RSS (measured: ~50 bytes an
-// entry at 200k entries with doubling).
-const PAGE_SHIFT = 12;
-const PAGE_SLOTS = 1 << PAGE_SHIFT;
-const PAGE_MASK = PAGE_SLOTS - 1;
-
-// A slot's state is one 40-byte record (5 float64 = 10 int32) in a page's ArrayBuffer, viewed
-// both ways, so a random get touches one cache line for it rather than one per field.
-const F64_STRIDE = 5;
-const I32_STRIDE = 10;
-// float64 fields: version, expiresAt (value: expiry, 0 = never; tombstone: when it is forgotten)
-const VER = 0;
-const EXP = 1;
-// int32 fields (0-3 are under the float64s): partition; LRU or tombstone-age links (NEXT also
-// chains the free slots); partition-list links; (key UTF-8 bytes << 2) | kind
-const PART = 4;
-const NEXT = 5;
-const PREV = 6;
-const PNEXT = 7;
-const PPREV = 8;
-const META = 9;
+// slots 0 and 1 are never handed out: KeyIndex uses bucket values 0 and 1 as marks
+const FIRST_SLOT = 2;
+// eviction: each eviction looks at the next SAMPLE_SLOTS slots from a rotating hand and keeps
+// the POOL oldest values it has seen (see the class comment)
+const SAMPLE_SLOTS = 32;
+const POOL = 16;
+// the use counter is 32 bits: an age past this is clamped so it cannot wrap round to "young"
+const MAX_AGE = 0x7fffffff;
+// the seed of scanPartition's order: the same on every node, so a cursor survives a move
+const SCAN_SEED = 0x5ca1ab1e;
 
 /** Partition index entry: a circular list of slots threaded through pnext/pprev. */
 interface PartitionList {
   head: number;
   count: number;
 }
-
 
 /** Expiry as a rank for tie-breaking: 0 (never) outlives everything. */
 function expiryRank(expiresAt: number): number {
@@ -158,25 +204,44 @@ function requireInt(name: string, value: number, min: number): void {
 }
 
 /**
- * The entries of one group on one node: a byte-bounded LRU of values plus a bounded set of
+ * The entries of one group on one node: a byte-bounded cache of values plus a bounded set of
  * tombstones, merged by the last-writer-wins rule so every replica converges whatever order
  * writes arrive in.
+ *
+ * Keys are byte strings: JS strings whose every char code is 0..255, one char per byte (the front
+ * ends convert; RESP keys are binary). They are stored as latin1, and the *Bytes methods look
+ * keys up straight from a byte range without making a string. A string with a char above 255 is
+ * not a byte string; until every caller converts, such a key is stored by its UTF-8 bytes and
+ * handed back as it was given (so its bytes, not its chars, are its identity).
  *
  * Expiry is ours: it reads the injected clock (fake clocks work) and expiresAt is absolute, so
  * it replicates unchanged. An expired value is removed lazily (on access or by purgeExpired)
  * and turned into a tombstone at its version, so an older write arriving late (e.g. one without
  * a TTL) cannot bring the key back; a write that arrives already expired counts as a delete at
- * its version for the same reason.
+ * its version for the same reason. flush() raises a floor under which no write applies.
  *
  * Every key held (value or tombstone) is listed in a per-partition index, so migration and
  * replication can enumerate a partition without scanning the whole group.
  *
+ * Eviction approximates LRU the way Redis does, by sampling: every read or write stamps the value
+ * with a use counter; each eviction looks at the next SAMPLE_SLOTS (32) slots from a hand that
+ * goes round the slot table, keeps the POOL (16) oldest values it has seen so far in a pool
+ * carried from one eviction to the next, and evicts the oldest one in the pool that is still as
+ * it was seen. So the value evicted is the least recently used of a sample that grows with every
+ * eviction; while the table has at most 32 slots the sample is the whole store and eviction is
+ * exact LRU. Tombstones are kept in the order they were made (a ring of slot numbers) and the
+ * oldest goes first.
+ *
  * Memory layout (a million small values is the case to optimise: bookkeeping dwarfs the bytes
- * otherwise). One Map from key to slot number; everything else about a key lives in a 40-byte
- * record for its slot, in typed-array pages: version, expiry, partition, key length and kind,
- * the LRU / tombstone-age links and the partition-list links. The value bytes are packed in a
- * {@link ValueArena}. No per-entry JS object exists besides the key string; get() and peek()
- * build a StoredEntry with a copy of the bytes on the way out.
+ * otherwise). No per-entry JS object or string: a key's version, expiry, kind, type, partition,
+ * use stamp, partition links and the location of its bytes are a 40-byte slot record in
+ * typed-array pages (SlotTable), its key and value bytes a record in an {@link EntryArena}
+ * segment, and the key -> slot map an open-addressing {@link KeyIndex} of 4 bytes a bucket.
+ * get() and peek() build a StoredEntry with a copy of the bytes on the way out.
+ *
+ * The index hashes keys with FNV-1a under a random seed per store (hashSeed): keys computed to
+ * collide in one store do not collide in another. It is not a keyed PRF such as SipHash, so it
+ * does not claim to resist an attacker who can learn a store's seed through timing.
  */
 export class GroupStore {
   readonly name: string;
@@ -185,29 +250,46 @@ export class GroupStore {
   private readonly partitionOf: (key: string) => number;
   private readonly maxTombstones: number;
   private readonly tombstoneTtlMs: number;
+  private readonly tombstoneShare: number;
   private readonly onEvict: ((key: string, entry: StoredEntry) => void) | undefined;
   private hooks: StoreWriteHooks | undefined;
-  private readonly arenaOptions: ValueArenaOptions | undefined;
+  private readonly arenaOptions: EntryArenaOptions | undefined;
+  private readonly seed: number;
 
   private maxBytes: number;
-  // key -> slot, for values and tombstones alike. Invariant: slots.get(keyOf[s]) === s for
-  // every slot of kind VALUE or TOMB, and no other slot is named here.
-  private readonly slots = new Map<string, number>();
-  private keyOf: Array<string | undefined> = [];
-  // slot records (see F64_STRIDE) by page: fp[n] and ip[n] view the same ArrayBuffer
-  private fp: Float64Array[] = [];
-  private ip: Int32Array[] = [];
-  private arena: ValueArena;
-  private freeHead = NONE;
+  private tombShareBytes = 0;
+  private slots!: SlotTable;
+  private arena!: EntryArena;
+  private index!: KeyIndex;
+  private freeHead = NONE; // free slots chained through TICK
   private highWater = FIRST_SLOT; // slots below it have been handed out at least once
 
   // partition -> its slots. Invariant: a slot is in its partition's list iff it is a VALUE or
   // a TOMB; no list is empty.
-  private readonly index = new Map<number, PartitionList>();
-  private bytes = 0;
+  private readonly parts = new Map<number, PartitionList>();
+  private bytes = 0; // charged to values
+  private tombBytes = 0; // charged to tombstones
   private valueCount = 0;
   private tombCount = 0;
   private evictions = 0;
+  // versions at or under it are refused (flush); -Infinity: never flushed
+  private floor = -Infinity;
+
+  // eviction: use counter, hand, and the pool of candidates (slot, its TICK when seen)
+  private tick = 0;
+  private hand = FIRST_SLOT;
+  private readonly poolSlot = new Int32Array(POOL);
+  private readonly poolTick = new Int32Array(POOL);
+  private poolSize = 0;
+  private poolYoungest = 0; // index in the pool of the most recently used candidate
+
+  // tombstones in the order they were made: slot and the EXP it had then (a ring; an entry
+  // whose slot no longer holds that tombstone is skipped). Every tombstone has an entry.
+  private ring = new Int32Array(64);
+  private ringExp = new Float64Array(64);
+  private ringHead = 0;
+  private ringLen = 0;
+
   // purgeExpired resumes its walk over the slots here
   private sweepSlot = FIRST_SLOT;
 
@@ -220,16 +302,20 @@ export class GroupStore {
     requireInt('maxTombstones', maxTombstones, 0);
     const tombstoneTtlMs = opts.tombstoneTtlMs ?? DEFAULT_TOMBSTONE_TTL_MS;
     requireInt('tombstoneTtlMs', tombstoneTtlMs, 0);
+    const share = opts.tombstoneShare ?? DEFAULT_TOMBSTONE_SHARE;
+    if (!(share > 0 && share <= 1)) throw new RangeError(`GroupStore tombstoneShare must be in (0, 1]. Got: ${share}`);
     this.name = opts.name;
     this.clock = opts.clock;
     this.partitionOf = opts.partitionOf;
     this.maxTombstones = maxTombstones;
     this.tombstoneTtlMs = tombstoneTtlMs;
+    this.tombstoneShare = share;
     this.onEvict = opts.onEvict;
     this.hooks = opts.writeHooks;
     this.maxBytes = opts.maxBytes;
+    this.tombShareBytes = Math.floor(opts.maxBytes * share);
     this.arenaOptions = opts.arena;
-    this.arena = new ValueArena({ ...opts.arena, initialSlots: PAGE_SLOTS });
+    this.seed = opts.hashSeed ?? randomBytes(4).readInt32LE(0);
     this.reset();
   }
 
@@ -241,52 +327,54 @@ export class GroupStore {
     this.hooks = hooks;
   }
 
+  // ---- reads ---------------------------------------------------------------------------------
+
   /**
-   * The live value of `key`: not a tombstone, not expired. Marks it most recently used.
+   * The live value of `key`: not a tombstone, not expired. Marks it used (eviction).
    * An expired value found here is removed (and becomes a tombstone).
    */
   get(key: string): StoredEntry | undefined {
-    const s = this.slots.get(key);
-    if (s === undefined) return undefined;
-    // the hot path: the slot's record fetched once (see F64_STRIDE)
-    const fp = this.fp[s >>> PAGE_SHIFT]!;
-    const ip = this.ip[s >>> PAGE_SHIFT]!;
-    const fi = (s & PAGE_MASK) * F64_STRIDE;
-    const ii = (s & PAGE_MASK) * I32_STRIDE;
-    if ((ip[ii + META]! & 3) !== VALUE) return undefined;
-    const expiresAt = fp[fi + EXP]!;
-    if (expiresAt !== 0) {
-      const now = this.clock.now();
-      if (expiresAt <= now) {
-        this.expire(s, now);
-        return undefined;
-      }
-    }
-    if (this.i(LRU, PREV) !== s) {
-      this.unlink(s);
-      this.linkBack(LRU, s);
-    }
-    return { value: this.arena.read(s), version: fp[fi + VER]!, expiresAt, partition: ip[ii + PART]! };
+    const s = this.findKey(key);
+    return s === NONE ? undefined : this.hit(s);
   }
 
+  /** get() of the key whose bytes are buf[start, end), without making a string of it. */
+  getBytes(buf: Uint8Array, start = 0, end = buf.length): StoredEntry | undefined {
+    const s = this.findBytes(buf, start, end);
+    return s === NONE ? undefined : this.hit(s);
+  }
 
-  /** The value or tombstone of `key`, without touching recency. Expired values are not returned. */
+  /** The value or tombstone of `key`, without marking it used. Expired values are not returned. */
   peek(key: string): StoredEntry | undefined {
-    const s = this.lookup(key, this.clock.now());
+    const s = this.settled(this.findKey(key));
     return s === NONE ? undefined : this.entryOf(s);
   }
 
-  /** Whether `key` has a live value (no recency update). */
+  /** peek() of the key whose bytes are buf[start, end). */
+  peekBytes(buf: Uint8Array, start = 0, end = buf.length): StoredEntry | undefined {
+    const s = this.settled(this.findBytes(buf, start, end));
+    return s === NONE ? undefined : this.entryOf(s);
+  }
+
+  /** Whether `key` has a live value (not marked used). */
   has(key: string): boolean {
-    const s = this.lookup(key, this.clock.now());
+    const s = this.settled(this.findKey(key));
     return s !== NONE && this.kindOf(s) === VALUE;
   }
+
+  /** has() of the key whose bytes are buf[start, end). */
+  hasBytes(buf: Uint8Array, start = 0, end = buf.length): boolean {
+    const s = this.settled(this.findBytes(buf, start, end));
+    return s !== NONE && this.kindOf(s) === VALUE;
+  }
+
+  // ---- writes --------------------------------------------------------------------------------
 
   /**
    * Merge one write by last-writer-wins ({@link compareWrites}) against the current value or
    * tombstone; returns true if the write won and is now held. A winning delete removes the value
    * and records a tombstone. Exact ties (same version and bytes) keep the later expiry, so the
-   * result does not depend on arrival order.
+   * result does not depend on arrival order. A write at or under the flush floor is refused.
    *
    * A value larger than the whole budget cannot be held: it still supersedes what was there (a
    * tombstone at its version is recorded) and apply returns false. Callers enforce a value size
@@ -297,8 +385,19 @@ export class GroupStore {
    * applying it).
    */
   apply(key: string, rec: WriteRecord): boolean {
+    if (rec.version <= this.floor) return false;
+    const type = rec.type ?? TYPE_STRING;
+    if (type !== TYPE_STRING && !(Number.isInteger(type) && type >= 0 && type <= 0xff)) {
+      throw new RangeError(`GroupStore write type must be an integer in [0, 255]. Got: ${type}`);
+    }
     const now = this.clock.now();
-    let s = this.lookup(key, now);
+    let h = hashLatin1(this.seed, key);
+    let kb: Buffer | null = null;
+    if (h === 0) {
+      kb = Buffer.from(key, 'utf8');
+      h = hashBytes(this.seed, kb, 0, kb.length);
+    }
+    let s = this.settled(kb === null ? this.probeLatin1(h, key) : this.probeBytes(h, kb, 0, kb.length), now);
     // A write that is already expired is a delete at its version: stored as a value it would
     // vanish and let older writes back in.
     const value = rec.value !== null && rec.expiresAt !== 0 && rec.expiresAt <= now ? null : rec.value;
@@ -306,43 +405,67 @@ export class GroupStore {
     if (s !== NONE) {
       const order = this.compareTo(s, rec.version, value);
       if (order < 0) return false;
-      if (order === 0 && (value === null || expiryRank(rec.expiresAt) <= expiryRank(this.f(s, EXP)))) return false;
+      if (order === 0 && (value === null || expiryRank(rec.expiresAt) <= expiryRank(this.slots.f(s, EXP)))) return false;
       if (this.hooks !== undefined) prev = this.entryOf(s);
     }
-    const partition = s !== NONE ? (this.i(s, PART)) : this.partitionOf(key);
+    const partition = s !== NONE ? this.partOf(s) : this.partitionFor(key);
     if (value !== null) {
-      const keyBytes = s === NONE ? Buffer.byteLength(key) : this.i(s, META) >>> 2;
+      const keyBytes = s !== NONE ? this.arena.keyLength(s) : kb === null ? key.length : kb.length;
       const charge = keyBytes + value.length + ENTRY_OVERHEAD_BYTES;
       if (charge <= this.maxBytes) {
-        if (s === NONE) s = this.take(key, partition, keyBytes);
-        else if (this.kindOf(s) === VALUE) {
-          this.bytes -= this.chargeOf(s);
-          this.valueCount--;
-          this.unlink(s);
-        } else if (this.kindOf(s) === TOMB) {
-          this.tombCount--;
-          this.unlink(s); // the key stays indexed
+        if (s === NONE) s = this.take(h, key, kb, partition, value);
+        else {
+          const kind = this.kindOf(s);
+          if (kind === VALUE) {
+            this.bytes -= keyBytes + this.arena.valueLength(s) + ENTRY_OVERHEAD_BYTES;
+            this.valueCount--;
+          } else if (kind === TOMB) {
+            this.tombBytes -= keyBytes + ENTRY_OVERHEAD_BYTES;
+            this.tombCount--;
+          }
+          this.arena.setValue(s, value);
         }
-        this.arena.write(s, value);
-        this.setKind(s, VALUE);
-        this.setF(s, VER, rec.version);
-        this.setF(s, EXP, rec.expiresAt);
+        this.setMeta(s, VALUE, type);
+        this.slots.setF(s, VER, rec.version);
+        this.slots.setF(s, EXP, rec.expiresAt);
+        this.slots.setI(s, TICK, (this.tick = (this.tick + 1) | 0));
         this.bytes += charge;
         this.valueCount++;
-        this.linkBack(LRU, s);
-        while (this.bytes > this.maxBytes) this.evictOldest();
+        this.makeRoom(s);
         // the caller's Buffer, not a copy: the hook may keep it (persistence queues it)
-        this.hooks?.onApply(key, { value, version: rec.version, expiresAt: rec.expiresAt, partition }, prev);
+        this.hooks?.onApply(key, { value, version: rec.version, expiresAt: rec.expiresAt, partition, type }, prev);
         return true;
       }
     }
-    if (s === NONE) s = this.take(key, partition, Buffer.byteLength(key));
-    else if (this.kindOf(s) === VALUE) this.removeValue(s);
+    if (s === NONE) s = this.take(h, key, kb, partition, null);
     this.recordTombstone(s, rec.version, now);
     // maxTombstones 0 drops it at once; the hook still learns of the delete
-    this.hooks?.onApply(key, { value: null, version: rec.version, expiresAt: now + this.tombstoneTtlMs, partition }, prev);
+    this.hooks?.onApply(key, { value: null, version: rec.version, expiresAt: now + this.tombstoneTtlMs, partition, type: TYPE_STRING }, prev);
     return value === null;
   }
+
+  /**
+   * FLUSHALL / FLUSHDB: drop every value and tombstone, and refuse from now on any write at or
+   * under `version` (the flush's own version), so a late replica or migration batch cannot bring
+   * flushed data back. The floor only rises. Calls the onFlush hook with it. Not reported as
+   * evictions. A restarted node passes the persisted floor to flush() to restore it. Returns the
+   * number of keys dropped.
+   */
+  flush(version: Version): number {
+    if (typeof version !== 'number' || Number.isNaN(version)) throw new RangeError(`GroupStore flush version must be a number. Got: ${version}`);
+    const n = this.valueCount + this.tombCount;
+    if (version > this.floor) this.floor = version;
+    this.reset();
+    this.hooks?.onFlush?.(this.floor);
+    return n;
+  }
+
+  /** Versions at or under it are refused by apply() (see flush()); undefined until a flush. */
+  get flushFloor(): Version | undefined {
+    return this.floor === -Infinity ? undefined : this.floor;
+  }
+
+  // ---- partitions and cursors ----------------------------------------------------------------
 
   /**
    * Values and tombstones of one partition, for migration and replication. Iterates a snapshot
@@ -351,29 +474,68 @@ export class GroupStore {
    * values are yielded as the tombstones they become. No recency update.
    */
   *partitionEntries(partition: number): IterableIterator<[string, StoredEntry]> {
-    const list = this.index.get(partition);
+    const list = this.parts.get(partition);
     if (list === undefined) return;
     const keys: string[] = new Array(list.count);
-    for (let i = 0, s = list.head; i < list.count; i++, s = this.i(s, PNEXT)) keys[i] = this.keyOf[s] as string;
-    for (const key of keys) {
-      const s = this.lookup(key, this.clock.now());
-      if (s !== NONE && this.i(s, PART) === partition) yield [key, this.entryOf(s)];
+    const at = new Int32Array(list.count);
+    for (let i = 0, s = list.head; i < list.count; i++, s = this.slots.i(s, PNEXT)) {
+      keys[i] = this.keyOf(s);
+      at[i] = s;
+    }
+    for (let i = 0; i < keys.length; i++) {
+      const key = keys[i]!;
+      // most often the key is still in the slot it was seen in: no need to look it up
+      const seen = at[i]!;
+      const still = this.kindOf(seen) !== FREE && this.arena.keyEqualsLatin1(seen, key);
+      const s = this.settled(still ? seen : this.findKey(key));
+      if (s !== NONE && this.partOf(s) === partition) yield [key, this.entryOf(s)];
     }
   }
 
   /** Keys (values and tombstones) held for a partition; expired values count until noticed. */
   partitionKeyCount(partition: number): number {
-    return this.index.get(partition)?.count ?? 0;
+    return this.parts.get(partition)?.count ?? 0;
+  }
+
+  /** Live values (not tombstones, not expired) of a partition, counted without copying them. */
+  liveCount(partition: number): number {
+    const list = this.parts.get(partition);
+    if (list === undefined) return 0;
+    const now = this.clock.now();
+    let n = 0;
+    for (let i = 0, s = list.head; i < list.count; i++, s = this.slots.i(s, PNEXT)) if (this.isLive(s, now)) n++;
+    return n;
+  }
+
+  /**
+   * Live values of a partition, how many of them expire, and the sum of their time left (INFO
+   * keyspace's keys, expires and avg_ttl), counted in place.
+   */
+  liveStats(partition: number): { live: number; expiring: number; ttlSumMs: number } {
+    const out = { live: 0, expiring: 0, ttlSumMs: 0 };
+    const list = this.parts.get(partition);
+    if (list === undefined) return out;
+    const now = this.clock.now();
+    for (let i = 0, s = list.head; i < list.count; i++, s = this.slots.i(s, PNEXT)) {
+      if (!this.isLive(s, now)) continue;
+      out.live++;
+      const exp = this.slots.f(s, EXP);
+      if (exp > 0) {
+        out.expiring++;
+        out.ttlSumMs += exp - now;
+      }
+    }
+    return out;
   }
 
   /** Partitions holding any value or tombstone, ascending. */
   partitions(): number[] {
-    return Array.from(this.index.keys()).sort((a, b) => a - b);
+    return Array.from(this.parts.keys()).sort((a, b) => a - b);
   }
 
   /** Remove every value and tombstone of a partition (it moved away). Returns how many. */
   dropPartition(partition: number): number {
-    const list = this.index.get(partition);
+    const list = this.parts.get(partition);
     if (list === undefined) return 0;
     const n = list.count;
     // drop() unlinks from this very list: always take its head
@@ -383,23 +545,79 @@ export class GroupStore {
   }
 
   /**
+   * A page of the whole store's live keys (SCAN): start with cursor 0, pass back the cursor each
+   * page returns, stop when it returns 0. Every key that holds a live value for the whole walk is
+   * returned at least once, however the store grows, shrinks or resizes its index meanwhile: the
+   * cursor is a slot number, and a key keeps its slot for as long as it is held. A key written
+   * during the walk may or may not be returned. A page holds at most `count` keys and may hold
+   * fewer, even none, before the walk is complete (it looks at no more than 8 x count + 64
+   * slots). `type`: only keys of that type.
+   */
+  scan(cursor: number, count: number, type?: EntryType): ScanPage {
+    requireInt('scan cursor', cursor, 0);
+    requireInt('scan count', count, 1);
+    const now = this.clock.now();
+    const keys: string[] = [];
+    let s = cursor < FIRST_SLOT ? FIRST_SLOT : cursor;
+    for (let budget = count * 8 + 64; s < this.highWater && keys.length < count && budget > 0; s++, budget--) {
+      if (this.isLive(s, now) && (type === undefined || this.typeOf(s) === type)) keys.push(this.keyOf(s));
+    }
+    return { cursor: s >= this.highWater ? 0 : s, keys };
+  }
+
+  /**
+   * A page of one partition's live keys, in the order of a fixed hash of their bytes (the same on
+   * every node, so a cursor taken on one node stays meaningful on the node a partition moves
+   * to). Start with cursor 0; the cursor returned is the next hash to return (0: complete). Every
+   * key that holds a live value for the whole walk is returned at least once; keys whose hashes
+   * tie are returned on one page, so a page may exceed `count`. Costs a walk of the partition per
+   * page (a partition holds a 1/partitionCount share of the keys). `type`: only keys of that type.
+   */
+  scanPartition(partition: number, cursor: number, count: number, type?: EntryType): ScanPage {
+    requireInt('scanPartition cursor', cursor, 0);
+    requireInt('scanPartition count', count, 1);
+    const list = this.parts.get(partition);
+    if (list === undefined) return { cursor: 0, keys: [] };
+    const now = this.clock.now();
+    const hs: number[] = [];
+    const ss: number[] = [];
+    for (let i = 0, s = list.head; i < list.count; i++, s = this.slots.i(s, PNEXT)) {
+      if (!this.isLive(s, now) || (type !== undefined && this.typeOf(s) !== type)) continue;
+      const h = this.arena.hashKey(s, SCAN_SEED) >>> 0;
+      if (h >= cursor) {
+        hs.push(h);
+        ss.push(s);
+      }
+    }
+    const order = Array.from(hs.keys()).sort((a, b) => hs[a]! - hs[b]!);
+    let n = Math.min(count, order.length);
+    while (n < order.length && hs[order[n]!] === hs[order[n - 1]!]) n++;
+    const keys = order.slice(0, n).map((i) => this.keyOf(ss[i]!));
+    return { cursor: n === order.length ? 0 : hs[order[n - 1]!]! + 1, keys };
+  }
+
+  // ---- maintenance ---------------------------------------------------------------------------
+
+  /**
    * Incremental expiry sweep: forgets tombstones past their time and turns expired values into
    * tombstones, examining at most `limit` entries (default 1000) per call. Call it periodically;
    * it resumes where the previous call stopped. Returns the number of entries removed
    * (forgotten tombstones + expired values).
    *
-   * It also compacts the value segments a little (up to `limit` x 256 bytes walked): compaction
-   * otherwise rides on writes, and a store that only sees deletes would keep their dead space.
+   * It also moves an index resize along and compacts the segments a little (up to `limit` x 256
+   * bytes walked): both otherwise ride on operations, and a store that only sees deletes would
+   * keep their dead space.
    */
   purgeExpired(limit: number = DEFAULT_PURGE_LIMIT): number {
     const now = this.clock.now();
     let work = 0;
     let removed = 0;
     // tombstones are recorded in order, so the expired ones are at the front
-    for (let t = this.i(TOMBS, NEXT); t !== TOMBS && work < limit; t = this.i(TOMBS, NEXT)) {
-      if ((this.f(t, EXP)) > now) break;
+    for (let t = this.ringFront(); t !== NONE && work < limit; t = this.ringFront()) {
+      if (this.slots.f(t, EXP) > now) break;
       work++;
       removed++;
+      this.ringPop();
       this.drop(t);
     }
     // then walk the slots, at most one round per call
@@ -407,229 +625,136 @@ export class GroupStore {
     for (let seen = 0; work < limit && seen < span; seen++) {
       if (this.sweepSlot >= this.highWater) this.sweepSlot = FIRST_SLOT;
       const s = this.sweepSlot++;
-      if (this.kindOf(s) !== VALUE) continue;
+      const kind = this.kindOf(s);
+      if (kind === FREE) continue;
       work++;
-      const expiresAt = this.f(s, EXP);
+      const expiresAt = this.slots.f(s, EXP);
+      if (kind === TOMB) {
+        if (expiresAt <= now) {
+          this.drop(s);
+          removed++;
+        }
+        continue;
+      }
+      this.ageOf(s); // clamps an ancient use stamp
       if (expiresAt !== 0 && expiresAt <= now) {
         this.expire(s, now);
         removed++;
       }
     }
+    this.index.step(limit);
     this.arena.maintain(limit * 256);
     return removed;
   }
 
   /**
-   * Change the byte budget (hot reload of cache_bytes). Shrinking evicts least recently used
-   * values until the rest fits, reporting each through onEvict. Recency order is kept.
+   * Change the byte budget (hot reload of cache_bytes). Shrinking evicts values that alone exceed
+   * the new budget first, least recently used first, then the least recently used (sampled, see
+   * the class comment) until the rest fits, reporting each through onEvict.
    */
   resize(maxBytes: number): void {
     requireInt('maxBytes', maxBytes, 1);
     if (maxBytes === this.maxBytes) return;
     this.maxBytes = maxBytes;
-    if (this.bytes <= maxBytes) return;
-    // values that alone exceed the new budget go first, least recently used first; then the
-    // least recently used until the rest fits: what is kept is the longest fitting suffix of
-    // the recency order
-    for (let s = this.i(LRU, NEXT); s !== LRU; ) {
-      const after = this.i(s, NEXT);
-      if (this.chargeOf(s) > maxBytes) this.evict(s);
-      s = after;
-    }
-    while (this.bytes > maxBytes) this.evictOldest();
+    this.tombShareBytes = Math.floor(maxBytes * this.tombstoneShare);
+    if (this.bytes + this.tombBytes <= maxBytes) return;
+    const big: number[] = [];
+    for (let s = FIRST_SLOT; s < this.highWater; s++) if (this.kindOf(s) === VALUE && this.chargeOf(s) > maxBytes) big.push(s);
+    const ages = big.map((s) => this.ageOf(s));
+    for (const i of Array.from(big.keys()).sort((a, b) => ages[b]! - ages[a]!)) this.evict(big[i]!);
+    this.makeRoom(NONE);
   }
 
-  stats(): { bytes: number; entries: number; tombstones: number; maxBytes: number; evictions: number } {
+  /** Whether a value of `valueBytes` under a key of `keyBytes` fits the budget at all (a larger one is never stored). */
+  fits(keyBytes: number, valueBytes: number): boolean {
+    return keyBytes + valueBytes + ENTRY_OVERHEAD_BYTES <= this.maxBytes;
+  }
+
+  stats(): { bytes: number; entries: number; tombstones: number; tombstoneBytes: number; maxBytes: number; evictions: number } {
     return {
       bytes: this.bytes,
       entries: this.valueCount,
       tombstones: this.tombCount,
+      tombstoneBytes: this.tombBytes,
       maxBytes: this.maxBytes,
       evictions: this.evictions,
     };
   }
 
-  /** How the value bytes are laid out (segments, dead bytes, compaction counters). */
-  arenaStats(): ValueArenaStats {
+  /** How the key and value bytes are laid out (segments, dead bytes, compaction counters). */
+  arenaStats(): EntryArenaStats {
     return this.arena.stats();
   }
 
-  /** Drop every value and tombstone. Not reported as evictions. */
+  /** The key index: buckets, deleted marks, whether a resize is under way. */
+  indexStats(): KeyIndexStats {
+    return this.index.stats();
+  }
+
+  /** Drop every value and tombstone. Not reported as evictions; the flush floor stays. */
   clear(): void {
-    this.arena = new ValueArena({ ...this.arenaOptions, initialSlots: PAGE_SLOTS });
     this.reset();
   }
 
-  // ---- slots ----------------------------------------------------------------------------
+  // ---- lookups -------------------------------------------------------------------------------
 
-  /** Empty tables at the initial capacity (the arena is already empty). */
-  private reset(): void {
-    this.slots.clear();
-    this.index.clear();
-    this.keyOf = [];
-    this.fp = [];
-    this.ip = [];
-    this.addPage();
-    for (const sentinel of [LRU, TOMBS]) {
-      this.setI(sentinel, NEXT, sentinel);
-      this.setI(sentinel, PREV, sentinel);
+  private findKey(key: string): number {
+    const h = hashLatin1(this.seed, key);
+    if (h !== 0) return this.probeLatin1(h, key);
+    const kb = Buffer.from(key, 'utf8');
+    return this.probeBytes(hashBytes(this.seed, kb, 0, kb.length), kb, 0, kb.length);
+  }
+
+  private findBytes(buf: Uint8Array, start: number, end: number): number {
+    if (!(start >= 0 && end >= start && end <= buf.length)) {
+      throw new RangeError(`GroupStore key range [${start}, ${end}) is not within a buffer of ${buf.length} bytes`);
     }
-    this.freeHead = NONE;
-    this.highWater = FIRST_SLOT;
-    this.bytes = 0;
-    this.valueCount = 0;
-    this.tombCount = 0;
-    this.sweepSlot = FIRST_SLOT;
+    return this.probeBytes(hashBytes(this.seed, buf, start, end), buf, start, end);
   }
 
-  /** A slot for a key entering the store, named in the map and its partition's list. */
-  private take(key: string, partition: number, keyBytes: number): number {
-    let s = this.freeHead;
-    if (s !== NONE) this.freeHead = this.i(s, NEXT);
-    else {
-      s = this.highWater++;
-      if (s >>> PAGE_SHIFT >= this.fp.length) this.addPage();
+  private probeLatin1(h: number, key: string): number {
+    const index = this.index;
+    for (let s = index.first(h); s !== NONE; s = index.next()) if (this.arena.keyEqualsLatin1(s, key)) return s;
+    return NONE;
+  }
+
+  private probeBytes(h: number, buf: Uint8Array, start: number, end: number): number {
+    const index = this.index;
+    for (let s = index.first(h); s !== NONE; s = index.next()) if (this.arena.keyEqualsBytes(s, buf, start, end)) return s;
+    return NONE;
+  }
+
+  /** get()'s answer for a found slot: a live value, marked used. */
+  private hit(s: number): StoredEntry | undefined {
+    // the hot path: the slot's record fetched once (see slots.ts)
+    const fp = this.slots.fp[s >>> PAGE_SHIFT]!;
+    const ip = this.slots.ip[s >>> PAGE_SHIFT]!;
+    const fi = (s & PAGE_MASK) * F64_STRIDE;
+    const ii = (s & PAGE_MASK) * I32_STRIDE;
+    const meta = ip[ii + META]!;
+    if ((meta & KIND_MASK) !== VALUE) return undefined;
+    const expiresAt = fp[fi + EXP]!;
+    if (expiresAt !== 0) {
+      const now = this.clock.now();
+      if (expiresAt <= now) {
+        this.expire(s, now);
+        return undefined;
+      }
     }
-    this.setI(s, META, keyBytes << 2); // kind FREE until filled
-    this.keyOf[s] = key;
-    this.setI(s, PART, partition);
-    this.slots.set(key, s);
-    const list = this.index.get(partition);
-    if (list === undefined) {
-      this.setI(s, PNEXT, s);
-      this.setI(s, PPREV, s);
-      this.index.set(partition, { head: s, count: 1 });
-    } else {
-      // at the back, so a partition lists its keys in the order they arrived
-      const first = list.head;
-      const last = this.i(first, PPREV);
-      this.setI(last, PNEXT, s);
-      this.setI(s, PPREV, last);
-      this.setI(s, PNEXT, first);
-      this.setI(first, PPREV, s);
-      list.count++;
-    }
-    return s;
-  }
-
-  /** Forget a slot's key entirely (value or tombstone) and put the slot on the free chain. */
-  private drop(s: number): void {
-    if (this.kindOf(s) === VALUE) this.removeValue(s);
-    else if (this.kindOf(s) === TOMB) {
-      this.unlink(s);
-      this.tombCount--;
-    }
-    this.slots.delete(this.keyOf[s] as string);
-    this.keyOf[s] = undefined;
-    const p = this.i(s, PART);
-    const list = this.index.get(p) as PartitionList;
-    if (--list.count === 0) this.index.delete(p);
-    else {
-      const before = this.i(s, PPREV);
-      const after = this.i(s, PNEXT);
-      this.setI(before, PNEXT, after);
-      this.setI(after, PPREV, before);
-      if (list.head === s) list.head = after;
-    }
-    this.setKind(s, FREE);
-    this.setI(s, NEXT, this.freeHead);
-    this.freeHead = s;
-  }
-
-  /** Take the value out of a VALUE slot; the slot stays named (kind FREE until refilled). */
-  private removeValue(s: number): void {
-    this.bytes -= this.chargeOf(s);
-    this.arena.free(s);
-    this.unlink(s);
-    this.valueCount--;
-    this.setKind(s, FREE);
-  }
-
-  private addPage(): void {
-    const f64 = new Float64Array(PAGE_SLOTS * F64_STRIDE);
-    this.fp.push(f64);
-    this.ip.push(new Int32Array(f64.buffer));
-    this.arena.grow(this.fp.length * PAGE_SLOTS);
-  }
-
-  /** Float64 field of slot s. */
-  private f(s: number, field: number): number {
-    return this.fp[s >>> PAGE_SHIFT]![(s & PAGE_MASK) * F64_STRIDE + field]!;
-  }
-
-  private setF(s: number, field: number, value: number): void {
-    this.fp[s >>> PAGE_SHIFT]![(s & PAGE_MASK) * F64_STRIDE + field] = value;
-  }
-
-  /** Int32 field of slot s. */
-  private i(s: number, field: number): number {
-    return this.ip[s >>> PAGE_SHIFT]![(s & PAGE_MASK) * I32_STRIDE + field]!;
-  }
-
-  private setI(s: number, field: number, value: number): void {
-    this.ip[s >>> PAGE_SHIFT]![(s & PAGE_MASK) * I32_STRIDE + field] = value;
-  }
-
-  private kindOf(s: number): number {
-    return this.i(s, META) & 3;
-  }
-
-  private setKind(s: number, kind: number): void {
-    const page = this.ip[s >>> PAGE_SHIFT]!;
-    const i = (s & PAGE_MASK) * I32_STRIDE + META;
-    page[i] = (page[i]! & ~3) | kind;
-  }
-
-  /** Bytes a VALUE slot is charged (entrySize of its key and value). */
-  private chargeOf(s: number): number {
-    return (this.i(s, META) >>> 2) + this.arena.length(s) + ENTRY_OVERHEAD_BYTES;
-  }
-
-  private linkBack(list: number, s: number): void {
-    const last = this.i(list, PREV);
-    this.setI(last, NEXT, s);
-    this.setI(s, PREV, last);
-    this.setI(s, NEXT, list);
-    this.setI(list, PREV, s);
-  }
-
-  private unlink(s: number): void {
-    const before = this.i(s, PREV);
-    const after = this.i(s, NEXT);
-    this.setI(before, NEXT, after);
-    this.setI(after, PREV, before);
-  }
-
-  // ---- entries ----------------------------------------------------------------------------
-
-  /** The StoredEntry a slot holds now (a copy of the bytes). */
-  private entryOf(s: number): StoredEntry {
+    ip[ii + TICK] = this.tick = (this.tick + 1) | 0;
     return {
-      value: this.kindOf(s) === VALUE ? this.arena.read(s) : null,
-      version: this.f(s, VER),
-      expiresAt: this.f(s, EXP),
-      partition: this.i(s, PART),
+      value: this.arena.readValue(s),
+      version: fp[fi + VER]!,
+      expiresAt,
+      partition: meta >>> PART_SHIFT,
+      type: (meta >>> TYPE_SHIFT) & 0xff,
     };
   }
 
-  /** compareWrites({version, value}, what slot s holds), without copying the held bytes. */
-  private compareTo(s: number, version: Version, value: Buffer | null): number {
-    const held = this.f(s, VER);
-    if (version !== held) return version - held;
-    const heldNull = this.kindOf(s) !== VALUE;
-    if (value === null || heldNull) {
-      if (value === null && heldNull) return 0;
-      return value === null ? -1 : 1;
-    }
-    const c = this.arena.compare(s, value); // held vs value
-    return c === 0 ? 0 : -c;
-  }
-
-  /** Current slot of a key; an expired value becomes a tombstone, a stale tombstone goes. */
-  private lookup(key: string, now: number): number {
-    const s = this.slots.get(key);
-    if (s === undefined) return NONE;
-    const expiresAt = this.f(s, EXP);
+  /** A found slot as it stands now: an expired value becomes a tombstone, a stale tombstone goes. */
+  private settled(s: number, now = s === NONE ? 0 : this.clock.now()): number {
+    if (s === NONE) return NONE;
+    const expiresAt = this.slots.f(s, EXP);
     if (this.kindOf(s) === VALUE) {
       if (expiresAt === 0 || expiresAt > now) return s;
       return this.expire(s, now);
@@ -639,40 +764,362 @@ export class GroupStore {
     return NONE;
   }
 
-  /** Replace an expired value by a tombstone at its version (see the class comment). */
-  private expire(s: number, now: number): number {
-    this.removeValue(s);
-    return this.recordTombstone(s, this.f(s, VER), now);
+  private isLive(s: number, now: number): boolean {
+    if (this.kindOf(s) !== VALUE) return false;
+    const expiresAt = this.slots.f(s, EXP);
+    return expiresAt === 0 || expiresAt > now;
+  }
+
+  private partitionFor(key: string): number {
+    const p = this.partitionOf(key);
+    if (!(Number.isInteger(p) && p >= 0 && p <= 0xffff)) {
+      const shown = key.length > 40 ? `${JSON.stringify(key.slice(0, 40))}...` : JSON.stringify(key);
+      throw new RangeError(`GroupStore partitionOf must return an integer in [0, 65535]. Got: ${p} for key ${shown}`);
+    }
+    return p;
+  }
+
+  // ---- slots ---------------------------------------------------------------------------------
+
+  /** Empty tables at the initial capacity. */
+  private reset(): void {
+    this.slots = new SlotTable();
+    this.slots.addPage();
+    this.arena = new EntryArena(this.slots, this.arenaOptions);
+    const arena = this.arena;
+    const seed = this.seed;
+    this.index = new KeyIndex(this.slots, (s) => arena.hashKey(s, seed));
+    this.parts.clear();
+    this.freeHead = NONE;
+    this.highWater = FIRST_SLOT;
+    this.bytes = 0;
+    this.tombBytes = 0;
+    this.valueCount = 0;
+    this.tombCount = 0;
+    this.hand = FIRST_SLOT;
+    this.poolSize = 0;
+    this.ring = new Int32Array(64);
+    this.ringExp = new Float64Array(64);
+    this.ringHead = 0;
+    this.ringLen = 0;
+    this.sweepSlot = FIRST_SLOT;
   }
 
   /**
-   * Make slot `s` (holding no value) a tombstone at `version`. Returns it, or NONE when the
-   * count bound dropped it at once (maxTombstones 0).
+   * A slot for a key entering the store: its record written (key, and `value` or none), named in
+   * the index and its partition's list. Kind FREE until the caller fills it.
    */
-  private recordTombstone(s: number, version: Version, now: number): number {
-    if (this.kindOf(s) === TOMB) {
-      // renewed: moves to the back of the age order
-      this.unlink(s);
+  private take(h: number, key: string, kb: Buffer | null, partition: number, value: Buffer | null): number {
+    // the index addresses MAX_SLOTS slots: past that, a key must go before another comes in
+    if (this.freeHead === NONE && this.highWater >= MAX_SLOTS) {
+      if (!this.dropOldestTombstone()) this.evict(this.pickVictim(NONE));
+    }
+    let s = this.freeHead;
+    if (s !== NONE) this.freeHead = this.slots.i(s, TICK);
+    else {
+      s = this.highWater++;
+      if (s >>> PAGE_SHIFT >= this.slots.fp.length) this.slots.addPage();
+    }
+    this.slots.setI(s, META, (partition << PART_SHIFT) | (kb === null ? 0 : UTF8_KEY));
+    if (kb === null) this.arena.putLatin1(s, key, value);
+    else this.arena.putBytes(s, kb, 0, kb.length, value);
+    this.index.insert(h, s);
+    const list = this.parts.get(partition);
+    if (list === undefined) {
+      this.slots.setI(s, PNEXT, s);
+      this.slots.setI(s, PPREV, s);
+      this.parts.set(partition, { head: s, count: 1 });
+    } else {
+      // at the back, so a partition lists its keys in the order they arrived
+      const first = list.head;
+      const last = this.slots.i(first, PPREV);
+      this.slots.setI(last, PNEXT, s);
+      this.slots.setI(s, PPREV, last);
+      this.slots.setI(s, PNEXT, first);
+      this.slots.setI(first, PPREV, s);
+      list.count++;
+    }
+    return s;
+  }
+
+  /** Forget a slot's key entirely (value or tombstone) and put the slot on the free chain. */
+  private drop(s: number): void {
+    const kind = this.kindOf(s);
+    const keyBytes = this.arena.keyLength(s);
+    if (kind === VALUE) {
+      this.bytes -= keyBytes + this.arena.valueLength(s) + ENTRY_OVERHEAD_BYTES;
+      this.valueCount--;
+    } else if (kind === TOMB) {
+      this.tombBytes -= keyBytes + ENTRY_OVERHEAD_BYTES;
       this.tombCount--;
     }
-    this.setKind(s, TOMB);
-    this.setF(s, VER, version);
-    this.setF(s, EXP, now + this.tombstoneTtlMs);
-    this.linkBack(TOMBS, s);
-    this.tombCount++;
-    while (this.tombCount > this.maxTombstones) this.drop(this.i(TOMBS, NEXT));
+    this.index.remove(this.arena.hashKey(s, this.seed), s);
+    this.arena.free(s);
+    const p = this.partOf(s);
+    const list = this.parts.get(p) as PartitionList;
+    if (--list.count === 0) this.parts.delete(p);
+    else {
+      const before = this.slots.i(s, PPREV);
+      const after = this.slots.i(s, PNEXT);
+      this.slots.setI(before, PNEXT, after);
+      this.slots.setI(after, PPREV, before);
+      if (list.head === s) list.head = after;
+    }
+    this.slots.setI(s, META, FREE);
+    this.slots.setI(s, TICK, this.freeHead);
+    this.freeHead = s;
+  }
+
+  private kindOf(s: number): number {
+    return this.slots.i(s, META) & KIND_MASK;
+  }
+
+  private typeOf(s: number): number {
+    return (this.slots.i(s, META) >>> TYPE_SHIFT) & 0xff;
+  }
+
+  private partOf(s: number): number {
+    return this.slots.i(s, META) >>> PART_SHIFT;
+  }
+
+  /** Set kind and type, keeping the partition and the UTF-8 mark. */
+  private setMeta(s: number, kind: number, type: number): void {
+    const m = this.slots.i(s, META);
+    this.slots.setI(s, META, (m & ~0xff03) | kind | (type << TYPE_SHIFT));
+  }
+
+  private keyOf(s: number): string {
+    return this.arena.keyString(s, (this.slots.i(s, META) & UTF8_KEY) !== 0);
+  }
+
+  /** Bytes a VALUE slot is charged. */
+  private chargeOf(s: number): number {
+    return this.arena.keyLength(s) + this.arena.valueLength(s) + ENTRY_OVERHEAD_BYTES;
+  }
+
+  // ---- entries -------------------------------------------------------------------------------
+
+  /** The StoredEntry a slot holds now (a copy of the bytes). */
+  private entryOf(s: number): StoredEntry {
+    const meta = this.slots.i(s, META);
+    const isValue = (meta & KIND_MASK) === VALUE;
+    return {
+      value: isValue ? this.arena.readValue(s) : null,
+      version: this.slots.f(s, VER),
+      expiresAt: this.slots.f(s, EXP),
+      partition: meta >>> PART_SHIFT,
+      type: isValue ? (meta >>> TYPE_SHIFT) & 0xff : TYPE_STRING,
+    };
+  }
+
+  /** compareWrites({version, value}, what slot s holds), without copying the held bytes. */
+  private compareTo(s: number, version: Version, value: Buffer | null): number {
+    const held = this.slots.f(s, VER);
+    if (version !== held) return version - held;
+    const heldNull = this.kindOf(s) !== VALUE;
+    if (value === null || heldNull) {
+      if (value === null && heldNull) return 0;
+      return value === null ? -1 : 1;
+    }
+    const c = this.arena.compareValue(s, value); // held vs value
+    return c === 0 ? 0 : -c;
+  }
+
+  /** Replace an expired value by a tombstone at its version (see the class comment). */
+  private expire(s: number, now: number): number {
+    return this.recordTombstone(s, this.slots.f(s, VER), now);
+  }
+
+  /**
+   * Make slot `s` (a value, a tombstone, or a slot just taken) a tombstone at `version`. Returns
+   * it, or NONE when a bound dropped it at once (maxTombstones 0, or a budget too small for it).
+   */
+  private recordTombstone(s: number, version: Version, now: number): number {
+    if (this.maxTombstones === 0) {
+      // none are kept: no record to write only to drop it
+      this.drop(s);
+      return NONE;
+    }
+    const kind = this.kindOf(s);
+    const keyBytes = this.arena.keyLength(s);
+    const expiresAt = now + this.tombstoneTtlMs;
+    if (kind === VALUE) {
+      this.bytes -= keyBytes + this.arena.valueLength(s) + ENTRY_OVERHEAD_BYTES;
+      this.valueCount--;
+      this.arena.setValue(s, null);
+    }
+    const renewed = kind === TOMB && this.slots.f(s, EXP) === expiresAt;
+    if (kind !== TOMB) {
+      this.tombBytes += keyBytes + ENTRY_OVERHEAD_BYTES;
+      this.tombCount++;
+    }
+    this.setMeta(s, TOMB, TYPE_STRING);
+    this.slots.setF(s, VER, version);
+    this.slots.setF(s, EXP, expiresAt);
+    // renewed: moves to the back of the age order (the older ring entry no longer matches)
+    if (!renewed) this.ringPush(s, expiresAt);
+    while (this.tombCount > this.maxTombstones && this.dropOldestTombstone());
+    this.makeRoom(NONE);
     return this.kindOf(s) === TOMB ? s : NONE;
   }
 
-  private evictOldest(): void {
-    this.evict(this.i(LRU, NEXT));
+  // ---- bounds --------------------------------------------------------------------------------
+
+  /**
+   * Bring values + tombstones back within maxBytes: the oldest tombstone goes while tombstones
+   * hold more than their share (or nothing else can go), otherwise a value is evicted. `keep`: a
+   * value just written, never the one evicted.
+   */
+  private makeRoom(keep: number): void {
+    while (this.bytes + this.tombBytes > this.maxBytes) {
+      const others = this.valueCount - (keep !== NONE && this.kindOf(keep) === VALUE ? 1 : 0);
+      if (this.tombCount > 0 && (this.tombBytes > this.tombShareBytes || others === 0)) {
+        if (!this.dropOldestTombstone()) return; // cannot happen: every tombstone is in the ring
+      } else if (others > 0) this.evict(this.pickVictim(keep));
+      else return; // only `keep`, which fits by itself
+    }
   }
 
   private evict(s: number): void {
-    const key = this.keyOf[s] as string;
-    const entry = this.onEvict !== undefined ? this.entryOf(s) : undefined;
+    const onEvict = this.onEvict;
+    const key = onEvict !== undefined ? this.keyOf(s) : '';
+    const entry = onEvict !== undefined ? this.entryOf(s) : undefined;
     this.drop(s);
     this.evictions++;
-    if (entry !== undefined) this.onEvict?.(key, entry);
+    if (entry !== undefined) onEvict?.(key, entry);
+  }
+
+  /** Drop the oldest tombstone (a bound), reporting it through onEvict. False if there is none. */
+  private dropOldestTombstone(): boolean {
+    const s = this.ringFront();
+    if (s === NONE) return false;
+    this.ringPop();
+    const onEvict = this.onEvict;
+    const key = onEvict !== undefined ? this.keyOf(s) : '';
+    const entry = onEvict !== undefined ? this.entryOf(s) : undefined;
+    this.drop(s);
+    if (entry !== undefined) onEvict?.(key, entry);
+    return true;
+  }
+
+  /** Use counter ticks since `s` was last read or written; clamps an age about to wrap. */
+  private ageOf(s: number): number {
+    const age = (this.tick - this.slots.i(s, TICK)) >>> 0;
+    if (age <= MAX_AGE) return age;
+    this.slots.setI(s, TICK, (this.tick - MAX_AGE) | 0);
+    return MAX_AGE;
+  }
+
+  /** The value to evict: the oldest of the pool after sampling more (see the class comment). */
+  private pickVictim(keep: number): number {
+    for (;;) {
+      this.sample(keep);
+      let best = -1;
+      let bestAge = -1;
+      for (let i = 0; i < this.poolSize; i++) {
+        const s = this.poolSlot[i]!;
+        if (s === keep || this.kindOf(s) !== VALUE || this.slots.i(s, TICK) !== this.poolTick[i]) {
+          // gone or used since it was seen: out of the pool
+          this.poolSize--;
+          this.poolSlot[i] = this.poolSlot[this.poolSize]!;
+          this.poolTick[i] = this.poolTick[this.poolSize]!;
+          i--;
+          continue;
+        }
+        const age = (this.tick - this.poolTick[i]!) >>> 0;
+        if (age > bestAge) {
+          best = i;
+          bestAge = age;
+        }
+      }
+      if (best >= 0) {
+        const s = this.poolSlot[best]!;
+        this.poolSize--;
+        this.poolSlot[best] = this.poolSlot[this.poolSize]!;
+        this.poolTick[best] = this.poolTick[this.poolSize]!;
+        this.findYoungest();
+        return s;
+      }
+      // every candidate was stale: sample again (terminates: a value other than keep exists)
+    }
+  }
+
+  /** Look at the next SAMPLE_SLOTS slots from the hand and offer their values to the pool. */
+  private sample(keep: number): void {
+    const n = Math.min(SAMPLE_SLOTS, this.highWater - FIRST_SLOT);
+    for (let k = 0; k < n; k++) {
+      if (this.hand >= this.highWater) this.hand = FIRST_SLOT;
+      const s = this.hand++;
+      if (s === keep || this.kindOf(s) !== VALUE) continue;
+      const age = this.ageOf(s);
+      if (this.poolSize === POOL && age <= ((this.tick - this.poolTick[this.poolYoungest]!) >>> 0)) continue;
+      let at = -1;
+      for (let i = 0; i < this.poolSize; i++) if (this.poolSlot[i] === s) at = i;
+      if (at < 0) at = this.poolSize < POOL ? this.poolSize++ : this.poolYoungest;
+      this.poolSlot[at] = s;
+      this.poolTick[at] = this.slots.i(s, TICK);
+      this.findYoungest();
+    }
+  }
+
+  private findYoungest(): void {
+    let y = 0;
+    for (let i = 1; i < this.poolSize; i++) {
+      if ((this.tick - this.poolTick[i]!) >>> 0 < (this.tick - this.poolTick[y]!) >>> 0) y = i;
+    }
+    this.poolYoungest = y;
+  }
+
+  // ---- the tombstone ring --------------------------------------------------------------------
+
+  private ringPush(s: number, expiresAt: number): void {
+    if (this.ringLen === this.ring.length) this.ringRoom();
+    const i = (this.ringHead + this.ringLen) & (this.ring.length - 1);
+    this.ring[i] = s;
+    this.ringExp[i] = expiresAt;
+    this.ringLen++;
+  }
+
+  /** The oldest tombstone (stale entries before it are discarded), or NONE. */
+  private ringFront(): number {
+    const mask = this.ring.length - 1;
+    while (this.ringLen > 0) {
+      const s = this.ring[this.ringHead]!;
+      if (this.kindOf(s) === TOMB && this.slots.f(s, EXP) === this.ringExp[this.ringHead]) return s;
+      this.ringHead = (this.ringHead + 1) & mask;
+      this.ringLen--;
+    }
+    return NONE;
+  }
+
+  /**
+   * Remove the front entry (ringFront() just returned it). At once, not lazily: the slot may be
+   * reused by a tombstone with the same EXP (same millisecond), which the entry would then name.
+   */
+  private ringPop(): void {
+    this.ringHead = (this.ringHead + 1) & (this.ring.length - 1);
+    this.ringLen--;
+  }
+
+  /** A full ring: drop its stale entries if they are most of it, else double it. */
+  private ringRoom(): void {
+    const mask = this.ring.length - 1;
+    const size = this.ringLen > 2 * this.tombCount + 16 ? this.ring.length : this.ring.length * 2;
+    const ring = new Int32Array(size);
+    const exp = new Float64Array(size);
+    let n = 0;
+    for (let k = 0; k < this.ringLen; k++) {
+      const i = (this.ringHead + k) & mask;
+      const s = this.ring[i]!;
+      if (size > this.ring.length || (this.kindOf(s) === TOMB && this.slots.f(s, EXP) === this.ringExp[i])) {
+        ring[n] = s;
+        exp[n] = this.ringExp[i]!;
+        n++;
+      }
+    }
+    this.ring = ring;
+    this.ringExp = exp;
+    this.ringHead = 0;
+    this.ringLen = n;
   }
 }

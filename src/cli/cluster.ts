@@ -74,7 +74,9 @@ export async function runCluster(flags: ClusterFlags): Promise<number> {
       }),
     );
     etcd?.stop();
-    return codes.every((c) => c === 0) ? EXIT_OK : EXIT_FAILURE;
+    const ok = codes.every((c) => c === 0);
+    if (ok) process.stdout.write(`jincache: every node left the cluster (${ids.join(', ')}: exit 0)\n`);
+    return ok ? EXIT_OK : EXIT_FAILURE;
   };
 
   ids.forEach((id, i) => {
@@ -87,7 +89,8 @@ export async function runCluster(flags: ClusterFlags): Promise<number> {
       child.once('exit', (code, signal) => {
         const status = code ?? 128 + (signal === null ? 0 : constants.signals[signal]);
         if (stopping) {
-          process.stdout.write(`jincache: ${id} left (exit ${signal ?? code})\n`);
+          // each node logs its own stop; only an unclean one is worth a line here
+          if (status !== 0) process.stdout.write(`jincache: ${id} exited (${signal ?? code}) while stopping\n`);
         } else {
           process.stderr.write(`jincache cluster: ${id} exited (${signal ?? code}); stopping the cluster\n`);
           void stopAll('SIGTERM').then(() => process.exit(EXIT_FAILURE));
@@ -121,6 +124,11 @@ export async function runCluster(flags: ClusterFlags): Promise<number> {
     await stopAll('SIGTERM', 5000);
     return EXIT_FAILURE;
   }
+  // The banner is what a person reads: print it once the nodes have settled (every node up,
+  // caught up and seeing the others healthy), so the start-up lines do not scroll it away.
+  const urls = ids.map((_, i) => (i === 0 ? `http://127.0.0.1:${flags.apiPort}` : `http://127.0.0.1:${base + i}`));
+  await waitSettled(urls, n, 15_000, () => stopping);
+  if (stopping) return stopped;
   const api = `http://127.0.0.1:${flags.apiPort}`;
   process.stdout.write(
     [
@@ -141,6 +149,31 @@ export async function runCluster(flags: ClusterFlags): Promise<number> {
   );
 
   return stopped;
+}
+
+/**
+ * Wait (bounded) until every node answers /cluster with `members` members in one table version,
+ * all healthy, every migration finished and nothing left to catch up. False on timeout.
+ */
+async function waitSettled(urls: readonly string[], members: number, timeoutMs: number, cancelled: () => boolean): Promise<boolean> {
+  const end = Date.now() + timeoutMs;
+  const settled = async (url: string): Promise<number | undefined> => {
+    try {
+      const res = await fetch(`${url}/cluster`, { signal: AbortSignal.timeout(1000) });
+      if (!res.ok) return undefined;
+      const info = (await res.json()) as { ringVersion: number; nodes: { health?: string; status?: string }[]; migrations?: unknown[]; catchup?: { pending?: number } };
+      const calm = info.nodes.length === members && info.nodes.every((x) => x.health === 'healthy' && x.status === 'active') && (info.migrations?.length ?? 0) === 0 && (info.catchup?.pending ?? 0) === 0;
+      return calm ? info.ringVersion : undefined;
+    } catch {
+      return undefined;
+    }
+  };
+  while (Date.now() < end && !cancelled()) {
+    const versions = await Promise.all(urls.map(settled));
+    if (versions.every((v) => v !== undefined && v === versions[0])) return true;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return false;
 }
 
 async function waitHealthy(url: string, timeoutMs: number, cancelled: () => boolean): Promise<boolean> {

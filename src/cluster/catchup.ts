@@ -213,15 +213,15 @@ export function serveCatchUpPages(server: PeerServer, deps: { groups: ReadonlyMa
     if (!(Number.isInteger(limit) && limit >= 1 && limit <= 100_000)) throw new JincacheError('BAD_REQUEST', 'limit must be 1..100000');
     if (!(maxBytes >= 1)) throw new JincacheError('BAD_REQUEST', 'bytes must be >= 1');
     const candidates: WireRecord[] = [];
-    const take = (key: string, value: Buffer | null, version: number, expiresAt: number): void => {
+    const take = (key: string, value: Buffer | null, version: number, expiresAt: number, type = 0): void => {
       if (version <= min || (after !== null && key <= after)) return;
-      candidates.push({ group, key, value, version, expiresAt: value === null ? 0 : expiresAt });
+      candidates.push(value !== null && type !== 0 ? { group, key, value, version, expiresAt, type } : { group, key, value, version, expiresAt: value === null ? 0 : expiresAt });
     };
     if (deps.storage !== undefined) {
       // the disk has the evicted entries too; memory may hold writes not yet flushed (flushed first)
-      for await (const r of deps.storage.partitionRecords(group, p, { minVersion: min })) take(r.key, r.value, r.version, r.expiresAt);
+      for await (const r of deps.storage.partitionRecords(group, p, { minVersion: min })) take(r.key, r.value, r.version, r.expiresAt, r.type);
     }
-    for (const [key, e] of g.store.partitionEntries(p)) take(key, e.value, e.version, e.expiresAt);
+    for (const [key, e] of g.store.partitionEntries(p)) take(key, e.value, e.version, e.expiresAt, e.type);
     candidates.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : b.version - a.version));
     const page: WireRecord[] = [];
     let bytes = 0;

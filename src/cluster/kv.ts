@@ -11,6 +11,8 @@ export interface GetResult {
   source: CacheSource;
   /** Absolute expiry in ms since epoch; 0 = no expiry. */
   expiresAt: number;
+  /** What the bytes are (cache/engine/types.ts HASH); absent = a string. */
+  type?: number;
 }
 
 export interface PutOptions {

@@ -9,15 +9,9 @@ import type { HybridClock } from '../core/version.ts';
 import { decideWrite, type WriteOp, type WriteResult } from '../cache/ops.ts';
 import type { WireRecord } from '../peer/codec.ts';
 import { JincacheError } from '../core/errors.ts';
+import { globMatch } from '../core/glob.ts';
+import { STRING, type EngineEntry, type EngineOutcome, type EngineType, type EngineView } from '../cache/engine/types.ts';
 import type { GetResult } from './kv.ts';
-
-/** Bounds on the version a coordinated write gets (router.ts, Write). */
-export interface VersionBounds {
-  /** Above this. */
-  above?: number;
-  /** Below this, or the write is refused unapplied. */
-  below?: number;
-}
 
 export interface WriteOutcome {
   result: WriteResult;
@@ -82,13 +76,16 @@ export class LocalData {
     const value = hit?.value ?? null;
     if (value === null) return undefined;
     this.onServe?.('get', groupName, key, 0, value.length);
-    return { value, source: 'hit', expiresAt: hit!.expiresAt };
+    const type = hit!.type;
+    return type ? { value, source: 'hit', expiresAt: hit!.expiresAt, type } : { value, source: 'hit', expiresAt: hit!.expiresAt };
   }
 
   /** The stored write for a key, tombstones included, with its version (for replicas and migration). */
   record(groupName: string, key: string): WireRecord | undefined {
     const e = this.group(groupName).store.peek(key);
-    return e === undefined ? undefined : { group: groupName, key, value: e.value, version: e.version, expiresAt: e.expiresAt };
+    if (e === undefined) return undefined;
+    const type = e.type;
+    return type ? { group: groupName, key, value: e.value, version: e.version, expiresAt: e.expiresAt, type } : { group: groupName, key, value: e.value, version: e.version, expiresAt: e.expiresAt };
   }
 
   /** Miss path: the disk (persistent nodes), then the group's loader, or null for a plain key-value group. */
@@ -126,25 +123,82 @@ export class LocalData {
    * this node issued or holds for the key, so the write wins over all it follows. Returns the
    * record to replicate; none when a condition stopped it or nothing changed.
    */
-  write(groupName: string, key: string, op: WriteOp, bounds: VersionBounds = {}): WriteOutcome {
+  write(groupName: string, key: string, op: WriteOp): WriteOutcome {
     const group = this.group(groupName);
     const now = this.clock.now();
     const live = group.store.get(key);
     const d = decideWrite(live, op, now, this.ttlDefault(groupName));
     if (d.change === 'none') return { result: d.result };
+    if (d.change === 'value') this.checkFits(groupName, key, d.value.length);
     const held = group.store.peek(key)?.version ?? 0;
-    if (bounds.above !== undefined) this.hlc.observe(bounds.above);
     const version = Math.max(this.hlc.next(), held + 1);
-    if (bounds.below !== undefined && version >= bounds.below) {
-      throw new JincacheError('NOT_SERVING', `the write of "${key}" would get version ${version}, not below ${bounds.below} (this node's clock is ahead of the sender's, or it holds a newer write): not applied`);
-    }
+    // an EXPIRE keeps what the entry is (a hash stays a hash); a SET makes a string
+    const type = op.op === 'expire' ? (live?.type ?? 0) : 0;
     const record: WireRecord =
       d.change === 'value'
-        ? { group: groupName, key, value: d.value, version, expiresAt: d.expiresAt }
+        ? { group: groupName, key, value: d.value, version, expiresAt: d.expiresAt, ...(type !== 0 ? { type } : {}) }
         : { group: groupName, key, value: null, version, expiresAt: 0 };
     this.applyOne(record);
     this.onServe?.(op.op === 'set' ? 'put' : op.op === 'del' ? 'delete' : 'expire', groupName, key, record.value?.length ?? 0, 0);
     return { result: d.result, record };
+  }
+
+  /**
+   * Persistent nodes: read `keys` back from disk where the LRU dropped them, so a command run
+   * here (execute) sees every entry it addresses. Memory-only nodes: nothing to do.
+   */
+  async prepare(groupName: string, keys: readonly string[]): Promise<void> {
+    if (this.readThrough === undefined) return;
+    const store = this.group(groupName).store;
+    for (const key of keys) {
+      if (store.peek(key) !== undefined) continue;
+      const e = await this.readThrough(groupName, key);
+      if (e !== undefined) store.apply(key, e);
+    }
+  }
+
+  /**
+   * Run `run` (a command engine: cache/engine) over this node's live entries of a group, and
+   * apply the changes it returns, each with a version above every version this node issued or
+   * holds for its key, as coordinated writes are. Synchronous, so nothing interleaves: the
+   * engine's commands are atomic here. Returns the reply and the records to replicate.
+   */
+  execute(groupName: string, run: (view: EngineView) => EngineOutcome): { reply: EngineOutcome['reply']; records: WireRecord[] } {
+    const group = this.group(groupName);
+    const store = group.store;
+    const view: EngineView = {
+      get(key: string): EngineEntry | undefined {
+        const e = store.get(key);
+        if (e === undefined || e.value === null) return undefined;
+        return { type: e.type as EngineType, value: e.value, expiresAt: e.expiresAt, version: e.version };
+      },
+      // deletes included: WATCH notices a key created and deleted again
+      version: (key: string): number => store.peek(key)?.version ?? 0,
+    };
+    const out = run(view);
+    // all or nothing: a change the budget cannot hold fails the command before any is applied
+    for (const c of out.changes) if (c.value !== null) this.checkFits(groupName, c.key, c.value.length);
+    const records: WireRecord[] = [];
+    for (const c of out.changes) {
+      const held = store.peek(c.key)?.version ?? 0;
+      const version = Math.max(this.hlc.next(), held + 1);
+      const record: WireRecord =
+        c.value === null
+          ? { group: groupName, key: c.key, value: null, version, expiresAt: 0 }
+          : { group: groupName, key: c.key, value: c.value, version, expiresAt: c.expiresAt, ...(c.type !== STRING ? { type: c.type } : {}) };
+      this.applyOne(record);
+      this.onServe?.(c.value === null ? 'delete' : 'put', groupName, c.key, c.value?.length ?? 0, 0);
+      records.push(record);
+    }
+    return { reply: out.reply, records };
+  }
+
+  /** A value the group's budget on this node could never hold is refused, not acknowledged and dropped. */
+  private checkFits(groupName: string, key: string, valueBytes: number): void {
+    const store = this.group(groupName).store;
+    if (!store.fits(key.length, valueBytes)) {
+      throw new JincacheError('VALUE_TOO_LARGE', `a value of ${valueBytes} bytes does not fit group "${groupName}"'s budget of ${store.stats().maxBytes} bytes on this node (cache_bytes)`);
+    }
   }
 
   /** Apply writes from another node (replication, handoff, migration). Returns how many won. */
@@ -159,19 +213,47 @@ export class LocalData {
     const group = this.groups.get(r.group);
     if (group === undefined) return false; // a group this node does not know: nothing to keep
     this.hlc.observe(r.version);
-    return group.store.apply(r.key, { value: r.value, version: r.version, expiresAt: r.expiresAt });
+    // the entry's type rides along (cache/store.ts keeps it with the entry)
+    const rec = { value: r.value, version: r.version, expiresAt: r.expiresAt, ...(r.type !== undefined ? { type: r.type } : {}) };
+    return group.store.apply(r.key, rec);
+  }
+
+  /** A page of one partition's live keys (SCAN), filtered by type and a Redis glob pattern. */
+  scan(groupName: string, partition: number, cursor: number, count: number, type?: number, match?: string): { cursor: number; keys: string[] } {
+    const page = this.group(groupName).store.scanPartition(partition, cursor, count, type);
+    return match === undefined || match === '*' ? page : { cursor: page.cursor, keys: page.keys.filter((k) => globMatch(match, k)) };
+  }
+
+  /**
+   * FLUSHALL here: drop every entry of the group and refuse writes at or under `version` from
+   * now on. `version` undefined: a new version (this node coordinates the flush). Returns the
+   * version and how many entries went.
+   */
+  flush(groupName: string, version?: number): { version: number; dropped: number } {
+    const v = version ?? this.hlc.next();
+    this.hlc.observe(v);
+    return { version: v, dropped: this.group(groupName).store.flush(v) };
+  }
+
+  /** Live entries of a group in the given partitions, how many expire, and their time left in all (INFO keyspace). */
+  keyspace(groupName: string, partitions: Iterable<number>): { count: number; expires: number; ttlSumMs: number } {
+    const store = this.group(groupName).store;
+    const out = { count: 0, expires: 0, ttlSumMs: 0 };
+    for (const p of partitions) {
+      const s = store.liveStats(p);
+      out.count += s.live;
+      out.expires += s.expiring;
+      out.ttlSumMs += s.ttlSumMs;
+    }
+    return out;
   }
 
   /** Live entries of a group in the given partitions (e.g. the ones this node owns). */
   count(groupName: string, partitions: Iterable<number>): number {
-    const group = this.group(groupName);
-    const now = this.clock.now();
+    const store = this.group(groupName).store;
     let n = 0;
-    for (const p of partitions) {
-      for (const [, e] of group.store.partitionEntries(p)) {
-        if (e.value !== null && (e.expiresAt === 0 || e.expiresAt > now)) n++;
-      }
-    }
+    // counted in place: no entry is copied out of the store
+    for (const p of partitions) n += store.liveCount(p);
     return n;
   }
 }

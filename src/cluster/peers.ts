@@ -27,6 +27,11 @@ export class Peers {
     this.breakers = opts.breakers;
   }
 
+  /** Every other member's id. */
+  others(): NodeId[] {
+    return this.members.list().filter((m) => m.id !== this.members.self).map((m) => m.id);
+  }
+
   /** Send `req` as `message` to member `id`, due by `deadline` (ms since epoch). */
   call<Req, Res>(message: PeerMessage<Req, Res>, id: NodeId, req: Req, deadline: number): Promise<Res> {
     const member = this.members.member(id);

@@ -10,9 +10,11 @@ import { NO_EXPIRY } from '../cache/ops.ts';
 import { JincacheError, isJincacheError } from '../core/errors.ts';
 import type { PartitionTable } from '../core/placement/table.ts';
 import type { NodeId, NodeInfo } from '../core/types.ts';
-import { HybridClock, LOGICAL_BITS } from '../core/version.ts';
+import { HybridClock } from '../core/version.ts';
 import type { WireRecord } from '../peer/codec.ts';
-import { Read, Record, Replicate, Write } from '../peer/messages.ts';
+import { Exec, Read, Record, Replicate, Write } from '../peer/messages.ts';
+import { STRING, type Engine } from '../cache/engine/types.ts';
+import { integer } from '../cache/reply.ts';
 import { PeerServer } from '../peer/server.ts';
 import { FakeNetwork } from '../peer/testing.ts';
 import { LocalData } from './local-data.ts';
@@ -55,6 +57,8 @@ function cluster(ids: NodeId[], holders: NodeId[], opts: { loader?: boolean; ret
   const clock = new FakeClock();
   const unusable = new Set<NodeId>();
   const stale = new Set<string>();
+  /** Nodes that do not trust their own copy (trust.ts). */
+  const untrusted = new Set<NodeId>();
   const infos: NodeInfo[] = ids.map((id) => ({ id, address: id, status: 'active', last_seen: 0 }));
   const members = (self: NodeId): Members => ({ self, member: (id) => infos.find((m) => m.id === id), list: () => infos, onChange: () => () => {} });
   const nodes = new Map<NodeId, TestNode>();
@@ -83,6 +87,8 @@ function cluster(ids: NodeId[], holders: NodeId[], opts: { loader?: boolean; ret
       peers: new Peers({ client: net, members: members(id), tableVersion: () => node.table.version, breakers: { call: (_p, fn) => fn() } }),
       hint: (peer, records) => node.hints.set(peer, [...(node.hints.get(peer) ?? []), ...records]),
       settings: { requestTimeoutMs: () => opts.timeoutMs ?? 500, maxRetries: () => opts.retries ?? 2, syncReplication: true },
+      engine: COUNTER_ENGINE,
+      selfTrusted: () => !untrusted.has(id),
       defaultGroup: G,
       clock,
       server,
@@ -98,10 +104,25 @@ function cluster(ids: NodeId[], holders: NodeId[], opts: { loader?: boolean; ret
     const r = n(id).local.record(G, key);
     return r === undefined ? undefined : (r.value?.toString() ?? null);
   };
-  return { net, clock, unusable, stale, n, plant, own };
+  return { net, clock, unusable, stale, untrusted, n, plant, own };
 }
 
 const text = (r: { value: Buffer } | null): string | null => r?.value.toString() ?? null;
+
+/** A one-command engine for the Exec tests: INCR on strings (the real one is cache/engine). */
+const COUNTER_ENGINE: Engine = {
+  execute(args, view) {
+    const key = args[1]!.toString('latin1');
+    const n = Number(view.get(key)?.value.toString() ?? '0') + 1;
+    return { reply: integer(n), changes: [{ key, type: STRING, value: Buffer.from(String(n)), expiresAt: 0 }] };
+  },
+  executeTransaction(commands, view, ctx) {
+    const replies = commands.map((c) => COUNTER_ENGINE.execute(c, view, ctx));
+    return { reply: { type: 'array', items: replies.map((r) => r.reply) }, changes: replies.at(-1)?.changes ?? [] };
+  },
+};
+
+const incr = (key: string) => ({ key, keys: [key], commands: [[Buffer.from('INCR'), Buffer.from(key)]], transaction: false, watched: [] });
 
 describe('Router', () => {
   test('a read goes to the owner; a write is coordinated there and replicated before it is acknowledged', async () => {
@@ -220,45 +241,23 @@ describe('Router', () => {
     assert.equal(c.own('b', 'k'), 'x');
   });
 
-  test('an unconditional write whose answer was lost is retried at the next holder with a newer version than the lost attempt got', async () => {
+  test('a write whose answer was lost is not applied again elsewhere: it fails as may-or-may-not, and stays applied once', async () => {
     const c = cluster(['a', 'b', 'c'], ['a', 'b'], { timeoutMs: 400 });
     // a applies the write, its replication to b is refused (b gets a hint later), its answer is lost
     c.net.lostReplies.add('a');
     c.net.cut.add('a>b');
-    assert.equal(await c.n('c').router.put(G, 'k', Buffer.from('first')), true, 'retried at b, which acknowledged it');
-    const lost = c.n('a').hints.get('b')?.[0];
-    const atB = c.n('b').local.record(G, 'k')!;
-    assert.equal(lost?.value?.toString(), 'first', 'the lost attempt was applied at a (and hinted for b)');
-    assert.ok(atB.version > lost!.version, `the retry outranks the lost attempt (${atB.version} > ${lost!.version})`);
-    const [w0, w1] = c.net.calls.filter((x) => x.message === Write.name);
-    assert.equal(w0!.address, 'a');
-    assert.equal(w1!.address, 'b');
-    // a later write acknowledged by b, then a's hint arrives: the later write stays
-    c.net.lostReplies.delete('a');
-    assert.equal(await c.n('b').router.put(G, 'k', Buffer.from('second')), true);
-    c.n('b').local.apply(c.n('a').hints.get('b') ?? []);
-    assert.equal(c.own('b', 'k'), 'second');
+    await assert.rejects(c.n('c').router.put(G, 'k', Buffer.from('first')), (e: unknown) => isJincacheError(e) && e.code === 'TIMEOUT');
+    assert.equal(c.net.count(Write), 1, 'one attempt: a second copy could show the write twice in the key\'s history');
+    assert.equal(c.own('b', 'k'), undefined, 'b did not apply a second copy');
+    assert.equal(c.n('a').hints.get('b')?.[0]?.value?.toString(), 'first', 'a applied it once and will hand it to b');
   });
 
-  test('a coordinator whose versions run past the sender\'s ceiling applies nothing and refuses; the next holder takes the write', async () => {
-    const c = cluster(['a', 'b', 'c'], ['a', 'b'], { timeoutMs: 400 });
-    // a's clock far ahead: it has seen (and would issue) versions 10 s in the future
-    c.plant('a', 'other', 'x', (c.clock.now() + 10_000) * LOGICAL_BITS);
+  test('a write refused at once (nothing applied) goes to the next holder', async () => {
+    const c = cluster(['a', 'b', 'c'], ['a', 'b']);
+    c.net.down.add('a');
     assert.equal(await c.n('c').router.put(G, 'k', Buffer.from('v')), true);
-    assert.deepEqual(c.net.calls.filter((x) => x.message === Write.name).map((x) => x.address), ['a', 'b'], 'a refused at once, b took it');
-    assert.equal(c.net.calls.filter((x) => x.message === Replicate.name && x.address === 'b').length, 0, 'a applied nothing, so replicated nothing');
+    assert.deepEqual(c.net.calls.filter((x) => x.message === Write.name).map((x) => x.address), ['a', 'b']);
     assert.equal(c.own('b', 'k'), 'v');
-    assert.equal(c.own('a', 'k'), 'v', 'b replicated it to a');
-  });
-
-  test('the last attempt has no ceiling: a key whose version is ahead of every clock can still be written', async () => {
-    const c = cluster(['a', 'b', 'c'], ['a', 'b'], { timeoutMs: 400, retries: 1 });
-    const ahead = (c.clock.now() + 10_000) * LOGICAL_BITS;
-    c.plant('a', 'k', 'future', ahead);
-    c.plant('b', 'k', 'future', ahead);
-    assert.equal(await c.n('c').router.put(G, 'k', Buffer.from('now')), true);
-    assert.equal(c.own('a', 'k'), 'now');
-    assert.equal(c.own('b', 'k'), 'now');
   });
 
   test('a write needing no network is applied synchronously; otherwise writeLocal declines', () => {
@@ -267,5 +266,43 @@ describe('Router', () => {
     assert.equal(solo.own('a', 'k'), 'v');
     const pair = cluster(['a', 'b'], ['a', 'b']);
     assert.equal(pair.n('a').router.writeLocal(G, 'k', { op: 'set', value: Buffer.from('v'), expiry: NO_EXPIRY }), undefined);
+  });
+
+  test('exec: the commands run at the coordinator, atomically, and what they change is replicated before the reply', async () => {
+    const c = cluster(['a', 'b', 'c'], ['a', 'b']);
+    assert.deepEqual(await c.n('c').router.exec(G, incr('n')), integer(1));
+    assert.deepEqual(await c.n('c').router.exec(G, incr('n')), integer(2));
+    assert.equal(c.own('a', 'n'), '2', 'run at the owner');
+    assert.equal(c.own('b', 'n'), '2', 'replicated to the backup');
+    assert.equal(c.own('c', 'n'), undefined, 'nothing kept at the node the client talks to');
+  });
+
+  test('exec is not retried elsewhere after a timeout (INCR is not idempotent), only when it surely never arrived', async () => {
+    const c = cluster(['a', 'b', 'c'], ['a', 'b'], { timeoutMs: 300 });
+    c.net.lostReplies.add('a');
+    await assert.rejects(c.n('c').router.exec(G, incr('n')), (e: unknown) => isJincacheError(e) && e.code === 'TIMEOUT');
+    assert.equal(c.net.count(Exec), 1, 'one attempt');
+    assert.equal(c.own('a', 'n'), '1', 'applied once');
+    c.net.lostReplies.delete('a');
+    c.net.down.add('a');
+    assert.deepEqual(await c.n('c').router.exec(G, incr('n')), integer(2), 'refused at a: b coordinates, on the copy a replicated');
+  });
+
+  test('exec refuses on a node that does not trust its copy: the next holder runs it', async () => {
+    const c = cluster(['a', 'b', 'c'], ['a', 'b']);
+    await c.n('c').router.exec(G, incr('n'));
+    c.untrusted.add('a');
+    assert.deepEqual(await c.n('c').router.exec(G, incr('n')), integer(2), 'a refused (NOT_SERVING), b ran it on the replicated copy');
+    assert.deepEqual(c.net.calls.filter((x) => x.message === Exec.name).map((x) => x.address), ['a', 'a', 'b']);
+    assert.equal(c.own('a', 'n'), '2', 'b replicated the result back to a');
+  });
+
+
+  test('a value larger than the group\'s whole budget is refused with an error and stored nowhere, not acknowledged and dropped', async () => {
+    const c = cluster(['a', 'b', 'c'], ['a', 'b']);
+    await assert.rejects(c.n('c').router.put(G, 'big', Buffer.alloc(2 << 20)), (e: unknown) => isJincacheError(e) && e.code === 'VALUE_TOO_LARGE');
+    assert.equal(c.own('a', 'big'), undefined);
+    assert.equal(c.own('b', 'big'), undefined);
+    assert.equal(c.net.count(Replicate), 0);
   });
 });

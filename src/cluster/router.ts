@@ -28,17 +28,20 @@
 import { holdersOf, type PartitionTable } from '../core/placement/table.ts';
 import type { Clock, NodeId } from '../core/types.ts';
 import { JincacheError, isJincacheError } from '../core/errors.ts';
-import { LOGICAL_BITS, compareWrites } from '../core/version.ts';
+import { compareWrites } from '../core/version.ts';
 import { NO_EXPIRY, type WriteOp, type WriteResult } from '../cache/ops.ts';
 import type { WireRecord } from '../peer/codec.ts';
-import { Count, Read, Record, Replicate, Write, type ReadAnswer, type RecordAnswer } from '../peer/messages.ts';
+import { Count, Exec, Flush, Read, Record, Replicate, Scan, Write, type ExecRequest, type ReadAnswer, type RecordAnswer, type ScanRequest } from '../peer/messages.ts';
+import type { Engine } from '../cache/engine/types.ts';
+import { watchOf } from '../cache/engine/index.ts';
+import type { Reply } from '../cache/reply.ts';
 import type { MessageMeta } from '../peer/protocol.ts';
 import type { PeerServer } from '../peer/server.ts';
 import { readOrder, replicaPlan, writeOrder } from './health/failover.ts';
 import { notDelivered } from './health/errors.ts';
 import { isPeerFailure, withRetry } from './health/breakers.ts';
 import type { GetResult, KvService, PutOptions, RequestOptions } from './kv.ts';
-import type { LocalData, VersionBounds } from './local-data.ts';
+import type { LocalData } from './local-data.ts';
 import type { Peers } from './peers.ts';
 
 /** Longest a peer request waits for this node to receive the newer table its sender routed by. */
@@ -119,6 +122,10 @@ export interface RouterOptions {
    * SelfTrust.tableSeen). Default: nothing.
    */
   tableSeen?: (version: number, waitMs: number) => Promise<void>;
+  /** The command engine Exec runs (cache/engine). Default: none (Exec is refused). */
+  engine?: Engine;
+  /** cache.max_value_bytes, for the engine's size checks. Default 512 MiB. */
+  maxValueBytes?: () => number;
 }
 
 /** What a newest-copy read found (see Router.newestRead). */
@@ -127,12 +134,6 @@ type NewestRead = { kind: 'answer'; value: GetResult | null } | { kind: 'none' }
 const NOTHING: readonly NodeId[] = Object.freeze([]);
 const NO_MOVES: Moves = { extraReplicas: () => NOTHING, previousHolders: () => NOTHING };
 const NO_MIRRORS: Mirrors = { get: () => undefined, waits: () => false, beforeWrite: async () => {} };
-
-/**
- * How far a coordinator's clock may run ahead of the sender's before a write forwarded to it with
- * a version ceiling is refused (and retried at the next holder): see Router.write.
- */
-export const CLOCK_SLACK_MS = 1000;
 
 export class Router implements KvService {
   readonly defaultGroup: string;
@@ -143,6 +144,8 @@ export class Router implements KvService {
   private readonly freshness: CopyFreshness;
   private readonly joining: (id: NodeId) => boolean;
   private readonly local: LocalData;
+  private readonly engine: Engine | undefined;
+  private readonly maxValueBytes: () => number;
   private readonly peers: Peers;
   private readonly hint: (peer: NodeId, records: readonly WireRecord[]) => void;
   private readonly settings: RouterSettings;
@@ -164,6 +167,8 @@ export class Router implements KvService {
     this.freshness = opts.freshness;
     this.joining = opts.joining;
     this.local = opts.local;
+    this.engine = opts.engine;
+    this.maxValueBytes = opts.maxValueBytes ?? (() => 512 * 1024 * 1024);
     this.peers = opts.peers;
     this.hint = opts.hint;
     this.settings = opts.settings;
@@ -176,9 +181,12 @@ export class Router implements KvService {
     const server = opts.server;
     server.handle(Read, (req, meta) => this.serveRead(req.group, req.key, meta));
     server.handle(Record, (req, meta) => this.serveRecord(req.group, req.key, req.doubtful === true, meta));
-    server.handle(Write, (req, meta) => this.serveWrite(req.group, req.key, req.op, { ...(req.above !== undefined ? { above: req.above } : {}), ...(req.below !== undefined ? { below: req.below } : {}) }, meta));
+    server.handle(Write, (req, meta) => this.serveWrite(req.group, req.key, req.op, meta));
     server.handle(Replicate, (records, meta) => this.serveReplicate(records, meta));
-    server.handle(Count, (req) => ({ count: this.countOwned(req.group) }));
+    server.handle(Count, (req) => this.local.keyspace(req.group, this.ownedPartitions()));
+    server.handle(Exec, (req, meta) => this.serveExec(req, meta));
+    server.handle(Scan, (req) => this.serveScan(req));
+    server.handle(Flush, (req) => ({ dropped: this.local.flush(req.group, req.version).dropped }));
   }
 
   /** The owner of a key's partition under the current table. */
@@ -257,7 +265,7 @@ export class Router implements KvService {
 
   private async readFrom(id: NodeId, group: string, key: string, deadline: number): Promise<GetResult | null> {
     const a = await this.peers.call(Read, id, { group, key }, deadline);
-    return a.found ? { value: a.value, source: a.source, expiresAt: a.expiresAt } : null;
+    return a.found ? { value: a.value, source: a.source, expiresAt: a.expiresAt, ...(a.type !== undefined ? { type: a.type } : {}) } : null;
   }
 
   /**
@@ -365,7 +373,7 @@ export class Router implements KvService {
     if (failed) return { kind: 'failed' };
     const loader = this.local.group(group).loader !== undefined;
     if (best === undefined || best.value === null || (best.expiresAt > 0 && best.expiresAt <= this.clock.now())) return loader ? { kind: 'none' } : { kind: 'answer', value: null };
-    return { kind: 'answer', value: { value: best.value, source: 'hit', expiresAt: best.expiresAt } };
+    return { kind: 'answer', value: { value: best.value, source: 'hit', expiresAt: best.expiresAt, ...(best.type !== undefined ? { type: best.type } : {}) } };
   }
 
   /** A holder's own copy; a holder that no longer holds the key under a newer table fails the read (its copy may lack writes). */
@@ -391,7 +399,7 @@ export class Router implements KvService {
       this.local.group(group);
       got = await this.getAsHolder(group, key, meta.deadline, false);
     }
-    return got === null ? { found: false } : { found: true, value: got.value, expiresAt: got.expiresAt, source: got.source === 'load' ? 'load' : 'hit' };
+    return got === null ? { found: false } : { found: true, value: got.value, expiresAt: got.expiresAt, source: got.source === 'load' ? 'load' : 'hit', ...(got.type !== undefined ? { type: got.type } : {}) };
   }
 
   /** Record: this node's own copy, or misdirected when the sender's older table sent it to a node that no longer holds the key. */
@@ -439,19 +447,13 @@ export class Router implements KvService {
 
   /**
    * Send a write to its coordinator: the first usable holder (not one catching up while another
-   * can), and on a failed attempt the next one. Conditional writes and expires are retried only
-   * when the attempt surely never arrived (refused, breaker open, NOT_SERVING); unconditional
-   * sets and deletes also after a timeout (a paused or cut-off coordinator), in version order:
-   *
-   * An attempt that timed out may have been applied, and its replication may not have reached the
-   * next coordinator; if that one's clock is behind, the retry would get an older version than the
-   * lost attempt, and writes acknowledged after the retry could lose to it when the first copy
-   * resurfaces (found by the chaos checker under packet loss). So an attempt that may be followed
-   * by another carries a version ceiling (`below`: this node's clock at the attempt's deadline
-   * plus CLOCK_SLACK_MS; a coordinator that would exceed it applies nothing and refuses), and the
-   * next attempt carries it as a floor (`above`): the retry outranks whatever the earlier attempt
-   * did. The last attempt has no ceiling, so a key whose version is ahead of this node's clock
-   * can still be written.
+   * can), and on a failed attempt the next one, but only when the attempt surely never arrived
+   * (refused, breaker open, NOT_SERVING). An attempt that timed out or whose connection broke
+   * may have been applied and seen by readers; applying it again at another coordinator, after
+   * writes acknowledged in between, would show it twice in the key's history (W, W2, W: the
+   * chaos checker's finding under packet loss, however the retry's version is chosen). So the
+   * caller gets the failure, which says the write may or may not have taken effect, until the
+   * failure detector takes that coordinator out of the order (a heartbeat timeout or so).
    */
   async write(group: string, key: string, op: WriteOp, opts: RequestOptions = {}): Promise<WriteResult> {
     this.local.group(group);
@@ -460,22 +462,13 @@ export class Router implements KvService {
     const behind = (id: NodeId): boolean => this.joining(id) || (id === this.self && !this.selfTrusted());
     const order = writeOrder(this.holders(key), { usable: this.usable, behind });
     if (order[0] === this.self) return this.coordinate(group, key, op, deadline);
-    const idempotent = (op.op === 'set' && op.cond === undefined) || op.op === 'del';
-    const maxRetries = this.settings.maxRetries(group);
-    let floor = 0;
     return withRetry(
       (n) => {
         const target = order[n % order.length]!;
-        const until = target === this.self ? deadline : attemptDeadline(deadline, n, order.length, this.clock.now());
-        const bounds: VersionBounds = floor > 0 ? { above: floor } : {};
-        if (idempotent && n < maxRetries && until < deadline) {
-          bounds.below = (until + CLOCK_SLACK_MS) * LOGICAL_BITS;
-          floor = Math.max(floor, bounds.below);
-        }
-        if (target === this.self) return this.coordinate(group, key, op, deadline, bounds);
-        return this.peers.call(Write, target, { group, key, op, ...bounds }, until);
+        if (target === this.self) return this.coordinate(group, key, op, deadline);
+        return this.peers.call(Write, target, { group, key, op }, attemptDeadline(deadline, n, order.length, this.clock.now()));
       },
-      { maxRetries, deadline, retryable: idempotent ? (e) => isPeerFailure(e) || notDelivered(e) : notDelivered },
+      { maxRetries: this.settings.maxRetries(group), deadline, retryable: notDelivered },
     );
   }
 
@@ -484,14 +477,14 @@ export class Router implements KvService {
    * applied at or after this time (its sender has given up by then); it is also the
    * replication deadline.
    */
-  private async coordinate(group: string, key: string, op: WriteOp, fence: number, bounds?: VersionBounds): Promise<WriteResult> {
+  private async coordinate(group: string, key: string, op: WriteOp, fence: number): Promise<WriteResult> {
     // one synchronous block from the fence check to the apply: nothing can run in between
     if (this.clock.now() >= fence) throw new JincacheError('TIMEOUT', `write of "${key}" arrived after its deadline; not applied`);
     // a write decided on a copy that may lack writes (a condition, an expiry) waits for the recovery
     if (!(op.op === 'set' && op.cond === undefined) && op.op !== 'del' && !this.selfTrusted()) {
       throw new JincacheError('NOT_SERVING', `this node is recovering after a pause; the write of "${key}" was not applied`);
     }
-    const out = this.local.write(group, key, op, bounds);
+    const out = this.local.write(group, key, op);
     if (out.record === undefined) return out.result;
     // keep a quarter of the time left for the answer to travel back: a backup that has not
     // confirmed by then gets a hint instead, so a hung backup cannot time the whole write out
@@ -501,12 +494,12 @@ export class Router implements KvService {
   }
 
   /** Write: coordinate a write another node sent here. A sender with a newer table chose this node by it: wait briefly for that table. */
-  private async serveWrite(group: string, key: string, op: WriteOp, bounds: VersionBounds, meta: MessageMeta): Promise<WriteResult> {
+  private async serveWrite(group: string, key: string, op: WriteOp, meta: MessageMeta): Promise<WriteResult> {
     this.local.group(group);
     if (meta.table !== undefined) await this.awaitTable(meta.table, meta.deadline);
     // the sender may take it elsewhere: a refusal here applied nothing
     if (!this.selfTrusted()) throw new JincacheError('NOT_SERVING', `this node is recovering after a pause; the write of "${key}" was not applied`);
-    return this.coordinate(group, key, op, meta.deadline, bounds);
+    return this.coordinate(group, key, op, meta.deadline);
   }
 
   /**
@@ -579,25 +572,143 @@ export class Router implements KvService {
     await this.tableSeen(version, Math.max(0, Math.min(TABLE_WAIT_MS, deadline - this.clock.now() - 1)));
   }
 
+  // ---- commands at the coordinator (Exec) --------------------------------------------------
+
+  /**
+   * Run Redis commands on one hash slot at its coordinator (cache/engine): INCR, HSET, GETSET,
+   * RENAME, a MULTI/EXEC transaction. The coordinator is chosen as for a write (the first usable
+   * holder that trusts its copy); the commands run there atomically, and what they change is
+   * versioned, applied and replicated before the reply comes back. Read-only commands run there
+   * too, so they see every write the coordinator acknowledged. Retried at the next holder only
+   * when the attempt surely never arrived: a command may not be idempotent (INCR).
+   */
+  async exec(group: string, req: Omit<ExecRequest, 'group'>, opts: RequestOptions = {}): Promise<Reply> {
+    this.local.group(group);
+    const deadline = this.deadline(group, opts);
+    const behind = (id: NodeId): boolean => this.joining(id) || (id === this.self && !this.selfTrusted());
+    const order = writeOrder(this.holders(req.key), { usable: this.usable, behind });
+    const full: ExecRequest = { group, ...req };
+    if (order[0] === this.self) return this.coordinateExec(full, deadline);
+    return withRetry(
+      (n) => {
+        const target = order[n % order.length]!;
+        if (target === this.self) return this.coordinateExec(full, deadline);
+        return this.peers.call(Exec, target, full, attemptDeadline(deadline, n, order.length, this.clock.now()));
+      },
+      { maxRetries: this.settings.maxRetries(group), deadline, retryable: notDelivered },
+    );
+  }
+
+  private async serveExec(req: ExecRequest, meta: MessageMeta): Promise<Reply> {
+    this.local.group(req.group);
+    if (meta.table !== undefined) await this.awaitTable(meta.table, meta.deadline);
+    return this.coordinateExec(req, meta.deadline);
+  }
+
+  private async coordinateExec(req: ExecRequest, fence: number): Promise<Reply> {
+    const engine = this.engine;
+    if (engine === undefined && req.commands.length > 0) throw new JincacheError('BAD_REQUEST', 'this node runs no command engine');
+    // a command reads before it writes: it must run on a copy that lacks nothing
+    if (!this.selfTrusted()) throw new JincacheError('NOT_SERVING', `this node is recovering after a pause; the command on "${req.key}" was not run`);
+    await this.local.prepare(req.group, req.keys);
+    // one synchronous block from the fence check to the apply: nothing can run in between
+    if (this.clock.now() >= fence) throw new JincacheError('TIMEOUT', `the command on "${req.key}" arrived after its deadline; not run`);
+    const ctx = { now: this.clock.now(), maxValueBytes: this.maxValueBytes(), protocol: req.protocol ?? 2 };
+    const out = this.local.execute(req.group, (view) => {
+      // no command: what WATCH records of `keys` now, a [version, live] pair each
+      if (!req.transaction && req.commands.length === 0) {
+        const pairs: Reply[] = req.keys.map((k) => {
+          const w = watchOf(k, view, ctx);
+          return { type: 'array', items: [{ type: 'integer', value: w.version }, { type: 'integer', value: w.live === true ? 1 : 0 }] };
+        });
+        return { reply: { type: 'array', items: pairs }, changes: [] };
+      }
+      return req.transaction ? engine!.executeTransaction(req.commands, view, ctx, req.watched) : engine!.execute(req.commands[0]!, view, ctx);
+    });
+    if (out.records.length > 0) {
+      const now = this.clock.now();
+      await this.replicate(req.key, out.records, now + Math.max(1, Math.floor(((fence - now) * 3) / 4)));
+    }
+    return out.reply;
+  }
+
+  // ---- the keyspace -------------------------------------------------------------------------
+
+  /**
+   * A page of one partition's live keys (SCAN, KEYS, RANDOMKEY), from a holder that trusts its
+   * copy: this node when it is one, else the others in read order. The cursor is the store's
+   * (GroupStore.scanPartition): the same order on every node, so a walk survives a move.
+   */
+  async scanPage(group: string, req: Omit<ScanRequest, 'group'>, opts: RequestOptions = {}): Promise<{ cursor: number; keys: string[] }> {
+    this.local.group(group);
+    const deadline = this.deadline(group, opts);
+    const holders = holdersOf(this.tables.table(), req.partition);
+    const full: ScanRequest = { group, ...req };
+    if (holders.includes(this.self) && this.selfTrusted()) return this.serveScan(full);
+    const order = readOrder(holders.filter((id) => id !== this.self), { usable: this.usable, onProbation: () => false });
+    if (order.length === 0) throw new JincacheError('NOT_SERVING', `no holder of partition ${req.partition} can be asked`);
+    return withRetry(
+      (n) => this.peers.call(Scan, order[n % order.length]!, full, attemptDeadline(deadline, n, order.length, this.clock.now())),
+      { maxRetries: this.settings.maxRetries(group), deadline },
+    );
+  }
+
+  /** The table's partition count (SCAN cursors walk partitions in order). */
+  partitionCount(): number {
+    return this.tables.table().partitionCount;
+  }
+
+  private serveScan(req: ScanRequest): { cursor: number; keys: string[] } {
+    if (!this.selfTrusted()) throw new JincacheError('NOT_SERVING', 'this node is recovering after a pause: its copy may lack writes');
+    return this.local.scan(req.group, req.partition, req.cursor, req.count, req.type, req.match);
+  }
+
+  /**
+   * FLUSHALL: every member drops the group's entries and refuses writes at or under one version
+   * from now on (the flush floor), so nothing flushed comes back by replication, hints or
+   * migration. Fails (the flush may be partial; run it again) unless every member confirmed.
+   */
+  async flush(group: string, opts: RequestOptions = {}): Promise<number> {
+    this.local.group(group);
+    const deadline = this.deadline(group, opts);
+    const { version, dropped } = this.local.flush(group);
+    const others = await Promise.allSettled(this.peers.others().map((id) => this.peers.call(Flush, id, { group, version }, deadline)));
+    const failed = others.filter((r) => r.status === 'rejected').length;
+    if (failed > 0) throw new JincacheError('PEER_UNAVAILABLE', `the flush did not reach ${failed} of ${others.length + 1} nodes; run it again`);
+    return others.reduce((n, r) => n + (r.status === 'fulfilled' ? r.value.dropped : 0), dropped);
+  }
+
   // ---- counts -------------------------------------------------------------------------------
 
   /** Live entries of a group across the cluster (each owner counts its own partitions). */
   async count(group: string, opts: RequestOptions = {}): Promise<number> {
+    return (await this.keyspace(group, opts)).keys;
+  }
+
+  /** INFO keyspace over the cluster: live keys, how many expire, their mean time left (ms). */
+  async keyspace(group: string, opts: RequestOptions = {}): Promise<{ keys: number; expires: number; avgTtl: number }> {
     this.local.group(group);
     const deadline = this.deadline(group, opts);
     const owners = new Set<NodeId>();
     for (const holders of this.tables.table().assignments) if (holders[0] !== undefined) owners.add(holders[0]);
-    const counts = await Promise.all([...owners].map(async (id) => (id === this.self ? this.countOwned(group) : (await this.peers.call(Count, id, { group }, deadline)).count)));
-    return counts.reduce((a, b) => a + b, 0);
+    const parts = await Promise.all([...owners].map((id) => (id === this.self ? this.local.keyspace(group, this.ownedPartitions()) : this.peers.call(Count, id, { group }, deadline))));
+    const keys = parts.reduce((a, b) => a + b.count, 0);
+    const expires = parts.reduce((a, b) => a + b.expires, 0);
+    const ttl = parts.reduce((a, b) => a + b.ttlSumMs, 0);
+    return { keys, expires, avgTtl: expires === 0 ? 0 : Math.round(ttl / expires) };
   }
 
-  /** Live entries of a group in the partitions this node owns. */
-  countOwned(group: string): number {
+  private ownedPartitions(): number[] {
     const mine: number[] = [];
     this.tables.table().assignments.forEach((holders, p) => {
       if (holders[0] === this.self) mine.push(p);
     });
-    return this.local.count(group, mine);
+    return mine;
+  }
+
+  /** Live entries of a group in the partitions this node owns. */
+  countOwned(group: string): number {
+    return this.local.count(group, this.ownedPartitions());
   }
 }
 

@@ -83,7 +83,7 @@ export interface GroupConfig {
 }
 
 export interface Config {
-  node: { id?: string }; // default derived by caller: "node-<port>" (see resolveNodeId)
+  node: { id?: string; zone?: string }; // id default derived by caller: "node-<port>" (see resolveNodeId); zone: none
   server: {
     host: string; // 127.0.0.1
     port: number; // 8001; node-to-node traffic, and the client API unless api_port is set
@@ -215,6 +215,7 @@ const fileSchema = z.strictObject({
   node: z
     .strictObject({
       id: name().optional(),
+      zone: name().optional(),
     })
     .prefault({}),
   server: z
@@ -230,7 +231,7 @@ const fileSchema = z.strictObject({
     .strictObject({
       partitions: intIn(PARTITION_COUNTS, 'a divisor of 16384 (partitions are equal ranges of the 16384 hash slots)').prefault(4096),
       secret: str('expected a non-empty string').optional(),
-      peers: stringList('expected a list of peer URLs like http://127.0.0.1:8002 or node-2=http://127.0.0.1:8002', (s) => parsePeer(s) !== undefined).prefault([]),
+      peers: stringList('expected a list of peer URLs like http://127.0.0.1:8002 or node-2=http://127.0.0.1:8002 (optionally ?zone=z)', (s) => parsePeer(s) !== undefined).prefault([]),
       tls: tlsFiles(),
     })
     .prefault({}),
@@ -364,6 +365,18 @@ export const configSchema = fileSchema
       }
       seen.add(g.name);
     });
+    // static peers: every node derives the table from the same list, so a node's zone must be
+    // the one its entry in that list gives (`id=URL?zone=z`)
+    const zone = c.node.zone;
+    const listed = c.node.id === undefined ? undefined : c.cluster.peers.map(parsePeer).find((p) => p?.id === c.node.id);
+    if (zone !== undefined && listed !== undefined && listed.zone !== zone && c.cluster.peers.length > 1) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['node', 'zone'],
+        message: `expected the zone cluster.peers gives ${c.node.id} (${listed.zone === undefined ? `none: write ${c.node.id}=${listed.url}?zone=${zone} in every node's list` : listed.zone})`,
+        input: zone,
+      });
+    }
     const users = new Set<string>();
     c.auth.users.forEach((u, i) => {
       if (users.has(u.name)) ctx.addIssue({ code: 'custom', path: ['auth', 'users', i, 'name'], message: 'expected a user name not listed before', input: u.name });

@@ -13,6 +13,8 @@ import type { Clock } from '../core/types.ts';
 import type { Expiry, WriteOp, WriteResult } from '../cache/ops.ts';
 import type { LiveConfig } from '../config/live.ts';
 import type { GetResult } from '../cluster/kv.ts';
+import type { Reply } from '../cache/reply.ts';
+import type { ExecRequest, ScanRequest } from '../peer/messages.ts';
 import type { Permission } from '../config/schema.ts';
 import type { Metrics, RequestOp, RequestProtocol, RequestResult } from '../observe/metrics.ts';
 import { OPEN_DEFAULT, type Authenticator, type Principal } from './auth.ts';
@@ -29,6 +31,14 @@ export interface DoorKv {
   write(group: string, key: string, op: WriteOp, opts: { deadline: number }): Promise<WriteResult>;
   writeLocal(group: string, key: string, op: WriteOp): WriteResult | undefined;
   count(group: string, opts: { deadline: number }): Promise<number>;
+  /** Redis commands on one hash slot, run at its coordinator (Router.exec). Absent: such commands are refused. */
+  exec?(group: string, req: Omit<ExecRequest, 'group'>, opts: { deadline: number }): Promise<Reply>;
+  /** A page of one partition's live keys (Router.scanPage). Absent: SCAN, KEYS, RANDOMKEY are refused. */
+  scanPage?(group: string, req: Omit<ScanRequest, 'group'>, opts: { deadline: number }): Promise<{ cursor: number; keys: string[] }>;
+  /** How many partitions the keyspace has (the table's partition count). */
+  partitionCount?(): number;
+  /** FLUSHALL of a group on every member (Router.flush). */
+  flush?(group: string, opts: { deadline: number }): Promise<number>;
 }
 
 export interface FrontDoorOptions {
@@ -225,6 +235,70 @@ export class FrontDoor {
       throw e;
     } finally {
       this.observe(protocol, op, group, result, began);
+    }
+  }
+
+  /**
+   * Redis commands on one hash slot, run atomically at its coordinator (cache/engine): `perm`
+   * is what they need (read for HGET, write for INCR and a transaction that writes). Every key
+   * is checked first; a write waits for the disk as write() does.
+   */
+  async exec(protocol: RequestProtocol, who: Principal | null, group: string, req: Omit<ExecRequest, 'group'>, perm: 'read' | 'write', op: RequestOp = req.transaction ? 'exec' : 'command'): Promise<Reply> {
+    const began = performance.now();
+    let result: RequestResult = 'ok';
+    try {
+      this.authorize(who, perm);
+      for (const k of req.keys) this.checkKey(protocol, k);
+      const deadline = this.deadline(group);
+      if (this.kv.exec === undefined) throw new JincacheError('BAD_REQUEST', 'this node runs no command engine');
+      const out = await this.kv.exec(group, req, { deadline });
+      if (perm === 'write') {
+        const bp = this.backpressure();
+        if (bp !== undefined) await withinDeadline(bp, deadline, this.clock, 'the disk of this node is behind (or failing): the write is not acknowledged');
+      }
+      return out;
+    } catch (e) {
+      result = this.failed(e);
+      throw e;
+    } finally {
+      this.observe(protocol, op, group, result, began);
+    }
+  }
+
+  /** A page of one partition's live keys (SCAN, KEYS, RANDOMKEY); needs read. */
+  async scanPage(protocol: RequestProtocol, who: Principal | null, group: string, req: Omit<ScanRequest, 'group'>): Promise<{ cursor: number; keys: string[] }> {
+    const began = performance.now();
+    let result: RequestResult = 'ok';
+    try {
+      this.authorize(who, 'read');
+      if (this.kv.scanPage === undefined) throw new JincacheError('BAD_REQUEST', 'this node cannot walk the keyspace');
+      return await this.kv.scanPage(group, req, { deadline: this.deadline(group) });
+    } catch (e) {
+      result = this.failed(e);
+      throw e;
+    } finally {
+      this.observe(protocol, 'other', group, result, began);
+    }
+  }
+
+  /** The keyspace's partition count (SCAN cursors). */
+  partitionCount(): number {
+    return this.kv.partitionCount?.() ?? 1;
+  }
+
+  /** FLUSHALL / FLUSHDB: every entry of the group, on every node; needs admin. */
+  async flush(protocol: RequestProtocol, who: Principal | null, group: string): Promise<void> {
+    const began = performance.now();
+    let result: RequestResult = 'ok';
+    try {
+      this.authorize(who, 'admin');
+      if (this.kv.flush === undefined) throw new JincacheError('BAD_REQUEST', 'this node cannot flush');
+      await this.kv.flush(group, { deadline: this.deadline(group) });
+    } catch (e) {
+      result = this.failed(e);
+      throw e;
+    } finally {
+      this.observe(protocol, 'other', group, result, began);
     }
   }
 

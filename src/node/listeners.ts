@@ -29,6 +29,10 @@ export interface ListenerOptions {
   limits?: ClientLimits;
 }
 
+/** Time to send a request's headers, and the whole request (Node's defaults are 60 s and 300 s). */
+export const HEADERS_TIMEOUT_MS = 20_000;
+export const REQUEST_TIMEOUT_MS = 30_000;
+
 const TOO_MANY = JSON.stringify({ error: 'too_many_clients', message: 'max number of clients reached (limits.max_clients)' });
 
 export class HttpListener {
@@ -63,11 +67,12 @@ export class HttpListener {
       res.writeHead(404, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
       res.end(body);
     };
-    const options = { keepAliveTimeout: 65_000, requestTimeout: 60_000 };
+    // SPEC §8: a request has HEADERS_TIMEOUT_MS to send its headers and REQUEST_TIMEOUT_MS for
+    // all of it, so a slow client cannot hold a connection and a partial body for long; an idle
+    // keep-alive connection is kept for a load balancer's usual minute
+    const options = { keepAliveTimeout: 65_000, headersTimeout: HEADERS_TIMEOUT_MS, requestTimeout: REQUEST_TIMEOUT_MS };
     // a peer without a certificate from the cluster CA is refused in the handshake, before any request is read
     this.server = opts.tls !== undefined ? https.createServer({ ...options, ...opts.tls }, handler) : http.createServer(options, handler);
-    // a burst of keep-alive clients must not be cut by the default 5 s header timeout behaviour
-    this.server.headersTimeout = 66_000;
   }
 
   /** Serve new connections with renewed certificates (SIGHUP); open connections keep theirs. */

@@ -21,7 +21,8 @@ import { Registry, collectDefaultMetrics } from 'prom-client';
 /** The front end a client request came through. */
 export type RequestProtocol = 'http' | 'resp';
 /** Client-facing operations, HTTP or Redis protocol. 'other' catches the long tail (PING, INFO...). */
-export type RequestOp = 'get' | 'put' | 'delete' | 'exists' | 'expire' | 'ttl' | 'mget' | 'mset' | 'other';
+/** 'command': a Redis command run at its key's coordinator (INCR, HSET, ...); 'exec': a MULTI/EXEC transaction. */
+export type RequestOp = 'get' | 'put' | 'delete' | 'exists' | 'expire' | 'ttl' | 'mget' | 'mset' | 'command' | 'exec' | 'other';
 /**
  * How a request ended. For GET: 'hit' (served from memory), 'miss' (absent, no loader),
  * 'load' (filled by the group's loader). For writes: 'ok'. Failures by cause.

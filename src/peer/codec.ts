@@ -15,6 +15,8 @@ export interface WireRecord {
   value: Buffer | null;
   version: Version;
   expiresAt: number;
+  /** What the bytes are (cache/engine/types.ts STRING, HASH); absent = a string. */
+  type?: number;
 }
 
 export class CodecError extends Error {
@@ -25,7 +27,11 @@ export function isCodecError(e: unknown): e is CodecError {
   return e instanceof CodecError;
 }
 
-const FIXED = 2 + 2 + 8 + 8 + 4;
+/** group length (u16), key length (u32), version and expiry (f64), type (u8), value length (i32). Keys are byte strings: latin1. */
+const FIXED = 2 + 4 + 8 + 8 + 1 + 4;
+
+/** The longest key a record may carry (cache.max_key_bytes is at most this). */
+export const MAX_KEY_BYTES = 65536;
 
 export function encodeRecords(records: readonly WireRecord[]): Buffer {
   let size = 4;
@@ -33,7 +39,7 @@ export function encodeRecords(records: readonly WireRecord[]): Buffer {
   const keys: Buffer[] = [];
   for (const r of records) {
     const g = Buffer.from(r.group, 'utf8');
-    const k = Buffer.from(r.key, 'utf8');
+    const k = Buffer.from(r.key, 'latin1');
     groups.push(g);
     keys.push(k);
     size += FIXED + g.length + k.length + (r.value?.length ?? 0);
@@ -45,10 +51,11 @@ export function encodeRecords(records: readonly WireRecord[]): Buffer {
     const k = keys[i]!;
     o = out.writeUInt16LE(g.length, o);
     o += g.copy(out, o);
-    o = out.writeUInt16LE(k.length, o);
+    o = out.writeUInt32LE(k.length, o);
     o += k.copy(out, o);
     o = out.writeDoubleLE(r.version, o);
     o = out.writeDoubleLE(r.expiresAt, o);
+    o = out.writeUInt8(r.type ?? 0, o);
     if (r.value === null) {
       o = out.writeInt32LE(-1, o);
     } else {
@@ -95,22 +102,23 @@ export class RecordReader {
     if (o + 2 > buf.length) throw new CodecError(`truncated batch at byte ${o}`);
     const gl = buf.readUInt16LE(o);
     o += 2;
-    if (o + gl + 2 > buf.length) throw new CodecError(`truncated batch at byte ${o}`);
+    if (o + gl + 4 > buf.length) throw new CodecError(`truncated batch at byte ${o}`);
     if (gl !== this.groupLen || !sameBytes(buf, this.groupStart, o, gl)) {
       this.group = buf.toString('utf8', o, o + gl);
       this.groupLen = gl;
     }
     this.groupStart = o;
     o += gl;
-    const kl = buf.readUInt16LE(o);
-    o += 2;
-    if (o + kl + 20 > buf.length) throw new CodecError(`truncated batch at byte ${o}`);
-    const key = buf.toString('utf8', o, o + kl);
+    const kl = buf.readUInt32LE(o);
+    o += 4;
+    if (kl > MAX_KEY_BYTES || o + kl + 21 > buf.length) throw new CodecError(`truncated batch at byte ${o}`);
+    const key = buf.toString('latin1', o, o + kl);
     o += kl;
     const version = buf.readDoubleLE(o);
     const expiresAt = buf.readDoubleLE(o + 8);
-    const vl = buf.readInt32LE(o + 16);
-    o += 20;
+    const type = buf[o + 16]!;
+    const vl = buf.readInt32LE(o + 17);
+    o += 21;
     if (!Number.isFinite(version) || !Number.isFinite(expiresAt)) throw new CodecError(`record ${i}: bad version or expiry`);
     let value: Buffer | null = null;
     if (vl >= 0) {
@@ -123,7 +131,7 @@ export class RecordReader {
       throw new CodecError(`record ${i}: bad value length ${vl}`);
     }
     this.o = o;
-    return { group: this.group, key, value, version, expiresAt };
+    return type === 0 ? { group: this.group, key, value, version, expiresAt } : { group: this.group, key, value, version, expiresAt, type };
   }
 }
 

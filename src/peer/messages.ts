@@ -8,6 +8,7 @@
  * (MAX_*), and the receiving component checks its configured limits on top.
  */
 import type { Expiry, WriteOp, WriteResult } from '../cache/ops.ts';
+import type { Reply, ReplyPair } from '../cache/reply.ts';
 import { CodecError, type WireRecord } from './codec.ts';
 import { binaryMessage, jsonMessage } from './protocol.ts';
 import type { BodyReader, BodyWriter } from './wire.ts';
@@ -44,7 +45,7 @@ const records = {
 
 export type ReadAnswer =
   | { found: false }
-  | { found: true; value: Buffer; expiresAt: number; source: 'hit' | 'load' };
+  | { found: true; value: Buffer; expiresAt: number; source: 'hit' | 'load'; type?: number };
 
 /**
  * A client read routed to a holder. The receiver serves it from its copy (or its loader), unless
@@ -56,11 +57,15 @@ export const Read = binaryMessage<{ group: string; key: string }, ReadAnswer>({
   response: {
     write(w, a) {
       w.bool(a.found);
-      if (a.found) w.bytes(a.value).f64(a.expiresAt).u8(a.source === 'load' ? 1 : 0);
+      if (a.found) w.bytes(a.value).f64(a.expiresAt).u8(a.source === 'load' ? 1 : 0).u8(a.type ?? 0);
     },
     read(r) {
       if (!r.bool()) return { found: false };
-      return { found: true, value: r.bytes(MAX_VALUE_BYTES), expiresAt: r.f64(), source: r.u8() === 1 ? 'load' : 'hit' };
+      const value = r.bytes(MAX_VALUE_BYTES);
+      const expiresAt = r.f64();
+      const source = r.u8() === 1 ? 'load' : 'hit';
+      const type = r.u8();
+      return type === 0 ? { found: true, value, expiresAt, source } : { found: true, value, expiresAt, source, type };
     },
   },
 });
@@ -106,10 +111,13 @@ export const Record = binaryMessage<{ group: string; key: string; doubtful?: boo
 });
 
 /** Live entries of a group in the partitions the receiver owns (DBSIZE, INFO keyspace). */
-export const Count = binaryMessage<{ group: string }, { count: number }>({
+export const Count = binaryMessage<{ group: string }, { count: number; expires: number; ttlSumMs: number }>({
   name: 'count',
   request: { write: (w, v) => void w.str(v.group), read: (r) => ({ group: r.str(MAX_NAME) }) },
-  response: { write: (w, v) => void w.f64(v.count), read: (r) => ({ count: r.f64() }) },
+  response: {
+    write: (w, v) => void w.f64(v.count).f64(v.expires).f64(v.ttlSumMs),
+    read: (r) => ({ count: r.f64(), expires: r.f64(), ttlSumMs: r.f64() }),
+  },
 });
 
 // ---- writes (router.ts) ---------------------------------------------------------------------
@@ -190,16 +198,11 @@ export interface WriteRequest {
   group: string;
   key: string;
   op: WriteOp;
-  /** The version must be above this (0: no floor): a retry outranks what an earlier attempt may have applied. */
-  above?: number;
-  /** The version must be below this (0: no ceiling), else nothing is applied (refused, NOT_SERVING). */
-  below?: number;
 }
 
 /**
  * A write for the receiver to coordinate: decide it against its copy, give it a version, apply
  * and replicate it. The request's deadline is the write's fence: it is never applied after it.
- * `below` and `above` bound the version (router.ts: why a retried write stays in order).
  */
 export const Write = binaryMessage<WriteRequest, WriteResult>({
   name: 'write',
@@ -207,19 +210,233 @@ export const Write = binaryMessage<WriteRequest, WriteResult>({
     write(w, v) {
       key.write(w, v);
       writeOp(w, v.op);
-      w.f64(v.above ?? 0).f64(v.below ?? 0);
     },
     read(r) {
       const k = key.read(r);
-      const op = readOp(r);
-      const above = r.f64();
-      const below = r.f64();
-      return { ...k, op, ...(above > 0 ? { above } : {}), ...(below > 0 ? { below } : {}) };
+      return { ...k, op: readOp(r) };
     },
   },
   response: {
     write: (w, v) => void w.bool(v.applied).bool(v.existed),
     read: (r) => ({ applied: r.bool(), existed: r.bool() }),
+  },
+});
+
+// ---- commands run at a key's coordinator (router.ts exec, cache/engine) ----------------------
+
+export interface ExecRequest {
+  group: string;
+  /** A key of the slot the commands address: it routes the request. */
+  key: string;
+  /** The keys the commands touch (all in `key`'s slot): a persistent coordinator reads them from disk first. */
+  keys: string[];
+  /** Each command with its arguments, the name first. None (and no transaction): the versions of `keys` (WATCH). */
+  commands: Buffer[][];
+  /** One command alone, or a MULTI/EXEC transaction (the reply is then the array of replies). */
+  transaction: boolean;
+  /** WATCHed keys with the versions they had, and whether they were live (transactions only). */
+  watched: { key: string; version: number; live?: boolean }[];
+  /** The client's RESP version (a few replies differ in shape: HRANDFIELD WITHVALUES). Default 2. */
+  protocol?: 2 | 3;
+}
+
+/** Most commands in one transaction, arguments per command, nesting of a reply. */
+const MAX_COMMANDS = 100_000;
+const MAX_ARGS = 1_000_000;
+const MAX_REPLY_DEPTH = 16;
+const MAX_REPLY_ITEMS = 10_000_000;
+
+const REPLY_TAG = ['simple', 'error', 'integer', 'bigint', 'bulk', 'array', 'map', 'set', 'double', 'boolean', 'bignum', 'verbatim', 'push', 'attribute', 'null-bulk', 'null-array'] as const;
+
+function writeReply(w: BodyWriter, r: Reply): void {
+  switch (r.type) {
+    case 'simple':
+      w.u8(0).str(Buffer.from(r.value, 'utf8').toString('latin1'));
+      return;
+    case 'error':
+      w.u8(1).str(Buffer.from(r.message, 'utf8').toString('latin1'));
+      return;
+    case 'integer':
+      if (typeof r.value === 'bigint') w.u8(3).str(r.value.toString());
+      else w.u8(2).f64(r.value);
+      return;
+    case 'bulk':
+      if (r.value === null) w.u8(14);
+      else w.u8(4).bytes(typeof r.value === 'string' ? Buffer.from(r.value, 'utf8') : r.value);
+      return;
+    case 'array':
+      if (r.items === null) w.u8(15);
+      else w.u8(5).list(r.items, writeReply);
+      return;
+    case 'map':
+      w.u8(6).list(r.entries, writePair);
+      return;
+    case 'set':
+      w.u8(7).list(r.items, writeReply);
+      return;
+    case 'double':
+      // f64 on the wire refuses non-finite numbers: inf, -inf and nan travel as text
+      w.u8(8).str(String(r.value));
+      return;
+    case 'boolean':
+      w.u8(9).bool(r.value);
+      return;
+    case 'bignum':
+      w.u8(10).str(r.value);
+      return;
+    case 'verbatim':
+      w.u8(11).str(r.format).bytes(typeof r.value === 'string' ? Buffer.from(r.value, 'utf8') : r.value);
+      return;
+    case 'push':
+      w.u8(12).list(r.items, writeReply);
+      return;
+    case 'attribute':
+      w.u8(13).list(r.attributes, writePair);
+      writeReply(w, r.value);
+      return;
+  }
+}
+
+function writePair(w: BodyWriter, [k, v]: ReplyPair): void {
+  writeReply(w, k);
+  writeReply(w, v);
+}
+
+function readReply(r: BodyReader, depth = 0): Reply {
+  if (depth > MAX_REPLY_DEPTH) throw new CodecError(`reply nested deeper than ${MAX_REPLY_DEPTH}`);
+  const tag = r.u8();
+  const inner = (): Reply => readReply(r, depth + 1);
+  const pair = (): ReplyPair => [inner(), inner()];
+  switch (REPLY_TAG[tag]) {
+    case 'simple':
+      return { type: 'simple', value: Buffer.from(r.str(), 'latin1').toString('utf8') };
+    case 'error':
+      return { type: 'error', message: Buffer.from(r.str(), 'latin1').toString('utf8') };
+    case 'integer':
+      return { type: 'integer', value: r.f64() };
+    case 'bigint': {
+      const digits = r.str(32);
+      if (!/^-?\d+$/.test(digits)) throw new CodecError(`bad integer ${JSON.stringify(digits)}`);
+      return { type: 'integer', value: BigInt(digits) };
+    }
+    case 'bulk':
+      return { type: 'bulk', value: r.bytes(MAX_VALUE_BYTES) };
+    case 'null-bulk':
+      return { type: 'bulk', value: null };
+    case 'array':
+      return { type: 'array', items: r.list(MAX_REPLY_ITEMS, inner) };
+    case 'null-array':
+      return { type: 'array', items: null };
+    case 'map':
+      return { type: 'map', entries: r.list(MAX_REPLY_ITEMS, pair) };
+    case 'set':
+      return { type: 'set', items: r.list(MAX_REPLY_ITEMS, inner) };
+    case 'double':
+      return { type: 'double', value: Number(r.str(64)) };
+    case 'boolean':
+      return { type: 'boolean', value: r.bool() };
+    case 'bignum':
+      return { type: 'bignum', value: r.str(1 << 16) };
+    case 'verbatim':
+      return { type: 'verbatim', format: r.str(8), value: r.bytes(MAX_VALUE_BYTES) };
+    case 'push':
+      return { type: 'push', items: r.list(MAX_REPLY_ITEMS, inner) };
+    case 'attribute': {
+      const attributes = r.list(MAX_REPLY_ITEMS, pair);
+      return { type: 'attribute', attributes, value: inner() };
+    }
+    default:
+      throw new CodecError(`bad reply tag ${tag}`);
+  }
+}
+
+/**
+ * Redis commands for the receiver to run as the coordinator of `key`'s slot (cache/engine):
+ * atomically against its copy, the changes versioned, applied and replicated like writes. The
+ * answer is the command's reply (RESP-independent: the sender encodes it for its client).
+ */
+export const Exec = binaryMessage<ExecRequest, Reply>({
+  name: 'exec',
+  request: {
+    write(w, v) {
+      key.write(w, v);
+      w.list(v.keys, (w2, k) => void w2.str(k));
+      w.list(v.commands, (w2, c) => void w2.list(c, (w3, a) => void w3.bytes(a)));
+      w.bool(v.transaction);
+      w.list(v.watched, (w2, x) => void w2.str(x.key).f64(x.version).bool(x.live === true));
+      w.u8(v.protocol ?? 2);
+    },
+    read(r) {
+      const k = key.read(r);
+      const keys = r.list(MAX_ARGS, (r2) => r2.str(MAX_KEY_BYTES));
+      const commands = r.list(MAX_COMMANDS, (r2) => r2.list(MAX_ARGS, (r3) => r3.bytes(MAX_VALUE_BYTES)));
+      const transaction = r.bool();
+      const watched = r.list(MAX_ARGS, (r2) => {
+        const key = r2.str(MAX_KEY_BYTES);
+        const version = r2.f64();
+        return r2.bool() ? { key, version, live: true } : { key, version };
+      });
+      const protocol = r.u8();
+      if (protocol !== 2 && protocol !== 3) throw new CodecError(`bad RESP protocol ${protocol}`);
+      return { ...k, keys, commands, transaction, watched, ...(protocol === 3 ? { protocol } : {}) };
+    },
+  },
+  response: { write: writeReply, read: (r) => readReply(r) },
+});
+
+// ---- the keyspace (SCAN, KEYS, RANDOMKEY, FLUSHALL) -------------------------------------------
+
+export interface ScanRequest {
+  group: string;
+  partition: number;
+  /** GroupStore.scanPartition's cursor: 0 to start. */
+  cursor: number;
+  count: number;
+  /** Only keys of this entry type. */
+  type?: number;
+  /** Only keys matching this Redis glob pattern (core/glob.ts). */
+  match?: string;
+}
+
+/** A page of one partition's live keys, from a holder of it (router.ts scanPage). */
+export const Scan = binaryMessage<ScanRequest, { cursor: number; keys: string[] }>({
+  name: 'scan',
+  request: {
+    write(w, v) {
+      w.str(v.group).u32(v.partition).f64(v.cursor).u32(v.count).u8(v.type === undefined ? 0 : v.type + 1);
+      w.bool(v.match !== undefined);
+      if (v.match !== undefined) w.str(v.match);
+    },
+    read(r) {
+      const group = r.str(MAX_NAME);
+      const partition = r.u32();
+      const cursor = r.f64();
+      const count = r.u32();
+      const t = r.u8();
+      const match = r.bool() ? r.str(MAX_KEY_BYTES) : undefined;
+      return { group, partition, cursor, count, ...(t > 0 ? { type: t - 1 } : {}), ...(match !== undefined ? { match } : {}) };
+    },
+  },
+  response: {
+    write: (w, v) => void w.f64(v.cursor).list(v.keys, (w2, k) => void w2.str(k)),
+    read: (r) => ({ cursor: r.f64(), keys: r.list(MAX_BATCH_RECORDS, (r2) => r2.str(MAX_KEY_BYTES)) }),
+  },
+});
+
+/**
+ * FLUSHALL / FLUSHDB: drop every entry of a group, and refuse from now on every write at or
+ * under `version` (the store's flush floor), so a late replica, hint or migration batch cannot
+ * bring flushed data back. Sent to every member.
+ */
+export const Flush = binaryMessage<{ group: string; version: number }, { dropped: number }>({
+  name: 'flush',
+  request: {
+    write: (w, v) => void w.str(v.group).f64(v.version),
+    read: (r) => ({ group: r.str(MAX_NAME), version: r.f64() }),
+  },
+  response: {
+    write: (w, v) => void w.f64(v.dropped),
+    read: (r) => ({ dropped: r.f64() }),
   },
 });
 

@@ -34,6 +34,7 @@ import {
   encodeRecord,
   encodeVersion,
   groupRange,
+  groupWatermarkRange,
   isDead,
   metaKey,
   parseDataKey,
@@ -378,6 +379,39 @@ export class LevelStorage {
       await this.db.clear(partitionRange(group, partition));
     } catch (e) {
       throw new StorageError('STORAGE_IO', `dropping partition ${partition} of ${group} failed: ${(e as Error).message}`, { cause: e });
+    }
+  }
+
+  /**
+   * FLUSHALL of a group: its flush floor goes to the meta records first, then its records and
+   * watermarks are removed. A crash in between leaves records the floor refuses at the next
+   * load (Persister.load applies the floor before them), so nothing flushed comes back.
+   */
+  async flushGroup(group: string, floor: Version): Promise<void> {
+    this.requireOpen();
+    try {
+      const floors = await this.floors();
+      floors.set(group, Math.max(floor, floors.get(group) ?? -Infinity));
+      await this.db.put(metaKey('floors'), Buffer.from(JSON.stringify(Object.fromEntries(floors))), { sync: true });
+      await this.db.clear(groupWatermarkRange(group));
+      this.marks.get(group)?.clear();
+      this.dirtyMarks.get(group)?.clear();
+      await this.db.clear(groupRange(group));
+    } catch (e) {
+      throw new StorageError('STORAGE_IO', `flushing group ${group} failed: ${(e as Error).message}`, { cause: e });
+    }
+  }
+
+  /** The flush floor of every group flushed so far (meta 'floors'). */
+  async floors(): Promise<Map<string, Version>> {
+    this.requireOpen();
+    const raw = await this.db.get(metaKey('floors'));
+    if (raw === undefined) return new Map();
+    try {
+      const parsed = JSON.parse(Buffer.from(raw).toString('utf8')) as Record<string, number>;
+      return new Map(Object.entries(parsed).filter(([, v]) => Number.isFinite(v)));
+    } catch {
+      throw new StorageError('STORAGE_CORRUPT', 'meta record "floors" is not JSON');
     }
   }
 

@@ -226,7 +226,8 @@ test('load fills the store without writing back, stopping a group at its byte bu
   disk.data.set('g/k10', { group: 'g', key: 'k10', partition: 2, value: null, version: 50, expiresAt: 2_000_000 });
   disk.data.set('other/k1', { group: 'other', key: 'k1', partition: 1, value: v('y'), version: 1, expiresAt: 0 });
   const clock = new FakeClock();
-  const store = new GroupStore({ name: 'g', maxBytes: 4 * ('k1'.length + 1 + ENTRY_OVERHEAD_BYTES), clock, partitionOf });
+  // room for four of the values and the tombstone (tombstones count against the budget)
+  const store = new GroupStore({ name: 'g', maxBytes: 4 * ('k1'.length + 1 + ENTRY_OVERHEAD_BYTES) + 'k10'.length + ENTRY_OVERHEAD_BYTES, clock, partitionOf });
   const p = new Persister({ storage: disk, clock });
   p.attach('g', store);
   const r = await p.load();

@@ -50,6 +50,10 @@ export interface PersistTarget {
   getMany(group: string, items: ReadonlyArray<{ key: string; partition: number }>): Promise<Array<StorageRecord | undefined>>;
   forgetTombstones(group: string, items: ReadonlyArray<{ key: string; partition: number; version: Version }>): Promise<number>;
   dropPartition(group: string, partition: number): Promise<void>;
+  /** FLUSHALL: remember `floor` for the group, then remove its records and watermarks. Optional (tests' fakes). */
+  flushGroup?(group: string, floor: Version): Promise<void>;
+  /** The flush floor of each group flushed so far. Optional (tests' fakes). */
+  floors?(): Promise<Map<string, Version>>;
   load(onRecord: (r: StorageRecord) => LoadAnswer): Promise<LoadResult>;
   watermark(group: string, partition: number): Version;
   highWatermark(): Version;
@@ -147,6 +151,8 @@ export class Persister {
   // partition drops buffered with the records: run before the records of the same flush
   private drops: Array<{ group: string; partition: number }> = [];
   // tombstones to forget, in the order written (so roughly by forget time)
+  // FLUSHALLs not yet on disk (each before any buffered write that followed it)
+  private groupFlushes: Array<{ group: string; floor: Version }> = [];
   private tombQueue: Array<{ group: string; key: string; partition: number; version: Version; forgetAt: number }> = [];
   private tombQueueDropped = false;
   // every disk operation runs on this chain, one at a time, in order
@@ -179,6 +185,7 @@ export class Persister {
     store.setWriteHooks({
       onApply: (key, entry, prev) => this.onApply(a, key, entry, prev),
       onDropPartition: (partition) => this.onDrop(a, partition),
+      onFlush: (floor) => this.onFlush(a, floor),
     });
   }
 
@@ -226,13 +233,24 @@ export class Persister {
   async load(): Promise<LoadResult & { perGroup: Record<string, { loaded: number; truncated: boolean }> }> {
     const perGroup: Record<string, { loaded: number; truncated: boolean }> = {};
     const evictionsAtStart = new Map([...this.groups].map(([g, a]) => [g, a.store.stats().evictions]));
+    // a group flushed before the restart refuses what the flush dropped, whatever is still on disk
+    for (const [group, floor] of (await this.storage.floors?.()) ?? []) {
+      const a = this.groups.get(group);
+      if (a === undefined) continue;
+      this.muted++;
+      try {
+        a.store.flush(floor);
+      } finally {
+        this.muted--;
+      }
+    }
     const result = await this.storage.load((r) => {
       const a = this.groups.get(r.group);
       if (a === undefined) return 'skip-group';
       const stats = (perGroup[r.group] ??= { loaded: 0, truncated: false });
       this.muted++;
       try {
-        a.store.apply(r.key, { value: r.value, version: r.version, expiresAt: r.value === null ? 0 : r.expiresAt });
+        a.store.apply(r.key, { value: r.value, version: r.version, expiresAt: r.value === null ? 0 : r.expiresAt, ...(r.type !== undefined ? { type: r.type } : {}) });
       } finally {
         this.muted--;
       }
@@ -314,6 +332,7 @@ export class Persister {
       value: entry.value,
       version: entry.version,
       expiresAt: entry.expiresAt,
+      ...(entry.type !== 0 ? { type: entry.type } : {}),
       // a buffered write that needed the disk comparison still does after being overwritten
       check: check || (before?.check ?? false),
     });
@@ -326,6 +345,16 @@ export class Persister {
         this.flush().catch(() => {});
       }, this.flushIntervalMs);
     }
+  }
+
+  private onFlush(a: Attached, floor: Version): void {
+    if (this.muted > 0 || this.stopped) return;
+    // buffered writes of the group are gone from memory too; later ones follow the flush
+    this.buffered -= a.pending.size;
+    a.pending.clear();
+    this.drops = this.drops.filter((d) => d.group !== a.name);
+    this.groupFlushes.push({ group: a.name, floor });
+    if (!this.flushQueued) this.flush().catch(() => {});
   }
 
   private onDrop(a: Attached, partition: number): void {
@@ -353,7 +382,9 @@ export class Persister {
     this.flushQueued = false;
     const drops = this.drops;
     this.drops = [];
-    if (this.buffered === 0 && drops.length === 0) return;
+    const groupFlushes = this.groupFlushes;
+    this.groupFlushes = [];
+    if (this.buffered === 0 && drops.length === 0 && groupFlushes.length === 0) return;
     const taken: Attached[] = [];
     const all: Pending[] = [];
     for (const a of this.groups.values()) {
@@ -367,6 +398,11 @@ export class Persister {
     this.inflightCount = all.length;
     const t0 = performance.now();
     try {
+      while (groupFlushes.length > 0) {
+        const f = groupFlushes[0]!;
+        await this.storage.flushGroup?.(f.group, f.floor);
+        groupFlushes.shift(); // done: not retried
+      }
       for (let i = 0; i < drops.length; i++) {
         const d = drops[i]!;
         await this.storage.dropPartition(d.group, d.partition);
@@ -392,6 +428,7 @@ export class Persister {
         }
       }
       this.drops = [...drops.filter((d) => d.partition >= 0), ...this.drops];
+      this.groupFlushes = [...groupFlushes, ...this.groupFlushes];
       this.logger?.error({ err: e, records: all.length }, 'persisting writes failed; kept buffered, retrying');
       if (!this.stopped && this.timer === undefined) {
         this.timer = setTimeout(() => {
@@ -437,10 +474,10 @@ export class Persister {
   }
 
   /** Apply a record read from disk (or the buffer) to a store without writing it back. */
-  private restore(store: GroupStore, key: string, rec: { value: Buffer | null; version: Version; expiresAt: number }): void {
+  private restore(store: GroupStore, key: string, rec: { value: Buffer | null; version: Version; expiresAt: number; type?: number }): void {
     this.muted++;
     try {
-      store.apply(key, { value: rec.value, version: rec.version, expiresAt: rec.value === null ? 0 : rec.expiresAt });
+      store.apply(key, { value: rec.value, version: rec.version, expiresAt: rec.value === null ? 0 : rec.expiresAt, ...(rec.type !== undefined ? { type: rec.type } : {}) });
     } finally {
       this.muted--;
     }

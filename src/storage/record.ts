@@ -16,7 +16,9 @@
  * of that text: the same key the front ends make of it now.
  *
  * Record (value of a data key), little-endian:
- *   u8 kind (1 = value, 2 = tombstone) | f64 version | f64 expiresAt | value bytes (kind 1 only)
+ *   u8 kind | f64 version | f64 expiresAt | value bytes (values only)
+ * kind: 1 = a string value, 2 = a tombstone, 0x10 + t = a value of entry type t > 0 (a hash is
+ * 0x11; cache/engine/types.ts). Databases from before typed entries hold kinds 1 and 2 only.
  * For a tombstone, expiresAt is when it may be forgotten (the store's recorded time + its
  * tombstone TTL), exactly as GroupStore holds it.
  */
@@ -33,10 +35,14 @@ export interface StorageRecord {
   version: Version;
   /** Value: absolute expiry (0 = never). Tombstone: when it may be forgotten. */
   expiresAt: number;
+  /** What the bytes are (cache/engine/types.ts); absent = a string. */
+  type?: number;
 }
 
 export const KIND_VALUE = 1;
 export const KIND_TOMBSTONE = 2;
+/** A value of entry type t > 0 is kind KIND_TYPED + t. */
+export const KIND_TYPED = 0x10;
 /** Bytes of a record before its value. */
 export const RECORD_HEADER_BYTES = 1 + 8 + 8;
 
@@ -74,6 +80,14 @@ export function groupRange(group: string): { gte: Buffer; lt: Buffer } {
   return { gte, lt };
 }
 
+/** [gte, lt) bounds of every watermark of a group. */
+export function groupWatermarkRange(group: string): { gte: Buffer; lt: Buffer } {
+  const { buf: gte } = groupPrefix(WATERMARK, group, 0);
+  const lt = Buffer.from(gte);
+  lt[lt.length - 1] = 1;
+  return { gte, lt };
+}
+
 /** [gte, lt) bounds of the records of one partition of a group. */
 export function partitionRange(group: string, partition: number): { gte: Buffer; lt: Buffer } {
   const a = groupPrefix(DATA, group, 4);
@@ -105,10 +119,12 @@ function parseGroup(b: Buffer, tag: number): { group: string; at: number } {
 }
 
 /** Encode a record's value. The value bytes are copied once, into the encoded buffer. */
-export function encodeRecord(rec: { value: Buffer | null; version: Version; expiresAt: number }): Buffer {
+export function encodeRecord(rec: { value: Buffer | null; version: Version; expiresAt: number; type?: number }): Buffer {
   const vlen = rec.value === null ? 0 : rec.value.length;
   const out = Buffer.allocUnsafe(RECORD_HEADER_BYTES + vlen);
-  out[0] = rec.value === null ? KIND_TOMBSTONE : KIND_VALUE;
+  const type = rec.type ?? 0;
+  if (!(Number.isInteger(type) && type >= 0 && type < 0x100 - KIND_TYPED)) throw new StorageError('STORAGE_CORRUPT', `entry type ${type} cannot be stored`);
+  out[0] = rec.value === null ? KIND_TOMBSTONE : type === 0 ? KIND_VALUE : KIND_TYPED + type;
   out.writeDoubleLE(rec.version, 1);
   out.writeDoubleLE(rec.expiresAt, 9);
   if (rec.value !== null) rec.value.copy(out, RECORD_HEADER_BYTES);
@@ -119,10 +135,10 @@ export function encodeRecord(rec: { value: Buffer | null; version: Version; expi
  * Decode a record's value. The returned value is a view into `buf` (no copy): pass a buffer
  * nobody reuses (LevelDB hands out a fresh one per entry).
  */
-export function decodeRecord(buf: Uint8Array): { value: Buffer | null; version: Version; expiresAt: number } {
+export function decodeRecord(buf: Uint8Array): { value: Buffer | null; version: Version; expiresAt: number; type?: number } {
   const b = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
   if (b.length < RECORD_HEADER_BYTES) throw new StorageError('STORAGE_CORRUPT', `record of ${b.length} bytes is truncated`);
-  const kind = b[0];
+  const kind = b[0]!;
   const version = b.readDoubleLE(1);
   const expiresAt = b.readDoubleLE(9);
   if (!Number.isFinite(version) || !Number.isFinite(expiresAt)) throw new StorageError('STORAGE_CORRUPT', 'record with a bad version or expiry');
@@ -130,6 +146,7 @@ export function decodeRecord(buf: Uint8Array): { value: Buffer | null; version: 
     if (b.length !== RECORD_HEADER_BYTES) throw new StorageError('STORAGE_CORRUPT', 'tombstone with trailing bytes');
     return { value: null, version, expiresAt };
   }
+  if (kind > KIND_TYPED) return { value: b.subarray(RECORD_HEADER_BYTES), version, expiresAt, type: kind - KIND_TYPED };
   if (kind !== KIND_VALUE) throw new StorageError('STORAGE_CORRUPT', `unknown record kind ${kind}`);
   return { value: b.subarray(RECORD_HEADER_BYTES), version, expiresAt };
 }

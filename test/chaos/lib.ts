@@ -327,6 +327,8 @@ export interface PhaseFigures {
   requests: number;
   /** failed requests sent to nodes not under a fault */
   failed: number;
+  /** of `failed`: reads (a read can always be answered by another holder) */
+  failedReads: number;
   /** failed requests that were in flight at the faulted node itself when the fault hit (a client-side failover matter) */
   failedAtVictim: number;
   staleReads: number;
@@ -342,6 +344,7 @@ export function figures(all: readonly Sample[], victim?: string): PhaseFigures {
   return {
     requests: samples.length,
     failed: samples.filter((s) => !s.ok).length,
+    failedReads: samples.filter((s) => !s.ok && s.op === 'get').length,
     failedAtVictim: all.filter((s) => s.node === victim && !s.ok).length,
     staleReads: samples.filter((s) => s.stale).length,
     p50Ms: pct(0.5),

@@ -44,6 +44,14 @@ export interface ClusterOptions {
   args?: string[];
   /** Use --peers static discovery (default true). */
   staticPeers?: boolean;
+  /** Zone of each node (node.zone): in the --peers list (`id=URL?zone=z`) with static peers, else as --zone. */
+  zones?: readonly string[];
+  /** Extra CLI args for node i (ports of its own, say). Default none. */
+  nodeArgs?: (i: number, id: string) => string[] | Promise<string[]>;
+  /** Resolves once node i is ready (default: GET /health on its port answers 200). */
+  ready?: (node: TestNode, i: number) => Promise<boolean>;
+  /** Environment variables for every node. */
+  env?: Record<string, string>;
   /** Give every node (those added later too) a Redis-protocol listener on a free port. Default false. */
   resp?: boolean;
 }
@@ -63,19 +71,23 @@ export async function startCluster(opts: ClusterOptions): Promise<TestCluster> {
   writeFileSync(configFile, stringify({ log: { level: 'info' }, ...(opts.config ?? {}) }));
   const ports = await Promise.all(Array.from({ length: opts.nodes }, () => freePort()));
   const ids = ports.map((_, i) => `node-${i + 1}`);
-  const peers = ids.map((id, i) => `${id}=http://127.0.0.1:${ports[i]}`).join(',');
+  const zoneQuery = (i: number): string => (opts.zones?.[i] !== undefined ? `?zone=${opts.zones[i]}` : '');
+  const peers = ids.map((id, i) => `${id}=http://127.0.0.1:${ports[i]}${zoneQuery(i)}`).join(',');
+  const zoneArgs = (i: number): string[] => (opts.zones?.[i] !== undefined && opts.staticPeers === false ? ['--zone', opts.zones[i]!] : []);
   const nodes: TestNode[] = [];
 
-  const spawnNode = async (id: string, port: number, args: string[]): Promise<TestNode> => {
+  const spawnNode = async (id: string, port: number, args: string[], i = -1): Promise<TestNode> => {
+    const extra = i >= 0 && opts.nodeArgs !== undefined ? await opts.nodeArgs(i, id) : [];
     const respPort = opts.resp === true ? await freePort() : undefined;
-    const node = launch(id, port, dir, ['--config', configFile, ...args, ...(opts.args ?? []), ...(respPort !== undefined ? ['--resp-port', String(respPort)] : [])], respPort);
-    await waitReady(node);
+    const resp = respPort !== undefined ? ['--resp-port', String(respPort)] : [];
+    const node = launch(id, port, dir, ['--config', configFile, ...args, ...extra, ...(opts.args ?? []), ...resp], opts.env, respPort);
+    await waitReady(node, 20_000, opts.ready === undefined ? undefined : () => opts.ready!(node, i));
     return node;
   };
 
   try {
     const started = await Promise.all(
-      ids.map((id, i) => spawnNode(id, ports[i]!, opts.staticPeers === false ? [] : ['--peers', peers])),
+      ids.map((id, i) => spawnNode(id, ports[i]!, [...(opts.staticPeers === false ? [] : ['--peers', peers]), ...zoneArgs(i)], i)),
     );
     nodes.push(...started);
   } catch (e) {
@@ -101,11 +113,12 @@ export async function startCluster(opts: ClusterOptions): Promise<TestCluster> {
   };
 }
 
-function launch(id: string, port: number, dir: string, args: string[], respPort?: number): TestNode {
+function launch(id: string, port: number, dir: string, args: string[], env?: Record<string, string>, respPort?: number): TestNode {
   const logFile = join(dir, `${id}.log`);
   const out = createWriteStream(logFile);
   const child = spawn(process.execPath, [BIN, 'serve', '--id', id, '--port', String(port), ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
+    ...(env !== undefined ? { env: { ...process.env, ...env } } : {}),
   });
   child.stdout!.pipe(out);
   child.stderr!.pipe(out);
@@ -136,13 +149,17 @@ function launch(id: string, port: number, dir: string, args: string[], respPort?
   };
 }
 
-async function waitReady(node: TestNode, timeoutMs = 20_000): Promise<void> {
+async function waitReady(node: TestNode, timeoutMs = 20_000, ready?: () => Promise<boolean>): Promise<void> {
   const end = Date.now() + timeoutMs;
   while (Date.now() < end) {
     if (node.exited()) throw new Error(`${node.id} exited during start-up:\n${node.log()}`);
     try {
-      const res = await fetch(`${node.url}/health`, { signal: AbortSignal.timeout(1000) });
-      if (res.ok) return;
+      if (ready !== undefined) {
+        if (await ready()) return;
+      } else {
+        const res = await fetch(`${node.url}/health`, { signal: AbortSignal.timeout(1000) });
+        if (res.ok) return;
+      }
     } catch {
       // not listening yet
     }
@@ -152,9 +169,9 @@ async function waitReady(node: TestNode, timeoutMs = 20_000): Promise<void> {
 }
 
 /** Run the CLI to completion, capturing output. */
-export function runCli(args: string[], timeoutMs = 20_000): Promise<{ code: number; stdout: string; stderr: string }> {
+export function runCli(args: string[], timeoutMs = 20_000, env?: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolveRun) => {
-    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], ...(env !== undefined ? { env: { ...process.env, ...env } } : {}) });
     live.add(child);
     let stdout = '';
     let stderr = '';

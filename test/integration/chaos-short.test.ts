@@ -9,6 +9,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { LoadGenerator, startSettledCluster, type ChaosCluster, type SettledCluster } from '../chaos/lib.ts';
 import { CLIENT_TIMEOUT_MS, CLUSTER_CONFIG, killPhase, LEASE_TTL_MS, REQUEST_TIMEOUT_MS, RESTORE_AFTER_LEASE_MS, type PhaseContext } from '../chaos/phases.ts';
 
+const WORKERS = 6;
+
 describe('chaos (short): kill -9 of 1 of 5 nodes under load', { timeout: 90_000 }, () => {
   let env: SettledCluster;
   let cluster: ChaosCluster;
@@ -18,7 +20,7 @@ describe('chaos (short): kill -9 of 1 of 5 nodes under load', { timeout: 90_000 
   before(async () => {
     env = await startSettledCluster({ nodes: 5, config: CLUSTER_CONFIG });
     cluster = env.cluster;
-    load = new LoadGenerator({ workers: 6, keysPerWorker: 40, timeoutMs: CLIENT_TIMEOUT_MS, targets: () => cluster.serving().filter((n) => !faulted.has(n.id)) });
+    load = new LoadGenerator({ workers: WORKERS, keysPerWorker: 40, timeoutMs: CLIENT_TIMEOUT_MS, targets: () => cluster.serving().filter((n) => !faulted.has(n.id)) });
     load.start();
     await sleep(2000);
   });
@@ -38,7 +40,10 @@ describe('chaos (short): kill -9 of 1 of 5 nodes under load', { timeout: 90_000 
     assert.ok(r.restoredMs !== undefined && r.restoredMs >= 0 && r.restoredMs <= LEASE_TTL_MS + RESTORE_AFTER_LEASE_MS, `every partition had ${CLUSTER_CONFIG.replication.factor} holders again within ${RESTORE_AFTER_LEASE_MS} ms after the lease TTL (${r.restoredMs} ms after the kill)`);
     assert.equal(r.lost, 0, `acknowledged writes lost: ${r.lostExamples.join('; ')}`);
     assert.equal(r.staleReads, 0, `reads older than the last acknowledged write: ${r.staleExamples.join('; ')}`);
-    assert.equal(r.failed, 0, `failed client requests: ${r.failureExamples.join('; ')}`);
+    // a write in flight at the victim's coordinator when it died fails as may-or-may-not (it is never
+    // applied twice: Router.write); at most one per worker, each had one request in flight
+    assert.equal(r.failedReads, 0, `failed reads: ${r.failureExamples.join('; ')}`);
+    assert.ok(r.failed <= WORKERS, `failed writes ${r.failed} <= ${WORKERS} (the ones in flight at the kill): ${r.failureExamples.join('; ')}`);
     assert.ok(r.p99Ms <= REQUEST_TIMEOUT_MS + 200, `p99 ${r.p99Ms} ms within the request timeout`);
   });
 });

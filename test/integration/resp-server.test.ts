@@ -1,7 +1,9 @@
 /**
  * The Redis-protocol listener against real Redis clients: the Debian `redis-cli` binary and
- * ioredis. Behind the listener is an in-memory KvService (a Map with expiry), so these tests
- * exercise the protocol, ordering and limits, not placement.
+ * ioredis (RESP3 by default, and RESP2), and raw byte streams compared with a real redis-server
+ * (HELLO, RESET, CLIENT REPLY). Behind the listener is an in-memory KvService (a Map with
+ * expiry), so these tests exercise the protocol, the connection registry (CLIENT LIST / KILL),
+ * INFO's counters, cross-protocol refusal, ordering and limits (SPEC §8), not placement.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -13,8 +15,11 @@ import type { GetResult } from '../../src/cluster/kv.ts';
 import { decideWrite, type WriteOp, type WriteResult } from '../../src/cache/ops.ts';
 import { LiveConfig } from '../../src/config/live.ts';
 import { parseConfig } from '../../src/config/schema.ts';
+import { Authenticator } from '../../src/front/auth.ts';
 import { FrontDoor, type DoorKv } from '../../src/front/door.ts';
-import { RespServer } from '../../src/front/resp/server.ts';
+import { RespServer, type RespLogger, type RespServerOptions } from '../../src/front/resp/server.ts';
+import { ClientLimits } from '../../src/net/limits.ts';
+import { startRedisServer } from '../helpers/redis-oracle.ts';
 import { Metrics } from '../../src/observe/metrics.ts';
 
 /** A plain store behind the front door: one Map, lazy expiry. Keys starting with `fail:` throw like a timeout. */
@@ -49,7 +54,7 @@ class MemoryKv implements DoorKv {
     assert.equal(group, this.defaultGroup);
     this.calls.write++;
     const e = this.live(key);
-    const d = decideWrite(e === null ? undefined : { ...e, version: 1, partition: 0 }, op, Date.now());
+    const d = decideWrite(e === null ? undefined : { ...e, version: 1, partition: 0, type: 0 }, op, Date.now());
     if (d.change === 'value') this.entries.set(key, { value: d.value, expiresAt: d.expiresAt });
     else if (d.change === 'delete') this.entries.delete(key);
     return d.result;
@@ -67,10 +72,16 @@ class MemoryKv implements DoorKv {
   }
 }
 
-/** The front door a node would build, over `kv`, with this test's limits. */
-function doorOf(kvImpl: DoorKv, maxValueBytes: number): FrontDoor {
-  const config = parseConfig({ cache: { group_name: 'default', max_value_bytes: maxValueBytes } });
-  return new FrontDoor({ kv: kvImpl, live: new LiveConfig(config), metrics: new Metrics({ defaultMetrics: false }), clock: { now: () => Date.now() } });
+/** The front door a node would build, over `kv`, with this test's limits (and a password for `default`). */
+function doorOf(kvImpl: DoorKv, maxValueBytes: number, password?: string): FrontDoor {
+  const config = parseConfig({ cache: { group_name: 'default', max_value_bytes: maxValueBytes }, ...(password !== undefined ? { auth: { requirepass: password } } : {}) });
+  return new FrontDoor({
+    kv: kvImpl,
+    live: new LiveConfig(config),
+    metrics: new Metrics({ defaultMetrics: false }),
+    clock: { now: () => Date.now() },
+    ...(password !== undefined ? { auth: new Authenticator(config.auth) } : {}),
+  });
 }
 
 const MAX_VALUE = 64 * 1024;
@@ -124,10 +135,10 @@ function ioredis(): Redis {
 /** Connect a raw socket, write `input`, and collect everything until the server closes or `until` holds. */
 function raw(
   input: Buffer | string,
-  opts: { until?: (got: string) => boolean; timeoutMs?: number } = {},
+  opts: { until?: (got: string) => boolean; timeoutMs?: number; port?: number } = {},
 ): Promise<{ text: string; closed: boolean }> {
   return new Promise((resolve, reject) => {
-    const sock = net.connect(port, '127.0.0.1');
+    const sock = net.connect(opts.port ?? port, '127.0.0.1');
     const parts: Buffer[] = [];
     let closed = false;
     const done = () => {
@@ -212,15 +223,17 @@ test('redis-cli INFO, COMMAND and errors look like Redis', async () => {
   assert.match(server, /redis_version/);
   assert.doesNotMatch(server, /# Clients/);
   assert.match(await cli('COMMAND', 'COUNT'), /^\d+\n$/);
-  assert.equal(await cliError('FLUSHALL', 'x', 'y'), "ERR unknown command 'FLUSHALL', with args beginning with: 'x' 'y' ");
-  assert.equal(await cliError('GETDEL'), "ERR unknown command 'GETDEL', with args beginning with: ");
+  assert.equal(await cliError('LPUSH', 'x', 'y'), "ERR unknown command 'LPUSH', with args beginning with: 'x' 'y' ");
+  assert.equal(await cliError('LPOP'), "ERR unknown command 'LPOP', with args beginning with: ");
   assert.equal(await cliError('GET'), "ERR wrong number of arguments for 'get' command");
   assert.equal(await cliError('SET', 'k', 'v', 'EX', 'soon'), 'ERR value is not an integer or out of range');
   assert.equal(await cliError('SET', 'k', 'v', 'EX', '0'), "ERR invalid expire time in 'set' command");
   assert.equal(await cliError('SET', 'k', 'v', 'NX', 'XX'), 'ERR syntax error');
   assert.equal(await cliError('SELECT', '1'), 'ERR DB index is out of range');
-  assert.equal(await cliError('HELLO', '3'), 'NOPROTO sorry, this protocol version is not supported.');
+  assert.equal(await cliError('HELLO', '4'), 'NOPROTO unsupported protocol version');
   assert.match(await cli('HELLO', '2'), /^server\nredis\nversion\n7\.0\.0-jincache\nproto\n2\n/);
+  // redis-cli prints a RESP3 map as `key value` lines
+  assert.match(await cli('HELLO', '3'), /^server redis\nversion 7\.0\.0-jincache\nproto 3\nid \d+\nmode standalone\n/);
   assert.match(await cliError('GET', 'fail:x'), /^ERR request timed out after 5000 ms/);
   assert.equal(await cliError('GET', 'k'.repeat(65537)), 'ERR key of 65537 bytes exceeds 65536');
   // The exact bytes, trailing space included, as Redis 7 sends them.
@@ -250,11 +263,13 @@ test('redis-cli --pipe: 1000 commands in one stream, all answered', async () => 
   for (let i = 0; i < 1000; i++) assert.equal(kv.entries.get(`pipe:${i}`)?.value.toString(), `v${i}`);
 });
 
-test('ioredis connects (RESP3 offer refused, falls back) and runs commands', async () => {
+test('ioredis connects with its defaults (HELLO 3, CLIENT SETINFO) and runs commands', async () => {
   const r = ioredis();
   try {
     await r.connect();
     assert.equal(r.status, 'ready');
+    const me = String(await r.call('CLIENT', 'INFO'));
+    assert.match(me, / resp=3 lib-name=ioredis lib-ver=\d/);
     assert.equal(await r.ping(), 'PONG');
     assert.equal(await r.set('io:a', '1'), 'OK');
     assert.equal(await r.set('io:a', '2', 'NX'), null);
@@ -449,10 +464,11 @@ class GatedKv extends MemoryKv {
 
 async function withServer(
   kvImpl: DoorKv,
-  opts: { maxConnections?: number },
+  opts: Omit<Partial<RespServerOptions>, 'door'> & { password?: string },
   body: (port: number, srv: RespServer) => Promise<void>,
 ): Promise<void> {
-  const srv = new RespServer({ door: doorOf(kvImpl, MAX_VALUE), port: 0, ...opts });
+  const { password, ...rest } = opts;
+  const srv = new RespServer({ door: doorOf(kvImpl, MAX_VALUE, password), port: 0, ...rest });
   await srv.start();
   try {
     await body(srv.address().port, srv);
@@ -554,5 +570,207 @@ test('connections beyond maxConnections are refused with a Redis error', async (
     } finally {
       first.destroy();
     }
+  });
+});
+
+// ---- RESP3, CLIENT REPLY, RESET: the same byte stream to redis-server and to jincache ----
+
+test('HELLO, RESET and CLIENT REPLY: the same bytes back as redis-server sends for the same stream', async () => {
+  const redis = await startRedisServer();
+  try {
+    const streams = [
+      // HELLO 3's reply and everything after it in RESP3, until RESET goes back to RESP2
+      'GET nokey\r\nHELLO 3\r\nGET nokey\r\nCLIENT GETNAME\r\nPING\r\nHELLO\r\nHELLO 4\r\nHELLO 2\r\nGET nokey\r\nHELLO 3\r\nRESET\r\nGET nokey\r\nQUIT\r\n',
+      // SKIP drops its own reply and the next one; OFF until ON; ON while skipping answers
+      'CLIENT REPLY SKIP\r\nPING\r\nECHO a\r\nCLIENT REPLY OFF\r\nPING\r\nECHO hidden\r\nCLIENT REPLY SKIP\r\nCLIENT REPLY ON\r\nECHO b\r\n' +
+        'CLIENT REPLY SKIP\r\nCLIENT REPLY SKIP\r\nECHO c\r\nECHO d\r\nCLIENT REPLY SKIP\r\nCLIENT REPLY ON\r\nECHO e\r\nCLIENT REPLY OFF\r\nRESET\r\nECHO f\r\nQUIT\r\n',
+      // errors are withheld too
+      'CLIENT REPLY OFF\r\nNOSUCH\r\nGET\r\nCLIENT REPLY ON\r\nECHO g\r\nCLIENT REPLY SKIP\r\nNOSUCH\r\nECHO h\r\nQUIT\r\n',
+    ];
+    for (const stream of streams) {
+      const theirs = await raw(stream, { port: redis.port });
+      const ours = await raw(stream);
+      const norm = (t: string) => t.replace(/\$\d+\r\n7\.0\.\d+(-jincache)?\r\n/g, '<version>').replace(/:\d+\r\n\$4\r\nmode/g, '<id>mode');
+      assert.equal(norm(ours.text), norm(theirs.text), JSON.stringify(stream));
+      assert.ok(ours.closed && theirs.closed);
+    }
+  } finally {
+    await redis.stop();
+  }
+});
+
+test('ioredis in RESP2 and RESP3 gets the same values, and a RESP3 null, map and verbatim reply decode', async () => {
+  for (const protocol of [2, 3] as const) {
+    const r = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null, protocol });
+    r.on('error', () => {});
+    try {
+      await r.connect();
+      assert.equal(await r.set(`p${protocol}`, 'v'), 'OK');
+      assert.equal(await r.get(`p${protocol}`), 'v');
+      assert.equal(await r.get('p:missing'), null);
+      assert.deepEqual(await r.call('CONFIG', 'GET', 'databases'), ['databases', '1']);
+      assert.match(String(await r.info('clients')), /^# Clients\r\nconnected_clients:\d+\r\n/);
+      assert.match(String(await r.call('CLIENT', 'INFO')), new RegExp(` resp=${protocol} `));
+      assert.equal(await r.call('CLIENT', 'GETNAME'), null);
+    } finally {
+      r.disconnect();
+    }
+  }
+});
+
+// ---- the connection registry ----
+
+test('CLIENT LIST shows every connection; CLIENT KILL closes another by ID, ADDR or USER', async () => {
+  const a = ioredis();
+  const b = ioredis();
+  try {
+    await a.connect();
+    await b.connect();
+    await a.client('SETNAME', 'alpha');
+    await b.client('SETNAME', 'beta');
+    const list = String(await a.client('LIST'));
+    const line = (name: string) => list.split('\n').find((l) => l.includes(` name=${name} `)) ?? assert.fail(`no ${name} in ${list}`);
+    const betaId = Number(/^id=(\d+)/.exec(line('beta'))![1]);
+    assert.equal(betaId, await b.client('ID'));
+    assert.match(line('alpha'), /addr=127\.0\.0\.1:\d+ laddr=127\.0\.0\.1:\d+ fd=\d+ name=alpha age=\d+ idle=\d+ flags=N .* cmd=client\|list user=default /);
+    assert.match(line('beta'), / cmd=client\|setname /);
+    assert.equal(String(await a.client('LIST', 'ID', String(betaId))).split('\n').length, 2);
+    const closed = new Promise<void>((resolve) => b.once('end', () => resolve()));
+    assert.equal(await a.client('KILL', 'ID', String(betaId)), 1);
+    await closed;
+    assert.doesNotMatch(String(await a.client('LIST')), / name=beta /);
+    // the old form names the address; killing oneself closes after the reply
+    const addr = /addr=(\S+)/.exec(String(await a.client('INFO')))![1]!;
+    assert.equal(await a.client('KILL', addr), 'OK');
+    await new Promise<void>((resolve) => a.once('end', () => resolve()));
+  } finally {
+    a.disconnect();
+    b.disconnect();
+  }
+});
+
+test('INFO counts commands, connections and bytes; CONFIG RESETSTAT starts them again; keyspace and maxmemory come from the node', async () => {
+  await withServer(new MemoryKv(), { keyspace: async () => ({ keys: 12, expires: 5, avgTtl: 3000 }), maxmemory: () => 1 << 20, info: () => ({ node_id: 'n1' }) }, async (p) => {
+    const r = new Redis({ port: p, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null });
+    r.on('error', () => {});
+    try {
+      await r.connect();
+      for (let i = 0; i < 20; i++) await r.ping();
+      await r.call('NOSUCH').catch(() => {});
+      const field = (text: string, name: string) => Number(new RegExp(`\\r\\n${name}:([0-9.]+)\\r\\n`).exec(text)?.[1] ?? NaN);
+      const info = await r.info();
+      assert.ok(field(info, 'total_commands_processed') >= 21, info);
+      assert.equal(field(info, 'connected_clients'), 1);
+      assert.equal(field(info, 'total_connections_received'), 1);
+      assert.ok(field(info, 'total_error_replies') >= 1);
+      assert.ok(field(info, 'total_net_input_bytes') > 20 * 14);
+      assert.ok(field(info, 'used_memory') > 1 << 20);
+      assert.equal(field(info, 'maxmemory'), 1 << 20);
+      assert.match(info, /\r\nmaxmemory_human:1\.00M\r\n/);
+      assert.match(info, /\r\n# Keyspace\r\ndb0:keys=12,expires=5,avg_ttl=3000\r\n/);
+      assert.match(info, /\r\n# Jincache\r\ngroup:default\r\nnode_id:n1\r\n$/);
+      assert.deepEqual(await r.call('CONFIG', 'GET', 'maxmemory'), ['maxmemory', String(1 << 20)]);
+      assert.equal(await r.call('CONFIG', 'RESETSTAT'), 'OK');
+      const after = await r.info('stats');
+      assert.ok(field(after, 'total_commands_processed') <= 2, after);
+      assert.equal(field(after, 'total_connections_received'), 0);
+    } finally {
+      r.disconnect();
+    }
+  });
+});
+
+// ---- cross-protocol requests (a browser made to talk to the cache) ----
+
+class CapturingLogger implements RespLogger {
+  readonly warnings: { obj: object; msg: string | undefined }[] = [];
+  debug() {}
+  info() {}
+  error() {}
+  warn(obj: object, msg?: string) {
+    this.warnings.push({ obj, msg });
+  }
+}
+
+test('an HTTP request, or POST / Host: as a command, is closed without a reply and changes nothing; logged once a minute at most', async () => {
+  const log = new CapturingLogger();
+  const store = new MemoryKv();
+  await withServer(store, { logger: log }, async (p) => {
+    const attacks = [
+      'POST /keys HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/plain\r\n\r\nSET pwned 1\r\n',
+      'GET / HTTP/1.1\r\nHost: x\r\n\r\n',
+      '*3\r\n$4\r\nPOST\r\n$1\r\n/\r\n$8\r\nHTTP/1.1\r\n*3\r\n$3\r\nSET\r\n$5\r\npwned\r\n$1\r\n1\r\n',
+      '*2\r\n$5\r\nhOST:\r\n$1\r\nx\r\nSET pwned 1\r\n',
+    ];
+    for (const attack of attacks) {
+      const got = await raw(attack, { port: p });
+      assert.deepEqual(got, { text: '', closed: true }, JSON.stringify(attack));
+    }
+    assert.equal(store.entries.size, 0);
+    assert.equal(log.warnings.length, 1, 'one line, not one per attempt');
+    assert.match(log.warnings[0]!.msg ?? '', /^Possible SECURITY ATTACK detected/);
+    // a command that merely starts like one is served
+    assert.equal((await raw('*1\r\n$5\r\nHOSTS\r\nQUIT\r\n', { port: p })).text, "-ERR unknown command 'HOSTS', with args beginning with: \r\n+OK\r\n");
+  });
+});
+
+// ---- before AUTH, Redis's tighter request limits ----
+
+test('an unauthenticated client is held to 10 arguments and 16 KiB per argument until it authenticates', async () => {
+  await withServer(new MemoryKv(), { password: 'pw' }, async (p) => {
+    const eleven = `*11\r\n$4\r\nMGET\r\n${'$1\r\nk\r\n'.repeat(10)}`;
+    assert.deepEqual(await raw(eleven, { port: p }), { text: '-ERR Protocol error: unauthenticated multibulk length\r\n', closed: true });
+    const big = `*2\r\n$4\r\nECHO\r\n$16385\r\n${'x'.repeat(16385)}\r\n`;
+    assert.deepEqual(await raw(big, { port: p }), { text: '-ERR Protocol error: unauthenticated bulk length\r\n', closed: true });
+    const authed = await raw(`AUTH pw\r\n${eleven}${big}QUIT\r\n`, { port: p });
+    assert.equal(authed.text, `+OK\r\n*10\r\n${'$-1\r\n'.repeat(10)}$16385\r\n${'x'.repeat(16385)}\r\n+OK\r\n`);
+    // RESET signs out: the limits apply again
+    const reset = await raw(`HELLO 3 AUTH default pw\r\nRESET\r\n${eleven}`, { port: p, until: (t) => t.includes('Protocol error') });
+    assert.match(reset.text, /\+RESET\r\n-ERR Protocol error: unauthenticated multibulk length\r\n$/);
+  });
+});
+
+// ---- limits shared with the HTTP API (SPEC §8) ----
+
+test('ClientLimits: max clients, idle timeout, output buffer and the shared input budget each cost only the offending client', async () => {
+  const refused: string[] = [];
+  const limits = new ClientLimits({ maxClients: 2, maxInputBytes: 64 * 1024, outputBufferBytes: 256 * 1024, idleTimeoutMs: 300, onRefused: (l) => refused.push(l) });
+  const store = new MemoryKv();
+  store.entries.set('big', { value: Buffer.alloc(64 * 1024, 0x62), expiresAt: 0 });
+  await withServer(store, { limits }, async (p) => {
+    // max clients: the third is refused with Redis's error
+    const one = await connect(p);
+    const two = await connect(p);
+    const third = await connect(p);
+    assert.equal(await readBytes(third, '-ERR max number of clients reached\r\n'.length), '-ERR max number of clients reached\r\n');
+    third.destroy();
+    // idle timeout: a client that sends nothing is closed; one that keeps talking is not
+    const oneClosed = new Promise<void>((resolve) => one.once('close', () => resolve()));
+    const busy = setInterval(() => two.write('PING\r\n'), 100);
+    await oneClosed;
+    clearInterval(busy);
+    assert.equal(two.destroyed, false);
+    two.destroy();
+    await new Promise((r) => setTimeout(r, 50));
+    // output buffer: a client that reads nothing while asking for 8 MiB is dropped
+    const reader = await connect(p);
+    reader.pause();
+    const dropped = new Promise<void>((resolve) => reader.once('close', () => resolve()));
+    reader.write('GET big\r\n'.repeat(128));
+    reader.resume(); // drain what little arrived; the server already gave up on it
+    reader.on('data', () => {});
+    await dropped;
+    // input budget: a client holding a partial request past the shared budget is dropped, the other stays
+    const greedy = await connect(p);
+    const polite = await connect(p);
+    const greedyClosed = new Promise<void>((resolve) => greedy.once('close', () => resolve()));
+    greedy.write(`*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$60000\r\n${'v'.repeat(40_000)}`);
+    await new Promise((r) => setTimeout(r, 50));
+    polite.write(`*2\r\n$4\r\nECHO\r\n$30000\r\n${'p'.repeat(30_000)}`);
+    await greedyClosed;
+    polite.write('\r\n');
+    assert.equal((await readBytes(polite, 30_000 + 10)).slice(0, 8), '$30000\r\n');
+    polite.destroy();
+    assert.deepEqual([...new Set(refused)].sort(), ['idle_timeout', 'input_buffer', 'max_clients', 'output_buffer']);
   });
 });

@@ -36,8 +36,11 @@ export interface DetectorOptions {
   breaker?: BreakerOptions;
   metrics?: Metrics;
   logger?: Logger;
-  /** Called when a peer's health class changes. */
-  onTransition?: (id: NodeId, from: PeerHealth, to: PeerHealth) => void;
+  /**
+   * Called when a peer's health class changes; `starting` when the peer has not answered this
+   * node yet (its unreachability so far, and its first answer, are a start-up, not a failure).
+   */
+  onTransition?: (id: NodeId, from: PeerHealth, to: PeerHealth, starting: boolean) => void;
   /** Hinted writes this node holds for a peer, told to it in the Ping answer. Default: none. */
   hintsHeldFor?: (id: NodeId) => number;
   /** Called with every successful heartbeat answer: how many hints the peer holds for this node, its table version and RESP address. */
@@ -64,6 +67,10 @@ export class FailureDetector {
   private readonly tickMs: number;
   private readonly probationMs: number;
   private offMembers: (() => void) | undefined;
+  // peers that answered a call at least once, and those whose unreachability was not reported
+  // because they had never answered yet (see emitTransitions)
+  private readonly answered = new Set<NodeId>();
+  private readonly notYetUp = new Set<NodeId>();
 
   constructor(opts: DetectorOptions) {
     this.opts = opts;
@@ -134,6 +141,7 @@ export class FailureDetector {
       this.classifier.success(peer, ms);
       this.opts.metrics?.peerRequest(peer, 'ok', ms / 1000);
       this.emitTransitions();
+      this.answered.add(peer);
       return out;
     } catch (e) {
       if (isBreakerOpen(e)) {
@@ -189,9 +197,24 @@ export class FailureDetector {
     if (changes.length === 0) return;
     for (const { id, from, to } of changes) {
       const log = this.opts.logger;
-      if (to === 'suspected' || to === 'down') log?.warn({ peer: id, from, to }, 'peer health changed');
+      const unusable = to === 'suspected' || to === 'down';
+      // A peer that never answered was not healthy and then lost: it is still starting (the
+      // nodes of a cluster start together). Its first refusals and its first answer are not
+      // news; a peer that answered before and stops answering is.
+      let starting = false;
+      if (unusable && !this.answered.has(id)) {
+        this.notYetUp.add(id);
+        starting = true;
+        log?.debug({ peer: id, to }, 'peer not answering yet');
+      } else if (!unusable && this.notYetUp.delete(id)) {
+        starting = true;
+        log?.debug({ peer: id, to }, 'peer answers');
+      } else if (unusable && this.opts.members.member(id)?.status === 'leaving') {
+        // it said it was leaving: its going away is the plan, not a failure
+        log?.info({ peer: id, from, to }, 'peer health changed (it is leaving)');
+      } else if (unusable) log?.warn({ peer: id, from, to }, 'peer health changed');
       else log?.info({ peer: id, from, to }, 'peer health changed');
-      this.opts.onTransition?.(id, from, to);
+      this.opts.onTransition?.(id, from, to, starting);
     }
   }
 }

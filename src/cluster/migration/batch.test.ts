@@ -19,9 +19,9 @@ function encodeAll(records: readonly WireRecord[], capacity: number, maxRecords?
   const enc = new BatchEncoder({ capacity, ...(maxRecords !== undefined ? { maxRecords } : {}) });
   const out: Buffer[] = [];
   for (const r of records) {
-    if (!enc.add(r.group, r.key, r.value, r.version, r.expiresAt)) {
+    if (!enc.add(r.group, r.key, r.value, r.version, r.expiresAt, r.type)) {
       out.push(enc.take()!);
-      assert.ok(enc.add(r.group, r.key, r.value, r.version, r.expiresAt), 'an empty batch takes any record');
+      assert.ok(enc.add(r.group, r.key, r.value, r.version, r.expiresAt, r.type), 'an empty batch takes any record');
     }
   }
   const last = enc.take();
@@ -30,10 +30,10 @@ function encodeAll(records: readonly WireRecord[], capacity: number, maxRecords?
   return out;
 }
 
-test('BatchEncoder writes transport-codec frames: multi-byte keys, tombstones, a record larger than the buffer alone', () => {
+test('BatchEncoder writes transport-codec frames: byte keys, typed entries, tombstones, a record larger than the buffer alone', () => {
   const records: WireRecord[] = [
     { group: 'a', key: 'k1', value: Buffer.from('one'), version: 5, expiresAt: 0 },
-    { group: 'a', key: 'ключ-€-𝄞', value: Buffer.alloc(40, 7), version: 6.5, expiresAt: 2_000_000 },
+    { group: 'a', key: Buffer.from('ключ-€-𝄞').toString('latin1'), value: Buffer.alloc(40, 7), version: 6.5, expiresAt: 2_000_000, type: 1 },
     { group: 'b', key: 'gone', value: null, version: 7, expiresAt: 0 },
     { group: 'b', key: 'big', value: Buffer.alloc(500, 1), version: 8, expiresAt: 0 },
     { group: 'a', key: 'after', value: Buffer.from(''), version: 9, expiresAt: 0 },

@@ -14,14 +14,14 @@
  * the event loop back between slices so a large batch never stalls heartbeats.
  */
 import { setImmediate as nextTurn } from 'node:timers/promises';
-import { CodecError, RecordReader, type WireRecord } from '../../peer/codec.ts';
+import { CodecError, MAX_KEY_BYTES, RecordReader, type WireRecord } from '../../peer/codec.ts';
 import type { LocalData } from '../local-data.ts';
 
 /** First buffer of a batch; it grows up to the capacity as records are added. */
 const START_BYTES = 16 * 1024;
 
 /** Bytes of a record frame besides its group, key and value. */
-export const FRAME_OVERHEAD = 2 + 2 + 8 + 8 + 4;
+export const FRAME_OVERHEAD = 2 + 4 + 8 + 8 + 1 + 4;
 
 export interface BatchEncoderOptions {
   /** Bytes of the buffer a batch is built in; a record larger than this gets a batch of its own. Required. */
@@ -66,11 +66,11 @@ export class BatchEncoder {
    * batch and adds it again (an empty batch always takes a record, growing past capacity if the
    * record alone is larger).
    */
-  add(group: string, key: string, value: Buffer | null, version: number, expiresAt: number): boolean {
+  add(group: string, key: string, value: Buffer | null, version: number, expiresAt: number, type = 0): boolean {
     let g = this.groupBytes.get(group);
     if (g === undefined) this.groupBytes.set(group, (g = Buffer.from(group, 'utf8')));
-    // a UTF-8 key takes at most 3 bytes per UTF-16 unit: reserve that, write, then fill in the length
-    const need = FRAME_OVERHEAD + g.length + key.length * 3 + (value === null ? 0 : value.length);
+    // keys are byte strings: one byte per char
+    const need = FRAME_OVERHEAD + g.length + key.length + (value === null ? 0 : value.length);
     if (this.records >= this.maxRecords) return false;
     if (this.offset + need > this.buf.length) {
       if (this.offset + need <= this.capacity) {
@@ -89,13 +89,14 @@ export class BatchEncoder {
     b.writeUInt16LE(g.length, o);
     o += 2;
     o += g.copy(b, o);
-    const kl = b.write(key, o + 2, 'utf8');
-    if (kl > 0xffff) throw new CodecError(`key of ${kl} bytes does not fit a frame`);
-    b.writeUInt16LE(kl, o);
-    o += 2 + kl;
+    const kl = b.write(key, o + 4, 'latin1');
+    if (kl > MAX_KEY_BYTES) throw new CodecError(`key of ${kl} bytes does not fit a frame`);
+    b.writeUInt32LE(kl, o);
+    o += 4 + kl;
     b.writeDoubleLE(version, o);
     b.writeDoubleLE(expiresAt, o + 8);
-    o += 16;
+    b[o + 16] = type;
+    o += 17;
     if (value === null) {
       b.writeInt32LE(-1, o);
       o += 4;

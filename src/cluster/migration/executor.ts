@@ -54,6 +54,8 @@ export interface SourceRecord {
   value: Buffer | null;
   version: number;
   expiresAt: number;
+  /** Entry type (cache/engine/types.ts); absent = a string. */
+  type?: number;
 }
 
 /**
@@ -337,12 +339,12 @@ class Job {
         list.push(it);
       }
     };
-    const add = async (st: PartState, first: boolean, group: string, key: string, value: Buffer | null, version: number, expiresAt: number): Promise<void> => {
+    const add = async (st: PartState, first: boolean, group: string, key: string, value: Buffer | null, version: number, expiresAt: number, type = 0): Promise<void> => {
       // tombstones travel without their local forget time
       const exp = value === null ? 0 : expiresAt;
-      if (!enc.add(group, key, value, version, exp)) {
+      if (!enc.add(group, key, value, version, exp, type)) {
         await flush();
-        enc.add(group, key, value, version, exp);
+        enc.add(group, key, value, version, exp, type);
       }
       if (first) {
         const size = FRAME_OVERHEAD + group.length + key.length + (value?.length ?? 0);
@@ -369,8 +371,8 @@ class Job {
           if (fromDisk === undefined) {
             for (const [key, e] of g.store.partitionEntries(p)) {
               // the common case never awaits: a batch fills without leaving this loop
-              if (enc.full || !enc.add(group, key, e.value, e.version, e.value === null ? 0 : e.expiresAt)) {
-                await add(st, first, group, key, e.value, e.version, e.expiresAt);
+              if (enc.full || !enc.add(group, key, e.value, e.version, e.value === null ? 0 : e.expiresAt, e.type)) {
+                await add(st, first, group, key, e.value, e.version, e.expiresAt, e.type);
               } else if (first) {
                 const size = FRAME_OVERHEAD + group.length + key.length + (e.value?.length ?? 0);
                 st.entriesDone++;
@@ -384,7 +386,7 @@ class Job {
           } else {
             const now = Date.now();
             for await (const r of fromDisk) {
-              await add(st, first, group, r.key, r.value, r.version, r.expiresAt);
+              await add(st, first, group, r.key, r.value, r.version, r.expiresAt, r.type ?? 0);
               if (r.value !== null && (r.expiresAt === 0 || r.expiresAt > now)) addToChecksum(sum, group, r.key, r.version);
             }
           }

@@ -6,7 +6,7 @@ import { createTable, type PartitionTable } from '../../core/placement/table.ts'
 import type { NodeId } from '../../core/types.ts';
 import { OPEN_DEFAULT } from '../auth.ts';
 import { CLUSTER_COMMANDS, CROSSSLOT, clusterNodeId, infoText, masterOfSlot, nodesText, redirect, slotRanges, type ClusterNode, type ClusterView, type NodeHealth, type RedirectMode } from './cluster.ts';
-import type { CommandEnv, Session } from './session.ts';
+import { newSession, type CommandEnv, type Session } from './session.ts';
 import { encode, encodeAs, type RespReply } from './writer.ts';
 
 interface FakeOptions {
@@ -50,7 +50,9 @@ const members = (n: number) => Array.from({ length: n }, (_, i) => ({ id: `node-
 const table3 = createTable(members(3), { partitionCount: 64, replicationFactor: 2, clock: { now: () => 0 } });
 
 function session(cluster?: Session['cluster']): Session {
-  return { id: 1, user: OPEN_DEFAULT, name: null, quit: false, ...(cluster !== undefined ? { cluster } : {}) };
+  const s = newSession(1, OPEN_DEFAULT);
+  if (cluster !== undefined) s.cluster = cluster;
+  return s;
 }
 
 /** A key whose slot's holders are exactly `holders` (owner first). */

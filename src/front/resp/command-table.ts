@@ -45,13 +45,13 @@ export const SUPPORTED: Readonly<Record<string, readonly string[] | null>> = {
   renamenx: null, copy: null, randomkey: null, dbsize: null, flushdb: null, flushall: null,
   // hashes
   hset: null, hsetnx: null, hget: null, hmget: null, hgetall: null, hdel: null, hexists: null, hlen: null,
-  hkeys: null, hvals: null, hstrlen: null, hincrby: null, hincrbyfloat: null, hscan: null, hrandfield: null,
+  hkeys: null, hvals: null, hstrlen: null, hincrby: null, hincrbyfloat: null, hscan: null, hrandfield: null, hmset: null,
   // transactions
   multi: null, exec: null, discard: null, watch: null, unwatch: null,
   // connection and server
   client: ['id', 'info', 'list', 'setname', 'getname', 'kill', 'reply', 'no-evict'],
-  echo: null, time: null, info: null, config: ['get'], command: ['count', 'info', 'docs', 'getkeys'],
-  select: null, ping: null, quit: null, hello: null, auth: null, acl: ['whoami'],
+  echo: null, time: null, info: null, config: ['get', 'set', 'resetstat'], command: ['count', 'info', 'docs', 'getkeys'],
+  select: null, ping: null, quit: null, reset: null, hello: null, auth: null, acl: ['whoami'],
   // cluster
   readonly: null, readwrite: null, asking: null,
   cluster: ['slots', 'shards', 'nodes', 'info', 'myid', 'keyslot', 'countkeysinslot', 'getkeysinslot'],

@@ -12,6 +12,11 @@ import type { RespCommand } from './parser.ts';
 import { OK, NULL_BULK, array, integer, bulk, error, type RespReply } from './writer.ts';
 import { CONNECTION_COMMANDS } from './connection.ts';
 import { CLUSTER_COMMANDS, redirect } from './cluster.ts';
+import { KEYSPACE_COMMANDS } from './keyspace.ts';
+import { STRING } from '../../cache/engine/types.ts';
+import { arityOk, findCommand, keysOf as keyPositionsOf, wrongArity as tableArity } from './command-table.ts';
+import { ENGINE_COMMANDS, isWrite, runKeyed } from './keyed.ts';
+import { enqueue, inTransaction, refuseQueued, transactionCommands } from './transaction.ts';
 import {
   denied,
   guarded,
@@ -92,9 +97,8 @@ function ttlReply(env: CommandEnv, session: Session, args: Buffer[], unitMs: num
 }
 
 function expireReply(env: CommandEnv, session: Session, name: string, args: Buffer[], unitMs: number): Result {
-  if (args.length > 3) {
-    return error(`ERR Unsupported option ${args[3]!.toString('utf8')}`);
-  }
+  // NX, XX, GT, LT compare with the current expiry: the engine decides them at the coordinator
+  if (args.length > 3) return runKeyed(env, session, args);
   const key = keyOf(args[1]!);
   const amount = parseInteger(args[2]!);
   if (amount === null) return notInteger;
@@ -124,7 +128,8 @@ function setReply(env: CommandEnv, session: Session, args: Buffer[]): Result {
       if (n <= 0) return error("ERR invalid expire time in 'set' command");
       ttlMs = opt === 'EX' ? n * 1000 : n;
     } else if (opt === 'GET' || opt === 'KEEPTTL' || opt === 'EXAT' || opt === 'PXAT') {
-      return error(`ERR SET option ${opt} is not supported by jincache`);
+      // these read the old entry or an absolute time: the engine decides them at the coordinator
+      return runKeyed(env, session, args);
     } else {
       return syntaxError;
     }
@@ -154,8 +159,7 @@ const DATA_COMMANDS: Record<string, CommandSpec> = {
     run(env, session, args) {
       const key = keyOf(args[1]!);
       return guarded(async () => {
-        const r = await env.door.get('resp', session.user, env.group, key);
-        return r === null ? NULL_BULK : bulk(r.value);
+        return getReply(await env.door.get('resp', session.user, env.group, key));
       });
     },
   },
@@ -201,7 +205,8 @@ const DATA_COMMANDS: Record<string, CommandSpec> = {
       if (!Array.isArray(keys)) return keys;
       return guarded(async () => {
         const values = await mapLimit(keys, FANOUT, (k) => env.door.get('resp', session.user, env.group, k, 'mget'));
-        return array(values.map((r) => (r === null ? NULL_BULK : bulk(r.value))));
+        // a key of another type is nil here, as in Redis
+        return array(values.map((r) => (r === null || (r.type !== undefined && r.type !== STRING) ? NULL_BULK : bulk(r.value))));
       });
     },
   },
@@ -244,21 +249,12 @@ const DATA_COMMANDS: Record<string, CommandSpec> = {
 
 };
 
-const COMMANDS: Record<string, CommandSpec> = { ...CONNECTION_COMMANDS, ...CLUSTER_COMMANDS, ...DATA_COMMANDS };
+const COMMANDS: Record<string, CommandSpec> = { ...CONNECTION_COMMANDS, ...CLUSTER_COMMANDS, ...DATA_COMMANDS, ...KEYSPACE_COMMANDS, ...transactionCommands((env, session, args) => execute(env, session, args)) };
 
 /** A redirect (cluster.ts), counted in /metrics like every command. */
 function redirected(env: CommandEnv, reply: RespReply, began = performance.now()): RespReply {
   env.door.observe('resp', 'other', env.group, 'redirected', began);
   return reply;
-}
-
-/** The key arguments of a command, by its key positions (first, last: -1 = to the end, step). */
-function keyArgs(spec: CommandSpec, args: Buffer[]): Buffer | Buffer[] {
-  const [first, last, step] = spec.keys;
-  if (first === last) return args[first]!;
-  const out: Buffer[] = [];
-  for (let i = first, end = last < 0 ? args.length + last : last; i <= end; i += step) out.push(args[i]!);
-  return out;
 }
 
 /** The names of the commands answered, lower case. */
@@ -270,27 +266,43 @@ export const COMMAND_NAMES: readonly string[] = Object.freeze(Object.keys(COMMAN
  */
 export function execute(env: CommandEnv, session: Session, args: Buffer[]): Result {
   const name = args[0]!.toString('latin1').toLowerCase();
-  const spec = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
+  const spec = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : ENGINE_COMMANDS.has(name) ? engineSpec(args) : undefined;
   // commands on keys are counted by the door; the others here, so every command is in /metrics
   const began = performance.now();
   if (!spec) {
     env.door.observe('resp', 'other', env.group, 'bad_request', began);
+    refuseQueued(session);
     return unknownCommand(args);
   }
-  if (spec.arity > 0 ? args.length !== spec.arity : args.length < -spec.arity) {
+  const table = findCommand(args);
+  if (table !== undefined ? !arityOk(table, args.length) : spec.arity > 0 ? args.length !== spec.arity : args.length < -spec.arity) {
     env.door.observe('resp', 'other', env.group, 'bad_request', began);
-    return wrongArity(name);
+    refuseQueued(session);
+    return table !== undefined ? tableArity(table) : wrongArity(name);
   }
   // as Redis: an unknown command or a wrong arity is reported before authentication is asked for
+  session.command = name; // CLIENT LIST's cmd= (a container's run names its subcommand)
   const refused = denied(session, spec.perm, name);
   if (refused !== undefined) {
     env.door.observe('resp', 'other', env.group, session.user === null ? 'unauthorized' : 'forbidden', began);
+    refuseQueued(session);
     return refused;
   }
-  if (spec.keys[0] !== 0 && env.cluster !== undefined) {
-    const moved = redirect(session, keyArgs(spec, args), env.cluster, spec.flags.includes('write') ? 'write' : 'read');
-    if (moved !== undefined) return redirected(env, moved, began);
+  // Redis Cluster: a key another node serves, or keys in several slots (the key positions from
+  // Redis's key specs); as Redis, a transaction that meets one is aborted at EXEC
+  if (env.cluster !== undefined) {
+    const positions = keyPositionsOf(args);
+    if (positions !== null && positions.length > 0) {
+      const moved = redirect(session, positions.length === 1 ? args[positions[0]!]! : positions.map((i) => args[i]!), env.cluster, spec.perm === 'write' ? 'write' : 'read');
+      if (moved !== undefined) {
+        refuseQueued(session);
+        return redirected(env, moved, began);
+      }
+    }
   }
+  // between MULTI and EXEC a command is queued, not run
+  const queued = inTransaction(session) ? enqueue(session, name, args) : undefined;
+  if (queued !== undefined) return queued;
   try {
     const out = spec.run(env, session, args);
     if (spec.keys[0] === 0) env.door.observe('resp', 'other', env.group, 'ok', began);
@@ -300,10 +312,21 @@ export function execute(env: CommandEnv, session: Session, args: Buffer[]): Resu
   }
 }
 
+/** An engine command's spec: its permission from Redis's write flag; run at its coordinator. */
+function engineSpec(args: readonly Buffer[]): CommandSpec {
+  return isWrite(args) ? ENGINE_WRITE : ENGINE_READ;
+}
+
+const ENGINE_WRITE: CommandSpec = { perm: 'write', arity: -1, flags: [], keys: [1, 1, 1], run: runKeyed };
+const ENGINE_READ: CommandSpec = { perm: 'read', arity: -1, flags: [], keys: [1, 1, 1], run: runKeyed };
+
+const WRONGTYPE = error('WRONGTYPE Operation against a key holding the wrong kind of value');
+
 // ---- the hot path: GET and SET straight from the parser's byte ranges ----
 
 function getReply(r: GetResult | null): RespReply {
-  return r === null ? NULL_BULK : bulk(r.value);
+  if (r === null) return NULL_BULK;
+  return r.type === undefined || r.type === STRING ? bulk(r.value) : WRONGTYPE;
 }
 
 function getAnswer(r: unknown): RespReply {
@@ -330,6 +353,7 @@ export function failedCall(err: unknown): RespReply {
 }
 
 function fastGet(env: CommandEnv, session: Session, cmd: RespCommand, call: KvCall | undefined): Result | null {
+  session.command = 'get';
   const refused = denied(session, 'read', 'get');
   if (refused !== undefined) return refused;
   const key = cmd.buf.toString('latin1', cmd.start(1), cmd.end(1));
@@ -350,6 +374,7 @@ function fastGet(env: CommandEnv, session: Session, cmd: RespCommand, call: KvCa
 }
 
 function fastSet(env: CommandEnv, session: Session, cmd: RespCommand, call: KvCall | undefined): Result | null {
+  session.command = 'set';
   const refused = denied(session, 'write', 'set');
   if (refused !== undefined) return refused;
   const key = cmd.buf.toString('latin1', cmd.start(1), cmd.end(1));
@@ -384,7 +409,7 @@ const LOWER = 0x20;
 export function executeCommand(env: CommandEnv, session: Session, cmd: RespCommand): Result;
 export function executeCommand(env: CommandEnv, session: Session, cmd: RespCommand, call: KvCall): Result | null;
 export function executeCommand(env: CommandEnv, session: Session, cmd: RespCommand, call?: KvCall): Result | null {
-  if (cmd.length(0) === 3) {
+  if (cmd.length(0) === 3 && !inTransaction(session)) {
     const b = cmd.buf;
     const at = cmd.start(0);
     if ((b[at + 1]! | LOWER) === 0x65 /* e */ && (b[at + 2]! | LOWER) === 0x74 /* t */) {

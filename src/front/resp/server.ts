@@ -1,6 +1,8 @@
 /**
- * The Redis-protocol listener (SPEC §1, `server.resp_port`): RESP2 over TCP, each command mapped
- * onto the node's KvService, which routes it to the key's owner.
+ * The Redis-protocol listener (SPEC §1 and §6, `server.resp_port`): RESP2, and RESP3 after
+ * HELLO 3, over TCP, each command mapped onto the node's KvService, which routes it to the key's
+ * owner. The listener keeps the registry of its connections (CLIENT LIST / INFO / KILL see it
+ * through `env.listener`) and its counters (INFO).
  *
  * One connection runs its commands one at a time, in arrival order, so replies come back in
  * request order; the next command starts as soon as the previous one resolved, without waiting
@@ -15,12 +17,24 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import os from 'node:os';
+import { randomBytes } from 'node:crypto';
 import { systemClock, type Clock } from '../../core/types.ts';
 import { OPEN_DEFAULT } from '../auth.ts';
 import type { FrontDoor } from '../door.ts';
 import type { ClientLimits, InputHolder } from '../../net/limits.ts';
-import { RespParser } from './parser.ts';
-import { KvCall, REDIS_VERSION, executeCommand, failedCall, type CommandEnv, type Session } from './commands.ts';
+import { CrossProtocolError, RespParser, isCrossProtocolError, type RespCommand } from './parser.ts';
+import { KvCall, executeCommand, failedCall } from './commands.ts';
+import { infoSections, infoText, usedMemory } from './info.ts';
+import {
+  newSession,
+  type ClientView,
+  type CommandEnv,
+  type KeyspaceStats,
+  type Listener,
+  type ListenerFacts,
+  type ListenerStats,
+  type Session,
+} from './session.ts';
 import { ReplyBatch, encode, error, type RespReply } from './writer.ts';
 import type { ClusterView } from './cluster-view.ts';
 
@@ -43,6 +57,22 @@ export interface RespServerOptions {
   port: number;
   /** Extra `field: value` lines for INFO, shown under `# Jincache`. Default none. */
   info?: () => Record<string, string | number>;
+  /**
+   * The default group's keys in the whole cluster, how many have a TTL and their average TTL
+   * left in ms (INFO keyspace `db0:keys=..,expires=..,avg_ttl=..`). INFO waits for it at most
+   * a second, then leaves db0 out. Default: the door's count, with expires and avg_ttl 0.
+   */
+  keyspace?: () => Promise<KeyspaceStats>;
+  /** Bytes the default group may hold on this node (CONFIG GET maxmemory, INFO maxmemory). Default 0 (Redis: no limit). */
+  maxmemory?: () => number;
+  /** The names of the configured users (CLIENT KILL USER refuses others). Default: `default` and the users connected now. */
+  users?: () => readonly string[];
+  /**
+   * Whether this listener answers the Redis Cluster protocol: HELLO and INFO say `cluster` mode,
+   * INFO `cluster_enabled:1`, CONFIG GET cluster-enabled `yes`, SELECT of another db refused as
+   * Redis Cluster refuses it. Default: whether `cluster` is given.
+   */
+  clusterEnabled?: boolean;
   /** Default silent. */
   logger?: RespLogger;
   /** How long stop() lets a command in flight finish before connections are destroyed. Default 5000 ms. */
@@ -72,11 +102,24 @@ const FLUSH_BYTES = 64 * 1024;
 const CLOSE_GRACE_MS = 1000;
 /** INFO's keyspace line waits this long for a cluster-wide count; INFO must stay fast. */
 const INFO_COUNT_BUDGET_MS = 1000;
+/** instantaneous_ops_per_sec: commands counted once a second, the rate over the last few. */
+const OPS_SAMPLE_MS = 1000;
+const OPS_SAMPLES = 5;
+/** A cross-protocol attack is logged at most this often (each closed all the same). */
+const SECURITY_LOG_EVERY_MS = 60_000;
 
+/** What INFO stats counts; CONFIG RESETSTAT zeroes it. */
 interface Counters {
   connectionsReceived: number;
   commandsProcessed: number;
   rejectedConnections: number;
+  netInputBytes: number;
+  netOutputBytes: number;
+  errorReplies: number;
+}
+
+function zeroCounters(): Counters {
+  return { connectionsReceived: 0, commandsProcessed: 0, rejectedConnections: 0, netInputBytes: 0, netOutputBytes: 0, errorReplies: 0 };
 }
 
 export class RespServer {
@@ -91,13 +134,27 @@ export class RespServer {
   private readonly clock: Clock;
   private readonly env: CommandEnv;
 
+  private readonly keyspaceOf: () => Promise<KeyspaceStats>;
+  private readonly maxmemory: () => number;
+  private readonly userNames: (() => readonly string[]) | undefined;
+  private readonly clusterEnabled: boolean;
+
   private server: net.Server | tls.Server | null = null;
   private readonly tls: RespServerOptions['tls'];
-  /** Live connections; each removes itself on close. */
-  private readonly open = new Set<RespConnection>();
+  /** Live connections by client id, oldest first; each removes itself on close. */
+  private readonly open = new Map<number, RespConnection>();
   private nextClientId = 1;
   private startedAt = 0;
-  private readonly counters: Counters = { connectionsReceived: 0, commandsProcessed: 0, rejectedConnections: 0 };
+  private readonly counters: Counters = zeroCounters();
+  /** New every start, as Redis's run_id. */
+  private readonly runId = randomBytes(20).toString('hex');
+  /** The most used_memory INFO has seen. */
+  private memoryPeak = 0;
+  /** commandsProcessed once a second, oldest first (instantaneous_ops_per_sec). */
+  private readonly opsSamples: { at: number; commands: number }[] = [];
+  private sampler: NodeJS.Timeout | null = null;
+  private securityLoggedAt = -Infinity;
+  private securitySuppressed = 0;
 
   constructor(opts: RespServerOptions) {
     this.door = opts.door;
@@ -113,13 +170,92 @@ export class RespServer {
     this.extraInfo = opts.info;
     this.log = opts.logger ?? silentLogger;
     this.clock = opts.clock ?? systemClock;
+    this.keyspaceOf = opts.keyspace ?? (async () => ({ keys: await this.door.count('resp', OPEN_DEFAULT, this.door.defaultGroup), expires: 0, avgTtl: 0 }));
+    this.maxmemory = opts.maxmemory ?? (() => 0);
+    this.userNames = opts.users;
+    this.clusterEnabled = opts.clusterEnabled ?? opts.cluster !== undefined;
     this.env = {
       door: this.door,
       group: this.door.defaultGroup,
       clock: this.clock,
       info: (sections) => this.infoText(sections),
+      // INFO itself is permission-checked where the command is dispatched
+      keyspace: () => this.keyspaceOf(),
+      listener: this.listener,
       ...(opts.cluster !== undefined ? { cluster: opts.cluster } : {}),
     };
+  }
+
+  /** What commands see of this listener (CLIENT, CONFIG, INFO). */
+  private readonly listener: Listener = {
+    clients: () => this.open.values(),
+    client: (id) => this.open.get(id),
+    users: () => this.userNames?.() ?? ['default', ...new Set([...this.open.values()].flatMap((c) => (c.session.user ? [c.session.user.name] : [])))],
+    facts: () => this.facts(),
+    stats: () => this.stats(),
+    resetStats: () => {
+      Object.assign(this.counters, zeroCounters());
+      this.opsSamples.length = 0;
+    },
+  };
+
+  private facts(): ListenerFacts {
+    return {
+      host: this.host,
+      port: this.address().port,
+      maxClients: this.maxConnections,
+      idleTimeoutMs: this.limits?.idleTimeoutMs ?? 0,
+      outputBufferBytes: this.limits?.outputBufferBytes ?? 0,
+      maxValueBytes: this.door.maxValueBytes(),
+      maxmemory: this.maxmemory(),
+      clusterEnabled: this.clusterEnabled,
+    };
+  }
+
+  private stats(): ListenerStats {
+    let maxIn = 0;
+    let maxOut = 0;
+    for (const c of this.open.values()) {
+      maxIn = Math.max(maxIn, c.inputBytes());
+      maxOut = Math.max(maxOut, c.outputBytes());
+    }
+    const c = this.counters;
+    const first = this.opsSamples[0];
+    const now = this.clock.now();
+    const opsPerSec = first !== undefined && now > first.at ? ((c.commandsProcessed - first.commands) * 1000) / (now - first.at) : 0;
+    return {
+      startedAt: this.startedAt,
+      connectedClients: this.open.size,
+      connectionsReceived: c.connectionsReceived,
+      rejectedConnections: c.rejectedConnections,
+      commandsProcessed: c.commandsProcessed,
+      opsPerSec: Math.max(0, opsPerSec),
+      netInputBytes: c.netInputBytes,
+      netOutputBytes: c.netOutputBytes,
+      errorReplies: c.errorReplies,
+      maxInputBuffer: maxIn,
+      maxOutputBuffer: maxOut,
+    };
+  }
+
+  private sampleOps(): void {
+    this.opsSamples.push({ at: this.clock.now(), commands: this.counters.commandsProcessed });
+    if (this.opsSamples.length > OPS_SAMPLES) this.opsSamples.shift();
+  }
+
+  /**
+   * A client spoke HTTP to this port (parser.ts: CrossProtocolError): it is closed without a
+   * reply. Logged as Redis logs it, but at most once a minute: a hostile page can open many.
+   */
+  private securityWarning(client: number, remote: string, err: CrossProtocolError): void {
+    const now = this.clock.now();
+    if (now - this.securityLoggedAt < SECURITY_LOG_EVERY_MS) {
+      this.securitySuppressed++;
+      return;
+    }
+    this.log.warn({ client, remote, line: err.line, ...(this.securitySuppressed > 0 ? { alsoSinceLastLog: this.securitySuppressed } : {}) }, err.message);
+    this.securityLoggedAt = now;
+    this.securitySuppressed = 0;
   }
 
   /** Parser limits: one value plus slack for framing; a request may carry many values (MSET). */
@@ -143,6 +279,9 @@ export class RespServer {
     server.on('tlsClientError', (err) => this.log.debug({ err: err.message }, 'resp TLS handshake failed'));
     this.server = server;
     this.startedAt = this.clock.now();
+    this.sampleOps();
+    this.sampler = setInterval(() => this.sampleOps(), OPS_SAMPLE_MS);
+    this.sampler.unref();
     return new Promise((resolve, reject) => {
       const onError = (err: Error) => {
         this.server = null;
@@ -166,14 +305,16 @@ export class RespServer {
     const server = this.server;
     if (!server) return;
     this.server = null;
+    if (this.sampler) clearInterval(this.sampler);
+    this.sampler = null;
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     // The server reports closed before its sockets emit 'close'; wait for those too, so
     // connections() is 0 once stop() resolves.
-    const conns = [...this.open];
+    const conns = [...this.open.values()];
     for (const conn of conns) conn.shutdown();
     // A command stuck past its deadline must not hold stop() forever.
     const force = setTimeout(() => {
-      for (const conn of this.open) conn.destroy();
+      for (const conn of this.open.values()) conn.destroy();
     }, this.requestTimeoutMs + CLOSE_GRACE_MS);
     try {
       await closed;
@@ -212,82 +353,68 @@ export class RespServer {
     socket.setKeepAlive(true, 300_000);
     socket.setNoDelay(true);
     const id = this.nextClientId++;
+    const session = newSession(id, this.door.anonymous());
     const conn = new RespConnection({
       socket,
       env: this.env,
-      session: { id, user: this.door.anonymous(), name: null, quit: false },
-      parser: new RespParser(this.parserOptions()),
+      session,
+      parser: new RespParser({ ...this.parserOptions(), authRequired: session.user === null }),
       log: this.log,
       counters: this.counters,
+      clock: this.clock,
+      authRequired: this.door.authRequired,
       ...(this.limits !== undefined ? { limits: this.limits } : {}),
+      onCrossProtocol: (err) => this.securityWarning(id, conn.addr, err),
       onClose: () => {
         this.limits?.leave();
-        this.open.delete(conn);
+        this.open.delete(id);
         this.log.debug({ client: id }, 'resp client disconnected');
       },
     });
-    this.open.add(conn);
-    this.log.debug({ client: id, remote: `${socket.remoteAddress}:${socket.remotePort}` }, 'resp client connected');
+    this.open.set(id, conn);
+    this.log.debug({ client: id, remote: conn.addr }, 'resp client connected');
   }
 
-  private async infoText(sections: string[]): Promise<string> {
-    const all = sections.length === 0 || sections.some((s) => s === 'all' || s === 'everything' || s === 'default');
-    const want = (name: string) => all || sections.includes(name);
-    const out: string[] = [];
-    const section = (title: string, fields: Record<string, string | number>) => {
-      if (!want(title.toLowerCase())) return;
-      if (out.length > 0) out.push('');
-      out.push(`# ${title}`);
-      for (const [k, v] of Object.entries(fields)) out.push(`${k}:${String(v).replace(/[\r\n]/g, ' ')}`);
-    };
-    const uptimeS = Math.max(0, Math.floor((this.clock.now() - this.startedAt) / 1000));
-    section('Server', {
-      redis_version: REDIS_VERSION,
-      redis_mode: 'standalone',
-      os: `${os.type()} ${os.release()} ${os.arch()}`,
-      arch_bits: 64,
-      process_id: process.pid,
-      tcp_port: this.address().port,
-      uptime_in_seconds: uptimeS,
-      uptime_in_days: Math.floor(uptimeS / 86400),
-    });
-    section('Clients', { connected_clients: this.open.size, maxclients: this.maxConnections });
-    section('Persistence', { loading: 0 });
-    section('Stats', {
-      total_connections_received: this.counters.connectionsReceived,
-      total_commands_processed: this.counters.commandsProcessed,
-      rejected_connections: this.counters.rejectedConnections,
-    });
-    section('Replication', { role: 'master', connected_slaves: 0 });
-    section('Cluster', { cluster_enabled: this.env.cluster !== undefined ? 1 : 0 });
-    if (want('keyspace')) {
-      // Redis leaves db0 out when it is empty or unknown; so do we when the count is slow.
-      const keys = await countWithin(this.door, this.door.defaultGroup, INFO_COUNT_BUDGET_MS);
-      section('Keyspace', keys !== null && keys > 0 ? { db0: `keys=${keys},expires=0,avg_ttl=0` } : {});
+  private async infoText(args: string[]): Promise<string> {
+    const sections = infoSections(args);
+    const keyspace = sections.has('keyspace') ? await within(this.keyspaceOf(), INFO_COUNT_BUDGET_MS) : null;
+    const memory = process.memoryUsage();
+    this.memoryPeak = Math.max(this.memoryPeak, usedMemory(memory));
+    let extra: Record<string, string | number> = {};
+    try {
+      extra = this.extraInfo?.() ?? {};
+    } catch (err) {
+      this.log.warn({ err }, 'resp INFO provider failed');
     }
-    if (this.extraInfo) {
-      let extra: Record<string, string | number> = {};
-      try {
-        extra = this.extraInfo();
-      } catch (err) {
-        this.log.warn({ err }, 'resp INFO provider failed');
-      }
-      section('Jincache', { group: this.door.defaultGroup, ...extra });
-    } else {
-      section('Jincache', { group: this.door.defaultGroup });
-    }
-    return out.join('\r\n') + (out.length > 0 ? '\r\n' : '');
+    return infoText({
+      sections,
+      facts: this.facts(),
+      stats: this.stats(),
+      now: this.clock.now(),
+      runId: this.runId,
+      process: {
+        pid: process.pid,
+        memory,
+        peakMemory: this.memoryPeak,
+        cpu: process.cpuUsage(),
+        totalSystemMemory: os.totalmem(),
+        os: `${os.type()} ${os.release()} ${os.arch()}`,
+        executable: process.execPath,
+      },
+      keyspace,
+      jincache: { group: this.door.defaultGroup, ...extra },
+    });
   }
 }
 
-async function countWithin(door: FrontDoor, group: string, ms: number): Promise<number | null> {
+/** `p`'s value, or null when it fails or takes longer than `ms`. */
+async function within<T>(p: Promise<T>, ms: number): Promise<T | null> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<null>((resolve) => {
     timer = setTimeout(() => resolve(null), ms);
   });
   try {
-    // INFO itself is permission-checked where the command is dispatched
-    return await Promise.race([door.count('resp', OPEN_DEFAULT, group).catch(() => null), timeout]);
+    return await Promise.race([p.catch(() => null), timeout]);
   } finally {
     clearTimeout(timer);
   }
@@ -300,23 +427,57 @@ interface ConnectionDeps {
   parser: RespParser;
   log: RespLogger;
   counters: Counters;
+  clock: Clock;
+  /** Whether the node requires a password: the parser's pre-AUTH limits follow the session's user. */
+  authRequired: boolean;
   limits?: ClientLimits;
+  /** The client spoke HTTP: it is being closed without a reply (the server logs it). */
+  onCrossProtocol: (err: CrossProtocolError) => void;
   onClose: () => void;
+}
+
+/** `ip:port`, `[ip]:port` for IPv6, as Redis writes client addresses. */
+function formatAddress(ip: string | undefined, port: number | undefined): string {
+  const host = ip ?? '?';
+  return `${host.includes(':') ? `[${host}]` : host}:${port ?? 0}`;
+}
+
+/** A command named POST or `Host:` (any case): what Redis's securityWarningCommand refuses. */
+function isHttpCommand(cmd: RespCommand): boolean {
+  const at = cmd.start(0);
+  const b = cmd.buf;
+  const n = cmd.length(0);
+  const is = (word: string) => {
+    for (let i = 0; i < n; i++) if ((b[at + i]! | 0x20) !== word.charCodeAt(i)) return false;
+    return true;
+  };
+  return n === 4 ? is('post') : n === 5 && b[at + 4] === 0x3a /* : */ && is('host:');
 }
 
 /**
  * One client. State: `running` while the command loop is active (at most one loop, so commands
  * never overlap); `draining` while waiting for the socket to take unsent replies; `closing` once
- * QUIT, a protocol error or shutdown ended it: nothing more is executed.
+ * QUIT, a protocol error, CLIENT KILL of itself or shutdown ended it: nothing more is executed.
+ *
+ * Each reply is encoded in the protocol the session has once its command returned (HELLO's own
+ * reply in the new one), and written only while the session's CLIENT REPLY mode lets it.
  */
-class RespConnection {
+class RespConnection implements ClientView {
   private readonly socket: net.Socket;
   private readonly env: CommandEnv;
-  private readonly session: Session;
+  readonly session: Session;
   private readonly parser: RespParser;
   private readonly log: RespLogger;
   private readonly counters: Counters;
+  private readonly clock: Clock;
+  private readonly authRequired: boolean;
+  private readonly onCrossProtocol: (err: CrossProtocolError) => void;
   private readonly limits: ClientLimits | undefined;
+  readonly addr: string;
+  readonly laddr: string;
+  readonly fd: number;
+  readonly connectedAt: number;
+  private lastInput: number;
   /** This connection's unparsed input, as the shared input budget counts it. */
   private readonly input: InputHolder = { bytes: 0, evict: () => this.evicted() };
   private readonly batch = new ReplyBatch();
@@ -339,8 +500,17 @@ class RespConnection {
     this.parser = deps.parser;
     this.log = deps.log;
     this.counters = deps.counters;
+    this.clock = deps.clock;
+    this.authRequired = deps.authRequired;
+    this.onCrossProtocol = deps.onCrossProtocol;
     this.limits = deps.limits;
     const socket = this.socket;
+    this.addr = formatAddress(socket.remoteAddress, socket.remotePort);
+    this.laddr = formatAddress(socket.localAddress, socket.localPort);
+    // a TCP socket's descriptor (libuv's handle); a TLS socket's is not reachable: -1
+    const fd = (socket as unknown as { _handle?: { fd?: unknown } })._handle?.fd;
+    this.fd = typeof fd === 'number' ? fd : -1;
+    this.connectedAt = this.lastInput = this.clock.now();
     const idleMs = this.limits?.idleTimeoutMs ?? 0;
     if (idleMs > 0) {
       // Redis's `timeout`: a client that sends nothing for this long is closed (not one waiting on a command)
@@ -389,7 +559,28 @@ class RespConnection {
     this.socket.destroy();
   }
 
+  // ---- ClientView (CLIENT LIST, INFO, KILL) ----
+
+  lastInputAt(): number {
+    return this.lastInput;
+  }
+
+  inputBytes(): number {
+    return this.parser.bufferedBytes;
+  }
+
+  outputBytes(): number {
+    return this.socket.writableLength + this.batch.byteLength;
+  }
+
+  kill(): void {
+    this.closing = true;
+    this.socket.destroy();
+  }
+
   private onData(chunk: Buffer): void {
+    this.counters.netInputBytes += chunk.length;
+    this.lastInput = this.clock.now();
     if (this.closing) return; // discarded: we are only waiting for the peer to close
     this.parser.feed(chunk);
     if (this.limits !== undefined && !this.limits.hold(this.input, this.parser.bufferedBytes)) return;
@@ -423,16 +614,28 @@ class RespConnection {
         const kind = this.parser.nextCommand();
         if (kind === 'incomplete') break;
         if (kind === 'error') {
-          const reason = this.parser.error?.message ?? 'Protocol error';
+          const err = this.parser.error;
+          if (isCrossProtocolError(err)) {
+            this.crossProtocol(err);
+            return;
+          }
+          const reason = err?.message ?? 'Protocol error';
           this.log.debug({ client: this.session.id, reason }, 'resp protocol error');
-          this.reply(error(`ERR ${reason}`));
+          this.answer(error(`ERR ${reason}`));
           this.closing = true;
           break;
+        }
+        const cmd = this.parser.command;
+        // POST and Host: sent as multibulk (the parser flags them only inline)
+        const nameLength = cmd.length(0);
+        if ((nameLength === 4 || nameLength === 5) && isHttpCommand(cmd)) {
+          this.crossProtocol(new CrossProtocolError(cmd.buf.toString('latin1', cmd.start(0), cmd.end(0))));
+          return;
         }
         this.counters.commandsProcessed++;
         // The command's arguments are views of the parser's storage, used only synchronously
         // here: the parser is not touched again until the command's reply is in.
-        const result = executeCommand(this.env, this.session, this.parser.command, this.call);
+        const result = executeCommand(this.env, this.session, cmd, this.call);
         let reply: RespReply;
         if (result !== null && !(result instanceof Promise)) {
           reply = result;
@@ -455,7 +658,8 @@ class RespConnection {
           }
           if (this.isClosed) return;
         }
-        this.reply(reply);
+        this.answer(reply);
+        if (this.authRequired) this.parser.authRequired = this.session.user === null;
         if (this.session.quit) this.closing = true;
       }
     } catch (err) {
@@ -477,9 +681,26 @@ class RespConnection {
     }
   }
 
-  private reply(r: RespReply): void {
-    this.batch.push(r);
-    if (this.batch.byteLength >= FLUSH_BYTES) this.flush();
+  /** A command's reply: encoded in the session's protocol now, written if CLIENT REPLY lets it. */
+  private answer(r: RespReply): void {
+    if (r.type === 'error') this.counters.errorReplies++;
+    const s = this.session;
+    if (s.replies === 'on') {
+      if (s.protocol !== this.batch.protocol) this.batch.protocol = s.protocol;
+      this.batch.push(r);
+      if (this.batch.byteLength >= FLUSH_BYTES) this.flush();
+    } else if (s.replies === 'skip-next') {
+      s.replies = 'skip'; // CLIENT REPLY SKIP has no reply; the next command's is dropped
+    } else if (s.replies === 'skip') {
+      s.replies = 'on';
+    }
+  }
+
+  /** An HTTP request (or POST / Host: as a command): closed at once, nothing answered or run. */
+  private crossProtocol(err: CrossProtocolError): void {
+    this.onCrossProtocol(err);
+    this.closing = true;
+    this.socket.destroy();
   }
 
   private readonly flushLater = (): void => {
@@ -493,6 +714,7 @@ class RespConnection {
       this.flushScheduled = null;
     }
     if (this.batch.empty || this.isClosed || this.socket.writableEnded) return;
+    this.counters.netOutputBytes += this.batch.byteLength;
     const chunks = this.batch.take();
     if (chunks.length === 1) {
       this.socket.write(chunks[0]!);
