@@ -149,6 +149,13 @@ export class RespCluster implements ClusterView {
     return n;
   }
 
+  countKeysInPartitions(partitions: readonly number[]): number {
+    const store = this.opts.store();
+    let n = 0;
+    for (const p of partitions) n += store.liveCount(p);
+    return n;
+  }
+
   keysInSlot(slot: number, count: number): string[] {
     const out: string[] = [];
     if (count > 0) {

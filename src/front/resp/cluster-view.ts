@@ -52,6 +52,8 @@ export interface ClusterView {
   countKeysInSlot(slot: number): number;
   /** Up to `count` of those keys (byte strings). */
   keysInSlot(slot: number, count: number): string[];
+  /** Keys with a live value in this node's copy of the partitions (DBSIZE on a cluster-aware connection). */
+  countKeysInPartitions(partitions: readonly number[]): number;
 }
 
 /** A connection's Redis Cluster state (Session.cluster), set by CLUSTER SLOTS/SHARDS/NODES, READONLY, ASKING. */

@@ -5,7 +5,7 @@ import { SLOT_COUNT, partitionOfSlot, slotOf } from '../../core/placement/hash.t
 import { createTable, type PartitionTable } from '../../core/placement/table.ts';
 import type { NodeId } from '../../core/types.ts';
 import { OPEN_DEFAULT } from '../auth.ts';
-import { CLUSTER_COMMANDS, CROSSSLOT, clusterNodeId, infoText, masterOfSlot, nodesText, redirect, slotRanges, type ClusterNode, type ClusterView, type NodeHealth, type RedirectMode } from './cluster.ts';
+import { CLUSTER_COMMANDS, CROSSSLOT, clusterNodeId, infoText, masterOfSlot, masteredPartitions, nodesText, redirect, slotRanges, type ClusterNode, type ClusterView, type NodeHealth, type RedirectMode } from './cluster.ts';
 import { newSession, type CommandEnv, type Session } from './session.ts';
 import { encode, encodeAs, type RespReply } from './writer.ts';
 
@@ -43,6 +43,7 @@ function fakeView(o: FakeOptions): ClusterView & { mode: RedirectMode; health: R
     current: (id) => !(o.behind ?? []).includes(id),
     countKeysInSlot: (slot) => keys.filter((k) => slotOf(k) === slot).length,
     keysInSlot: (slot, count) => keys.filter((k) => slotOf(k) === slot).slice(0, count),
+    countKeysInPartitions: (ps) => keys.filter((k) => ps.includes(partitionOfSlot(slotOf(k), o.table.partitionCount))).length,
   };
 }
 
@@ -344,4 +345,19 @@ test('property: MOVED always names the slot map master, and following MOVED from
     ),
     { numRuns: 200 },
   );
+});
+
+test('masteredPartitions: the masters split the partitions between them, each exactly once, also with a node down', () => {
+  for (const down of [undefined, 'node-2']) {
+    const health = down === undefined ? {} : { [down]: 'fail' as const };
+    const seen = new Map<number, string>();
+    for (const m of table3.members) {
+      if (m.id === down) continue;
+      for (const p of masteredPartitions(fakeView({ self: m.id, table: table3, health }))) {
+        assert.equal(seen.has(p), false, `partition ${p} mastered by ${seen.get(p)} and ${m.id}`);
+        seen.set(p, m.id);
+      }
+    }
+    assert.equal(seen.size, table3.partitionCount, `every partition has a live master (down: ${down})`);
+  }
 });

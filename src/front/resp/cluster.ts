@@ -95,6 +95,19 @@ export function redirect(session: Session, keys: KeyArg | readonly KeyArg[], vie
  * cluster-aware connection a node should answer for the slots it is master of, so the sum is the
  * cluster's.
  */
+/**
+ * The partitions this node is the master of, as the slot map shows it (a cluster-aware client
+ * asks every master for its own keys and adds the answers: DBSIZE, KEYS, SCAN).
+ */
+export function masteredPartitions(view: ClusterView): number[] {
+  const table = view.table();
+  const out: number[] = [];
+  table.assignments.forEach((holders, p) => {
+    if (masterOf(view, holders)?.id === view.self) out.push(p);
+  });
+  return out;
+}
+
 export function masterOfSlot(view: ClusterView, slot: number): NodeId | undefined {
   const table = view.table();
   return masterOf(view, table.assignments[partitionOfSlot(slot, table.partitionCount)] ?? [])?.id;

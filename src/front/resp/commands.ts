@@ -239,13 +239,6 @@ const DATA_COMMANDS: Record<string, CommandSpec> = {
   pexpire: { perm: 'write', arity: -3, flags: ['write', 'fast'], keys: [1, 1, 1], run: (env, session, args) => expireReply(env, session, 'pexpire', args, 1) },
   ttl: { perm: 'read', arity: 2, flags: ['readonly', 'fast'], keys: [1, 1, 1], run: (env, session, args) => ttlReply(env, session, args, 1000) },
   pttl: { perm: 'read', arity: 2, flags: ['readonly', 'fast'], keys: [1, 1, 1], run: (env, session, args) => ttlReply(env, session, args, 1) },
-  dbsize: {
-    perm: 'read',
-    arity: 1,
-    flags: ['readonly', 'fast'],
-    keys: [0, 0, 0],
-    run: (env, session) => guarded(async () => integer(await env.door.count('resp', session.user, env.group))),
-  },
 
 };
 

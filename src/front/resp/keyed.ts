@@ -13,6 +13,7 @@ import { slotOf } from '../../core/placement/hash.ts';
 import { ENGINE_COMMANDS as ENGINE_NAMES } from '../../cache/engine/index.ts';
 import { error, integer, type RespReply } from './writer.ts';
 import { findCommand, keyPositions } from './command-table.ts';
+import { CROSSSLOT } from './cluster.ts';
 import { guarded, keyOf, type CommandEnv, type Result, type Session } from './session.ts';
 
 /** The commands the engine answers (lower case); the front answers GET, SET, DEL, ... itself when it can. */
@@ -21,7 +22,7 @@ export const ENGINE_COMMANDS: ReadonlySet<string> = new Set(ENGINE_NAMES);
 /** Multi-key commands whose reply is the sum of one reply per key: split over slots. */
 const SUMMED = new Set(['touch', 'unlink', 'del', 'exists']);
 
-export const CROSSSLOT = error("CROSSSLOT Keys in request don't hash to the same slot");
+export { CROSSSLOT };
 
 /** The keys of a command as byte strings (Redis's key specs); [] for a command without keys. */
 export function commandKeys(args: readonly Buffer[]): string[] {

@@ -10,7 +10,8 @@
  * name a partition of this table ends the walk.
  */
 import { HASH, STRING } from '../../cache/engine/types.ts';
-import { OK, array, bulk, error, NULL_BULK, type RespReply } from './writer.ts';
+import { OK, array, bulk, error, integer, NULL_BULK, type RespReply } from './writer.ts';
+import { masteredPartitions } from './cluster.ts';
 import { guarded, notInteger, parseInteger, syntaxError, type CommandEnv, type CommandSpec, type Session } from './session.ts';
 
 const INNER = 2 ** 32;
@@ -66,13 +67,30 @@ function scanArgs(args: readonly Buffer[]): ScanArgs | RespReply {
   return out;
 }
 
+/**
+ * The partitions a walk covers: all of them (the whole cluster, from any node), or for a
+ * cluster-aware connection only those this node is the master of, as a Redis Cluster node
+ * answers for its own slots (the client asks every master and merges).
+ */
+function walked(env: CommandEnv, session: Session): (p: number) => boolean {
+  if (session.cluster?.aware !== true || env.cluster === undefined) return () => true;
+  const mine = new Set(masteredPartitions(env.cluster));
+  return (p) => mine.has(p);
+}
+
 async function scan(env: CommandEnv, session: Session, a: ScanArgs): Promise<RespReply> {
   const partitions = env.door.partitionCount();
+  const covered = walked(env, session);
   let p = Number(a.cursor / BigInt(INNER));
   let inner = Number(a.cursor % BigInt(INNER));
   const keys: string[] = [];
   if (a.none) return array([bulk('0'), array([])]);
   for (let visited = 0; p < partitions && keys.length < a.count && visited < PARTITIONS_PER_CALL; visited++) {
+    if (!covered(p)) {
+      p++;
+      inner = 0;
+      continue;
+    }
     const page = await env.door.scanPage('resp', session.user, env.group, {
       partition: p,
       cursor: inner,
@@ -96,7 +114,9 @@ async function scan(env: CommandEnv, session: Session, a: ScanArgs): Promise<Res
 async function allKeys(env: CommandEnv, session: Session, pattern: string): Promise<string[]> {
   const out: string[] = [];
   const partitions = env.door.partitionCount();
+  const covered = walked(env, session);
   for (let p = 0; p < partitions; p++) {
+    if (!covered(p)) continue;
     let cursor = 0;
     do {
       const page = await env.door.scanPage('resp', session.user, env.group, { partition: p, cursor, count: KEYS_PAGE, ...(pattern !== '*' ? { match: pattern } : {}) });
@@ -146,6 +166,17 @@ export const KEYSPACE_COMMANDS: Record<string, CommandSpec> = {
         }
         return NULL_BULK;
       });
+    },
+  },
+  dbsize: {
+    perm: 'read',
+    arity: 1,
+    flags: ['readonly', 'fast'],
+    keys: [0, 0, 0],
+    run(env, session) {
+      // a cluster-aware client adds up every master's answer: count this node's own share
+      if (session.cluster?.aware === true && env.cluster !== undefined) return integer(env.cluster.countKeysInPartitions(masteredPartitions(env.cluster)));
+      return guarded(async () => integer(await env.door.count('resp', session.user, env.group)));
     },
   },
   flushall: { perm: 'admin', arity: -1, flags: ['write'], keys: [0, 0, 0], run: flushRun },
