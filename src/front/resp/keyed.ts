@@ -11,7 +11,7 @@
  */
 import { slotOf } from '../../core/placement/hash.ts';
 import { ENGINE_COMMANDS as ENGINE_NAMES } from '../../cache/engine/index.ts';
-import { error, integer, type RespReply } from './writer.ts';
+import { integer, type RespReply } from './writer.ts';
 import { findCommand, keyPositions } from './command-table.ts';
 import { CROSSSLOT } from './cluster.ts';
 import { guarded, keyOf, type CommandEnv, type Result, type Session } from './session.ts';
