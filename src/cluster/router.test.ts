@@ -21,6 +21,12 @@ import { LocalData } from './local-data.ts';
 import type { Members } from './membership.ts';
 import { Peers } from './peers.ts';
 import { Router, type TableView } from './router.ts';
+import { DRAIN_IDLE_MS, SelfTrust } from './trust.ts';
+import { FrontDoor } from '../front/door.ts';
+import { OPEN_DEFAULT } from '../front/auth.ts';
+import { LiveConfig } from '../config/live.ts';
+import { parseConfig } from '../config/schema.ts';
+import { Metrics } from '../observe/metrics.ts';
 
 const G = 'g';
 
@@ -297,4 +303,41 @@ describe('Router', () => {
     assert.equal(c.own('a', 'n'), '2', 'b replicated the result back to a');
   });
 
+});
+
+/**
+ * Issue 17, the histories pause-reads found, replayed step by step. b is the node that was
+ * paused: right after SIGCONT it does not trust its copy, and its failure detector, as old as
+ * the pause, calls every peer unusable; the others, for their part, routed around b.
+ */
+describe('Router after a pause (issue 17)', () => {
+  const set = (v: string) => ({ op: 'set' as const, value: Buffer.from(v), expiry: NO_EXPIRY });
+
+  test('a write sent to a paused node is not applied after it resumes, over a write acknowledged meanwhile', async () => {
+    const c = cluster(['a', 'b', 'c'], ['a', 'c'], { timeoutMs: 1000 });
+    // b's front door, with its pause detection on the shared clock
+    let idle = 0;
+    const trust = new SelfTrust({ self: 'b', clock: c.clock, stallMs: 375, tables: { table: () => c.n('b').table, reached: async () => true }, settledSince: () => true, loopIdleMs: () => idle });
+    const config = parseConfig({ cache: { group_name: G }, fault_tolerance: { request_timeout: '1s' } });
+    const door = new FrontDoor({ kv: c.n('b').router, live: new LiveConfig(config), metrics: new Metrics({ defaultMetrics: false }), clock: c.clock, receivedSince: () => trust.receivedSince() });
+    // t0: a client sends W to b, which is stopped: the request waits in b's socket. The client
+    // gives up after its 2 s; at t0 + 2.1 s another client writes W2 through a: acknowledged.
+    const t0 = c.clock.now();
+    c.clock.t += 2100;
+    assert.equal(await c.n('a').router.put(G, 'k', Buffer.from('W2')), true);
+    // t0 + 6 s: b resumes (the stop counted as idle time of its loop) and reads W from its socket
+    c.clock.t = t0 + 6000;
+    idle += 6000;
+    await assert.rejects(door.write('http', OPEN_DEFAULT, G, 'k', set('W')), (e: unknown) => isJincacheError(e) && e.code === 'TIMEOUT');
+    // Counted from when b read it, W would have reached a with a fresh deadline and a version
+    // above W2's: every node would read W from then on, though W2 was acknowledged after W ended.
+    assert.equal(c.own('a', 'k'), 'W2');
+    assert.equal(text(await c.n('c').router.get(G, 'k')), 'W2');
+    assert.equal(c.net.count(Write), 0, 'W never left b');
+    // once b's loop has waited for I/O again, the backlog is read: a new write goes through
+    idle += DRAIN_IDLE_MS;
+    assert.deepEqual(await door.write('http', OPEN_DEFAULT, G, 'k', set('W3')), { applied: true, existed: true });
+    assert.equal(c.own('a', 'k'), 'W3');
+    trust.stop();
+  });
 });

@@ -391,7 +391,7 @@ export class JincacheNode {
     if (!auth.required && !isLoopback(cfg.server.host)) {
       throw new JincacheError('BAD_REQUEST', `refusing to listen on ${cfg.server.host} without a password: set auth.requirepass in the config file (or the environment variable JINCACHE_PASSWORD), or listen on 127.0.0.1`);
     }
-    this.door = new FrontDoor({ kv: router, live, metrics, clock, auth, ...(storage !== undefined ? { backpressure: () => storage.persister.backpressure() } : {}) });
+    this.door = new FrontDoor({ kv: router, live, metrics, clock, auth, receivedSince: () => trust.receivedSince(), ...(storage !== undefined ? { backpressure: () => storage.persister.backpressure() } : {}) });
     // SPEC §8: one set of bounds for every client of this node, over HTTP and RESP together
     this.clientLimits = new ClientLimits({
       maxClients: cfg.limits.max_clients,
