@@ -62,6 +62,8 @@ function cluster(ids: NodeId[], holders: NodeId[], opts: { loader?: boolean; ret
   const net = new FakeNetwork();
   const clock = new FakeClock();
   const unusable = new Set<NodeId>();
+  /** Verdicts of one node only: "a>b" is b unusable as a sees it (a node just back from a pause sees its peers so). */
+  const unusableFrom = new Set<string>();
   const stale = new Set<string>();
   /** Nodes that do not trust their own copy (trust.ts). */
   const untrusted = new Set<NodeId>();
@@ -86,8 +88,9 @@ function cluster(ids: NodeId[], holders: NodeId[], opts: { loader?: boolean; ret
       self: id,
       tables,
       partitionOf: () => 0,
-      usable: (peer) => !unusable.has(peer),
-      freshness: { mayLackWrites: (peer) => stale.has(peer) },
+      usable: (peer) => !unusable.has(peer) && !unusableFrom.has(`${id}>${peer}`),
+      // as Freshness does: a node that does not trust its copy counts it as possibly lacking writes
+      freshness: { mayLackWrites: (peer) => stale.has(peer) || (peer === id && untrusted.has(id)) },
       joining: () => false,
       local: node.local,
       peers: new Peers({ client: net, members: members(id), tableVersion: () => node.table.version, breakers: { call: (_p, fn) => fn() } }),
@@ -110,7 +113,7 @@ function cluster(ids: NodeId[], holders: NodeId[], opts: { loader?: boolean; ret
     const r = n(id).local.record(G, key);
     return r === undefined ? undefined : (r.value?.toString() ?? null);
   };
-  return { net, clock, unusable, stale, untrusted, n, plant, own };
+  return { net, clock, unusable, unusableFrom, stale, untrusted, n, plant, own };
 }
 
 const text = (r: { value: Buffer } | null): string | null => r?.value.toString() ?? null;
@@ -339,5 +342,38 @@ describe('Router after a pause (issue 17)', () => {
     assert.deepEqual(await door.write('http', OPEN_DEFAULT, G, 'k', set('W3')), { applied: true, existed: true });
     assert.equal(c.own('a', 'k'), 'W3');
     trust.stop();
+  });
+
+  test('a node that does not trust its copy coordinates no write another holder can take, even one its detector calls unusable', async () => {
+    // b owns k with a; b just resumed: untrusted, a unusable as b sees it; a (which routed
+    // around b during the pause) sees b unusable too
+    const c = cluster(['a', 'b', 'c'], ['b', 'a']);
+    c.untrusted.add('b');
+    c.unusableFrom.add('b>a');
+    c.unusableFrom.add('a>b');
+    assert.equal(await c.n('b').router.put(G, 'k', Buffer.from('W')), true);
+    // Coordinated at b, W would be acknowledged with b's copy and a hint for a, while every
+    // reader that sees b unusable reads a's copy, which lacks it.
+    assert.deepEqual(c.net.calls.filter((x) => x.message === Write.name).map((x) => x.address), ['a'], 'sent to a although b\'s detector calls it unusable');
+    assert.equal(c.own('a', 'k'), 'W');
+    assert.equal(text(await c.n('a').router.get(G, 'k')), 'W', 'read where the others read');
+    assert.equal(c.n('b').hints.get('a'), undefined, 'no hint-only write for a');
+  });
+
+  test('an untrusted node\'s read asks the other holders even when its detector calls them unusable: never its own copy alone, never "absent"', async () => {
+    const c = cluster(['a', 'b', 'c'], ['b', 'a']);
+    c.plant('b', 'k', 'old', 5);
+    c.plant('a', 'k', 'new', 9);
+    c.untrusted.add('b');
+    c.unusableFrom.add('b>a');
+    assert.equal(text(await c.n('b').router.get(G, 'k')), 'new', 'its own copy alone answered "old"');
+    // b not a holder: the holders a and c are unusable as b sees it, and may lack writes (b holds hints for a)
+    const d = cluster(['a', 'b', 'c'], ['a', 'c']);
+    d.plant('a', 'k', 'new', 9);
+    d.plant('c', 'k', 'new', 9);
+    d.stale.add('a');
+    d.unusableFrom.add('b>a');
+    d.unusableFrom.add('b>c');
+    assert.equal(text(await d.n('b').router.get(G, 'k')), 'new', 'asking nobody answered "absent"');
   });
 });
