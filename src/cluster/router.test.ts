@@ -93,7 +93,7 @@ function cluster(ids: NodeId[], holders: NodeId[], opts: { loader?: boolean; ret
       freshness: { mayLackWrites: (peer) => stale.has(peer) || (peer === id && untrusted.has(id)) },
       joining: () => false,
       local: node.local,
-      peers: new Peers({ client: net, members: members(id), tableVersion: () => node.table.version, breakers: { call: (_p, fn) => fn() } }),
+      peers: new Peers({ client: net, members: members(id), tableVersion: () => node.table.version, breakers: { call: (_p, fn) => fn() }, clock }),
       hint: (peer, records) => node.hints.set(peer, [...(node.hints.get(peer) ?? []), ...records]),
       settings: { requestTimeoutMs: () => opts.timeoutMs ?? 500, maxRetries: () => opts.retries ?? 2, syncReplication: true },
       engine: COUNTER_ENGINE,

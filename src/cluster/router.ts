@@ -38,7 +38,7 @@ import type { MessageMeta } from '../peer/protocol.ts';
 import type { PeerServer } from '../peer/server.ts';
 import { readOrder, replicaPlan, writeOrder } from './health/failover.ts';
 import { notDelivered } from './health/errors.ts';
-import { isPeerFailure, withRetry } from './health/breakers.ts';
+import { isRetryable, withRetry } from './health/breakers.ts';
 import type { GetResult, KvService, PutOptions, RequestOptions } from './kv.ts';
 import type { LocalData } from './local-data.ts';
 import type { Peers } from './peers.ts';
@@ -257,7 +257,7 @@ export class Router implements KvService {
     } catch (e) {
       // every holder failed: a loader group loads here, through the group's singleflight
       // (groupcache's fallback); a plain key-value group has nothing else to ask
-      if (isPeerFailure(e) && this.local.group(group).loader !== undefined && this.clock.now() < deadline) return this.load(group, key, deadline);
+      if (isRetryable(e) && this.local.group(group).loader !== undefined && this.clock.now() < deadline) return this.load(group, key, deadline);
       throw e;
     }
   }

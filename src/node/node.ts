@@ -209,10 +209,12 @@ export class JincacheNode {
         if (table > tables.table().version) void this.trust.tableSeen(table, TABLE_WAIT_MS);
       },
       tableVersion: () => tables.table().version,
+      // a heartbeat or request that timed out across this node's own pause is not the peer's failure
+      stalledSince: (t) => this.trust.stalledSince(t),
     });
     this.detector = detector;
     const usable = (peer: NodeId): boolean => detector.usable(peer);
-    const peers = new Peers({ client, members: membership, tableVersion: () => tables.table().version, breakers: detector });
+    const peers = new Peers({ client, members: membership, tableVersion: () => tables.table().version, breakers: detector, clock });
 
     // ---- repair ----
     this.catchup = new CatchUp({
