@@ -203,8 +203,8 @@ export class JincacheNode {
       logger,
       onTransition: (peer, from, to) => this.healthChanged(peer, from, to),
       hintsHeldFor: (peer) => handoff?.queue.pending(peer) ?? 0,
-      onPingAnswer: (peer, hints, table) => {
-        handoff?.noteHeld(peer, hints, table);
+      onPingAnswer: (peer, hints, table, sentAt) => {
+        handoff?.noteHeld(peer, hints, table, sentAt);
         // a peer on a newer table than ours: we may have missed its commit (trust.ts)
         if (table > tables.table().version) void this.trust.tableSeen(table, TABLE_WAIT_MS);
       },

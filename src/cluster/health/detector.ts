@@ -40,8 +40,12 @@ export interface DetectorOptions {
   onTransition?: (id: NodeId, from: PeerHealth, to: PeerHealth) => void;
   /** Hinted writes this node holds for a peer, told to it in the Ping answer. Default: none. */
   hintsHeldFor?: (id: NodeId) => number;
-  /** Called with every successful heartbeat answer: how many hints the peer holds for this node. */
-  onPingAnswer?: (id: NodeId, hintsForMe: number, table: number) => void;
+  /**
+   * Called with every successful heartbeat answer: how many hints the peer holds for this node,
+   * its table version, and when the heartbeat was sent (what the answer can speak for: one that
+   * waited in this node's socket during a pause is as old as its heartbeat).
+   */
+  onPingAnswer?: (id: NodeId, hintsForMe: number, table: number, sentAt: number) => void;
   /**
    * Whether this node itself stalled after time `t` (trust.ts SelfTrust.stalledSince). A call
    * started at `t` that timed out across this node's own pause says nothing about the peer, so it
@@ -185,7 +189,7 @@ export class FailureDetector {
     this.pinging.add(id);
     const deadline = Date.now() + this.pingTimeoutMs;
     this.call(id, () => this.opts.client.call(Ping, member.address, undefined, { from: this.opts.self, deadline }), true)
-      .then((answer) => this.opts.onPingAnswer?.(id, answer.hints, answer.table))
+      .then((answer) => this.opts.onPingAnswer?.(id, answer.hints, answer.table, now))
       .catch(() => {
         // counted by call(); the classifier and the breaker have it
       })
