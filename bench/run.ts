@@ -60,6 +60,12 @@ const SCENARIOS: readonly Entry[] = [
   { name: 'monitor', file: 'monitor.ts', about: 'GET throughput with the load monitor on vs off (load.enabled: false)', budgetSec: { quick: 25, full: 60 } },
   { name: 'redis', file: 'redis.ts', about: 'redis-benchmark GET/SET at pipeline 1 and 16 vs redis-server', budgetSec: { quick: 40, full: 150 } },
   { name: 'redis-secure', file: 'redis-secure.ts', about: 'redis-benchmark GET/SET (P16) plain, with AUTH and with TLS, each vs redis-server configured the same', budgetSec: { quick: 60, full: 180 } },
+  {
+    name: 'redis-cluster-client',
+    file: 'redis-cluster-client.ts',
+    about: 'ioredis Redis.Cluster GET/SET over 3 jincache nodes vs a 3-master Redis Cluster',
+    budgetSec: { quick: 60, full: 150 },
+  },
   { name: 'memory', file: 'memory.ts', about: 'bytes per entry (RSS after a forced GC) vs redis used_memory: 100 B, 1 KiB and 16-byte values (10M)', budgetSec: { quick: 90, full: 400 } },
   {
     name: 'migration',

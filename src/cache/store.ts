@@ -665,6 +665,11 @@ export class GroupStore {
     this.makeRoom(NONE);
   }
 
+  /** Whether a value of `valueBytes` under a key of `keyBytes` fits the budget at all (a larger one is never stored). */
+  fits(keyBytes: number, valueBytes: number): boolean {
+    return keyBytes + valueBytes + ENTRY_OVERHEAD_BYTES <= this.maxBytes;
+  }
+
   stats(): { bytes: number; entries: number; tombstones: number; tombstoneBytes: number; maxBytes: number; evictions: number } {
     return {
       bytes: this.bytes,

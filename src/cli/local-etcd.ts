@@ -41,11 +41,17 @@ export async function startLocalEtcd(timeoutMs = 15_000): Promise<LocalEtcd> {
       '--initial-cluster', `default=http://127.0.0.1:${peer}`,
       '--logger=zap', '--log-level=warn',
     ],
-    { stdio: ['ignore', 'ignore', 'pipe'] },
+    // a process group of its own: a terminal's Ctrl-C goes to the cluster's group, and etcd must
+    // outlive it until the nodes have drained and revoked their leases (stop() then kills it)
+    { stdio: ['ignore', 'ignore', 'pipe'], detached: true },
   );
+  // if this process ends without stop() (an uncaught error), etcd goes with it
+  const orphan = (): void => void child.kill('SIGKILL');
+  process.once('exit', orphan);
   let stderr = '';
   child.stderr!.on('data', (c) => (stderr = (stderr + c).slice(-4000)));
   const stop = (): void => {
+    process.off('exit', orphan);
     child.kill('SIGKILL');
     rmSync(dir, { recursive: true, force: true });
   };

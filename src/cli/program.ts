@@ -29,12 +29,13 @@ export function buildProgram(): Command {
     .description('run one node')
     .option('-c, --config <file>', 'YAML config file (SPEC §5)')
     .option('--id <id>', 'node id (default: from --peers by address, else node-<port>)')
+    .option('--zone <zone>', 'failure domain (rack, datacenter): copies of a partition go to distinct zones')
     .option('--host <host>', 'address to bind', undefined)
     .option('--port <n>', 'node-to-node port (and client API unless --api-port)')
     .option('--api-port <n>', 'separate client API and dashboard port')
     .option('--resp-port <n>', 'Redis-protocol listener port')
     .option('--etcd <urls>', 'etcd endpoints, comma-separated (dynamic membership)', collectList)
-    .option('--peers <list>', 'static peers: id=http://host:port,... (or http://host:port,...)', collectList)
+    .option('--peers <list>', 'static peers: id=http://host:port[?zone=z],... (or http://host:port,...)', collectList)
     .option('--secret <secret>', 'cluster secret required on node-to-node endpoints')
     .option('--log-level <level>', 'trace|debug|info|warn|error|silent')
     .action(async (opts) => {
@@ -47,7 +48,7 @@ export function buildProgram(): Command {
     .option('-n, --nodes <n>', 'number of nodes', '3')
     .option('--base-port <n>', 'first node port', '8001')
     .option('--api-port <n>', 'client API and dashboard port of node 1', '9999')
-    .option('--resp-port <n>', 'Redis-protocol port of node 1', '6380')
+    .option('--resp-port <n>', 'Redis-protocol port of node 1 (node i: this + i - 1)', '6380')
     .option('--etcd <mode>', '"auto" to start a private etcd, or etcd URLs')
     .option('-c, --config <file>', 'YAML config file passed to every node')
     .action(async (opts) => {

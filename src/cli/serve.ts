@@ -6,6 +6,7 @@ import { onStopSignals, signalExitCode } from './signals.ts';
 export interface ServeFlags {
   config?: string;
   id?: string;
+  zone?: string;
   host?: string;
   port?: string;
   apiPort?: string;
@@ -25,6 +26,7 @@ export function flagOverrides(f: ServeFlags): Record<string, Record<string, unkn
   };
   const num = (v: string | undefined): number | string | undefined => (v === undefined ? undefined : /^\d+$/.test(v) ? Number(v) : v);
   set('node', 'id', f.id);
+  set('node', 'zone', f.zone);
   set('server', 'host', f.host);
   set('server', 'port', num(f.port));
   set('server', 'api_port', num(f.apiPort));

@@ -11,6 +11,7 @@ interface ClusterNode {
   id: string;
   address: string;
   status: string;
+  zone?: string | null;
   health?: string;
   weight?: number;
   loadScore?: number;
@@ -49,9 +50,12 @@ export function renderTable(header: string[], rows: string[][]): string {
 }
 
 export function formatStatus(info: ClusterInfo): string {
+  // a zone column only for clusters that use zones
+  const zoned = info.nodes.some((n) => typeof n.zone === 'string');
   const rows = info.nodes.map((n) => [
     n.id + (n.id === info.leader ? ' *' : ''),
     n.address,
+    ...(zoned ? [n.zone ?? '-'] : []),
     n.status,
     n.health ?? '-',
     n.weight === undefined ? '-' : n.weight.toFixed(2),
@@ -61,7 +65,8 @@ export function formatStatus(info: ClusterInfo): string {
   ]);
   const head = `ring version ${info.ringVersion} · ${info.partitionCount} partitions · replication factor ${info.replicationFactor}` +
     (info.partitions?.underReplicated ? ` · ${info.partitions.underReplicated} under-replicated` : '');
-  return `${head}\n\n${renderTable(['NODE', 'ADDRESS', 'STATUS', 'HEALTH', 'WEIGHT', 'LOAD', 'PARTITIONS', 'REPLICAS'], rows)}\n`;
+  const zones = new Set(info.nodes.map((n) => n.zone).filter((z) => typeof z === 'string')).size;
+  return `${head}${zoned ? ` · ${zones} zones` : ''}\n\n${renderTable(['NODE', 'ADDRESS', ...(zoned ? ['ZONE'] : []), 'STATUS', 'HEALTH', 'WEIGHT', 'LOAD', 'PARTITIONS', 'REPLICAS'], rows)}\n`;
 }
 
 export async function runStatus(flags: StatusFlags): Promise<number> {

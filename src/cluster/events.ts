@@ -7,19 +7,29 @@ import type { Clock, NodeId } from '../core/types.ts';
 import type { Disposer } from '../discovery/registry.ts';
 
 export interface ClusterEventMap {
-  /** A node registered (etcd) or was listed (static peers). */
-  join: { node: NodeId };
-  /** A node left the membership: deregistered, or its lease ran out after a crash. */
-  leave: { node: NodeId };
+  /** A node registered (etcd), as seen by this node. Static peers are members from the start: no event. */
+  join: { node: NodeId; address: string; zone: string | null };
+  /**
+   * A node left the membership: `graceful` when it had published `leaving` first (a drain: its
+   * partitions were handed over), otherwise its registration vanished (its lease ran out: a crash).
+   */
+  leave: { node: NodeId; graceful: boolean };
   /** The failure detector stopped trusting a peer (`health` suspected or down). */
   suspect: { node: NodeId; health: 'suspected' | 'down'; from: string };
   /** A peer the detector distrusted answers again. */
   recover: { node: NodeId; health: 'healthy' | 'slow'; from: string };
-  /** A new partition table version is in force on this node. */
-  table: { version: number; previous: number };
-  /** A migration changed state (or a step of it finished). */
-  migration: { id: string | null; state: string };
-  /** A rebalance plan was accepted (or an imbalance was detected). */
+  /**
+   * A partition table version is in force on this node (every node emits it for every version
+   * it installs, the first one included: `previous` null). `cause` says what changed it.
+   */
+  table: { version: number; previous: number | null; joined: NodeId[]; left: NodeId[]; cause: TableChangeCause };
+  /** A migration record appeared or changed state (every node follows the records in etcd). */
+  migration: { id: string; kind: string; state: string; change: string; fromVersion: number; toVersion: number };
+  /**
+   * A rebalance plan was accepted: every node emits it when the plan's migration record appears
+   * (`automatic` when the leader's periodic check made it; `version` is the table it leads to).
+   * The leader also emits one when it detects a sustained imbalance (`moves` 0, `version` null).
+   */
   rebalance: { strategy: string | null; moves: number; automatic: boolean; version: number | null };
   /** The elected leader changed. */
   leader: { leader: NodeId | null };
@@ -28,6 +38,14 @@ export interface ClusterEventMap {
   /** Anything else worth a line in the feed (handoff, catch-up, storage, status). */
   info: { topic: string };
 }
+
+/**
+ * Why a table version replaced the previous one: the first table this node installed, members
+ * that joined, members that left gracefully, members removed because they vanished (a crash),
+ * several of those at once, or the same members with other weights or owners (a rebalance or a
+ * rollback of one).
+ */
+export type TableChangeCause = 'start' | 'join' | 'leave' | 'crash' | 'membership' | 'rebalance';
 
 export type ClusterEventKind = keyof ClusterEventMap;
 

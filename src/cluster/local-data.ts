@@ -129,6 +129,7 @@ export class LocalData {
     const live = group.store.get(key);
     const d = decideWrite(live, op, now, this.ttlDefault(groupName));
     if (d.change === 'none') return { result: d.result };
+    if (d.change === 'value') this.checkFits(groupName, key, d.value.length);
     const held = group.store.peek(key)?.version ?? 0;
     const version = Math.max(this.hlc.next(), held + 1);
     // an EXPIRE keeps what the entry is (a hash stays a hash); a SET makes a string
@@ -171,8 +172,12 @@ export class LocalData {
         if (e === undefined || e.value === null) return undefined;
         return { type: e.type as EngineType, value: e.value, expiresAt: e.expiresAt, version: e.version };
       },
+      // deletes included: WATCH notices a key created and deleted again
+      version: (key: string): number => store.peek(key)?.version ?? 0,
     };
     const out = run(view);
+    // all or nothing: a change the budget cannot hold fails the command before any is applied
+    for (const c of out.changes) if (c.value !== null) this.checkFits(groupName, c.key, c.value.length);
     const records: WireRecord[] = [];
     for (const c of out.changes) {
       const held = store.peek(c.key)?.version ?? 0;
@@ -186,6 +191,14 @@ export class LocalData {
       records.push(record);
     }
     return { reply: out.reply, records };
+  }
+
+  /** A value the group's budget on this node could never hold is refused, not acknowledged and dropped. */
+  private checkFits(groupName: string, key: string, valueBytes: number): void {
+    const store = this.group(groupName).store;
+    if (!store.fits(key.length, valueBytes)) {
+      throw new JincacheError('VALUE_TOO_LARGE', `a value of ${valueBytes} bytes does not fit group "${groupName}"'s budget of ${store.stats().maxBytes} bytes on this node (cache_bytes)`);
+    }
   }
 
   /** Apply writes from another node (replication, handoff, migration). Returns how many won. */

@@ -161,11 +161,11 @@ export class Rebalancer {
     const current = tables.table();
     // the migration engine copies the moving partitions first and commits the table when they
     // are in place (warm handoff); false when the table changed meanwhile or a plan is running
-    const accepted = plan.nextTable.version === current.version + 1 && (await tables.propose(plan.nextTable));
+    const automatic = why === 'automatic';
+    // every node emits the 'rebalance' event when it sees the migration record (service.ts)
+    const accepted = plan.nextTable.version === current.version + 1 && (await tables.propose(plan.nextTable, { strategy: plan.strategy, automatic, moves: plan.moves.length }));
     if (!accepted) return { ...answer, reason: 'the partition table changed while planning, or a migration is running; run again' };
     this.opts.load.governor?.rebalanced();
-    const automatic = why === 'automatic';
-    this.opts.events.emit('rebalance', { strategy: plan.strategy, moves: plan.moves.length, automatic, version: plan.nextTable.version }, `${why} ${plan.strategy} rebalance: ${plan.moves.length} partitions move (table v${plan.nextTable.version})`);
     this.opts.logger.info({ strategy: plan.strategy, moves: plan.moves.length, version: plan.nextTable.version, why }, 'rebalance accepted');
     return { ...answer, applied: true, ringVersion: plan.nextTable.version };
   }

@@ -306,6 +306,14 @@ describe('Router', () => {
     assert.equal(c.own('a', 'n'), '2', 'b replicated the result back to a');
   });
 
+
+  test('a value larger than the group\'s whole budget is refused with an error and stored nowhere, not acknowledged and dropped', async () => {
+    const c = cluster(['a', 'b', 'c'], ['a', 'b']);
+    await assert.rejects(c.n('c').router.put(G, 'big', Buffer.alloc(2 << 20)), (e: unknown) => isJincacheError(e) && e.code === 'VALUE_TOO_LARGE');
+    assert.equal(c.own('a', 'big'), undefined);
+    assert.equal(c.own('b', 'big'), undefined);
+    assert.equal(c.net.count(Replicate), 0);
+  });
 });
 
 /**

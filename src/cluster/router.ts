@@ -33,6 +33,7 @@ import { NO_EXPIRY, type WriteOp, type WriteResult } from '../cache/ops.ts';
 import type { WireRecord } from '../peer/codec.ts';
 import { Count, Exec, Flush, Read, Record, Replicate, Scan, Write, type ExecRequest, type ReadAnswer, type RecordAnswer, type ScanRequest } from '../peer/messages.ts';
 import type { Engine } from '../cache/engine/types.ts';
+import { watchOf } from '../cache/engine/index.ts';
 import type { Reply } from '../cache/reply.ts';
 import type { MessageMeta } from '../peer/protocol.ts';
 import type { PeerServer } from '../peer/server.ts';
@@ -627,10 +628,16 @@ export class Router implements KvService {
     await this.local.prepare(req.group, req.keys);
     // one synchronous block from the fence check to the apply: nothing can run in between
     if (this.clock.now() >= fence) throw new JincacheError('TIMEOUT', `the command on "${req.key}" arrived after its deadline; not run`);
-    const ctx = { now: this.clock.now(), maxValueBytes: this.maxValueBytes() };
+    const ctx = { now: this.clock.now(), maxValueBytes: this.maxValueBytes(), protocol: req.protocol ?? 2 };
     const out = this.local.execute(req.group, (view) => {
-      // no command: the versions of `keys` as they are now (WATCH)
-      if (!req.transaction && req.commands.length === 0) return { reply: { type: 'array', items: req.keys.map((k) => ({ type: 'integer', value: view.get(k)?.version ?? 0 })) }, changes: [] };
+      // no command: what WATCH records of `keys` now, a [version, live] pair each
+      if (!req.transaction && req.commands.length === 0) {
+        const pairs: Reply[] = req.keys.map((k) => {
+          const w = watchOf(k, view, ctx);
+          return { type: 'array', items: [{ type: 'integer', value: w.version }, { type: 'integer', value: w.live === true ? 1 : 0 }] };
+        });
+        return { reply: { type: 'array', items: pairs }, changes: [] };
+      }
       return req.transaction ? engine!.executeTransaction(req.commands, view, ctx, req.watched) : engine!.execute(req.commands[0]!, view, ctx);
     });
     if (out.records.length > 0) {

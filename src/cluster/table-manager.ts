@@ -16,6 +16,7 @@ import type { PartitionTable, PlacementOptions } from '../core/placement/table.t
 import { createTable, nextTable } from '../core/placement/table.ts';
 import type { Member, NodeInfo } from '../core/types.ts';
 import type { Disposer, Election, Registry, TableStore } from '../discovery/registry.ts';
+import type { RebalanceMeta } from './migration/record.ts';
 
 export interface TableManagerOptions {
   registry: Registry;
@@ -42,8 +43,8 @@ export type TableListener = (next: PartitionTable, prev: PartitionTable) => void
  */
 export interface TablePlanner {
   reconcile(inForce: PartitionTable): Promise<void>;
-  /** Move data for `target` (the next version of `inForce`) before committing it. */
-  propose?(inForce: PartitionTable, target: PartitionTable): Promise<boolean>;
+  /** Move data for `target` (the next version of `inForce`) before committing it; `meta` says which plan it carries out. */
+  propose?(inForce: PartitionTable, target: PartitionTable, meta?: RebalanceMeta): Promise<boolean>;
 }
 
 export class TableManager {
@@ -124,14 +125,14 @@ export class TableManager {
    * partitions (warm handoff); without one it is written at once. Returns false when nothing was
    * accepted (not the leader, the table moved on, another migration is open).
    */
-  propose(next: PartitionTable): Promise<boolean> {
+  propose(next: PartitionTable, meta?: RebalanceMeta): Promise<boolean> {
     let accepted = false;
     this.writing = this.writing.then(async () => {
       if (this.opts.election?.isLeader() !== true) return;
       const inForce = this.current;
       if (next.version !== inForce.version + 1) return;
       const planner = this.planner;
-      accepted = planner?.propose !== undefined ? await planner.propose(inForce, next) : await this.commit(inForce.version, next);
+      accepted = planner?.propose !== undefined ? await planner.propose(inForce, next, meta) : await this.commit(inForce.version, next);
     }).catch((e: unknown) => this.opts.logger?.warn({ err: e }, 'proposed table not accepted'));
     return this.writing.then(() => accepted);
   }
@@ -139,7 +140,7 @@ export class TableManager {
   /** Registered members that should take partitions, with the weights the table in force gives them. */
   desiredMembers(): Member[] {
     return membersOf(this.opts.registry.members()).map((m) => ({
-      id: m.id,
+      ...m,
       weight: this.current.members.find((s) => s.id === m.id)?.weight ?? m.weight,
     }));
   }
@@ -190,13 +191,13 @@ export class TableManager {
         return;
       }
       // the common case on every reconcile tick: the table in force already has these members
-      const ids = membersOf(registry.members()).map((m) => m.id).join(',');
-      if (this.current.members.length > 0 && this.current.members.map((m) => m.id).join(',') === ids) return;
+      const ids = membersOf(registry.members()).map((m) => `${m.id}@${m.zone ?? ''}`).join(',');
+      if (this.current.members.length > 0 && this.current.members.map((m) => `${m.id}@${m.zone ?? ''}`).join(',') === ids) return;
       for (let attempt = 0; attempt < 5; attempt++) {
         const stored = await store.load();
         // weights live in the table (the rebalancer changes them there); new members bring their own
         const members = membersOf(registry.members()).map((m) => ({
-          id: m.id,
+          ...m,
           weight: stored?.members.find((s) => s.id === m.id)?.weight ?? m.weight,
         }));
         if (stored !== null && sameMembers(stored.members, members)) {
@@ -220,10 +221,10 @@ export class TableManager {
 export function membersOf(nodes: readonly NodeInfo[]): Member[] {
   return nodes
     .filter((n) => n.status !== 'leaving')
-    .map((n) => ({ id: n.id, weight: n.weight ?? 1 }))
+    .map((n): Member => (n.zone !== undefined ? { id: n.id, weight: n.weight ?? 1, zone: n.zone } : { id: n.id, weight: n.weight ?? 1 }))
     .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
 }
 
 function sameMembers(a: readonly Member[], b: readonly Member[]): boolean {
-  return a.length === b.length && a.every((m, i) => m.id === b[i]!.id && m.weight === b[i]!.weight);
+  return a.length === b.length && a.every((m, i) => m.id === b[i]!.id && m.weight === b[i]!.weight && m.zone === b[i]!.zone);
 }

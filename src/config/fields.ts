@@ -180,21 +180,32 @@ export function isHttpUrl(s: string): boolean {
 export interface PeerSpec {
   id?: string;
   url: string;
+  /** `?zone=z` after the URL: the peer's failure domain (config `node.zone` on that node). */
+  zone?: string;
+}
+
+/** Splits a peer URL from its only accepted query, `?zone=NAME`; undefined for anything else. */
+function peerUrl(raw: string): { url: string; zone?: string } | undefined {
+  const q = raw.indexOf('?');
+  const url = (q < 0 ? raw : raw.slice(0, q)).replace(/\/+$/, '');
+  if (!isHttpUrl(url)) return undefined;
+  if (q < 0) return { url };
+  const m = /^zone=([^&=]+)$/.exec(raw.slice(q + 1));
+  return m !== null && NAME_PATTERN.test(m[1]!) ? { url, zone: m[1]! } : undefined;
 }
 
 /** Reads one `cluster.peers` entry; undefined when it is not of either accepted form. */
 export function parsePeer(s: string): PeerSpec | undefined {
   const eq = s.indexOf('=');
-  // An "=" after "://" would belong to a query string, which a peer base URL never has.
+  // An "=" after "://" belongs to the query (`?zone=`).
   const scheme = s.indexOf('://');
   if (eq >= 0 && (scheme < 0 || eq < scheme)) {
     const id = s.slice(0, eq).trim();
-    const url = s.slice(eq + 1).trim();
-    if (!NAME_PATTERN.test(id) || !isHttpUrl(url)) return undefined;
-    return { id, url: url.replace(/\/+$/, '') };
+    const url = peerUrl(s.slice(eq + 1).trim());
+    if (!NAME_PATTERN.test(id) || url === undefined) return undefined;
+    return { id, ...url };
   }
-  const url = s.trim();
-  return isHttpUrl(url) ? { url: url.replace(/\/+$/, '') } : undefined;
+  return peerUrl(s.trim());
 }
 
 // ---- zod issues -> problems -------------------------------------------------------------

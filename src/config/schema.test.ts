@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseYaml } from './load.ts';
-import { defaultConfig, parseConfig, resolveAdvertise, resolveGroup, resolveNodeId } from './schema.ts';
+import { defaultConfig, parseConfig, resolveAdvertise, resolveGroup, resolveNodeId, resolveRespAddress } from './schema.ts';
 import { parsePeer } from './fields.ts';
 import { configErrorOf } from './testing.ts';
 
@@ -54,6 +54,7 @@ describe('defaults', () => {
     assert.deepEqual(c.migration, { batch_size: 100, batch_bytes: 2 ** 20, migration_timeout: 30_000, concurrency: 2, drain_timeout: 30_000 });
     assert.deepEqual(c.storage, { engine: 'memory', path: './data/{id}' });
     assert.deepEqual(c.log, { level: 'info' });
+    assert.deepEqual(c.resp, { redirects: 'auto' });
   });
 
   it('is a fresh object each call', () => {
@@ -143,9 +144,10 @@ describe('invalid values', () => {
     [{ rebalance: { strategy: 'random' } }, 'rebalance.strategy', 'config: rebalance.strategy = "random" is invalid: expected one of minimal-disturbance, load-optimal, weight-adjustment'],
     [{ log: { level: 'verbose' } }, 'log.level', 'config: log.level = "verbose" is invalid: expected one of trace, debug, info, warn, error, silent'],
     [{ storage: { engine: 'redis' } }, 'storage.engine', 'config: storage.engine = "redis" is invalid: expected one of memory, leveldb'],
+    [{ resp: { redirects: 'sometimes' } }, 'resp.redirects', 'config: resp.redirects = "sometimes" is invalid: expected one of auto, always, never'],
     [{ cluster: { partitions: 0 } }, 'cluster.partitions', 'config: cluster.partitions = 0 is invalid: expected a divisor of 16384 (partitions are equal ranges of the 16384 hash slots): one of 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384'],
     [{ cluster: { partitions: 1000 } }, 'cluster.partitions', 'config: cluster.partitions = 1000 is invalid: expected a divisor of 16384 (partitions are equal ranges of the 16384 hash slots): one of 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384'],
-    [{ cluster: { peers: ['127.0.0.1:8002'] } }, 'cluster.peers', 'config: cluster.peers = ["127.0.0.1:8002"] is invalid: expected a list of peer URLs like http://127.0.0.1:8002 or node-2=http://127.0.0.1:8002'],
+    [{ cluster: { peers: ['127.0.0.1:8002'] } }, 'cluster.peers', 'config: cluster.peers = ["127.0.0.1:8002"] is invalid: expected a list of peer URLs like http://127.0.0.1:8002 or node-2=http://127.0.0.1:8002 (optionally ?zone=z)'],
     [{ etcd: { endpoints: [] } }, 'etcd.endpoints', 'config: etcd.endpoints = [] is invalid: expected a list of etcd endpoints like 127.0.0.1:2379 (at least one)'],
     [{ etcd: { prefix: 'jincache/' } }, 'etcd.prefix', 'config: etcd.prefix = "jincache/" is invalid: expected a key prefix starting with "/" and not ending with "/", like /jincache'],
     [{ node: { id: 'node 1' } }, 'node.id', 'config: node.id = "node 1" is invalid: expected 1-64 characters from A-Z a-z 0-9 _ . -'],
@@ -225,6 +227,14 @@ describe('helpers', () => {
     assert.equal(resolveAdvertise(parseConfig({ server: { host: '::1', port: 1 } })), 'http://[::1]:1');
   });
 
+  it('resolveRespAddress: the advertised host (else server.host) and resp_port; none without a fixed port', () => {
+    assert.equal(resolveRespAddress(parseConfig({})), undefined);
+    assert.equal(resolveRespAddress(parseConfig({ server: { resp_port: 0 } })), undefined);
+    assert.equal(resolveRespAddress(parseConfig({ server: { resp_port: 6380 } })), '127.0.0.1:6380');
+    assert.equal(resolveRespAddress(parseConfig({ server: { host: '::1', resp_port: 6380 } })), '[::1]:6380');
+    assert.equal(resolveRespAddress(parseConfig({ server: { advertise: 'http://10.0.0.5:8001', resp_port: 6380 } })), '10.0.0.5:6380');
+  });
+
   it('resolveGroup applies the fallbacks', () => {
     const c = parseConfig({ groups: [{ name: 'u', ttl_default: '10m', max_retries: 0, loader: { url: 'http://o/{key}', timeout: '1s' } }] });
     assert.deepEqual(resolveGroup(c, 'u'), {
@@ -245,5 +255,19 @@ describe('helpers', () => {
     assert.deepEqual(parsePeer('n2=http://127.0.0.1:8002'), { id: 'n2', url: 'http://127.0.0.1:8002' });
     assert.equal(parsePeer('127.0.0.1:8002'), undefined);
     assert.equal(parsePeer('bad id=http://x:1'), undefined);
+    // a peer's zone rides along as the only accepted query
+    assert.deepEqual(parsePeer('n2=http://127.0.0.1:8002?zone=eu-1'), { id: 'n2', url: 'http://127.0.0.1:8002', zone: 'eu-1' });
+    assert.deepEqual(parsePeer('http://127.0.0.1:8002?zone=b'), { url: 'http://127.0.0.1:8002', zone: 'b' });
+    assert.equal(parsePeer('n2=http://127.0.0.1:8002?zone=a b'), undefined);
+    assert.equal(parsePeer('n2=http://127.0.0.1:8002?zone=a&x=1'), undefined);
+    assert.equal(parsePeer('n2=http://127.0.0.1:8002?weight=2'), undefined);
+  });
+
+  it('node.zone must agree with this node\'s entry in cluster.peers', () => {
+    const peers = (z1: string) => ({ cluster: { peers: [`n1=http://127.0.0.1:1${z1}`, 'n2=http://127.0.0.1:2?zone=b'] } });
+    assert.equal(parseConfig({ node: { id: 'n1', zone: 'a' }, ...peers('?zone=a') }).node.zone, 'a');
+    assert.throws(() => parseConfig({ node: { id: 'n1', zone: 'a' }, ...peers('?zone=c') }), /node\.zone = "a" is invalid: expected the zone cluster\.peers gives n1 \(c\)/);
+    assert.throws(() => parseConfig({ node: { id: 'n1', zone: 'a' }, ...peers('') }), /write n1=http:\/\/127\.0\.0\.1:1\?zone=a in every node's list/);
+    assert.throws(() => parseConfig({ node: { zone: 'a b' } }), /node\.zone = "a b" is invalid/);
   });
 });

@@ -36,6 +36,14 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
 
 export const STORAGE_ENGINES = ['memory', 'leveldb'] as const;
 
+/**
+ * Who gets Redis Cluster redirects (SPEC §6 `resp.redirects`): `auto`, the connections that asked
+ * for the slot map (CLUSTER SLOTS/SHARDS/NODES, READONLY, ASKING); `always`, every connection, as
+ * Redis Cluster does; `never`, nobody (every key is served by transparent forwarding).
+ */
+export const REDIRECT_MODES = ['auto', 'always', 'never'] as const;
+export type RedirectMode = (typeof REDIRECT_MODES)[number];
+
 /** What a user may do (SPEC §7): every read, every write and delete, the control routes. */
 export const PERMISSIONS = ['read', 'write', 'admin'] as const;
 export type Permission = (typeof PERMISSIONS)[number];
@@ -75,7 +83,7 @@ export interface GroupConfig {
 }
 
 export interface Config {
-  node: { id?: string }; // default derived by caller: "node-<port>" (see resolveNodeId)
+  node: { id?: string; zone?: string }; // id default derived by caller: "node-<port>" (see resolveNodeId); zone: none
   server: {
     host: string; // 127.0.0.1
     port: number; // 8001; node-to-node traffic, and the client API unless api_port is set
@@ -164,6 +172,9 @@ export interface Config {
     engine: StorageEngine; // memory
     path: string; // "./data/{id}"
   };
+  resp: {
+    redirects: RedirectMode; // auto: MOVED and CROSSSLOT for cluster-aware connections only
+  };
   log: { level: LogLevel }; // info
 }
 
@@ -204,6 +215,7 @@ const fileSchema = z.strictObject({
   node: z
     .strictObject({
       id: name().optional(),
+      zone: name().optional(),
     })
     .prefault({}),
   server: z
@@ -219,7 +231,7 @@ const fileSchema = z.strictObject({
     .strictObject({
       partitions: intIn(PARTITION_COUNTS, 'a divisor of 16384 (partitions are equal ranges of the 16384 hash slots)').prefault(4096),
       secret: str('expected a non-empty string').optional(),
-      peers: stringList('expected a list of peer URLs like http://127.0.0.1:8002 or node-2=http://127.0.0.1:8002', (s) => parsePeer(s) !== undefined).prefault([]),
+      peers: stringList('expected a list of peer URLs like http://127.0.0.1:8002 or node-2=http://127.0.0.1:8002 (optionally ?zone=z)', (s) => parsePeer(s) !== undefined).prefault([]),
       tls: tlsFiles(),
     })
     .prefault({}),
@@ -328,6 +340,11 @@ const fileSchema = z.strictObject({
       path: str('expected a directory path; {id} is replaced by the node id').prefault('./data/{id}'),
     })
     .prefault({}),
+  resp: z
+    .strictObject({
+      redirects: oneOf(REDIRECT_MODES).prefault('auto'),
+    })
+    .prefault({}),
   log: z
     .strictObject({
       level: oneOf(LOG_LEVELS).prefault('info'),
@@ -348,6 +365,18 @@ export const configSchema = fileSchema
       }
       seen.add(g.name);
     });
+    // static peers: every node derives the table from the same list, so a node's zone must be
+    // the one its entry in that list gives (`id=URL?zone=z`)
+    const zone = c.node.zone;
+    const listed = c.node.id === undefined ? undefined : c.cluster.peers.map(parsePeer).find((p) => p?.id === c.node.id);
+    if (zone !== undefined && listed !== undefined && listed.zone !== zone && c.cluster.peers.length > 1) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['node', 'zone'],
+        message: `expected the zone cluster.peers gives ${c.node.id} (${listed.zone === undefined ? `none: write ${c.node.id}=${listed.url}?zone=${zone} in every node's list` : listed.zone})`,
+        input: zone,
+      });
+    }
     const users = new Set<string>();
     c.auth.users.forEach((u, i) => {
       if (users.has(u.name)) ctx.addIssue({ code: 'custom', path: ['auth', 'users', i, 'name'], message: 'expected a user name not listed before', input: u.name });
@@ -439,6 +468,17 @@ export function resolveAdvertise(c: Config): string {
   if (c.server.advertise !== undefined) return c.server.advertise.replace(/\/+$/, '');
   const host = c.server.host.includes(':') && !c.server.host.startsWith('[') ? `[${c.server.host}]` : c.server.host;
   return `${peerListenerTls(c) !== undefined ? 'https' : 'http'}://${host}:${c.server.port}`;
+}
+
+/**
+ * `host:port` of this node's Redis listener as clients reach it (what CLUSTER SLOTS and MOVED
+ * name): the host of `server.advertise` when set, else `server.host`, and `server.resp_port`;
+ * undefined without a RESP listener, or with port 0 (a free port picked at start: not known yet).
+ */
+export function resolveRespAddress(c: Config): string | undefined {
+  if (c.server.resp_port === undefined || c.server.resp_port === 0) return undefined;
+  const host = c.server.advertise !== undefined ? new URL(c.server.advertise).hostname : c.server.host.includes(':') && !c.server.host.startsWith('[') ? `[${c.server.host}]` : c.server.host;
+  return `${host}:${c.server.resp_port}`;
 }
 
 /**

@@ -1,91 +1,120 @@
 /**
- * Redis's glob patterns (KEYS, SCAN MATCH, HSCAN MATCH, CONFIG GET), matched as Redis's
- * stringmatchlen does, over byte strings (one char per byte):
- *
- *   *        any run of bytes, the empty one included
- *   ?        exactly one byte
- *   [abc]    one of the bytes listed; [^abc] one byte not listed; [a-z] a range (either order);
- *            \x inside brackets is x itself; an unclosed [ runs to the end of the pattern
- *   \x       the byte x itself
- *
- * Pure. Backtracking is bounded: a run of stars is one star, and a star that failed at every
- * position does not retry from an earlier one, so a pattern cannot take exponential time.
+ * Redis's glob matching (util.c stringmatchlen), byte for byte, for KEYS, SCAN MATCH, HSCAN MATCH
+ * and CONFIG GET: `*`, `?`,
+ * `[abc]`, `[^a-z]`, `\` escapes. Its quirks are kept on purpose, since clients see them:
+ * a `[` without its `]` matches to the end of the pattern; a range may be given backwards
+ * (`[z-a]`); bytes are C `char`s, signed, so in a range 0x80-0xff sort below 0x00; the
+ * pattern is read as a C string, so a byte past its end reads as NUL.
  */
 
-/** Whether `text` matches `pattern`. `nocase`: ASCII letters compare without case. */
-export function globMatch(pattern: string, text: string, nocase = false): boolean {
-  return matchFrom(pattern, 0, text, 0, nocase) === MATCH;
+/** The pattern byte at `i`, as the C code reads it: a signed char, NUL past the end. */
+function at(p: Uint8Array, i: number): number {
+  if (i >= p.length) return 0;
+  const c = p[i]!;
+  return c >= 0x80 ? c - 256 : c;
 }
 
-const MATCH = 1;
-const NO = 0;
-/** No match here, and none possible for any later start of the enclosing star. */
-const NEVER = -1;
-
-function lower(c: number): number {
-  return c >= 0x41 && c <= 0x5a ? c + 0x20 : c;
+function signed(c: number): number {
+  return c >= 0x80 ? c - 256 : c;
 }
 
-function matchFrom(p: string, pi: number, s: string, si: number, nocase: boolean): number {
-  const plen = p.length;
-  const slen = s.length;
-  while (pi < plen) {
-    const pc = p.charCodeAt(pi);
-    if (pc === 0x2a /* * */) {
-      while (pi + 1 < plen && p.charCodeAt(pi + 1) === 0x2a) pi++;
-      if (pi + 1 === plen) return MATCH; // a trailing star takes the rest
-      for (let k = si; k <= slen; k++) {
-        const r = matchFrom(p, pi + 1, s, k, nocase);
-        if (r === MATCH) return MATCH;
-        if (r === NEVER) return NEVER;
+/** Does `s` match `pattern`, as Redis's stringmatchlen(pattern, s, nocase = 0)? */
+export function globMatchBytes(pattern: Uint8Array, s: Uint8Array): boolean {
+  const skip = { longer: false };
+  return match(pattern, 0, pattern.length, s, 0, s.length, skip);
+}
+
+function match(p: Uint8Array, pi: number, plen: number, s: Uint8Array, si: number, slen: number, skip: { longer: boolean }): boolean {
+  while (plen > 0 && slen > 0) {
+    const c = at(p, pi);
+    if (c === 0x2a /* * */) {
+      while (plen > 0 && at(p, pi + 1) === 0x2a) {
+        pi++;
+        plen--;
       }
-      return NEVER; // the rest did not match anywhere: an earlier star cannot help
-    }
-    if (si >= slen) return NO;
-    const sc = s.charCodeAt(si);
-    if (pc === 0x3f /* ? */) {
-      pi++;
+      if (plen === 1) return true;
+      while (slen > 0) {
+        if (match(p, pi + 1, plen - 1, s, si, slen, skip)) return true;
+        if (skip.longer) return false;
+        si++;
+        slen--;
+      }
+      // No match for the rest anywhere in the rest of the string: earlier stars cannot help.
+      skip.longer = true;
+      return false;
+    } else if (c === 0x3f /* ? */) {
       si++;
-      continue;
-    }
-    if (pc === 0x5b /* [ */) {
+      slen--;
+    } else if (c === 0x5b /* [ */) {
       pi++;
-      const not = pi < plen && p.charCodeAt(pi) === 0x5e; /* ^ */
-      if (not) pi++;
-      let hit = false;
-      while (pi < plen) {
-        let c = p.charCodeAt(pi);
-        if (c === 0x5d /* ] */) break;
-        if (c === 0x5c /* \ */ && pi + 1 < plen) {
+      plen--;
+      const not = at(p, pi) === 0x5e; /* ^ */
+      if (not) {
+        pi++;
+        plen--;
+      }
+      let matched = false;
+      const sc = signed(s[si]!);
+      for (;;) {
+        if (at(p, pi) === 0x5c /* \ */ && plen >= 2) {
           pi++;
-          c = p.charCodeAt(pi);
-          if (c === sc || (nocase && lower(c) === lower(sc))) hit = true;
-        } else if (pi + 2 < plen && p.charCodeAt(pi + 1) === 0x2d /* - */) {
-          let a = c;
-          let b = p.charCodeAt(pi + 2);
-          if (a > b) [a, b] = [b, a];
-          const x = nocase ? lower(sc) : sc;
-          if ((sc >= a && sc <= b) || (nocase && x >= lower(a) && x <= lower(b))) hit = true;
+          plen--;
+          if (at(p, pi) === sc) matched = true;
+        } else if (at(p, pi) === 0x5d /* ] */) {
+          break;
+        } else if (plen === 0) {
+          pi--;
+          plen++;
+          break;
+        } else if (plen >= 3 && at(p, pi + 1) === 0x2d /* - */) {
+          let start = at(p, pi);
+          let end = at(p, pi + 2);
+          if (start > end) [start, end] = [end, start];
           pi += 2;
-        } else if (c === sc || (nocase && lower(c) === lower(sc))) {
-          hit = true;
+          plen -= 2;
+          if (sc >= start && sc <= end) matched = true;
+        } else if (at(p, pi) === sc) {
+          matched = true;
         }
         pi++;
+        plen--;
       }
-      // pi is at the closing ] (or the end of an unclosed class)
-      if (pi < plen) pi++;
-      if (hit === not) return NO;
+      if (not) matched = !matched;
+      if (!matched) return false;
       si++;
-      continue;
+      slen--;
+    } else {
+      if (c === 0x5c /* \ */ && plen >= 2) {
+        pi++;
+        plen--;
+      }
+      if (at(p, pi) !== signed(s[si]!)) return false;
+      si++;
+      slen--;
     }
-    let want = pc;
-    if (pc === 0x5c /* \ */ && pi + 1 < plen) {
-      pi++;
-      want = p.charCodeAt(pi);
-    }
-    if (!(want === sc || (nocase && lower(want) === lower(sc)))) return NO;
     pi++;
-    si++;
+    plen--;
+    if (slen === 0) {
+      while (at(p, pi) === 0x2a) {
+        pi++;
+        plen--;
+      }
+      break;
+    }
   }
-  return si === slen ? MATCH : NO;
+  return plen === 0 && slen === 0;
+}
+
+/**
+ * The same over byte strings (keys: one char per byte). `nocase`: ASCII letters compare without
+ * case, as stringmatchlen's nocase (it lowers both sides, range bounds included).
+ */
+export function globMatch(pattern: string, text: string, nocase = false): boolean {
+  const p = Buffer.from(nocase ? lowerAscii(pattern) : pattern, 'latin1');
+  const s = Buffer.from(nocase ? lowerAscii(text) : text, 'latin1');
+  return globMatchBytes(p, s);
+}
+
+function lowerAscii(s: string): string {
+  return s.replace(/[A-Z]/g, (c) => String.fromCharCode(c.charCodeAt(0) + 32));
 }

@@ -35,12 +35,16 @@ export interface NodeInfo {
   resp_address?: string;
   /** Placement weight, default 1.0. */
   weight?: number;
+  /** Failure domain (config `node.zone`): copies of a partition go to distinct zones when there are enough. */
+  zone?: string;
 }
 
-/** A member of the placement table: a node id and its weight (1.0 = 150 virtual nodes). */
+/** A member of the placement table: a node id, its weight (1.0 = 150 virtual nodes) and its zone. */
 export interface Member {
   id: NodeId;
   weight: number;
+  /** Failure domain; a member without one is a domain of its own. */
+  zone?: string;
 }
 
 /**

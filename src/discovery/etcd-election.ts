@@ -117,6 +117,7 @@ export class EtcdElection implements ElectionSeam {
       });
     }
     if (observer !== null) await observer.cancel().catch(() => undefined);
+    await cancelLeftoverWatches(this.#election);
     this.#observed = null;
     this.#report();
     this.#listeners.clear();
@@ -252,4 +253,28 @@ export class EtcdElection implements ElectionSeam {
       }
     }
   }
+}
+
+/**
+ * etcd3's Campaign.resign() leaves attached the watch a candidate that is not the leader waits
+ * on (the deletion of the candidate before it). Once the client closes, the watch manager then
+ * retries a closed connection forever on a timer, which keeps the process alive: a library host
+ * could not exit after `node.stop()`. Cancel whatever the election's namespace still watches.
+ * Reaches into etcd3's internals (Election.namespace.watchManager.watchers) and does nothing
+ * when they are not there.
+ */
+async function cancelLeftoverWatches(election: Election): Promise<void> {
+  const manager = (election as unknown as { namespace?: { watchManager?: { watchers?: unknown } } }).namespace?.watchManager;
+  const watchers = manager?.watchers;
+  if (!Array.isArray(watchers)) return;
+  await Promise.all(
+    [...watchers].map(async (w) => {
+      const cancel = (w as { cancel?: () => Promise<void> }).cancel;
+      if (typeof cancel !== 'function') return;
+      // bounded: a cancel waits for etcd's answer, and etcd may be gone already
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([cancel.call(w).catch(() => undefined), new Promise((r) => (timer = setTimeout(r, 1000)))]);
+      clearTimeout(timer);
+    }),
+  );
 }

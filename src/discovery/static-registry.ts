@@ -33,12 +33,16 @@ export class StaticRegistry implements Registry {
   }
 }
 
-/** Parse `--peers` entries: "id=http://host:port" or "http://host:port" (id = "host:port"). */
+/** Parse `--peers` entries: "id=http://host:port" or "http://host:port" (id = "host:port"), each optionally with "?zone=z". */
 export function parsePeers(entries: readonly string[], now: number): NodeInfo[] {
   return entries
     .filter((e) => e.trim() !== '')
     .map((entry) => {
-      const eq = entry.indexOf('=');
+      // an "=" inside the URL (after "://" or in "?zone=") is not the id's
+      const first = entry.indexOf('=');
+      const scheme = entry.indexOf('://');
+      const query = entry.indexOf('?');
+      const eq = first > 0 && (scheme < 0 || first < scheme) && (query < 0 || first < query) ? first : -1;
       const id = eq > 0 ? entry.slice(0, eq).trim() : undefined;
       const raw = (eq > 0 ? entry.slice(eq + 1) : entry).trim();
       const withScheme = /^https?:\/\//.test(raw) ? raw : `http://${raw}`;
@@ -50,7 +54,8 @@ export function parsePeers(entries: readonly string[], now: number): NodeInfo[] 
       }
       if (url.port === '') throw new TypeError(`peer "${entry}" has no port: expected id=http://host:port`);
       const address = `${url.protocol}//${url.host}`;
-      return { id: id ?? url.host, address, status: 'active' as const, last_seen: now };
+      const zone = url.searchParams.get('zone');
+      return { id: id ?? url.host, address, status: 'active' as const, last_seen: now, ...(zone !== null && zone !== '' ? { zone } : {}) };
     });
 }
 

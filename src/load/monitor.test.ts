@@ -117,6 +117,27 @@ describe('LoadMonitor', () => {
     assert.ok(Math.abs(hot[0]!.qps - 4000) / 4000 < 0.1, `hot qps ${hot[0]!.qps}`);
   });
 
+  it('hot keys cool down: once the traffic stops, the list is empty within a window', () => {
+    const s = setup({ hotKeys: 4 });
+    s.monitor.start();
+    for (let sec = 0; sec < 10; sec++) {
+      for (let i = 0; i < 4000; i++) s.monitor.record('get', 'users', 'hot', 0, 0, 0);
+      s.advance(1000);
+    }
+    assert.equal(s.monitor.report().hotKeys[0]?.key, 'hot');
+    // no traffic: the decayed count shrinks but never reaches 0; the key must still go
+    let emptyAfter = -1;
+    for (let sec = 1; sec <= 30 && emptyAfter < 0; sec++) {
+      s.advance(1000);
+      if (s.monitor.report().hotKeys.length === 0) emptyAfter = sec;
+    }
+    assert.ok(emptyAfter > 0 && emptyAfter <= 10, `empty ${emptyAfter} s after the traffic stopped (window 10 s)`);
+    // and it comes back with the traffic
+    for (let i = 0; i < 4000; i++) s.monitor.record('get', 'users', 'hot', 0, 0, 0);
+    s.advance(1000);
+    assert.equal(s.monitor.report().hotKeys[0]?.key, 'hot');
+  });
+
   it('hotKeys 0 turns the sketch off', () => {
     const s = setup({ hotKeys: 0 });
     for (let i = 0; i < 100; i++) s.monitor.record('get', 'g', 'k', 0, 0, 0);

@@ -193,6 +193,8 @@ export class LoadMonitor {
   private readonly sampleEvery: number;
   /** Per-tick decay of the sketch: 1 - 1/buckets, so its mean memory is one window. */
   private readonly decayFactor: number;
+  /** Ticks per window (`buckets`). */
+  private readonly buckets: number;
 
   /** Request counters by C_* index; `current` is written on the request path. */
   private readonly counters: RateVector;
@@ -246,6 +248,7 @@ export class LoadMonitor {
     this.sampleMask = sampleEvery - 1;
     this.sketch = this.hotKeys > 0 ? new SpaceSaving({ capacity: opts.sketchCapacity ?? Math.max(64, 16 * this.hotKeys) }) : undefined;
     this.decayFactor = 1 - 1 / buckets;
+    this.buckets = buckets;
     this.capacity = opts.capacity ?? DEFAULT_LOAD_CAPACITY;
     this.weights = opts.weights ?? DEFAULT_SCORE_WEIGHTS;
     this.stored = opts.stored ?? (() => ({ bytes: 0, entries: 0 }));
@@ -333,6 +336,7 @@ export class LoadMonitor {
     const report = this.build(now);
     // decay after reading: the reported counts include this bucket in full
     this.sketch?.decay(this.decayFactor);
+    this.sketch?.advance();
     this.last = report;
     for (const l of this.listeners) {
       try {
@@ -368,7 +372,9 @@ export class LoadMonitor {
     const hotKeys: HotKey[] = [];
     if (this.sketch !== undefined) {
       const windowSec = this.windowMs / 1000;
-      for (const h of this.sketch.top(this.hotKeys)) {
+      // a key is hot while it has traffic: one not seen for a whole window is dropped (its
+      // decayed count only tends to zero), so the list empties once the traffic stops
+      for (const h of this.sketch.top(this.hotKeys, this.buckets)) {
         const cut = h.key.indexOf(SEP);
         const count = h.count * this.sampleEvery;
         hotKeys.push({ group: h.key.slice(0, cut), key: h.key.slice(cut + 1), count, qps: count / windowSec });

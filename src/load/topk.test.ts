@@ -106,3 +106,16 @@ describe('SpaceSaving', () => {
     );
   });
 });
+
+it("top(k, seenWithin) leaves out keys not offered in the last steps", () => {
+  const s = new SpaceSaving({ capacity: 8 });
+  s.offer('old', 100);
+  s.advance();
+  s.offer('new', 1);
+  s.advance();
+  assert.deepEqual(s.top(5).map((h) => h.key), ['old', 'new']);
+  assert.deepEqual(s.top(5, 2).map((h) => h.key), ['new']);
+  assert.deepEqual(s.top(5, 1), []);
+  s.offer('old', 1);
+  assert.deepEqual(s.top(5, 1).map((h) => h.key), ['old']);
+});

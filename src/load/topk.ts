@@ -54,6 +54,9 @@ export class SpaceSaving {
   private readonly pos: Int32Array;
   private n = 0;
   private weight = 0;
+  /** slot -> the age (see advance) at which its key was last offered */
+  private readonly lastOffered: Float64Array;
+  private age = 0;
 
   constructor(opts: SpaceSavingOptions = {}) {
     const capacity = opts.capacity ?? DEFAULT_TOPK_CAPACITY;
@@ -66,6 +69,16 @@ export class SpaceSaving {
     this.errors = new Float64Array(capacity);
     this.heap = new Int32Array(capacity);
     this.pos = new Int32Array(capacity);
+    this.lastOffered = new Float64Array(capacity);
+  }
+
+  /**
+   * One step of the caller's clock (the load monitor calls it once per tick). `top` can then
+   * leave out keys not offered for a number of steps: decay alone never takes a count to zero,
+   * so without it a key hot an hour ago would still be listed, with a tiny count.
+   */
+  advance(): void {
+    this.age++;
   }
 
   /** Keys tracked now (<= capacity). */
@@ -84,6 +97,7 @@ export class SpaceSaving {
     this.weight += weight;
     const slot = this.index.get(key);
     if (slot !== undefined) {
+      this.lastOffered[slot] = this.age;
       this.counts[slot]! += weight;
       this.siftDown(this.pos[slot]!);
       return;
@@ -93,6 +107,7 @@ export class SpaceSaving {
       this.keys[s] = key;
       this.counts[s] = weight;
       this.errors[s] = 0;
+      this.lastOffered[s] = this.age;
       this.index.set(key, s);
       this.heap[s] = s;
       this.pos[s] = s;
@@ -106,6 +121,7 @@ export class SpaceSaving {
     this.keys[s] = key;
     this.index.set(key, s);
     this.errors[s] = min;
+    this.lastOffered[s] = this.age;
     this.counts[s] = min + weight;
     this.siftDown(0);
   }
@@ -129,12 +145,17 @@ export class SpaceSaving {
     return s === undefined ? 0 : this.counts[s]!;
   }
 
-  /** The `k` largest counts, largest first (ties by key, so the order is deterministic). */
-  top(k: number): HeavyHitter[] {
-    const m = Math.min(Math.max(0, Math.floor(k)), this.n);
-    if (m === 0) return [];
+  /**
+   * The `k` largest counts, largest first (ties by key, so the order is deterministic), among
+   * the keys offered within the last `seenWithin` steps of advance() (default: any).
+   */
+  top(k: number, seenWithin = Number.POSITIVE_INFINITY): HeavyHitter[] {
+    const want = Math.max(0, Math.floor(k));
+    if (want === 0 || this.n === 0) return [];
     const slots: number[] = [];
-    for (let s = 0; s < this.n; s++) slots.push(s);
+    for (let s = 0; s < this.n; s++) if (this.age - this.lastOffered[s]! < seenWithin) slots.push(s);
+    const m = Math.min(want, slots.length);
+    if (m === 0) return [];
     slots.sort((a, b) => this.counts[b]! - this.counts[a]! || (this.keys[a]! < this.keys[b]! ? -1 : 1));
     const out: HeavyHitter[] = new Array(m);
     for (let i = 0; i < m; i++) {

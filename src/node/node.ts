@@ -15,7 +15,7 @@ import { Group } from '../cache/group.ts';
 import type { Loader } from '../cache/loader.ts';
 import { httpLoader } from '../cache/loader.ts';
 import { LiveConfig } from '../config/live.ts';
-import { peerListenerTls, resolveAdvertise, type Config } from '../config/schema.ts';
+import { peerListenerTls, resolveAdvertise, resolveRespAddress, type Config } from '../config/schema.ts';
 import { partitionOf as hashPartition } from '../core/placement/hash.ts';
 import { encodeTable, summarize, type PartitionTable, type PlacementOptions } from '../core/placement/table.ts';
 import { systemClock, type Clock, type NodeId, type NodeInfo } from '../core/types.ts';
@@ -31,7 +31,7 @@ import { PeerClient } from '../peer/client.ts';
 import { PeerServer } from '../peer/server.ts';
 import { NodeStorage } from '../storage/node-storage.ts';
 import { CatchUp, serveCatchUpPages, type CatchUpReport } from '../cluster/catchup.ts';
-import { ClusterEvents, type ClusterEventKind, type ClusterEventMap } from '../cluster/events.ts';
+import { ClusterEvents, type ClusterEventKind, type ClusterEventMap, type TableChangeCause } from '../cluster/events.ts';
 import { Freshness } from '../cluster/freshness.ts';
 import { HintedHandoff } from '../cluster/handoff.ts';
 import { FailureDetector } from '../cluster/health/detector.ts';
@@ -44,6 +44,7 @@ import { Mirror } from '../cluster/mirror.ts';
 import { Peers } from '../cluster/peers.ts';
 import { Rebalancer } from '../cluster/rebalancer.ts';
 import { Router, TABLE_WAIT_MS } from '../cluster/router.ts';
+import { ENGINE } from '../cache/engine/index.ts';
 import { SelfTrust } from '../cluster/trust.ts';
 import { TableManager } from '../cluster/table-manager.ts';
 import { LoadService } from '../load/service.ts';
@@ -55,6 +56,7 @@ import { RespServer } from '../front/resp/server.ts';
 import { readTls, serverOptions } from '../net/tls.ts';
 import { HttpListener } from './listeners.ts';
 import { ClientLimits } from '../net/limits.ts';
+import { RespCluster } from './resp-cluster.ts';
 
 export interface NodeOptions {
   config: Config;
@@ -105,6 +107,8 @@ export class JincacheNode {
   private readonly listeners: HttpListener[] = [];
   private readonly authenticator: Authenticator;
   private resp: RespServer | undefined;
+  /** What the RESP listener answers CLUSTER commands and redirects from (when it is on). */
+  private readonly respCluster: RespCluster | undefined;
   private readonly clientLimits: ClientLimits;
   private readonly assets = dashboardAssets();
   private disposers: Disposer[] = [];
@@ -116,9 +120,6 @@ export class JincacheNode {
   private ready = false;
   private stopping = false;
   private sweeper: NodeJS.Timeout | undefined;
-  // health changes are kept out of the event feed until then: while a cluster starts, peers
-  // that are still starting flap between down and healthy
-  private quietUntil = 0;
 
   constructor(opts: NodeOptions) {
     const cfg = opts.config;
@@ -131,6 +132,10 @@ export class JincacheNode {
     const staticPeers = parsePeers(cfg.cluster.peers, clock.now());
     const id = cfg.node.id ?? staticPeers.find((p) => p.address === address)?.id ?? `node-${cfg.server.port}`;
     this.id = id;
+    // a static cluster's zones come with --peers (id=URL?zone=z; config validation checks that
+    // node.zone agrees with this node's entry)
+    const listedZone = staticPeers.find((p) => p.id === id)?.zone;
+    const zone = cfg.node.zone ?? listedZone;
     const logger = opts.logger ?? createLogger({ level: cfg.log.level, nodeId: id });
     this.logger = logger;
     const metrics = new Metrics();
@@ -142,8 +147,9 @@ export class JincacheNode {
       address,
       status: 'active',
       last_seen: clock.now(),
+      ...(zone !== undefined ? { zone } : {}),
       ...(cfg.server.api_port !== undefined ? { api_address: `http://${cfg.server.host}:${cfg.server.api_port}` } : {}),
-      ...(cfg.server.resp_port !== undefined ? { resp_address: `${cfg.server.host}:${cfg.server.resp_port}` } : {}),
+      ...(resolveRespAddress(cfg) !== undefined ? { resp_address: resolveRespAddress(cfg)! } : {}),
     };
     const ft = () => live.current().fault_tolerance;
 
@@ -175,7 +181,7 @@ export class JincacheNode {
     this.election = opts.election ?? etcd?.election;
     const registry = opts.registry ?? etcd?.registry ?? new StaticRegistry(staticPeers);
     this.membershipRegistry = registry;
-    const membership = new Membership({ self: id, registry, events });
+    const membership = new Membership({ self: id, registry, events, clock });
     this.membership = membership;
     const tables = new TableManager({ registry, placement, store: tableStore, election: this.election, logger });
     this.tables = tables;
@@ -201,16 +207,18 @@ export class JincacheNode {
       breaker: { threshold: cfg.fault_tolerance.circuit_threshold, halfOpenAfterMs: Math.min(2000, Math.max(500, 2 * heartbeat)) },
       metrics,
       logger,
-      onTransition: (peer, from, to) => this.healthChanged(peer, from, to),
+      onTransition: (peer, from, to, starting) => this.healthChanged(peer, from, to, starting),
       hintsHeldFor: (peer) => handoff?.queue.pending(peer) ?? 0,
-      onPingAnswer: (peer, hints, table, sentAt) => {
+      onPingAnswer: (peer, hints, table, resp, sentAt) => {
         handoff?.noteHeld(peer, hints, table, sentAt);
+        this.respCluster?.onPingAnswer(peer, table, resp);
         // a peer on a newer table than ours: we may have missed its commit (trust.ts)
         if (table > tables.table().version) void this.trust.tableSeen(table, TABLE_WAIT_MS);
       },
       tableVersion: () => tables.table().version,
       // a heartbeat or request that timed out across this node's own pause is not the peer's failure
       stalledSince: (t) => this.trust.stalledSince(t),
+      ...(this.info.resp_address !== undefined ? { respAddress: this.info.resp_address } : {}),
     });
     this.detector = detector;
     const usable = (peer: NodeId): boolean => detector.usable(peer);
@@ -361,6 +369,7 @@ export class JincacheNode {
       selfTrusted: () => trust.trusted(),
       tableSeen: (version, waitMs) => trust.tableSeen(version, waitMs),
       maxValueBytes: () => live.current().cache.max_value_bytes,
+      engine: ENGINE,
       onReplicationFailure: (peer, records, err) => logger.debug({ peer, records, err: err.message }, 'backup did not confirm a write'),
     });
     this.router = router;
@@ -393,6 +402,7 @@ export class JincacheNode {
     if (!auth.required && !isLoopback(cfg.server.host)) {
       throw new JincacheError('BAD_REQUEST', `refusing to listen on ${cfg.server.host} without a password: set auth.requirepass in the config file (or the environment variable JINCACHE_PASSWORD), or listen on 127.0.0.1`);
     }
+    this.respCluster = this.info.resp_address !== undefined ? new RespCluster({ self: id, address: this.info.resp_address, tables, members: membership, detector, redirects: () => live.current().resp.redirects, store: () => this.groups.get(cfg.cache.group_name)!.store, clock }) : undefined;
     this.door = new FrontDoor({ kv: router, live, metrics, clock, auth, receivedSince: () => trust.receivedSince(), ...(storage !== undefined ? { backpressure: () => storage.persister.backpressure() } : {}) });
     // SPEC §8: one set of bounds for every client of this node, over HTTP and RESP together
     this.clientLimits = new ClientLimits({
@@ -459,25 +469,24 @@ export class JincacheNode {
       held = CatchUp.heldPartitions(next, this.id);
       this.catchup.mark(held);
     });
-    this.disposers.push(
-      this.tables.onChange((next, prev) => {
-        this.logger.info({ version: next.version, from: prev.version }, 'partition table changed');
-        if (prev.members.length > 0) this.events.emit('table', { version: next.version, previous: prev.version }, `partition table v${next.version} in force`);
-      }),
-    );
+    this.disposers.push(this.tables.onChange((next, prev) => this.tableChanged(next, prev)));
     await this.tables.start();
     offFirst();
     if (held.length > 0) {
-      this.logger.info({ partitions: held.length }, 'starting as a holder: catching up from the other holders before serving reads from this copy');
+      // a brand-new cluster's nodes all start as holders of an empty table: only the outcome
+      // (records received) is worth a line, see runCatchUp
+      this.logger.debug({ partitions: held.length }, 'starting as a holder: catching up from the other holders before serving reads from this copy');
       await this.publishStatus('joining');
     }
     this.metrics.setProvider(() => this.metricsSnapshot());
     this.detector.start();
     // don't take traffic while peers that are merely starting look down
     const settleMs = Math.max(1000, Math.min(3000, 2 * cfg.fault_tolerance.heartbeat_interval));
-    this.quietUntil = Date.now() + 2 * settleMs;
     if (!(await this.detector.settle(settleMs))) {
-      this.logger.warn({ health: Object.fromEntries(this.detector.classifier.report().map((r) => [r.id, r.health])) }, 'starting while some peers do not answer');
+      // peers of a cluster that starts together may simply be slower to start than this one:
+      // requests route around them until they answer (a peer that stops answering later is a WARN)
+      const silent = this.detector.classifier.report().filter((r) => !this.detector.classifier.confirmed(r.id)).map((r) => r.id);
+      this.logger.info({ peers: silent }, 'serving before every peer answered; requests go around them until they do');
     }
     this.handoff.start();
     this.trust.start();
@@ -489,6 +498,7 @@ export class JincacheNode {
     this.mirror.start();
     if (cfg.server.resp_port !== undefined) {
       this.resp = new RespServer({
+        ...(this.respCluster !== undefined ? { cluster: this.respCluster } : {}),
         door: this.door,
         host: cfg.server.host,
         port: cfg.server.resp_port,
@@ -510,7 +520,7 @@ export class JincacheNode {
     }, 1000);
     this.sweeper.unref();
     this.ready = true;
-    if (held.length > 0) void this.runCatchUp('rejoin');
+    if (held.length > 0) void this.runCatchUp('start');
     this.logger.info({ id: this.id, address: this.info.address, ringVersion: this.tables.table().version }, 'node started');
   }
 
@@ -533,6 +543,7 @@ export class JincacheNode {
     for (const d of this.disposers) d();
     this.disposers = [];
     await this.resp?.stop();
+    this.respCluster?.stop();
     this.tables.stop();
     await this.membership.stop().catch(warn('leaving the registry failed'));
     await this.etcd?.stop().catch(warn('closing etcd failed'));
@@ -625,6 +636,7 @@ export class JincacheNode {
           address: n.address,
           apiAddress: n.api_address ?? n.address,
           status: n.status,
+          zone: n.zone ?? table.members.find((m) => m.id === n.id)?.zone ?? null,
           health: n.id === this.id ? 'healthy' : (health[n.id] ?? 'healthy'),
           weight: table.members.find((m) => m.id === n.id)?.weight ?? n.weight ?? 1,
           partitionsOwned: c?.owned ?? 0,
@@ -636,12 +648,17 @@ export class JincacheNode {
       partitions: {
         owners: table.assignments.map((h) => h[0] ?? null),
         underReplicated: base + (migrating?.underReplicatedPending ?? 0),
+        ...copiesOnDownNodes(table, (id) => id !== this.id && (health[id] === 'down' || health[id] === 'suspected')),
+        // partitions of the open migrations still to be copied (the dashboard highlights them)
+        moving: migrating?.moving ?? [],
       },
       groups: [...this.groups.values()].map((g) => ({ name: g.name, loader: g.loader !== undefined, ...g.store.stats() })),
       migrations: migrating?.migrations ?? [],
       hotKeys: load.hotKeys ?? [],
       ...(load.load !== undefined ? { load: load.load } : {}),
       events: this.events.feed(),
+      // members that left since this node started: a graceful leave (drained first) or gone
+      departed: this.membership.departures().filter((d) => !this.membership.member(d.id)),
       health,
       breakers,
       breakerOpens: { ...this.breakerOpens },
@@ -664,12 +681,55 @@ export class JincacheNode {
     this.events.emit('config', { group, applied: true }, raw === null ? `override for ${group} removed` : `applied override for ${group}`);
   }
 
-  private healthChanged(peer: NodeId, from: string, to: string): void {
-    const quiet = Date.now() < this.quietUntil;
-    if (to === 'suspected' || to === 'down') {
-      if (!quiet) this.events.emit('suspect', { node: peer, health: to, from }, `${peer}: ${from} -> ${to}`, 'health');
-    } else if ((to === 'healthy' || to === 'slow') && (from === 'suspected' || from === 'down')) {
-      if (!quiet) this.events.emit('recover', { node: peer, health: to, from }, `${peer}: ${from} -> ${to}`, 'health');
+  /** Log a new table version and emit the typed 'table' event, naming what changed it. */
+  private tableChanged(next: PartitionTable, prev: PartitionTable): void {
+    if (prev.members.length === 0) {
+      // the first table this node installs: the cluster as it is, not a change
+      this.logger.debug({ version: next.version, members: next.members.length }, 'partition table in force');
+      this.events.emit('table', { version: next.version, previous: null, joined: [], left: [], cause: 'start' }, `partition table v${next.version} in force (${next.members.length} members)`);
+      return;
+    }
+    const before = new Set(prev.members.map((m) => m.id));
+    const after = new Set(next.members.map((m) => m.id));
+    const joined = next.members.filter((m) => !before.has(m.id)).map((m) => m.id);
+    const left = prev.members.filter((m) => !after.has(m.id)).map((m) => m.id);
+    // a member that published `leaving` was drained; one that vanished was removed (a crash)
+    const cause: TableChangeCause =
+      joined.length > 0 && left.length > 0
+        ? 'membership'
+        : joined.length > 0
+          ? 'join'
+          : left.length > 0
+            ? left.every((id) => this.membership.leftGracefully(id))
+              ? 'leave'
+              : 'crash'
+            : 'rebalance';
+    const why =
+      cause === 'join'
+        ? `${joined.join(', ')} joined`
+        : cause === 'leave'
+          ? `${left.join(', ')} left`
+          : cause === 'crash'
+            ? `${left.join(', ')} removed (gone without leaving)`
+            : cause === 'membership'
+              ? `${joined.join(', ')} joined, ${left.join(', ')} left`
+              : 'owners or weights changed';
+    this.logger.info({ version: next.version, from: prev.version, joined, left }, 'partition table changed');
+    this.events.emit('table', { version: next.version, previous: prev.version, joined, left, cause }, `partition table v${next.version} in force: ${why}`);
+  }
+
+  /**
+   * A peer's health class changed. `starting`: it has never answered this node yet (a cluster
+   * that starts together: peers still starting refuse at first), so its first refusals and its
+   * first answer are not news for the feed or the typed events.
+   */
+  private healthChanged(peer: NodeId, from: string, to: string, starting: boolean): void {
+    if (!starting) {
+      if (to === 'suspected' || to === 'down') {
+        this.events.emit('suspect', { node: peer, health: to, from }, `${peer}: ${from} -> ${to}`, 'health');
+      } else if ((to === 'healthy' || to === 'slow') && (from === 'suspected' || from === 'down')) {
+        this.events.emit('recover', { node: peer, health: to, from }, `${peer}: ${from} -> ${to}`, 'health');
+      }
     }
     if (to === 'healthy' || to === 'slow') this.handoff.replay(peer);
   }
@@ -678,23 +738,25 @@ export class JincacheNode {
   private async runCatchUp(reason: string): Promise<void> {
     const report = await this.catchup.run();
     this.lastCatchUp = report;
-    this.logger.info({ reason, ...report }, 'caught up');
-    // a cluster's first start: every holder starts empty, nothing to report in the feed
-    if (!(report.records === 0 && report.failed.length === 0 && reason === 'rejoin')) {
+    // a cluster's first start: every holder starts empty and receives nothing, not worth a line
+    const news = !(report.records === 0 && report.failed.length === 0 && reason === 'start');
+    if (news) this.logger.info({ reason, ...report }, 'caught up');
+    else this.logger.debug({ reason, ...report }, 'caught up');
+    if (news) {
       this.events.note(
         'catchup',
         `caught up ${report.caughtUp}/${report.partitions} partitions (${reason}): ${report.records} records received, ${report.applied} newer, ${report.pages} pages, ${report.full ? 'full' : 'since the disk watermark'}, ${report.ms} ms${report.failed.length > 0 ? `; no holder answered for ${report.failed.length}` : ''}`,
       );
     }
-    if (reason === 'rejoin' && !this.stopping) await this.publishStatus('active');
+    if (reason === 'start' && !this.stopping) await this.publishStatus('active');
   }
 
   /** Publish this node's status in the registry; retried for a while when etcd does not answer. */
   private async publishStatus(status: 'joining' | 'active'): Promise<void> {
     for (let attempt = 0; attempt < 20 && !this.stopping; attempt++) {
       try {
+        // the feed learns it from the membership (Membership notes status changes)
         await this.membership.update({ ...this.info, status });
-        this.events.note('status', `${this.id} is ${status}`);
         return;
       } catch (e) {
         this.logger.warn({ status, err: (e as Error).message }, 'could not publish status; retrying');
@@ -743,6 +805,22 @@ export class JincacheNode {
       ...this.load?.metrics(),
     };
   }
+}
+
+/**
+ * Partitions with a copy on a node this node sees down or suspected (`withDownHolder`), and
+ * those with every copy there (`unavailable`: no holder can answer for them now).
+ */
+export function copiesOnDownNodes(table: PartitionTable, down: (id: NodeId) => boolean): { withDownHolder: number; unavailable: number } {
+  let withDownHolder = 0;
+  let unavailable = 0;
+  for (const holders of table.assignments) {
+    let n = 0;
+    for (const h of holders) if (down(h)) n++;
+    if (n > 0) withDownHolder++;
+    if (n > 0 && n === holders.length) unavailable++;
+  }
+  return { withDownHolder, unavailable };
 }
 
 /** Whether `host` is a loopback address (or name). */

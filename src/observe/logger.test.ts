@@ -46,7 +46,9 @@ test('pretty output is human-readable, not JSON', async () => {
   const text = await out.text();
   assert.match(text, /WARN/);
   assert.match(text, /\[node-2\] peer is slow/);
-  assert.match(text, /peer: "node-3"/);
+  // one line per entry, the fields after the message
+  assert.match(text, /\[node-2\] peer is slow \{"peer":"node-3"\}\n$/);
+  assert.equal(text.trim().split('\n').length, 1);
   assert.throws(() => JSON.parse(text.trim()));
   assert.doesNotMatch(text, /\x1b\[/, 'no colour codes when writing to a caller stream');
 });

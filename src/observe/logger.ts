@@ -53,6 +53,8 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
       // Shows "[node-1]" before each message when nodeId is set.
       messageFormat: opts.nodeId === undefined ? false : '[{nodeId}] {msg}',
       hideObject: false,
+      // one line per entry: a terminal shows a start-up as a few lines, not a page of fields
+      singleLine: true,
       ...(opts.destination === undefined ? { destination: 1, sync: true } : { destination: opts.destination }),
     });
     return pino(options, stream);

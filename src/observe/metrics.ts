@@ -36,6 +36,8 @@ export type RequestResult =
   | 'bad_request'
   | 'unauthorized'
   | 'forbidden'
+  /** A Redis Cluster client told to ask another node (MOVED, CROSSSLOT). */
+  | 'redirected'
   | 'unavailable'
   | 'timeout'
   | 'error';

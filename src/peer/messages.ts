@@ -234,8 +234,10 @@ export interface ExecRequest {
   commands: Buffer[][];
   /** One command alone, or a MULTI/EXEC transaction (the reply is then the array of replies). */
   transaction: boolean;
-  /** WATCHed keys with the versions they had (transactions only). */
-  watched: { key: string; version: number }[];
+  /** WATCHed keys with the versions they had, and whether they were live (transactions only). */
+  watched: { key: string; version: number; live?: boolean }[];
+  /** The client's RESP version (a few replies differ in shape: HRANDFIELD WITHVALUES). Default 2. */
+  protocol?: 2 | 3;
 }
 
 /** Most commands in one transaction, arguments per command, nesting of a reply. */
@@ -361,15 +363,22 @@ export const Exec = binaryMessage<ExecRequest, Reply>({
       w.list(v.keys, (w2, k) => void w2.str(k));
       w.list(v.commands, (w2, c) => void w2.list(c, (w3, a) => void w3.bytes(a)));
       w.bool(v.transaction);
-      w.list(v.watched, (w2, x) => void w2.str(x.key).f64(x.version));
+      w.list(v.watched, (w2, x) => void w2.str(x.key).f64(x.version).bool(x.live === true));
+      w.u8(v.protocol ?? 2);
     },
     read(r) {
       const k = key.read(r);
       const keys = r.list(MAX_ARGS, (r2) => r2.str(MAX_KEY_BYTES));
       const commands = r.list(MAX_COMMANDS, (r2) => r2.list(MAX_ARGS, (r3) => r3.bytes(MAX_VALUE_BYTES)));
       const transaction = r.bool();
-      const watched = r.list(MAX_ARGS, (r2) => ({ key: r2.str(MAX_KEY_BYTES), version: r2.f64() }));
-      return { ...k, keys, commands, transaction, watched };
+      const watched = r.list(MAX_ARGS, (r2) => {
+        const key = r2.str(MAX_KEY_BYTES);
+        const version = r2.f64();
+        return r2.bool() ? { key, version, live: true } : { key, version };
+      });
+      const protocol = r.u8();
+      if (protocol !== 2 && protocol !== 3) throw new CodecError(`bad RESP protocol ${protocol}`);
+      return { ...k, keys, commands, transaction, watched, ...(protocol === 3 ? { protocol } : {}) };
     },
   },
   response: { write: writeReply, read: (r) => readReply(r) },
@@ -440,16 +449,17 @@ export const Replicate = binaryMessage<WireRecord[], void>({ name: 'replicate', 
 // ---- health and handoff (health/detector.ts, handoff.ts, catchup.ts) ------------------------
 
 /**
- * The heartbeat; the answer says how many hinted writes the receiver holds for the sender, and
- * the version of the table it routes by (trust.ts: a node that cannot reach etcd confirms its
- * table with its peers).
+ * The heartbeat; the answer says how many hinted writes the receiver holds for the sender, the
+ * version of the table it routes by (trust.ts: a node that cannot reach etcd confirms its table
+ * with its peers), and the `host:port` of its Redis listener ('' = none): how a static cluster,
+ * which has no registry to publish it in, learns every node's RESP address for CLUSTER SLOTS.
  */
-export const Ping = binaryMessage<void, { id: string; hints: number; table: number }>({
+export const Ping = binaryMessage<void, { id: string; hints: number; table: number; resp: string }>({
   name: 'ping',
   request: none,
   response: {
-    write: (w, v) => void w.str(v.id).u32(v.hints).u32(v.table),
-    read: (r) => ({ id: r.str(MAX_NAME), hints: r.u32(), table: r.u32() }),
+    write: (w, v) => void w.str(v.id).u32(v.hints).u32(v.table).str(v.resp),
+    read: (r) => ({ id: r.str(MAX_NAME), hints: r.u32(), table: r.u32(), resp: r.str(MAX_NAME) }),
   },
 });
 

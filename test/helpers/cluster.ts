@@ -24,6 +24,8 @@ export interface TestNode {
   /** Base URL of the node's client API (and peer endpoints: same listener). */
   readonly url: string;
   readonly pid: number;
+  /** Port of its Redis-protocol listener (with ClusterOptions.resp). */
+  readonly respPort?: number;
   readonly logFile: string;
   /** Send a signal (default SIGTERM) and wait for exit (SIGKILL after 10 s). */
   stop(signal?: NodeJS.Signals): Promise<void>;
@@ -42,12 +44,16 @@ export interface ClusterOptions {
   args?: string[];
   /** Use --peers static discovery (default true). */
   staticPeers?: boolean;
+  /** Zone of each node (node.zone): in the --peers list (`id=URL?zone=z`) with static peers, else as --zone. */
+  zones?: readonly string[];
   /** Extra CLI args for node i (ports of its own, say). Default none. */
   nodeArgs?: (i: number, id: string) => string[] | Promise<string[]>;
   /** Resolves once node i is ready (default: GET /health on its port answers 200). */
   ready?: (node: TestNode, i: number) => Promise<boolean>;
   /** Environment variables for every node. */
   env?: Record<string, string>;
+  /** Give every node (those added later too) a Redis-protocol listener on a free port. Default false. */
+  resp?: boolean;
 }
 
 export interface TestCluster {
@@ -65,19 +71,23 @@ export async function startCluster(opts: ClusterOptions): Promise<TestCluster> {
   writeFileSync(configFile, stringify({ log: { level: 'info' }, ...(opts.config ?? {}) }));
   const ports = await Promise.all(Array.from({ length: opts.nodes }, () => freePort()));
   const ids = ports.map((_, i) => `node-${i + 1}`);
-  const peers = ids.map((id, i) => `${id}=http://127.0.0.1:${ports[i]}`).join(',');
+  const zoneQuery = (i: number): string => (opts.zones?.[i] !== undefined ? `?zone=${opts.zones[i]}` : '');
+  const peers = ids.map((id, i) => `${id}=http://127.0.0.1:${ports[i]}${zoneQuery(i)}`).join(',');
+  const zoneArgs = (i: number): string[] => (opts.zones?.[i] !== undefined && opts.staticPeers === false ? ['--zone', opts.zones[i]!] : []);
   const nodes: TestNode[] = [];
 
   const spawnNode = async (id: string, port: number, args: string[], i = -1): Promise<TestNode> => {
     const extra = i >= 0 && opts.nodeArgs !== undefined ? await opts.nodeArgs(i, id) : [];
-    const node = launch(id, port, dir, ['--config', configFile, ...args, ...extra, ...(opts.args ?? [])], opts.env);
+    const respPort = opts.resp === true ? await freePort() : undefined;
+    const resp = respPort !== undefined ? ['--resp-port', String(respPort)] : [];
+    const node = launch(id, port, dir, ['--config', configFile, ...args, ...extra, ...(opts.args ?? []), ...resp], opts.env, respPort);
     await waitReady(node, 20_000, opts.ready === undefined ? undefined : () => opts.ready!(node, i));
     return node;
   };
 
   try {
     const started = await Promise.all(
-      ids.map((id, i) => spawnNode(id, ports[i]!, opts.staticPeers === false ? [] : ['--peers', peers], i)),
+      ids.map((id, i) => spawnNode(id, ports[i]!, [...(opts.staticPeers === false ? [] : ['--peers', peers]), ...zoneArgs(i)], i)),
     );
     nodes.push(...started);
   } catch (e) {
@@ -103,7 +113,7 @@ export async function startCluster(opts: ClusterOptions): Promise<TestCluster> {
   };
 }
 
-function launch(id: string, port: number, dir: string, args: string[], env?: Record<string, string>): TestNode {
+function launch(id: string, port: number, dir: string, args: string[], env?: Record<string, string>, respPort?: number): TestNode {
   const logFile = join(dir, `${id}.log`);
   const out = createWriteStream(logFile);
   const child = spawn(process.execPath, [BIN, 'serve', '--id', id, '--port', String(port), ...args], {
@@ -122,6 +132,7 @@ function launch(id: string, port: number, dir: string, args: string[], env?: Rec
     port,
     url: `http://127.0.0.1:${port}`,
     pid: child.pid!,
+    ...(respPort !== undefined ? { respPort } : {}),
     logFile,
     async stop(signal: NodeJS.Signals = 'SIGTERM') {
       if (child.exitCode !== null || child.signalCode !== null) return;

@@ -17,6 +17,7 @@ import { promisify } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import fc from 'fast-check';
 import { Redis } from 'ioredis';
+import { createClient } from 'redis';
 import http from 'node:http';
 import { makeCerts, type TestCerts } from '../helpers/certs.ts';
 import { runCli, startCluster, type TestCluster } from '../helpers/cluster.ts';
@@ -170,6 +171,23 @@ describe('security: passwords, permissions and TLS everywhere (2 nodes, TLS etcd
       assert.equal(await client.call('ACL', 'WHOAMI'), 'writer');
     } finally {
       client.disconnect();
+    }
+  });
+
+  test('node-redis with its defaults (RESP3, HELLO 3 AUTH) over TLS; a reader refused a write with NOPERM', async () => {
+    const tlsSocket = { host: '127.0.0.1', port: resp[0]!, tls: true as const, ca: readFileSync(certs.ca), reconnectStrategy: false as const };
+    const writer = createClient({ socket: tlsSocket, username: 'writer', password: 'write-pw' });
+    const reader = createClient({ socket: tlsSocket, username: 'reader', password: 'read-pw' });
+    try {
+      await writer.connect();
+      await reader.connect();
+      assert.equal(await writer.set('sec-nr', 'v'), 'OK');
+      assert.equal(await reader.get('sec-nr'), 'v');
+      await assert.rejects(reader.set('sec-nr', 'x'), /NOPERM/);
+      await assert.rejects(createClient({ socket: tlsSocket, username: 'writer', password: 'nope' }).connect(), /WRONGPASS/);
+    } finally {
+      await writer.quit().catch(() => undefined);
+      await reader.quit().catch(() => undefined);
     }
   });
 

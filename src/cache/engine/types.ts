@@ -6,7 +6,8 @@
  * live entries through a view and returns its reply and the changes to make; the coordinator
  * gives every change a version, applies and replicates it like any write.
  *
- *   const out = execute(['INCR', 'k'] as Buffer[], view, now);   // { reply: integer(1), changes: [...] }
+ *   const out = execute([Buffer.from('INCR'), Buffer.from('k')], view, { now, maxValueBytes });
+ *   // { reply: integer(1), changes: [{ key: 'k', type: STRING, value: <'1'>, expiresAt: 0 }] }
  *
  * No I/O, no clock of its own (`now` is given), no randomness but what `ctx.random` gives.
  */
@@ -31,6 +32,13 @@ export interface EngineEntry {
 /** The entries a command may read: the keys of one hash slot. */
 export interface EngineView {
   get(key: string): EngineEntry | undefined;
+  /**
+   * The version of the key's last write, a delete included (a tombstone's version), expired or
+   * not; 0 when none is known. WATCH needs it: a key created and deleted again after WATCH is
+   * absent both times, yet Redis's EXEC fails. Optional: without it, the live entry's version
+   * (`get(key)?.version ?? 0`) is used, and such a create-and-delete goes unnoticed.
+   */
+  version?(key: string): number;
 }
 
 /** One change a command made: a new entry for `key`, or its removal (`value` null). */
@@ -45,7 +53,12 @@ export interface EngineChange {
 
 export interface EngineOutcome {
   readonly reply: Reply;
-  /** In order; a key changed twice (in a transaction) appears once, with its final state. */
+  /**
+   * One per key, with its final state, in the order keys were first changed (a key changed twice,
+   * by MSET k 1 k 2 or in a transaction, appears once). Empty when the reply is an error: a failed
+   * command changes nothing. Values may be the very argument Buffers (SET stores its argument
+   * without copying it).
+   */
   readonly changes: readonly EngineChange[];
 }
 
@@ -56,12 +69,24 @@ export interface EngineContext {
   readonly maxValueBytes: number;
   /** 0 <= x < 1 (HRANDFIELD). Default Math.random. */
   readonly random?: () => number;
+  /**
+   * The client's RESP version. Almost every reply is protocol-neutral (the writer maps RESP3
+   * types to RESP2), but HRANDFIELD ... WITHVALUES is a flat array in RESP2 and an array of
+   * [field, value] arrays in RESP3, as in Redis 7. Default 2.
+   */
+  readonly protocol?: 2 | 3;
 }
 
-/** A watched key and the version it had when WATCH ran (0: absent). */
+/** A watched key as WATCH saw it (made by watchOf(), at the key's coordinator). */
 export interface Watched {
   readonly key: string;
+  /** EngineView.version(key) when WATCH ran (or the live entry's version; 0: absent). */
   readonly version: number;
+  /**
+   * Whether the key was live when WATCH ran. Redis fails EXEC when a key live at WATCH has
+   * expired since, though nothing wrote it. Default false (expiry alone never fails EXEC).
+   */
+  readonly live?: boolean;
 }
 
 /** What a node needs of the engine (cache/engine/index.ts implements it; the router runs it). */

@@ -36,16 +36,19 @@ export interface DetectorOptions {
   breaker?: BreakerOptions;
   metrics?: Metrics;
   logger?: Logger;
-  /** Called when a peer's health class changes. */
-  onTransition?: (id: NodeId, from: PeerHealth, to: PeerHealth) => void;
+  /**
+   * Called when a peer's health class changes; `starting` when the peer has not answered this
+   * node yet (its unreachability so far, and its first answer, are a start-up, not a failure).
+   */
+  onTransition?: (id: NodeId, from: PeerHealth, to: PeerHealth, starting: boolean) => void;
   /** Hinted writes this node holds for a peer, told to it in the Ping answer. Default: none. */
   hintsHeldFor?: (id: NodeId) => number;
   /**
    * Called with every successful heartbeat answer: how many hints the peer holds for this node,
-   * its table version, and when the heartbeat was sent (what the answer can speak for: one that
-   * waited in this node's socket during a pause is as old as its heartbeat).
+   * its table version and RESP address, and when the heartbeat was sent (what the answer can
+   * speak for: one that waited in this node's socket during a pause is as old as its heartbeat).
    */
-  onPingAnswer?: (id: NodeId, hintsForMe: number, table: number, sentAt: number) => void;
+  onPingAnswer?: (id: NodeId, hintsForMe: number, table: number, resp: string, sentAt: number) => void;
   /**
    * Whether this node itself stalled after time `t` (trust.ts SelfTrust.stalledSince). A call
    * started at `t` that timed out across this node's own pause says nothing about the peer, so it
@@ -54,6 +57,8 @@ export interface DetectorOptions {
   stalledSince?: (t: number) => boolean;
   /** The table version this node routes by, told in its Ping answers. Default 0. */
   tableVersion?: () => number;
+  /** `host:port` of this node's Redis listener, told in its Ping answers. Default none. */
+  respAddress?: string;
 }
 
 export class FailureDetector {
@@ -72,6 +77,10 @@ export class FailureDetector {
   private readonly tickMs: number;
   private readonly probationMs: number;
   private offMembers: (() => void) | undefined;
+  // peers that answered a call at least once, and those whose unreachability was not reported
+  // because they had never answered yet (see emitTransitions)
+  private readonly answered = new Set<NodeId>();
+  private readonly notYetUp = new Set<NodeId>();
 
   constructor(opts: DetectorOptions) {
     this.opts = opts;
@@ -81,7 +90,7 @@ export class FailureDetector {
     this.classifier = new HealthClassifier({ clock: opts.clock, slowThresholdMs: opts.slowThresholdMs ?? 500, probationMs: this.probationMs });
     this.breakers = new PeerBreakers(opts.breaker);
     this.tickMs = Math.min(this.intervalMs, 250);
-    opts.server.handle(Ping, (_req, meta) => ({ id: opts.self, hints: meta.from === undefined ? 0 : (opts.hintsHeldFor?.(meta.from) ?? 0), table: opts.tableVersion?.() ?? 0 }));
+    opts.server.handle(Ping, (_req, meta) => ({ id: opts.self, hints: meta.from === undefined ? 0 : (opts.hintsHeldFor?.(meta.from) ?? 0), table: opts.tableVersion?.() ?? 0, resp: opts.respAddress ?? '' }));
   }
 
   start(): void {
@@ -144,6 +153,7 @@ export class FailureDetector {
       this.classifier.success(peer, ms);
       this.opts.metrics?.peerRequest(peer, 'ok', ms / 1000);
       this.emitTransitions();
+      this.answered.add(peer);
       return out;
     } catch (e) {
       // not the peer's failure: the breaker let it through uncounted, the classifier never sees it
@@ -189,7 +199,7 @@ export class FailureDetector {
     this.pinging.add(id);
     const deadline = Date.now() + this.pingTimeoutMs;
     this.call(id, () => this.opts.client.call(Ping, member.address, undefined, { from: this.opts.self, deadline }), true)
-      .then((answer) => this.opts.onPingAnswer?.(id, answer.hints, answer.table, now))
+      .then((answer) => this.opts.onPingAnswer?.(id, answer.hints, answer.table, answer.resp, now))
       .catch(() => {
         // counted by call(); the classifier and the breaker have it
       })
@@ -201,9 +211,24 @@ export class FailureDetector {
     if (changes.length === 0) return;
     for (const { id, from, to } of changes) {
       const log = this.opts.logger;
-      if (to === 'suspected' || to === 'down') log?.warn({ peer: id, from, to }, 'peer health changed');
+      const unusable = to === 'suspected' || to === 'down';
+      // A peer that never answered was not healthy and then lost: it is still starting (the
+      // nodes of a cluster start together). Its first refusals and its first answer are not
+      // news; a peer that answered before and stops answering is.
+      let starting = false;
+      if (unusable && !this.answered.has(id)) {
+        this.notYetUp.add(id);
+        starting = true;
+        log?.debug({ peer: id, to }, 'peer not answering yet');
+      } else if (!unusable && this.notYetUp.delete(id)) {
+        starting = true;
+        log?.debug({ peer: id, to }, 'peer answers');
+      } else if (unusable && this.opts.members.member(id)?.status === 'leaving') {
+        // it said it was leaving: its going away is the plan, not a failure
+        log?.info({ peer: id, from, to }, 'peer health changed (it is leaving)');
+      } else if (unusable) log?.warn({ peer: id, from, to }, 'peer health changed');
       else log?.info({ peer: id, from, to }, 'peer health changed');
-      this.opts.onTransition?.(id, from, to);
+      this.opts.onTransition?.(id, from, to, starting);
     }
   }
 }

@@ -23,7 +23,7 @@ import { encodeTable, decodeTable, nextTable, type PartitionTable, type Placemen
 import type { Member, NodeId } from '../../core/types.ts';
 import type { TableManager, TablePlanner } from '../table-manager.ts';
 import { copyMoves, orphanedPartitions, sourceOf } from './plan.ts';
-import { isOpen, memberSig, type Migration, type MigrationDoc, type MigrationKind } from './record.ts';
+import { isOpen, memberSig, type Migration, type MigrationDoc, type MigrationKind, type RebalanceMeta } from './record.ts';
 import type { MigrationStore } from './store.ts';
 
 export interface CoordinatorOptions {
@@ -140,7 +140,6 @@ export class Coordinator implements TablePlanner {
       if (m.state === 'cancelling') {
         const rolled = m.rollbackRequested === true && m.kind !== 'repair';
         await this.finish(m.id, rolled ? 'rolled_back' : 'cancelled', undefined, m.kind === 'repair' ? undefined : memberSig(m.targetTable.members));
-        this.o.event('migration', `migration ${m.id} ${rolled ? 'rolled back' : 'cancelled'}`);
         // end the pass: the records read above are stale now (the hold set just now is not in them)
         return;
       }
@@ -171,7 +170,6 @@ export class Coordinator implements TablePlanner {
       if (await tables.commit(inForce.version, target)) {
         await this.finish(m.id, 'done', undefined, undefined, this.o.now());
         if (m.kind === 'rollback' && m.rollbackOf !== undefined) await this.finish(m.rollbackOf, 'rolled_back', `rolled back by ${m.id}`);
-        this.o.event('migration', `migration ${m.id} committed: table v${target.version} in force`);
         this.o.logger.info({ migration: m.id, version: target.version }, 'migration committed');
         return;
       }
@@ -184,7 +182,6 @@ export class Coordinator implements TablePlanner {
         // never committed: the previous table is still in force; partial copies are dropped by
         // each receiver's cleanup once nothing refers to them
         await this.finish(m.id, 'rolled_back', 'rolled back: the previous table was never replaced');
-        this.o.event('migration', `migration ${m.id} rolled back`);
         return;
       }
       if (m.state !== 'done' || m.rollbackRequested !== true || m.kind === 'repair') continue;
@@ -213,10 +210,10 @@ export class Coordinator implements TablePlanner {
    * writing it in force at once. `target` must be the next version of the table in force.
    * Returns false (nothing written) when another migration is open or the table moved on.
    */
-  async propose(inForce: PartitionTable, target: PartitionTable): Promise<boolean> {
+  async propose(inForce: PartitionTable, target: PartitionTable, meta?: RebalanceMeta): Promise<boolean> {
     if (target.version !== inForce.version + 1) return false;
     if (this.o.store.list().some((m) => isOpen(m.state) && m.kind !== 'repair')) return false;
-    await this.create('rebalance', inForce, target);
+    await this.create('rebalance', inForce, target, meta !== undefined ? { rebalance: meta } : {});
     return true;
   }
 
@@ -245,7 +242,6 @@ export class Coordinator implements TablePlanner {
       for (let i = 0; i < 100 && this.o.store.get(doc.id) === undefined; i++) await new Promise((r) => setTimeout(r, 20));
       const moves = copyMoves(from, target).length;
       this.o.logger.info({ migration: doc.id, kind, from: from.version, members: target.members.map((m: Member) => m.id), partitions: moves }, 'migration planned');
-      this.o.event('migration', `${kind} migration ${doc.id} planned: ${moves} partitions to copy`);
     }
     await this.prune();
   }

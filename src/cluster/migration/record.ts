@@ -61,6 +61,17 @@ export interface MigrationDoc {
   heldSig?: string;
   /** Why it ended (superseded by, failure reason). */
   reason?: string;
+  /** For kind `rebalance`: the plan it carries out (every node emits it as a 'rebalance' event). */
+  rebalance?: RebalanceMeta;
+}
+
+/** What a rebalance migration carries out. */
+export interface RebalanceMeta {
+  strategy: string;
+  /** the leader's periodic check made it (not POST /cluster/rebalance) */
+  automatic: boolean;
+  /** owner moves in the plan */
+  moves: number;
 }
 
 /** A parsed record: the doc plus its decoded tables. */
@@ -121,7 +132,7 @@ export function serializeMigration(m: MigrationDoc): string {
 export function memberSig(members: readonly Member[]): string {
   return [...members]
     .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
-    .map((m) => `${m.id}:${m.weight}`)
+    .map((m) => `${m.id}:${m.weight}${m.zone !== undefined ? `@${m.zone}` : ''}`)
     .join(',');
 }
 

@@ -32,7 +32,7 @@ import { isOpen, type Migration } from './record.ts';
 import { ProgressReporter } from './reporter.ts';
 import type { MigrationStore } from './store.ts';
 import { RepairTail } from './tail.ts';
-import { viewOf, type MigrationView } from './view.ts';
+import { describeMigration, viewOf, type MigrationView } from './view.ts';
 
 export interface MigrationsOptions {
   self: NodeId;
@@ -87,6 +87,8 @@ export class Migrations {
   private started = false;
   private stopping = false;
   private drained = false;
+  /** State of each record at the last look (noteRecords); undefined before the first. */
+  private seenStates: Map<string, string> | undefined;
 
   constructor(opts: MigrationsOptions) {
     this.opts = opts;
@@ -124,7 +126,9 @@ export class Migrations {
       alive: (id) => opts.members.member(id) !== undefined,
       now: () => opts.clock.now(),
       logger,
-      event: (_kind, message) => opts.events.emit('migration', { id: null, state: 'planner' }, message),
+      // the planner's own lines (a removal after a crash, a wait for missing members); the
+      // records' state changes are typed 'migration' events on every node (noteRecords)
+      event: (_kind, message) => opts.events.note('migration', message),
       orphanGraceMs: opts.orphanGraceMs,
     });
     const tailCatchUp = new CatchUp({
@@ -156,6 +160,7 @@ export class Migrations {
       }
     }
     const changed = (): void => {
+      this.noteRecords();
       this.receiver.forget((id) => isOpen(store.get(id)?.state ?? 'done'));
       this.tail.schedule(store.list());
       this.moves.refresh();
@@ -213,20 +218,67 @@ export class Migrations {
     await Promise.race([members.update({ ...this.opts.info, status: 'leaving', last_seen: this.opts.clock.now() }), sleep(3000)]);
     while (Date.now() < deadline && inTable() && others().length > 0) await sleep(50);
     const ok = !inTable();
+    if (!ok && others().length === 0) {
+      // the whole cluster is stopping (every other node is leaving too): nobody to hand over to
+      logger.info({ ms: Date.now() - started }, 'every other node is leaving too: nothing to hand over to');
+      return;
+    }
     logger[ok ? 'info' : 'warn']({ ms: Date.now() - started, handedOver: ok }, ok ? 'drained: no partitions left here' : 'drain incomplete; leaving anyway');
   }
 
+  /**
+   * A typed 'migration' event for every record that appeared or changed state since the last
+   * look (every node follows the records, so every node emits them). Records that had already
+   * ended when this node started are history, not news.
+   */
+  private noteRecords(): void {
+    const first = this.seenStates === undefined;
+    const seen = (this.seenStates ??= new Map());
+    const present = new Set<string>();
+    for (const m of this.store.list()) {
+      present.add(m.id);
+      if (seen.get(m.id) === m.state) continue;
+      seen.set(m.id, m.state);
+      if (first && !isOpen(m.state)) continue;
+      const what = describeMigration(m);
+      const plan = m.rebalance;
+      if (m.kind === 'rebalance' && m.state === 'running' && plan !== undefined) {
+        this.opts.events.emit(
+          'rebalance',
+          { strategy: plan.strategy, moves: plan.moves, automatic: plan.automatic, version: m.targetTable.version },
+          `${plan.automatic ? 'automatic' : 'requested'} ${plan.strategy} rebalance: ${plan.moves} owners move (table v${m.targetTable.version} once copied)`,
+        );
+      }
+      const view = viewOf(m, this.store.progress(m.id), false);
+      const detail =
+        m.state === 'running'
+          ? `started: ${view.partitions.total} partitions to copy`
+          : m.state === 'done'
+            ? `done: ${view.entries.done} entries copied${m.kind === 'repair' ? '' : `, table v${m.targetTable.version} in force`}`
+            : `${m.state.replace('_', ' ')}${m.reason !== undefined ? ` (${m.reason})` : ''}`;
+      this.opts.events.emit(
+        'migration',
+        { id: m.id, kind: m.kind, state: m.state, change: what.change, fromVersion: m.fromVersion, toVersion: m.targetTable.version },
+        `migration ${m.id} (${what.label}) ${detail}`,
+      );
+    }
+    for (const id of [...seen.keys()]) if (!present.has(id)) seen.delete(id);
+  }
+
   /** GET /cluster: the running migrations and the partitions still short of copies. */
-  info(): { migrations: MigrationView[]; underReplicatedPending: number; uncopied: number } {
+  info(): { migrations: MigrationView[]; underReplicatedPending: number; uncopied: number; moving: number[] } {
     const alive = (id: NodeId): boolean => this.opts.members.member(id) !== undefined;
     let pending = 0;
     const running: MigrationView[] = [];
+    const moving = new Set<number>();
     for (const m of this.store.list()) {
       if (!isOpen(m.state)) continue;
-      if (m.kind === 'repair') pending += pendingPartitions(m, this.store, alive).length;
+      const left = pendingPartitions(m, this.store, alive);
+      if (m.kind === 'repair') pending += left.length;
+      for (const p of left) moving.add(p);
       running.push(viewOf(m, this.store.progress(m.id), false));
     }
-    return { migrations: running, underReplicatedPending: pending, uncopied: this.moves.uncopiedCount() };
+    return { migrations: running, underReplicatedPending: pending, uncopied: this.moves.uncopiedCount(), moving: [...moving].sort((a, b) => a - b) };
   }
 
   /** GET /cluster/migrations body: every record, newest first, open ones with per-partition detail. */

@@ -116,6 +116,6 @@ export class RepairTail {
     this.marked.clear();
     if (!this.stopped) this.opts.onPassDone?.(done);
     this.opts.logger?.info({ records, applied, failed: failed.size }, 'repair tail done');
-    if (applied > 0) this.opts.events?.emit('migration', { id: null, state: 'tail' }, `repair tail: ${applied} writes made under the previous table caught up`);
+    if (applied > 0) this.opts.events?.note('migration', `repair tail: ${applied} writes made under the previous table caught up`);
   }
 }

@@ -10,6 +10,12 @@ import { isOpen, type Migration, type NodeProgress } from './record.ts';
 export interface MigrationView {
   id: string;
   kind: string;
+  /** What it changes (describeMigration): join, leave, crash, rebalance, rollback, weights, membership. */
+  change: MigrationChange['change'];
+  /** e.g. "leave of node-3". */
+  label: string;
+  joined: NodeId[];
+  left: NodeId[];
   state: string;
   fromVersion: number;
   toVersion: number;
@@ -30,6 +36,31 @@ export interface MigrationView {
   nodes: { node: NodeId; partitions: number; done: number; rate: number; at: number }[];
   /** Per partition, for open migrations only. */
   detail?: { partition: number; source: NodeId; targets: NodeId[]; state: string; entriesDone: number; entriesTotal: number; bytesDone: number; bytesTotal: number; verified: boolean }[];
+}
+
+/** What a migration changes, in a person's words: the members that join or leave, or a rebalance. */
+export interface MigrationChange {
+  /** join | leave | crash (the repair after a removal) | rebalance | rollback | weights | membership */
+  change: 'join' | 'leave' | 'crash' | 'rebalance' | 'rollback' | 'weights' | 'membership';
+  joined: NodeId[];
+  left: NodeId[];
+  /** e.g. "join of node-4", "leave of node-3", "repair after node-2 was removed" */
+  label: string;
+}
+
+export function describeMigration(m: Migration): MigrationChange {
+  const before = new Set(m.fromTable.members.map((x) => x.id));
+  const after = new Set(m.targetTable.members.map((x) => x.id));
+  const joined = [...after].filter((id) => !before.has(id));
+  const left = [...before].filter((id) => !after.has(id));
+  const names = (ids: NodeId[]): string => ids.join(', ');
+  if (m.kind === 'repair') return { change: 'crash', joined, left, label: left.length > 0 ? `repair after ${names(left)} was removed` : 'repair' };
+  if (m.kind === 'rollback') return { change: 'rollback', joined, left, label: m.rollbackOf !== undefined ? `rollback of ${m.rollbackOf}` : 'rollback' };
+  if (m.kind === 'rebalance') return { change: 'rebalance', joined, left, label: 'rebalance' };
+  if (joined.length > 0 && left.length === 0) return { change: 'join', joined, left, label: `join of ${names(joined)}` };
+  if (left.length > 0 && joined.length === 0) return { change: 'leave', joined, left, label: `leave of ${names(left)}` };
+  if (joined.length === 0 && left.length === 0) return { change: 'weights', joined, left, label: 'weight change' };
+  return { change: 'membership', joined, left, label: `${names(joined)} joining, ${names(left)} leaving` };
 }
 
 export function viewOf(m: Migration, progress: ReadonlyMap<NodeId, NodeProgress>, withDetail: boolean): MigrationView {
@@ -63,9 +94,14 @@ export function viewOf(m: Migration, progress: ReadonlyMap<NodeId, NodeProgress>
   const committed = m.state === 'done';
   if (committed) done = moves.length;
   const left = entries.total - entries.done;
+  const what = describeMigration(m);
   const view: MigrationView = {
     id: m.id,
     kind: m.kind,
+    change: what.change,
+    label: what.label,
+    joined: what.joined,
+    left: what.left,
     state: m.state,
     fromVersion: m.fromVersion,
     toVersion: m.targetTable.version,

@@ -264,3 +264,25 @@ describe('options and property', () => {
     );
   });
 });
+
+describe('rebalance with zones', () => {
+  it('every strategy keeps the copies of a partition in distinct zones, and still lowers the imbalance', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 2, max: 4 }), fc.integer({ min: 2, max: 3 }), fc.integer({ min: 1, max: 1000 }), (perZone, factor, seed) => {
+        const ms = Array.from({ length: perZone * 3 }, (_, i) => ({ id: `node-${String(i).padStart(2, '0')}`, weight: 1, zone: `zone-${i % 3}` }));
+        const table = createTable(ms, { replicationFactor: factor, partitionCount: 512, clock });
+        const reports = reportsFor(table, skewed(table, ['node-00', 'node-01'], 3, seed));
+        const zone = new Map(ms.map((m) => [m.id, m.zone]));
+        for (const strategy of STRATEGIES) {
+          const plan = planRebalance(strategy, table, reports, { clock });
+          checkTable(plan, table);
+          if (plan.nextTable === undefined) continue;
+          assert.deepEqual(plan.nextTable.members.map((m) => [m.id, m.zone]), table.members.map((m) => [m.id, m.zone]), `${strategy} keeps the members and their zones`);
+          plan.nextTable.assignments.forEach((h, p) => assert.equal(new Set(h.map((id) => zone.get(id))).size, h.length, `${strategy}: partition ${p} on ${h.join(',')}`));
+          if (strategy !== 'weight-adjustment') assert.ok(spread(plan.after).max < spread(plan.before).max, `${strategy} lowers the maximum`);
+        }
+      }),
+      { numRuns: 15 },
+    );
+  });
+});

@@ -139,6 +139,11 @@ class Model {
   private readonly origOwner: Int32Array;
   /** partitions whose owner now differs from the input table's */
   changes = 0;
+  /** member -> zone index, only when some member has a zone */
+  private readonly zoneOf: Int32Array | undefined;
+  private readonly zoneCount: number = 0;
+  /** partition -> holders (member indexes) in the input table, only with zones */
+  private readonly holders: number[][] = [];
   readonly mean: number;
 
   constructor(table: PartitionTable, reports: readonly NodeLoad[]) {
@@ -149,6 +154,22 @@ class Model {
     this.ids = table.members.map((m) => m.id);
     const index = new Map<NodeId, number>();
     this.ids.forEach((id, i) => index.set(id, i));
+    // zones, as the placement counts them: a member without a label is a zone of its own
+    if (table.members.some((m) => m.zone !== undefined)) {
+      const byLabel = new Map<string, number>();
+      this.zoneOf = new Int32Array(N);
+      let count = 0;
+      table.members.forEach((m, i) => {
+        let z = m.zone === undefined ? undefined : byLabel.get(m.zone);
+        if (z === undefined) {
+          z = count++;
+          if (m.zone !== undefined) byLabel.set(m.zone, z);
+        }
+        this.zoneOf![i] = z;
+      });
+      this.zoneCount = count;
+      this.holders = table.assignments.map((h) => h.map((id) => index.get(id) ?? -1));
+    }
     this.owner = new Int32Array(P).fill(-1);
     this.pos = new Int32Array(P);
     this.owned = Array.from({ length: N }, () => []);
@@ -202,6 +223,21 @@ class Model {
     this.before = Float64Array.from(this.load);
     this.origOwner = Int32Array.from(this.owner);
     this.mean = N === 0 ? 0 : sum / N;
+  }
+
+  /**
+   * May member n own partition p without two copies in one zone? Always in a zone-less table,
+   * and when n holds a backup of p (the two swap: the holders stay the same); otherwise n's
+   * zone must not be the zone of a backup (the backups stay where they are). Kept only as
+   * strict as the table: with fewer zones than copies, only the first `zones` copies are apart.
+   */
+  mayOwn(p: number, n: number): boolean {
+    if (this.zoneOf === undefined) return true;
+    const holders = this.holders[p]!;
+    if (holders.includes(n)) return true;
+    const z = this.zoneOf[n]!;
+    for (let s = 1; s < holders.length && s < this.zoneCount; s++) if (this.zoneOf[holders[s]!] === z) return false;
+    return true;
   }
 
   move(p: number, to: number): void {
@@ -283,12 +319,13 @@ const EPS = 1e-9;
  * The partition of `src` whose load is closest to half of `gap` and strictly inside (0, gap):
  * moving it lowers the pair's maximum. -1 if none.
  */
-function bestFit(m: Model, src: number, gap: number): number {
+function bestFit(m: Model, src: number, gap: number, dst: number): number {
   const tol = EPS * (m.mean > 0 ? m.mean : 1);
   const half = gap / 2;
   let best = -1;
   let bestDist = Infinity;
   for (const p of m.owned[src]!) {
+    if (!m.mayOwn(p, dst)) continue;
     const l = m.pload[p]!;
     if (l <= tol || l >= gap - tol) continue;
     const d = Math.abs(l - half);
@@ -332,7 +369,7 @@ function finish(strategy: Strategy, table: PartitionTable, m: Model, c: Common):
       version: table.version + 1,
       partitionCount: table.partitionCount,
       replicationFactor: table.replicationFactor,
-      members: table.members.map((x) => ({ id: x.id, weight: x.weight })),
+      members: table.members.map((x) => ({ ...x })),
       assignments,
       createdAt: c.clock.now(),
     });
@@ -350,7 +387,7 @@ function finish(strategy: Strategy, table: PartitionTable, m: Model, c: Common):
 function tryMove(m: Model, src: number, dst: number): boolean {
   const gap = m.load[src]! - m.load[dst]!;
   if (!(gap > EPS * m.mean)) return false;
-  const p = bestFit(m, src, gap);
+  const p = bestFit(m, src, gap, dst);
   if (p < 0) return false;
   m.move(p, dst);
   return true;
@@ -468,7 +505,7 @@ function bestSwap(m: Model, src: number, dst: number, gap: number): [number, num
     }
     for (let k = lo - 1; k <= lo; k++) {
       const b = theirs[k];
-      if (b === undefined) continue;
+      if (b === undefined || !m.mayOwn(a, dst) || !m.mayOwn(b, src)) continue;
       const delta = la - m.pload[b]!;
       if (delta <= tol || delta >= gap - tol) continue;
       const d = Math.abs(delta - half);
@@ -529,7 +566,8 @@ export function weightAdjustment(table: PartitionTable, reports: readonly NodeLo
     t = Math.min(Math.max(t, minWeight), maxWeight);
     t = Math.round(t * 1000) / 1000;
     weights[m.ids[n]!] = t;
-    members.push({ id: m.ids[n]!, weight: t });
+    const zone = table.members[n]!.zone;
+    members.push(zone === undefined ? { id: m.ids[n]!, weight: t } : { id: m.ids[n]!, weight: t, zone });
   }
   if (members.every((x, n) => x.weight === table.members[n]!.weight)) {
     // damping and bounds left every weight where it was: nothing to do

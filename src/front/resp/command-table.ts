@@ -45,7 +45,7 @@ export const SUPPORTED: Readonly<Record<string, readonly string[] | null>> = {
   renamenx: null, copy: null, randomkey: null, dbsize: null, flushdb: null, flushall: null,
   // hashes
   hset: null, hsetnx: null, hget: null, hmget: null, hgetall: null, hdel: null, hexists: null, hlen: null,
-  hkeys: null, hvals: null, hstrlen: null, hincrby: null, hincrbyfloat: null, hscan: null, hrandfield: null,
+  hkeys: null, hvals: null, hstrlen: null, hincrby: null, hincrbyfloat: null, hscan: null, hrandfield: null, hmset: null,
   // transactions
   multi: null, exec: null, discard: null, watch: null, unwatch: null,
   // connection and server

@@ -11,9 +11,10 @@ import type { GetResult } from '../../cluster/kv.ts';
 import type { RespCommand } from './parser.ts';
 import { OK, NULL_BULK, array, integer, bulk, error, type RespReply } from './writer.ts';
 import { CONNECTION_COMMANDS } from './connection.ts';
+import { CLUSTER_COMMANDS, redirect } from './cluster.ts';
 import { KEYSPACE_COMMANDS } from './keyspace.ts';
 import { STRING } from '../../cache/engine/types.ts';
-import { arityOk, findCommand, wrongArity as tableArity } from './command-table.ts';
+import { arityOk, findCommand, keysOf as keyPositionsOf, wrongArity as tableArity } from './command-table.ts';
 import { ENGINE_COMMANDS, isWrite, runKeyed } from './keyed.ts';
 import { enqueue, inTransaction, refuseQueued, transactionCommands } from './transaction.ts';
 import {
@@ -248,7 +249,13 @@ const DATA_COMMANDS: Record<string, CommandSpec> = {
 
 };
 
-const COMMANDS: Record<string, CommandSpec> = { ...CONNECTION_COMMANDS, ...DATA_COMMANDS, ...KEYSPACE_COMMANDS, ...transactionCommands((env, session, args) => execute(env, session, args)) };
+const COMMANDS: Record<string, CommandSpec> = { ...CONNECTION_COMMANDS, ...CLUSTER_COMMANDS, ...DATA_COMMANDS, ...KEYSPACE_COMMANDS, ...transactionCommands((env, session, args) => execute(env, session, args)) };
+
+/** A redirect (cluster.ts), counted in /metrics like every command. */
+function redirected(env: CommandEnv, reply: RespReply, began = performance.now()): RespReply {
+  env.door.observe('resp', 'other', env.group, 'redirected', began);
+  return reply;
+}
 
 /** The names of the commands answered, lower case. */
 export const COMMAND_NAMES: readonly string[] = Object.freeze(Object.keys(COMMANDS));
@@ -280,6 +287,18 @@ export function execute(env: CommandEnv, session: Session, args: Buffer[]): Resu
     env.door.observe('resp', 'other', env.group, session.user === null ? 'unauthorized' : 'forbidden', began);
     refuseQueued(session);
     return refused;
+  }
+  // Redis Cluster: a key another node serves, or keys in several slots (the key positions from
+  // Redis's key specs); as Redis, a transaction that meets one is aborted at EXEC
+  if (env.cluster !== undefined) {
+    const positions = keyPositionsOf(args);
+    if (positions !== null && positions.length > 0) {
+      const moved = redirect(session, positions.length === 1 ? args[positions[0]!]! : positions.map((i) => args[i]!), env.cluster, spec.perm === 'write' ? 'write' : 'read');
+      if (moved !== undefined) {
+        refuseQueued(session);
+        return redirected(env, moved, began);
+      }
+    }
   }
   // between MULTI and EXEC a command is queued, not run
   const queued = inTransaction(session) ? enqueue(session, name, args) : undefined;
@@ -338,6 +357,8 @@ function fastGet(env: CommandEnv, session: Session, cmd: RespCommand, call: KvCa
   const refused = denied(session, 'read', 'get');
   if (refused !== undefined) return refused;
   const key = cmd.buf.toString('latin1', cmd.start(1), cmd.end(1));
+  const moved = redirect(session, key, env.cluster, 'read');
+  if (moved !== undefined) return redirected(env, moved);
   try {
     // no promise at all when this node may answer from its own copy now
     const local = env.door.getLocal('resp', session.user, env.group, key);
@@ -357,6 +378,8 @@ function fastSet(env: CommandEnv, session: Session, cmd: RespCommand, call: KvCa
   const refused = denied(session, 'write', 'set');
   if (refused !== undefined) return refused;
   const key = cmd.buf.toString('latin1', cmd.start(1), cmd.end(1));
+  const moved = redirect(session, key, env.cluster, 'write');
+  if (moved !== undefined) return redirected(env, moved);
   try {
     // The store keeps the value: copy it out of the parser's storage.
     const op = { op: 'set' as const, value: cmd.copy(2), expiry: NO_EXPIRY };

@@ -10,19 +10,13 @@
  * (TOUCH, UNLINK) is split per slot and the counts added, as a client of Redis Cluster would.
  */
 import { slotOf } from '../../core/placement/hash.ts';
+import { ENGINE_COMMANDS as ENGINE_NAMES } from '../../cache/engine/index.ts';
 import { error, integer, type RespReply } from './writer.ts';
 import { findCommand, keyPositions } from './command-table.ts';
 import { guarded, keyOf, type CommandEnv, type Result, type Session } from './session.ts';
 
 /** The commands the engine answers (lower case); the front answers GET, SET, DEL, ... itself when it can. */
-export const ENGINE_COMMANDS: ReadonlySet<string> = new Set([
-  'get', 'set', 'setnx', 'setex', 'psetex', 'getset', 'getdel', 'getex', 'mget', 'mset', 'msetnx',
-  'append', 'strlen', 'getrange', 'setrange', 'incr', 'decr', 'incrby', 'decrby', 'incrbyfloat',
-  'expire', 'pexpire', 'expireat', 'pexpireat', 'expiretime', 'pexpiretime', 'persist', 'ttl', 'pttl',
-  'type', 'del', 'unlink', 'touch', 'exists', 'rename', 'renamenx', 'copy',
-  'hset', 'hsetnx', 'hget', 'hmget', 'hgetall', 'hdel', 'hexists', 'hlen', 'hkeys', 'hvals', 'hstrlen',
-  'hincrby', 'hincrbyfloat', 'hscan', 'hrandfield', 'hmset',
-]);
+export const ENGINE_COMMANDS: ReadonlySet<string> = new Set(ENGINE_NAMES);
 
 /** Multi-key commands whose reply is the sum of one reply per key: split over slots. */
 const SUMMED = new Set(['touch', 'unlink', 'del', 'exists']);
@@ -62,7 +56,7 @@ export function runKeyed(env: CommandEnv, session: Session, args: readonly Buffe
     return sumPerSlot(env, session, args, keys, perm);
   }
   const commands = [args.map((a) => Buffer.from(a))];
-  return guarded(() => env.door.exec('resp', session.user, env.group, { key: keys[0] ?? '', keys, commands, transaction: false, watched: [] }, perm));
+  return guarded(() => env.door.exec('resp', session.user, env.group, { key: keys[0] ?? '', keys, commands, transaction: false, watched: [], protocol: session.protocol }, perm));
 }
 
 /** TOUCH a b c over several slots: one command per slot, the integer replies added. */

@@ -36,6 +36,7 @@ import {
   type Session,
 } from './session.ts';
 import { ReplyBatch, encode, error, type RespReply } from './writer.ts';
+import type { ClusterView } from './cluster-view.ts';
 
 /** The subset of a pino logger this listener uses. */
 export interface RespLogger {
@@ -69,7 +70,7 @@ export interface RespServerOptions {
   /**
    * Whether this listener answers the Redis Cluster protocol: HELLO and INFO say `cluster` mode,
    * INFO `cluster_enabled:1`, CONFIG GET cluster-enabled `yes`, SELECT of another db refused as
-   * Redis Cluster refuses it. Default false.
+   * Redis Cluster refuses it. Default: whether `cluster` is given.
    */
   clusterEnabled?: boolean;
   /** Default silent. */
@@ -85,6 +86,8 @@ export interface RespServerOptions {
   limits?: ClientLimits;
   /** Time source for deadlines, TTL and uptime. Default the system clock. */
   clock?: Clock;
+  /** The Redis Cluster view of the cluster (CLUSTER commands, redirects). Default none: cluster support disabled. */
+  cluster?: ClusterView;
   /** TLS (SPEC §7 `tls`): the certificate, and for client certificates the CA and requestCert. Default: plain TCP. */
   tls?: tls.SecureContextOptions & { requestCert?: boolean; rejectUnauthorized?: boolean };
 }
@@ -170,7 +173,7 @@ export class RespServer {
     this.keyspaceOf = opts.keyspace ?? (async () => ({ keys: await this.door.count('resp', OPEN_DEFAULT, this.door.defaultGroup), expires: 0, avgTtl: 0 }));
     this.maxmemory = opts.maxmemory ?? (() => 0);
     this.userNames = opts.users;
-    this.clusterEnabled = opts.clusterEnabled ?? false;
+    this.clusterEnabled = opts.clusterEnabled ?? opts.cluster !== undefined;
     this.env = {
       door: this.door,
       group: this.door.defaultGroup,
@@ -179,6 +182,7 @@ export class RespServer {
       // INFO itself is permission-checked where the command is dispatched
       keyspace: () => this.keyspaceOf(),
       listener: this.listener,
+      ...(opts.cluster !== undefined ? { cluster: opts.cluster } : {}),
     };
   }
 

@@ -11,6 +11,7 @@ import { isJincacheError, toJincacheError } from '../../core/errors.ts';
 import { keyFromBytes } from '../../core/keys.ts';
 import type { Permission } from '../../config/schema.ts';
 import type { Principal } from '../auth.ts';
+import type { ClusterSession, ClusterView } from './cluster-view.ts';
 import { redisErrorOf, type FrontDoor } from '../door.ts';
 import { error, simple, type RespProtocol, type RespReply } from './writer.ts';
 
@@ -50,6 +51,8 @@ export interface Session {
    * dispatcher, a container's subcommand by its command. `NULL` before the first, as Redis says.
    */
   command: string;
+  /** Redis Cluster state (cluster.ts); absent until a cluster command sets it. */
+  cluster?: ClusterSession;
 }
 
 /** A new connection's session: RESP2, replies on, no name. */
@@ -67,6 +70,8 @@ export function resetSession(session: Session, anonymous: Principal | null): voi
   session.name = null;
   session.protocol = 2;
   session.replies = 'on';
+  // as Redis's RESET: READWRITE (and jincache's own flag, cluster-awareness, with it)
+  delete session.cluster;
 }
 
 /** INFO keyspace's numbers for the default group: `db0:keys=..,expires=..,avg_ttl=..`. */
@@ -169,6 +174,8 @@ export interface CommandEnv {
   keyspace(): Promise<KeyspaceStats>;
   /** The listener's connections, counters and settings. */
   readonly listener: Listener;
+  /** The partition table and members as Redis Cluster clients see them (cluster.ts); absent: cluster support disabled. */
+  readonly cluster?: ClusterView;
 }
 
 /** A command's reply, now or later. */

@@ -22,8 +22,8 @@ interface TxState {
   aborted: boolean;
   /** The slot of the keys queued or watched so far. */
   slot: number | undefined;
-  /** WATCHed keys and the versions they had. */
-  watched: Map<string, number>;
+  /** WATCHed keys, the versions they had and whether they were live. */
+  watched: Map<string, { version: number; live: boolean }>;
 }
 
 const states = new WeakMap<Session, TxState>();
@@ -116,12 +116,13 @@ export function transactionCommands(runLocal: LocalRun): Record<string, CommandS
         const s = state(session);
         if (slot === undefined || (s.slot !== undefined && s.slot !== slot)) return CROSSSLOT;
         return guarded(async () => {
-          const versions = await env.door.exec('resp', session.user, env.group, { key: keys[0]!, keys, commands: [], transaction: false, watched: [] }, 'read');
-          if (versions.type !== 'array' || versions.items === null) return error('ERR could not read the watched keys');
+          const seen = await env.door.exec('resp', session.user, env.group, { key: keys[0]!, keys, commands: [], transaction: false, watched: [] }, 'read');
+          if (seen.type !== 'array' || seen.items === null) return error('ERR could not read the watched keys');
           s.slot = slot;
           keys.forEach((k, i) => {
-            const v = versions.items![i];
-            if (!s.watched.has(k)) s.watched.set(k, v?.type === 'integer' ? Number(v.value) : 0);
+            const pair = seen.items![i];
+            const [v, live] = pair?.type === 'array' && pair.items !== null ? pair.items : [];
+            if (!s.watched.has(k)) s.watched.set(k, { version: v?.type === 'integer' ? Number(v.value) : 0, live: live?.type === 'integer' && Number(live.value) === 1 });
           });
           return OK;
         });
@@ -168,13 +169,13 @@ async function runTransaction(env: CommandEnv, session: Session, s: TxState, run
       at.push(i);
     }
   });
-  const watched = [...s.watched].map(([key, version]) => ({ key, version }));
+  const watched = [...s.watched].map(([key, w]) => (w.live ? { key, version: w.version, live: true } : { key, version: w.version }));
   const keys = [...new Set([...remote.flatMap((c) => commandKeys(c)), ...s.watched.keys()])];
   const replies = new Array<RespReply>(queued.length);
   if (remote.length > 0 || watched.length > 0) {
     const perm = remote.some((c) => isWrite(c)) ? 'write' : 'read';
     const key = keys[0]!;
-    const out = await env.door.exec('resp', session.user, env.group, { key, keys, commands: remote, transaction: true, watched }, perm);
+    const out = await env.door.exec('resp', session.user, env.group, { key, keys, commands: remote, transaction: true, watched, protocol: session.protocol }, perm);
     if (out.type === 'array' && out.items === null) return NULL_ARRAY; // a watched key changed
     if (out.type !== 'array' || out.items === null) return out; // an error for the whole transaction
     out.items.forEach((r, j) => (replies[at[j]!] = r));

@@ -4,7 +4,7 @@
 // renders what it gets. Every field is optional: features land over time, and a node that does
 // not report something yet simply shows a dash.
 //
-// The /cluster JSON this page codes against:
+// The /cluster JSON this page codes against (src/node/node.ts clusterInfo):
 //
 // {
 //   "self": "node-1",                 // the node that answered
@@ -13,38 +13,42 @@
 //   "partitionCount": 4096,
 //   "replicationFactor": 2,
 //   "nodes": [ {
-//     "id": "node-1",
+//     "id": "node-1", "zone": "eu-1",           // zone: null when the node has none
 //     "address": "http://127.0.0.1:8001",      // peer listener
 //     "apiAddress": "http://127.0.0.1:9999",   // client API listener, when separate
 //     "status": "active",                       // joining | active | leaving
-//     "health": "healthy",                      // healthy | slow | suspected | down
+//     "health": "healthy",                      // healthy | slow | suspected | down (as the answering node sees it)
 //     "weight": 1, "loadScore": 0.12, "qps": 123.4,
-//     "memoryBytes": 123456,                    // process memory (RSS)
-//     "storedBytes": 1000, "entries": 10,
+//     "memoryBytes": 123456, "storedBytes": 1000, "entries": 10,
 //     "partitionsOwned": 1366, "partitionsReplica": 1365 } ],
-//   "partitions": { "owners": ["node-1", "node-2", ...],  // one owner id per partition, in order
-//                   "underReplicated": 0 },
-//   "hotKeys": [ { "group": "scores", "key": "k", "count": 123 } ],
-//   "migrations": [ { "id": "m-1", "state": "running", "ringVersion": 4,
-//                     "entriesDone": 10, "entriesTotal": 100, "bytesDone": 1000, "bytesTotal": 10000,
-//                     "rate": 1234,            // entries per second
-//                     "etaSeconds": 3 } ],
+//   "departed": [ { "id": "node-4", "graceful": true, "at": 1700000000000 } ],   // members that left
+//   "partitions": { "owners": ["node-1", ...],   // one owner id per partition, in order
+//                   "underReplicated": 0,         // partitions short of copies (a repair is copying them)
+//                   "withDownHolder": 0,          // partitions with a copy on a down or suspected node
+//                   "unavailable": 0,             // partitions with every copy there
+//                   "moving": [12, 13] },         // partitions an open migration still copies
+//   "hotKeys": [ { "group": "scores", "key": "k", "count": 123, "node": "node-2" } ],
+//   "migrations": [ MigrationView ],              // the open ones (running or cancelling)
 //   "events": [ { "at": 1700000000000, "kind": "join", "message": "node-4 joined" } ]
 // }
 //
-// GET /cluster/migrations may answer either an array of migrations or { "migrations": [...] };
-// its entries override the ones in /cluster by id.
+// A MigrationView (src/cluster/migration/view.ts), also what GET /cluster/migrations lists (every
+// record, newest first): { id, kind, change, label, state, fromVersion, toVersion,
+// partitions: { total, done, failed, copying }, entries: { done, total }, bytes: { done, total },
+// rate (entries/s), etaSeconds }.
 //
-// Events shown in the feed are the server's `events` merged with events this page derives by
-// diffing successive snapshots (joins, leaves, health changes, ring version changes, migrations).
+// The feed shows the answering node's events as it sent them (joins and leaves come from its
+// membership, health changes from its failure detector, tables and migrations from etcd): the
+// page adds none of its own, so nothing appears twice.
 //
-// Stable hooks for tests: data-testid = node-row (with data-node-id, data-status, data-health),
-// partition-map, event-feed, migrations, hot-keys, ring-version.
+// Stable hooks for tests: data-testid = node-row (with data-node-id, data-status, data-health,
+// data-state, data-zone), partition-map (data-partitions, data-moving), event-feed, migrations,
+// hot-keys, ring-version, replication (data-with-down-holder, data-under-replicated).
 
 export const POLL_MS = 1000;
 const FETCH_TIMEOUT_MS = 2500;
 const MAX_EVENTS = 200;
-/** How long a node that vanished from /cluster stays in the table, marked gone. */
+/** How long a member that left stays in the table (marked left, or down when it vanished). */
 const GONE_KEEP_MS = 10 * 60 * 1000;
 
 // ------------------------------------------------------------------------------------------
@@ -88,65 +92,56 @@ export function formatTime(ms) {
   return `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
 }
 
-/** Migrations from /cluster, overridden by id with the ones from /cluster/migrations. */
+/** Migrations from /cluster (the open ones), overridden by id with the ones from /cluster/migrations (all). */
 export function mergeMigrations(fromCluster, fromEndpoint) {
   const list = (x) => (Array.isArray(x) ? x : x && Array.isArray(x.migrations) ? x.migrations : []);
   const byId = new Map();
-  let anon = 0;
   for (const m of [...list(fromCluster), ...list(fromEndpoint)]) {
-    if (!m || typeof m !== 'object') continue;
-    const id = m.id ?? `migration-${anon++}`;
-    byId.set(id, { ...byId.get(id), ...m, id });
+    if (!m || typeof m !== 'object' || typeof m.id !== 'string') continue;
+    byId.set(m.id, { ...byId.get(m.id), ...m });
   }
   return [...byId.values()];
 }
 
-const isFinished = (m) => ['done', 'completed', 'complete', 'finished', 'failed', 'aborted', 'cancelled'].includes(m.state);
+/** Still copying or being cancelled: what the server counts as open (record.ts isOpen). */
+export const isRunning = (m) => m.state === 'running' || m.state === 'cancelling';
+
+/** A migration's progress as the page shows it: entries done/total, percent, rate, ETA. */
+export function migrationProgress(m) {
+  const done = num(m.entries?.done) ?? 0;
+  const total = num(m.entries?.total) ?? 0;
+  const partsDone = num(m.partitions?.done) ?? 0;
+  const partsTotal = num(m.partitions?.total) ?? 0;
+  // entries when the sources reported some, else partitions (an empty partition has no entries)
+  const pct = total > 0 ? Math.min(100, (100 * done) / total) : partsTotal > 0 ? (100 * partsDone) / partsTotal : m.state === 'done' ? 100 : 0;
+  return { done, total, pct, partsDone, partsTotal, bytesDone: num(m.bytes?.done), bytesTotal: num(m.bytes?.total), rate: num(m.rate), eta: num(m.etaSeconds) };
+}
+
+/** The replication card: value, note and tone from /cluster `partitions` and the factor. */
+export function replicationSummary(s) {
+  const p = s.partitions ?? {};
+  const rf = num(s.replicationFactor);
+  const under = num(p.underReplicated);
+  const down = num(p.withDownHolder);
+  const lost = num(p.unavailable);
+  if (under === undefined && down === undefined) return { value: '–', note: rf ? `factor ${rf}` : 'not reported', tone: '' };
+  if (lost) return { value: formatNumber(lost), note: `${formatNumber(lost)} partitions have no copy on a live node`, tone: 'bad' };
+  if (down) return { value: formatNumber(down), note: `${formatNumber(down)} partitions have a copy on a down node${under ? ` · ${formatNumber(under)} short of copies` : ''}`, tone: 'warn' };
+  if (under) return { value: formatNumber(under), note: `${formatNumber(under)} partitions short of copies (repairing)`, tone: 'warn' };
+  return { value: 'OK', note: `every partition has ${rf ?? 'all'} copies on live nodes`, tone: 'ok' };
+}
 
 /**
- * Events implied by going from snapshot `prev` to `next` (either may lack any field).
- * Returns [{ at, kind, message }] with kinds join | leave | suspicion | down | recovered | slow |
- * status | rebalance | leader | migration.
+ * One word for a node's row: a node that does not answer is down (or suspected) whatever its
+ * registration says; otherwise joining / leaving, or its health (healthy, slow). A member that
+ * left is "left" (it drained first) or "down" (it vanished: a crash).
  */
-export function diffSnapshots(prev, next, at) {
-  const events = [];
-  if (!prev || !next) return events;
-  const ev = (kind, message) => events.push({ at, kind, message, derived: true });
-  const nodesOf = (s) => new Map((Array.isArray(s.nodes) ? s.nodes : []).filter((n) => n && n.id).map((n) => [n.id, n]));
-  const before = nodesOf(prev);
-  const after = nodesOf(next);
-  for (const [id, n] of after) {
-    const old = before.get(id);
-    if (!old) {
-      ev('join', `${id} joined${n.address ? ` (${n.address})` : ''}`);
-      continue;
-    }
-    if (old.health !== n.health && n.health !== undefined) {
-      if (n.health === 'suspected') ev('suspicion', `${id} is suspected`);
-      else if (n.health === 'down') ev('down', `${id} is down`);
-      else if (n.health === 'slow') ev('slow', `${id} is slow`);
-      else if (n.health === 'healthy') ev('recovered', `${id} is healthy again`);
-      else ev('status', `${id} health: ${n.health}`);
-    }
-    if (old.status !== n.status && n.status !== undefined) {
-      ev(n.status === 'leaving' ? 'leave' : 'status', `${id} is ${n.status}`);
-    }
-  }
-  for (const id of before.keys()) if (!after.has(id)) ev('leave', `${id} left the cluster`);
-  if (num(prev.ringVersion) !== undefined && num(next.ringVersion) !== undefined && prev.ringVersion !== next.ringVersion) {
-    ev('rebalance', `partition table v${prev.ringVersion} → v${next.ringVersion}`);
-  }
-  if (prev.leader !== next.leader && next.leader) ev('leader', `${next.leader} is the leader`);
-  const migs = (s) => new Map(mergeMigrations(s.migrations, s.__migrations).map((m) => [m.id, m]));
-  const mBefore = migs(prev);
-  const mAfter = migs(next);
-  for (const [id, m] of mAfter) {
-    const old = mBefore.get(id);
-    if (!old && !isFinished(m)) ev('migration', `migration ${id} started${m.ringVersion !== undefined ? ` (to v${m.ringVersion})` : ''}`);
-    else if (old && old.state !== m.state && m.state) ev('migration', `migration ${id} ${m.state}`);
-  }
-  for (const [id, m] of mBefore) if (!mAfter.has(id) && !isFinished(m)) ev('migration', `migration ${id} finished`);
-  return events;
+export function nodeState(row) {
+  if (row.departed) return row.departed.graceful ? 'left' : 'down';
+  const h = row.node.health ?? 'unknown';
+  if (h === 'down' || h === 'suspected') return h;
+  if (row.node.status === 'joining' || row.node.status === 'leaving') return row.node.status;
+  return h;
 }
 
 /** Stable colour for each owner id (sorted, so every viewer of the same cluster sees the same). */
@@ -194,16 +189,16 @@ function setText(id, text) {
 
 const state = {
   snapshot: null,
-  /** id -> { node, lastSeen }, including nodes that vanished (kept as gone for a while). */
+  /** id -> last node row seen, so a member that left can still be shown with its id and colour. */
   known: new Map(),
   events: [],
   eventKeys: new Set(),
   pmapKey: '',
   owners: [],
+  /** partitions an open migration still copies */
+  moving: new Set(),
   colours: new Map(),
   lastOk: 0,
-  /** Per migration id: last { at, entriesDone } to estimate a rate when the server gives none. */
-  migSamples: new Map(),
 };
 
 function addEvents(list) {
@@ -214,7 +209,7 @@ function addEvents(list) {
     const key = `${at}|${e.kind}|${e.message}`;
     if (state.eventKeys.has(key)) continue;
     state.eventKeys.add(key);
-    state.events.push({ at, kind: String(e.kind ?? 'info'), message: String(e.message ?? ''), derived: !!e.derived });
+    state.events.push({ at, kind: String(e.kind ?? 'info'), message: String(e.message ?? '') });
     added = true;
   }
   if (!added) return;
@@ -237,7 +232,7 @@ function renderHeader(s) {
 }
 
 function renderCards(s, rows) {
-  const live = rows.filter((r) => !r.gone);
+  const live = rows.filter((r) => !r.departed);
   const healthy = live.filter((r) => (r.node.health ?? 'healthy') === 'healthy').length;
   setText('stat-nodes', live.length ? `${healthy} / ${live.length}` : '–');
   const unhealthy = live.length - healthy;
@@ -256,19 +251,17 @@ function renderCards(s, rows) {
   const partial = stored.length < live.length ? ` · ${stored.length} of ${live.length} nodes reporting` : ' (all copies)';
   setText('stat-stored-note', entries.length ? `${formatNumber(entries.reduce((a, b) => a + b, 0))} entries${partial}` : '');
 
-  const under = num(s.partitions?.underReplicated);
-  const rf = num(s.replicationFactor);
-  setText('stat-replication', under === undefined ? '–' : under === 0 ? 'OK' : formatNumber(under));
-  setText(
-    'stat-replication-note',
-    under === undefined ? (rf ? `factor ${rf}` : 'not reported') : under === 0 ? `every partition has ${rf ?? 'all'} copies` : 'under-replicated partitions',
-  );
-  $('stat-replication').dataset.tone = under === undefined ? '' : under === 0 ? 'ok' : 'bad';
-  $('replication-card').dataset.underReplicated = under === undefined ? '' : String(under);
+  const rep = replicationSummary(s);
+  setText('stat-replication', rep.value);
+  setText('stat-replication-note', rep.note);
+  $('stat-replication').dataset.tone = rep.tone;
+  const card = $('replication-card');
+  card.dataset.underReplicated = String(num(s.partitions?.underReplicated) ?? '');
+  card.dataset.withDownHolder = String(num(s.partitions?.withDownHolder) ?? '');
 }
 
 function healthOf(row) {
-  return row.gone ? 'down' : (row.node.health ?? 'unknown');
+  return row.departed ? 'down' : (row.node.health ?? 'unknown');
 }
 
 function loadBar(score) {
@@ -281,6 +274,8 @@ function loadBar(score) {
 
 function renderNodes(s, rows) {
   const body = $('nodes-body');
+  const zoned = rows.some((r) => typeof r.node.zone === 'string');
+  document.querySelectorAll('.col-zone').forEach((el) => (el.hidden = !zoned));
   if (!rows.length) {
     body.replaceChildren(h('tr', { class: 'empty' }, h('td', { colspan: 11 }, 'No nodes reported.')));
     return;
@@ -288,26 +283,29 @@ function renderNodes(s, rows) {
   const trs = rows.map((row) => {
     const n = row.node;
     const health = healthOf(row);
-    const status = row.gone ? 'gone' : (n.status ?? 'unknown');
+    const status = row.departed ? (row.departed.graceful ? 'left' : 'gone') : (n.status ?? 'unknown');
+    const shown = nodeState(row);
     const colour = state.colours.get(n.id);
     const tags = [];
     if (s.leader && n.id === s.leader) tags.push(h('span', { class: 'tag tag-leader', title: 'leader' }, 'leader'));
     if (s.self && n.id === s.self) tags.push(h('span', { class: 'tag', title: 'this page is served by this node' }, 'this node'));
     const addr = n.apiAddress && n.apiAddress !== n.address ? [n.address ?? '–', h('div', { class: 'sub' }, `api ${n.apiAddress}`)] : [n.address ?? '–'];
+    const gone = !!row.departed;
+    const title = gone ? (row.departed.graceful ? 'left the cluster after handing its partitions over' : 'vanished without leaving (a crash): removed, its partitions re-replicated') : `registered ${n.status ?? '?'}, ${n.health ?? '?'} as ${s.self ?? 'this node'} sees it`;
     return h(
       'tr',
-      { 'data-testid': 'node-row', 'data-node-id': n.id, 'data-status': status, 'data-health': health, class: row.gone ? 'gone' : '' },
+      { 'data-testid': 'node-row', 'data-node-id': n.id, 'data-status': status, 'data-health': health, 'data-state': shown, 'data-zone': n.zone ?? '', class: gone ? 'gone' : '' },
       h('td', {}, h('div', { class: 'node-id' }, h('span', { class: 'swatch', style: `background:${colour ?? 'transparent'}` }), h('strong', {}, n.id), ...tags)),
       h('td', { class: 'mono opt' }, ...addr),
-      h('td', {}, h('span', { class: 'status', 'data-status': status }, status)),
-      h('td', {}, h('span', { class: 'badge', 'data-health': health }, health)),
+      h('td', { class: 'col-zone', hidden: !zoned }, n.zone ?? '–'),
+      h('td', {}, h('span', { class: 'badge', 'data-health': shown, title }, shown)),
       h('td', { class: 'num opt' }, num(n.weight) !== undefined ? n.weight.toFixed(n.weight % 1 ? 2 : 1) : '–'),
-      h('td', {}, row.gone ? '–' : loadBar(n.loadScore)),
-      h('td', { class: 'num' }, row.gone ? '–' : formatNumber(n.qps, 1)),
-      h('td', { class: 'num' }, row.gone ? '–' : formatBytes(n.memoryBytes)),
-      h('td', { class: 'num' }, row.gone ? '–' : formatBytes(n.storedBytes)),
-      h('td', { class: 'num opt' }, row.gone ? '–' : formatNumber(n.entries)),
-      h('td', { class: 'num' }, row.gone ? '–' : `${formatNumber(n.partitionsOwned)} / ${formatNumber(n.partitionsReplica)}`),
+      h('td', {}, gone ? '–' : loadBar(n.loadScore)),
+      h('td', { class: 'num' }, gone ? '–' : formatNumber(n.qps, 1)),
+      h('td', { class: 'num' }, gone ? '–' : formatBytes(n.memoryBytes)),
+      h('td', { class: 'num' }, gone ? '–' : formatBytes(n.storedBytes)),
+      h('td', { class: 'num opt' }, gone ? '–' : formatNumber(n.entries)),
+      h('td', { class: 'num' }, gone ? '–' : `${formatNumber(n.partitionsOwned)} / ${formatNumber(n.partitionsReplica)}`),
     );
   });
   body.replaceChildren(...trs);
@@ -359,20 +357,34 @@ function drawPartitionMap(force) {
     const r = Math.floor(i / cols);
     const x0 = Math.round(c * step);
     const y0 = Math.round(r * step);
+    const w = Math.round((c + 1) * step) - x0 - gap;
+    const hgt = Math.round((r + 1) * step) - y0 - gap;
     ctx.fillStyle = owner ? (state.colours.get(owner) ?? '#94a3b8') : '#e2e8f0';
-    ctx.fillRect(x0, y0, Math.round((c + 1) * step) - x0 - gap, Math.round((r + 1) * step) - y0 - gap);
+    ctx.fillRect(x0, y0, w, hgt);
+    if (state.moving.has(i)) {
+      // a partition an open migration still copies: a dark frame with a white core
+      ctx.fillStyle = '#0f172a';
+      ctx.fillRect(x0, y0, w, hgt);
+      const inset = Math.max(1, Math.round(Math.min(w, hgt) / 4));
+      ctx.fillStyle = '#ffffff';
+      ctx.fillRect(x0 + inset, y0 + inset, Math.max(1, w - 2 * inset), Math.max(1, hgt - 2 * inset));
+    }
   }
   canvas._geom = { cols, cell };
   wrap.dataset.partitions = String(owners.length);
+  wrap.dataset.moving = String(state.moving.size);
 }
 
 function renderPartitions(s, rows) {
   const owners = Array.isArray(s.partitions?.owners) ? s.partitions.owners : [];
   state.owners = owners;
+  const moving = Array.isArray(s.partitions?.moving) ? s.partitions.moving.filter((p) => Number.isInteger(p)) : [];
+  state.moving = new Set(moving);
   const counts = new Map();
   for (const o of owners) counts.set(o, (counts.get(o) ?? 0) + 1);
-  // Cheap change key: ring version plus owner counts (the table changes only with the version).
-  state.pmapKey = `${s.ringVersion}|${owners.length}|${[...counts].map(([k, v]) => `${k}:${v}`).join(',')}|${[...state.colours].join(',')}`;
+  // Cheap change key: ring version plus owner counts (the table changes only with the version),
+  // and the partitions still moving.
+  state.pmapKey = `${s.ringVersion}|${owners.length}|${[...counts].map(([k, v]) => `${k}:${v}`).join(',')}|${[...state.colours].join(',')}|${moving.length}:${moving[0] ?? ''}:${moving[moving.length - 1] ?? ''}`;
   drawPartitionMap(false);
   const legend = $('pmap-legend');
   const ids = [...counts.keys()].sort((a, b) => String(a).localeCompare(String(b), 'en', { numeric: true }));
@@ -387,8 +399,11 @@ function renderPartitions(s, rows) {
       ),
     ),
   );
+  if (moving.length) {
+    legend.append(h('li', { 'data-owner': '', class: 'legend-moving' }, h('span', { class: 'swatch swatch-moving' }), h('span', {}, 'moving'), h('span', { class: 'muted' }, `${formatNumber(moving.length)} still copying`)));
+  }
   const under = num(s.partitions?.underReplicated);
-  setText('pmap-note', owners.length ? `${formatNumber(owners.length)} partitions${under ? ` · ${under} under-replicated` : ''}` : '');
+  setText('pmap-note', owners.length ? `${formatNumber(owners.length)} partitions${moving.length ? ` · ${formatNumber(moving.length)} moving` : ''}${under ? ` · ${under} under-replicated` : ''}` : '');
   void rows;
 }
 
@@ -412,49 +427,47 @@ function renderHotKeys(s) {
   );
 }
 
-function renderMigrations(s, now) {
+function renderMigrations(s) {
   const wrap = $('migrations');
   const migs = mergeMigrations(s.migrations, s.__migrations);
-  const running = migs.filter((m) => !isFinished(m));
-  setText('stat-migrations', running.length ? String(running.length) : migs.length || Array.isArray(s.migrations) ? '0' : '–');
-  setText('stat-migrations-note', running.length ? 'running' : 'idle');
+  const running = migs.filter(isRunning);
+  setText('stat-migrations', Array.isArray(s.migrations) || migs.length ? String(running.length) : '–');
+  setText('stat-migrations-note', running.length ? running.map((m) => m.label ?? m.kind ?? m.id).join(', ') : 'idle');
   $('stat-migrations').dataset.tone = running.length ? 'info' : '';
-  setText('mig-note', migs.length ? `${running.length} running` : '');
+  const finished = migs.length - running.length;
+  setText('mig-note', migs.length ? `${running.length} running${finished ? ` · ${finished} finished` : ''}` : '');
   if (!migs.length) {
     wrap.replaceChildren(h('p', { class: 'placeholder' }, 'No migrations running.'));
     return;
   }
+  // running first, then the most recent finished ones
+  const shown = [...running, ...migs.filter((m) => !isRunning(m)).slice(0, 8)];
   wrap.replaceChildren(
-    ...migs.map((m) => {
-      const done = num(m.entriesDone) ?? 0;
-      const total = num(m.entriesTotal);
-      const pct = total ? Math.min(100, (100 * done) / total) : isFinished(m) ? 100 : 0;
-      // Rate: the server's, or estimated from the previous sample of this migration.
-      let rate = num(m.rate);
-      const prev = state.migSamples.get(m.id);
-      if (rate === undefined && prev && now > prev.at && done >= prev.done) rate = ((done - prev.done) * 1000) / (now - prev.at);
-      state.migSamples.set(m.id, { at: now, done });
-      const eta = num(m.etaSeconds) ?? (rate && total !== undefined ? (total - done) / rate : undefined);
-      const bytes = num(m.bytesDone) !== undefined ? `${formatBytes(m.bytesDone)}${num(m.bytesTotal) !== undefined ? ` of ${formatBytes(m.bytesTotal)}` : ''}` : '';
+    ...shown.map((m) => {
+      const p = migrationProgress(m);
+      const open = isRunning(m);
+      const bytes = p.bytesDone !== undefined ? `${formatBytes(p.bytesDone)}${p.bytesTotal !== undefined ? ` of ${formatBytes(p.bytesTotal)}` : ''}` : '';
       return h(
         'div',
-        { class: 'mig', 'data-migration-id': m.id, 'data-state': m.state ?? '' },
+        { class: 'mig', 'data-migration-id': m.id, 'data-state': m.state ?? '', 'data-entries-done': p.done, 'data-entries-total': p.total },
         h(
           'div',
           { class: 'mig-head' },
-          h('strong', {}, m.id),
-          m.ringVersion !== undefined ? h('span', { class: 'tag' }, `→ v${m.ringVersion}`) : null,
-          h('span', { class: 'status', 'data-status': m.state ?? 'unknown' }, m.state ?? 'unknown'),
-          h('span', { class: 'mig-pct num' }, `${pct.toFixed(pct < 10 ? 1 : 0)}%`),
+          h('strong', {}, m.label ?? m.kind ?? 'migration'),
+          h('span', { class: 'muted mono' }, m.id),
+          m.toVersion !== undefined ? h('span', { class: 'tag' }, `→ v${m.toVersion}`) : null,
+          h('span', { class: 'status', 'data-status': m.state ?? 'unknown' }, (m.state ?? 'unknown').replace('_', ' ')),
+          h('span', { class: 'mig-pct num' }, `${p.pct.toFixed(p.pct < 10 ? 1 : 0)}%`),
         ),
-        h('div', { class: 'bar big', role: 'progressbar', 'aria-valuemin': 0, 'aria-valuemax': 100, 'aria-valuenow': pct.toFixed(0) }, h('span', { style: `width:${pct}%` })),
+        h('div', { class: 'bar big', role: 'progressbar', 'aria-valuemin': 0, 'aria-valuemax': 100, 'aria-valuenow': p.pct.toFixed(0) }, h('span', { style: `width:${p.pct}%` })),
         h(
           'div',
           { class: 'mig-meta muted' },
-          h('span', {}, `${formatNumber(done)}${total !== undefined ? ` / ${formatNumber(total)}` : ''} entries`),
+          h('span', { class: 'mig-entries' }, `${formatNumber(p.done)} / ${formatNumber(p.total)} entries`),
+          h('span', {}, `${formatNumber(p.partsDone)} / ${formatNumber(p.partsTotal)} partitions`),
           bytes ? h('span', {}, bytes) : null,
-          isFinished(m) ? null : h('span', {}, rate !== undefined ? `${formatNumber(rate)} entries/s` : 'rate –'),
-          isFinished(m) ? null : h('span', {}, `ETA ${formatDuration(eta)}`),
+          open ? h('span', { class: 'mig-rate' }, p.rate !== undefined ? `${formatNumber(p.rate)} entries/s` : 'rate –') : null,
+          open ? h('span', {}, `ETA ${formatDuration(p.eta)}`) : null,
         ),
       );
     }),
@@ -462,7 +475,7 @@ function renderMigrations(s, now) {
 }
 
 // Glyphs every common system font has (fullwidth forms and rarer shapes render as boxes on some).
-const EVENT_ICONS = { join: '+', leave: '−', suspicion: '?', down: '✕', recovered: '✓', slow: '!', rebalance: '⇄', leader: '★', migration: '➜', status: '•', info: 'i' };
+const EVENT_ICONS = { join: '+', leave: '−', health: '!', table: '▦', rebalance: '⇄', imbalance: '⇄', leader: '★', migration: '➜', status: '•', config: '⚙', handoff: '↻', catchup: '↻', storage: '▤', info: 'i' };
 
 function renderEvents() {
   const list = $('event-feed');
@@ -488,13 +501,14 @@ function renderEvents() {
 
 function rowsFor(s, now) {
   const nodes = (Array.isArray(s.nodes) ? s.nodes : []).filter((n) => n && typeof n.id === 'string');
-  for (const n of nodes) state.known.set(n.id, { node: n, lastSeen: now });
+  for (const n of nodes) state.known.set(n.id, n);
   const present = new Set(nodes.map((n) => n.id));
-  const rows = [];
-  for (const [id, k] of state.known) {
-    if (present.has(id)) rows.push({ node: k.node, gone: false });
-    else if (now - k.lastSeen < GONE_KEEP_MS) rows.push({ node: k.node, gone: true });
-    else state.known.delete(id);
+  const rows = nodes.map((n) => ({ node: n, departed: undefined }));
+  // members that left, as the answering node knows them (graceful leave or vanished)
+  for (const d of Array.isArray(s.departed) ? s.departed : []) {
+    if (!d || typeof d.id !== 'string' || present.has(d.id) || now - (num(d.at) ?? now) > GONE_KEEP_MS) continue;
+    present.add(d.id);
+    rows.push({ node: state.known.get(d.id) ?? { id: d.id }, departed: { graceful: d.graceful === true } });
   }
   rows.sort((a, b) => a.node.id.localeCompare(b.node.id, 'en', { numeric: true }));
   return rows;
@@ -509,7 +523,7 @@ function render(s, now) {
   renderNodes(s, rows);
   renderPartitions(s, rows);
   renderHotKeys(s);
-  renderMigrations(s, now);
+  renderMigrations(s);
   renderEvents();
   setText('nodes-updated', `updated ${formatTime(now)}`);
 }
@@ -546,13 +560,15 @@ async function poll() {
     ]);
     const snap = cluster && typeof cluster === 'object' ? cluster : {};
     if (migrations !== undefined) snap.__migrations = migrations;
-    if (state.snapshot) addEvents(diffSnapshots(state.snapshot, snap, now));
-    else addEvents([{ at: now, kind: 'info', message: `watching ${Array.isArray(snap.nodes) ? snap.nodes.length : 0} nodes via ${snap.self ?? 'this node'}`, derived: true }]);
     if (Array.isArray(snap.events)) addEvents(snap.events);
     state.snapshot = snap;
     state.lastOk = now;
     render(snap, now);
     setConn('live', 'live');
+    // for tests: the snapshot the page shows now, so what it shows can be checked against the
+    // very /cluster answer it was drawn from
+    window.jincacheRendered = snap;
+    document.body.dataset.polls = String(Number(document.body.dataset.polls ?? 0) + 1);
   } catch (e) {
     const ago = state.lastOk ? ` · last update ${formatTime(state.lastOk)}` : '';
     setConn('down', `unreachable${ago}`);
@@ -581,7 +597,7 @@ function setupPartitionTooltip() {
       tip.hidden = true;
       return;
     }
-    tip.textContent = `partition ${i} → ${state.owners[i] ?? 'unassigned'}`;
+    tip.textContent = `partition ${i} → ${state.owners[i] ?? 'unassigned'}${state.moving.has(i) ? ' (moving)' : ''}`;
     tip.style.left = `${ev.clientX - r.left + 12}px`;
     tip.style.top = `${ev.clientY - r.top + 12}px`;
     tip.hidden = false;
