@@ -1,7 +1,13 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Handoff, HintQueue } from './handoff.ts';
+import { Handoff, HintedHandoff, HintQueue } from './handoff.ts';
 import type { WireRecord } from '../peer/codec.ts';
+import type { NodeInfo } from '../core/types.ts';
+import type { PartitionTable } from '../core/placement/table.ts';
+import { PeerServer } from '../peer/server.ts';
+import { FakeNetwork } from '../peer/testing.ts';
+import { Peers } from './peers.ts';
+import type { Members } from './membership.ts';
 
 const rec = (key: string, version: number, value: string | null = `${key}@${version}`): WireRecord => ({
   group: 'g',
@@ -84,5 +90,29 @@ describe('Handoff', () => {
     assert.equal(x, 1);
     assert.equal(y, 1);
     assert.equal(calls, 1);
+  });
+});
+
+describe('HintedHandoff', () => {
+  test('settledSince counts a heartbeat answer from when its heartbeat was sent: one that waited in the socket through a pause speaks for before it', () => {
+    const infos: NodeInfo[] = ['a', 'b'].map((id) => ({ id, address: id, status: 'active', last_seen: 0 }));
+    const members: Members = { self: 'a', member: (id) => infos.find((m) => m.id === id), list: () => infos, onChange: () => () => {} };
+    const h = new HintedHandoff({
+      self: 'a',
+      peers: new Peers({ client: new FakeNetwork(), members, tableVersion: () => 1, breakers: { call: (_p, fn) => fn() } }),
+      members,
+      tables: { table: () => ({ version: 1, assignments: [['a', 'b']] }) as unknown as PartitionTable },
+      usable: () => true,
+      local: { apply: () => 0 },
+      server: new PeerServer(),
+      requestTimeoutMs: () => 500,
+      onDropped: () => {},
+    });
+    const stallEnd = Date.now();
+    // b answered "no hints for you" to a heartbeat sent before the pause; a reads it after
+    h.noteHeld('b', 0, 1, stallEnd - 3000);
+    assert.equal(h.settledSince(stallEnd), false, 'b may have acknowledged writes without a since');
+    h.noteHeld('b', 0, 1, stallEnd + 1);
+    assert.equal(h.settledSince(stallEnd), true);
   });
 });

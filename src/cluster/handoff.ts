@@ -254,7 +254,8 @@ export class HintedHandoff {
   private readonly incoming = new Map<NodeId, { left: number; at: number }>();
   // hints each peer said (in its last heartbeat answer) it holds for this node
   private readonly heldForMe = new Map<NodeId, { hints: number; at: number }>();
-  // when each peer last answered a heartbeat, and the table version it answered with
+  // when the last heartbeat each peer answered was sent (its answer speaks for the peer's state
+  // from then on), and the table version it answered with
   private readonly answeredAt = new Map<NodeId, number>();
   private readonly answeredTable = new Map<NodeId, number>();
 
@@ -305,17 +306,22 @@ export class HintedHandoff {
     return this.hintsIncoming() || this.heldFor(partition);
   }
 
-  /** A heartbeat answer from `peer`: it holds `hints` hinted writes for this node, and routes by table `table`. */
-  noteHeld(peer: NodeId, hints: number, table = 0): void {
+  /**
+   * A heartbeat answer from `peer`: it holds `hints` hinted writes for this node, and routes by
+   * table `table`. `sentAt`: when the heartbeat was sent (default now). An answer read after a
+   * pause of this node may have waited in its socket all along: it says nothing about what the
+   * peer acknowledged during the pause, so it counts from its heartbeat's time, not from now.
+   */
+  noteHeld(peer: NodeId, hints: number, table = 0, sentAt = Date.now()): void {
     const now = Date.now();
-    this.answeredAt.set(peer, now);
+    this.answeredAt.set(peer, sentAt);
     this.answeredTable.set(peer, table);
     if (hints > 0) this.heldForMe.set(peer, { hints, at: now });
     else this.heldForMe.delete(peer);
   }
 
   /**
-   * Every usable peer answered a heartbeat after `t`, and none said it holds hints for this node:
+   * Every usable peer answered a heartbeat sent after `t`, and none said it holds hints for this node:
    * no write acknowledged without this node is waiting to reach it (trust.ts).
    */
   settledSince(t: number): boolean {
@@ -327,7 +333,7 @@ export class HintedHandoff {
   }
 
   /**
-   * A majority of the members (this node counted) answered a heartbeat after `t` routing by table
+   * A majority of the members (this node counted) answered a heartbeat sent after `t` routing by table
    * `mine` or an older one, and none answered with a newer one: no table change committed since
    * `t` has reached them. A node that cannot reach etcd confirms its table this way (trust.ts);
    * during an outage of etcd itself no table can change.

@@ -4,7 +4,7 @@
  * detector learns from its outcome.
  */
 import { JincacheError } from '../core/errors.ts';
-import type { NodeId } from '../core/types.ts';
+import type { Clock, NodeId } from '../core/types.ts';
 import type { CallMeta, PeerCaller } from '../peer/client.ts';
 import type { PeerMessage } from '../peer/protocol.ts';
 import type { Members } from './membership.ts';
@@ -19,8 +19,11 @@ export class Peers {
   private readonly members: Members;
   private readonly tableVersion: () => number;
   private readonly breakers: Breakers;
+  private readonly clock: Clock;
 
-  constructor(opts: { client: PeerCaller; members: Members; tableVersion: () => number; breakers: Breakers }) {
+  /** `clock`: what deadlines are measured on. Default: the system clock. */
+  constructor(opts: { client: PeerCaller; members: Members; tableVersion: () => number; breakers: Breakers; clock?: Clock }) {
+    this.clock = opts.clock ?? { now: () => Date.now() };
     this.client = opts.client;
     this.members = opts.members;
     this.tableVersion = opts.tableVersion;
@@ -36,6 +39,9 @@ export class Peers {
   call<Req, Res>(message: PeerMessage<Req, Res>, id: NodeId, req: Req, deadline: number): Promise<Res> {
     const member = this.members.member(id);
     if (member === undefined) return Promise.reject(new JincacheError('PEER_UNAVAILABLE', `node ${id} is not a member`));
+    // A deadline already past (a request this node read late, after a pause) is not sent: its
+    // timeout would say nothing about the peer, yet count against it in its breaker and health.
+    if (deadline <= this.clock.now()) return Promise.reject(new JincacheError('TIMEOUT', `${message.name} to ${id} not sent: its deadline passed before`));
     const meta: CallMeta = { from: this.members.self, table: this.tableVersion(), deadline };
     return this.breakers.call(id, () => this.client.call(message, member.address, req, meta));
   }

@@ -21,6 +21,12 @@ import { LocalData } from './local-data.ts';
 import type { Members } from './membership.ts';
 import { Peers } from './peers.ts';
 import { Router, type TableView } from './router.ts';
+import { DRAIN_IDLE_MS, SelfTrust } from './trust.ts';
+import { FrontDoor } from '../front/door.ts';
+import { OPEN_DEFAULT } from '../front/auth.ts';
+import { LiveConfig } from '../config/live.ts';
+import { parseConfig } from '../config/schema.ts';
+import { Metrics } from '../observe/metrics.ts';
 
 const G = 'g';
 
@@ -56,6 +62,8 @@ function cluster(ids: NodeId[], holders: NodeId[], opts: { loader?: boolean; ret
   const net = new FakeNetwork();
   const clock = new FakeClock();
   const unusable = new Set<NodeId>();
+  /** Verdicts of one node only: "a>b" is b unusable as a sees it (a node just back from a pause sees its peers so). */
+  const unusableFrom = new Set<string>();
   const stale = new Set<string>();
   /** Nodes that do not trust their own copy (trust.ts). */
   const untrusted = new Set<NodeId>();
@@ -80,11 +88,12 @@ function cluster(ids: NodeId[], holders: NodeId[], opts: { loader?: boolean; ret
       self: id,
       tables,
       partitionOf: () => 0,
-      usable: (peer) => !unusable.has(peer),
-      freshness: { mayLackWrites: (peer) => stale.has(peer) },
+      usable: (peer) => !unusable.has(peer) && !unusableFrom.has(`${id}>${peer}`),
+      // as Freshness does: a node that does not trust its copy counts it as possibly lacking writes
+      freshness: { mayLackWrites: (peer) => stale.has(peer) || (peer === id && untrusted.has(id)) },
       joining: () => false,
       local: node.local,
-      peers: new Peers({ client: net, members: members(id), tableVersion: () => node.table.version, breakers: { call: (_p, fn) => fn() } }),
+      peers: new Peers({ client: net, members: members(id), tableVersion: () => node.table.version, breakers: { call: (_p, fn) => fn() }, clock }),
       hint: (peer, records) => node.hints.set(peer, [...(node.hints.get(peer) ?? []), ...records]),
       settings: { requestTimeoutMs: () => opts.timeoutMs ?? 500, maxRetries: () => opts.retries ?? 2, syncReplication: true },
       engine: COUNTER_ENGINE,
@@ -104,7 +113,7 @@ function cluster(ids: NodeId[], holders: NodeId[], opts: { loader?: boolean; ret
     const r = n(id).local.record(G, key);
     return r === undefined ? undefined : (r.value?.toString() ?? null);
   };
-  return { net, clock, unusable, stale, untrusted, n, plant, own };
+  return { net, clock, unusable, unusableFrom, stale, untrusted, n, plant, own };
 }
 
 const text = (r: { value: Buffer } | null): string | null => r?.value.toString() ?? null;
@@ -304,5 +313,75 @@ describe('Router', () => {
     assert.equal(c.own('a', 'big'), undefined);
     assert.equal(c.own('b', 'big'), undefined);
     assert.equal(c.net.count(Replicate), 0);
+  });
+});
+
+/**
+ * Issue 17, the histories pause-reads found, replayed step by step. b is the node that was
+ * paused: right after SIGCONT it does not trust its copy, and its failure detector, as old as
+ * the pause, calls every peer unusable; the others, for their part, routed around b.
+ */
+describe('Router after a pause (issue 17)', () => {
+  const set = (v: string) => ({ op: 'set' as const, value: Buffer.from(v), expiry: NO_EXPIRY });
+
+  test('a write sent to a paused node is not applied after it resumes, over a write acknowledged meanwhile', async () => {
+    const c = cluster(['a', 'b', 'c'], ['a', 'c'], { timeoutMs: 1000 });
+    // b's front door, with its pause detection on the shared clock
+    let idle = 0;
+    const trust = new SelfTrust({ self: 'b', clock: c.clock, stallMs: 375, tables: { table: () => c.n('b').table, reached: async () => true }, settledSince: () => true, loopIdleMs: () => idle });
+    const config = parseConfig({ cache: { group_name: G }, fault_tolerance: { request_timeout: '1s' } });
+    const door = new FrontDoor({ kv: c.n('b').router, live: new LiveConfig(config), metrics: new Metrics({ defaultMetrics: false }), clock: c.clock, receivedSince: () => trust.receivedSince() });
+    // t0: a client sends W to b, which is stopped: the request waits in b's socket. The client
+    // gives up after its 2 s; at t0 + 2.1 s another client writes W2 through a: acknowledged.
+    const t0 = c.clock.now();
+    c.clock.t += 2100;
+    assert.equal(await c.n('a').router.put(G, 'k', Buffer.from('W2')), true);
+    // t0 + 6 s: b resumes (the stop counted as idle time of its loop) and reads W from its socket
+    c.clock.t = t0 + 6000;
+    idle += 6000;
+    await assert.rejects(door.write('http', OPEN_DEFAULT, G, 'k', set('W')), (e: unknown) => isJincacheError(e) && e.code === 'TIMEOUT');
+    // Counted from when b read it, W would have reached a with a fresh deadline and a version
+    // above W2's: every node would read W from then on, though W2 was acknowledged after W ended.
+    assert.equal(c.own('a', 'k'), 'W2');
+    assert.equal(text(await c.n('c').router.get(G, 'k')), 'W2');
+    assert.equal(c.net.count(Write), 0, 'W never left b');
+    // once b's loop has waited for I/O again, the backlog is read: a new write goes through
+    idle += DRAIN_IDLE_MS;
+    assert.deepEqual(await door.write('http', OPEN_DEFAULT, G, 'k', set('W3')), { applied: true, existed: true });
+    assert.equal(c.own('a', 'k'), 'W3');
+    trust.stop();
+  });
+
+  test('a node that does not trust its copy coordinates no write another holder can take, even one its detector calls unusable', async () => {
+    // b owns k with a; b just resumed: untrusted, a unusable as b sees it; a (which routed
+    // around b during the pause) sees b unusable too
+    const c = cluster(['a', 'b', 'c'], ['b', 'a']);
+    c.untrusted.add('b');
+    c.unusableFrom.add('b>a');
+    c.unusableFrom.add('a>b');
+    assert.equal(await c.n('b').router.put(G, 'k', Buffer.from('W')), true);
+    // Coordinated at b, W would be acknowledged with b's copy and a hint for a, while every
+    // reader that sees b unusable reads a's copy, which lacks it.
+    assert.deepEqual(c.net.calls.filter((x) => x.message === Write.name).map((x) => x.address), ['a'], 'sent to a although b\'s detector calls it unusable');
+    assert.equal(c.own('a', 'k'), 'W');
+    assert.equal(text(await c.n('a').router.get(G, 'k')), 'W', 'read where the others read');
+    assert.equal(c.n('b').hints.get('a'), undefined, 'no hint-only write for a');
+  });
+
+  test('an untrusted node\'s read asks the other holders even when its detector calls them unusable: never its own copy alone, never "absent"', async () => {
+    const c = cluster(['a', 'b', 'c'], ['b', 'a']);
+    c.plant('b', 'k', 'old', 5);
+    c.plant('a', 'k', 'new', 9);
+    c.untrusted.add('b');
+    c.unusableFrom.add('b>a');
+    assert.equal(text(await c.n('b').router.get(G, 'k')), 'new', 'its own copy alone answered "old"');
+    // b not a holder: the holders a and c are unusable as b sees it, and may lack writes (b holds hints for a)
+    const d = cluster(['a', 'b', 'c'], ['a', 'c']);
+    d.plant('a', 'k', 'new', 9);
+    d.plant('c', 'k', 'new', 9);
+    d.stale.add('a');
+    d.unusableFrom.add('b>a');
+    d.unusableFrom.add('b>c');
+    assert.equal(text(await d.n('b').router.get(G, 'k')), 'new', 'asking nobody answered "absent"');
   });
 });

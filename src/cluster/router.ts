@@ -39,7 +39,7 @@ import type { MessageMeta } from '../peer/protocol.ts';
 import type { PeerServer } from '../peer/server.ts';
 import { readOrder, replicaPlan, writeOrder } from './health/failover.ts';
 import { notDelivered } from './health/errors.ts';
-import { isPeerFailure, withRetry } from './health/breakers.ts';
+import { isRetryable, withRetry } from './health/breakers.ts';
 import type { GetResult, KvService, PutOptions, RequestOptions } from './kv.ts';
 import type { LocalData } from './local-data.ts';
 import type { Peers } from './peers.ts';
@@ -258,7 +258,7 @@ export class Router implements KvService {
     } catch (e) {
       // every holder failed: a loader group loads here, through the group's singleflight
       // (groupcache's fallback); a plain key-value group has nothing else to ask
-      if (isPeerFailure(e) && this.local.group(group).loader !== undefined && this.clock.now() < deadline) return this.load(group, key, deadline);
+      if (isRetryable(e) && this.local.group(group).loader !== undefined && this.clock.now() < deadline) return this.load(group, key, deadline);
       throw e;
     }
   }
@@ -358,10 +358,20 @@ export class Router implements KvService {
     const answers = await Promise.allSettled(targets.map((id) => (id === this.self ? Promise.resolve(this.local.record(group, key) ?? null) : this.fetchRecord(id, group, key, deadline, doubtful))));
     let best: WireRecord | undefined;
     let failed = false;
-    for (const a of answers) {
+    // A holder left out (unusable here) may have the newest write: the others' copies answer
+    // only when one of them lacks nothing. (A node just back from a pause sees every peer as
+    // unusable: its own doubtful copy alone, or nobody's, read as "absent", is no answer.)
+    const partition = this.partitionOf(key);
+    let sound = targets.length === holders.length;
+    for (let i = 0; i < answers.length; i++) {
+      const a = answers[i]!;
       if (a.status === 'rejected') failed ||= !bestEffort;
-      else if (a.value !== null && (best === undefined || compareWrites(a.value, best) > 0)) best = a.value;
+      else {
+        sound ||= !this.freshness.mayLackWrites(targets[i]!, partition);
+        if (a.value !== null && (best === undefined || compareWrites(a.value, best) > 0)) best = a.value;
+      }
     }
+    failed ||= !bestEffort && !sound;
     if (best !== undefined) {
       answers.forEach((a, i) => {
         const id = targets[i]!;
@@ -454,13 +464,18 @@ export class Router implements KvService {
    * chaos checker's finding under packet loss, however the retry's version is chosen). So the
    * caller gets the failure, which says the write may or may not have taken effect, until the
    * failure detector takes that coordinator out of the order (a heartbeat timeout or so).
+   *
+   * While this node does not trust its copy (trust.ts) it coordinates no write that another
+   * holder can take, even one its failure detector calls unusable: right after a pause every peer
+   * looks gone from here, and a write applied here with only hints for the others would be
+   * acknowledged while the holders everyone else reads lack it (issue 17).
    */
   async write(group: string, key: string, op: WriteOp, opts: RequestOptions = {}): Promise<WriteResult> {
     this.local.group(group);
     const deadline = this.deadline(group, opts);
-    // a holder catching up, or this node while it does not trust its copy, coordinates only when no other holder can
-    const behind = (id: NodeId): boolean => this.joining(id) || (id === this.self && !this.selfTrusted());
-    const order = writeOrder(this.holders(key), { usable: this.usable, behind });
+    const holders = this.holders(key);
+    // a holder catching up coordinates only when no other holder can
+    const order = writeOrder(this.selfTrusted() || holders.length === 1 ? holders : holders.filter((id) => id !== this.self), { usable: this.usable, behind: this.joining });
     if (order[0] === this.self) return this.coordinate(group, key, op, deadline);
     return withRetry(
       (n) => {

@@ -2,7 +2,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { PartitionTable } from '../core/placement/table.ts';
-import { SelfTrust, type SelfTrustOptions } from './trust.ts';
+import { DRAIN_IDLE_MS, SelfTrust, type SelfTrustOptions } from './trust.ts';
 
 /** A table view whose version the test sets; reached() resolves when it gets there. */
 function tables(version: number) {
@@ -47,6 +47,49 @@ describe('SelfTrust', () => {
     clock.t += 101; // the process was stopped: no tick ran
     assert.equal(t.trusted(), false);
     assert.equal(t.current().kind, 'recovering');
+    t.stop();
+  });
+
+  test('requests read after a stall, until the event loop has waited for I/O again, may have arrived when it began', () => {
+    const clock = new ManualClock();
+    let idle = 0;
+    const t = new SelfTrust({ self: 'a', clock, stallMs: 100, tables: tables(1), settledSince: () => false, loopIdleMs: () => idle });
+    const before = clock.t;
+    assert.equal(t.receivedSince(), before, 'no stall: a request arrived now');
+    clock.t += 6000; // SIGSTOP inside the I/O wait: the loop counts the stop as idle before anything runs
+    idle += 6000;
+    assert.equal(t.receivedSince(), before, 'the first request read after the pause may have been sent right after it began');
+    assert.equal(t.current().kind, 'recovering', 'and the stall was noticed on that path');
+    clock.t += 200; // the backlog is read over many turns, none of which waits
+    idle += 0.001;
+    assert.equal(t.receivedSince(), before, 'still reading the backlog: the loop has not waited for I/O');
+    idle += DRAIN_IDLE_MS;
+    assert.equal(t.receivedSince(), clock.t, 'the loop waited: everything queued during the pause is read');
+    t.stop();
+  });
+
+  test('stalledSince: a call started before a stall ended may have timed out because of it; one started after, not', () => {
+    const clock = new ManualClock();
+    const t = new SelfTrust({ self: 'a', clock, stallMs: 100, tables: tables(1), settledSince: () => false, loopIdleMs: () => 0 });
+    const early = clock.t + 50;
+    assert.equal(t.stalledSince(early - 50), false);
+    clock.t += 6000;
+    assert.equal(t.stalledSince(early), true, 'in flight across the stall');
+    clock.t += 10;
+    assert.equal(t.stalledSince(clock.t), false, 'started after the stall was noticed');
+    t.stop();
+  });
+
+  test('a stall during the recovery restarts it: the recovery counts from the later stall', () => {
+    const clock = new ManualClock();
+    const t = new SelfTrust({ self: 'a', clock, stallMs: 100, tables: tables(1), settledSince: () => false, loopIdleMs: () => 0 });
+    t.distrust('the etcd lease was lost');
+    const first = t.current();
+    assert.equal(first.kind, 'recovering');
+    clock.t += 500; // no tick ran: a second stall while recovering
+    assert.equal(t.trusted(), false);
+    const second = t.current();
+    assert.ok(second.kind === 'recovering' && first.kind === 'recovering' && second.at > first.at, 'the peers must answer again after this one');
     t.stop();
   });
 

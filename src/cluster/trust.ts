@@ -8,6 +8,17 @@
  * loop runs the I/O that piled up (the requests queued during the pause) *before* any timer:
  * those requests must already see the node as untrusted.
  *
+ * Those queued requests were sent during the stall, but the node reads them with its clock past
+ * it: counted from then, a write's deadline would let it be applied long after its client gave up
+ * and after writes acknowledged meanwhile elsewhere. `receivedSince()` gives the front door the
+ * earliest time a request read now may have arrived: the stall's start, until the event loop has
+ * waited for I/O again. That takes many turns, not one (Node accepts the connections queued in
+ * the kernel a few per turn: 60 of them took 65 ms and dozens of turns, measured), but while any
+ * socket has unread data or a connection waits to be accepted the loop never blocks, so idle
+ * time since the stall (`loopIdleMs`) says the backlog is read; a timer on time does not. And a call
+ * to a peer that was in flight across the stall times out because of this node, not the peer:
+ * `stalledSince(t)` lets the failure detector tell (health/detector.ts).
+ *
  * While untrusted the node answers no read from its own copy, for its clients or its peers (the
  * router re-routes them, or answers with the newest copy of the other holders), and coordinates
  * no write another holder can take. It recovers by itself, retried with backoff:
@@ -31,6 +42,13 @@ import type { Clock, NodeId } from '../core/types.ts';
 import type { Logger } from '../observe/logger.ts';
 import type { ClusterEvents } from './events.ts';
 
+/**
+ * Idle time of the event loop after a stall that shows its backlog is read. The loop does not
+ * block while any socket has input: during a drain its idle time stays under 0.001 ms (measured);
+ * the margin covers a scheduler that preempts the process inside an I/O wait that returns at once.
+ */
+export const DRAIN_IDLE_MS = 10;
+
 export type TrustState =
   | { kind: 'trusted' }
   /** Recovering: `since` is when the node stopped trusting itself (the last tick before a stall). */
@@ -52,6 +70,8 @@ export interface SelfTrustOptions {
   settledSince(t: number): boolean;
   /** How long one recovery attempt waits for settledSince. Default 5000 ms. */
   settleTimeoutMs?: number;
+  /** Time the event loop has spent waiting for I/O, ms, cumulative. Default: performance.eventLoopUtilization().idle. */
+  loopIdleMs?: () => number;
   logger?: Logger;
   events?: ClusterEvents;
 }
@@ -61,6 +81,13 @@ export class SelfTrust {
   private readonly tickMs: number;
   private state: TrustState = { kind: 'trusted' };
   private lastTick: number;
+  /**
+   * The last stall: from the last tick before it to when it was noticed. `draining` until the
+   * loop has been idle for DRAIN_IDLE_MS since (`idle`: loopIdleMs when it was noticed, which
+   * counts a stop inside the I/O wait as idle): requests that queued during it may still be read.
+   */
+  private stall: { since: number; noticed: number; idle: number; draining: boolean } | undefined;
+  private readonly loopIdleMs: () => number;
   private timer: NodeJS.Timeout | undefined;
   private recovering: Promise<void> | undefined;
   private stopped = false;
@@ -74,6 +101,7 @@ export class SelfTrust {
     this.opts = opts;
     this.tickMs = opts.tickMs ?? Math.max(10, Math.floor(opts.stallMs / 4));
     this.lastTick = opts.clock.now();
+    this.loopIdleMs = opts.loopIdleMs ?? (() => performance.eventLoopUtilization().idle);
   }
 
   start(): void {
@@ -97,13 +125,37 @@ export class SelfTrust {
    * tick longer than `stallMs` counts as a stall at once (see the file comment).
    */
   trusted(): boolean {
-    if (this.state.kind !== 'trusted') return false;
+    this.noticeStall(this.opts.clock.now());
+    return this.state.kind === 'trusted';
+  }
+
+  /**
+   * O(1), on the request path: the earliest time a request this node reads now may have reached
+   * it. Now, except right after a stall, while the requests that queued in its sockets are read:
+   * then the stall's start (the front door counts a write's deadline from it).
+   */
+  receivedSince(): number {
     const now = this.opts.clock.now();
-    if (now - this.lastTick > this.opts.stallMs) {
-      this.distrust(`stalled for ${now - this.lastTick} ms`, this.lastTick);
-      return false;
-    }
-    return true;
+    this.noticeStall(now);
+    const stall = this.stall;
+    if (stall?.draining !== true) return now;
+    if (this.loopIdleMs() - stall.idle < DRAIN_IDLE_MS) return stall.since;
+    stall.draining = false;
+    return now;
+  }
+
+  /** Whether this node stalled after time `t` (ms since epoch): a peer call started at `t` that timed out may have timed out because of it. */
+  stalledSince(t: number): boolean {
+    this.noticeStall(this.opts.clock.now());
+    return this.stall !== undefined && this.stall.noticed > t;
+  }
+
+  /** A gap since the last tick longer than stallMs is a stall: recorded, and trust withdrawn, the first time anything looks. */
+  private noticeStall(now: number): void {
+    if (now - this.lastTick <= this.opts.stallMs || this.stall?.since === this.lastTick) return;
+    this.stall = { since: this.lastTick, noticed: now, idle: this.loopIdleMs(), draining: true };
+    // also while recovering: a stall then restarts the recovery from it
+    this.distrust(`stalled for ${now - this.lastTick} ms`, this.lastTick);
   }
 
   /**
@@ -155,7 +207,7 @@ export class SelfTrust {
 
   private tick(): void {
     const now = this.opts.clock.now();
-    if (this.state.kind === 'trusted' && now - this.lastTick > this.opts.stallMs) this.distrust(`stalled for ${now - this.lastTick} ms`, this.lastTick);
+    this.noticeStall(now);
     this.lastTick = now;
   }
 

@@ -50,6 +50,11 @@ export interface FrontDoorOptions {
   backpressure?: () => Promise<void> | undefined;
   /** Users and passwords (SPEC §7). Default: none required. */
   auth?: Authenticator;
+  /**
+   * The earliest time a request read now may have reached this node (trust.ts
+   * SelfTrust.receivedSince): now, but right after a pause the start of the pause. Default: now.
+   */
+  receivedSince?: () => number;
 }
 
 /** How a failure is told to each protocol's clients. */
@@ -94,9 +99,11 @@ export class FrontDoor {
   private readonly clock: Clock;
   private readonly backpressure: () => Promise<void> | undefined;
   private readonly auth: Authenticator | undefined;
+  private readonly receivedSince: () => number;
 
   constructor(opts: FrontDoorOptions) {
     this.auth = opts.auth;
+    this.receivedSince = opts.receivedSince ?? (() => opts.clock.now());
     this.kv = opts.kv;
     this.live = opts.live;
     this.metrics = opts.metrics;
@@ -178,11 +185,25 @@ export class FrontDoor {
     return { kind: 'at', ms: Math.ceil(ms) };
   }
 
-  /** Absolute deadline of a request to `group` starting now (the group's live request_timeout). */
-  deadline(group: string): number {
+  /** Absolute deadline of a request to `group` starting now, or at `from` (the group's live request_timeout). */
+  deadline(group: string, from = this.clock.now()): number {
     const g = this.live.group(group);
     if (g === undefined) throw new JincacheError('UNKNOWN_GROUP', `unknown group "${group}"`);
-    return this.clock.now() + g.request_timeout;
+    return from + g.request_timeout;
+  }
+
+  /**
+   * The deadline of a request that changes data: counted from when it may have arrived. Right
+   * after a pause this node reads the requests that waited in its sockets meanwhile; counted from
+   * then, a write sent during the pause could be applied after its client gave up, over writes
+   * acknowledged since (issue 17). It keeps the deadline it had on arrival instead: one already
+   * past fails (TIMEOUT) without being applied. A read is answered as usual (a late answer is a
+   * current one).
+   */
+  private writeDeadline(group: string): number {
+    const deadline = this.deadline(group, this.receivedSince());
+    if (deadline <= this.clock.now()) throw new JincacheError('TIMEOUT', 'the request waited in this node\'s socket while the node was paused, past its deadline: not applied');
+    return deadline;
   }
 
   // ---- requests -----------------------------------------------------------------------------
@@ -225,7 +246,7 @@ export class FrontDoor {
       this.authorize(who, 'write');
       this.checkKey(protocol, key);
       if (write.op === 'set') this.checkValue(write.value.length);
-      const deadline = this.deadline(group);
+      const deadline = this.writeDeadline(group);
       const out = await this.kv.write(group, key, write, { deadline });
       const bp = this.backpressure();
       if (bp !== undefined) await withinDeadline(bp, deadline, this.clock, 'the disk of this node is behind (or failing): the write is not acknowledged');
@@ -249,7 +270,7 @@ export class FrontDoor {
     try {
       this.authorize(who, perm);
       for (const k of req.keys) this.checkKey(protocol, k);
-      const deadline = this.deadline(group);
+      const deadline = perm === 'write' ? this.writeDeadline(group) : this.deadline(group);
       if (this.kv.exec === undefined) throw new JincacheError('BAD_REQUEST', 'this node runs no command engine');
       const out = await this.kv.exec(group, req, { deadline });
       if (perm === 'write') {
@@ -305,6 +326,8 @@ export class FrontDoor {
   /** The synchronous write when it needs no network (see Router.writeLocal); undefined means "call write()". */
   writeLocal(protocol: RequestProtocol, who: Principal | null, group: string, key: string, write: WriteOp): WriteResult | undefined {
     if (who === null || !who.can('write') || key.length > this.maxKeyBytes(protocol) || (write.op === 'set' && write.value.length > this.maxValueBytes())) return undefined;
+    // right after a pause the write may be older than it looks: write() checks its deadline
+    if (this.receivedSince() < this.clock.now()) return undefined;
     const began = performance.now();
     const out = this.kv.writeLocal(group, key, write);
     if (out !== undefined) this.observe(protocol, opOf(write), group, 'ok', began);

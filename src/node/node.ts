@@ -209,18 +209,20 @@ export class JincacheNode {
       logger,
       onTransition: (peer, from, to, starting) => this.healthChanged(peer, from, to, starting),
       hintsHeldFor: (peer) => handoff?.queue.pending(peer) ?? 0,
-      onPingAnswer: (peer, hints, table, resp) => {
-        handoff?.noteHeld(peer, hints, table);
+      onPingAnswer: (peer, hints, table, resp, sentAt) => {
+        handoff?.noteHeld(peer, hints, table, sentAt);
         this.respCluster?.onPingAnswer(peer, table, resp);
         // a peer on a newer table than ours: we may have missed its commit (trust.ts)
         if (table > tables.table().version) void this.trust.tableSeen(table, TABLE_WAIT_MS);
       },
       tableVersion: () => tables.table().version,
+      // a heartbeat or request that timed out across this node's own pause is not the peer's failure
+      stalledSince: (t) => this.trust.stalledSince(t),
       ...(this.info.resp_address !== undefined ? { respAddress: this.info.resp_address } : {}),
     });
     this.detector = detector;
     const usable = (peer: NodeId): boolean => detector.usable(peer);
-    const peers = new Peers({ client, members: membership, tableVersion: () => tables.table().version, breakers: detector });
+    const peers = new Peers({ client, members: membership, tableVersion: () => tables.table().version, breakers: detector, clock });
 
     // ---- repair ----
     this.catchup = new CatchUp({
@@ -401,7 +403,7 @@ export class JincacheNode {
       throw new JincacheError('BAD_REQUEST', `refusing to listen on ${cfg.server.host} without a password: set auth.requirepass in the config file (or the environment variable JINCACHE_PASSWORD), or listen on 127.0.0.1`);
     }
     this.respCluster = this.info.resp_address !== undefined ? new RespCluster({ self: id, address: this.info.resp_address, tables, members: membership, detector, redirects: () => live.current().resp.redirects, store: () => this.groups.get(cfg.cache.group_name)!.store, clock }) : undefined;
-    this.door = new FrontDoor({ kv: router, live, metrics, clock, auth, ...(storage !== undefined ? { backpressure: () => storage.persister.backpressure() } : {}) });
+    this.door = new FrontDoor({ kv: router, live, metrics, clock, auth, receivedSince: () => trust.receivedSince(), ...(storage !== undefined ? { backpressure: () => storage.persister.backpressure() } : {}) });
     // SPEC §8: one set of bounds for every client of this node, over HTTP and RESP together
     this.clientLimits = new ClientLimits({
       maxClients: cfg.limits.max_clients,

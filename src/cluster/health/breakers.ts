@@ -46,9 +46,20 @@ export interface BreakerOptions {
   consecutiveFailures?: number;
 }
 
-/** Failures that say something about the peer (not about the request): they feed the breaker. */
+/**
+ * Failures that say something about the peer (not about the request): they feed the breaker and
+ * the failure detector. A refusal the peer answered (NOT_SERVING: it does not trust its copy
+ * after a pause) is not one: the peer is up and reachable, and a write must keep being
+ * replicated to it, not hinted (a hint for a node that serves reads again a moment later is a
+ * stale read there: issue 17).
+ */
 export function isPeerFailure(e: unknown): boolean {
-  return isJincacheError(e) && (e.code === 'PEER_UNAVAILABLE' || e.code === 'TIMEOUT' || e.code === 'NOT_SERVING');
+  return isJincacheError(e) && (e.code === 'PEER_UNAVAILABLE' || e.code === 'TIMEOUT');
+}
+
+/** Worth an attempt at another holder: a peer failure, or a refusal (NOT_SERVING). */
+export function isRetryable(e: unknown): boolean {
+  return isPeerFailure(e) || (isJincacheError(e) && e.code === 'NOT_SERVING');
 }
 
 export function isBreakerOpen(e: unknown): e is BrokenCircuitError {
@@ -206,7 +217,7 @@ export interface RetryOptions {
  * retries, or the deadline. Only idempotent operations may be passed here.
  */
 export async function withRetry<T>(attempt: (n: number) => Promise<T>, opts: RetryOptions): Promise<T> {
-  const retryable = opts.retryable ?? ((e: unknown) => isPeerFailure(e) || isBreakerOpen(e));
+  const retryable = opts.retryable ?? ((e: unknown) => isRetryable(e) || isBreakerOpen(e));
   const policy = retry(handleWhen(retryable), {
     maxAttempts: opts.maxRetries ?? 3,
     backoff: new ExponentialBackoff({ initialDelay: opts.initialDelayMs ?? 10, maxDelay: opts.maxDelayMs ?? 200 }),

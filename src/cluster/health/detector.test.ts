@@ -1,11 +1,19 @@
-import { test } from 'node:test';
+/**
+ * The failure detector's I/O half against in-process peers (FakeNetwork): how it reports a peer
+ * that is starting, what it concludes from timeouts, and that a timeout this node's own pause
+ * explains counts for nothing.
+ */
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
+import { JincacheError } from '../../core/errors.ts';
 import type { NodeInfo } from '../../core/types.ts';
 import { createLogger } from '../../observe/logger.ts';
+import { Ping, Record } from '../../peer/messages.ts';
 import { PeerServer } from '../../peer/server.ts';
 import { FakeNetwork } from '../../peer/testing.ts';
 import type { Members } from '../membership.ts';
+import { Peers } from '../peers.ts';
 import { FailureDetector } from './detector.ts';
 
 const info = (id: string): NodeInfo => ({ id, address: `mem://${id}`, status: 'active', last_seen: 0 });
@@ -78,4 +86,67 @@ test('a peer that never answered is starting, not failing: no WARN and starting=
   assert.deepEqual(transitions.slice(2), ['b healthy->down', 'b down->healthy']);
   const changed = lines.filter((l) => l.msg === 'peer health changed').map((l) => l.level);
   assert.deepEqual(changed, [40, 30], 'a WARN when it went down, an info line when it came back');
+});
+
+function pair(stalledSince?: (t: number) => boolean) {
+  const net = new FakeNetwork();
+  const infos: NodeInfo[] = ['a', 'b'].map((id) => ({ id, address: id, status: 'active', last_seen: 0 }));
+  const members: Members = { self: 'a', member: (id) => infos.find((m) => m.id === id), list: () => infos, onChange: () => () => {} };
+  const server = new PeerServer();
+  net.attach('a', server);
+  const remote = new PeerServer();
+  new FailureDetector({ self: 'b', clock: { now: () => Date.now() }, client: net, members: { ...members, self: 'b' }, server: remote });
+  net.attach('b', remote);
+  const detector = new FailureDetector({ self: 'a', clock: { now: () => Date.now() }, client: net, members, server, pingTimeoutMs: 20, ...(stalledSince !== undefined ? { stalledSince } : {}) });
+  detector.setMembers(infos);
+  /** One request to b that times out (b hangs), through the detector as the router sends it. */
+  const timeout = (): Promise<unknown> => detector.call('b', () => net.call(Ping, 'b', undefined, { from: 'a', deadline: Date.now() + 20 })).catch((e: unknown) => e);
+  const peers = new Peers({ client: net, members, tableVersion: () => 1, breakers: detector });
+  return { net, detector, timeout, remote, peers };
+}
+
+describe('FailureDetector', () => {
+  test('timeouts in a row make a peer unusable (suspected, breaker open)', async () => {
+    const { net, detector, timeout } = pair(() => false);
+    net.hung.add('b');
+    for (let i = 0; i < 3; i++) assert.ok((await timeout()) instanceof JincacheError);
+    assert.equal(detector.usable('b'), false);
+    assert.equal(detector.health('b'), 'suspected');
+  });
+
+  test('a call that timed out across this node\'s own pause is not held against the peer', async () => {
+    // this node was stopped while the calls were in flight: every one of them times out
+    const { net, detector, timeout } = pair(() => true);
+    net.hung.add('b');
+    for (let i = 0; i < 3; i++) {
+      const e = await timeout();
+      assert.ok(e instanceof JincacheError && e.code === 'TIMEOUT', 'the caller still gets the timeout');
+    }
+    assert.equal(detector.health('b'), 'healthy', 'no failure counted');
+    assert.equal(detector.breaker('b'), 'closed');
+    assert.equal(detector.usable('b'), true, 'right after the pause the peer is still where writes and reads go');
+  });
+
+  test('a request read late (its deadline passed while this node was paused) is not sent, and not held against the peer', async () => {
+    const { net, detector, peers } = pair(() => false);
+    net.hung.add('b'); // sent, each would time out at once
+    const codes: string[] = [];
+    for (let i = 0; i < 3; i++) await peers.call(Record, 'b', { group: 'g', key: 'k' }, Date.now() - 1).catch((e: JincacheError) => codes.push(e.code));
+    assert.deepEqual(codes, ['TIMEOUT', 'TIMEOUT', 'TIMEOUT']);
+    assert.equal(net.calls.length, 0, 'nothing sent');
+    assert.equal(detector.usable('b'), true);
+  });
+
+  test('a peer that refuses because it does not trust its copy (NOT_SERVING) is up: still usable, so writes are replicated to it rather than hinted', async () => {
+    const { detector, peers, remote } = pair(() => false);
+    remote.handle(Record, () => {
+      throw new JincacheError('NOT_SERVING', 'this node is recovering after a pause: its copy may lack writes');
+    });
+    const codes: string[] = [];
+    for (let i = 0; i < 3; i++) await peers.call(Record, 'b', { group: 'g', key: 'k' }, Date.now() + 100).catch((e: JincacheError) => codes.push(e.code));
+    assert.deepEqual(codes, ['NOT_SERVING', 'NOT_SERVING', 'NOT_SERVING'], 'every refusal came from b: its breaker stayed closed');
+    assert.equal(detector.health('b'), 'healthy');
+    assert.equal(detector.breaker('b'), 'closed');
+    assert.equal(detector.usable('b'), true);
+  });
 });

@@ -43,8 +43,18 @@ export interface DetectorOptions {
   onTransition?: (id: NodeId, from: PeerHealth, to: PeerHealth, starting: boolean) => void;
   /** Hinted writes this node holds for a peer, told to it in the Ping answer. Default: none. */
   hintsHeldFor?: (id: NodeId) => number;
-  /** Called with every successful heartbeat answer: how many hints the peer holds for this node, its table version and RESP address. */
-  onPingAnswer?: (id: NodeId, hintsForMe: number, table: number, resp: string) => void;
+  /**
+   * Called with every successful heartbeat answer: how many hints the peer holds for this node,
+   * its table version and RESP address, and when the heartbeat was sent (what the answer can
+   * speak for: one that waited in this node's socket during a pause is as old as its heartbeat).
+   */
+  onPingAnswer?: (id: NodeId, hintsForMe: number, table: number, resp: string, sentAt: number) => void;
+  /**
+   * Whether this node itself stalled after time `t` (trust.ts SelfTrust.stalledSince). A call
+   * started at `t` that timed out across this node's own pause says nothing about the peer, so it
+   * counts against neither its health nor its breaker. Default: never.
+   */
+  stalledSince?: (t: number) => boolean;
   /** The table version this node routes by, told in its Ping answers. Default 0. */
   tableVersion?: () => number;
   /** `host:port` of this node's Redis listener, told in its Ping answers. Default none. */
@@ -135,8 +145,10 @@ export class FailureDetector {
   /** Run a real request to `peer` through its breaker and learn from its outcome. */
   async call<T>(peer: NodeId, fn: () => Promise<T>, probe = false): Promise<T> {
     const started = performance.now();
+    const startedAt = this.opts.clock.now();
+    const stalled = this.opts.stalledSince;
     try {
-      const out = await this.breakers.execute(peer, fn, probe);
+      const out = await this.breakers.execute(peer, stalled === undefined ? fn : () => excusingOwnStall(fn, startedAt, stalled), probe);
       const ms = performance.now() - started;
       this.classifier.success(peer, ms);
       this.opts.metrics?.peerRequest(peer, 'ok', ms / 1000);
@@ -144,6 +156,8 @@ export class FailureDetector {
       this.answered.add(peer);
       return out;
     } catch (e) {
+      // not the peer's failure: the breaker let it through uncounted, the classifier never sees it
+      if (e instanceof OwnStall) throw e.error;
       if (isBreakerOpen(e)) {
         this.opts.metrics?.peerRequest(peer, 'rejected');
         this.opts.metrics?.peerError(peer, 'breaker_open');
@@ -185,7 +199,7 @@ export class FailureDetector {
     this.pinging.add(id);
     const deadline = Date.now() + this.pingTimeoutMs;
     this.call(id, () => this.opts.client.call(Ping, member.address, undefined, { from: this.opts.self, deadline }), true)
-      .then((answer) => this.opts.onPingAnswer?.(id, answer.hints, answer.table, answer.resp))
+      .then((answer) => this.opts.onPingAnswer?.(id, answer.hints, answer.table, answer.resp, now))
       .catch(() => {
         // counted by call(); the classifier and the breaker have it
       })
@@ -216,6 +230,24 @@ export class FailureDetector {
       else log?.info({ peer: id, from, to }, 'peer health changed');
       this.opts.onTransition?.(id, from, to, starting);
     }
+  }
+}
+
+/** A peer failure that this node's own stall explains (see DetectorOptions.stalledSince). */
+class OwnStall {
+  readonly error: unknown;
+  constructor(error: unknown) {
+    this.error = error;
+  }
+}
+
+/** Run `fn`; a timeout of a call in flight across this node's own stall comes out as OwnStall, which the breaker does not count. */
+async function excusingOwnStall<T>(fn: () => Promise<T>, startedAt: number, stalledSince: (t: number) => boolean): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    if (failureKind(e) === 'timeout' && stalledSince(startedAt)) throw new OwnStall(e);
+    throw e;
   }
 }
 
