@@ -140,6 +140,8 @@ export class RespServer {
   private readonly clusterEnabled: boolean;
 
   private server: net.Server | tls.Server | null = null;
+  /** TLS: raw sockets whose handshake has not completed (destroyed on stop). */
+  private readonly handshaking = new Set<net.Socket>();
   private readonly tls: RespServerOptions['tls'];
   /** Live connections by client id, oldest first; each removes itself on close. */
   private readonly open = new Map<number, RespConnection>();
@@ -276,7 +278,27 @@ export class RespServer {
         ? tls.createServer({ ...this.tls, allowHalfOpen: true }, (socket) => this.accept(socket))
         : net.createServer({ noDelay: true, allowHalfOpen: true }, (socket) => this.accept(socket));
     // a failed TLS handshake (no client certificate, a wrong CA) is the client's problem, not ours
-    server.on('tlsClientError', (err) => this.log.debug({ err: err.message }, 'resp TLS handshake failed'));
+    server.on('tlsClientError', (err, socket) => {
+      this.log.debug({ err: err.message }, 'resp TLS handshake failed');
+      socket.destroy();
+    });
+    if (this.tls !== undefined) {
+      // sockets before their handshake (a load balancer's TCP check connects and closes): with
+      // allowHalfOpen one closed by its peer is never destroyed by itself, and would hold close()
+      server.on('connection', (raw: net.Socket) => {
+        this.handshaking.add(raw);
+        raw.once('close', () => this.handshaking.delete(raw));
+        raw.once('end', () => {
+          if (this.handshaking.has(raw)) raw.destroy();
+        });
+      });
+      // past the handshake the TLS socket owns it (it is in `open`): matched by its remote end
+      (server as tls.Server).on('secureConnection', (s: tls.TLSSocket) => {
+        for (const raw of this.handshaking) {
+          if (raw.remotePort === s.remotePort && raw.remoteAddress === s.remoteAddress) this.handshaking.delete(raw);
+        }
+      });
+    }
     this.server = server;
     this.startedAt = this.clock.now();
     this.sampleOps();
@@ -308,6 +330,8 @@ export class RespServer {
     if (this.sampler) clearInterval(this.sampler);
     this.sampler = null;
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    for (const raw of this.handshaking) raw.destroy();
+    this.handshaking.clear();
     // The server reports closed before its sockets emit 'close'; wait for those too, so
     // connections() is 0 once stop() resolves.
     const conns = [...this.open.values()];
