@@ -41,3 +41,30 @@ export async function freePort(): Promise<number> {
   }
   throw new Error(`freePort: no unused port after ${MAX_ATTEMPTS} attempts`);
 }
+
+function isFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.unref();
+    server.once('error', () => resolve(false));
+    server.listen({ host: '127.0.0.1', port, exclusive: true }, () => server.close(() => resolve(true)));
+  });
+}
+
+/**
+ * The first of `n` consecutive loopback ports that were all free a moment ago (for a command
+ * that takes a base port and counts up, `jincache cluster --base-port`), none handed out before.
+ */
+export async function freePortRun(n: number): Promise<number> {
+  for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+    const base = await askOs();
+    if (base + n > 65535) continue;
+    const ports = Array.from({ length: n }, (_, i) => base + i);
+    if (ports.some((p) => handedOut.has(p))) continue;
+    if ((await Promise.all(ports.slice(1).map(isFree))).every(Boolean)) {
+      for (const p of ports) handedOut.add(p);
+      return base;
+    }
+  }
+  throw new Error(`freePortRun: no ${n} consecutive free ports after ${MAX_ATTEMPTS} attempts`);
+}

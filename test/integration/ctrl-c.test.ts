@@ -18,7 +18,7 @@ import { Etcd3 } from 'etcd3';
 import { stringify } from 'yaml';
 import { BIN, startCluster, type TestCluster } from '../helpers/cluster.ts';
 import { startEtcd, type EtcdCluster } from '../helpers/etcd.ts';
-import { freePort } from '../helpers/ports.ts';
+import { freePort, freePortRun } from '../helpers/ports.ts';
 import { clusterOf, waitFor } from '../helpers/wait.ts';
 
 const ROOT = resolve(import.meta.dirname, '../..');
@@ -273,8 +273,8 @@ describe('Ctrl-C of `jincache cluster` and `npm start`', () => {
       const prefix = `/ctrl-c-${i}`;
       const config = join(dir, `cluster-${i}.yaml`);
       writeFileSync(config, stringify({ etcd: { lease_ttl: `${LEASE_TTL_S}s`, prefix } }));
-      const [base, api, resp] = [await freePort(), await freePort(), await freePort()];
-      await freePort(); // base + 1 is node-2's port: keep it from being handed out elsewhere
+      // node i listens on base + i - 1 and resp + i - 1
+      const [base, api, resp] = [await freePortRun(2), await freePort(), await freePortRun(2)];
       const [command, args] = launcher.command()!;
       const job = foreground(command, [
         ...args, '--nodes', '2', '--etcd', etcd.endpoints[0]!, '--config', config,

@@ -15,7 +15,7 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, join, resolve } from 'node:path';
-import { freePort } from '../helpers/ports.ts';
+import { freePort, freePortRun } from '../helpers/ports.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 const ROOT = resolve(import.meta.dirname, '../..');
@@ -177,7 +177,7 @@ describe('the packed package, installed into an empty app', () => {
     let api = '';
 
     before(async () => {
-      const [base, apiPort, resp] = [await freePort(), await freePort(), await freePort()];
+      const [base, apiPort, resp] = [await freePortRun(2), await freePort(), await freePortRun(2)];
       await freePort(); // node-2 listens on base + 1
       api = `http://127.0.0.1:${apiPort}`;
       // a process group of its own, as a terminal's foreground job

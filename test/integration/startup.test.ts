@@ -18,7 +18,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { BIN } from '../helpers/cluster.ts';
-import { freePort } from '../helpers/ports.ts';
+import { freePort, freePortRun } from '../helpers/ports.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 interface LogLine {
@@ -57,10 +57,8 @@ describe('npm start: a clean start-up and stop', () => {
   });
 
   test('no WARN, nothing misleading, the banner last; one Ctrl-C stops every node once', async () => {
-    const base = await freePort();
-    await freePort(); // base + 1 and base + 2 are the other nodes' ports: keep them from others
-    await freePort();
-    const [api, resp] = [await freePort(), await freePort()];
+    const base = await freePortRun(3); // base + 1 and base + 2 are the other nodes' ports
+    const [api, resp] = [await freePort(), await freePortRun(3)]; // node i gets resp + i - 1
     const child = spawn(process.execPath, [BIN, 'cluster', '--nodes', '3', '--base-port', String(base), '--api-port', String(api), '--resp-port', String(resp)], {
       detached: true,
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -129,10 +127,8 @@ describe('npm start: a clean start-up and stop', () => {
   });
 
   test('--etcd auto: one Ctrl-C leaves the private etcd up until every node drained and revoked its lease', async () => {
-    const base = await freePort();
-    await freePort();
-    await freePort();
-    const [api, resp] = [await freePort(), await freePort()];
+    const base = await freePortRun(3);
+    const [api, resp] = [await freePort(), await freePortRun(3)]; // node i gets resp + i - 1
     const child = spawn(process.execPath, [BIN, 'cluster', '--nodes', '3', '--etcd', 'auto', '--base-port', String(base), '--api-port', String(api), '--resp-port', String(resp)], {
       detached: true,
       stdio: ['ignore', 'pipe', 'pipe'],
