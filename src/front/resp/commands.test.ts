@@ -20,11 +20,15 @@ import { RespParser } from './parser.ts';
 import { newSession } from './session.ts';
 import { testListener } from '../../../test/helpers/resp-env.ts';
 import { encode, type RespReply } from './writer.ts';
+import { ENGINE, watchOf } from '../../cache/engine/index.ts';
+import { STRING } from '../../cache/engine/types.ts';
+import type { Reply } from '../../cache/reply.ts';
 
 /** A Map-backed store behind the front door, on a hand-driven clock; records every call. */
 class FakeKv implements DoorKv {
   now = 1_000_000;
-  readonly data = new Map<string, { value: Buffer; expiresAt: number }>();
+  readonly data = new Map<string, { value: Buffer; expiresAt: number; type?: number; version?: number }>();
+  private version = 1;
   readonly seen: Array<{ call: string; key: string; op?: WriteOp; deadline?: number }> = [];
   failWith: Error | null = null;
   getLocal: DoorKv['getLocal'] = () => undefined;
@@ -42,7 +46,7 @@ class FakeKv implements DoorKv {
   async get(_g: string, key: string, opts: { deadline: number }): Promise<GetResult | null> {
     this.seen.push({ call: 'get', key, deadline: opts.deadline });
     const e = this.live(key);
-    return e ? { value: e.value, expiresAt: e.expiresAt, source: 'hit' } : null;
+    return e ? { value: e.value, expiresAt: e.expiresAt, source: 'hit', ...(e.type ? { type: e.type } : {}) } : null;
   }
   async write(_g: string, key: string, op: WriteOp, opts: { deadline: number }): Promise<WriteResult> {
     this.seen.push({ call: 'write', key, op, deadline: opts.deadline });
@@ -55,6 +59,30 @@ class FakeKv implements DoorKv {
   async count(): Promise<number> {
     if (this.failWith) throw this.failWith;
     return this.data.size;
+  }
+  /** The real command engine over the map, as a coordinator runs it. */
+  async exec(_g: string, req: Parameters<NonNullable<DoorKv['exec']>>[1]): Promise<Reply> {
+    this.seen.push({ call: 'exec', key: req.key });
+    const view = {
+      get: (key: string) => {
+        const e = this.live(key);
+        return e === undefined ? undefined : { type: (e.type ?? STRING) as 0 | 1, value: e.value, expiresAt: e.expiresAt, version: e.version ?? 0 };
+      },
+    };
+    const ctx = { now: this.now, maxValueBytes: 8, protocol: req.protocol ?? 2 };
+    // no command: what WATCH records, as Router.exec answers it
+    if (!req.transaction && req.commands.length === 0) {
+      return { type: 'array', items: req.keys.map((k) => {
+        const w = watchOf(k, view, ctx);
+        return { type: 'array', items: [{ type: 'integer', value: w.version }, { type: 'integer', value: w.live ? 1 : 0 }] };
+      }) };
+    }
+    const out = req.transaction ? ENGINE.executeTransaction(req.commands, view, ctx, req.watched) : ENGINE.execute(req.commands[0]!, view, ctx);
+    for (const c of out.changes) {
+      if (c.value === null) this.data.delete(c.key);
+      else this.data.set(c.key, { value: c.value, expiresAt: c.expiresAt, type: c.type, version: ++this.version });
+    }
+    return out.reply;
   }
 }
 
@@ -342,4 +370,76 @@ test('parseInteger is as strict as Redis string2ll', () => {
   assert.equal(p('-12'), -12);
   assert.equal(p('9007199254740991'), 9007199254740991);
   for (const bad of ['', '01', '-0', '+1', ' 1', '1 ', '1e3', '0x10', '99999999999999999']) assert.equal(p(bad), null, bad);
+});
+
+test('engine commands run at the coordinator: INCR, APPEND, hashes, SET ... GET, EXPIRE NX; GET of a hash is WRONGTYPE', async () => {
+  const { kv, run } = setup();
+  assert.equal(await run('INCR', 'n'), ':1\r\n');
+  assert.equal(await run('INCRBY', 'n', '41'), ':42\r\n');
+  assert.equal(await run('APPEND', 's', 'ab'), ':2\r\n');
+  assert.equal(await run('SET', 's', 'cd', 'GET'), '$2\r\nab\r\n');
+  assert.equal(await run('HSET', 'h', 'f', 'v'), ':1\r\n');
+  assert.equal(await run('HGET', 'h', 'f'), '$1\r\nv\r\n');
+  assert.equal(await run('GET', 'h'), '-WRONGTYPE Operation against a key holding the wrong kind of value\r\n');
+  assert.equal(await run('EXPIRE', 'n', '10', 'NX'), ':1\r\n');
+  assert.equal(await run('EXPIRE', 'n', '20', 'NX'), ':0\r\n');
+  assert.ok(kv.seen.some((s) => s.call === 'exec' && s.key === 'h'));
+});
+
+test('MULTI/EXEC: nothing runs before EXEC, the queue runs in order; EXECABORT after a refused command; DISCARD', async () => {
+  const { kv, run } = setup();
+  assert.equal(await run('MULTI'), '+OK\r\n');
+  assert.equal(await run('SET', '{t}a', '1'), '+QUEUED\r\n');
+  assert.equal(await run('INCR', '{t}a'), '+QUEUED\r\n');
+  assert.equal(await run('PING'), '+QUEUED\r\n');
+  assert.equal(kv.data.size, 0, 'nothing applied before EXEC');
+  assert.equal(await run('EXEC'), '*3\r\n+OK\r\n:2\r\n+PONG\r\n');
+  assert.equal(await run('GET', '{t}a'), '$1\r\n2\r\n');
+  assert.equal(await run('EXEC'), '-ERR EXEC without MULTI\r\n');
+  await run('MULTI');
+  assert.equal(await run('NOSUCH'), "-ERR unknown command 'NOSUCH', with args beginning with: \r\n");
+  assert.equal(await run('INCR', '{t}a'), '+QUEUED\r\n');
+  assert.equal(await run('EXEC'), '-EXECABORT Transaction discarded because of previous errors.\r\n');
+  assert.equal(await run('GET', '{t}a'), '$1\r\n2\r\n', 'the aborted transaction changed nothing');
+  await run('MULTI');
+  await run('INCR', '{t}a');
+  assert.equal(await run('DISCARD'), '+OK\r\n');
+  assert.equal(await run('GET', '{t}a'), '$1\r\n2\r\n');
+  assert.equal(await run('MULTI'), '+OK\r\n');
+  assert.equal(await run('MULTI'), '-ERR MULTI calls can not be nested\r\n');
+  await run('DISCARD');
+});
+
+test('transactions over several hash slots are refused at queue time with CROSSSLOT, as Redis Cluster does', async () => {
+  const { run } = setup();
+  await run('MULTI');
+  assert.equal(await run('SET', 'a', '1'), '+QUEUED\r\n');
+  assert.equal(await run('SET', 'b', '1'), "-CROSSSLOT Keys in request don't hash to the same slot\r\n");
+  assert.equal(await run('EXEC'), '-EXECABORT Transaction discarded because of previous errors.\r\n');
+  assert.equal(await run('MSETNX', 'a', '1', 'b', '2'), "-CROSSSLOT Keys in request don't hash to the same slot\r\n");
+  assert.equal(await run('RENAME', 'a', 'b'), "-CROSSSLOT Keys in request don't hash to the same slot\r\n");
+});
+
+test('WATCH: a write to a watched key between WATCH and EXEC makes EXEC answer a null array and run nothing', async () => {
+  const { run, runGeneric } = setup();
+  await run('SET', '{w}k', '1');
+  assert.equal(await run('WATCH', '{w}k'), '+OK\r\n');
+  await runGeneric('INCR', '{w}k'); // as another client would
+  await run('MULTI');
+  await run('SET', '{w}k', '100');
+  assert.equal(await run('EXEC'), '*-1\r\n');
+  assert.equal(await run('GET', '{w}k'), '$1\r\n2\r\n');
+  assert.equal(await run('WATCH', '{w}k'), '+OK\r\n');
+  await run('MULTI');
+  await run('SET', '{w}k', '100');
+  assert.equal(await run('EXEC'), '*1\r\n+OK\r\n', 'unchanged since WATCH: it runs');
+});
+
+test('keys in several slots: TOUCH and UNLINK add up per slot; MSET sets every slot (each slot at once)', async () => {
+  const { kv, run } = setup();
+  assert.equal(await run('MSET', 'a', '1', 'b', '2', 'c', '3'), '+OK\r\n');
+  assert.equal(kv.seen.filter((s) => s.call === 'exec').length, 3, 'one MSET per slot');
+  assert.equal(await run('TOUCH', 'a', 'b', 'zz'), ':2\r\n');
+  assert.equal(await run('UNLINK', 'a', 'c', 'zz'), ':2\r\n');
+  assert.equal(await run('MGET', 'a', 'b', 'c'), '*3\r\n$-1\r\n$1\r\n2\r\n$-1\r\n');
 });

@@ -15,7 +15,7 @@ import { CLUSTER_COMMANDS, redirect } from './cluster.ts';
 import { KEYSPACE_COMMANDS } from './keyspace.ts';
 import { STRING } from '../../cache/engine/types.ts';
 import { arityOk, findCommand, keysOf as keyPositionsOf, wrongArity as tableArity } from './command-table.ts';
-import { ENGINE_COMMANDS, isWrite, runKeyed } from './keyed.ts';
+import { ENGINE_COMMANDS, isWrite, msetPerSlot, runKeyed } from './keyed.ts';
 import { enqueue, inTransaction, refuseQueued, transactionCommands } from './transaction.ts';
 import {
   denied,
@@ -217,22 +217,17 @@ const DATA_COMMANDS: Record<string, CommandSpec> = {
     keys: [1, -1, 2],
     run(env, session, args) {
       if (args.length % 2 === 0) return wrongArity('mset');
-      // The last value of a repeated key wins, as in Redis; validate all before writing any.
-      const pairs = new Map<string, Buffer>();
+      // validate all before writing any; then one MSET per hash slot at its coordinator, so
+      // each slot's keys change together (as in Redis Cluster, where MSET cannot span slots)
       for (let i = 1; i < args.length; i += 2) {
-        const key = keyOf(args[i]!);
         try {
-          env.door.checkKey('resp', key);
+          env.door.checkKey('resp', keyOf(args[i]!));
           env.door.checkValue(args[i + 1]!.length);
         } catch (e) {
           return kvError(e);
         }
-        pairs.set(key, Buffer.from(args[i + 1]!)); // a view of the parser's storage: copy
       }
-      return guarded(async () => {
-        await mapLimit([...pairs], FANOUT, ([k, v]) => env.door.write('resp', session.user, env.group, k, { op: 'set', value: v, expiry: NO_EXPIRY }, 'mset'));
-        return OK;
-      });
+      return msetPerSlot(env, session, args);
     },
   },
   expire: { perm: 'write', arity: -3, flags: ['write', 'fast'], keys: [1, 1, 1], run: (env, session, args) => expireReply(env, session, 'expire', args, 1000) },

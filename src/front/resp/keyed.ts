@@ -60,6 +60,28 @@ export function runKeyed(env: CommandEnv, session: Session, args: readonly Buffe
   return guarded(() => env.door.exec('resp', session.user, env.group, { key: keys[0] ?? '', keys, commands, transaction: false, watched: [], protocol: session.protocol }, perm));
 }
 
+/** MSET k v k v ... over several slots: one MSET per slot (atomic there), OK when every one is. */
+export function msetPerSlot(env: CommandEnv, session: Session, args: readonly Buffer[]): Result {
+  const bySlot = new Map<number, number[]>();
+  for (let i = 1; i < args.length; i += 2) {
+    const slot = slotOf(keyOf(args[i]!));
+    let list = bySlot.get(slot);
+    if (list === undefined) bySlot.set(slot, (list = []));
+    list.push(i);
+  }
+  const name = Buffer.from(args[0]!);
+  return guarded(async () => {
+    const replies = await Promise.all(
+      [...bySlot.values()].map((idx) => {
+        const keys = idx.map((i) => keyOf(args[i]!));
+        const command = [name, ...idx.flatMap((i) => [Buffer.from(args[i]!), Buffer.from(args[i + 1]!)])];
+        return env.door.exec('resp', session.user, env.group, { key: keys[0]!, keys, commands: [command], transaction: false, watched: [], protocol: session.protocol }, 'write', 'mset');
+      }),
+    );
+    return replies.find((r) => r.type === 'error') ?? replies[0]!;
+  });
+}
+
 /** TOUCH a b c over several slots: one command per slot, the integer replies added. */
 function sumPerSlot(env: CommandEnv, session: Session, args: readonly Buffer[], keys: string[], perm: 'read' | 'write'): Result {
   const bySlot = new Map<number, number[]>();
