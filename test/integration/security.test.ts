@@ -158,6 +158,9 @@ describe('security: passwords, permissions and TLS everywhere (2 nodes, TLS etcd
     assert.match(cli('--user', 'reader', '--pass', 'read-pw', '--no-auth-warning', 'SET', 'sec-r', 'x').stdout, /^NOPERM this user has no permissions to run the 'set' command/);
     assert.equal(cli('--user', 'writer', '--pass', 'write-pw', '--no-auth-warning', 'SET', 'sec-r', 'x').stdout.trim(), 'OK');
     assert.equal(cli('-a', ADMIN, '--no-auth-warning', 'GET', 'sec-r').stdout.trim(), 'x');
+    assert.match(cli('--user', 'writer', '--pass', 'write-pw', '--no-auth-warning', 'FLUSHALL').stdout, /^NOPERM this user has no permissions to run the 'flushall' command/, 'FLUSHALL needs admin');
+    assert.match(cli('--user', 'writer', '--pass', 'write-pw', '--no-auth-warning', 'CLIENT', 'KILL', 'ID', '1').stdout, /^NOPERM/, 'CLIENT KILL needs admin');
+    assert.equal(cli('-a', ADMIN, '--no-auth-warning', 'GET', 'sec-r').stdout.trim(), 'x', 'nothing flushed');
     const plain = spawnSync('redis-cli', ['-p', String(resp[0]), 'PING'], { encoding: 'utf8', timeout: 5000 });
     assert.doesNotMatch(plain.stdout, /PONG/, 'a plain-text client gets nothing from the TLS listener');
   });
