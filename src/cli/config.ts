@@ -13,10 +13,11 @@
 import { isConfigError } from '../config/errors.ts';
 import { parseGroupOverride } from '../config/overrides.ts';
 import { createEtcdClient } from '../discovery/etcd-client.ts';
+import { etcdAccess, type EtcdAuthFlags } from './request.ts';
 import { EtcdConfigWatcher } from '../discovery/etcd-config.ts';
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from './exit.ts';
 
-export interface ConfigFlags {
+export interface ConfigFlags extends EtcdAuthFlags {
   etcd: string[];
   prefix: string;
   json?: boolean;
@@ -46,7 +47,14 @@ export async function runConfig(action: string, key: string, value: string | und
     process.stderr.write(`jincache config: key "${key}" is invalid: expected GROUP or GROUP.FIELD\n`);
     return EXIT_USAGE;
   }
-  const client = createEtcdClient({ endpoints: flags.etcd, dialTimeoutMs: 5000 });
+  let access: ReturnType<typeof etcdAccess>;
+  try {
+    access = etcdAccess(flags);
+  } catch (e) {
+    process.stderr.write(`jincache config: ${(e as Error).message}\n`);
+    return EXIT_USAGE;
+  }
+  const client = createEtcdClient({ endpoints: flags.etcd, dialTimeoutMs: 5000, ...access });
   const store = new EtcdConfigWatcher({ client, prefix: flags.prefix });
   try {
     const currentRaw = await store.get(group);

@@ -5,7 +5,7 @@
  * the migration record; the elected leader acts on them. They go to etcd directly with `--etcd`,
  * otherwise through the node (its control route, or its peer route on older nodes).
  */
-import { nodeAuth, nodeRequest, refusal, type NodeAuthFlags, type NodeResponse } from './request.ts';
+import { etcdAccess, nodeAuth, nodeRequest, refusal, type EtcdAuthFlags, type NodeAuthFlags, type NodeResponse } from './request.ts';
 import { createRequire } from 'node:module';
 import { createEtcdClient } from '../discovery/etcd-client.ts';
 import { EtcdMigrationStore } from '../cluster/migration/store.ts';
@@ -25,7 +25,7 @@ interface CliProgress {
 }
 const cliProgress = createRequire(import.meta.url)('cli-progress') as CliProgress;
 
-export interface MigrationsFlags extends NodeAuthFlags {
+export interface MigrationsFlags extends NodeAuthFlags, EtcdAuthFlags {
   node: string;
   json?: boolean;
   watch?: boolean;
@@ -157,7 +157,7 @@ async function viaNode(action: 'cancel' | 'rollback', id: string, flags: Migrati
 }
 
 async function viaEtcd(action: 'cancel' | 'rollback', id: string, flags: MigrationsFlags): Promise<MigrationView> {
-  const client = createEtcdClient({ endpoints: flags.etcd!, dialTimeoutMs: 5000 });
+  const client = createEtcdClient({ endpoints: flags.etcd!, dialTimeoutMs: 5000, ...etcdAccess(flags) });
   const store = new EtcdMigrationStore({ client, prefix: flags.prefix });
   try {
     let problem: string | undefined;

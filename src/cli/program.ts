@@ -88,9 +88,12 @@ export function buildProgram(): Command {
     .argument('<key>', 'GROUP or GROUP.FIELD, e.g. scores.cache_bytes')
     .argument('[value]', 'JSON object for GROUP, or a value for GROUP.FIELD (omit to remove the field)')
     .option('--etcd <urls>', 'etcd endpoints, comma-separated', collectList)
+    .option('--etcd-cacert <file>', 'CA certificate (PEM) etcd\'s certificate is signed by (endpoints then use https)')
+    .option('--etcd-user <name>', 'etcd user (with --etcd-password or JINCACHE_ETCD_PASSWORD)')
+    .option('--etcd-password <password>', 'etcd password (default: the environment variable JINCACHE_ETCD_PASSWORD)')
     .option('--prefix <prefix>', 'etcd key prefix', '/jincache')
     .option('--json', 'compact JSON output')
-    .action(async (action: string, key: string, value: string | undefined, opts: { etcd?: string[]; prefix: string; json?: boolean }) => {
+    .action(async (action: string, key: string, value: string | undefined, opts: { etcd?: string[]; prefix: string; json?: boolean; etcdCacert?: string; etcdUser?: string; etcdPassword?: string }) => {
       process.exitCode = await runConfig(action, key, value, { ...opts, etcd: opts.etcd ?? ['127.0.0.1:2379'] });
     });
 
@@ -117,6 +120,9 @@ export function buildProgram(): Command {
       .option('--password <password>', 'password (default: the environment variable JINCACHE_PASSWORD)')
       .option('--cacert <file>', 'CA certificate (PEM) the node\'s HTTPS certificate is signed by')
       .option('--etcd <urls>', 'write the request to etcd directly, comma-separated endpoints', collectList)
+      .option('--etcd-cacert <file>', 'CA certificate (PEM) etcd\'s certificate is signed by (endpoints then use https)')
+      .option('--etcd-user <name>', 'etcd user (with --etcd-password or JINCACHE_ETCD_PASSWORD)')
+      .option('--etcd-password <password>', 'etcd password (default: the environment variable JINCACHE_ETCD_PASSWORD)')
       .option('--prefix <prefix>', 'etcd key prefix', '/jincache')
       .option('--json', 'machine-readable output')
       .action(async (id: string, opts: { node?: string; etcd?: string[]; prefix: string; json?: boolean; user?: string; password?: string; cacert?: string }) => {

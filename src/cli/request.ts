@@ -81,3 +81,22 @@ export function refusal(res: NodeResponse, url: URL): string {
   const hint = res.status === 401 ? ' (give --password, or set JINCACHE_PASSWORD)' : '';
   return `${url.origin} answered ${res.status}${message !== undefined ? `: ${message}` : ''}${hint}`;
 }
+
+/** How the CLI reaches an etcd that requires TLS or a user (`config`, `migrations ... --etcd`). */
+export interface EtcdAuthFlags {
+  /** PEM file of the CA that signed etcd's certificate (endpoints then speak https). */
+  etcdCacert?: string;
+  etcdUser?: string;
+  /** Default: the environment variable JINCACHE_ETCD_PASSWORD. */
+  etcdPassword?: string;
+}
+
+/** etcd client options from the flags (and JINCACHE_ETCD_PASSWORD). */
+export function etcdAccess(flags: EtcdAuthFlags, env: NodeJS.ProcessEnv = process.env): { tls?: { ca: Buffer }; auth?: { username: string; password: string } } {
+  const password = flags.etcdPassword ?? env.JINCACHE_ETCD_PASSWORD;
+  if ((flags.etcdUser === undefined) !== (password === undefined)) throw new Error('--etcd-user and --etcd-password (or JINCACHE_ETCD_PASSWORD) go together');
+  return {
+    ...(flags.etcdCacert !== undefined ? { tls: { ca: readFileSync(flags.etcdCacert) } } : {}),
+    ...(flags.etcdUser !== undefined && password !== undefined ? { auth: { username: flags.etcdUser, password } } : {}),
+  };
+}

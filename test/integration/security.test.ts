@@ -231,6 +231,16 @@ describe('security: passwords, permissions and TLS everywhere (2 nodes, TLS etcd
     }
   });
 
+  test('jincache config against the TLS etcd with its user: served with the credentials, refused without', async () => {
+    const base = ['config', 'get', 'scores', '--etcd', etcd.endpoints[0]!, '--etcd-cacert', certs.ca];
+    const ok = await runCli([...base, '--etcd-user', 'jincache'], 20_000, { JINCACHE_ETCD_PASSWORD: 'etcd-pw' });
+    assert.equal(ok.code, 0, ok.stderr);
+    const refused = await runCli(base, 20_000);
+    assert.equal(refused.code, 1, refused.stdout);
+    const half = await runCli([...base, '--etcd-user', 'jincache'], 20_000);
+    assert.equal(half.code, 2, 'a user without a password is a usage error');
+  });
+
   test('protected mode: a node on a non-loopback address without a password refuses to start, in one line', async () => {
     const out = await runCli(['serve', '--host', '0.0.0.0', '--port', String(await freePort())], 20_000);
     assert.equal(out.code, 2);
