@@ -12,7 +12,7 @@ import { existsSync } from 'node:fs';
 import net from 'node:net';
 import { Redis } from 'ioredis';
 import type { GetResult } from '../../src/cluster/kv.ts';
-import { decideWrite, type WriteOp, type WriteResult } from '../../src/cache/ops.ts';
+import type { WriteOp, WriteResult } from '../../src/cache/ops.ts';
 import { LiveConfig } from '../../src/config/live.ts';
 import { parseConfig } from '../../src/config/schema.ts';
 import { Authenticator } from '../../src/front/auth.ts';
@@ -21,54 +21,12 @@ import { RespServer, type RespLogger, type RespServerOptions } from '../../src/f
 import { ClientLimits } from '../../src/net/limits.ts';
 import { startRedisServer } from '../helpers/redis-oracle.ts';
 import { Metrics } from '../../src/observe/metrics.ts';
+import { MemoryKv as BaseMemoryKv } from '../helpers/memory-kv.ts';
 
-/** A plain store behind the front door: one Map, lazy expiry. Keys starting with `fail:` throw like a timeout. */
-class MemoryKv implements DoorKv {
-  readonly defaultGroup = 'default';
-  readonly entries = new Map<string, { value: Buffer; expiresAt: number }>();
-  calls = { get: 0, write: 0, count: 0 };
-
-  private live(key: string): { value: Buffer; expiresAt: number } | null {
-    if (key.startsWith('fail:')) throw new Error(`request timed out after 5000 ms (key ${key})`);
-    const e = this.entries.get(key);
-    if (!e) return null;
-    if (e.expiresAt !== 0 && e.expiresAt <= Date.now()) {
-      this.entries.delete(key);
-      return null;
-    }
-    return e;
-  }
-
-  async get(group: string, key: string, _opts: { deadline: number }): Promise<GetResult | null> {
-    assert.equal(group, this.defaultGroup);
-    this.calls.get++;
-    const e = this.live(key);
-    return e ? { value: e.value, expiresAt: e.expiresAt, source: 'hit' } : null;
-  }
-
-  getLocal(): undefined {
-    return undefined;
-  }
-
-  async write(group: string, key: string, op: WriteOp, _opts: { deadline: number }): Promise<WriteResult> {
-    assert.equal(group, this.defaultGroup);
-    this.calls.write++;
-    const e = this.live(key);
-    const d = decideWrite(e === null ? undefined : { ...e, version: 1, partition: 0, type: 0 }, op, Date.now());
-    if (d.change === 'value') this.entries.set(key, { value: d.value, expiresAt: d.expiresAt });
-    else if (d.change === 'delete') this.entries.delete(key);
-    return d.result;
-  }
-
-  writeLocal(): undefined {
-    return undefined;
-  }
-
-  async count(): Promise<number> {
-    this.calls.count++;
-    let n = 0;
-    for (const key of [...this.entries.keys()]) if (this.live(key)) n++;
-    return n;
+/** The map-backed cluster on real time; keys starting with `fail:` throw like a timeout. */
+class MemoryKv extends BaseMemoryKv {
+  protected override fault(key: string): Error | null {
+    return key.startsWith('fail:') ? new Error(`request timed out after 5000 ms (key ${key})`) : super.fault(key);
   }
 }
 
@@ -203,7 +161,7 @@ test('redis-cli sends binary values intact (-x reads the value from stdin)', asy
     child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`exit ${code}`))));
     child.stdin.end(value);
   });
-  assert.deepEqual(kv.entries.get('cli:bin')?.value, value);
+  assert.deepEqual(kv.data.get('cli:bin')?.value, value);
   const r = ioredis();
   try {
     assert.deepEqual(await r.getBuffer('cli:bin'), value);
@@ -260,7 +218,7 @@ test('redis-cli --pipe: 1000 commands in one stream, all answered', async () => 
     child.stdin.end(input);
   });
   assert.match(out, /errors: 0, replies: 1000/);
-  for (let i = 0; i < 1000; i++) assert.equal(kv.entries.get(`pipe:${i}`)?.value.toString(), `v${i}`);
+  for (let i = 0; i < 1000; i++) assert.equal(kv.data.get(`pipe:${i}`)?.value.toString(), `v${i}`);
 });
 
 test('ioredis connects with its defaults (HELLO 3, CLIENT SETINFO) and runs commands', async () => {
@@ -365,7 +323,7 @@ test('an oversize bulk is refused from its header, before its payload is sent', 
   const got = await raw('*3\r\n$3\r\nSET\r\n$3\r\nbig\r\n$100000000\r\n', { timeoutMs: 3000 });
   assert.equal(got.text, '-ERR Protocol error: invalid bulk length\r\n');
   assert.ok(got.closed);
-  assert.equal(kv.entries.has('big'), false);
+  assert.equal(kv.data.has('big'), false);
 });
 
 test('a value over maxValueBytes but within the protocol limit is refused; the connection stays', async () => {
@@ -381,18 +339,18 @@ test('a value over maxValueBytes but within the protocol limit is refused; the c
 
 test('a client that stops reading stops the server from executing its pipeline (back-pressure)', async () => {
   const value = Buffer.alloc(32 * 1024, 0x61);
-  kv.entries.set('bp:v', { value, expiresAt: 0 });
+  kv.data.set('bp:v', { value, expiresAt: 0 });
   const n = 1000; // 32 MB of replies in all
   const req = '*2\r\n$3\r\nGET\r\n$4\r\nbp:v\r\n';
   const reply = `$${value.length}\r\n${value.toString('latin1')}\r\n`;
   const sock = net.connect(port, '127.0.0.1');
   await new Promise<void>((resolve) => sock.once('connect', () => resolve()));
   sock.pause(); // read nothing for now
-  const before = kv.calls.get;
+  const before = kv.calls('get');
   sock.write(req.repeat(n));
   // Give the server time to execute all it is willing to.
   await new Promise((r) => setTimeout(r, 300));
-  const executedWhilePaused = kv.calls.get - before;
+  const executedWhilePaused = kv.calls('get') - before;
   assert.ok(executedWhilePaused < n / 2, `server ran ${executedWhilePaused} of ${n} GETs for a client that reads nothing`);
   // Now read everything: all replies arrive, in order.
   let received = 0;
@@ -409,7 +367,7 @@ test('a client that stops reading stops the server from executing its pipeline (
     sock.resume();
   });
   assert.equal(received, expectedBytes);
-  assert.equal(kv.calls.get - before, n);
+  assert.equal(kv.calls('get') - before, n);
   sock.destroy();
 });
 
@@ -706,7 +664,7 @@ test('an HTTP request, or POST / Host: as a command, is closed without a reply a
       const got = await raw(attack, { port: p });
       assert.deepEqual(got, { text: '', closed: true }, JSON.stringify(attack));
     }
-    assert.equal(store.entries.size, 0);
+    assert.equal(store.data.size, 0);
     assert.equal(log.warnings.length, 1, 'one line, not one per attempt');
     assert.match(log.warnings[0]!.msg ?? '', /^Possible SECURITY ATTACK detected/);
     // a command that merely starts like one is served
@@ -736,7 +694,7 @@ test('ClientLimits: max clients, idle timeout, output buffer and the shared inpu
   const refused: string[] = [];
   const limits = new ClientLimits({ maxClients: 2, maxInputBytes: 64 * 1024, outputBufferBytes: 256 * 1024, idleTimeoutMs: 300, onRefused: (l) => refused.push(l) });
   const store = new MemoryKv();
-  store.entries.set('big', { value: Buffer.alloc(64 * 1024, 0x62), expiresAt: 0 });
+  store.data.set('big', { value: Buffer.alloc(64 * 1024, 0x62), expiresAt: 0 });
   await withServer(store, { limits }, async (p) => {
     // max clients: the third is refused with Redis's error
     const one = await connect(p);

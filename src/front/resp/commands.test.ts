@@ -1,12 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { GetResult } from '../../cluster/kv.ts';
-import { decideWrite, type WriteOp, type WriteResult } from '../../cache/ops.ts';
 import { LiveConfig } from '../../config/live.ts';
 import { parseConfig } from '../../config/schema.ts';
 import { Metrics } from '../../observe/metrics.ts';
 import { OPEN_DEFAULT } from '../auth.ts';
-import { FrontDoor, type DoorKv } from '../door.ts';
+import { FrontDoor } from '../door.ts';
 import {
   execute,
   executeCommand,
@@ -19,70 +18,15 @@ import {
 import { RespParser } from './parser.ts';
 import { newSession } from './session.ts';
 import { testListener } from '../../../test/helpers/resp-env.ts';
+import { MemoryKv } from '../../../test/helpers/memory-kv.ts';
 import { encode, type RespReply } from './writer.ts';
-import { ENGINE, watchOf } from '../../cache/engine/index.ts';
-import { STRING } from '../../cache/engine/types.ts';
-import type { Reply } from '../../cache/reply.ts';
 
-/** A Map-backed store behind the front door, on a hand-driven clock; records every call. */
-class FakeKv implements DoorKv {
+/** The map-backed cluster on a hand-driven clock, with 8-byte values at most. */
+class FakeKv extends MemoryKv {
   now = 1_000_000;
-  readonly data = new Map<string, { value: Buffer; expiresAt: number; type?: number; version?: number }>();
-  private version = 1;
-  readonly seen: Array<{ call: string; key: string; op?: WriteOp; deadline?: number }> = [];
-  failWith: Error | null = null;
-  getLocal: DoorKv['getLocal'] = () => undefined;
-  writeLocal: DoorKv['writeLocal'] = () => undefined;
-
-  private live(key: string) {
-    if (this.failWith) throw this.failWith;
-    const e = this.data.get(key);
-    if (e && e.expiresAt !== 0 && e.expiresAt <= this.now) {
-      this.data.delete(key);
-      return undefined;
-    }
-    return e;
-  }
-  async get(_g: string, key: string, opts: { deadline: number }): Promise<GetResult | null> {
-    this.seen.push({ call: 'get', key, deadline: opts.deadline });
-    const e = this.live(key);
-    return e ? { value: e.value, expiresAt: e.expiresAt, source: 'hit', ...(e.type ? { type: e.type } : {}) } : null;
-  }
-  async write(_g: string, key: string, op: WriteOp, opts: { deadline: number }): Promise<WriteResult> {
-    this.seen.push({ call: 'write', key, op, deadline: opts.deadline });
-    const e = this.live(key);
-    const d = decideWrite(e === undefined ? undefined : { ...e, version: 1, partition: 0, type: 0 }, op, this.now);
-    if (d.change === 'value') this.data.set(key, { value: d.value, expiresAt: d.expiresAt });
-    else if (d.change === 'delete') this.data.delete(key);
-    return d.result;
-  }
-  async count(): Promise<number> {
-    if (this.failWith) throw this.failWith;
-    return this.data.size;
-  }
-  /** The real command engine over the map, as a coordinator runs it. */
-  async exec(_g: string, req: Parameters<NonNullable<DoorKv['exec']>>[1]): Promise<Reply> {
-    this.seen.push({ call: 'exec', key: req.key });
-    const view = {
-      get: (key: string) => {
-        const e = this.live(key);
-        return e === undefined ? undefined : { type: (e.type ?? STRING) as 0 | 1, value: e.value, expiresAt: e.expiresAt, version: e.version ?? 0 };
-      },
-    };
-    const ctx = { now: this.now, maxValueBytes: 8, protocol: req.protocol ?? 2 };
-    // no command: what WATCH records, as Router.exec answers it
-    if (!req.transaction && req.commands.length === 0) {
-      return { type: 'array', items: req.keys.map((k) => {
-        const w = watchOf(k, view, ctx);
-        return { type: 'array', items: [{ type: 'integer', value: w.version }, { type: 'integer', value: w.live ? 1 : 0 }] };
-      }) };
-    }
-    const out = req.transaction ? ENGINE.executeTransaction(req.commands, view, ctx, req.watched) : ENGINE.execute(req.commands[0]!, view, ctx);
-    for (const c of out.changes) {
-      if (c.value === null) this.data.delete(c.key);
-      else this.data.set(c.key, { value: c.value, expiresAt: c.expiresAt, type: c.type, version: ++this.version });
-    }
-    return out.reply;
+  override clock = () => this.now;
+  constructor() {
+    super(8);
   }
 }
 
