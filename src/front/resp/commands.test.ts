@@ -306,6 +306,8 @@ test('unknown commands are reported in Redis 7 form, arguments cut at 128 charac
   assert.equal(long, `-ERR unknown command 'X', with args beginning with: '${'y'.repeat(128)}' \r\n`);
   // A newline in a command name cannot break the reply framing.
   assert.equal(reply(['A\r\nB']), "-ERR unknown command 'A  B', with args beginning with: \r\n");
+  // Redis quotes C strings: an argument ends at its first NUL byte (found by the cluster oracle)
+  assert.equal(reply(['NOSUCH', 'k\0x', '\0']), "-ERR unknown command 'NOSUCH', with args beginning with: 'k' '' \r\n");
 });
 
 test('parseInteger is as strict as Redis string2ll', () => {

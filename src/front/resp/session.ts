@@ -253,11 +253,16 @@ export function denied(session: Session, perm: CommandPermission, name: string):
 /**
  * Redis 7's reply to an unknown command: the name and the first arguments, each cut at 128
  * characters and quoted, e.g. `ERR unknown command 'FOO', with args beginning with: 'a' `.
+ * Redis formats them as C strings: each ends at its first NUL byte.
  */
 export function unknownCommand(args: readonly Buffer[]): RespReply {
+  const text = (b: Buffer): string => {
+    const nul = b.indexOf(0);
+    return (nul < 0 ? b : b.subarray(0, nul)).toString('utf8');
+  };
   let rest = '';
   for (let i = 1; i < args.length && rest.length < 128; i++) {
-    rest += `'${args[i]!.toString('utf8').slice(0, 128 - rest.length)}' `;
+    rest += `'${text(args[i]!).slice(0, 128 - rest.length)}' `;
   }
-  return error(`ERR unknown command '${args[0]!.toString('utf8').slice(0, 128)}', with args beginning with: ${rest}`);
+  return error(`ERR unknown command '${text(args[0]!).slice(0, 128)}', with args beginning with: ${rest}`);
 }
