@@ -14,7 +14,6 @@ export interface MemoryEntry {
   value: Buffer;
   expiresAt: number;
   type?: number;
-  version?: number;
 }
 
 export interface SeenCall {
@@ -29,6 +28,8 @@ type ExecArgs = Parameters<NonNullable<DoorKv['exec']>>[1];
 export class MemoryKv implements DoorKv {
   readonly data = new Map<string, MemoryEntry>();
   readonly seen: SeenCall[] = [];
+  /** Each key's last write, deletes included (what WATCH compares). */
+  readonly versions = new Map<string, number>();
   failWith: Error | null = null;
   getLocal: DoorKv['getLocal'] = () => undefined;
   writeLocal: DoorKv['writeLocal'] = () => undefined;
@@ -79,6 +80,7 @@ export class MemoryKv implements DoorKv {
     const d = decideWrite(e === undefined ? undefined : { ...e, version: 1, partition: 0, type: 0 }, op, this.clock());
     if (d.change === 'value') this.data.set(key, { value: d.value, expiresAt: d.expiresAt });
     else if (d.change === 'delete') this.data.delete(key);
+    if (d.change !== 'none') this.versions.set(key, ++this.version);
     return d.result;
   }
 
@@ -95,8 +97,9 @@ export class MemoryKv implements DoorKv {
     const view = {
       get: (key: string) => {
         const e = this.live(key);
-        return e === undefined ? undefined : { type: (e.type ?? STRING) as 0 | 1, value: e.value, expiresAt: e.expiresAt, version: e.version ?? 0 };
+        return e === undefined ? undefined : { type: (e.type ?? STRING) as 0 | 1, value: e.value, expiresAt: e.expiresAt, version: this.versions.get(key) ?? 0 };
       },
+      version: (key: string) => this.versions.get(key) ?? 0,
     };
     const ctx = { now: this.clock(), maxValueBytes: this.maxValueBytes, protocol: req.protocol ?? 2 };
     // no command: what WATCH records, as Router.exec answers it
@@ -108,8 +111,9 @@ export class MemoryKv implements DoorKv {
     }
     const out = req.transaction ? ENGINE.executeTransaction(req.commands, view, ctx, req.watched) : ENGINE.execute(req.commands[0]!, view, ctx);
     for (const c of out.changes) {
+      this.versions.set(c.key, ++this.version);
       if (c.value === null) this.data.delete(c.key);
-      else this.data.set(c.key, { value: c.value, expiresAt: c.expiresAt, type: c.type, version: ++this.version });
+      else this.data.set(c.key, { value: c.value, expiresAt: c.expiresAt, type: c.type });
     }
     return out.reply;
   }

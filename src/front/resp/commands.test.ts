@@ -188,14 +188,42 @@ test('SET option errors are Redis errors and write nothing', async () => {
   const writes = () => kv.seen.filter((s) => s.call === 'write').length;
   assert.equal(await run('SET', 'k', 'v', 'EX'), '-ERR syntax error\r\n');
   assert.equal(await run('SET', 'k', 'v', 'EX', '1', 'PX', '1'), '-ERR syntax error\r\n');
-  assert.equal(await run('SET', 'k', 'v', 'NX', 'NX'), '-ERR syntax error\r\n');
+  assert.equal(await run('SET', 'k', 'v', 'NX', 'XX'), '-ERR syntax error\r\n');
   assert.equal(await run('SET', 'k', 'v', 'BOGUS'), '-ERR syntax error\r\n');
   assert.equal(await run('SET', 'k', 'v', 'EX', '1.5'), '-ERR value is not an integer or out of range\r\n');
   assert.equal(await run('SET', 'k', 'v', 'EX', '-1'), "-ERR invalid expire time in 'set' command\r\n");
-  assert.equal(await run('SET', 'k', 'v', 'EX', '9999999999999'), "-ERR invalid expire time in 'set' command\r\n");
+  // the options are read before the number is (Redis's order)
+  assert.equal(await run('SET', 'k', 'v', 'EX', 'abc', 'BOGUS'), '-ERR syntax error\r\n');
+  assert.equal(await run('SET', 'k', 'v', 'XX', Buffer.from('nx\0junk')), '-ERR syntax error\r\n');
   assert.equal(await run('SET', 'k', '123456789'), '-ERR value of 9 bytes exceeds the limit of 8\r\n');
   assert.equal(await run('SET', 'k'), "-ERR wrong number of arguments for 'set' command\r\n");
   assert.equal(writes(), 0);
+  assert.equal(kv.data.size, 0);
+});
+
+test('SET options the front does not write itself are the engine\'s, as Redis reads them (found by the cluster oracle)', async () => {
+  const { kv, run } = setup();
+  // an option given twice is taken (the last expiry wins); an option is a C string, cut at a NUL
+  assert.equal(await run('SET', 'a', 'v', 'NX', 'NX'), '+OK\r\n');
+  assert.equal(await run('SET', 'b', 'v', 'EX', '10', 'ex', '20'), '+OK\r\n');
+  assert.equal(kv.data.get('b')?.expiresAt, 1_020_000);
+  assert.equal(await run('SET', 'c', 'v', 'EX', 'abc', 'EX', '10'), '+OK\r\n');
+  assert.equal(await run('SET', 'c', 'w', Buffer.from('nx\0junk')), '$-1\r\n');
+  // Redis reads 64-bit expiries: a time to live beyond 2^53 ms is valid
+  assert.equal(await run('SET', 'd', 'v', 'EX', '9999999999999'), '+OK\r\n');
+  assert.deepEqual(kv.seen.filter((s) => s.call === 'exec').map((s) => s.key), ['a', 'b', 'c', 'c', 'd']);
+  // the common shapes stay plain writes
+  assert.equal(await run('SET', 'e', 'v', 'XX', 'PX', '5'), '$-1\r\n');
+  assert.equal(kv.seen.at(-1)?.call, 'write');
+});
+
+test('EXPIRE and PEXPIRE read 64-bit amounts as Redis does (found by the cluster oracle)', async () => {
+  const { run } = setup();
+  assert.equal(await run('SET', 'k', 'v'), '+OK\r\n');
+  assert.equal(await run('EXPIRE', 'k', '9223372036854775807'), "-ERR invalid expire time in 'expire' command\r\n");
+  assert.equal(await run('EXPIRE', 'k', '99999999999999999999'), '-ERR value is not an integer or out of range\r\n');
+  assert.equal(await run('PEXPIRE', 'k', '-9223372036854775808'), ':1\r\n');
+  assert.equal(await run('GET', 'k'), '$-1\r\n');
 });
 
 test('keys are binary, empty allowed as in Redis, at most cache.max_key_bytes', async () => {

@@ -22,9 +22,7 @@ import {
   guarded,
   keyOf,
   kvError,
-  notInteger,
   parseInteger,
-  syntaxError,
   unknownCommand,
   wrongArity,
   type CommandEnv,
@@ -101,14 +99,22 @@ function expireReply(env: CommandEnv, session: Session, name: string, args: Buff
   if (args.length > 3) return runKeyed(env, session, args);
   const key = keyOf(args[1]!);
   const amount = parseInteger(args[2]!);
-  if (amount === null) return notInteger;
+  // beyond 2^53 (Redis reads 64 bits, and answers "invalid expire time" near its limits): the engine's
+  if (amount === null) return runKeyed(env, session, args);
   const ttlMs = amount * unitMs;
   // a time in the past deletes the key, as in Redis (decideWrite)
   const expiry = ttlMs <= 0 ? ({ kind: 'in', ms: ttlMs } as const) : ttlOf(env, ttlMs, name);
-  if (!('kind' in expiry)) return expiry;
+  if (!('kind' in expiry)) return runKeyed(env, session, args);
   return guarded(async () => integer((await env.door.write('resp', session.user, env.group, key, { op: 'expire', expiry })).applied ? 1 : 0));
 }
 
+/**
+ * SET with options. The front writes the common well-formed shapes itself: `[NX|XX] [EX n|PX n]`,
+ * each at most once, n a positive integer in range. Everything else (GET, KEEPTTL, EXAT, PXAT,
+ * repeated or conflicting options, options cut at a NUL byte, numbers Redis reads and we do not,
+ * every error) the engine answers at the coordinator: its parse is Redis's, option by option,
+ * and the expiry checked only once the options are.
+ */
 function setReply(env: CommandEnv, session: Session, args: Buffer[]): Result {
   const key = keyOf(args[1]!);
   const value = args[2]!;
@@ -116,26 +122,18 @@ function setReply(env: CommandEnv, session: Session, args: Buffer[]): Result {
   let condition: 'nx' | 'xx' | undefined;
   for (let i = 3; i < args.length; i++) {
     const opt = args[i]!.toString('latin1').toUpperCase();
-    if (opt === 'NX' || opt === 'XX') {
-      if (condition) return syntaxError;
+    if ((opt === 'NX' || opt === 'XX') && condition === undefined) {
       condition = opt === 'NX' ? 'nx' : 'xx';
-    } else if (opt === 'EX' || opt === 'PX') {
-      const arg = args[i + 1];
-      if (ttlMs !== undefined || arg === undefined) return syntaxError;
-      i++;
-      const n = parseInteger(arg);
-      if (n === null) return notInteger;
-      if (n <= 0) return error("ERR invalid expire time in 'set' command");
+    } else if ((opt === 'EX' || opt === 'PX') && ttlMs === undefined && i + 1 < args.length) {
+      const n = parseInteger(args[++i]!);
+      if (n === null || n <= 0) return runKeyed(env, session, args);
       ttlMs = opt === 'EX' ? n * 1000 : n;
-    } else if (opt === 'GET' || opt === 'KEEPTTL' || opt === 'EXAT' || opt === 'PXAT') {
-      // these read the old entry or an absolute time: the engine decides them at the coordinator
-      return runKeyed(env, session, args);
     } else {
-      return syntaxError;
+      return runKeyed(env, session, args);
     }
   }
   const expiry = ttlMs === undefined ? NO_EXPIRY : ttlOf(env, ttlMs, 'set');
-  if (!('kind' in expiry)) return expiry;
+  if (!('kind' in expiry)) return runKeyed(env, session, args);
   // The argument may be a view of the parser's storage: the store keeps its own copy.
   const stored = Buffer.from(value);
   return guarded(async () => {
