@@ -9,27 +9,27 @@
  * from the same place). A cursor is a decimal string below 2^64, as Redis's; one that does not
  * name a partition of this table ends the walk.
  */
+import { parseScanCursor } from '../../cache/engine/hashes.ts';
+import { parseInt64 } from '../../cache/engine/numbers.ts';
 import { HASH, STRING } from '../../cache/engine/types.ts';
 import { OK, array, bulk, error, integer, NULL_BULK, type RespReply } from './writer.ts';
 import { masteredPartitions } from './cluster.ts';
-import { guarded, notInteger, parseInteger, syntaxError, type CommandEnv, type CommandSpec, type Session } from './session.ts';
+import { guarded, notInteger, syntaxError, type CommandEnv, type CommandSpec, type Session } from './session.ts';
 
 const INNER = 2 ** 32;
 /** Partitions one SCAN call visits at most, however few keys they hold. */
 const PARTITIONS_PER_CALL = 64;
 /** Keys asked of a partition per page while KEYS walks. */
 const KEYS_PAGE = 1000;
+/**
+ * Partitions asked at once by KEYS, and at most by SCAN and RANDOMKEY, whose windows start at one
+ * partition and double while the pages come back short (a dense keyspace costs one page a call,
+ * a sparse one a few rounds). One partition at a time, KEYS over 4096 nearly empty partitions took
+ * seconds on a 3-node cluster (a third of them on other nodes: a round trip each).
+ */
+const WALK_WINDOW = 64;
 
 const TYPES: Record<string, number | undefined> = { string: STRING, hash: HASH };
-
-/** Redis's cursor: an unsigned 64-bit decimal (strtoul: a leading '-' wraps), else null. */
-function parseCursor(arg: Buffer): bigint | null {
-  const s = arg.toString('latin1');
-  if (!/^-?\d+$/.test(s)) return null;
-  let n = BigInt(s);
-  if (n < 0n) n = (n % 2n ** 64n) + 2n ** 64n;
-  return n < 2n ** 64n ? n : null;
-}
 
 interface ScanArgs {
   cursor: bigint;
@@ -41,7 +41,8 @@ interface ScanArgs {
 }
 
 function scanArgs(args: readonly Buffer[]): ScanArgs | RespReply {
-  const cursor = parseCursor(args[1]!);
+  // Redis's strtoul rules (HSCAN's too): "" is 0, a sign is taken, a leading space is not
+  const cursor = parseScanCursor(args[1]!);
   if (cursor === null) return error('ERR invalid cursor');
   const out: ScanArgs = { cursor, count: 10, none: false };
   for (let i = 2; i < args.length; i++) {
@@ -50,10 +51,10 @@ function scanArgs(args: readonly Buffer[]): ScanArgs | RespReply {
     if (val === undefined) return syntaxError;
     i++;
     if (opt === 'count') {
-      const n = parseInteger(val);
+      const n = parseInt64(val); // a 64-bit integer, as Redis reads it
       if (n === null) return notInteger;
       if (n < 1) return syntaxError;
-      out.count = n;
+      out.count = Number(n);
     } else if (opt === 'match') {
       out.match = val.toString('latin1');
     } else if (opt === 'type') {
@@ -78,51 +79,81 @@ function walked(env: CommandEnv, session: Session): (p: number) => boolean {
   return (p) => mine.has(p);
 }
 
+/**
+ * One SCAN call: pages of the partitions from the cursor's on, a growing window of them asked at
+ * once and taken in order, until COUNT keys or PARTITIONS_PER_CALL partitions. A partition's page
+ * that was asked for and not reached is dropped (the cursor stops before it).
+ */
 async function scan(env: CommandEnv, session: Session, a: ScanArgs): Promise<RespReply> {
   const partitions = env.door.partitionCount();
-  const covered = walked(env, session);
   let p = Number(a.cursor / BigInt(INNER));
   let inner = Number(a.cursor % BigInt(INNER));
   const keys: string[] = [];
   if (a.none) return array([bulk('0'), array([])]);
-  for (let visited = 0; p < partitions && keys.length < a.count && visited < PARTITIONS_PER_CALL; visited++) {
-    if (!covered(p)) {
-      p++;
-      inner = 0;
-      continue;
-    }
-    const page = await env.door.scanPage('resp', session.user, env.group, {
-      partition: p,
-      cursor: inner,
-      count: Math.max(1, a.count - keys.length),
+  const page = (partition: number, cursor: number, count: number) =>
+    env.door.scanPage('resp', session.user, env.group, {
+      partition,
+      cursor,
+      count: Math.max(1, count),
       ...(a.type !== undefined ? { type: a.type } : {}),
       ...(a.match !== undefined ? { match: a.match } : {}),
     });
-    keys.push(...page.keys);
-    if (page.cursor === 0 || page.cursor >= INNER) {
+  const covered = walked(env, session);
+  let visited = 0;
+  let window = 1;
+  walk: while (keys.length < a.count && visited < PARTITIONS_PER_CALL) {
+    while (p < partitions && !covered(p)) {
       p++;
       inner = 0;
-    } else {
-      inner = page.cursor;
+    }
+    if (p >= partitions) break;
+    // the next `width` partitions the walk covers, from p on
+    const width = Math.min(window, PARTITIONS_PER_CALL - visited);
+    const ids: number[] = [];
+    for (let q = p; q < partitions && ids.length < width; q++) if (covered(q)) ids.push(q);
+    window = Math.min(2 * window, WALK_WINDOW);
+    const want = a.count - keys.length;
+    const pages = await Promise.all(ids.map((id, i) => page(id, i === 0 ? inner : 0, want)));
+    for (let i = 0; i < pages.length; i++) {
+      const got = pages[i]!;
+      keys.push(...got.keys);
+      visited++;
+      if (got.cursor === 0 || got.cursor >= INNER) {
+        p = ids[i]! + 1;
+        inner = 0;
+      } else {
+        // the partition has more: the next call goes on from here
+        p = ids[i]!;
+        inner = got.cursor;
+        break walk;
+      }
+      if (keys.length >= a.count) break walk;
     }
   }
   const next = p >= partitions ? 0n : BigInt(p) * BigInt(INNER) + BigInt(inner);
   return array([bulk(next.toString()), array(keys.map((k) => bulk(Buffer.from(k, 'latin1'))))]);
 }
 
-/** Every key matching `pattern`, the whole cluster walked (KEYS: use SCAN in production, as with Redis). */
-async function allKeys(env: CommandEnv, session: Session, pattern: string): Promise<string[]> {
+/** Every key of partition `p` matching `pattern` (KEYS_PAGE keys per page). */
+async function partitionKeys(env: CommandEnv, session: Session, p: number, pattern: string): Promise<string[]> {
   const out: string[] = [];
-  const partitions = env.door.partitionCount();
+  let cursor = 0;
+  do {
+    const page = await env.door.scanPage('resp', session.user, env.group, { partition: p, cursor, count: KEYS_PAGE, ...(pattern !== '*' ? { match: pattern } : {}) });
+    out.push(...page.keys);
+    cursor = page.cursor;
+  } while (cursor !== 0);
+  return out;
+}
+
+/** Every key matching `pattern`, the whole cluster walked, WALK_WINDOW partitions at once (KEYS: use SCAN in production, as with Redis). */
+async function allKeys(env: CommandEnv, session: Session, pattern: string): Promise<string[]> {
   const covered = walked(env, session);
-  for (let p = 0; p < partitions; p++) {
-    if (!covered(p)) continue;
-    let cursor = 0;
-    do {
-      const page = await env.door.scanPage('resp', session.user, env.group, { partition: p, cursor, count: KEYS_PAGE, ...(pattern !== '*' ? { match: pattern } : {}) });
-      out.push(...page.keys);
-      cursor = page.cursor;
-    } while (cursor !== 0);
+  const ids = Array.from({ length: env.door.partitionCount() }, (_, p) => p).filter(covered);
+  const out: string[] = [];
+  for (let i = 0; i < ids.length; i += WALK_WINDOW) {
+    const pages = await Promise.all(ids.slice(i, i + WALK_WINDOW).map((p) => partitionKeys(env, session, p, pattern)));
+    for (const keys of pages) out.push(...keys);
   }
   return out;
 }
@@ -157,12 +188,14 @@ export const KEYSPACE_COMMANDS: Record<string, CommandSpec> = {
     run(env, session) {
       return guarded(async () => {
         const partitions = env.door.partitionCount();
-        // a few random partitions first (cheap), then a walk from a random one so an almost empty keyspace still answers
+        // eight random partitions first (at once), then a walk from a random one so an almost
+        // empty keyspace still answers, in windows that double up to WALK_WINDOW
         const start = Math.floor(Math.random() * partitions);
-        for (let i = 0; i < partitions; i++) {
-          const p = i < 8 ? Math.floor(Math.random() * partitions) : (start + i) % partitions;
-          const page = await env.door.scanPage('resp', session.user, env.group, { partition: p, cursor: 0, count: 16 });
-          if (page.keys.length > 0) return bulk(Buffer.from(page.keys[Math.floor(Math.random() * page.keys.length)]!, 'latin1'));
+        const order = [...Array.from({ length: 8 }, () => Math.floor(Math.random() * partitions)), ...Array.from({ length: partitions }, (_, i) => (start + i) % partitions)];
+        for (let i = 0, window = 8; i < order.length; i += window, window = Math.min(2 * window, WALK_WINDOW)) {
+          const pages = await Promise.all(order.slice(i, i + window).map((p) => env.door.scanPage('resp', session.user, env.group, { partition: p, cursor: 0, count: 16 })));
+          const page = pages.find((pg) => pg.keys.length > 0);
+          if (page !== undefined) return bulk(Buffer.from(page.keys[Math.floor(Math.random() * page.keys.length)]!, 'latin1'));
         }
         return NULL_BULK;
       });
