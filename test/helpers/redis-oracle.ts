@@ -1,8 +1,8 @@
 /**
  * Redis as the oracle: Debian's `redis-server` started on a free loopback port (persistence off),
- * a small raw RESP client that returns typed replies (RESP2, or RESP3 after HELLO 3), fast-check
- * arbitraries that generate random command sequences over a small key space, and a comparison
- * of two servers' replies with the normalisations listed in NORMALISATIONS.
+ * a small raw RESP client that returns typed replies (RESP2, or RESP3 after HELLO 3), and a
+ * comparison of two servers' replies with the normalisations listed in NORMALISATIONS. The random
+ * command sequences the oracles replay are redis-sequences.ts.
  *
  * The client is written here rather than taken from ioredis or node-redis because those decode
  * replies into JavaScript values and lose exactly what the oracle compares: a null bulk against
@@ -16,7 +16,6 @@ import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import fc from 'fast-check';
 import * as W from '../../src/front/resp/writer.ts';
 import { freePort } from './ports.ts';
 
@@ -401,129 +400,8 @@ export async function startRedisServer(opts: RedisServerOptions = {}): Promise<R
   }
 }
 
-// ---------------------------------------------------------------- random command sequences
-
 /** A command as sent: its arguments, byte strings (latin1). */
 export type Command = readonly string[];
-
-export interface SequenceOptions {
-  /** The key space: few keys, so commands meet each other's data. Default KEYS. */
-  keys?: readonly string[];
-  /**
-   * Keys Redis accepts that a stricter server may not: the empty key and non-UTF-8 bytes.
-   * Default true.
-   */
-  edgeKeys?: boolean;
-  /** Commands that are not well formed (arity, syntax, bad numbers), to compare errors. Default true. */
-  malformed?: boolean;
-  /** EXPIRE / PEXPIRE's NX XX GT LT options (Redis 7). Default true. */
-  expireOptions?: boolean;
-  /** Integers beyond 2^53 where a command takes a number (Redis takes 64-bit ones). Default true. */
-  hugeIntegers?: boolean;
-  /** Most commands in one sequence. Default 30. */
-  maxLength?: number;
-}
-
-/** The default key space: plain keys and two sharing a hash tag. */
-export const KEYS: readonly string[] = ['k0', 'k1', 'k2', '{t}a', '{t}b'];
-const EDGE_KEYS: readonly string[] = ['', '\xff\x00\x80'];
-
-interface Gen {
-  key: fc.Arbitrary<string>;
-  keys: fc.Arbitrary<string[]>;
-  value: fc.Arbitrary<string>;
-  int: fc.Arbitrary<string>;
-  o: Required<SequenceOptions>;
-}
-
-/** Randomly upper- or lower-cases a command name, as clients differ. */
-const named = (name: string): fc.Arbitrary<string> => fc.constantFrom(name.toUpperCase(), name.toLowerCase());
-const cmd = (name: string, ...rest: fc.Arbitrary<string | string[]>[]): fc.Arbitrary<Command> =>
-  fc.tuple(named(name), ...rest).map(([n, ...r]) => [n, ...r.flat()]);
-
-/** One generator per command: well-formed uses, weighted first, then malformed ones. */
-const GENERATORS: Record<string, (g: Gen) => fc.Arbitrary<Command>[]> = {
-  get: (g) => [cmd('get', g.key), ...(g.o.malformed ? [cmd('get'), cmd('get', g.key, g.key)] : [])],
-  set: (g) => {
-    const condition = fc.constantFrom<string[]>([], [], ['NX'], ['XX'], ['nx']);
-    const expiry = fc.oneof(
-      fc.constant<string[]>([]),
-      fc.tuple(fc.constantFrom('EX', 'PX', 'ex'), fc.integer({ min: 1, max: 100_000 }).map(String)).map((t) => [...t]),
-    );
-    const bad = fc.constantFrom<string[]>(['EX', '0'], ['PX', '-5'], ['EX', 'abc'], ['NX', 'XX'], ['EX', '10', 'PX', '10'], ['EX'], ['BOGUS'], ...(g.o.hugeIntegers ? [['EX', '9999999999999999'], ['PX', '9223372036854775807']] : []));
-    return [
-      cmd('set', g.key, g.value, condition, expiry),
-      cmd('set', g.key, g.value, expiry, condition),
-      ...(g.o.malformed ? [cmd('set', g.key, g.value, bad), cmd('set', g.key)] : []),
-    ];
-  },
-  del: (g) => [cmd('del', g.keys), ...(g.o.malformed ? [cmd('del')] : [])],
-  exists: (g) => [cmd('exists', g.keys), ...(g.o.malformed ? [cmd('exists')] : [])],
-  mget: (g) => [cmd('mget', g.keys), ...(g.o.malformed ? [cmd('mget')] : [])],
-  mset: (g) => [
-    cmd('mset', fc.array(fc.tuple(g.key, g.value), { minLength: 1, maxLength: 4 }).map((ps) => ps.flat())),
-    ...(g.o.malformed ? [cmd('mset', g.key), cmd('mset', g.key, g.value, g.key)] : []),
-  ],
-  expire: (g) => expireGens('expire', g),
-  pexpire: (g) => expireGens('pexpire', g),
-  ttl: (g) => [cmd('ttl', g.key), ...(g.o.malformed ? [cmd('ttl')] : [])],
-  pttl: (g) => [cmd('pttl', g.key), ...(g.o.malformed ? [cmd('pttl', g.key, g.key)] : [])],
-  dbsize: (g) => [cmd('dbsize'), ...(g.o.malformed ? [cmd('dbsize', g.key)] : [])],
-  ping: (g) => [cmd('ping'), cmd('ping', g.value), ...(g.o.malformed ? [cmd('ping', g.value, g.value)] : [])],
-  echo: (g) => [cmd('echo', g.value), ...(g.o.malformed ? [cmd('echo')] : [])],
-};
-
-function expireGens(name: string, g: Gen): fc.Arbitrary<Command>[] {
-  const amount = name === 'expire' ? fc.integer({ min: 1, max: 1000 }) : fc.integer({ min: 1000, max: 1_000_000 });
-  const opt = fc.constantFrom('NX', 'XX', 'GT', 'LT', 'gt');
-  return [
-    cmd(name, g.key, amount.map(String)),
-    ...(g.o.expireOptions ? [cmd(name, g.key, amount.map(String), opt)] : []),
-    ...(g.o.malformed ? [cmd(name, g.key, g.int), cmd(name, g.key), cmd(name, g.key, fc.constant('10'), fc.constant('BOGUS'))] : []),
-    ...(g.o.malformed && g.o.expireOptions ? [cmd(name, g.key, fc.constant('10'), fc.constantFrom(['NX', 'XX'], ['GT', 'LT'], ['NX', 'GT']))] : []),
-  ];
-}
-
-/** The commands random sequences can be made of (lower case). Grows as jincache answers more. */
-export const GENERATED_COMMANDS: readonly string[] = Object.freeze(Object.keys(GENERATORS));
-
-/** Every key a sequence may touch: what a test deletes between sequences. */
-export function keySpace(opts: SequenceOptions = {}): string[] {
-  return [...(opts.keys ?? KEYS), ...((opts.edgeKeys ?? true) ? EDGE_KEYS : [])];
-}
-
-/** One random command among `commands` (lower-case names from GENERATED_COMMANDS). */
-export function commandArb(commands: readonly string[], opts: SequenceOptions = {}): fc.Arbitrary<Command> {
-  const o: Required<SequenceOptions> = {
-    keys: opts.keys ?? KEYS,
-    edgeKeys: opts.edgeKeys ?? true,
-    malformed: opts.malformed ?? true,
-    expireOptions: opts.expireOptions ?? true,
-    hugeIntegers: opts.hugeIntegers ?? true,
-    maxLength: opts.maxLength ?? 30,
-  };
-  const key = o.edgeKeys
-    ? fc.oneof({ arbitrary: fc.constantFrom(...o.keys), weight: 8 }, { arbitrary: fc.constantFrom(...EDGE_KEYS), weight: 1 })
-    : fc.constantFrom(...o.keys);
-  const g: Gen = {
-    key,
-    keys: fc.array(key, { minLength: 1, maxLength: 4 }),
-    value: fc.oneof(fc.constantFrom('v', '', '42', '-7', '3.5', 'hello world'), fc.string({ unit: 'binary-ascii', maxLength: 12 }), fc.uint8Array({ maxLength: 8 }).map((a) => Buffer.from(a).toString('latin1'))),
-    int: fc.constantFrom('0', '-1', 'abc', '1.5', '', '007', '+5', ' 5', '9223372036854775808', ...(o.hugeIntegers ? ['9223372036854775807', '-9223372036854775808', '4611686018427387904'] : [])),
-    o,
-  };
-  const arbs = commands.flatMap((c) => {
-    const make = GENERATORS[c];
-    if (make === undefined) throw new Error(`no generator for ${c}; known: ${GENERATED_COMMANDS.join(' ')}`);
-    return make(g);
-  });
-  return fc.oneof(...arbs);
-}
-
-/** A random sequence of commands among `commands`. */
-export function sequenceArb(commands: readonly string[], opts: SequenceOptions = {}): fc.Arbitrary<Command[]> {
-  return fc.array(commandArb(commands, opts), { minLength: 1, maxLength: opts.maxLength ?? 30 });
-}
 
 // ---------------------------------------------------------------- comparing two servers' replies
 
@@ -618,29 +496,6 @@ export function replyDifference(c: Command, a: Reply, b: Reply, opts: CompareOpt
     default:
       return same();
   }
-}
-
-/** One command whose replies differ. */
-export interface Difference {
-  readonly index: number;
-  readonly command: Command;
-  readonly reference: Reply;
-  readonly other: Reply;
-  readonly why: string;
-}
-
-/**
- * Send every command of `sequence` to both servers (the reference first, then the other, each
- * command waiting for both replies) and list the commands whose replies differ.
- */
-export async function compareSequence(reference: RespClient, other: RespClient, sequence: readonly Command[], opts: CompareOptions = {}): Promise<Difference[]> {
-  const out: Difference[] = [];
-  for (const [index, command] of sequence.entries()) {
-    const [a, b] = await Promise.all([reference.call(...command), other.call(...command)]);
-    const why = replyDifference(command, a, b, opts);
-    if (why !== null) out.push({ index, command, reference: a, other: b, why });
-  }
-  return out;
 }
 
 /** A command as readable text: `SET "k0" "v" EX "10"`. */
