@@ -384,11 +384,15 @@ test('MULTI/EXEC: nothing runs before EXEC, the queue runs in order; EXECABORT a
   await run('DISCARD');
 });
 
-test('transactions over several hash slots are refused at queue time with CROSSSLOT, as Redis Cluster does', async () => {
-  const { run } = setup();
+test('transactions over several hash slots: EXEC answers CROSSSLOT and runs nothing; a multi-slot command aborts at queue time, as Redis Cluster does', async () => {
+  const { run, kv } = setup();
   await run('MULTI');
   assert.equal(await run('SET', 'a', '1'), '+QUEUED\r\n');
-  assert.equal(await run('SET', 'b', '1'), "-CROSSSLOT Keys in request don't hash to the same slot\r\n");
+  assert.equal(await run('SET', 'b', '1'), '+QUEUED\r\n');
+  assert.equal(await run('EXEC'), "-CROSSSLOT Keys in request don't hash to the same slot\r\n");
+  assert.equal(kv.data.size, 0, 'nothing ran');
+  assert.equal(await run('MULTI'), '+OK\r\n', 'the transaction was discarded');
+  assert.equal(await run('MSETNX', 'a', '1', 'b', '2'), "-CROSSSLOT Keys in request don't hash to the same slot\r\n");
   assert.equal(await run('EXEC'), '-EXECABORT Transaction discarded because of previous errors.\r\n');
   assert.equal(await run('MSETNX', 'a', '1', 'b', '2'), "-CROSSSLOT Keys in request don't hash to the same slot\r\n");
   assert.equal(await run('RENAME', 'a', 'b'), "-CROSSSLOT Keys in request don't hash to the same slot\r\n");
