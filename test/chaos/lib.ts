@@ -61,6 +61,18 @@ export interface ChaosClusterOptions {
 }
 
 export async function startChaosCluster(opts: ChaosClusterOptions): Promise<ChaosCluster> {
+  // a port picked free can be taken by another process before the node listens on it: start
+  // again on other ports (3 tries)
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startChaosClusterOnce(opts);
+    } catch (e) {
+      if (attempt >= 3 || !String((e as Error).message).includes('EADDRINUSE')) throw e;
+    }
+  }
+}
+
+async function startChaosClusterOnce(opts: ChaosClusterOptions): Promise<ChaosCluster> {
   const dir = mkdtempSync(join(tmpdir(), 'jincache-chaos-'));
   const nodes: ChaosNode[] = [];
   for (let i = 0; i < opts.nodes; i++) {
@@ -74,7 +86,10 @@ export async function startChaosCluster(opts: ChaosClusterOptions): Promise<Chao
   try {
     await Promise.all(nodes.map((n) => n.restart()));
   } catch (e) {
+    // nothing of this attempt may outlive it: a proxy left listening keeps the test process alive
     await Promise.all(nodes.map((n) => n.kill('SIGKILL')));
+    await Promise.all(nodes.map((n) => n.proxy.stop()));
+    rmSync(dir, { recursive: true, force: true });
     throw e;
   }
   const client = createEtcdClient({ endpoints: opts.etcdEndpoints });
