@@ -324,6 +324,64 @@ function closed(s: net.Socket, ms: number): Promise<boolean> {
   });
 }
 
+describe('client certificates (tls.client_auth) and public metrics on a node with a password (1 node)', { timeout: 60_000 }, () => {
+  let certs: TestCerts;
+  let cluster: TestCluster;
+  let api: number;
+  let resp: number;
+  const base = () => `https://127.0.0.1:${api}`;
+
+  before(async () => {
+    certs = makeCerts(['node', 'client']);
+    api = await freePort();
+    resp = await freePort();
+    const node = certs.leaf('node');
+    const client = certs.leaf('client');
+    cluster = await startCluster({
+      nodes: 1,
+      config: {
+        auth: { requirepass: ADMIN, public_metrics: true },
+        tls: { cert_file: node.cert, key_file: node.key, ca_file: certs.ca, client_auth: true },
+      },
+      nodeArgs: () => ['--api-port', String(api), '--resp-port', String(resp)],
+      ready: async () => (await request(`${base()}/health`, { ca: certs.ca, cert: client })).status === 200,
+    });
+  });
+
+  after(async () => {
+    await cluster?.stop();
+    certs?.remove();
+  });
+
+  test('HTTPS: no client certificate, or one from another CA, is refused in the handshake; a certificate from the CA is served', async () => {
+    await assert.rejects(request(`${base()}/health`, { ca: certs.ca }), 'no client certificate');
+    await assert.rejects(request(`${base()}/health`, { ca: certs.ca, cert: certs.stranger }), 'a stranger\'s certificate');
+    const client = certs.leaf('client');
+    assert.equal((await request(`${base()}/health`, { ca: certs.ca, cert: client })).status, 200);
+    // a certificate proves the connection, not the user: the password is still needed
+    assert.equal((await request(`${base()}/api/scores/k`, { ca: certs.ca, cert: client })).status, 401);
+    assert.equal((await request(`${base()}/api/scores/k`, { ca: certs.ca, cert: client, method: 'PUT', body: 'v', headers: { authorization: `Bearer ${ADMIN}` } })).status, 204);
+  });
+
+  test('auth.public_metrics: /metrics answers without a credential while every key stays closed', async () => {
+    const client = certs.leaf('client');
+    const m = await request(`${base()}/metrics`, { ca: certs.ca, cert: client });
+    assert.equal(m.status, 200);
+    assert.match(m.body, /^# HELP jincache_requests_total/m);
+    assert.equal((await request(`${base()}/api/scores/k`, { ca: certs.ca, cert: client })).status, 401);
+    assert.equal((await request(`${base()}/cluster`, { ca: certs.ca, cert: client })).status, 401);
+  });
+
+  test('redis-cli over TLS: refused without a client certificate, served with one and the password', () => {
+    const client = certs.leaf('client');
+    const cli = (...args: string[]) => spawnSync('redis-cli', ['--tls', '--cacert', certs.ca, '-p', String(resp), ...args], { encoding: 'utf8', timeout: 5000 });
+    const without = cli('-a', ADMIN, '--no-auth-warning', 'PING');
+    assert.doesNotMatch(without.stdout, /PONG/, 'no certificate, no answer');
+    assert.equal(cli('--cert', client.cert, '--key', client.key, '-a', ADMIN, '--no-auth-warning', 'PING').stdout.trim(), 'PONG');
+    assert.match(cli('--cert', client.cert, '--key', client.key, 'GET', 'k').stdout, /^NOAUTH/);
+  });
+});
+
 describe('client limits: too many, greedy, silent and garbage clients (1 node)', { timeout: 120_000 }, () => {
   let cluster: TestCluster;
   let respPort: number;
