@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseYaml } from './load.ts';
-import { defaultConfig, parseConfig, resolveAdvertise, resolveGroup, resolveNodeId, resolveRespAddress } from './schema.ts';
+import { defaultConfig, parseConfig, resolveAdvertise, resolveGroup, resolveNodeId, resolveApiAddress, resolveRespAddress } from './schema.ts';
 import { parsePeer } from './fields.ts';
 import { configErrorOf } from './testing.ts';
 
@@ -233,6 +233,15 @@ describe('helpers', () => {
     assert.equal(resolveRespAddress(parseConfig({ server: { resp_port: 6380 } })), '127.0.0.1:6380');
     assert.equal(resolveRespAddress(parseConfig({ server: { host: '::1', resp_port: 6380 } })), '[::1]:6380');
     assert.equal(resolveRespAddress(parseConfig({ server: { advertise: 'http://10.0.0.5:8001', resp_port: 6380 } })), '10.0.0.5:6380');
+  });
+
+  it('resolveApiAddress: http or https (tls), the advertised host (else server.host) and api_port; none without an api port', () => {
+    assert.equal(resolveApiAddress(parseConfig({})), undefined);
+    assert.equal(resolveApiAddress(parseConfig({ server: { api_port: 9999 } })), 'http://127.0.0.1:9999');
+    assert.equal(resolveApiAddress(parseConfig({ server: { host: '::1', api_port: 9999 } })), 'http://[::1]:9999');
+    assert.equal(resolveApiAddress(parseConfig({ server: { advertise: 'https://10.0.0.5:8001', api_port: 9999 } })), 'http://10.0.0.5:9999');
+    const tls = { cert_file: import.meta.filename, key_file: import.meta.filename };
+    assert.equal(resolveApiAddress(parseConfig({ server: { api_port: 9999 }, tls })), 'https://127.0.0.1:9999');
   });
 
   it('resolveGroup applies the fallbacks', () => {

@@ -471,6 +471,16 @@ export function resolveAdvertise(c: Config): string {
 }
 
 /**
+ * URL of this node's client API when it has a port of its own (server.api_port), as clients
+ * reach it: https with `tls`, the host of `server.advertise` when set, else `server.host`.
+ */
+export function resolveApiAddress(c: Config): string | undefined {
+  if (c.server.api_port === undefined) return undefined;
+  const host = c.server.advertise !== undefined ? new URL(c.server.advertise).hostname : c.server.host.includes(':') && !c.server.host.startsWith('[') ? `[${c.server.host}]` : c.server.host;
+  return `${c.tls.cert_file !== undefined ? 'https' : 'http'}://${host}:${c.server.api_port}`;
+}
+
+/**
  * `host:port` of this node's Redis listener as clients reach it (what CLUSTER SLOTS and MOVED
  * name): the host of `server.advertise` when set, else `server.host`, and `server.resp_port`;
  * undefined without a RESP listener, or with port 0 (a free port picked at start: not known yet).

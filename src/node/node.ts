@@ -15,7 +15,7 @@ import { Group } from '../cache/group.ts';
 import type { Loader } from '../cache/loader.ts';
 import { httpLoader } from '../cache/loader.ts';
 import { LiveConfig } from '../config/live.ts';
-import { peerListenerTls, resolveAdvertise, resolveRespAddress, type Config } from '../config/schema.ts';
+import { peerListenerTls, resolveAdvertise, resolveApiAddress, resolveRespAddress, type Config } from '../config/schema.ts';
 import { partitionOf as hashPartition } from '../core/placement/hash.ts';
 import { encodeTable, summarize, type PartitionTable, type PlacementOptions } from '../core/placement/table.ts';
 import { systemClock, type Clock, type NodeId, type NodeInfo } from '../core/types.ts';
@@ -148,7 +148,7 @@ export class JincacheNode {
       status: 'active',
       last_seen: clock.now(),
       ...(zone !== undefined ? { zone } : {}),
-      ...(cfg.server.api_port !== undefined ? { api_address: `http://${cfg.server.host}:${cfg.server.api_port}` } : {}),
+      ...(resolveApiAddress(cfg) !== undefined ? { api_address: resolveApiAddress(cfg)! } : {}),
       ...(resolveRespAddress(cfg) !== undefined ? { resp_address: resolveRespAddress(cfg)! } : {}),
     };
     const ft = () => live.current().fault_tolerance;
