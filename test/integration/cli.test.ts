@@ -12,6 +12,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
 import { freePort } from '../helpers/ports.ts';
 import { runCli, startCluster, type TestCluster } from '../helpers/cluster.ts';
@@ -213,5 +215,52 @@ describe('jincache CLI', () => {
     assert.equal(json.stdout, '', 'no partial JSON on stdout');
     assertNoColour(table.stderr, json.stderr);
     matchSnapshot('unreachable', normalise(`$ jincache status --node ${url}\n-> exit ${table.code}\n${table.stderr}`));
+  });
+});
+
+/**
+ * `jincache migrations --watch` against a stand-in for a node's /cluster/migrations whose one
+ * migration goes running 30%, running 70%, done: the real CLI process prints each open state
+ * and, with --until-done, exits 0 once none is open.
+ */
+describe('jincache migrations --watch', () => {
+  const view = (state: string, done: number) => ({
+    id: 'm-1-2', kind: 'prepare', change: 'join', label: 'join of node-4', joined: ['node-4'], left: [], state, fromVersion: 2, toVersion: 3,
+    members: ['node-1', 'node-4'], createdAt: 0, updatedAt: 0, committedAt: null, reason: null, rollbackRequested: false, held: false,
+    partitions: { total: 10, done: done / 10, failed: 0, copying: 1 }, entries: { done, total: 100 }, bytes: { done: done * 10, total: 1000 },
+    rate: 50, etaSeconds: state === 'done' ? null : Math.round((100 - done) / 50),
+  });
+  const script = [view('running', 30), view('running', 70), view('done', 100)];
+  let polls = 0;
+  const server = http.createServer((req, res) => {
+    if (req.url !== '/cluster/migrations') return void res.writeHead(404).end();
+    const m = script[Math.min(polls++, script.length - 1)]!;
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ migrations: [m] }));
+  });
+  let url = '';
+  before(async () => {
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  after(() => new Promise<void>((r) => server.close(() => r())));
+
+  test('--json --until-done: one line per poll with the open migrations, exit 0 once none is open', async () => {
+    polls = 0;
+    const out = await runCli(['migrations', '--watch', '--until-done', '--json', '--node', url], 15_000);
+    assert.equal(out.code, 0, out.stderr);
+    const lines = out.stdout.trim().split('\n').map((l) => JSON.parse(l) as { migrations: { state: string; entries: { done: number } }[] });
+    assert.deepEqual(lines.map((l) => l.migrations.map((m) => `${m.state} ${m.entries.done}`)), [['running 30'], ['running 70'], []]);
+  });
+
+  test('text: progress lines, then "no open migration"', async () => {
+    polls = 0;
+    const out = await runCli(['migrations', '--watch', '--until-done', '--node', url], 15_000);
+    assert.equal(out.code, 0, out.stderr);
+    assert.deepEqual(out.stdout.trim().split('\n'), [
+      'm-1-2 prepare running 30/100 entries 3/10 partitions 50/s eta 1s',
+      'm-1-2 prepare running 70/100 entries 7/10 partitions 50/s eta 1s',
+      'no open migration',
+    ]);
+    assert.doesNotMatch(out.stdout, ANSI);
   });
 });
