@@ -20,6 +20,7 @@ import { findSamples, parsePromText } from '../../src/observe/promtext.ts';
 import { startCluster, type TestCluster } from '../helpers/cluster.ts';
 import { startEtcd, type EtcdCluster } from '../helpers/etcd.ts';
 import { freePort } from '../helpers/ports.ts';
+import { clusterOf, waitFor } from '../helpers/wait.ts';
 
 /** Sum of jincache_requests_total{op} at a node: client API requests that arrived there. */
 async function requestCount(url: string, op: string): Promise<number> {
@@ -27,15 +28,6 @@ async function requestCount(url: string, op: string): Promise<number> {
   assert.equal(res.status, 200);
   const m = parsePromText(await res.text());
   return findSamples(m, 'jincache_requests_total', { op }).reduce((a, s) => a + s.value, 0);
-}
-
-async function waitFor(what: string, check: () => boolean | Promise<boolean>, timeoutMs: number): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (Date.now() < end) {
-    if (await check()) return;
-    await sleep(20);
-  }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for: ${what}`);
 }
 
 /** `count` keys per owner, from the owners list of GET /cluster. */
@@ -134,6 +126,9 @@ describe('client against three node processes', { timeout: 60_000 }, () => {
       victim.resume();
     }
     assert.equal(await client.getString(key), `v:${key}`);
+    // back from a pause, a node answers from its own copy only once it has confirmed it with the
+    // other holders (trust.ts): the next test kills one of them, so wait for that first
+    await waitFor(`${victim.id} trusts its copy again`, async () => (await clusterOf(victim.url)).trust?.kind === 'trusted', 10_000);
   });
 
   test('kill -9 of a node: keys of the survivors never fail, the dead node\'s keys answer or fail typed, fast', async (t) => {
