@@ -99,6 +99,11 @@ export class LocalData {
       }
     }
     if (group.loader === undefined) return null;
+    // The caller missed, but it may have awaited since (other holders, the disk): a load that
+    // finished meanwhile filled the cache, and a second origin load would be the stampede that
+    // singleflight exists to prevent (a CI run saw 2 loads for 100 concurrent misses)
+    const filled = group.store.get(key);
+    if (filled !== undefined && filled.value !== null) return { value: filled.value, source: 'hit', expiresAt: filled.expiresAt, ...(filled.type ? { type: filled.type } : {}) };
     let value: Buffer | null;
     try {
       value = await group.load(key);
