@@ -266,6 +266,14 @@ print(json.dumps(out))
     assert.doesNotMatch(r.stdout, /\[ERR\]|\[WARNING\]/);
   });
 
+  test('redis-benchmark -t ping,set,get,incr,hset,mset on a plain connection to one node runs every test to the end', async () => {
+    const r = await run('redis-benchmark', ['-p', String(respOf(cluster.nodes[1]!)), '-t', 'ping,set,get,incr,hset,mset', '-n', '2000', '-c', '10', '-q'], 120_000);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    const out = r.stdout.replace(/\r/g, '\n');
+    for (const t of ['PING_INLINE', 'PING_MBULK', 'SET', 'GET', 'INCR', 'HSET', 'MSET \\(10 keys\\)']) assert.match(out, new RegExp(`^${t}: [\\d.]+ requests per second`, 'm'), `${t} ran: ${out}`);
+    assert.doesNotMatch(out + r.stderr, /error/i);
+  });
+
   test('redis-benchmark --cluster -t set,get -n 2000 runs to the end on every master', async () => {
     const r = await run('redis-benchmark', ['--cluster', '-p', String(respOf(cluster.nodes[0]!)), '-t', 'set,get', '-n', '2000', '-q'], 120_000);
     assert.equal(r.code, 0, r.stdout + r.stderr);
