@@ -182,6 +182,20 @@ describe('Router', () => {
     assert.equal(c.n('a').router.getLocal(G, 'k')?.value.toString(), 'old', 'without the mark the owner answers from its copy');
   });
 
+  test('a holder whose own copy may lack writes and cannot ask the other holder answers unavailable, never "absent"', async () => {
+    // a is a holder the crash repair has not filled yet (its copy lacks the key); b, which holds
+    // it, is unreachable from a: a read through a must fail retryably, as stall.test found
+    for (const holders of [['a', 'b'], ['b', 'a']] as const) {
+      const c = cluster(['a', 'b'], [...holders]);
+      c.plant('b', 'k', 'acked', 9);
+      c.stale.add('a');
+      c.unusableFrom.add('a>b');
+      await assert.rejects(c.n('a').router.get(G, 'k'), (e) => isJincacheError(e) && e.code === 'PEER_UNAVAILABLE', `holders ${holders.join(',')}`);
+      c.unusableFrom.clear();
+      assert.equal(text(await c.n('a').router.get(G, 'k')), 'acked', 'b reachable again: its copy answers');
+    }
+  });
+
   test('a copy on probation that holds nothing: a loader group loads once, at the owner', async () => {
     const c = cluster(['a', 'b', 'c'], ['a', 'b'], { loader: true });
     c.stale.add('a');
