@@ -231,13 +231,11 @@ export class Router implements KvService {
     }
     const stale = (id: NodeId): boolean => this.freshness.mayLackWrites(id, partition);
     // a copy that may lack writes is never read alone: ask every holder, the newest copy wins
-    let checked = holders.some(stale);
+    const checked = holders.some(stale);
     let fresh = stale;
     if (checked) {
       const newest = await this.newestRead(group, key, holders, deadline);
       if (newest.kind === 'answer') return newest.value;
-      // not every copy could be compared: this node's own copy is no answer by itself
-      if (newest.kind === 'failed') checked = false;
       // No holder has the key and the group loads it: there is no copy left to be stale, and
       // the load belongs at the owner, whose singleflight every other miss joins. (Avoiding a
       // holder on probation here sent such reads to a backup, which loaded the key a second
@@ -283,11 +281,6 @@ export class Router implements KvService {
       const holders = holdersOf(this.tables.table(), partition);
       const newest = await this.newestRead(group, key, holders.includes(this.self) ? holders : [this.self, ...holders], deadline, true);
       if (newest.kind === 'answer') return newest.value;
-      // Only this node's own copy answered, and it may lack writes (a holder the crash repair
-      // has not filled yet, say, while the other holders are still unreachable): "absent" from
-      // it would be a lost write to the client. (stall.test: an acknowledged key read back 404
-      // through the first node back after every node stalled.)
-      if (newest.kind === 'failed') throw new JincacheError('PEER_UNAVAILABLE', `this node's copy of "${key}" may lack writes and no other holder could be asked; retry shortly`);
     }
     const hit = this.local.cached(group, key);
     if (hit !== undefined) return hit;
@@ -378,10 +371,7 @@ export class Router implements KvService {
         if (a.value !== null && (best === undefined || compareWrites(a.value, best) > 0)) best = a.value;
       }
     }
-    // best effort leaves out the holders that failed, but some other holder must have answered
-    // when none of the answers is sound: a doubtful copy of this node's alone is no answer
-    const otherAnswered = answers.some((a, i) => a.status === 'fulfilled' && targets[i] !== this.self);
-    failed ||= !sound && (!bestEffort || !otherAnswered);
+    failed ||= !bestEffort && !sound;
     if (best !== undefined) {
       answers.forEach((a, i) => {
         const id = targets[i]!;
