@@ -74,18 +74,18 @@ export function parseBenchCsv(text: string): BenchLine[] {
 }
 
 /** Runs redis-benchmark as a tracked child (stopped by PID on timeout) and parses its CSV. */
-export async function redisBenchmark(port: number, n: number, pipeline: number, extra: readonly string[] = []): Promise<Map<string, BenchLine>> {
-  const args = ['-h', '127.0.0.1', '-p', String(port), ...extra, '-t', 'get,set', '-d', '100', '-c', '50', '-n', String(n), '-P', String(pipeline), '--csv'];
+export async function redisBenchmark(port: number, n: number, pipeline: number, extra: readonly string[] = [], tests: readonly string[] = ['get', 'set']): Promise<Map<string, BenchLine>> {
+  const args = ['-h', '127.0.0.1', '-p', String(port), ...extra, '-t', tests.join(','), '-d', '100', '-c', '50', '-n', String(n), '-P', String(pipeline), '--csv'];
   const proc = startProcess({ name: `redis-benchmark-${port}`, command: 'redis-benchmark', args, cwd: tmpdir() });
   const timer = setTimeout(() => void proc.stop(1000), BENCH_TIMEOUT_MS);
   const exit = await proc.exited;
   clearTimeout(timer);
   const text = readFileSync(proc.logFile, 'utf8');
   const lines = new Map(parseBenchCsv(text).map((l) => [l.test, l]));
-  if (exit.code !== 0 || !lines.has('GET') || !lines.has('SET')) {
+  if (exit.code !== 0 || tests.some((t) => !lines.has(t.toUpperCase()))) {
     throw new Error(
       `redis-benchmark -p ${port} -P ${pipeline} -n ${n} exited (code ${exit.code}, signal ${exit.signal}) ` +
-        `without GET and SET results:\n${text.slice(-2000)}`,
+        `without ${tests.join(' and ')} results:\n${text.slice(-2000)}`,
     );
   }
   return lines;
