@@ -131,12 +131,17 @@ export class LocalData {
   write(groupName: string, key: string, op: WriteOp): WriteOutcome {
     const group = this.group(groupName);
     const now = this.clock.now();
-    const live = group.store.get(key);
+    // one lookup for both what the write is decided on (the live value) and the version to
+    // beat (tombstones included): a get() and a peek() each copied the value out of the store
+    const held = group.store.peek(key);
+    const live = held !== undefined && held.value !== null ? held : undefined;
     const d = decideWrite(live, op, now, this.ttlDefault(groupName));
-    if (d.change === 'none') return { result: d.result };
+    if (d.change === 'none') {
+      if (live !== undefined) group.store.get(key); // a write that found the key still counts as a use (LRU), as get() did
+      return { result: d.result };
+    }
     if (d.change === 'value') this.checkFits(groupName, key, d.value.length);
-    const held = group.store.peek(key)?.version ?? 0;
-    const version = Math.max(this.hlc.next(), held + 1);
+    const version = Math.max(this.hlc.next(), (held?.version ?? 0) + 1);
     // an EXPIRE keeps what the entry is (a hash stays a hash); a SET makes a string
     const type = op.op === 'expire' ? (live?.type ?? 0) : 0;
     const record: WireRecord =

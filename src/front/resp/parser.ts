@@ -130,7 +130,12 @@ export class RespCommand {
   private readonly owner: RespParser | null;
   /** The bytes the ranges point into (the parser's storage, or an inline request's own buffer). */
   buf: Buffer = EMPTY;
-  /** Argument i is buf[offsets[2i], offsets[2i + 1]). */
+  /**
+   * Argument i is buf[offsets[2i], offsets[2i + 1]) for i < argc; entries past 2 * argc are
+   * left over from longer commands. Never truncated between commands: emptying a JS array frees
+   * its backing store, and refilling it reallocated it on every command (the allocation profile's
+   * largest entry for GET, BENCHMARKS.md "Where the time goes").
+   */
   offsets: number[] = [];
 
   constructor(owner: RespParser | null = null) {
@@ -154,9 +159,13 @@ export class RespCommand {
     return this.buf.subarray(this.offsets[2 * i]!, this.offsets[2 * i + 1]!);
   }
 
-  /** A copy of argument i that stays valid. */
+  /** A copy of argument i that stays valid (one allocation: no view made on the way). */
   copy(i: number): Buffer {
-    return Buffer.from(this.buf.subarray(this.offsets[2 * i]!, this.offsets[2 * i + 1]!));
+    const from = this.offsets[2 * i]!;
+    const to = this.offsets[2 * i + 1]!;
+    const out = Buffer.allocUnsafe(to - from);
+    this.buf.copy(out, 0, from, to);
+    return out;
   }
 
   /**
@@ -350,7 +359,6 @@ export class RespParser {
       this.bulkLen = -1;
       this.pos = cr + 2;
       this.command.argc = 0;
-      this.command.offsets.length = 0;
       return this.continueMultibulk();
     }
     return this.inline();
@@ -391,7 +399,8 @@ export class RespParser {
       }
       const payloadEnd = pos + this.bulkLen;
       if (s[payloadEnd] !== CR || s[payloadEnd + 1] !== LF) return this.fail('expected CRLF after bulk string');
-      offsets.push(pos, payloadEnd);
+      offsets[2 * cmd.argc] = pos;
+      offsets[2 * cmd.argc + 1] = payloadEnd;
       cmd.argc++;
       pos = payloadEnd + 2;
       this.bulkLen = -1;
@@ -430,11 +439,10 @@ export class RespParser {
     const cmd = this.command;
     cmd.buf = Buffer.concat(args);
     cmd.argc = args.length;
-    cmd.offsets.length = 0;
     let at = 0;
-    for (const a of args) {
-      cmd.offsets.push(at, at + a.length);
-      at += a.length;
+    for (let i = 0; i < args.length; i++) {
+      cmd.offsets[2 * i] = at;
+      cmd.offsets[2 * i + 1] = at += args[i]!.length;
     }
     this.pending = nl + 1;
     return 'command';
@@ -502,7 +510,7 @@ export class RespParser {
     if (this.expected > 0) {
       this.pos -= delta;
       const offsets = this.command.offsets;
-      for (let i = 0; i < offsets.length; i++) offsets[i] = offsets[i]! - delta;
+      for (let i = 0; i < 2 * this.command.argc; i++) offsets[i] = offsets[i]! - delta;
     }
     this.start = 0;
     this.end = live;
