@@ -27,7 +27,7 @@
  */
 import { holdersOf, type PartitionTable } from '../core/placement/table.ts';
 import type { Clock, NodeId } from '../core/types.ts';
-import { JincacheError, isJincacheError } from '../core/errors.ts';
+import { JincacheError } from '../core/errors.ts';
 import { compareWrites } from '../core/version.ts';
 import { NO_EXPIRY, type WriteOp, type WriteResult } from '../cache/ops.ts';
 import type { WireRecord } from '../peer/codec.ts';
@@ -43,6 +43,7 @@ import { isRetryable, withRetry } from './health/breakers.ts';
 import type { GetResult, KvService, PutOptions, RequestOptions } from './kv.ts';
 import type { LocalData } from './local-data.ts';
 import type { Peers } from './peers.ts';
+import { ReplicaBatcher } from './replica-batch.ts';
 
 /** Longest a peer request waits for this node to receive the newer table its sender routed by. */
 export const TABLE_WAIT_MS = 250;
@@ -126,6 +127,12 @@ export interface RouterOptions {
   engine?: Engine;
   /** cache.max_value_bytes, for the engine's size checks. Default 512 MiB. */
   maxValueBytes?: () => number;
+  /**
+   * How the writes replicated to one peer in one turn of the event loop are gathered into one
+   * request (replica-batch.ts): when the turn ends (default setImmediate). Tests with a fake
+   * event loop pass their own.
+   */
+  replicaDefer?: (fn: () => void) => void;
 }
 
 /** What a newest-copy read found (see Router.newestRead). */
@@ -155,6 +162,8 @@ export class Router implements KvService {
   private readonly onReplicationFailure: RouterOptions['onReplicationFailure'];
   private readonly selfTrusted: () => boolean;
   private readonly tableSeen: (version: number, waitMs: number) => Promise<void>;
+  /** Replicate requests, one per peer and turn of the event loop. */
+  private readonly replicas: ReplicaBatcher;
   /** Peer requests this node answered for a sender whose table was older (re-routed reads, forwarded replicas, refused record reads). */
   staleRoutes = 0;
 
@@ -178,6 +187,11 @@ export class Router implements KvService {
     this.onReplicationFailure = opts.onReplicationFailure;
     this.selfTrusted = opts.selfTrusted ?? (() => true);
     this.tableSeen = opts.tableSeen ?? (async () => {});
+    this.replicas = new ReplicaBatcher({
+      send: (id, records, deadline) => this.peers.call(Replicate, id, records, deadline),
+      clock: this.clock,
+      ...(opts.replicaDefer !== undefined ? { defer: opts.replicaDefer } : {}),
+    });
     const server = opts.server;
     server.handle(Read, (req, meta) => this.serveRead(req.group, req.key, meta));
     server.handle(Record, (req, meta) => this.serveRecord(req.group, req.key, req.doubtful === true, meta));
@@ -546,14 +560,16 @@ export class Router implements KvService {
     return waits === undefined ? undefined : Promise.all(waits);
   }
 
-  /** Send replicated records to one holder; one that does not confirm gets them as a hint (never rejects). */
+  /**
+   * Send replicated records to one holder, in one request with the other records for it this
+   * turn (replica-batch.ts); one that does not confirm them by `deadline` gets them as a hint
+   * (never rejects).
+   */
   private async replicateTo(id: NodeId, records: readonly WireRecord[], deadline: number): Promise<void> {
-    try {
-      await this.peers.call(Replicate, id, records as WireRecord[], deadline);
-    } catch (e) {
-      this.hint(id, records);
-      this.onReplicationFailure?.(id, records.length, isJincacheError(e) ? e : new JincacheError('PEER_UNAVAILABLE', String(e)));
-    }
+    const failure = await this.replicas.replicate(id, records, deadline);
+    if (failure === undefined) return;
+    this.hint(id, records);
+    this.onReplicationFailure?.(id, records.length, failure);
   }
 
   /**
