@@ -23,7 +23,8 @@ interface CliProgress {
   MultiBar: new (opts: object, preset: object) => { create(total: number, start: number, payload: object): Bar; stop(): void };
   Presets: { shades_classic: object };
 }
-const cliProgress = createRequire(import.meta.url)('cli-progress') as CliProgress;
+/** Loaded when bars are drawn (every CLI command's module is loaded by `jincache serve` too). */
+const cliProgress = (): CliProgress => createRequire(import.meta.url)('cli-progress') as CliProgress;
 
 export interface MigrationsFlags extends NodeAuthFlags, EtcdAuthFlags {
   node: string;
@@ -90,9 +91,9 @@ export async function runMigrations(flags: MigrationsFlags): Promise<number> {
 async function watch(flags: MigrationsFlags): Promise<number> {
   const tty = process.stdout.isTTY === true && !flags.json;
   const bars = tty
-    ? new cliProgress.MultiBar(
+    ? new (cliProgress().MultiBar)(
         { format: ' {id} {kind} [{bar}] {percentage}% | {value}/{total} entries | {rate}/s | ETA {eta_s}s | {state}', hideCursor: true, clearOnComplete: false, stopOnComplete: false },
-        cliProgress.Presets.shades_classic,
+        cliProgress().Presets.shades_classic,
       )
     : undefined;
   const shown = new Map<string, Bar>();

@@ -3,7 +3,7 @@
  * as the system's roots), with the credentials of `--user` / `--password`, or of the environment
  * variables JINCACHE_USER / JINCACHE_PASSWORD (so a password need not sit in the shell history).
  */
-import http from 'node:http';
+import http from '../net/node-http.ts';
 import https from 'node:https';
 import { readFileSync } from 'node:fs';
 import { rootCertificates } from 'node:tls';

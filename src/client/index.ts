@@ -24,7 +24,8 @@
  * that answered could not reach the owner (nor, where the nodes fail over, a replica) either.
  * A timeout is not retried either: it means the call's whole budget is spent.
  */
-import http from 'node:http';
+import http from '../net/node-http.ts';
+import type * as httpTypes from 'node:http';
 import { decodeTable } from '../core/placement/table.ts';
 import { SECRET_HEADER } from '../peer/protocol.ts';
 import { JincacheClientError, isJincacheClientError } from './errors.ts';
@@ -96,7 +97,7 @@ export interface Route {
 
 interface Answer {
   status: number;
-  headers: http.IncomingHttpHeaders;
+  headers: httpTypes.IncomingHttpHeaders;
   body: Buffer;
 }
 
@@ -116,7 +117,7 @@ export class JincacheClient {
   private readonly timeoutMs: number;
   private readonly connectTimeoutMs: number;
   private readonly secret: string | undefined;
-  private readonly agent: http.Agent;
+  private readonly agent: httpTypes.Agent;
   private readonly timer: NodeJS.Timeout | undefined;
   // the table in force; undefined until first learned
   private routing: RoutingTable | undefined;

@@ -5,7 +5,15 @@
 // validation pass reports a bad flag with the same one-line message as a bad file key.
 
 import { readFileSync } from 'node:fs';
-import YAML from 'yaml';
+import { createRequire } from 'node:module';
+import type YAMLModule from 'yaml';
+
+/** The YAML parser, loaded when a file is read: a node started from flags alone never needs it. */
+let yamlModule: typeof YAMLModule | undefined;
+function yaml(): typeof YAMLModule {
+  yamlModule ??= createRequire(import.meta.url)('yaml') as typeof YAMLModule;
+  return yamlModule;
+}
 import { ConfigError } from './errors.ts';
 import { isPlainObject, setOwn } from './fields.ts';
 import type { Config, DeepPartialRaw } from './schema.ts';
@@ -52,7 +60,7 @@ export function parseYaml(text: string, file?: string): unknown {
   // parseDocument collects errors instead of throwing, so the first one can be reported with
   // its line; uniqueKeys (the default) makes a key given twice an error, not a silent override.
   // (prettyErrors is what fills in linePos; its code frame is cut off below to keep one line.)
-  const doc = YAML.parseDocument(text, { prettyErrors: true, uniqueKeys: true });
+  const doc = yaml().parseDocument(text, { prettyErrors: true, uniqueKeys: true });
   const err = doc.errors[0];
   if (err) {
     const line = err.linePos?.[0]?.line;

@@ -11,7 +11,22 @@
  * {@link EtcdUnavailableError}; callers route on the brand, never on message text.
  */
 import { circuitBreaker, ConsecutiveBreaker, handleWhen } from 'cockatiel';
-import { Etcd3, isRecoverableError, type IOptions } from 'etcd3';
+import { createRequire } from 'node:module';
+import type { Etcd3, IOptions } from 'etcd3';
+
+/**
+ * etcd3 (with grpc-js and protobufjs), loaded when a node first talks to etcd: loaded with the
+ * node it was a quarter of an idle node's memory, and a static cluster never uses it.
+ */
+let etcd3: typeof import('etcd3') | undefined;
+export function loadEtcd3(): typeof import('etcd3') {
+  etcd3 ??= createRequire(import.meta.url)('etcd3') as typeof import('etcd3');
+  return etcd3;
+}
+
+function isRecoverableError(err: Error): boolean {
+  return loadEtcd3().isRecoverableError(err);
+}
 
 /** pino-style logger (object first, then message). */
 export interface EtcdLogger {
@@ -186,7 +201,7 @@ export function createEtcdClient(opts: EtcdClientOptions): Etcd3 {
       watchBackoff: new CappedBackoff(100, capMs),
     },
   };
-  return new Etcd3(options);
+  return new (loadEtcd3().Etcd3)(options);
 }
 
 /** Resolve an {@link EtcdConnection}: the client, and whether we own (must close) it. */

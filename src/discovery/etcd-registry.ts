@@ -20,7 +20,7 @@
  * `last_seen` in the nodes key is the time of the last registration/update; heartbeats go to the
  * heartbeat key only, so peers are not woken every TTL/3 with a membership "change".
  */
-import { EtcdLeaseInvalidError, type Etcd3, type Lease } from 'etcd3';
+import type { Etcd3, Lease } from 'etcd3';
 import { systemClock, type Clock, type NodeInfo } from '../core/types.ts';
 import type { Disposer, MembershipListener, Registry } from './registry.ts';
 import {
@@ -29,6 +29,7 @@ import {
   delays,
   etcdCall,
   isEtcdUnavailableError,
+  loadEtcd3,
   noopLogger,
   pause,
   toEtcdError,
@@ -257,6 +258,7 @@ export class EtcdRegistry implements Registry {
 
   /** A write told us the lease is gone (or etcd is unreachable, which the keepalive handles). */
   #onWriteError(err: unknown, state: Extract<LeaseState, { kind: 'registered' }>): void {
+    const { EtcdLeaseInvalidError } = loadEtcd3();
     if (err instanceof EtcdLeaseInvalidError || (err instanceof Error && err.cause instanceof EtcdLeaseInvalidError)) {
       if (this.#lease === state) {
         this.#logger.warn({ leaseId: state.id }, 'etcd lease unknown to etcd; rejoining');

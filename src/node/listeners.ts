@@ -4,7 +4,8 @@
  * `api_port` gives the client API and the dashboard a listener of their own, so the peer port can
  * be firewalled.
  */
-import http from 'node:http';
+import http from '../net/node-http.ts';
+import type * as httpTypes from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { SecureContextOptions } from 'node:tls';
@@ -36,14 +37,14 @@ export const REQUEST_TIMEOUT_MS = 30_000;
 const TOO_MANY = JSON.stringify({ error: 'too_many_clients', message: 'max number of clients reached (limits.max_clients)' });
 
 export class HttpListener {
-  private readonly server: http.Server | https.Server;
+  private readonly server: httpTypes.Server | https.Server;
   private readonly opts: ListenerOptions;
 
   constructor(opts: ListenerOptions) {
     this.opts = opts;
     const { peer, api, limits } = opts;
     const counted = new WeakSet<object>();
-    const admit = (req: http.IncomingMessage, res: http.ServerResponse): boolean => {
+    const admit = (req: httpTypes.IncomingMessage, res: httpTypes.ServerResponse): boolean => {
       const socket = req.socket;
       if (limits === undefined || counted.has(socket)) return true;
       if (!limits.admit()) {
@@ -56,7 +57,7 @@ export class HttpListener {
       socket.once('close', () => limits.leave());
       return true;
     };
-    const handler = (req: http.IncomingMessage, res: http.ServerResponse): void => {
+    const handler = (req: httpTypes.IncomingMessage, res: httpTypes.ServerResponse): void => {
       if (peer !== undefined && peer.owns(req.url ?? '')) return peer.serve(req, res);
       if (api !== undefined) {
         if (admit(req, res)) api.serve(req, res);

@@ -8,7 +8,11 @@
  */
 import { pino } from 'pino';
 import type { Logger, LevelWithSilent } from 'pino';
-import pinoPretty from 'pino-pretty';
+import { createRequire } from 'node:module';
+import type PinoPretty from 'pino-pretty';
+
+/** pino-pretty, loaded for a pretty logger only (a terminal): a node logging JSON never needs it. */
+const pinoPretty = (options: PinoPretty.PrettyOptions): PinoPretty.PrettyStream => (createRequire(import.meta.url)('pino-pretty') as typeof PinoPretty)(options);
 
 export type { Logger };
 

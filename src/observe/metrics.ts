@@ -16,7 +16,18 @@
  *   nothing.
  * prom-client still formats the text and supplies the default process metrics.
  */
-import { Registry, collectDefaultMetrics } from 'prom-client';
+import { createRequire } from 'node:module';
+import type { Registry } from 'prom-client';
+
+/**
+ * prom-client, loaded on the first scrape: loaded with the node it was a fifth of an idle
+ * node's memory (BENCHMARKS.md "Idle memory"), and a node nobody scrapes never needs it.
+ */
+let promClient: typeof import('prom-client') | undefined;
+function loadPromClient(): typeof import('prom-client') {
+  promClient ??= createRequire(import.meta.url)('prom-client') as typeof import('prom-client');
+  return promClient;
+}
 
 /** The front end a client request came through. */
 export type RequestProtocol = 'http' | 'resp';
@@ -328,10 +339,13 @@ function sum<T>(items: ReadonlyArray<T> | undefined, pick: (t: T) => number | un
 // ---------------------------------------------------------------------------------------------
 
 export class Metrics {
-  /** The private registry; a node may register extra metrics of its own here. */
-  readonly registry: Registry;
-  /** Content-Type header value for `text()`. */
-  readonly contentType: string;
+  /** Content-Type header value for `text()`: Prometheus's text format 0.0.4, prom-client Registry.contentType. */
+  readonly contentType: string = 'text/plain; version=0.0.4; charset=utf-8';
+  readonly #defaultLabels: Record<string, string> | undefined;
+  readonly #defaultMetrics: boolean;
+  #registry: Registry | undefined;
+  /** Families and gauges, handed to the registry when it is made. */
+  readonly #series: object[];
 
   readonly #requests = new CounterFamily('jincache_requests_total', 'Client requests by protocol (http, resp), operation, group and result.', [
     'protocol',
@@ -377,9 +391,8 @@ export class Metrics {
   #scraping = false;
 
   constructor(opts: MetricsOptions = {}) {
-    this.registry = new Registry();
-    this.contentType = this.registry.contentType;
-    if (opts.defaultLabels !== undefined) this.registry.setDefaultLabels(opts.defaultLabels);
+    this.#defaultLabels = opts.defaultLabels;
+    this.#defaultMetrics = opts.defaultMetrics ?? true;
 
     const families = [
       this.#requests,
@@ -460,14 +473,26 @@ export class Metrics {
         })),
       ),
     ];
+    this.#series = [...families, ...gauges];
+  }
+
+  /**
+   * The private registry (a node may register extra metrics of its own here), made with
+   * prom-client's default process metrics on first use: the first scrape. Those that are
+   * sampled (event-loop lag, GC durations) count from then on; the process counters are
+   * read from the process and cover its whole life either way.
+   */
+  get registry(): Registry {
+    if (this.#registry !== undefined) return this.#registry;
+    const prom = loadPromClient();
+    const registry = new prom.Registry();
+    if (this.#defaultLabels !== undefined) registry.setDefaultLabels(this.#defaultLabels);
     // Our families implement the part of prom-client's metric interface the Registry uses
     // (name, help, type, get, reset); its TypeScript type names its own classes only.
-    for (const m of [...families, ...gauges]) {
-      this.registry.registerMetric(m as unknown as Parameters<Registry['registerMetric']>[0]);
-    }
-    if (opts.defaultMetrics ?? true) {
-      collectDefaultMetrics({ register: this.registry, prefix: 'jincache_' });
-    }
+    for (const m of this.#series) registry.registerMetric(m as unknown as Parameters<Registry['registerMetric']>[0]);
+    if (this.#defaultMetrics) prom.collectDefaultMetrics({ register: registry, prefix: 'jincache_' });
+    this.#registry = registry;
+    return registry;
   }
 
   /** Count one client request and record its latency. Hot path: no allocation after warm-up. */

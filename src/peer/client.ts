@@ -3,7 +3,8 @@
  * every peer, one deadline per call, and every failure converted once into a JincacheError
  * (PEER_UNAVAILABLE, TIMEOUT, or the code the peer answered with) so callers route on codes.
  */
-import http from 'node:http';
+import http from '../net/node-http.ts';
+import type * as httpTypes from 'node:http';
 import https from 'node:https';
 import { JincacheError, isErrorCode, type JincacheErrorCode } from '../core/errors.ts';
 import type { NodeId } from '../core/types.ts';
@@ -34,7 +35,7 @@ export interface PeerCaller {
 }
 
 export class PeerClient implements PeerCaller {
-  private readonly agent: http.Agent;
+  private readonly agent: httpTypes.Agent;
   private tlsAgent: https.Agent;
   private readonly secret: string | undefined;
   private readonly maxResponseBytes: number;

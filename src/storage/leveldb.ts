@@ -20,7 +20,11 @@
  */
 import { mkdir } from 'node:fs/promises';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
-import { ClassicLevel } from 'classic-level';
+import { createRequire } from 'node:module';
+import type { ClassicLevel } from 'classic-level';
+
+/** classic-level (LevelDB's native addon), loaded when a store is opened: memory-only nodes never do. */
+const classicLevel = (): typeof import('classic-level') => createRequire(import.meta.url)('classic-level') as typeof import('classic-level');
 import { systemClock, type Clock, type Version } from '../core/types.ts';
 import type { Logger } from '../observe/logger.ts';
 import { DEFAULT_TOMBSTONE_TTL_MS } from '../cache/store.ts';
@@ -145,7 +149,7 @@ export class LevelStorage {
     this.sync = opts.sync ?? false;
     this.logger = opts.logger;
     this.watermarkIntervalMs = opts.watermarkIntervalMs ?? 1000;
-    this.db = new ClassicLevel<Buffer, Buffer>(opts.path, {
+    this.db = new (classicLevel().ClassicLevel)<Buffer, Buffer>(opts.path, {
       keyEncoding: 'buffer',
       valueEncoding: 'buffer',
       writeBufferSize: opts.writeBufferSize ?? 16 * 1024 * 1024,
