@@ -11,7 +11,7 @@
 // sample of keys through every node, with a loader group whose origin counts loads (every read
 // answered without the origin and with the seeded value is a hit).
 //
-// Seeding writes each key's record straight to its owner and backup (POST /_jincache/replicate,
+// Seeding writes each key's record straight to its owner and backup (the Replicate peer message,
 // 5000 records a request): the same state a client PUT leaves behind (value + version at every
 // holder), in seconds instead of minutes for 1M keys. Seeding is not timed.
 
@@ -23,7 +23,8 @@ import type { AddressInfo } from 'node:net';
 import { decodeTable, type PartitionTable } from '../../src/core/placement/table.ts';
 import { partitionOf } from '../../src/core/placement/hash.ts';
 import { LOGICAL_BITS } from '../../src/core/version.ts';
-import { encodeRecords, type WireRecord } from '../../src/peer/codec.ts';
+import type { WireRecord } from '../../src/peer/codec.ts';
+import { Replicate } from '../../src/peer/messages.ts';
 import { type Figure, figure } from '../lib/figure.ts';
 import type { ScenarioOptions } from '../lib/scenario.ts';
 import { startEtcd, type BenchEtcd } from '../lib/etcd.ts';
@@ -104,7 +105,7 @@ async function seed(nodes: readonly JincacheNode[], keys: number, signal?: Abort
   const version = Date.now() * LOGICAL_BITS;
   const sends: { url: string; body: Buffer }[] = [];
   const flush = (id: string, list: WireRecord[]): void => {
-    sends.push({ url: `${urlOf.get(id)}/_jincache/replicate`, body: encodeRecords(list) });
+    sends.push({ url: `${urlOf.get(id)}/_jincache/replicate`, body: Replicate.encodeRequest(list) });
     perNode.set(id, []);
   };
   for (let i = 0; i < keys; i++) {
@@ -122,7 +123,7 @@ async function seed(nodes: readonly JincacheNode[], keys: number, signal?: Abort
     signal?.throwIfAborted();
     const s = sends[i]!;
     const res = await request('POST', s.url, s.body);
-    if (res.status !== 204) throw new Error(`seeding ${s.url} answered ${res.status}: ${res.body.slice(0, 200)}`);
+    if (res.status !== 200) throw new Error(`seeding ${s.url} answered ${res.status}: ${res.body.slice(0, 200)}`);
   });
 }
 
