@@ -35,14 +35,17 @@ export class Peers {
     return this.members.list().filter((m) => m.id !== this.members.self).map((m) => m.id);
   }
 
-  /** Send `req` as `message` to member `id`, due by `deadline` (ms since epoch). */
-  call<Req, Res>(message: PeerMessage<Req, Res>, id: NodeId, req: Req, deadline: number): Promise<Res> {
+  /**
+   * Send `req` as `message` to member `id`, due by `deadline` (ms since epoch), naming the table
+   * it was routed by: `table`, default this node's current one.
+   */
+  call<Req, Res>(message: PeerMessage<Req, Res>, id: NodeId, req: Req, deadline: number, table = this.tableVersion()): Promise<Res> {
     const member = this.members.member(id);
     if (member === undefined) return Promise.reject(new JincacheError('PEER_UNAVAILABLE', `node ${id} is not a member`));
     // A deadline already past (a request this node read late, after a pause) is not sent: its
     // timeout would say nothing about the peer, yet count against it in its breaker and health.
     if (deadline <= this.clock.now()) return Promise.reject(new JincacheError('TIMEOUT', `${message.name} to ${id} not sent: its deadline passed before`));
-    const meta: CallMeta = { from: this.members.self, table: this.tableVersion(), deadline };
+    const meta: CallMeta = { from: this.members.self, table, deadline };
     return this.breakers.call(id, () => this.client.call(message, member.address, req, meta));
   }
 }

@@ -9,7 +9,7 @@ function harness(opts: { maxRecords?: number; maxBytes?: number } = {}) {
   const clock = { t: 1000, now(): number { return this.t; } };
   const deferred: (() => void)[] = [];
   const timers: { at: number; fn: () => void; live: boolean }[] = [];
-  const sent: { peer: string; keys: string[]; deadline: number; answer: (e?: Error) => void }[] = [];
+  const sent: { peer: string; keys: string[]; deadline: number; table: number; answer: (e?: Error) => void }[] = [];
   const batcher = new ReplicaBatcher({
     clock,
     defer: (fn) => deferred.push(fn),
@@ -18,9 +18,9 @@ function harness(opts: { maxRecords?: number; maxBytes?: number } = {}) {
       timers.push(t);
       return () => (t.live = false);
     },
-    send: (peer, records, deadline) =>
+    send: (peer, records, deadline, table) =>
       new Promise<void>((resolve, reject) => {
-        sent.push({ peer, keys: records.map((r) => r.key), deadline, answer: (e) => (e === undefined ? resolve() : reject(e)) });
+        sent.push({ peer, keys: records.map((r) => r.key), deadline, table, answer: (e) => (e === undefined ? resolve() : reject(e)) });
       }),
     ...opts,
   });
@@ -40,9 +40,9 @@ const flushPromises = () => new Promise((r) => setImmediate(r));
 
 test('the records for one peer in one turn go out as one request, in order; each write is confirmed with it', async () => {
   const { batcher, sent, endTurn } = harness();
-  const a = batcher.replicate('b', [rec('k1')], 5000);
-  const b = batcher.replicate('c', [rec('k2')], 5000);
-  const c = batcher.replicate('b', [rec('k3'), rec('k4')], 5000);
+  const a = batcher.replicate('b', [rec('k1')], 5000, 1);
+  const b = batcher.replicate('c', [rec('k2')], 5000, 1);
+  const c = batcher.replicate('b', [rec('k3'), rec('k4')], 5000, 1);
   assert.equal(sent.length, 0, 'nothing is sent before the turn ends');
   endTurn();
   assert.deepEqual(sent.map((s) => [s.peer, s.keys]), [['b', ['k1', 'k3', 'k4']], ['c', ['k2']]]);
@@ -60,8 +60,8 @@ test('the records for one peer in one turn go out as one request, in order; each
 
 test('a failed request fails every write it carried, with its error', async () => {
   const { batcher, sent, endTurn } = harness();
-  const a = batcher.replicate('b', [rec('k1')], 5000);
-  const b = batcher.replicate('b', [rec('k2')], 5000);
+  const a = batcher.replicate('b', [rec('k1')], 5000, 1);
+  const b = batcher.replicate('b', [rec('k2')], 5000, 1);
   endTurn();
   sent[0]!.answer(new JincacheError('PEER_UNAVAILABLE', 'b: connection refused'));
   assert.equal((await a)?.code, 'PEER_UNAVAILABLE');
@@ -70,8 +70,8 @@ test('a failed request fails every write it carried, with its error', async () =
 
 test('the request has the latest deadline; a write whose deadline comes first times out at its own', async () => {
   const { batcher, sent, endTurn, advance } = harness();
-  const early = batcher.replicate('b', [rec('k1')], 1100);
-  const late = batcher.replicate('b', [rec('k2')], 1500);
+  const early = batcher.replicate('b', [rec('k1')], 1100, 1);
+  const late = batcher.replicate('b', [rec('k2')], 1500, 1);
   endTurn();
   assert.equal(sent[0]!.deadline, 1500);
   advance(99);
@@ -87,20 +87,30 @@ test('the request has the latest deadline; a write whose deadline comes first ti
 
 test('a full batch is sent at once and the next write starts another', () => {
   const { batcher, sent, endTurn } = harness({ maxRecords: 2 });
-  void batcher.replicate('b', [rec('k1')], 5000);
-  void batcher.replicate('b', [rec('k2')], 5000);
+  void batcher.replicate('b', [rec('k1')], 5000, 1);
+  void batcher.replicate('b', [rec('k2')], 5000, 1);
   assert.equal(sent.length, 0);
-  void batcher.replicate('b', [rec('k3')], 5000);
+  void batcher.replicate('b', [rec('k3')], 5000, 1);
   assert.deepEqual(sent.map((s) => s.keys), [['k1', 'k2']], 'sent when the third would overflow it');
   endTurn();
   assert.deepEqual(sent.map((s) => s.keys), [['k1', 'k2'], ['k3']]);
 });
 
+test('writes routed by different tables go in different requests, each naming its own table', () => {
+  const { batcher, sent, endTurn } = harness();
+  void batcher.replicate('b', [rec('k1')], 5000, 7);
+  void batcher.replicate('b', [rec('k2')], 5000, 7);
+  void batcher.replicate('b', [rec('k3')], 5000, 8);
+  assert.deepEqual(sent.map((s) => [s.keys, s.table]), [[['k1', 'k2'], 7]], 'the table-7 batch leaves when a table-8 write comes');
+  endTurn();
+  assert.deepEqual(sent.map((s) => [s.keys, s.table]), [[['k1', 'k2'], 7], [['k3'], 8]]);
+});
+
 test('a write after the turn ended goes in the next request', () => {
   const { batcher, sent, endTurn } = harness();
-  void batcher.replicate('b', [rec('k1')], 5000);
+  void batcher.replicate('b', [rec('k1')], 5000, 1);
   endTurn();
-  void batcher.replicate('b', [rec('k2')], 5000);
+  void batcher.replicate('b', [rec('k2')], 5000, 1);
   endTurn();
   assert.deepEqual(sent.map((s) => s.keys), [['k1'], ['k2']]);
 });

@@ -14,15 +14,21 @@
  * of its writes; one timer per batch settles the writes whose deadlines come earlier.
  *
  * A batch that reaches `maxRecords` records or `maxBytes` value bytes is sent at once and the
- * next write starts another.
+ * next write starts another. So is one whose writes were routed by another partition table than
+ * the next write's: a request names the one table its records were routed by (a receiver with a
+ * newer table passes them on to the holders it lists, router.ts serveReplicate), which must be
+ * the table of the write, not whichever the node has when the turn ends.
  */
 import { JincacheError, isJincacheError } from '../core/errors.ts';
 import type { Clock, NodeId } from '../core/types.ts';
 import type { WireRecord } from '../peer/codec.ts';
 
 export interface ReplicaBatchOptions {
-  /** Send one Replicate request to `peer` with `records`, due by `deadline` (ms since epoch). */
-  send(peer: NodeId, records: WireRecord[], deadline: number): Promise<void>;
+  /**
+   * Send one Replicate request to `peer` with `records`, due by `deadline` (ms since epoch),
+   * saying it was routed by partition table `table`.
+   */
+  send(peer: NodeId, records: WireRecord[], deadline: number, table: number): Promise<void>;
   clock: Clock;
   /** Run `fn` at the end of this turn of the event loop. Default setImmediate. */
   defer?: (fn: () => void) => void;
@@ -47,6 +53,8 @@ interface Batch {
   bytes: number;
   /** The latest deadline of its writes: the request's. */
   deadline: number;
+  /** The table version its writes were routed by (one per batch). */
+  table: number;
 }
 
 export const DEFAULT_BATCH_RECORDS = 4096;
@@ -81,20 +89,23 @@ export class ReplicaBatcher {
   }
 
   /**
-   * Send `records` to `peer` with the other writes of this turn. Resolves undefined once they
-   * are confirmed, else with why not (never rejects).
+   * Send `records`, routed by partition table version `table`, to `peer` with the other writes
+   * of this turn. Resolves undefined once they are confirmed, else with why not (never rejects).
    */
-  replicate(peer: NodeId, records: readonly WireRecord[], deadline: number): Promise<JincacheError | undefined> {
+  replicate(peer: NodeId, records: readonly WireRecord[], deadline: number, table: number): Promise<JincacheError | undefined> {
     let bytes = 0;
     for (const r of records) bytes += r.key.length + (r.value?.length ?? 0);
     let batch = this.open.get(peer);
-    if (batch !== undefined && (batch.records.length + records.length > this.maxRecords || batch.bytes + bytes > this.maxBytes)) {
+    if (
+      batch !== undefined &&
+      (batch.table !== table || batch.records.length + records.length > this.maxRecords || batch.bytes + bytes > this.maxBytes)
+    ) {
       this.open.delete(peer);
       this.dispatch(batch);
       batch = undefined;
     }
     if (batch === undefined) {
-      batch = { peer, records: [], waiters: [], bytes: 0, deadline };
+      batch = { peer, records: [], waiters: [], bytes: 0, deadline, table };
       this.open.set(peer, batch);
       if (!this.deferred) {
         this.deferred = true;
@@ -147,7 +158,7 @@ export class ReplicaBatcher {
     };
     let sent: Promise<void>;
     try {
-      sent = this.send(b.peer, b.records, b.deadline);
+      sent = this.send(b.peer, b.records, b.deadline, b.table);
     } catch (e) {
       sent = Promise.reject(e);
     }

@@ -188,7 +188,7 @@ export class Router implements KvService {
     this.selfTrusted = opts.selfTrusted ?? (() => true);
     this.tableSeen = opts.tableSeen ?? (async () => {});
     this.replicas = new ReplicaBatcher({
-      send: (id, records, deadline) => this.peers.call(Replicate, id, records, deadline),
+      send: (id, records, deadline, table) => this.peers.call(Replicate, id, records, deadline, table),
       clock: this.clock,
       ...(opts.replicaDefer !== undefined ? { defer: opts.replicaDefer } : {}),
     });
@@ -566,7 +566,7 @@ export class Router implements KvService {
    * (never rejects).
    */
   private async replicateTo(id: NodeId, records: readonly WireRecord[], deadline: number): Promise<void> {
-    const failure = await this.replicas.replicate(id, records, deadline);
+    const failure = await this.replicas.replicate(id, records, deadline, this.tables.table().version);
     if (failure === undefined) return;
     this.hint(id, records);
     this.onReplicationFailure?.(id, records.length, failure);
