@@ -291,6 +291,18 @@ describe('Router', () => {
     assert.equal(pair.n('a').router.writeLocal(G, 'k', { op: 'set', value: Buffer.from('v'), expiry: NO_EXPIRY }), undefined);
   });
 
+  test('appliesHere: the coordinator has applied a write when write() returns; other holders and non-holders have not', async () => {
+    const c = cluster(['a', 'b', 'c'], ['a', 'b']);
+    assert.deepEqual(['a', 'b', 'c'].map((id) => c.n(id).router.appliesHere('k')), [true, false, false]);
+    const atOwner = c.n('a').router.put(G, 'k', Buffer.from('v1'));
+    assert.equal(c.own('a', 'k'), 'v1', 'in effect before the promise settles');
+    await atOwner;
+    const atOther = c.n('c').router.put(G, 'k', Buffer.from('v2'));
+    assert.equal(c.own('a', 'k'), 'v1', 'a write sent to the coordinator is not in effect yet');
+    await atOther;
+    assert.equal(c.own('a', 'k'), 'v2');
+  });
+
   test('exec: the commands run at the coordinator, atomically, and what they change is replicated before the reply', async () => {
     const c = cluster(['a', 'b', 'c'], ['a', 'b']);
     assert.deepEqual(await c.n('c').router.exec(G, incr('n')), integer(1));

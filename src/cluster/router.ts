@@ -487,9 +487,7 @@ export class Router implements KvService {
   async write(group: string, key: string, op: WriteOp, opts: RequestOptions = {}): Promise<WriteResult> {
     this.local.group(group);
     const deadline = this.deadline(group, opts);
-    const holders = this.holders(key);
-    // a holder catching up coordinates only when no other holder can
-    const order = writeOrder(this.selfTrusted() || holders.length === 1 ? holders : holders.filter((id) => id !== this.self), { usable: this.usable, behind: this.joining });
+    const order = this.writeOrderOf(this.holders(key));
     if (order[0] === this.self) return this.coordinate(group, key, op, deadline);
     return withRetry(
       (n) => {
@@ -499,6 +497,23 @@ export class Router implements KvService {
       },
       { maxRetries: this.settings.maxRetries(group), deadline, retryable: notDelivered },
     );
+  }
+
+  /** The holders a write of a partition held by `holders` is sent to, in turn. */
+  private writeOrderOf(holders: readonly NodeId[]): readonly NodeId[] {
+    // a holder catching up coordinates only when no other holder can
+    return writeOrder(this.selfTrusted() || holders.length === 1 ? holders : holders.filter((id) => id !== this.self), { usable: this.usable, behind: this.joining });
+  }
+
+  /**
+   * Whether write() of `key`, called now, coordinates it here: it is then applied (or refused)
+   * before write() first awaits, and its promise only waits for the acknowledgment (the
+   * replicas, the mirrors). A Redis connection runs the commands after such a write without
+   * waiting for it (front/resp/server.ts).
+   */
+  appliesHere(key: string): boolean {
+    const holders = holdersOf(this.tables.table(), this.partitionOf(key));
+    return holders.length > 0 && this.writeOrderOf(holders)[0] === this.self;
   }
 
   /**

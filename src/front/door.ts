@@ -30,6 +30,12 @@ export interface DoorKv {
   getLocal(group: string, key: string): GetResult | undefined;
   write(group: string, key: string, op: WriteOp, opts: { deadline: number }): Promise<WriteResult>;
   writeLocal(group: string, key: string, op: WriteOp): WriteResult | undefined;
+  /**
+   * Whether write() of `key`, called now, applies it before its first await (this node
+   * coordinates it), so that its promise only waits for the acknowledgment (Router.appliesHere).
+   * Absent: never.
+   */
+  appliesHere?(key: string): boolean;
   count(group: string, opts: { deadline: number }): Promise<number>;
   /** Redis commands on one hash slot, run at its coordinator (Router.exec). Absent: such commands are refused. */
   exec?(group: string, req: Omit<ExecRequest, 'group'>, opts: { deadline: number }): Promise<Reply>;
@@ -332,6 +338,15 @@ export class FrontDoor {
     const out = this.kv.writeLocal(group, key, write);
     if (out !== undefined) this.observe(protocol, opOf(write), group, 'ok', began);
     return out;
+  }
+
+  /**
+   * Whether write() of `key`, called now, takes effect before it returns its promise (or fails
+   * without effect): the promise then only waits for the write's acknowledgment. A Redis
+   * connection runs the commands after such a write without waiting for it.
+   */
+  appliesHere(key: string): boolean {
+    return this.kv.appliesHere?.(key) ?? false;
   }
 
   /** Live entries of `group` across the cluster. */

@@ -331,14 +331,29 @@ function setAnswer(out: unknown): RespReply {
 export class KvCall {
   pending: Promise<unknown> | null = null;
   map: (value: unknown) => RespReply = getAnswer;
+  /**
+   * Set with `pending`: the write took effect (or failed without effect) before the door
+   * returned `pending`, which only waits for its acknowledgment (FrontDoor.appliesHere). The
+   * connection may run the next commands meanwhile.
+   */
+  applied = false;
+  /**
+   * Set by the caller: earlier writes' acknowledgments are outstanding. A command is then run
+   * only if it takes effect now (a reply at once, or `applied`); any other gets WAIT back,
+   * having done nothing, and is run again once they are in.
+   */
+  ahead = false;
 }
+
+/** executeCommand's answer to a command it did not run, because KvCall.ahead was set. */
+export const WAIT: unique symbol = Symbol('wait');
 
 /** The error reply for a failed door call. */
 export function failedCall(err: unknown): RespReply {
   return kvError(err);
 }
 
-function fastGet(env: CommandEnv, session: Session, cmd: RespCommand, call: KvCall | undefined): Result | null {
+function fastGet(env: CommandEnv, session: Session, cmd: RespCommand, call: KvCall | undefined): Result | null | typeof WAIT {
   session.command = 'get';
   const refused = denied(session, 'read', 'get');
   if (refused !== undefined) return refused;
@@ -349,17 +364,20 @@ function fastGet(env: CommandEnv, session: Session, cmd: RespCommand, call: KvCa
     // no promise at all when this node may answer from its own copy now
     const local = env.door.getLocal('resp', session.user, env.group, key);
     if (local !== undefined) return getReply(local);
+    // a read elsewhere could overtake the writes before it
+    if (call?.ahead === true) return WAIT;
     const p = env.door.get('resp', session.user, env.group, key);
     if (call === undefined) return p.then(getReply, kvError);
     call.pending = p;
     call.map = getAnswer;
+    call.applied = false;
     return null;
   } catch (err) {
     return kvError(err);
   }
 }
 
-function fastSet(env: CommandEnv, session: Session, cmd: RespCommand, call: KvCall | undefined): Result | null {
+function fastSet(env: CommandEnv, session: Session, cmd: RespCommand, call: KvCall | undefined): Result | null | typeof WAIT {
   session.command = 'set';
   const refused = denied(session, 'write', 'set');
   if (refused !== undefined) return refused;
@@ -371,10 +389,15 @@ function fastSet(env: CommandEnv, session: Session, cmd: RespCommand, call: KvCa
     const op = { op: 'set' as const, value: cmd.copy(2), expiry: NO_EXPIRY };
     const local = env.door.writeLocal('resp', session.user, env.group, key, op);
     if (local !== undefined) return setAnswer(local);
+    // decided before write(), on the same state: nothing runs in between
+    const applied = call !== undefined && env.door.appliesHere(key);
+    // a write sent to another coordinator takes effect later: it waits for the writes before it
+    if (call?.ahead === true && !applied) return WAIT;
     const p = env.door.write('resp', session.user, env.group, key, op);
     if (call === undefined) return p.then(setAnswer, kvError);
     call.pending = p;
     call.map = setAnswer;
+    call.applied = applied;
     return null;
   } catch (err) {
     return kvError(err);
@@ -390,11 +413,12 @@ const LOWER = 0x20;
  * ours. Everything else goes through execute() with views of the arguments.
  *
  * With `call`, a GET or SET that has to wait returns null and leaves the KvService promise in
- * `call` (see KvCall); without it, it returns a promise of the reply.
+ * `call` (see KvCall); without it, it returns a promise of the reply. With `call.ahead` set, a
+ * command that would not take effect at once is not run: WAIT.
  */
 export function executeCommand(env: CommandEnv, session: Session, cmd: RespCommand): Result;
-export function executeCommand(env: CommandEnv, session: Session, cmd: RespCommand, call: KvCall): Result | null;
-export function executeCommand(env: CommandEnv, session: Session, cmd: RespCommand, call?: KvCall): Result | null {
+export function executeCommand(env: CommandEnv, session: Session, cmd: RespCommand, call: KvCall): Result | null | typeof WAIT;
+export function executeCommand(env: CommandEnv, session: Session, cmd: RespCommand, call?: KvCall): Result | null | typeof WAIT {
   if (cmd.length(0) === 3 && !inTransaction(session)) {
     const b = cmd.buf;
     const at = cmd.start(0);
@@ -404,5 +428,6 @@ export function executeCommand(env: CommandEnv, session: Session, cmd: RespComma
       if (first === 0x73 /* s */ && cmd.argc === 3) return fastSet(env, session, cmd, call);
     }
   }
+  if (call?.ahead === true) return WAIT;
   return execute(env, session, cmd.views());
 }

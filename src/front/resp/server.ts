@@ -23,7 +23,7 @@ import { OPEN_DEFAULT } from '../auth.ts';
 import type { FrontDoor } from '../door.ts';
 import type { ClientLimits, InputHolder } from '../../net/limits.ts';
 import { CrossProtocolError, RespParser, isCrossProtocolError, type RespCommand } from './parser.ts';
-import { KvCall, executeCommand, failedCall } from './commands.ts';
+import { KvCall, WAIT, executeCommand, failedCall } from './commands.ts';
 import { infoSections, infoText, usedMemory } from './info.ts';
 import {
   newSession,
@@ -98,6 +98,8 @@ const WRITE_HIGH_WATER = 1024 * 1024;
 const READ_PAUSE_BYTES = 256 * 1024;
 /** Replies are written as soon as this much is gathered. */
 const FLUSH_BYTES = 64 * 1024;
+/** Most replies held back behind writes still waiting for their acknowledgment (see RespConnection.ahead). */
+const MAX_AHEAD = 512;
 /** How long a closing connection may take to deliver its last reply before it is destroyed. */
 const CLOSE_GRACE_MS = 1000;
 /** INFO's keyspace line waits this long for a cluster-wide count; INFO must stay fast. */
@@ -507,6 +509,16 @@ class RespConnection implements ClientView {
   private readonly batch = new ReplyBatch();
   /** Reused slot for a GET or SET waiting on the KvService (see KvCall). */
   private readonly call = new KvCall();
+  /**
+   * The replies, in order, of commands run while a write before them waits for its
+   * acknowledgment. A SET this node coordinates takes effect at once and then waits for its
+   * replicas; the commands after it on the connection that also take effect at once (a local
+   * GET, another such SET) run meanwhile, so a pipeline's writes reach the replicas together
+   * (one request per peer and turn, cluster/replica-batch.ts) instead of one round trip each.
+   * Any other command waits for these replies first (KvCall.ahead, WAIT): commands still take
+   * effect in the order they were sent, and replies go out in that order.
+   */
+  private readonly ahead: Promise<RespReply>[] = [];
   private running = false;
   private draining = false;
   private closing = false;
@@ -636,7 +648,13 @@ class RespConnection implements ClientView {
           }
         }
         const kind = this.parser.nextCommand();
-        if (kind === 'incomplete') break;
+        if (kind === 'incomplete') {
+          if (this.ahead.length === 0) break;
+          // input ran out with replies held back: deliver them, then look for more input
+          if (!(await this.settleAhead())) return;
+          continue;
+        }
+        if (this.ahead.length > 0 && kind === 'error' && !(await this.settleAhead())) return;
         if (kind === 'error') {
           const err = this.parser.error;
           if (isCrossProtocolError(err)) {
@@ -659,8 +677,30 @@ class RespConnection implements ClientView {
         this.counters.commandsProcessed++;
         // The command's arguments are views of the parser's storage, used only synchronously
         // here: the parser is not touched again until the command's reply is in.
-        const result = executeCommand(this.env, this.session, cmd, this.call);
+        this.call.ahead = this.ahead.length > 0;
+        let result = executeCommand(this.env, this.session, cmd, this.call);
+        if (result === WAIT) {
+          // not run: it takes effect only after the held-back writes are acknowledged
+          if (!(await this.settleAhead())) return;
+          this.call.ahead = false;
+          result = executeCommand(this.env, this.session, cmd, this.call);
+          if (result === WAIT) throw new Error('executeCommand answered WAIT without KvCall.ahead');
+        }
         let reply: RespReply;
+        if (this.ahead.length > 0 || (result === null && this.call.applied)) {
+          // behind a held-back write, or one itself: its reply waits its turn, the next command runs now
+          let r: Promise<RespReply>;
+          if (result === null) {
+            const { pending, map } = this.call;
+            this.call.pending = null;
+            r = (pending as Promise<unknown>).then(map, failedCall);
+          } else {
+            r = Promise.resolve(result);
+          }
+          this.ahead.push(r);
+          if (this.ahead.length >= MAX_AHEAD && !(await this.settleAhead())) return;
+          continue;
+        }
         if (result !== null && !(result instanceof Promise)) {
           reply = result;
         } else {
@@ -686,6 +726,8 @@ class RespConnection implements ClientView {
         if (this.authRequired) this.parser.authRequired = this.session.user === null;
         if (this.session.quit) this.closing = true;
       }
+      // closing (shutdown, CLIENT KILL of itself): the writes already applied still get their replies
+      if (this.ahead.length > 0 && !(await this.settleAhead())) return;
     } catch (err) {
       // execute() never throws; this is a bug, not a client error. Drop the connection, not the node.
       this.log.error({ err, client: this.session.id }, 'resp connection failed');
@@ -703,6 +745,23 @@ class RespConnection implements ClientView {
       this.paused = false;
       this.socket.resume();
     }
+  }
+
+  /**
+   * Answer the held-back replies (ahead) in order as they come in. False when the connection
+   * closed meanwhile.
+   */
+  private async settleAhead(): Promise<boolean> {
+    // the replies before the first held-back one go out on the next turn, as for any wait
+    if (!this.batch.empty && !this.flushScheduled) this.flushScheduled = setImmediate(this.flushLater);
+    for (let i = 0; i < this.ahead.length; i++) {
+      const reply = await this.ahead[i]!;
+      if (this.isClosed) return false;
+      this.answer(reply);
+    }
+    this.ahead.length = 0;
+    if (this.authRequired) this.parser.authRequired = this.session.user === null;
+    return true;
   }
 
   /** A command's reply: encoded in the session's protocol now, written if CLIENT REPLY lets it. */
