@@ -23,7 +23,7 @@ import { OPEN_DEFAULT } from '../auth.ts';
 import type { FrontDoor } from '../door.ts';
 import type { ClientLimits, InputHolder } from '../../net/limits.ts';
 import { CrossProtocolError, RespParser, isCrossProtocolError, type RespCommand } from './parser.ts';
-import { KvCall, WAIT, executeCommand, failedCall } from './commands.ts';
+import { KvCall, WAIT, execute, executeCommand, failedCall } from './commands.ts';
 import { infoSections, infoText, usedMemory } from './info.ts';
 import {
   newSession,
@@ -680,11 +680,11 @@ class RespConnection implements ClientView {
         this.call.ahead = this.ahead.length > 0;
         let result = executeCommand(this.env, this.session, cmd, this.call);
         if (result === WAIT) {
-          // not run: it takes effect only after the held-back writes are acknowledged
+          // Not run: it takes effect only after the held-back writes are acknowledged. Input
+          // read meanwhile ends the parser's views of it: it runs on copies of its arguments.
+          const args = cmd.copies();
           if (!(await this.settleAhead())) return;
-          this.call.ahead = false;
-          result = executeCommand(this.env, this.session, cmd, this.call);
-          if (result === WAIT) throw new Error('executeCommand answered WAIT without KvCall.ahead');
+          result = execute(this.env, this.session, args);
         }
         let reply: RespReply;
         if (this.ahead.length > 0 || (result === null && this.call.applied)) {
