@@ -66,15 +66,39 @@ export async function startNode(spec: NodeSpec, opts: StartNodeOptions = {}): Pr
   return { spec, proc, url };
 }
 
-/** Starts an n-node static cluster on free ports (ids n1..nN) and waits for every node. */
+/** Starts an n-node static cluster on free ports (ids n1..nN) and waits for every node, caught up. */
 export async function startCluster(n: number, opts: Omit<StartNodeOptions, 'peers'> = {}): Promise<JincacheNode[]> {
   const ports = await freePorts(n);
   const specs = ports.map((port, i) => ({ id: `n${i + 1}`, port }));
   try {
-    return await Promise.all(specs.map((s) => startNode(s, { ...opts, peers: specs })));
+    const nodes = await Promise.all(specs.map((s) => startNode(s, { ...opts, peers: specs })));
+    await caughtUp(nodes);
+    return nodes;
   } catch (e) {
     await stopAll();
     throw e;
+  }
+}
+
+/**
+ * Waits until no node is still catching up (GET /cluster `catchup.pending` 0 everywhere). The
+ * nodes of a static cluster all start as holders of the table, so each pulls every partition it
+ * holds from the other holders first (cluster/catchup.ts): a few seconds of one peer request per
+ * partition, during which reads ask every holder and writes go around the node. Measured then, a
+ * figure is the start-up's, not the steady state's.
+ */
+export async function caughtUp(nodes: readonly JincacheNode[], timeoutMs = 60_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const pending = await Promise.all(
+      nodes.map(async (n) => {
+        const res = await fetch(`${n.url}/cluster`, { signal: AbortSignal.timeout(5000) });
+        return ((await res.json()) as { catchup?: { pending?: number } }).catchup?.pending ?? 0;
+      }),
+    );
+    if (pending.every((p) => p === 0)) return;
+    if (Date.now() > end) throw new Error(`nodes still catching up after ${timeoutMs} ms: ${pending.join(', ')} partitions pending`);
+    await new Promise((r) => setTimeout(r, 200));
   }
 }
 

@@ -23,7 +23,7 @@ import { join } from 'node:path';
 import type { Figure } from '../lib/figure.ts';
 import { figure, median } from '../lib/figure.ts';
 import { ensureRedis } from '../lib/deps.ts';
-import { requireJincache, startNode, type JincacheNode, type NodeSpec } from '../lib/jincache.ts';
+import { caughtUp, requireJincache, startNode, type JincacheNode, type NodeSpec } from '../lib/jincache.ts';
 import { freePorts, stopAll } from '../lib/procs.ts';
 import { RedisCluster, benchKeys, fixedValue } from '../lib/redis-cluster.ts';
 import type { ScenarioOptions } from '../lib/scenario.ts';
@@ -87,6 +87,7 @@ async function startJincache(factor: number): Promise<{ nodes: JincacheNode[]; d
   const ports = await freePorts(2 * NODES);
   const specs: NodeSpec[] = Array.from({ length: NODES }, (_, i) => ({ id: `n${i + 1}`, port: ports[i]!, respPort: ports[NODES + i]! }));
   const nodes = await Promise.all(specs.map((s) => startNode(s, { peers: specs, extraArgs: ['--config', config], readyTimeoutMs: 30_000 })));
+  await caughtUp(nodes);
   return { nodes, dir };
 }
 
