@@ -32,6 +32,8 @@ export interface ChaosNode {
   readonly id: string;
   readonly port: number;
   readonly url: string;
+  /** Its Redis-protocol listener (clients use it directly, like `port`). */
+  readonly respPort: number;
   readonly proxy: FaultProxy;
   pid(): number;
   running(): boolean;
@@ -78,10 +80,11 @@ async function startChaosClusterOnce(opts: ChaosClusterOptions): Promise<ChaosCl
   for (let i = 0; i < opts.nodes; i++) {
     const id = `node-${i + 1}`;
     const port = await freePort();
+    const respPort = await freePort();
     const proxy = await startFaultProxy({ target: port });
     const configFile = join(dir, `${id}.yaml`);
     writeFileSync(configFile, stringify({ log: { level: process.env.JINCACHE_CHAOS_LOG_LEVEL ?? 'warn' }, ...opts.config, server: { advertise: proxy.url }, cluster: { partitions: PARTITIONS } }));
-    nodes.push(makeNode(id, port, proxy, configFile, join(dir, `${id}.log`), opts.etcdEndpoints));
+    nodes.push(makeNode(id, port, respPort, proxy, configFile, join(dir, `${id}.log`), opts.etcdEndpoints));
   }
   try {
     await Promise.all(nodes.map((n) => n.restart()));
@@ -112,7 +115,7 @@ async function startChaosClusterOnce(opts: ChaosClusterOptions): Promise<ChaosCl
   };
 }
 
-function makeNode(id: string, port: number, proxy: FaultProxy, configFile: string, logFile: string, etcd: string[]): ChaosNode {
+function makeNode(id: string, port: number, respPort: number, proxy: FaultProxy, configFile: string, logFile: string, etcd: string[]): ChaosNode {
   let child: ChildProcess | undefined;
   let paused = false;
   let exited: Promise<void> = Promise.resolve();
@@ -121,6 +124,7 @@ function makeNode(id: string, port: number, proxy: FaultProxy, configFile: strin
     id,
     port,
     url: `http://127.0.0.1:${port}`,
+    respPort,
     proxy,
     pid: () => child?.pid ?? 0,
     running,
@@ -143,7 +147,7 @@ function makeNode(id: string, port: number, proxy: FaultProxy, configFile: strin
     async restart() {
       if (running()) throw new Error(`${id} is running`);
       const out = createWriteStream(logFile, { flags: 'a' });
-      const c = spawn(process.execPath, [BIN, 'serve', '--config', configFile, '--id', id, '--port', String(port), '--etcd', etcd.join(',')], {
+      const c = spawn(process.execPath, [BIN, 'serve', '--config', configFile, '--id', id, '--port', String(port), '--resp-port', String(respPort), '--etcd', etcd.join(',')], {
         stdio: ['ignore', 'pipe', 'pipe'],
       });
       c.stdout!.pipe(out);
@@ -406,7 +410,13 @@ export async function verify(cluster: ChaosCluster, load: LoadGenerator, opts: {
       if (status === 200 && acceptableDuring(body, key, before, st) && !acceptable(body, key, st)) overlapped++;
       if (status !== 200 || !acceptableDuring(body, key, before, st)) {
         lost++;
-        if (lostExamples.length < 5) lostExamples.push(`${key} via ${n.id}: ${status} ${body.slice(0, 40)} (acked seq ${before.acked} when sent, ${st.acked} when answered)`);
+        if (lostExamples.length < 5) {
+          // what the holders have now, and whether the same node still answers so a moment later
+          const copies = await holderCopies(cluster, key, opts.timeoutMs);
+          await new Promise((r) => setTimeout(r, 500));
+          const again = await fetch(`${n.url}/api/${GROUP}/${encodeURIComponent(key)}`, { signal: AbortSignal.timeout(opts.timeoutMs) }).then(async (r) => `${r.status} ${(await r.text()).slice(0, 40)}`, (e: Error) => e.name);
+          lostExamples.push(`${key} via ${n.id}: ${status} ${body.slice(0, 40)} (acked seq ${before.acked} when sent, ${st.acked} when answered); holders now ${copies}; 500 ms later via ${n.id}: ${again}`);
+        }
         break;
       }
     }
@@ -450,6 +460,29 @@ export async function verify(cluster: ChaosCluster, load: LoadGenerator, opts: {
       }
     }
     return versions;
+  }
+}
+
+/** Each holder's own copy of a key under the stored table (`node-1: value v123`), for reports. */
+export async function holderCopies(cluster: ChaosCluster, key: string, timeoutMs: number): Promise<string> {
+  try {
+    const table = await cluster.table();
+    const byId = new Map(cluster.nodes.map((n) => [n.id, n]));
+    const copies = await Promise.all(
+      holdersOf(table, partitionOf(key, table.partitionCount)).map(async (id) => {
+        const n = byId.get(id);
+        if (n === undefined || !n.serving()) return `${id}: offline`;
+        try {
+          const a = await callPeer(Record, n.url, { group: GROUP, key, doubtful: true }, { deadline: Date.now() + timeoutMs });
+          return `${id}: ${a.kind === 'record' ? `${a.record.value === null ? '(deleted)' : JSON.stringify(a.record.value.toString().slice(0, 40))} v${a.record.version}` : a.kind}`;
+        } catch (e) {
+          return `${id}: ${(e as Error).name}`;
+        }
+      }),
+    );
+    return `table v${table.version} [${copies.join(', ')}]`;
+  } catch (e) {
+    return `(no table: ${(e as Error).message})`;
   }
 }
 

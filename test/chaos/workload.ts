@@ -2,8 +2,8 @@
  * Clients racing on a shared small key set, recording every operation in a {@link History}:
  * each client loops (bounded in ops and time) picking a key, an operation and a node, the node
  * under a fault included; the HTTP client speaks SPEC §3. INCR goes through `OpClient.incr`,
- * which the HTTP API does not have yet: a workload with INCRs in its mix needs a client that
- * provides it, and the default mix has none.
+ * which the HTTP API does not have: a workload with INCRs in its mix needs a client that
+ * provides it (resp-incr.ts sends them over the Redis protocol), and the default mix has none.
  */
 import type { History, Op, OpKind } from './history.ts';
 
@@ -11,6 +11,8 @@ export interface OpTarget {
   readonly id: string;
   /** Client API base URL. */
   readonly url: string;
+  /** Its Redis-protocol port on the same host, when it listens on one (INCR: resp-incr.ts). */
+  readonly respPort?: number;
 }
 
 export type Reply<T> = { outcome: 'ok'; result: T } | { outcome: 'fail' | 'indeterminate'; error: string };
