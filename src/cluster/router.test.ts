@@ -65,6 +65,8 @@ function cluster(ids: NodeId[], holders: NodeId[], opts: { loader?: boolean; ret
   /** Verdicts of one node only: "a>b" is b unusable as a sees it (a node just back from a pause sees its peers so). */
   const unusableFrom = new Set<string>();
   const stale = new Set<string>();
+  /** Freshness as one node knows it: "a>b" is b's copy possibly lacking writes as a sees it ("a>a": a knows its own copy may, e.g. a peer holds hints for it). */
+  const staleFrom = new Set<string>();
   /** Nodes that do not trust their own copy (trust.ts). */
   const untrusted = new Set<NodeId>();
   const infos: NodeInfo[] = ids.map((id) => ({ id, address: id, status: 'active', last_seen: 0 }));
@@ -90,7 +92,7 @@ function cluster(ids: NodeId[], holders: NodeId[], opts: { loader?: boolean; ret
       partitionOf: () => 0,
       usable: (peer) => !unusable.has(peer) && !unusableFrom.has(`${id}>${peer}`),
       // as Freshness does: a node that does not trust its copy counts it as possibly lacking writes
-      freshness: { mayLackWrites: (peer) => stale.has(peer) || (peer === id && untrusted.has(id)) },
+      freshness: { mayLackWrites: (peer) => stale.has(peer) || staleFrom.has(`${id}>${peer}`) || (peer === id && untrusted.has(id)) },
       joining: () => false,
       local: node.local,
       peers: new Peers({ client: net, members: members(id), tableVersion: () => node.table.version, breakers: { call: (_p, fn) => fn() }, clock }),
@@ -113,7 +115,7 @@ function cluster(ids: NodeId[], holders: NodeId[], opts: { loader?: boolean; ret
     const r = n(id).local.record(G, key);
     return r === undefined ? undefined : (r.value?.toString() ?? null);
   };
-  return { net, clock, unusable, unusableFrom, stale, untrusted, n, plant, own };
+  return { net, clock, unusable, unusableFrom, stale, staleFrom, untrusted, n, plant, own };
 }
 
 const text = (r: { value: Buffer } | null): string | null => r?.value.toString() ?? null;
@@ -320,6 +322,7 @@ describe('Router', () => {
     assert.equal(c.own('a', 'n'), '1', 'applied once');
     c.net.lostReplies.delete('a');
     c.net.down.add('a');
+    c.unusableFrom.add('b>a'); // b's detector has seen a go too
     assert.deepEqual(await c.n('c').router.exec(G, incr('n')), integer(2), 'refused at a: b coordinates, on the copy a replicated');
   });
 
@@ -327,9 +330,37 @@ describe('Router', () => {
     const c = cluster(['a', 'b', 'c'], ['a', 'b']);
     await c.n('c').router.exec(G, incr('n'));
     c.untrusted.add('a');
+    c.staleFrom.add('b>a'); // b sees a as just recovered (probation): its copy may lack writes
     assert.deepEqual(await c.n('c').router.exec(G, incr('n')), integer(2), 'a refused (NOT_SERVING), b ran it on the replicated copy');
     assert.deepEqual(c.net.calls.filter((x) => x.message === Exec.name).map((x) => x.address), ['a', 'a', 'b']);
     assert.equal(c.own('a', 'n'), '2', 'b replicated the result back to a');
+  });
+
+  test('exec: a backup that sees the owner usable does not run a command another node sent it there; the owner runs it (one coordinator, never two answering N+1)', async () => {
+    const c = cluster(['a', 'b', 'c'], ['a', 'b']);
+    await c.n('b').router.exec(G, incr('n'));
+    c.unusableFrom.add('c>a'); // c's detector takes the owner for down (a slow owner on a loaded machine); b's does not
+    assert.deepEqual(await c.n('c').router.exec(G, incr('n')), integer(2));
+    assert.deepEqual(c.net.calls.filter((x) => x.message === Exec.name).map((x) => x.address), ['a', 'b', 'a'], 'b refused (nothing run), then the owner ran it');
+    assert.equal(c.own('b', 'n'), '2');
+    // once b takes a for down too, b runs it
+    c.unusableFrom.add('b>a');
+    assert.deepEqual(await c.n('c').router.exec(G, incr('n')), integer(3));
+    assert.equal(c.own('b', 'n'), '3');
+  });
+
+  test('a node that knows its copy may lack writes (another holder owes it hints) runs no command on it, and decides no conditional write on it', async () => {
+    const c = cluster(['a', 'b', 'c'], ['a', 'b']);
+    // b acknowledged increments while it took a for unreachable: a has 3, b has 5, and a heard (a heartbeat answer) that b holds hints for it
+    c.plant('a', 'n', '3', 100);
+    c.plant('b', 'n', '5', 200);
+    c.staleFrom.add('a>a');
+    c.staleFrom.add('b>a');
+    assert.deepEqual(await c.n('c').router.exec(G, incr('n')), integer(6), 'a refused; b ran it on the copy with every write');
+    c.plant('a', 'k', 'old', 100);
+    c.plant('b', 'k', null, 200); // deleted at b
+    assert.equal(await c.n('c').router.put(G, 'k', Buffer.from('new'), { condition: 'nx' }), true, 'NX decided at b, where the key is deleted, not on a\'s old copy');
+    assert.equal(c.own('b', 'k'), 'new');
   });
 
 

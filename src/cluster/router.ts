@@ -524,9 +524,10 @@ export class Router implements KvService {
   private async coordinate(group: string, key: string, op: WriteOp, fence: number): Promise<WriteResult> {
     // one synchronous block from the fence check to the apply: nothing can run in between
     if (this.clock.now() >= fence) throw new JincacheError('TIMEOUT', `write of "${key}" arrived after its deadline; not applied`);
-    // a write decided on a copy that may lack writes (a condition, an expiry) waits for the recovery
-    if (!(op.op === 'set' && op.cond === undefined) && op.op !== 'del' && !this.selfTrusted()) {
-      throw new JincacheError('NOT_SERVING', `this node is recovering after a pause; the write of "${key}" was not applied`);
+    // a write decided on a copy that may lack writes (a condition, an expiry) is not decided here:
+    // after a pause, and while another holder says it holds hints for this node (see coordinateExec)
+    if (!(op.op === 'set' && op.cond === undefined) && op.op !== 'del' && this.freshness.mayLackWrites(this.self, this.partitionOf(key))) {
+      throw new JincacheError('NOT_SERVING', `this node's copy of "${key}" may lack acknowledged writes (recovering, or hints for it are on their way); the write was not applied`);
     }
     const out = this.local.write(group, key, op);
     if (out.record === undefined) return out.result;
@@ -631,8 +632,7 @@ export class Router implements KvService {
   async exec(group: string, req: Omit<ExecRequest, 'group'>, opts: RequestOptions = {}): Promise<Reply> {
     this.local.group(group);
     const deadline = this.deadline(group, opts);
-    const behind = (id: NodeId): boolean => this.joining(id) || (id === this.self && !this.selfTrusted());
-    const order = writeOrder(this.holders(req.key), { usable: this.usable, behind });
+    const order = this.commandOrder(req.key);
     const full: ExecRequest = { group, ...req };
     if (order[0] === this.self) return this.coordinateExec(full, deadline);
     return withRetry(
@@ -645,17 +645,41 @@ export class Router implements KvService {
     );
   }
 
+  /**
+   * Where commands on `key` run: the first usable holder whose copy lacks nothing as far as this
+   * node knows (one catching up, recovering, on probation or with hints still owed to it comes
+   * after the others: it still gets the changes).
+   */
+  private commandOrder(key: string): NodeId[] {
+    const partition = this.partitionOf(key);
+    return writeOrder(this.holders(key), { usable: this.usable, behind: (id) => this.joining(id) || this.freshness.mayLackWrites(id, partition) });
+  }
+
+  /**
+   * Exec: run commands another node sent here. Only where this node would run them itself: a
+   * sender whose failure detector took the owner for down (a slow owner on a loaded machine)
+   * sends the backup INCRs the owner is running too, and each answers N+1 from its own copy (one
+   * increment lost; found by the chaos suite's shared counters). The refusal applies nothing, so
+   * the sender tries the next holder.
+   */
   private async serveExec(req: ExecRequest, meta: MessageMeta): Promise<Reply> {
     this.local.group(req.group);
     if (meta.table !== undefined) await this.awaitTable(meta.table, meta.deadline);
+    const first = this.commandOrder(req.key)[0];
+    if (first !== this.self) throw new JincacheError('NOT_SERVING', `commands on "${req.key}" run at ${first} as this node sees it; not run here`);
     return this.coordinateExec(req, meta.deadline);
   }
 
   private async coordinateExec(req: ExecRequest, fence: number): Promise<Reply> {
     const engine = this.engine;
     if (engine === undefined && req.commands.length > 0) throw new JincacheError('BAD_REQUEST', 'this node runs no command engine');
-    // a command reads before it writes: it must run on a copy that lacks nothing
-    if (!this.selfTrusted()) throw new JincacheError('NOT_SERVING', `this node is recovering after a pause; the command on "${req.key}" was not run`);
+    // A command reads before it writes: it must run on a copy that lacks nothing. Not after a
+    // pause, and not while another holder says it holds hints for this node: writes it
+    // acknowledged while it took this node for unreachable are not here yet, and an INCR on this
+    // copy would repeat a number it already answered (the chaos suite's shared counters).
+    if (this.freshness.mayLackWrites(this.self, this.partitionOf(req.key))) {
+      throw new JincacheError('NOT_SERVING', `this node's copy of "${req.key}" may lack acknowledged writes (recovering, or hints for it are on their way); the command was not run`);
+    }
     await this.local.prepare(req.group, req.keys);
     // one synchronous block from the fence check to the apply: nothing can run in between
     if (this.clock.now() >= fence) throw new JincacheError('TIMEOUT', `the command on "${req.key}" arrived after its deadline; not run`);
