@@ -3,6 +3,18 @@
  * apart from the others, never dropped), lost acknowledged writes, stale reads, reads of values
  * nobody wrote, INCR anomalies, and the linearizability check per key with the shrunk history of
  * every violation. Pure (the checker's budget reads the clock it is given).
+ *
+ * With `windowMs`, the check also says what lies beyond the weaker promise of README's "Known
+ * window" (a node its peers take for unreachable while it still answers its clients can answer
+ * from its copy for up to one heartbeat after the first write of a key it missed):
+ *  - a stale read is within it when it began at most `windowMs` after the first acknowledged
+ *    write it missed (history.ts StaleRead.newer);
+ *  - two INCRs returning one number are within it when the second began at most `windowMs` after
+ *    the first was acknowledged (or they overlapped), and a final value short of the acknowledged
+ *    increments is within it when it lacks no more increments than there are such pairs;
+ *  - a key that is not linearizable is within it when the key's history without its stale reads
+ *    that are within the window is linearizable (a counter: when each of its INCR anomalies is).
+ * Lost writes, reads of values never written, and duplicate INCR effects never are.
  */
 import { byKey, formatOp, incrAnomalies, lostWrites, staleReads, type IncrAnomaly, type Op } from './history.ts';
 import { checkHistory, type Budget } from './linearizability.ts';
@@ -41,6 +53,8 @@ export interface Consistency {
   unknown: { key: string; reason: string }[];
   incr: IncrAnomaly[];
   violations: Violation[];
+  /** With `windowMs`: what the Known window does not explain (each must be 0 for the weaker promise to hold). */
+  beyondWindow?: { windowMs: number; stale: number; linearizability_violations: number; incr: number };
   staleExamples: string[];
   lostExamples: string[];
   failureExamples: string[];
@@ -55,6 +69,8 @@ export interface AnalyzeOptions {
   shrinkMs?: number;
   /** Examples kept per kind. Default 5. */
   examples?: number;
+  /** The Known window, ms (see the file comment); undefined: no beyondWindow figures. */
+  windowMs?: number;
 }
 
 export function analyze(ops: readonly Op[], opts: AnalyzeOptions): Consistency {
@@ -67,20 +83,51 @@ export function analyze(ops: readonly Op[], opts: AnalyzeOptions): Consistency {
   const failureExamples = failedHealthy.slice(0, keep).map((o) => formatOp(o, t0));
   const calls = failedHealthy.map((o) => o.call - t0);
 
+  const windowMs = opts.windowMs;
+  const inWindow = (lagMs: number): boolean => windowMs !== undefined && lagMs <= windowMs;
   let stale = 0;
   let staleAtFaulty = 0;
+  let staleBeyond = 0;
   let unexplained = 0;
   const staleExamples: string[] = [];
-  for (const [, keyOps] of byKey(ops)) {
-    if (keyOps.some((o) => o.kind === 'incr')) continue;
+  /** Stale reads within the window, by key (left out of that key's second linearizability check). */
+  const windowReads = new Map<string, Set<number>>();
+  /** Counter keys with a stale read beyond the window. */
+  const counterBeyond = new Set<string>();
+  for (const [key, keyOps] of byKey(ops)) {
+    if (keyOps.some((o) => o.kind === 'incr')) {
+      // a counter only grows (INCR 1, no writes or deletes on counter keys): a read is stale when
+      // an INCR that answered more had been acknowledged before the read began
+      if (keyOps.some((o) => o.kind === 'write' || o.kind === 'delete')) continue;
+      const incrs = keyOps.filter((o) => o.kind === 'incr' && o.outcome === 'ok' && typeof o.result === 'number');
+      for (const r of keyOps) {
+        if (r.kind !== 'read' || r.outcome !== 'ok' || r.final) continue;
+        const seen = r.result === null || r.result === undefined ? 0 : Number(r.result);
+        let first: Op | undefined;
+        for (const w of incrs) if ((w.result as number) > seen && w.ret! < r.call && (first === undefined || w.ret! < first.ret!)) first = w;
+        if (first === undefined) continue;
+        stale++;
+        if (atFaulty(r)) staleAtFaulty++;
+        const lag = r.call - first.ret!;
+        if (!inWindow(lag)) {
+          staleBeyond++;
+          counterBeyond.add(key);
+        }
+        if (staleExamples.length < keep) staleExamples.push(`${formatOp(r, t0)}; newer: ${formatOp(first, t0)} (the read began ${lag.toFixed(0)} ms after it)`);
+      }
+      continue;
+    }
     const s = staleReads(keyOps);
     unexplained += s.unexplained.length;
     for (const x of s.stale) {
       if (x.read.final) continue; // counted as lost
       stale++;
       if (atFaulty(x.read)) staleAtFaulty++;
+      const lag = x.read.call - x.newer.ret!;
+      if (inWindow(lag)) (windowReads.get(key) ?? windowReads.set(key, new Set()).get(key)!).add(x.read.id);
+      else staleBeyond++;
       if (staleExamples.length < keep) {
-        staleExamples.push(`${formatOp(x.read, t0)}; it saw ${x.source === undefined ? 'the initial absence' : formatOp(x.source, t0)}; newer: ${formatOp(x.newer, t0)}`);
+        staleExamples.push(`${formatOp(x.read, t0)}; it saw ${x.source === undefined ? 'the initial absence' : formatOp(x.source, t0)}; newer: ${formatOp(x.newer, t0)} (the read began ${lag.toFixed(0)} ms after it)`);
       }
     }
   }
@@ -91,6 +138,29 @@ export function analyze(ops: readonly Op[], opts: AnalyzeOptions): Consistency {
   for (const v of verdicts) {
     if (v.kind === 'violation') violations.push({ key: v.key, isMinimal: v.isMinimal, history: v.minimal.map((o) => formatOp(o, t0)) });
     if (v.kind === 'unknown') unknown.push({ key: v.key, reason: v.reason });
+  }
+  const incr = incrAnomalies(ops);
+  let beyondWindow: Consistency['beyondWindow'];
+  if (windowMs !== undefined) {
+    // per counter key: its anomalies all within the window?
+    const incrBeyond = new Map<string, number>();
+    for (const key of new Set(incr.map((a) => a.key))) {
+      const mine = incr.filter((a) => a.key === key);
+      const pairs = mine.filter((a) => a.kind === 'repeated-result' && inWindow(a.lagMs!)).length;
+      const beyond = mine.filter((a) => (a.kind === 'repeated-result' ? !inWindow(a.lagMs!) : a.kind === 'lost-increment' ? a.missing! > pairs : true)).length;
+      incrBeyond.set(key, beyond);
+    }
+    let linBeyond = 0;
+    for (const v of violations) {
+      const reads = windowReads.get(v.key);
+      if (reads !== undefined) {
+        const rest = ops.filter((o) => o.key === v.key && !reads.has(o.id));
+        const again = checkHistory(rest, { ...(opts.budget ? { budget: opts.budget } : {}), shrinkMs: 0 });
+        if (again.every((x) => x.kind === 'linearizable')) continue;
+      } else if (incrBeyond.get(v.key) === 0 && !counterBeyond.has(v.key) && ops.some((o) => o.key === v.key && o.kind === 'incr')) continue;
+      linBeyond++;
+    }
+    beyondWindow = { windowMs, stale: staleBeyond, linearizability_violations: linBeyond, incr: [...incrBeyond.values()].reduce((a, b) => a + b, 0) };
   }
   return {
     requests: load.length,
@@ -105,8 +175,9 @@ export function analyze(ops: readonly Op[], opts: AnalyzeOptions): Consistency {
     unexplained,
     linearizability_violations: violations.length,
     unknown,
-    incr: incrAnomalies(ops),
+    incr,
     violations,
+    ...(beyondWindow !== undefined ? { beyondWindow } : {}),
     staleExamples,
     lostExamples: lost.slice(0, keep).map((l) => `${l.key}: ${formatOp(l.read, t0)}; acknowledged ${formatOp(l.lost, t0)}`),
     failureExamples,

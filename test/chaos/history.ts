@@ -129,7 +129,10 @@ export interface StaleRead {
   read: Op;
   /** The write (or delete) whose value it returned; undefined: the key's initial absence. */
   source: Op | undefined;
-  /** The acknowledged write that began after `source` ended and ended before the read began. */
+  /**
+   * The acknowledged write that began after `source` ended and ended before the read began; of
+   * several, the first acknowledged (the first write the read missed).
+   */
   newer: Op;
 }
 
@@ -163,11 +166,13 @@ export function staleReads(keyOps: readonly Op[]): { stale: StaleRead[]; unexpla
   // acknowledged mutations by start time, to find "began after X ended, ended before R began"
   const acked = keyOps.filter((o) => isMutation(o) && o.outcome === 'ok').sort((a, b) => a.call - b.call);
   const newerThan = (end: number, read: Op, value: string | null): Op | undefined => {
+    let first: Op | undefined;
     for (const w of acked) {
       if (w.call <= end) continue;
-      if (w.ret! < read.call && valueOf(w) !== value) return w;
+      if (w.call >= read.call) break; // sorted by call: none after this ended before the read began
+      if (w.ret! < read.call && valueOf(w) !== value && (first === undefined || w.ret! < first.ret!)) first = w;
     }
-    return undefined;
+    return first;
   };
   const stale: StaleRead[] = [];
   const unexplained: UnexplainedRead[] = [];
@@ -228,6 +233,10 @@ export interface IncrAnomaly {
   key: string;
   kind: 'duplicate-effect' | 'lost-increment' | 'repeated-result';
   detail: string;
+  /** repeated-result: how long after the first of the two was acknowledged the other began (ms; negative: they overlapped). */
+  lagMs?: number;
+  /** lost-increment: how many acknowledged increments the final value lacks. */
+  missing?: number;
 }
 
 /**
@@ -247,13 +256,16 @@ export function incrAnomalies(ops: readonly Op[]): IncrAnomaly[] {
     const finals = keyOps.filter((o) => o.final && o.kind === 'read' && o.outcome === 'ok').map((o) => (o.result === null || o.result === undefined ? 0 : Number(o.result)));
     for (const f of new Set(finals)) {
       if (f > high) out.push({ key, kind: 'duplicate-effect', detail: `final value ${f} > ${high} (acknowledged ${ok.length}, indeterminate ${maybe.length})` });
-      if (f < low) out.push({ key, kind: 'lost-increment', detail: `final value ${f} < ${low} acknowledged` });
+      if (f < low) out.push({ key, kind: 'lost-increment', detail: `final value ${f} < ${low} acknowledged`, missing: low - f });
     }
     const seen = new Map<number, Op>();
     for (const o of ok) {
       if (typeof o.result !== 'number') continue;
       const prev = seen.get(o.result);
-      if (prev !== undefined && o.delta !== 0) out.push({ key, kind: 'repeated-result', detail: `ops ${prev.id} and ${o.id} both returned ${o.result}` });
+      if (prev !== undefined && o.delta !== 0) {
+        const [first, second] = prev.ret! <= o.ret! ? [prev, o] : [o, prev];
+        out.push({ key, kind: 'repeated-result', detail: `ops ${prev.id} and ${o.id} both returned ${o.result}`, lagMs: second.call - first.ret! });
+      }
       seen.set(o.result, o);
     }
   }

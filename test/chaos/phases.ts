@@ -11,6 +11,8 @@
  * and the history is checked (consistency.ts: stale reads, lost writes after final reads through
  * every node, linearizability per key, INCR anomalies), failures at the faulty node apart.
  */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { EtcdCluster } from '../helpers/etcd.ts';
 import { analyze, type Consistency } from './consistency.ts';
@@ -21,13 +23,14 @@ import { finalReads, Workload, type Mix, type OpClient } from './workload.ts';
 export const REQUEST_TIMEOUT_MS = 1000;
 export const CLIENT_TIMEOUT_MS = 2000;
 export const LEASE_TTL_MS = 2000;
+export const HEARTBEAT_MS = 500;
 /** kill -9: replication must be whole again this long after the victim's lease expired (the repair copies the victim's partitions from their surviving holders). */
 export const RESTORE_AFTER_LEASE_MS = 3000;
 
 export const CLUSTER_CONFIG = {
   etcd: { lease_ttl: `${LEASE_TTL_MS}ms` },
   replication: { factor: 2, sync: true },
-  fault_tolerance: { heartbeat_interval: '500ms', request_timeout: `${REQUEST_TIMEOUT_MS}ms`, max_retries: 3, circuit_threshold: 0.5 },
+  fault_tolerance: { heartbeat_interval: `${HEARTBEAT_MS}ms`, request_timeout: `${REQUEST_TIMEOUT_MS}ms`, max_retries: 3, circuit_threshold: 0.5 },
 };
 
 /** The shared-key load of every phase (issue 17). */
@@ -89,10 +92,14 @@ const unusable = (h: string | undefined): boolean => h === 'down' || h === 'susp
 /** A node's health as one node's GET /cluster reports it (undefined: not a member there). */
 const healthOf = (info: { nodes: { id: string; health?: string }[] }, id: string): string | undefined => info.nodes.find((n) => n.id === id)?.health;
 
-/** Run `fault` with load running; afterwards stop the load's sampling window, settle, verify. */
-async function phase(ctx: PhaseContext, name: string, victim: string | undefined, fault: () => Promise<Partial<PhaseResult>>, settleMs: number): Promise<PhaseResult> {
+/**
+ * Run `fault` with load running; afterwards stop the load's sampling window, settle, verify.
+ * `windowMs`: the fault is one README promises less for (its "Known window"): the shared-key
+ * check also says what lies beyond that window (consistency.ts `beyondWindow`).
+ */
+async function phase(ctx: PhaseContext, name: string, victim: string | undefined, fault: () => Promise<Partial<PhaseResult>>, settleMs: number, windowMs?: number): Promise<PhaseResult> {
   ctx.log(`phase ${name}: start`);
-  const shared = ctx.sharedClient === undefined ? undefined : startShared(ctx, ctx.sharedClient, name);
+  const shared = ctx.sharedClient === undefined ? undefined : startShared(ctx, ctx.sharedClient, name, windowMs);
   if (shared !== undefined) await sleep(SHARED.warmupMs);
   const from = ctx.load.samples.length;
   const failuresBefore = ctx.load.failureExamples().length;
@@ -124,7 +131,7 @@ async function phase(ctx: PhaseContext, name: string, victim: string | undefined
 const slug = (name: string): string => name.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 40);
 
 /** Start the shared-key load on keys of the phase's own; finish() stops it, reads every key through every node and checks the history. */
-function startShared(ctx: PhaseContext, client: OpClient, name: string): { finish(faulty: string[]): Promise<SharedResult> } {
+function startShared(ctx: PhaseContext, client: OpClient, name: string, windowMs: number | undefined): { finish(faulty: string[]): Promise<SharedResult> } {
   const history = new History();
   const t0 = performance.now();
   const keys = Array.from({ length: SHARED.keys }, (_, i) => `${slug(name)}/k${i}`);
@@ -136,8 +143,11 @@ function startShared(ctx: PhaseContext, client: OpClient, name: string): { finis
     async finish(faulty) {
       await workload.stop();
       const unread = await finalReads({ history, client, keys: [...keys, ...counterKeys], targets: running(), timeoutMs: CLIENT_TIMEOUT_MS });
+      // JINCACHE_CHAOS_HISTORY_DIR: keep every phase's history (to analyze it again: consistency.ts)
+      const dir = process.env.JINCACHE_CHAOS_HISTORY_DIR;
+      if (dir !== undefined) writeFileSync(join(dir, `${slug(name)}.json`), JSON.stringify({ faulty, t0, windowMs, ops: history.ops() }));
       const tc = performance.now();
-      const details = analyze(history.ops(), { faulty: new Set(faulty), t0, budget: { timeMs: 5000 }, shrinkMs: 10_000 });
+      const details = analyze(history.ops(), { faulty: new Set(faulty), t0, budget: { timeMs: 5000 }, shrinkMs: 10_000, ...(windowMs !== undefined ? { windowMs } : {}) });
       const checkMs = Math.round(performance.now() - tc);
       const copies: { [key: string]: string } = {};
       for (const key of [...keys, ...counterKeys]) copies[key] = await holderCopies(ctx.cluster, key, CLIENT_TIMEOUT_MS);
@@ -153,8 +163,8 @@ function anomalous(r: SharedResult, key: string): boolean {
 }
 
 function logShared(ctx: PhaseContext, name: string, r: SharedResult): void {
-  const { requests, failed, failedReads, failedAtFaulty, indeterminate, stale, staleAtFaulty, lost, unexplained, linearizability_violations, unknown, incr, unread, checkMs } = r;
-  ctx.log(`phase ${name}, shared keys: ${JSON.stringify({ requests, failed, failedReads, failedAtFaulty, indeterminate, stale, staleAtFaulty, lost, unexplained, linearizability_violations, unknown: unknown.length, incr: incr.length, unread: unread.length, checkMs })}`);
+  const { requests, failed, failedReads, failedAtFaulty, indeterminate, stale, staleAtFaulty, lost, unexplained, linearizability_violations, unknown, incr, unread, checkMs, beyondWindow } = r;
+  ctx.log(`phase ${name}, shared keys: ${JSON.stringify({ requests, failed, failedReads, failedAtFaulty, indeterminate, stale, staleAtFaulty, lost, unexplained, linearizability_violations, unknown: unknown.length, incr: incr.length, unread: unread.length, checkMs, ...(beyondWindow !== undefined ? { beyondWindow } : {}) })}`);
   for (const e of r.failureExamples.slice(0, 3)) ctx.log(`  shared failed: ${e}`);
   for (const e of r.staleExamples) ctx.log(`  shared stale: ${e}`);
   for (const e of r.lostExamples) ctx.log(`  shared lost: ${e}`);
@@ -213,6 +223,11 @@ export async function pausePhase(ctx: PhaseContext, victim: ChaosNode, pauseMs: 
   }, 4000);
 }
 
+/**
+ * The proxy in front of the victim drops (then delays) what its peers send it; what it sends them
+ * passes. So the victim still reaches its peers and answers its clients while they take it for
+ * unreachable: README's "Known window" (one direction only), checked as that weaker promise.
+ */
 export async function partitionPhase(ctx: PhaseContext, victim: ChaosNode, opts: { dropMs: number; delayMs: number; delay: number }): Promise<PhaseResult> {
   return phase(ctx, 'partition (drop, delay)', victim.id, async () => {
     ctx.faulted.add(victim.id);
@@ -224,7 +239,7 @@ export async function partitionPhase(ctx: PhaseContext, victim: ChaosNode, opts:
     ctx.faulted.delete(victim.id);
     const healMs = await until(ctx.cluster.serving, (i) => healthOf(i, victim.id) !== undefined && !unusable(healthOf(i, victim.id)), 20_000);
     return { healMs };
-  }, 4000);
+  }, 4000, HEARTBEAT_MS);
 }
 
 export async function etcdPhase(ctx: PhaseContext, downMs: number): Promise<PhaseResult> {
