@@ -91,6 +91,8 @@ function cluster(ids: NodeId[], holders: NodeId[], opts: { loader?: boolean; ret
       tables,
       partitionOf: () => 0,
       usable: (peer) => !unusable.has(peer) && !unusableFrom.has(`${id}>${peer}`),
+      // as the detector does: a refused connection means no process there
+      down: (peer) => net.down.has(peer),
       // as Freshness does: a node that does not trust its copy counts it as possibly lacking writes
       freshness: { mayLackWrites: (peer) => stale.has(peer) || staleFrom.has(`${id}>${peer}`) || (peer === id && untrusted.has(id)) },
       joining: () => false,
@@ -219,9 +221,10 @@ describe('Router', () => {
     const answer = await c.net.call(Read, 'a', { group: G, key: 'k' }, { table: 1, deadline: Date.now() + 500 });
     assert.equal(answer.found && answer.value.toString(), 'current');
     assert.equal(c.n('a').router.staleRoutes, 1);
-    // same table: a answers from its copy (the sender chose it knowingly)
+    // same table: a answers, asking the owner c first (its copy has every write the owner applied)
     const same = await c.net.call(Read, 'a', { group: G, key: 'k' }, { table: 2, deadline: Date.now() + 500 });
-    assert.equal(same.found && same.value.toString(), 'old');
+    assert.equal(same.found && same.value.toString(), 'current');
+    assert.equal(c.n('a').router.staleRoutes, 1, 'not re-routed');
     // its own copy, asked by an older table: misdirected
     assert.equal((await c.net.call(Record, 'a', { group: G, key: 'k' }, { table: 1, deadline: Date.now() + 500 })).kind, 'misdirected');
   });
@@ -321,48 +324,61 @@ describe('Router', () => {
     assert.equal(c.net.count(Exec), 1, 'one attempt');
     assert.equal(c.own('a', 'n'), '1', 'applied once');
     c.net.lostReplies.delete('a');
+    c.clock.t = Date.now(); // the attempt took the whole budget
     c.net.down.add('a');
     c.unusableFrom.add('b>a'); // b's detector has seen a go too
-    assert.deepEqual(await c.n('c').router.exec(G, incr('n')), integer(2), 'refused at a: b coordinates, on the copy a replicated');
+    assert.deepEqual(await c.n('c').router.exec(G, incr('n')), integer(2), 'no process at a (refused): b coordinates, on the copy a replicated');
   });
 
-  test('exec refuses on a node that does not trust its copy: the next holder runs it', async () => {
+  test('exec at an owner that does not trust its copy fails, run nowhere (the backup\'s view of it may be wrong); once it trusts it again it runs there', async () => {
     const c = cluster(['a', 'b', 'c'], ['a', 'b']);
     await c.n('c').router.exec(G, incr('n'));
     c.untrusted.add('a');
-    c.staleFrom.add('b>a'); // b sees a as just recovered (probation): its copy may lack writes
-    assert.deepEqual(await c.n('c').router.exec(G, incr('n')), integer(2), 'a refused (NOT_SERVING), b ran it on the replicated copy');
-    assert.deepEqual(c.net.calls.filter((x) => x.message === Exec.name).map((x) => x.address), ['a', 'a', 'b']);
-    assert.equal(c.own('a', 'n'), '2', 'b replicated the result back to a');
+    c.staleFrom.add('b>a'); // b sees a as just recovered (probation)
+    await assert.rejects(c.n('c').router.exec(G, incr('n')), (e: unknown) => isJincacheError(e) && e.code === 'NOT_SERVING');
+    await assert.rejects(c.n('b').router.exec(G, incr('n')), (e: unknown) => isJincacheError(e) && e.code === 'NOT_SERVING');
+    assert.equal(c.own('a', 'n'), '1');
+    assert.equal(c.own('b', 'n'), '1', 'b ran nothing');
+    c.untrusted.delete('a');
+    assert.deepEqual(await c.n('c').router.exec(G, incr('n')), integer(2));
+    assert.ok(c.net.calls.filter((x) => x.message === Exec.name).every((x) => x.address === 'a'), 'every attempt went to the owner');
   });
 
-  test('exec: a backup that sees the owner usable does not run a command another node sent it there; the owner runs it (one coordinator, never two answering N+1)', async () => {
+  test('exec: commands run at the owner whatever a sender or the backup think of it (slow, suspected, owed hints); only an owner with no process is passed over (one coordinator, never two answering N+1)', async () => {
     const c = cluster(['a', 'b', 'c'], ['a', 'b']);
     await c.n('b').router.exec(G, incr('n'));
-    c.unusableFrom.add('c>a'); // c's detector takes the owner for down (a slow owner on a loaded machine); b's does not
+    c.unusableFrom.add('c>a'); // c's detector takes the owner for unreachable (a slow owner on a loaded machine)
+    c.unusableFrom.add('b>a'); // and so does b's
+    c.staleFrom.add('b>a'); // b holds hints for a
     assert.deepEqual(await c.n('c').router.exec(G, incr('n')), integer(2));
-    assert.deepEqual(c.net.calls.filter((x) => x.message === Exec.name).map((x) => x.address), ['a', 'b', 'a'], 'b refused (nothing run), then the owner ran it');
-    assert.equal(c.own('b', 'n'), '2');
-    // once b takes a for down too, b runs it
-    c.unusableFrom.add('b>a');
-    assert.deepEqual(await c.n('c').router.exec(G, incr('n')), integer(3));
+    assert.deepEqual(await c.n('b').router.exec(G, incr('n')), integer(3));
+    assert.deepEqual(c.net.calls.filter((x) => x.message === Exec.name).map((x) => x.address), ['a', 'a', 'a'], 'every one ran at the owner');
     assert.equal(c.own('b', 'n'), '3');
+    // the owner's process is gone (connections refused): b runs them
+    c.net.down.add('a');
+    assert.deepEqual(await c.n('c').router.exec(G, incr('n')), integer(4));
+    assert.equal(c.own('b', 'n'), '4');
   });
 
-  test('a node that knows its copy may lack writes (another holder owes it hints) runs no command on it, and decides no conditional write on it', async () => {
-    const c = cluster(['a', 'b', 'c'], ['a', 'b']);
-    // b acknowledged increments while it took a for unreachable: a has 3, b has 5, and a heard (a heartbeat answer) that b holds hints for it
+  test('an owner that knows its copy may lack writes (another holder owes it hints) catches the keys up from the other holders before it runs a command; fails when one does not answer', async () => {
+    const c = cluster(['a', 'b', 'c'], ['a', 'b'], { timeoutMs: 200 });
+    // b acknowledged increments while it took a for down: a has 3, b has 5, and a heard (a heartbeat answer) that b holds hints for it
     c.plant('a', 'n', '3', 100);
     c.plant('b', 'n', '5', 200);
     c.staleFrom.add('a>a');
     c.staleFrom.add('b>a');
-    assert.deepEqual(await c.n('c').router.exec(G, incr('n')), integer(6), 'a refused; b ran it on the copy with every write');
+    assert.deepEqual(await c.n('c').router.exec(G, incr('n')), integer(6), 'a ran it on b\'s newer copy');
+    assert.equal(c.own('a', 'n'), '6');
+    assert.equal(c.own('b', 'n'), '6');
     c.plant('a', 'k', 'old', 100);
     c.plant('b', 'k', null, 200); // deleted at b
     assert.equal(await c.n('c').router.put(G, 'k', Buffer.from('new'), { condition: 'nx' }), true, 'NX decided at b, where the key is deleted, not on a\'s old copy');
     assert.equal(c.own('b', 'k'), 'new');
+    // the other holder hangs: a cannot know what it lacks, nothing runs
+    c.net.hung.add('b');
+    await assert.rejects(c.n('a').router.exec(G, incr('n')), (e: unknown) => isJincacheError(e) && e.code === 'NOT_SERVING');
+    assert.equal(c.own('a', 'n'), '6');
   });
-
 
   test('a value larger than the group\'s whole budget is refused with an error and stored nowhere, not acknowledged and dropped', async () => {
     const c = cluster(['a', 'b', 'c'], ['a', 'b']);

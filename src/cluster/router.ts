@@ -48,6 +48,9 @@ import { ReplicaBatcher } from './replica-batch.ts';
 /** Longest a peer request waits for this node to receive the newer table its sender routed by. */
 export const TABLE_WAIT_MS = 250;
 
+/** Longest a backup serving a read waits for the owner's copy (getAsHolder): a quarter of the budget at most. */
+export const OWNER_ASK_MS = 150;
+
 /** The table in force, and a way to wait for a newer one. */
 export interface TableView {
   table(): PartitionTable;
@@ -94,6 +97,12 @@ export interface RouterOptions {
   partitionOf(key: string): number;
   /** The failure detector's verdict: may requests be sent there now? */
   usable(id: NodeId): boolean;
+  /**
+   * Surely not running: no process answers there (connection refused) or it is no member any
+   * more (its lease expired). Commands fail over only past such a holder (see commandOrder).
+   * Default: whatever is not usable.
+   */
+  down?(id: NodeId): boolean;
   freshness: CopyFreshness;
   /** Published as catching up (registry status 'joining'): not chosen to coordinate writes while another holder can. */
   joining(id: NodeId): boolean;
@@ -148,6 +157,7 @@ export class Router implements KvService {
   private readonly tables: TableView;
   private readonly partitionOf: (key: string) => number;
   private readonly usable: (id: NodeId) => boolean;
+  private readonly down: (id: NodeId) => boolean;
   private readonly freshness: CopyFreshness;
   private readonly joining: (id: NodeId) => boolean;
   private readonly local: LocalData;
@@ -173,6 +183,7 @@ export class Router implements KvService {
     this.tables = opts.tables;
     this.partitionOf = opts.partitionOf;
     this.usable = opts.usable;
+    this.down = opts.down ?? ((id) => !opts.usable(id));
     this.freshness = opts.freshness;
     this.joining = opts.joining;
     this.local = opts.local;
@@ -294,6 +305,19 @@ export class Router implements KvService {
     if (!checked && this.freshness.mayLackWrites(this.self, partition)) {
       const holders = holdersOf(this.tables.table(), partition);
       const newest = await this.newestRead(group, key, holders.includes(this.self) ? holders : [this.self, ...holders], deadline, true);
+      if (newest.kind === 'answer') return newest.value;
+    }
+    // A read sent to a backup by a node that took the owner for unreachable, while the owner
+    // answers here: the owner applies a write before it replicates it, and a read there may have
+    // returned it already, so the backup's copy alone could answer older after newer (npm run
+    // chaos, kill -9 phase: kill-9/n0 read "335" via node-5 at 13921 ms while INCR -> 335 was
+    // replicating, then "334" via node-2 at 14005 ms). The newest of the copies answers; an
+    // owner that does not answer within OWNER_ASK_MS (it may be the hung one) is left out.
+    const owner = holdersOf(this.tables.table(), partition)[0];
+    if (!checked && owner !== undefined && owner !== this.self && this.usable(owner)) {
+      const now = this.clock.now();
+      const ask = now + Math.max(1, Math.min(OWNER_ASK_MS, Math.floor((deadline - now) / 4)));
+      const newest = await this.newestRead(group, key, holdersOf(this.tables.table(), partition), ask, true);
       if (newest.kind === 'answer') return newest.value;
     }
     const hit = this.local.cached(group, key);
@@ -623,44 +647,47 @@ export class Router implements KvService {
 
   /**
    * Run Redis commands on one hash slot at its coordinator (cache/engine): INCR, HSET, GETSET,
-   * RENAME, a MULTI/EXEC transaction. The coordinator is chosen as for a write (the first usable
-   * holder that trusts its copy); the commands run there atomically, and what they change is
-   * versioned, applied and replicated before the reply comes back. Read-only commands run there
-   * too, so they see every write the coordinator acknowledged. Retried at the next holder only
-   * when the attempt surely never arrived: a command may not be idempotent (INCR).
+   * RENAME, a MULTI/EXEC transaction. The coordinator is the key's first holder that is not down
+   * (commandOrder); the commands run there atomically, and what they change is versioned, applied
+   * and replicated before the reply comes back. Read-only commands run there too, so they see
+   * every write the coordinator acknowledged. Retried only when the attempt surely never arrived,
+   * and only there: a command may not be idempotent (INCR).
    */
   async exec(group: string, req: Omit<ExecRequest, 'group'>, opts: RequestOptions = {}): Promise<Reply> {
     this.local.group(group);
     const deadline = this.deadline(group, opts);
-    const order = this.commandOrder(req.key);
+    const target = this.commandOrder(req.key)[0]!;
     const full: ExecRequest = { group, ...req };
-    if (order[0] === this.self) return this.coordinateExec(full, deadline);
-    return withRetry(
-      (n) => {
-        const target = order[n % order.length]!;
-        if (target === this.self) return this.coordinateExec(full, deadline);
-        return this.peers.call(Exec, target, full, attemptDeadline(deadline, n, order.length, this.clock.now()));
-      },
-      { maxRetries: this.settings.maxRetries(group), deadline, retryable: notDelivered },
-    );
+    if (target === this.self) return this.coordinateExec(full, deadline);
+    return withRetry((n) => this.peers.call(Exec, target, full, attemptDeadline(deadline, n, 1, this.clock.now())), {
+      maxRetries: this.settings.maxRetries(group),
+      deadline,
+      retryable: notDelivered,
+    });
   }
 
   /**
-   * Where commands on `key` run: the first usable holder whose copy lacks nothing as far as this
-   * node knows (one catching up, recovering, on probation or with hints still owed to it comes
-   * after the others: it still gets the changes).
+   * Where commands on `key` run: its first holder that is not down, whatever else the failure
+   * detector or the hint queues say of it. A command is decided on its coordinator's copy, so
+   * two nodes running commands on one key at once answer the same INCR twice; and every view
+   * but the owner's own can be wrong about the owner: a sender or a backup that took a slow
+   * owner (on a loaded machine) for unreachable, or for behind because it held a hint for it,
+   * ran INCRs the owner was running too (npm run chaos, etcd phase: etcd-stopped-10s/n1 ops
+   * 3803 and 3804 both answered 202 while node-4 took the owner node-5 for suspected for 150 ms;
+   * the counter ended 3 short). Only a holder surely not running (no process, or no member) is
+   * passed over. An owner that may lack writes catches the keys up before it runs them
+   * (coordinateExec); while it does not trust its copy at all (after a pause) commands fail.
    */
   private commandOrder(key: string): NodeId[] {
-    const partition = this.partitionOf(key);
-    return writeOrder(this.holders(key), { usable: this.usable, behind: (id) => this.joining(id) || this.freshness.mayLackWrites(id, partition) });
+    const holders = this.holders(key);
+    const up = holders.filter((id) => id === this.self || !this.down(id));
+    return up.length > 0 ? up : [...holders];
   }
 
   /**
    * Exec: run commands another node sent here. Only where this node would run them itself: a
-   * sender whose failure detector took the owner for down (a slow owner on a loaded machine)
-   * sends the backup INCRs the owner is running too, and each answers N+1 from its own copy (one
-   * increment lost; found by the chaos suite's shared counters). The refusal applies nothing, so
-   * the sender tries the next holder.
+   * sender that took the owner for down sends them to the backup, which runs them only when it
+   * takes the owner for down too. The refusal applies nothing.
    */
   private async serveExec(req: ExecRequest, meta: MessageMeta): Promise<Reply> {
     this.local.group(req.group);
@@ -674,12 +701,13 @@ export class Router implements KvService {
     const engine = this.engine;
     if (engine === undefined && req.commands.length > 0) throw new JincacheError('BAD_REQUEST', 'this node runs no command engine');
     // A command reads before it writes: it must run on a copy that lacks nothing. Not after a
-    // pause, and not while another holder says it holds hints for this node: writes it
-    // acknowledged while it took this node for unreachable are not here yet, and an INCR on this
-    // copy would repeat a number it already answered (the chaos suite's shared counters).
-    if (this.freshness.mayLackWrites(this.self, this.partitionOf(req.key))) {
-      throw new JincacheError('NOT_SERVING', `this node's copy of "${req.key}" may lack acknowledged writes (recovering, or hints for it are on their way); the command was not run`);
-    }
+    // pause (the table itself may have moved on). While another holder may hold writes this copy
+    // lacks (it owes this node hints, a catch-up or a migration copy is running), the keys are
+    // caught up from the other holders first: a write they acknowledged without this node is in
+    // their copies.
+    if (!this.selfTrusted()) throw new JincacheError('NOT_SERVING', `this node is recovering after a pause; the command on "${req.key}" was not run`);
+    const partition = this.partitionOf(req.key);
+    if (this.freshness.mayLackWrites(this.self, partition)) await this.catchUpKeys(req.group, req.keys, partition, fence);
     await this.local.prepare(req.group, req.keys);
     // one synchronous block from the fence check to the apply: nothing can run in between
     if (this.clock.now() >= fence) throw new JincacheError('TIMEOUT', `the command on "${req.key}" arrived after its deadline; not run`);
@@ -700,6 +728,23 @@ export class Router implements KvService {
       await this.replicate(req.key, out.records, now + Math.max(1, Math.floor(((fence - now) * 3) / 4)));
     }
     return out.reply;
+  }
+
+  /**
+   * Bring this node's copies of `keys` up to the newest copy among the partition's other holders
+   * that are not down (their own copies, tombstones included). Fails (NOT_SERVING, nothing run)
+   * when one of them does not answer: it may hold the newest write.
+   */
+  private async catchUpKeys(group: string, keys: readonly string[], partition: number, deadline: number): Promise<void> {
+    const others = holdersOf(this.tables.table(), partition).filter((id) => id !== this.self && !this.down(id));
+    const fetches = keys.flatMap((key) => others.map((id) => this.fetchRecord(id, group, key, deadline, true)));
+    let records: (WireRecord | null)[];
+    try {
+      records = await Promise.all(fetches);
+    } catch (e) {
+      throw new JincacheError('NOT_SERVING', `this node's copy may lack acknowledged writes and another holder did not answer (${(e as Error).message}); the command was not run`);
+    }
+    for (const r of records) if (r !== null) this.local.applyOne(r);
   }
 
   // ---- the keyspace -------------------------------------------------------------------------

@@ -351,6 +351,7 @@ export class JincacheNode {
       tables,
       partitionOf,
       usable,
+      down: (peer) => detector.health(peer) === 'down',
       freshness,
       joining,
       local,
