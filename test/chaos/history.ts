@@ -233,10 +233,6 @@ export interface IncrAnomaly {
   key: string;
   kind: 'duplicate-effect' | 'lost-increment' | 'repeated-result';
   detail: string;
-  /** repeated-result: how long after the first of the two was acknowledged the other began (ms; negative: they overlapped). */
-  lagMs?: number;
-  /** lost-increment: how many acknowledged increments the final value lacks. */
-  missing?: number;
 }
 
 /**
@@ -256,16 +252,13 @@ export function incrAnomalies(ops: readonly Op[]): IncrAnomaly[] {
     const finals = keyOps.filter((o) => o.final && o.kind === 'read' && o.outcome === 'ok').map((o) => (o.result === null || o.result === undefined ? 0 : Number(o.result)));
     for (const f of new Set(finals)) {
       if (f > high) out.push({ key, kind: 'duplicate-effect', detail: `final value ${f} > ${high} (acknowledged ${ok.length}, indeterminate ${maybe.length})` });
-      if (f < low) out.push({ key, kind: 'lost-increment', detail: `final value ${f} < ${low} acknowledged`, missing: low - f });
+      if (f < low) out.push({ key, kind: 'lost-increment', detail: `final value ${f} < ${low} acknowledged` });
     }
     const seen = new Map<number, Op>();
     for (const o of ok) {
       if (typeof o.result !== 'number') continue;
       const prev = seen.get(o.result);
-      if (prev !== undefined && o.delta !== 0) {
-        const [first, second] = prev.ret! <= o.ret! ? [prev, o] : [o, prev];
-        out.push({ key, kind: 'repeated-result', detail: `ops ${prev.id} and ${o.id} both returned ${o.result}`, lagMs: second.call - first.ret! });
-      }
+      if (prev !== undefined && o.delta !== 0) out.push({ key, kind: 'repeated-result', detail: `ops ${prev.id} and ${o.id} both returned ${o.result}` });
       seen.set(o.result, o);
     }
   }

@@ -278,6 +278,8 @@ export function table(results: readonly PhaseResult[]): string {
     ['shared lost', (r) => (r.shared === undefined ? '' : String(r.shared.lost))],
     ['not linearizable', (r) => (r.shared === undefined ? '' : `${r.shared.linearizability_violations}${r.shared.unknown.length > 0 ? ` (+${r.shared.unknown.length} unknown)` : ''}`)],
     ['INCR anomalies', (r) => (r.shared === undefined ? '' : String(r.shared.incr.length))],
+    // phases checked against the Known window: stale / not linearizable / INCR anomalies it does not explain
+    ['beyond window s/l/i', (r) => (r.shared?.beyondWindow === undefined ? '' : `${r.shared.beyondWindow.stale}/${r.shared.beyondWindow.linearizability_violations}/${r.shared.beyondWindow.incr}`)],
   ];
   const rows = [cols.map(([h]) => h), ...results.map((r) => cols.map(([, f]) => f(r)))];
   const widths = cols.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
