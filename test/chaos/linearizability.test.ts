@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { staleReads, type Op } from './history.ts';
 import { historyOf, renumber, stepArb, type Step } from './history-gen.ts';
-import { check, checkHistory, counterModel, prepare, registerModel, removeSoundly, shrink, type CheckOp } from './linearizability.ts';
+import { check, checkCounter, checkHistory, counterModel, prepare, registerModel, removeSoundly, shrink, type CheckOp } from './linearizability.ts';
 
 type Spec = [kind: Op['kind'], call: number, ret: number | undefined, arg?: string | number | null, result?: string | null | number];
 
@@ -221,4 +221,22 @@ test('checkHistory reports each violating key with its shrunk history, and only 
 test('a recording bug (return before call) is refused, not judged', () => {
   const bad: CheckOp[] = [{ id: 0, kind: 'read', result: null, call: 5, ret: 4, unknownResult: false }];
   assert.throws(() => check(bad, registerModel), /returns \(4\) before its call \(5\)/);
+});
+
+test('the counter check without a search agrees with the search, linearizable or not', () => {
+  const search = { ...counterModel }; // not the counter model itself: check() searches
+  const spec = fc.tuple(fc.boolean(), fc.integer({ min: 0, max: 20 }), fc.integer({ min: 0, max: 10 }), fc.boolean(), fc.integer({ min: 0, max: 5 }));
+  fc.assert(
+    fc.property(fc.array(spec, { minLength: 1, maxLength: 9 }), (raw) => {
+      const specs: Spec[] = raw.map(([isIncr, call, len, lost, n]) =>
+        isIncr ? ['incr', call, lost && n % 2 === 0 ? undefined : call + len, undefined, n + 1] : ['read', call, call + len, n === 0 ? null : String(n)],
+      );
+      const p = prepare(ops(...specs));
+      const fast = checkCounter(p);
+      assert.ok(fast !== undefined);
+      assert.equal(fast.kind, check(p, search, { timeMs: 10_000 }).kind, JSON.stringify(specs));
+    }),
+    { numRuns: 3000 },
+  );
+  assert.equal(checkCounter(prepare(ops(['write', 0, 1, 'x']))), undefined, 'not a counter: the search decides');
 });
