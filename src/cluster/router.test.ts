@@ -173,6 +173,19 @@ describe('Router', () => {
     assert.deepEqual(c.net.calls.filter((x) => x.message === Read.name).map((x) => x.address), ['a', 'b']);
   });
 
+  test('a read sent to the backup by a node that takes the owner for unreachable gets the owner\'s newer copy when the owner answers there', async () => {
+    const c = cluster(['a', 'b', 'c'], ['a', 'b']);
+    c.plant('a', 'k', 'new', 9); // applied at the owner, still on its way to b
+    c.plant('b', 'k', 'old', 5);
+    c.unusableFrom.add('c>a');
+    assert.equal(text(await c.n('c').router.get(G, 'k')), 'new');
+    assert.deepEqual(c.net.calls.filter((x) => x.message === Read.name).map((x) => x.address), ['b']);
+    assert.equal(c.own('b', 'k'), 'new', 'and the backup\'s copy is repaired');
+    c.plant('a', 'k', 'newer', 12);
+    c.net.down.add('a');
+    assert.equal(text(await c.n('c').router.get(G, 'k')), 'new', 'an owner that cannot be asked: the backup\'s copy answers');
+  });
+
   test('a holder whose copy may lack writes is never read alone: the newest copy wins and the stale one is repaired', async () => {
     const c = cluster(['a', 'b', 'c'], ['a', 'b']);
     c.plant('a', 'k', 'old', 5);

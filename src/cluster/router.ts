@@ -311,13 +311,15 @@ export class Router implements KvService {
     // answers here: the owner applies a write before it replicates it, and a read there may have
     // returned it already, so the backup's copy alone could answer older after newer (npm run
     // chaos, kill -9 phase: kill-9/n0 read "335" via node-5 at 13921 ms while INCR -> 335 was
-    // replicating, then "334" via node-2 at 14005 ms). The newest of the copies answers; an
-    // owner that does not answer within OWNER_ASK_MS (it may be the hung one) is left out.
+    // replicating, then "334" via node-2 at 14005 ms). The newest of the copies answers when
+    // every holder answered within OWNER_ASK_MS (the owner may be the hung one) and one of them
+    // lacks nothing; otherwise this copy answers as before (never "absent" because the holders
+    // asked were all new ones without the data yet: that is newestRead's 'failed').
     const owner = holdersOf(this.tables.table(), partition)[0];
     if (!checked && owner !== undefined && owner !== this.self && this.usable(owner)) {
       const now = this.clock.now();
       const ask = now + Math.max(1, Math.min(OWNER_ASK_MS, Math.floor((deadline - now) / 4)));
-      const newest = await this.newestRead(group, key, holdersOf(this.tables.table(), partition), ask, true);
+      const newest = await this.newestRead(group, key, holdersOf(this.tables.table(), partition), ask);
       if (newest.kind === 'answer') return newest.value;
     }
     const hit = this.local.cached(group, key);
