@@ -45,6 +45,13 @@ export const SHARED = {
 
 /** The shared-key verdict of a phase: the history's checks, and what could not be read at the end. */
 export interface SharedResult extends Consistency {
+  /**
+   * Held to README's Known window (the partition phase). Every phase reports `beyondWindow`
+   * (a heartbeat): a stale read within it elsewhere comes from a node its peers wrongly took for
+   * unreachable (a loaded machine), which README's window describes too; only this phase's
+   * targets accept it.
+   */
+  heldToWindow: boolean;
   /** The node under the fault (its clients' failures are `failedAtFaulty`). */
   faulty: string[];
   /** Keys some node could not read after the load (unverified there, not lost). */
@@ -147,11 +154,11 @@ function startShared(ctx: PhaseContext, client: OpClient, name: string, windowMs
       const dir = process.env.JINCACHE_CHAOS_HISTORY_DIR;
       if (dir !== undefined) writeFileSync(join(dir, `${slug(name)}.json`), JSON.stringify({ faulty, t0, windowMs, ops: history.ops() }));
       const tc = performance.now();
-      const details = analyze(history.ops(), { faulty: new Set(faulty), t0, budget: { timeMs: 5000 }, shrinkMs: 10_000, ...(windowMs !== undefined ? { windowMs } : {}) });
+      const details = analyze(history.ops(), { faulty: new Set(faulty), t0, budget: { timeMs: 5000 }, shrinkMs: 10_000, windowMs: windowMs ?? HEARTBEAT_MS });
       const checkMs = Math.round(performance.now() - tc);
       const copies: { [key: string]: string } = {};
       for (const key of [...keys, ...counterKeys]) copies[key] = await holderCopies(ctx.cluster, key, CLIENT_TIMEOUT_MS);
-      return { ...details, faulty, unread, checkMs, copies };
+      return { ...details, heldToWindow: windowMs !== undefined, faulty, unread, checkMs, copies };
     },
   };
 }
