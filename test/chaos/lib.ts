@@ -376,9 +376,12 @@ export function figures(all: readonly Sample[], victim?: string): PhaseFigures {
 
 export interface Verification {
   ackedKeys: number;
-  /** acknowledged writes not readable with an acceptable value through some live node */
+  /** acknowledged writes some live node answered without (an older value, or absent) */
   lost: number;
   lostExamples: string[];
+  /** keys some live node did not answer for at all, three tries 500 ms apart (unverified there: unavailable, not lost) */
+  unreadable: number;
+  unreadableExamples: string[];
   /** reads that showed the value acknowledged when they were sent while a newer write was acknowledged before they were answered (correct, counted to show the check needs the rule) */
   overlapped: number;
   /** keys whose holders (per the stored table) disagree on the version or lack the record */
@@ -391,7 +394,9 @@ export async function verify(cluster: ChaosCluster, load: LoadGenerator, opts: {
   const acked = [...load.keys].filter(([, st]) => st.acked > 0);
   const nodes = cluster.serving();
   const lostExamples: string[] = [];
+  const unreadableExamples: string[] = [];
   let lost = 0;
+  let unreadable = 0;
   let overlapped = 0;
   await forEachLimit(acked, 16, async ([key, st]) => {
     for (const n of nodes) {
@@ -399,13 +404,27 @@ export async function verify(cluster: ChaosCluster, load: LoadGenerator, opts: {
       let status = 0;
       // the load keeps writing while this runs: judge the answer against the key's state when
       // the read was sent (a write acknowledged while the read was in flight may not show)
-      const before = snapshot(st);
-      try {
-        const res = await fetch(`${n.url}/api/${GROUP}/${encodeURIComponent(key)}`, { signal: AbortSignal.timeout(opts.timeoutMs) });
-        status = res.status;
-        body = await res.text();
-      } catch (e) {
-        body = (e as Error).name;
+      let before = snapshot(st);
+      // a read that gets no answer (a timeout, a 5xx) says nothing of the data: tried again,
+      // and counted apart when it never answers
+      for (let attempt = 0; attempt < 3; attempt++) {
+        if (attempt > 0) await new Promise((r) => setTimeout(r, 500));
+        before = snapshot(st);
+        body = '';
+        status = 0;
+        try {
+          const res = await fetch(`${n.url}/api/${GROUP}/${encodeURIComponent(key)}`, { signal: AbortSignal.timeout(opts.timeoutMs) });
+          status = res.status;
+          body = await res.text();
+        } catch (e) {
+          body = (e as Error).name;
+        }
+        if (status === 200 || status === 404) break;
+      }
+      if (status !== 200 && status !== 404) {
+        unreadable++;
+        if (unreadableExamples.length < 5) unreadableExamples.push(`${key} via ${n.id}: ${status} ${body.slice(0, 80)} (three tries)`);
+        break;
       }
       if (status === 200 && acceptableDuring(body, key, before, st) && !acceptable(body, key, st)) overlapped++;
       if (status !== 200 || !acceptableDuring(body, key, before, st)) {
@@ -441,7 +460,7 @@ export async function verify(cluster: ChaosCluster, load: LoadGenerator, opts: {
       if (divergentExamples.length < 5) divergentExamples.push(`${key} @ ${holders.join(',')}: ${versions.join(' / ')}`);
     });
   }
-  return { ackedKeys: acked.length, lost, lostExamples, overlapped, divergent, divergentExamples };
+  return { ackedKeys: acked.length, lost, lostExamples, unreadable, unreadableExamples, overlapped, divergent, divergentExamples };
 
   async function holderVersions(key: string, holders: readonly string[]): Promise<string[]> {
     const byId = new Map(cluster.nodes.map((n) => [n.id, n]));

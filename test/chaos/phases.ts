@@ -128,7 +128,8 @@ async function phase(ctx: PhaseContext, name: string, victim: string | undefined
     staleExamples: ctx.load.staleExamples().slice(stalesBefore, stalesBefore + 5),
     durationMs: Date.now() - started,
   };
-  ctx.log(`phase ${name}: ${JSON.stringify({ ...figs, lost: v.lost, overlapped: v.overlapped, divergent: v.divergent, ...extra })}`);
+  ctx.log(`phase ${name}: ${JSON.stringify({ ...figs, lost: v.lost, unreadable: v.unreadable, overlapped: v.overlapped, divergent: v.divergent, ...extra })}`);
+  for (const e of v.unreadableExamples) ctx.log(`  unreadable: ${e}`);
   for (const e of result.staleExamples) ctx.log(`  stale: ${e}`);
   if (sharedResult !== undefined) logShared(ctx, name, sharedResult);
   return result;
@@ -273,6 +274,7 @@ export function table(results: readonly PhaseResult[]): string {
     ['stale reads', (r) => String(r.staleReads)],
     ['acked keys', (r) => String(r.ackedKeys)],
     ['lost', (r) => String(r.lost)],
+    ['unreadable', (r) => String(r.unreadable)],
     ['divergent', (r) => String(r.divergent)],
     ['reroute ms', (r) => (r.rerouteMs === undefined ? '' : String(r.rerouteMs))],
     ['restored ms', (r) => (r.restoredMs === undefined ? '' : String(r.restoredMs))],

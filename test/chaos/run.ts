@@ -92,6 +92,7 @@ const targets = [
   { what: `SIGSTOP: 0 failed reads, failed writes only those in flight at the victim (<= ${WORKERS})`, ok: inFlightOnly(results[1]!) },
   { what: 'partition heal: replicas converge', ok: results[2]!.divergent === 0 },
   { what: 'every phase: 0 lost acknowledged writes', ok: results.every((r) => r.lost === 0) },
+  { what: 'every phase: every acknowledged key readable through every live node after the phase (3 tries)', ok: results.every((r) => r.unreadable === 0) },
   { what: 'every phase: 0 stale reads (no read older than the last acknowledged write of its key)', ok: results.every((r) => r.staleReads === 0) },
   { what: `every phase, shared keys: 0 stale reads at any node, the faulty one included (${windowed}: none beyond README's Known window, ${HEARTBEAT_MS} ms)`, ok: results.every((r) => held(r, (c) => c.stale) === 0) },
   { what: 'every phase, shared keys: 0 lost acknowledged writes (final reads through every node)', ok: results.every((r) => shared(r).lost === 0) },
