@@ -213,6 +213,18 @@ describe('Router', () => {
     }
   });
 
+  test('a holder on probation that hangs costs the newest-copy read half the budget, not all of it: the fresh holder answers', async () => {
+    const c = cluster(['a', 'b', 'c'], ['a', 'b'], { timeoutMs: 400 });
+    c.plant('a', 'k', 'v', 5);
+    c.plant('b', 'k', 'v', 5);
+    c.stale.add('a'); // just back, and slow (a delay on its link)
+    c.net.hung.add('a');
+    const started = Date.now();
+    assert.equal(text(await c.n('c').router.get(G, 'k')), 'v');
+    const ms = Date.now() - started;
+    assert.ok(ms >= 150 && ms < 400, `the backup answered after the newest-copy read gave up (${ms} ms)`);
+  });
+
   test('a copy on probation that holds nothing: a loader group loads once, at the owner', async () => {
     const c = cluster(['a', 'b', 'c'], ['a', 'b'], { loader: true });
     c.stale.add('a');
