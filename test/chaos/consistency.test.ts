@@ -52,3 +52,14 @@ test('Known window: a counter read within it is left out of the counter\'s secon
   assert.equal(c.stale, 1);
   assert.deepEqual(c.beyondWindow, { windowMs: 500, stale: 0, linearizability_violations: 0, incr: 0 });
 });
+
+test('Known window: a read at a node that missed an acknowledged write may show what an unacknowledged write left there, within the window only', () => {
+  const del = (call: number, ret: number, node: string): Partial => ({ kind: 'delete', call, ret, outcome: 'indeterminate', node });
+  const at = (lag: number) => h(w('a', 0, 1), del(1629, 2135, 'n4'), w('b', 2088, 2090, 'n2'), r(null, 2090 + lag, 2091 + lag, 'n4'), r('b', 2110 + lag, 2111 + lag, 'n1'), r('b', 5000, 5001, 'n1', true));
+  const soon = analyze(at(3), { faulty: new Set(['n4']), t0: 0, windowMs: 500 });
+  assert.equal(soon.stale, 0, 'not stale by the rule: the delete may have taken effect after "b"');
+  assert.equal(soon.linearizability_violations, 1);
+  assert.equal(soon.beyondWindow!.linearizability_violations, 0);
+  const late = analyze(at(900), { faulty: new Set(['n4']), t0: 0, windowMs: 500 });
+  assert.equal(late.beyondWindow!.linearizability_violations, 1);
+});

@@ -9,8 +9,9 @@
  * from its copy for up to one heartbeat after the first write of a key it missed):
  *  - a stale read is within it when it began at most `windowMs` after the first acknowledged
  *    write it missed (history.ts StaleRead.newer);
- *  - a key that is not linearizable is within it when the key's history without its stale reads
- *    that are within the window is linearizable.
+ *  - a key that is not linearizable is within it when the key's history is linearizable without
+ *    its reads that began within the window after an acknowledged write they do not show (stale
+ *    ones, and ones that show what an unacknowledged write left at a node that missed it).
  * Lost writes, reads of values never written and INCR anomalies never are (commands run at one
  * coordinator: router.ts commandOrder).
  */
@@ -69,6 +70,13 @@ export interface AnalyzeOptions {
   examples?: number;
   /** The Known window, ms (see the file comment); undefined: no beyondWindow figures. */
   windowMs?: number;
+}
+
+/** What a read shows after mutation `w`: a write's value, null after a delete, an INCR's result as text. */
+function shown(w: Op): string | null {
+  if (w.kind === 'write') return w.value!;
+  if (w.kind === 'incr') return String(w.result);
+  return null;
 }
 
 export function analyze(ops: readonly Op[], opts: AnalyzeOptions): Consistency {
@@ -138,9 +146,18 @@ export function analyze(ops: readonly Op[], opts: AnalyzeOptions): Consistency {
   if (windowMs !== undefined) {
     let linBeyond = 0;
     for (const v of violations) {
-      const reads = windowReads.get(v.key);
-      if (reads !== undefined) {
-        const rest = ops.filter((o) => o.key === v.key && !reads.has(o.id));
+      const keyOps = ops.filter((o) => o.key === v.key);
+      // the window's reads: stale ones within it, and any read that began within it after an
+      // acknowledged write it does not show (a node that missed the write may answer what it has:
+      // an older value, or one an unacknowledged write left only there)
+      const reads = new Set(windowReads.get(v.key));
+      for (const r of keyOps) {
+        if (r.kind !== 'read' || r.outcome !== 'ok' || r.final) continue;
+        const missed = keyOps.some((w) => (w.kind === 'write' || w.kind === 'delete' || w.kind === 'incr') && w.outcome === 'ok' && w.ret! < r.call && inWindow(r.call - w.ret!) && shown(w) !== (r.result ?? null));
+        if (missed) reads.add(r.id);
+      }
+      if (reads.size > 0) {
+        const rest = keyOps.filter((o) => !reads.has(o.id));
         const again = checkHistory(rest, { ...(opts.budget ? { budget: opts.budget } : {}), shrinkMs: 0 });
         if (again.every((x) => x.kind === 'linearizable')) continue;
       }
