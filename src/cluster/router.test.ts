@@ -207,7 +207,11 @@ describe('Router', () => {
       c.plant('b', 'k', 'acked', 9);
       c.stale.add('a');
       c.unusableFrom.add('a>b');
+      c.net.cut.add('a>b'); // unreachable: a last-resort attempt there fails too
       await assert.rejects(c.n('a').router.get(G, 'k'), (e) => isJincacheError(e) && (e.code === 'PEER_UNAVAILABLE' || e.code === 'NOT_SERVING'), `holders ${holders.join(',')}`);
+      // detector wrong (b answers after all): b's copy answers, never a's
+      c.net.cut.clear();
+      assert.equal(text(await c.n('a').router.get(G, 'k')), 'acked', 'tried as a last resort');
       c.unusableFrom.clear();
       assert.equal(text(await c.n('a').router.get(G, 'k')), 'acked', 'b reachable again: its copy answers');
     }
