@@ -150,7 +150,10 @@ export async function runPhase(env: HostsEnv, spec: PhaseSpec, onHistory?: (h: H
     await sleep(spec.warmupMs ?? 1500);
     notes.push(...(await spec.run(env)));
     const running = (): HostNode[] => cluster.nodes.filter((n) => n.running());
-    const healMs = await until(cluster, running, (i) => sees(i, running().map((n) => n.id)) && (i.migrations ?? []).length === 0, 30_000);
+    // healed: every node sees every running node, no migration is open, and every node trusts
+    // its own copy again (trust.ts: after a lost lease or a partition it first confirms it with
+    // the others); a phase that starts before that inherits the last one's fault
+    const healMs = await until(cluster, running, (i) => sees(i, running().map((n) => n.id)) && (i.migrations ?? []).length === 0 && (i.trust?.kind ?? 'trusted') === 'trusted', 30_000);
     notes.push(healMs < 0 ? 'not healed within 30 s (members unusable or a migration open)' : `healed ${healMs} ms after the fault ended`);
     await sleep(spec.recoveryMs ?? 2000);
   } finally {
