@@ -86,7 +86,8 @@ export function analyze(ops: readonly Op[], opts: AnalyzeOptions): Consistency {
   const notOk = load.filter((o) => o.outcome !== 'ok');
   const atFaulty = (o: Op): boolean => opts.faulty.has(o.node);
   const failedHealthy = notOk.filter((o) => !atFaulty(o));
-  const failureExamples = failedHealthy.slice(0, keep).map((o) => formatOp(o, t0));
+  // failed reads first: they are what a target rules out at any time
+  const failureExamples = [...failedHealthy.filter((o) => o.kind === 'read'), ...failedHealthy.filter((o) => o.kind !== 'read')].slice(0, keep).map((o) => formatOp(o, t0));
   const calls = failedHealthy.map((o) => o.call - t0);
 
   const windowMs = opts.windowMs;
