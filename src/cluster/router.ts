@@ -258,9 +258,8 @@ export class Router implements KvService {
     // a copy that may lack writes is never read alone: ask every holder, the newest copy wins
     const checked = holders.some(stale);
     let fresh = stale;
-    // this node's own copy answers alone only when it trusts it, and, when it may lack writes,
-    // only through a newest-copy read that got every holder's answer (else the next holders do)
-    let selfAlone = this.selfTrusted();
+    // this node's copy may lack writes and the other holders could not all be asked
+    let doubtSelf = false;
     if (checked) {
       // half the budget at most: a holder that answers slowly (one just back behind an 800 ms
       // delay: npm run chaos, partition phase, reads at healthy nodes failed with 504 when it
@@ -268,22 +267,33 @@ export class Router implements KvService {
       const now = this.clock.now();
       const newest = await this.newestRead(group, key, holders, now + Math.max(1, Math.floor((deadline - now) / 2)));
       if (newest.kind === 'answer') return newest.value;
-      if (newest.kind === 'failed' && stale(this.self)) selfAlone = false;
       // No holder has the key and the group loads it: there is no copy left to be stale, and
       // the load belongs at the owner, whose singleflight every other miss joins. (Avoiding a
       // holder on probation here sent such reads to a backup, which loaded the key a second
       // time: seen right after a cluster starts, when every peer is on probation.)
       if (newest.kind === 'none') fresh = () => false;
+      else if (newest.kind === 'failed') doubtSelf = stale(this.self);
     }
     // a node that does not trust its own copy (after a pause) asks the other holders only
-    const order = readOrder(selfAlone ? holders : holders.filter((id) => id !== this.self), { usable: this.usable, onProbation: fresh });
-    if (order.length === 0) throw new JincacheError('NOT_SERVING', `this node's copy of "${key}" may lack writes (recovering after a pause, or not copied yet) and no other holder can be asked; retry shortly`);
-    if (order[0] === this.self) return this.getAsHolder(group, key, deadline, checked);
+    const order = readOrder(this.selfTrusted() ? holders : holders.filter((id) => id !== this.self), { usable: this.usable, onProbation: fresh });
+    if (order.length === 0) throw new JincacheError('NOT_SERVING', `this node is recovering after a pause and is the only holder of "${key}"; retry shortly`);
+    if (order[0] === this.self && !doubtSelf) return this.getAsHolder(group, key, deadline, checked);
+    // A copy here that may lack writes, read because the check failed, answers what it has but
+    // not "absent": the next holder is tried. The new owner of a partition whose copy was not
+    // made yet, read while the holder with the value was unreachable, answered an acknowledged
+    // write as missing (stall.test: every node stalled, one member removed, "stall-17: 404").
+    // (Refusing such a copy altogether failed reads at healthy nodes during a kill -9 in
+    // chaos-hosts-short.)
+    const asHolder = async (): Promise<GetResult | null> => {
+      const got = await this.getAsHolder(group, key, deadline, checked);
+      if (got === null && doubtSelf) throw new JincacheError('NOT_SERVING', `this node's copy may lack "${key}" and its other holders could not be asked; retry shortly`);
+      return got;
+    };
     try {
       return await withRetry(
         (n) => {
           const target = order[n % order.length]!;
-          if (target === this.self) return this.getAsHolder(group, key, deadline, checked);
+          if (target === this.self) return asHolder();
           return this.readFrom(target, group, key, attemptDeadline(deadline, n, order.length, this.clock.now()));
         },
         { maxRetries: this.settings.maxRetries(group), deadline },
@@ -310,17 +320,11 @@ export class Router implements KvService {
   private async getAsHolder(group: string, key: string, deadline: number, checked: boolean): Promise<GetResult | null> {
     const partition = this.partitionOf(key);
     if (!this.selfTrusted()) return this.fromOthers(group, key, partition, deadline);
-    // When the other holders cannot all be asked, this copy is no answer: the read is refused
-    // (NOT_SERVING: its sender tries the next holder). Answering from it (best effort) returned a
-    // counter's old value for 1.3 s (npm run chaos u-1, kill -9 phase: kill-9/n1 read -> "4" via
-    // node-3 at 4489 and 4965 ms, INCR -> 5 acknowledged at 3632 ms) while the repair after the
-    // victim's removal had not copied to it and the other holder did not answer in time.
     if (!checked && this.freshness.mayLackWrites(this.self, partition)) {
       const holders = holdersOf(this.tables.table(), partition);
-      const now = this.clock.now();
-      const newest = await this.newestRead(group, key, holders.includes(this.self) ? holders : [this.self, ...holders], now + Math.max(1, Math.floor((deadline - now) / 2)));
+      const newest = await this.newestRead(group, key, holders.includes(this.self) ? holders : [this.self, ...holders], deadline, true);
       if (newest.kind === 'answer') return newest.value;
-      if (newest.kind === 'failed') throw new JincacheError('NOT_SERVING', `this node's copy of "${key}" may lack acknowledged writes and the other holders did not all answer`);
+      if (newest.kind === 'failed') throw new JincacheError('NOT_SERVING', `this node's copy may lack "${key}" and no holder whose copy lacks nothing answered; retry shortly`);
     }
     // A read sent to a backup by a node that took the owner for unreachable, while the owner
     // answers here: the owner applies a write before it replicates it, and a read there may have
@@ -437,8 +441,15 @@ export class Router implements KvService {
     }
     if (failed) return { kind: 'failed' };
     const loader = this.local.group(group).loader !== undefined;
-    if (best === undefined || best.value === null || (best.expiresAt > 0 && best.expiresAt <= this.clock.now())) return loader ? { kind: 'none' } : { kind: 'answer', value: null };
-    return { kind: 'answer', value: { value: best.value, source: 'hit', expiresAt: best.expiresAt, ...(best.type !== undefined ? { type: best.type } : {}) } };
+    const absent = best === undefined || best.value === null || (best.expiresAt > 0 && best.expiresAt <= this.clock.now());
+    // best effort answers with what the copies it got have, but "absent" only from a sound one:
+    // copies that may all lack writes (a holder the crash repair has not filled yet, while the
+    // holder with the value is unreachable) answered an acknowledged write as missing
+    // (stall.test: every node stalled, one member removed, "stall-17: 404")
+    if (absent && !sound && !loader) return { kind: 'failed' };
+    if (absent) return loader ? { kind: 'none' } : { kind: 'answer', value: null };
+    const found = best!;
+    return { kind: 'answer', value: { value: found.value!, source: 'hit', expiresAt: found.expiresAt, ...(found.type !== undefined ? { type: found.type } : {}) } };
   }
 
   /** A holder's own copy; a holder that no longer holds the key under a newer table fails the read (its copy may lack writes). */
