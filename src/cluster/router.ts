@@ -574,13 +574,18 @@ export class Router implements KvService {
    * replication deadline.
    */
   private async coordinate(group: string, key: string, op: WriteOp, fence: number): Promise<WriteResult> {
+    // A write decided on the copy (a condition, an expiry) must be decided on one that lacks
+    // nothing, as a command is (coordinateExec): not after a pause, and while this copy may lack
+    // writes the key is caught up from the other holders first. (Refusing it then made SET NX
+    // fail with TRYAGAIN for the first seconds of every new static cluster, whose nodes all
+    // start catching up: redis-clients.test.)
+    if (!(op.op === 'set' && op.cond === undefined) && op.op !== 'del') {
+      if (!this.selfTrusted()) throw new JincacheError('NOT_SERVING', `this node is recovering after a pause; the write of "${key}" was not applied`);
+      const partition = this.partitionOf(key);
+      if (this.freshness.mayLackWrites(this.self, partition)) await this.catchUpKeys(group, [key], partition, fence);
+    }
     // one synchronous block from the fence check to the apply: nothing can run in between
     if (this.clock.now() >= fence) throw new JincacheError('TIMEOUT', `write of "${key}" arrived after its deadline; not applied`);
-    // a write decided on a copy that may lack writes (a condition, an expiry) is not decided here:
-    // after a pause, and while another holder says it holds hints for this node (see coordinateExec)
-    if (!(op.op === 'set' && op.cond === undefined) && op.op !== 'del' && this.freshness.mayLackWrites(this.self, this.partitionOf(key))) {
-      throw new JincacheError('NOT_SERVING', `this node's copy of "${key}" may lack acknowledged writes (recovering, or hints for it are on their way); the write was not applied`);
-    }
     const out = this.local.write(group, key, op);
     if (out.record === undefined) return out.result;
     // keep a quarter of the time left for the answer to travel back: a backup that has not
