@@ -72,12 +72,9 @@ export class LocalData {
 
   /** Like cached(), but a miss is not counted as served (the caller goes on to the full read path). */
   cachedHit(groupName: string, key: string): GetResult | undefined {
-    const hit = this.group(groupName).store.get(key);
-    const value = hit?.value ?? null;
-    if (value === null) return undefined;
-    this.onServe?.('get', groupName, key, 0, value.length);
-    const type = hit!.type;
-    return type ? { value, source: 'hit', expiresAt: hit!.expiresAt, type } : { value, source: 'hit', expiresAt: hit!.expiresAt };
+    const hit = liveHit(this.group(groupName).store.get(key));
+    if (hit !== undefined) this.onServe?.('get', groupName, key, 0, hit.value.length);
+    return hit;
   }
 
   /** The stored write for a key, tombstones included, with its version (for replicas and migration). */
@@ -102,8 +99,8 @@ export class LocalData {
     // The caller missed, but it may have awaited since (other holders, the disk): a load that
     // finished meanwhile filled the cache, and a second origin load would be the stampede that
     // singleflight exists to prevent (a CI run saw 2 loads for 100 concurrent misses)
-    const filled = group.store.get(key);
-    if (filled !== undefined && filled.value !== null) return { value: filled.value, source: 'hit', expiresAt: filled.expiresAt, ...(filled.type ? { type: filled.type } : {}) };
+    const filled = liveHit(group.store.get(key));
+    if (filled !== undefined) return filled;
     let value: Buffer | null;
     try {
       value = await group.load(key);
@@ -266,4 +263,12 @@ export class LocalData {
     for (const p of partitions) n += store.liveCount(p);
     return n;
   }
+}
+
+/** A stored entry as a read's answer: undefined for none or a tombstone. */
+function liveHit(e: StoredEntry | undefined): GetResult | undefined {
+  const value = e?.value ?? null;
+  if (value === null) return undefined;
+  const type = e!.type;
+  return type ? { value, source: 'hit', expiresAt: e!.expiresAt, type } : { value, source: 'hit', expiresAt: e!.expiresAt };
 }

@@ -254,8 +254,7 @@ export class FrontDoor {
       if (write.op === 'set') this.checkValue(write.value.length);
       const deadline = this.writeDeadline(group);
       const out = await this.kv.write(group, key, write, { deadline });
-      const bp = this.backpressure();
-      if (bp !== undefined) await withinDeadline(bp, deadline, this.clock, 'the disk of this node is behind (or failing): the write is not acknowledged');
+      await this.durable(deadline);
       return out;
     } catch (e) {
       result = this.failed(e);
@@ -279,10 +278,7 @@ export class FrontDoor {
       const deadline = perm === 'write' ? this.writeDeadline(group) : this.deadline(group);
       if (this.kv.exec === undefined) throw new JincacheError('BAD_REQUEST', 'this node runs no command engine');
       const out = await this.kv.exec(group, req, { deadline });
-      if (perm === 'write') {
-        const bp = this.backpressure();
-        if (bp !== undefined) await withinDeadline(bp, deadline, this.clock, 'the disk of this node is behind (or failing): the write is not acknowledged');
-      }
+      if (perm === 'write') await this.durable(deadline);
       return out;
     } catch (e) {
       result = this.failed(e);
@@ -290,6 +286,12 @@ export class FrontDoor {
     } finally {
       this.observe(protocol, op, group, result, began);
     }
+  }
+
+  /** Before a write is acknowledged on a persistent node: wait (within the deadline) while the disk lags. */
+  private async durable(deadline: number): Promise<void> {
+    const bp = this.backpressure();
+    if (bp !== undefined) await withinDeadline(bp, deadline, this.clock, 'the disk of this node is behind (or failing): the write is not acknowledged');
   }
 
   /** A page of one partition's live keys (SCAN, KEYS, RANDOMKEY); needs read. */
