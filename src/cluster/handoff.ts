@@ -296,6 +296,16 @@ export class HintedHandoff {
     if (this.queue.pending(peer) > 0) void this.handoff.replay(peer);
   }
 
+  /**
+   * What a heartbeat answer tells `peer` (Ping's `hints`): how many hinted writes this node holds
+   * for it, at least 1 while a replay is in flight (the queue may be empty while the last batch is
+   * on its way, not yet applied there).
+   */
+  hintsToTell(peer: NodeId): number {
+    const n = this.queue.pending(peer);
+    return n > 0 ? n : this.handoff.isReplaying(peer) ? 1 : 0;
+  }
+
   /** This node holds hints for a usable peer, or is replaying them (its copy may lack those writes). */
   hintsFor(id: NodeId): boolean {
     return this.opts.usable(id) && (this.queue.pending(id) > 0 || this.handoff.isReplaying(id));

@@ -110,6 +110,12 @@ export interface RouterOptions {
   peers: Peers;
   /** Keep writes for a holder that did not get them, to replay when it is back (handoff.ts). */
   hint(peer: NodeId, records: readonly WireRecord[]): void;
+  /**
+   * Resolves once `peer` has been told, by a heartbeat answer, that this node holds hints for it
+   * (at once when it is not reaching this node), or at `deadline` (detector.ts nextPingFrom).
+   * Default: at once.
+   */
+  toldOfHints?(peer: NodeId, deadline: number): Promise<void>;
   settings: RouterSettings;
   defaultGroup: string;
   clock: Clock;
@@ -165,6 +171,7 @@ export class Router implements KvService {
   private readonly maxValueBytes: () => number;
   private readonly peers: Peers;
   private readonly hint: (peer: NodeId, records: readonly WireRecord[]) => void;
+  private readonly toldOfHints: (peer: NodeId, deadline: number) => Promise<void>;
   private readonly settings: RouterSettings;
   private readonly clock: Clock;
   private readonly moves: Moves;
@@ -191,6 +198,7 @@ export class Router implements KvService {
     this.maxValueBytes = opts.maxValueBytes ?? (() => 512 * 1024 * 1024);
     this.peers = opts.peers;
     this.hint = opts.hint;
+    this.toldOfHints = opts.toldOfHints ?? (async () => {});
     this.settings = opts.settings;
     this.clock = opts.clock;
     this.moves = opts.moves ?? NO_MOVES;
@@ -616,12 +624,25 @@ export class Router implements KvService {
     // every acknowledged write passes here: mirrors of the key are invalidated before the ack
     const invalidations = this.mirrorsWait(records, deadline);
     const plan = replicaPlan(this.self, holders, extra, { usable: this.usable });
-    for (const id of plan.hint) this.hint(id, records);
-    if (plan.send.length > 0) {
-      const sends = plan.send.map((id) => this.replicateTo(id, records, deadline));
-      if (this.settings.syncReplication) await Promise.all(sends);
-    }
+    const waits: Promise<unknown>[] = [];
+    for (const id of plan.hint) waits.push(this.hintAndTell(id, records, deadline));
+    for (const id of plan.send) waits.push(this.replicateTo(id, records, deadline));
+    if (this.settings.syncReplication) await Promise.all(waits);
     if (invalidations !== undefined) await invalidations;
+  }
+
+  /**
+   * Keep a hint for a holder the detector calls unusable, and (before the write is acknowledged)
+   * wait until that holder has been told so by a heartbeat answer, if it still pings this node.
+   * A holder wrongly taken for unreachable keeps serving its copy; acknowledged at once, the
+   * write was missing there until its next heartbeat (npm run chaos, etcd stopped: node-1 hinted
+   * k7's write for node-2 at 5732 ms, acknowledged it 5 ms later, and node-2 answered the older
+   * value four times in the next 200 ms; issue 17). Told, the holder reads the newest copy
+   * across the holders until the hints arrive (freshness.ts hintsForSelf).
+   */
+  private hintAndTell(id: NodeId, records: readonly WireRecord[], deadline: number): Promise<void> {
+    this.hint(id, records);
+    return this.toldOfHints(id, deadline);
   }
 
   private mirrorsWait(records: readonly WireRecord[], deadline: number): Promise<unknown> | undefined {
@@ -667,7 +688,10 @@ export class Router implements KvService {
     }
     if (byTarget.size === 0) return;
     this.staleRoutes++;
-    await Promise.all([...byTarget].map(([id, recs]) => (this.usable(id) ? this.replicateTo(id, recs, meta.deadline) : this.hint(id, recs))));
+    // the sender's own wait ends at the deadline: answer it before then
+    const now = this.clock.now();
+    const tellBy = now + Math.max(1, Math.floor(((meta.deadline - now) * 3) / 4));
+    await Promise.all([...byTarget].map(([id, recs]) => (this.usable(id) ? this.replicateTo(id, recs, meta.deadline) : this.hintAndTell(id, recs, tellBy))));
   }
 
   /** Wait (briefly) for the newer table a sender routed by; still behind after that: this node's table lags, it stops trusting its copy. */

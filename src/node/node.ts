@@ -208,7 +208,7 @@ export class JincacheNode {
       metrics,
       logger,
       onTransition: (peer, from, to, starting) => this.healthChanged(peer, from, to, starting),
-      hintsHeldFor: (peer) => handoff?.queue.pending(peer) ?? 0,
+      hintsHeldFor: (peer) => handoff?.hintsToTell(peer) ?? 0,
       onPingAnswer: (peer, hints, table, resp, sentAt) => {
         handoff?.noteHeld(peer, hints, table, sentAt);
         this.respCluster?.onPingAnswer(peer, table, resp);
@@ -357,6 +357,7 @@ export class JincacheNode {
       local,
       peers,
       hint: (peer, records) => handoff.hint(peer, records),
+      toldOfHints: (peer, deadline) => detector.nextPingFrom(peer, deadline),
       settings: {
         requestTimeoutMs: (group) => live.group(group)?.request_timeout ?? ft().request_timeout,
         maxRetries: (group) => live.group(group)?.max_retries ?? ft().max_retries,

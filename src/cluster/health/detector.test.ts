@@ -150,3 +150,46 @@ describe('FailureDetector', () => {
     assert.equal(detector.usable('b'), true);
   });
 });
+
+test('nextPingFrom: waits for the peer\'s next heartbeat here, at most until the deadline; at once for a peer that has not pinged lately', async () => {
+  let now = 1_000_000;
+  const clock = { now: () => now };
+  const net = new FakeNetwork();
+  const all = [info('a'), info('b')];
+  const serverA = new PeerServer();
+  const a = new FailureDetector({ self: 'a', clock, client: net, members: members('a', all), server: serverA, heartbeatIntervalMs: 500, breaker: { minimumRps: 1e6, consecutiveFailures: 1e6 } });
+  net.attach('mem://a', serverA);
+  const b = new FailureDetector({ self: 'b', clock, client: net, members: members('b', all), server: new PeerServer(), heartbeatIntervalMs: 500, breaker: { minimumRps: 1e6, consecutiveFailures: 1e6 } });
+  b.setMembers(all);
+  a.setMembers(all);
+
+  // b never pinged a: nothing to wait for
+  let done = false;
+  await a.nextPingFrom('b', now + 10_000).then(() => (done = true));
+  assert.ok(done);
+
+  // b pings a: a later wait ends with b's next heartbeat, not before
+  b.heartbeat();
+  await settle();
+  now += 100;
+  done = false;
+  const wait = a.nextPingFrom('b', now + 10_000).then(() => (done = true));
+  await settle();
+  assert.equal(done, false, 'no heartbeat from b yet');
+  now += 500;
+  b.heartbeat();
+  await settle();
+  await wait;
+  assert.ok(done, 'b\'s next heartbeat was answered');
+
+  // the deadline bounds it (real timers: a short one)
+  const started = Date.now();
+  await a.nextPingFrom('b', now + 30);
+  assert.ok(Date.now() - started >= 25, 'waited for the deadline');
+
+  // b has not pinged for more than two intervals: at once
+  now += 1100;
+  const t = Date.now();
+  await a.nextPingFrom('b', now + 10_000);
+  assert.ok(Date.now() - t < 20);
+});

@@ -81,6 +81,9 @@ export class FailureDetector {
   // because they had never answered yet (see emitTransitions)
   private readonly answered = new Set<NodeId>();
   private readonly notYetUp = new Set<NodeId>();
+  // heartbeats served here: when each peer last pinged this node, and who waits for its next one
+  private readonly pingedAt = new Map<NodeId, number>();
+  private readonly pingWaiters = new Map<NodeId, Set<() => void>>();
 
   constructor(opts: DetectorOptions) {
     this.opts = opts;
@@ -90,7 +93,46 @@ export class FailureDetector {
     this.classifier = new HealthClassifier({ clock: opts.clock, slowThresholdMs: opts.slowThresholdMs ?? 500, probationMs: this.probationMs });
     this.breakers = new PeerBreakers(opts.breaker);
     this.tickMs = Math.min(this.intervalMs, 250);
-    opts.server.handle(Ping, (_req, meta) => ({ id: opts.self, hints: meta.from === undefined ? 0 : (opts.hintsHeldFor?.(meta.from) ?? 0), table: opts.tableVersion?.() ?? 0, resp: opts.respAddress ?? '' }));
+    opts.server.handle(Ping, (_req, meta) => {
+      if (meta.from !== undefined) this.pinged(meta.from);
+      return { id: opts.self, hints: meta.from === undefined ? 0 : (opts.hintsHeldFor?.(meta.from) ?? 0), table: opts.tableVersion?.() ?? 0, resp: opts.respAddress ?? '' };
+    });
+  }
+
+  /**
+   * Resolves once `peer` has pinged this node again and been answered (the answer tells it of the
+   * hints held here for it: Ping's `hints`), or at `deadline`; at once when `peer` has not pinged
+   * here within two heartbeat intervals (it does not reach this node, so no answer can tell it).
+   * A write hinted for a holder the detector calls unusable waits for this before it is
+   * acknowledged (router.ts): a holder wrongly taken for unreachable, still serving its copy,
+   * learns that it lacks the write before any client can have seen the acknowledgment.
+   */
+  nextPingFrom(peer: NodeId, deadline: number): Promise<void> {
+    const now = this.opts.clock.now();
+    const last = this.pingedAt.get(peer);
+    if (last === undefined || now - last > 2 * this.intervalMs || now >= deadline) return Promise.resolve();
+    return new Promise((resolve) => {
+      let waiters = this.pingWaiters.get(peer);
+      if (waiters === undefined) this.pingWaiters.set(peer, (waiters = new Set()));
+      const done = (): void => {
+        clearTimeout(timer);
+        waiters.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, deadline - now);
+      waiters.add(done);
+    });
+  }
+
+  /** A heartbeat from `peer` is being answered: wake who waits for it once the answer is on its way. */
+  private pinged(peer: NodeId): void {
+    this.pingedAt.set(peer, this.opts.clock.now());
+    const waiters = this.pingWaiters.get(peer);
+    if (waiters === undefined || waiters.size === 0) return;
+    this.pingWaiters.delete(peer);
+    setImmediate(() => {
+      for (const done of waiters) done();
+    });
   }
 
   start(): void {
