@@ -25,6 +25,8 @@ function cluster() {
   const infos: NodeInfo[] = ['a', 'b', 'c'].map((id) => ({ id, address: id, status: 'active', last_seen: 0 }));
   const members = (self: NodeId): Members => ({ self, member: (id) => infos.find((m) => m.id === id), list: () => infos, onChange: () => () => {} });
   const nodes = new Map<NodeId, { mirror: Mirror; local: LocalData; table: PartitionTable }>();
+  /** "x>y": x's failure detector calls y unusable. */
+  const unusable = new Set<string>();
   for (const id of ['a', 'b', 'c']) {
     const groups = new Map([[G, new Group({ name: G, maxBytes: 1 << 20, clock, partitionOf: () => 0 })]]);
     const local = new LocalData({ groups, hlc: new HybridClock(clock), clock });
@@ -36,7 +38,7 @@ function cluster() {
       members: members(id),
       table: () => node.table,
       partitionOf: () => 0,
-      usable: () => true,
+      usable: (peer) => !unusable.has(`${id}>${peer}`),
       local,
       groups,
       client: net,
@@ -49,7 +51,7 @@ function cluster() {
   }
   const n = (id: NodeId) => nodes.get(id)!;
   n('a').local.applyOne({ group: G, key: 'k', value: Buffer.from('old'), version: 5, expiresAt: 0 });
-  return { net, n };
+  return { net, n, unusable };
 }
 
 const text = (r: { value: Buffer } | undefined): string | undefined => r?.value.toString();
@@ -78,4 +80,23 @@ test('for a lease after it became the owner, a write at the new owner first drop
   await c.n('b').mirror.beforeWrite(G, 'k', 9, Date.now() + 500);
   assert.equal(c.net.count(MirrorInvalidate), 2, 'to a and c');
   assert.equal(c.n('c').mirror.get(G, 'k'), undefined, 'c, still on table 1, serves the old owner\'s mirror no more');
+});
+
+test('a mirror whose owner this node cannot reach is not served, and a write coordinated around that owner drops its mirrors everywhere first', async () => {
+  const c = cluster();
+  c.n('a').mirror.start();
+  await sleep(50);
+  c.n('a').mirror.stop();
+  assert.equal(text(c.n('b').mirror.get(G, 'k')), 'old', 'b holds a\'s mirror');
+  // a keeps reaching its peers, they no longer reach a: writes of k are coordinated by b
+  c.unusable.add('c>a');
+  assert.equal(c.n('c').mirror.get(G, 'k'), undefined, 'c cannot reach the owner: its mirror is not served');
+  c.unusable.add('b>a');
+  assert.equal(c.n('b').mirror.waits(G, 'k'), true, 'b holds a mirror of k: it must drop it before it acknowledges');
+  await c.n('b').mirror.beforeWrite(G, 'k', 9, Date.now() + 500);
+  assert.equal(c.net.count(MirrorInvalidate), 1, 'to c (b cannot reach a)');
+  c.unusable.delete('b>a');
+  c.unusable.delete('c>a');
+  assert.equal(c.n('b').mirror.get(G, 'k'), undefined, 'dropped at b');
+  assert.equal(c.n('c').mirror.get(G, 'k'), undefined, 'dropped at c');
 });

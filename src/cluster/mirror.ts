@@ -8,6 +8,9 @@
  * holder waits `leaseMs` from the push before acknowledging — so even a partitioned holder has
  * dropped the copy by then (the margin covers network delay). A push that was in flight when a
  * write invalidated the key is refused by the holder, which remembers the invalidating version.
+ * Writes that go around an owner the writer cannot reach are coordinated by another holder, which
+ * does not know where the owner pushed: it drops the key's mirrors everywhere before it
+ * acknowledges, and a holder serves a mirror only while it can reach the owner.
  */
 import type { PartitionTable } from '../core/placement/table.ts';
 import type { NodeId } from '../core/types.ts';
@@ -94,12 +97,7 @@ export class Mirror implements Mirrors {
     });
     opts.server.handle(MirrorInvalidate, (records) => {
       const now = Date.now();
-      for (const r of records) {
-        const k = sep(r.group, r.key);
-        this.opts.groups.get(r.group)?.hot.delete(r.key);
-        this.held.delete(k);
-        this.fence.set(k, { version: r.version, until: now + this.opts.leaseMs });
-      }
+      for (const r of records) this.dropHere(r.group, r.key, r.version);
       // fences of keys that were invalidated long ago are dropped, so the map stays bounded
       if (this.fence.size > 4096) for (const [k, f] of this.fence) if (f.until <= now) this.fence.delete(k);
     });
@@ -122,7 +120,8 @@ export class Mirror implements Mirrors {
   }
 
   waits(group: string, key: string): boolean {
-    return (this.pushed.size > 0 && this.pushed.has(sep(group, key))) || this.gainedRecently(this.opts.partitionOf(key)) !== undefined;
+    const k = sep(group, key);
+    return (this.pushed.size > 0 && this.pushed.has(k)) || (this.held.size > 0 && this.held.has(k)) || this.gainedRecently(this.opts.partitionOf(key)) !== undefined;
   }
 
   private ownerOf(key: string): NodeId | undefined {
@@ -172,7 +171,12 @@ export class Mirror implements Mirrors {
     // acknowledges writes without knowing of it (npm run chaos, kill -9 phase: after the restarted
     // node-2 became the owner of kill-9/k4, node-1, node-4 and node-5 answered the old owner's
     // mirror "4u84.c15.1733" for 130 ms over writes acknowledged through node-2, node-4, node-5).
-    if (h === undefined || this.held.get(k) !== this.ownerOf(key)) {
+    // Nor is one whose owner this node cannot reach: writes then go around the owner, to a
+    // holder that does not know of its mirrors (npm run chaos, partition phase: node-4, cut off
+    // from what its peers sent while it still reached them, kept pushing k5's old value;
+    // node-1, node-2 and node-5 answered it for 500 ms over a write acknowledged by node-3).
+    const owner = this.ownerOf(key);
+    if (h === undefined || this.held.get(k) !== owner || owner === undefined || !this.opts.usable(owner)) {
       if (h !== undefined) this.opts.groups.get(group)?.hot.delete(key);
       this.held.delete(k);
       return undefined;
@@ -184,33 +188,46 @@ export class Mirror implements Mirrors {
   /** Owner side, before acknowledging a write of `key`: no mirror may serve the old value after. */
   private async invalidate(group: string, key: string, version: number, deadline: number): Promise<void> {
     const k = sep(group, key);
+    // a copy of the key mirrored here by its owner: this node writes it as another holder,
+    // around an owner it cannot reach, which pushed the copy everywhere and will not drop it
+    // for this write: drop it here and everywhere first (best effort: see gainedRecently below)
+    // A copy of the key mirrored here by its owner: this node writes it as another holder,
+    // around an owner it cannot reach, which pushed the copy everywhere and will not drop it for
+    // this write. Or the partition came here from another owner less than a lease ago: a node
+    // that has not yet installed the table may still serve that owner's mirror. Either way the
+    // key's mirrors are dropped here and everywhere first (best effort: a node that does not
+    // answer drops its copy when its lease ends).
     const gainedAt = this.gainedRecently(this.opts.partitionOf(key));
-    // the partition came here from another owner less than a lease ago: a node that has not yet
-    // installed the table may still serve that owner's mirror of the key; drop it everywhere
-    // first (best effort: a node that does not answer drops it when its lease ends)
-    const previous = gainedAt === undefined ? undefined : this.invalidateEverywhere(group, key, version, Math.min(deadline, gainedAt + this.opts.leaseMs));
+    const heldHere = this.held.has(k);
+    if (heldHere) this.dropHere(group, key, version);
+    const everywhere = heldHere || gainedAt !== undefined ? this.invalidateEverywhere(group, key, version, Math.min(deadline, (gainedAt ?? Date.now()) + this.opts.leaseMs)) : undefined;
     const p = this.pushed.get(k);
-    if (p === undefined) {
-      await previous;
-      return;
-    }
     this.pushed.delete(k);
-    const leaseEnd = p.pushedAt + this.opts.leaseMs;
-    if (leaseEnd <= Date.now()) return;
-    const records: WireRecord[] = [{ group, key, value: null, version, expiresAt: 0 }];
-    const results = await Promise.allSettled(
-      p.nodes.map(async (id) => {
-        const m = this.opts.members.member(id);
-        if (m === undefined) throw new Error(`${id} gone`);
-        await this.opts.client.call(MirrorInvalidate, m.address, records, { from: this.opts.self, deadline: Math.min(deadline, leaseEnd) });
-      }),
-    );
-    // a holder we could not reach drops the copy when its lease ends: wait that out
-    if (results.some((r) => r.status === 'rejected')) {
-      const wait = leaseEnd - Date.now();
-      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    const leaseEnd = p === undefined ? 0 : p.pushedAt + this.opts.leaseMs;
+    if (p !== undefined && leaseEnd > Date.now()) {
+      const records: WireRecord[] = [{ group, key, value: null, version, expiresAt: 0 }];
+      const results = await Promise.allSettled(
+        p.nodes.map(async (id) => {
+          const m = this.opts.members.member(id);
+          if (m === undefined) throw new Error(`${id} gone`);
+          await this.opts.client.call(MirrorInvalidate, m.address, records, { from: this.opts.self, deadline: Math.min(deadline, leaseEnd) });
+        }),
+      );
+      // a holder we could not reach drops the copy when its lease ends: wait that out
+      if (results.some((r) => r.status === 'rejected')) {
+        const wait = leaseEnd - Date.now();
+        if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      }
     }
-    await previous;
+    await everywhere;
+  }
+
+  /** What MirrorInvalidate does at a holder, for one key. */
+  private dropHere(group: string, key: string, version: number): void {
+    const k = sep(group, key);
+    this.opts.groups.get(group)?.hot.delete(key);
+    this.held.delete(k);
+    this.fence.set(k, { version, until: Date.now() + this.opts.leaseMs });
   }
 
   /** MirrorInvalidate to every other member the failure detector finds usable; never rejects. */

@@ -102,7 +102,8 @@ export class FailureDetector {
   /**
    * Resolves once `peer` has pinged this node again and been answered (the answer tells it of the
    * hints held here for it: Ping's `hints`), or at `deadline`; at once when `peer` has not pinged
-   * here within two heartbeat intervals (it does not reach this node, so no answer can tell it).
+   * here within two heartbeat intervals (it does not reach this node, so no answer can tell it)
+   * or is down (no process answers there, or it is no member).
    * A write hinted for a holder the detector calls unusable waits for this before it is
    * acknowledged (router.ts): a holder wrongly taken for unreachable, still serving its copy,
    * learns that it lacks the write before any client can have seen the acknowledgment.
@@ -110,7 +111,8 @@ export class FailureDetector {
   nextPingFrom(peer: NodeId, deadline: number): Promise<void> {
     const now = this.opts.clock.now();
     const last = this.pingedAt.get(peer);
-    if (last === undefined || now - last > 2 * this.intervalMs || now >= deadline) return Promise.resolve();
+    // a peer with no process (refused) or no membership serves no copy: nothing to tell it
+    if (last === undefined || now - last > 2 * this.intervalMs || now >= deadline || this.health(peer) === 'down') return Promise.resolve();
     return new Promise((resolve) => {
       let waiters = this.pingWaiters.get(peer);
       if (waiters === undefined) this.pingWaiters.set(peer, (waiters = new Set()));
