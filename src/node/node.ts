@@ -35,6 +35,7 @@ import { ClusterEvents, type ClusterEventKind, type ClusterEventMap, type TableC
 import { Freshness } from '../cluster/freshness.ts';
 import { HintedHandoff } from '../cluster/handoff.ts';
 import { FailureDetector } from '../cluster/health/detector.ts';
+import { PeerClocks } from '../cluster/health/clocks.ts';
 import type { KvService } from '../cluster/kv.ts';
 import { LocalData } from '../cluster/local-data.ts';
 import { Membership } from '../cluster/membership.ts';
@@ -190,13 +191,20 @@ export class JincacheNode {
     const certs = this.readCertificates();
     const client = new PeerClient({ ...(cfg.cluster.secret !== undefined ? { secret: cfg.cluster.secret } : {}), ...(certs.peerClient !== undefined ? { tls: certs.peerClient } : {}) });
     this.client = client;
-    const server = new PeerServer({ ...(cfg.cluster.secret !== undefined ? { secret: cfg.cluster.secret } : {}), defaultTimeoutMs: cfg.fault_tolerance.request_timeout });
+    // peers' clocks, measured by the heartbeats: a request's deadline is read on this node's clock
+    const clocks = new PeerClocks();
+    const server = new PeerServer({
+      ...(cfg.cluster.secret !== undefined ? { secret: cfg.cluster.secret } : {}),
+      defaultTimeoutMs: cfg.fault_tolerance.request_timeout,
+      localTime: (from, t) => clocks.toLocal(from, t),
+    });
     const heartbeat = cfg.fault_tolerance.heartbeat_interval;
     const pingTimeoutMs = Math.max(100, Math.min(heartbeat, cfg.fault_tolerance.request_timeout, 1000));
     let handoff: HintedHandoff | undefined;
     const detector = new FailureDetector({
       self: id,
       clock,
+      clocks,
       client,
       members: membership,
       server,

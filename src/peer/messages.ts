@@ -453,13 +453,15 @@ export const Replicate = binaryMessage<WireRecord[], void>({ name: 'replicate', 
  * version of the table it routes by (trust.ts: a node that cannot reach etcd confirms its table
  * with its peers), and the `host:port` of its Redis listener ('' = none): how a static cluster,
  * which has no registry to publish it in, learns every node's RESP address for CLUSTER SLOTS.
+ * `now`: the receiver's wall clock as it answered (health/clocks.ts: how far its clock is from
+ * the sender's, for the deadlines of the messages it sends).
  */
-export const Ping = binaryMessage<void, { id: string; hints: number; table: number; resp: string }>({
+export const Ping = binaryMessage<void, { id: string; hints: number; table: number; resp: string; now: number }>({
   name: 'ping',
   request: none,
   response: {
-    write: (w, v) => void w.str(v.id).u32(v.hints).u32(v.table).str(v.resp),
-    read: (r) => ({ id: r.str(MAX_NAME), hints: r.u32(), table: r.u32(), resp: r.str(MAX_NAME) }),
+    write: (w, v) => void w.str(v.id).u32(v.hints).u32(v.table).str(v.resp).f64(v.now),
+    read: (r) => ({ id: r.str(MAX_NAME), hints: r.u32(), table: r.u32(), resp: r.str(MAX_NAME), now: r.f64() }),
   },
 });
 

@@ -19,6 +19,11 @@ export interface PeerServerOptions {
   maxBodyBytes?: number;
   /** Deadline of a request that carries none (a tool). Default 3000 ms from arrival. */
   defaultTimeoutMs?: number;
+  /**
+   * A time on the clock of the peer `from`, as the earliest time on this node's clock it can be
+   * (health/clocks.ts): a request's deadline is its sender's. Default: the clocks agree.
+   */
+  localTime?: (from: string | undefined, peerTime: number) => number;
 }
 
 interface Route {
@@ -31,11 +36,13 @@ export class PeerServer {
   private readonly secret: Buffer | undefined;
   private readonly maxBodyBytes: number;
   private readonly defaultTimeoutMs: number;
+  private readonly localTime: (from: string | undefined, peerTime: number) => number;
 
   constructor(opts: PeerServerOptions = {}) {
     this.secret = opts.secret === undefined ? undefined : Buffer.from(opts.secret);
     this.maxBodyBytes = opts.maxBodyBytes ?? 576 * 1024 * 1024;
     this.defaultTimeoutMs = opts.defaultTimeoutMs ?? 3000;
+    this.localTime = opts.localTime ?? ((_from, t) => t);
   }
 
   /** Serve `message` with `handler`. One handler per message. */
@@ -67,10 +74,11 @@ export class PeerServer {
       return sendError(res, new JincacheError('NOT_FOUND', `no peer message ${req.method} ${name}`));
     }
     const deadlineRaw = Number(header(req.headers[DEADLINE_HEADER]));
+    const from = header(req.headers[FROM_HEADER]);
     const meta: MessageMeta = {
-      from: header(req.headers[FROM_HEADER]),
+      from,
       table: tableStampOf(req.headers[TABLE_HEADER]),
-      deadline: Number.isFinite(deadlineRaw) && deadlineRaw > 0 ? deadlineRaw : Date.now() + this.defaultTimeoutMs,
+      deadline: Number.isFinite(deadlineRaw) && deadlineRaw > 0 ? this.localTime(from, deadlineRaw) : Date.now() + this.defaultTimeoutMs,
     };
     try {
       const bytes = await this.invoke(name, await readBody(req, this.maxBodyBytes), meta);

@@ -16,6 +16,7 @@ import type { Members } from '../membership.ts';
 import { JincacheError, isJincacheError } from '../../core/errors.ts';
 import { PeerBreakers, isBreakerOpen, isPeerFailure, type BreakerOptions, type BreakerState } from './breakers.ts';
 import { HealthClassifier, type PeerHealth } from './classifier.ts';
+import type { PeerClocks } from './clocks.ts';
 import { failureKind } from './errors.ts';
 
 export interface DetectorOptions {
@@ -55,6 +56,8 @@ export interface DetectorOptions {
    * counts against neither its health nor its breaker. Default: never.
    */
   stalledSince?: (t: number) => boolean;
+  /** Fed with every heartbeat answer: how far each peer's clock is from this node's. Default: not measured. */
+  clocks?: PeerClocks;
   /** The table version this node routes by, told in its Ping answers. Default 0. */
   tableVersion?: () => number;
   /** `host:port` of this node's Redis listener, told in its Ping answers. Default none. */
@@ -95,7 +98,7 @@ export class FailureDetector {
     this.tickMs = Math.min(this.intervalMs, 250);
     opts.server.handle(Ping, (_req, meta) => {
       if (meta.from !== undefined) this.pinged(meta.from);
-      return { id: opts.self, hints: meta.from === undefined ? 0 : (opts.hintsHeldFor?.(meta.from) ?? 0), table: opts.tableVersion?.() ?? 0, resp: opts.respAddress ?? '' };
+      return { id: opts.self, hints: meta.from === undefined ? 0 : (opts.hintsHeldFor?.(meta.from) ?? 0), table: opts.tableVersion?.() ?? 0, resp: opts.respAddress ?? '', now: opts.clock.now() };
     });
   }
 
@@ -243,7 +246,10 @@ export class FailureDetector {
     this.pinging.add(id);
     const deadline = Date.now() + this.pingTimeoutMs;
     this.call(id, () => this.opts.client.call(Ping, member.address, undefined, { from: this.opts.self, deadline }), true)
-      .then((answer) => this.opts.onPingAnswer?.(id, answer.hints, answer.table, answer.resp, now))
+      .then((answer) => {
+        this.opts.clocks?.sample(id, now, answer.now, this.opts.clock.now());
+        this.opts.onPingAnswer?.(id, answer.hints, answer.table, answer.resp, now);
+      })
       .catch(() => {
         // counted by call(); the classifier and the breaker have it
       })
