@@ -100,3 +100,15 @@ test('a mirror whose owner this node cannot reach is not served, and a write coo
   assert.equal(c.n('b').mirror.get(G, 'k'), undefined, 'dropped at b');
   assert.equal(c.n('c').mirror.get(G, 'k'), undefined, 'dropped at c');
 });
+
+test('a node left out of a later push (its owner now distrusts it) still has its earlier copy dropped by the next write', async () => {
+  const c = cluster();
+  c.n('a').mirror.start();
+  await sleep(50);
+  assert.equal(text(c.n('c').mirror.get(G, 'k')), 'old', 'c got a push');
+  c.unusable.add('a>c'); // a's detector now distrusts c; c still serves what it got
+  await sleep(50); // more pushes, to b only
+  await c.n('a').mirror.beforeWrite(G, 'k', 9, Date.now() + 500);
+  c.n('a').mirror.stop();
+  assert.equal(c.n('c').mirror.get(G, 'k'), undefined, 'c\'s earlier copy was invalidated too');
+});

@@ -51,11 +51,12 @@ export interface MirrorOptions {
   maxKeys?: number;
 }
 
-interface Pushed {
-  /** When the last push was sent: holders drop the copy by pushedAt + leaseMs at the latest. */
-  pushedAt: number;
-  nodes: NodeId[];
-}
+/**
+ * Where a key was pushed: each node, with when the last push to it was sent (it drops the copy
+ * by then + leaseMs at the latest). A node left out of a later push (the detector distrusts it
+ * now) may still hold an earlier copy: it stays listed until that copy's lease ends.
+ */
+type Pushed = Map<NodeId, number>;
 
 const sep = (group: string, key: string): string => `${group}\u0000${key}`;
 
@@ -188,9 +189,6 @@ export class Mirror implements Mirrors {
   /** Owner side, before acknowledging a write of `key`: no mirror may serve the old value after. */
   private async invalidate(group: string, key: string, version: number, deadline: number): Promise<void> {
     const k = sep(group, key);
-    // a copy of the key mirrored here by its owner: this node writes it as another holder,
-    // around an owner it cannot reach, which pushed the copy everywhere and will not drop it
-    // for this write: drop it here and everywhere first (best effort: see gainedRecently below)
     // A copy of the key mirrored here by its owner: this node writes it as another holder,
     // around an owner it cannot reach, which pushed the copy everywhere and will not drop it for
     // this write. Or the partition came here from another owner less than a lease ago: a node
@@ -203,21 +201,24 @@ export class Mirror implements Mirrors {
     const everywhere = heldHere || gainedAt !== undefined ? this.invalidateEverywhere(group, key, version, Math.min(deadline, (gainedAt ?? Date.now()) + this.opts.leaseMs)) : undefined;
     const p = this.pushed.get(k);
     this.pushed.delete(k);
-    const leaseEnd = p === undefined ? 0 : p.pushedAt + this.opts.leaseMs;
-    if (p !== undefined && leaseEnd > Date.now()) {
+    if (p !== undefined) {
+      const now = Date.now();
       const records: WireRecord[] = [{ group, key, value: null, version, expiresAt: 0 }];
+      const live = [...p].filter(([, at]) => at + this.opts.leaseMs > now);
       const results = await Promise.allSettled(
-        p.nodes.map(async (id) => {
+        live.map(async ([id, at]) => {
           const m = this.opts.members.member(id);
           if (m === undefined) throw new Error(`${id} gone`);
-          await this.opts.client.call(MirrorInvalidate, m.address, records, { from: this.opts.self, deadline: Math.min(deadline, leaseEnd) });
+          await this.opts.client.call(MirrorInvalidate, m.address, records, { from: this.opts.self, deadline: Math.min(deadline, at + this.opts.leaseMs) });
         }),
       );
       // a holder we could not reach drops the copy when its lease ends: wait that out
-      if (results.some((r) => r.status === 'rejected')) {
-        const wait = leaseEnd - Date.now();
-        if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-      }
+      let leaseEnd = 0;
+      results.forEach((r, i) => {
+        if (r.status === 'rejected') leaseEnd = Math.max(leaseEnd, live[i]![1] + this.opts.leaseMs);
+      });
+      const wait = leaseEnd - Date.now();
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
     }
     await everywhere;
   }
@@ -244,7 +245,8 @@ export class Mirror implements Mirrors {
     if (!this.opts.selfTrusted()) return;
     const hot = this.opts.hotKeys() ?? [];
     const table = this.opts.table();
-    // a node the failure detector distrusts gets no mirror, so a write never waits out its lease
+    // a node the failure detector distrusts gets no new mirror (a copy it got earlier is still
+    // invalidated, or waited out, by the next write: see Pushed)
     const others = members.list().map((m) => m.id).filter((id) => id !== self && this.opts.usable(id));
     if (others.length === 0) return;
     const records: WireRecord[] = [];
@@ -259,7 +261,13 @@ export class Mirror implements Mirrors {
     if (records.length === 0) return;
     const pushedAt = Date.now();
     // record the push before sending: a write racing it must see the key as mirrored
-    for (const r of records) this.pushed.set(sep(r.group, r.key), { pushedAt, nodes: others });
+    for (const r of records) {
+      const k = sep(r.group, r.key);
+      const to: Pushed = this.pushed.get(k) ?? new Map();
+      for (const [id, at] of to) if (at + this.opts.leaseMs <= pushedAt) to.delete(id);
+      for (const id of others) to.set(id, pushedAt);
+      this.pushed.set(k, to);
+    }
     await Promise.allSettled(
       others.map(async (id) => {
         const m = members.member(id);
