@@ -188,7 +188,11 @@ export async function runPhase(env: HostsEnv, spec: PhaseSpec, onHistory?: (h: H
   for (const e of details.failureExamples.slice(0, 3)) log(`  failed: ${e}`);
   for (const e of details.staleExamples.slice(0, 3)) log(`  stale: ${e}`);
   for (const e of details.lostExamples) log(`  lost: ${e}`);
-  for (const v of details.violations) log(`  not linearizable: ${v.key} (${v.history.length} ops${v.isMinimal ? ', minimal' : ''}):\n    ${v.history.join('\n    ')}`);
+  const holdersOf = details.violations.length === 0 ? undefined : await env.cluster.table().catch(() => undefined);
+  for (const v of details.violations) {
+    const holders = holdersOf === undefined ? '?' : (holdersOf.assignments[partitionOf(v.key, holdersOf.partitionCount)] ?? []).join(', ');
+    log(`  not linearizable: ${v.key} (${v.history.length} ops${v.isMinimal ? ', minimal' : ''}; holders now ${holders}):\n    ${v.history.join('\n    ')}`);
+  }
   return report;
 }
 
