@@ -8,6 +8,7 @@
 //   node bench/profile.ts --target bare           # the minimal Node RESP server (bench/lib/bare-resp-server.ts)
 //   node bench/profile.ts --kind heap             # bytes allocated per function, garbage included
 //   node bench/profile.ts --pipeline 16 -n 400000 --keys 10000 --top 30 --out /tmp/prof
+//   node bench/profile.ts --keys 0                # one key (no -r), as the headline redis.{get,set}.p*.rps figures
 //
 // The profiled process loads bench/lib/profiler-preload.ts and is profiled only while a test
 // runs (SIGUSR2 starts and stops it), after a warm-up run of the same test. The profiles are
@@ -128,7 +129,7 @@ function profileFile(): string {
 }
 
 async function profileTest(profiled: Proc, port: number, test: string, pipeline: number, n: number): Promise<void> {
-  const extra = ['-r', String(keys)];
+  const extra = keys > 0 ? ['-r', String(keys)] : [];
   // warm-up: the same test unprofiled, so the profile shows the steady state, not the JIT warming
   await redisBenchmarkOne(port, Math.max(10_000, Math.floor(n / 4)), pipeline, test, extra);
   process.kill(profiled.pid, 'SIGUSR2');
@@ -137,7 +138,7 @@ async function profileTest(profiled: Proc, port: number, test: string, pipeline:
   process.kill(profiled.pid, 'SIGUSR2');
   for (let i = 0; i < 100 && !existsSync(current); i++) await sleep(100);
   const profile = JSON.parse(readFileSync(current, 'utf8'));
-  console.log(`\n## ${target} ${test.toUpperCase()} -P ${pipeline} -r ${keys}: ${Math.round(rps)} req/s while profiled (${current})`);
+  console.log(`\n## ${target} ${test.toUpperCase()} -P ${pipeline} ${keys > 0 ? `-r ${keys}` : 'one key'}: ${Math.round(rps)} req/s while profiled (${current})`);
   if (kind === 'cpu') {
     const { rows, split } = cpuSelf(profile);
     console.log(`busy time: ${Object.entries(split).map(([k, v]) => `${k} ${(100 * v).toFixed(0)}%`).join(', ')} ('other': native code such as writev, program)`);
@@ -163,7 +164,7 @@ async function main(): Promise<void> {
       const { procs, profiled, respPort } = await startTarget();
       try {
         // GET needs the keys: fill them first
-        if (test === 'get') await redisBenchmarkOne(respPort, keys * 3, 16, 'set', ['-r', String(keys)]);
+        if (test === 'get') await redisBenchmarkOne(respPort, Math.max(keys * 3, 1000), 16, 'set', keys > 0 ? ['-r', String(keys)] : []);
         await profileTest(profiled, respPort, test, pipeline, n);
       } finally {
         await Promise.all(procs.map((p) => p.stop()));

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { compareWrites } from '../core/version.ts';
-import { ENTRY_OVERHEAD_BYTES, GroupStore } from './store.ts';
+import { ENTRY_OVERHEAD_BYTES, GroupStore, UNREAD } from './store.ts';
 import type { GroupStoreOptions, StoredEntry, WriteRecord } from './store.ts';
 
 /** A clock the test moves by hand. */
@@ -53,6 +53,20 @@ test('apply, get, peek, has: the higher version wins', () => {
   assert.equal(store.apply('k1', rec('c', 11)), true);
   assert.equal(store.apply('k1', rec('c', 11)), false);
   assert.equal(store.get('k1')?.value?.toString(), 'c');
+});
+
+test('peekHead: what peek says, but a live value as UNREAD, an expired one absent, and no use marked', () => {
+  const { store, clock } = makeStore();
+  assert.equal(store.peekHead('k1'), undefined);
+  store.apply('k1', rec('a', 10, clock.t + 100));
+  assert.deepEqual(store.peekHead('k1'), { value: UNREAD, version: 10, expiresAt: clock.t + 100, partition: 1, type: 0 });
+  assert.equal(store.peekHead('k1')!.value, UNREAD);
+  store.apply('k2', rec(null, 7));
+  assert.deepEqual(store.peekHead('k2'), store.peek('k2'));
+  clock.t += 100;
+  // expired: a tombstone at its version, as peek() reports it
+  assert.deepEqual(store.peekHead('k1'), store.peek('k1'));
+  assert.equal(store.peekHead('k1')!.value, null);
 });
 
 test('a tombstone removes the value and stops an older version resurrecting it', () => {

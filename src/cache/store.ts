@@ -55,6 +55,12 @@ export const DEFAULT_PURGE_LIMIT = 1000;
 export const DEFAULT_TOMBSTONE_SHARE = 0.25;
 
 /** Entry types (a u8 in the slot record). The bytes of a hash are an encoding made elsewhere. */
+/**
+ * peekHead()'s `value` for a live value: a shared empty Buffer standing for bytes not read. Never
+ * store or send it; it only says "a value is held" (compare with `===`).
+ */
+export const UNREAD: Buffer = Buffer.alloc(0);
+
 export const TYPE_STRING = 0;
 export const TYPE_HASH = 1;
 /** 0..255; see TYPE_STRING, TYPE_HASH. */
@@ -348,6 +354,25 @@ export class GroupStore {
   peek(key: string): StoredEntry | undefined {
     const s = this.settled(this.findKey(key));
     return s === NONE ? undefined : this.entryOf(s);
+  }
+
+  /**
+   * peek() without copying the value out: a live value's `value` is UNREAD, a tombstone's null.
+   * For a caller that needs the version, expiry, type and whether a value is held (a plain SET
+   * or DEL is decided on that alone), not the bytes.
+   */
+  peekHead(key: string): StoredEntry | undefined {
+    const s = this.settled(this.findKey(key));
+    if (s === NONE) return undefined;
+    const meta = this.slots.i(s, META);
+    const isValue = (meta & KIND_MASK) === VALUE;
+    return {
+      value: isValue ? UNREAD : null,
+      version: this.slots.f(s, VER),
+      expiresAt: this.slots.f(s, EXP),
+      partition: meta >>> PART_SHIFT,
+      type: isValue ? (meta >>> TYPE_SHIFT) & 0xff : TYPE_STRING,
+    };
   }
 
   /** peek() of the key whose bytes are buf[start, end). */

@@ -88,10 +88,25 @@ export interface RespServerOptions {
   clock?: Clock;
   /** The Redis Cluster view of the cluster (CLUSTER commands, redirects). Default none: cluster support disabled. */
   cluster?: ClusterView;
+  /**
+   * The node's clock, held while a connection runs a burst of commands (core/held-clock.ts):
+   * the commands of one burst read the time once, re-read every CLOCK_REFRESH_COMMANDS commands
+   * and before anything awaits. Default none: every read is the clock's own.
+   */
+  clockHold?: ClockHold;
   /** TLS (SPEC §7 `tls`): the certificate, and for client certificates the CA and requestCert. Default: plain TCP. */
   tls?: tls.SecureContextOptions & { requestCert?: boolean; rejectUnauthorized?: boolean };
 }
 
+/** What RespServerOptions.clockHold needs of a HeldClock. */
+export interface ClockHold {
+  hold(): void;
+  refresh(): void;
+  release(): void;
+}
+
+/** A held clock is read again after this many commands of one burst (bounds how old a reading gets). */
+const CLOCK_REFRESH_COMMANDS = 16;
 /** Above this many unsent reply bytes a connection stops executing until the socket drains. */
 const WRITE_HIGH_WATER = 1024 * 1024;
 /** A busy connection stops reading once this much input is buffered. */
@@ -145,6 +160,7 @@ export class RespServer {
   /** TLS: raw sockets whose handshake has not completed (destroyed on stop). */
   private readonly handshaking = new Set<net.Socket>();
   private readonly tls: RespServerOptions['tls'];
+  private readonly clockHold: ClockHold | undefined;
   /** Live connections by client id, oldest first; each removes itself on close. */
   private readonly open = new Map<number, RespConnection>();
   private nextClientId = 1;
@@ -163,6 +179,7 @@ export class RespServer {
   constructor(opts: RespServerOptions) {
     this.door = opts.door;
     this.tls = opts.tls;
+    this.clockHold = opts.clockHold;
     this.host = opts.host ?? '127.0.0.1';
     this.port = opts.port;
     if (!Number.isInteger(this.port) || this.port < 0 || this.port > 65535) {
@@ -388,6 +405,7 @@ export class RespServer {
       log: this.log,
       counters: this.counters,
       clock: this.clock,
+      clockHold: this.clockHold,
       authRequired: this.door.authRequired,
       ...(this.limits !== undefined ? { limits: this.limits } : {}),
       onCrossProtocol: (err) => this.securityWarning(id, conn.addr, err),
@@ -454,6 +472,7 @@ interface ConnectionDeps {
   log: RespLogger;
   counters: Counters;
   clock: Clock;
+  clockHold: ClockHold | undefined;
   /** Whether the node requires a password: the parser's pre-AUTH limits follow the session's user. */
   authRequired: boolean;
   limits?: ClientLimits;
@@ -496,6 +515,10 @@ class RespConnection implements ClientView {
   private readonly log: RespLogger;
   private readonly counters: Counters;
   private readonly clock: Clock;
+  private readonly clockHold: ClockHold | undefined;
+  /** Whether this connection holds clockHold now, and the commands run since its last reading. */
+  private holding = false;
+  private sinceReading = 0;
   private readonly authRequired: boolean;
   private readonly onCrossProtocol: (err: CrossProtocolError) => void;
   private readonly limits: ClientLimits | undefined;
@@ -537,6 +560,7 @@ class RespConnection implements ClientView {
     this.log = deps.log;
     this.counters = deps.counters;
     this.clock = deps.clock;
+    this.clockHold = deps.clockHold;
     this.authRequired = deps.authRequired;
     this.onCrossProtocol = deps.onCrossProtocol;
     this.limits = deps.limits;
@@ -651,10 +675,14 @@ class RespConnection implements ClientView {
         if (kind === 'incomplete') {
           if (this.ahead.length === 0) break;
           // input ran out with replies held back: deliver them, then look for more input
+          this.unholdClock();
           if (!(await this.settleAhead())) return;
           continue;
         }
-        if (this.ahead.length > 0 && kind === 'error' && !(await this.settleAhead())) return;
+        if (this.ahead.length > 0 && kind === 'error') {
+          this.unholdClock();
+          if (!(await this.settleAhead())) return;
+        }
         if (kind === 'error') {
           const err = this.parser.error;
           if (isCrossProtocolError(err)) {
@@ -675,6 +703,7 @@ class RespConnection implements ClientView {
           return;
         }
         this.counters.commandsProcessed++;
+        this.holdClock();
         // The command's arguments are views of the parser's storage, used only synchronously
         // here: the parser is not touched again until the command's reply is in.
         this.call.ahead = this.ahead.length > 0;
@@ -683,7 +712,9 @@ class RespConnection implements ClientView {
           // Not run: it takes effect only after the held-back writes are acknowledged. Input
           // read meanwhile ends the parser's views of it: it runs on copies of its arguments.
           const args = cmd.copies();
+          this.unholdClock();
           if (!(await this.settleAhead())) return;
+          this.holdClock();
           result = execute(this.env, this.session, args);
         }
         let reply: RespReply;
@@ -698,7 +729,10 @@ class RespConnection implements ClientView {
             r = Promise.resolve(result);
           }
           this.ahead.push(r);
-          if (this.ahead.length >= MAX_AHEAD && !(await this.settleAhead())) return;
+          if (this.ahead.length >= MAX_AHEAD) {
+            this.unholdClock();
+            if (!(await this.settleAhead())) return;
+          }
           continue;
         }
         if (result !== null && !(result instanceof Promise)) {
@@ -708,6 +742,7 @@ class RespConnection implements ClientView {
           // the next turn of the event loop. Only armed when there are such replies: a lone
           // command (pipeline 1) costs no timer.
           if (!this.batch.empty && !this.flushScheduled) this.flushScheduled = setImmediate(this.flushLater);
+          this.unholdClock();
           if (result !== null) {
             reply = await result;
           } else {
@@ -727,6 +762,7 @@ class RespConnection implements ClientView {
         if (this.session.quit) this.closing = true;
       }
       // closing (shutdown, CLIENT KILL of itself): the writes already applied still get their replies
+      this.unholdClock();
       if (this.ahead.length > 0 && !(await this.settleAhead())) return;
     } catch (err) {
       // execute() never throws; this is a bug, not a client error. Drop the connection, not the node.
@@ -734,6 +770,7 @@ class RespConnection implements ClientView {
       this.socket.destroy();
       return;
     } finally {
+      this.unholdClock();
       this.running = false;
     }
     this.limits?.hold(this.input, this.parser.bufferedBytes);
@@ -745,6 +782,30 @@ class RespConnection implements ClientView {
       this.paused = false;
       this.socket.resume();
     }
+  }
+
+  /**
+   * Before a command: hold the clock for this burst (one reading for its commands), or count
+   * the command, taking a new reading every CLOCK_REFRESH_COMMANDS.
+   */
+  private holdClock(): void {
+    const c = this.clockHold;
+    if (c === undefined) return;
+    if (!this.holding) {
+      c.hold();
+      this.holding = true;
+      this.sinceReading = 0;
+    } else if (++this.sinceReading >= CLOCK_REFRESH_COMMANDS) {
+      c.refresh();
+      this.sinceReading = 0;
+    }
+  }
+
+  /** Before anything awaits, and when the burst ends: what runs meanwhile reads the clock itself. */
+  private unholdClock(): void {
+    if (!this.holding) return;
+    this.holding = false;
+    this.clockHold!.release();
   }
 
   /**
