@@ -2,6 +2,7 @@ import { JincacheNode } from '../node/node.ts';
 import { isConfigError, loadConfig } from '../config/load.ts';
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from './exit.ts';
 import { onStopSignals, signalExitCode } from './signals.ts';
+import { releaseStartupMemory } from './startup-memory.ts';
 
 export interface ServeFlags {
   config?: string;
@@ -94,6 +95,7 @@ export async function runServe(flags: ServeFlags): Promise<number> {
     await node.stop().catch(() => {});
     return EXIT_FAILURE;
   }
+  releaseStartupMemory();
   await left;
   // The node has left and closed its listeners; client libraries (etcd's gRPC channel, keep-alive
   // agents) may still hold handles for a while. A stopped server exits now rather than linger.
