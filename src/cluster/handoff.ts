@@ -249,6 +249,8 @@ export class HintedHandoff {
   private readonly opts: HintedHandoffOptions;
   readonly queue: HintQueue;
   private readonly handoff: Handoff;
+  /** Writes about to be hinted, per peer (announce). */
+  private readonly announced = new Map<NodeId, number>();
   private timer: NodeJS.Timeout | undefined;
   // hint senders that said more hints are coming: sender -> { left, at }
   private readonly incoming = new Map<NodeId, { left: number; at: number }>();
@@ -302,8 +304,25 @@ export class HintedHandoff {
    * on its way, not yet applied there).
    */
   hintsToTell(peer: NodeId): number {
-    const n = this.queue.pending(peer);
+    const n = this.queue.pending(peer) + (this.announced.get(peer) ?? 0);
     return n > 0 ? n : this.handoff.isReplaying(peer) ? 1 : 0;
+  }
+
+  /**
+   * Until the returned release, heartbeat answers tell `peer` that this node holds hints for it:
+   * a write about to be hinted for it is announced before it is applied here (router.ts
+   * tellFirst), so the peer stops answering from its copy alone before anyone can read the write.
+   */
+  announce(peer: NodeId): () => void {
+    this.announced.set(peer, (this.announced.get(peer) ?? 0) + 1);
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      const n = (this.announced.get(peer) ?? 1) - 1;
+      if (n > 0) this.announced.set(peer, n);
+      else this.announced.delete(peer);
+    };
   }
 
   /** This node holds hints for a usable peer, or is replaying them (its copy may lack those writes). */

@@ -58,7 +58,7 @@ interface TestNode {
  * same on every node); `stale`: "id" marks that node's copy as possibly lacking writes, for every
  * reader. `loader`: group G loads `origin:KEY` on a miss.
  */
-function cluster(ids: NodeId[], holders: NodeId[], opts: { loader?: boolean; retries?: number; timeoutMs?: number; toldOfHints?: (self: NodeId, peer: NodeId, deadline: number) => Promise<void> } = {}) {
+function cluster(ids: NodeId[], holders: NodeId[], opts: { loader?: boolean; retries?: number; timeoutMs?: number; toldOfHints?: (self: NodeId, peer: NodeId, deadline: number) => Promise<void>; announceHints?: (self: NodeId, peer: NodeId) => () => void } = {}) {
   const net = new FakeNetwork();
   const clock = new FakeClock();
   const unusable = new Set<NodeId>();
@@ -100,6 +100,7 @@ function cluster(ids: NodeId[], holders: NodeId[], opts: { loader?: boolean; ret
       peers: new Peers({ client: net, members: members(id), tableVersion: () => node.table.version, breakers: { call: (_p, fn) => fn() }, clock }),
       hint: (peer, records) => node.hints.set(peer, [...(node.hints.get(peer) ?? []), ...records]),
       ...(opts.toldOfHints !== undefined ? { toldOfHints: (peer: NodeId, deadline: number) => opts.toldOfHints!(id, peer, deadline) } : {}),
+      ...(opts.announceHints !== undefined ? { announceHints: (peer: NodeId) => opts.announceHints!(id, peer) } : {}),
       settings: { requestTimeoutMs: () => opts.timeoutMs ?? 500, maxRetries: () => opts.retries ?? 2, syncReplication: true },
       engine: COUNTER_ENGINE,
       selfTrusted: () => !untrusted.has(id),
@@ -162,24 +163,35 @@ describe('Router', () => {
     assert.ok(!c.net.calls.some((x) => x.address === 'a'), 'nothing was sent to the unusable owner');
   });
 
-  test('a write hinted for a holder taken for unreachable is acknowledged only once that holder has been told of the hint (its next heartbeat), within the deadline', async () => {
+  test('a write to be hinted for a holder taken for unreachable is applied only once that holder has been told of the hint (its next heartbeat), within half the deadline, and acknowledged after', async () => {
     const told: { self: NodeId; peer: NodeId; deadline: number; resolve: () => void }[] = [];
-    const c = cluster(['a', 'b', 'c'], ['a', 'b'], { toldOfHints: (self, peer, deadline) => new Promise((resolve) => told.push({ self, peer, deadline, resolve })) });
+    const announced: string[] = [];
+    const c = cluster(['a', 'b', 'c'], ['a', 'b'], {
+      toldOfHints: (self, peer, deadline) => new Promise((resolve) => told.push({ self, peer, deadline, resolve })),
+      announceHints: (self, peer) => {
+        announced.push(`${self}>${peer}`);
+        return () => announced.push(`${self}>${peer} released`);
+      },
+    });
     c.unusableFrom.add('a>b'); // a wrongly takes b for unreachable; b is alive and serving
     let acked = false;
     const put = c.n('c').router.put(G, 'k', Buffer.from('v')).then((ok) => (acked = ok));
     for (let i = 0; i < 5 && told.length === 0; i++) await new Promise((r) => setImmediate(r));
-    assert.equal(c.own('a', 'k'), 'v', 'applied at the coordinator');
-    assert.deepEqual(c.n('a').hints.get('b')?.map((r) => r.value?.toString()), ['v'], 'kept as a hint for b');
+    assert.deepEqual(announced, ['a>b'], 'a announced hints for b before applying');
     assert.equal(told.length, 1);
     assert.equal(told[0]!.self, 'a');
     assert.equal(told[0]!.peer, 'b');
-    assert.ok(told[0]!.deadline > c.clock.now(), 'bounded by the replication deadline');
+    assert.ok(told[0]!.deadline > c.clock.now() && told[0]!.deadline <= c.clock.now() + 250, 'at most half the 500 ms budget');
     await new Promise((r) => setImmediate(r));
-    assert.equal(acked, false, 'not acknowledged while b may still answer its old copy unaware');
+    assert.equal(c.own('a', 'k'), undefined, 'not applied while b may still answer its old copy unaware: no read can see it yet');
+    assert.equal(acked, false);
     told[0]!.resolve();
     await put;
     assert.equal(acked, true);
+    assert.equal(c.own('a', 'k'), 'v');
+    assert.deepEqual(c.n('a').hints.get('b')?.map((r) => r.value?.toString()), ['v'], 'kept as a hint for b');
+    assert.equal(told.length, 1, 'told once: the hint after the apply does not wait again');
+    assert.deepEqual(announced, ['a>b', 'a>b released']);
   });
 
   test('owner suspected but not yet marked: the read fails over within the deadline', async () => {

@@ -116,6 +116,11 @@ export interface RouterOptions {
    * Default: at once.
    */
   toldOfHints?(peer: NodeId, deadline: number): Promise<void>;
+  /**
+   * From now until the returned release: heartbeat answers to `peer` say this node holds hints for
+   * it, before the write they are for exists (handoff.ts announce). Default: nothing.
+   */
+  announceHints?(peer: NodeId): () => void;
   settings: RouterSettings;
   defaultGroup: string;
   clock: Clock;
@@ -150,6 +155,12 @@ export interface RouterOptions {
   replicaDefer?: (fn: () => void) => void;
 }
 
+/** Holders told of a write's hints before it was applied, and the end of that announcement (see Router.tellFirst). */
+interface Told {
+  peers: ReadonlySet<NodeId>;
+  release: () => void;
+}
+
 /** What a newest-copy read found (see Router.newestRead). */
 type NewestRead = { kind: 'answer'; value: GetResult | null } | { kind: 'none' } | { kind: 'failed' };
 
@@ -172,6 +183,7 @@ export class Router implements KvService {
   private readonly peers: Peers;
   private readonly hint: (peer: NodeId, records: readonly WireRecord[]) => void;
   private readonly toldOfHints: (peer: NodeId, deadline: number) => Promise<void>;
+  private readonly announceHints: (peer: NodeId) => () => void;
   private readonly settings: RouterSettings;
   private readonly clock: Clock;
   private readonly moves: Moves;
@@ -199,6 +211,7 @@ export class Router implements KvService {
     this.peers = opts.peers;
     this.hint = opts.hint;
     this.toldOfHints = opts.toldOfHints ?? (async () => {});
+    this.announceHints = opts.announceHints ?? (() => () => {});
     this.settings = opts.settings;
     this.clock = opts.clock;
     this.moves = opts.moves ?? NO_MOVES;
@@ -572,8 +585,11 @@ export class Router implements KvService {
    * waiting for it (front/resp/server.ts).
    */
   appliesHere(key: string): boolean {
-    const holders = holdersOf(this.tables.table(), this.partitionOf(key));
-    return holders.length > 0 && this.writeOrderOf(holders)[0] === this.self;
+    const partition = this.partitionOf(key);
+    const holders = holdersOf(this.tables.table(), partition);
+    if (holders.length === 0 || this.writeOrderOf(holders)[0] !== this.self) return false;
+    // a holder to be told first (tellFirst): the write waits before it is applied
+    return replicaPlan(this.self, holders, this.moves.extraReplicas(partition), { usable: this.usable }).hint.length === 0;
   }
 
   /**
@@ -592,15 +608,56 @@ export class Router implements KvService {
       const partition = this.partitionOf(key);
       if (this.freshness.mayLackWrites(this.self, partition)) await this.catchUpKeys(group, [key], partition, fence);
     }
-    // one synchronous block from the fence check to the apply: nothing can run in between
-    if (this.clock.now() >= fence) throw new JincacheError('TIMEOUT', `write of "${key}" arrived after its deadline; not applied`);
-    const out = this.local.write(group, key, op);
-    if (out.record === undefined) return out.result;
-    // keep a quarter of the time left for the answer to travel back: a backup that has not
-    // confirmed by then gets a hint instead, so a hung backup cannot time the whole write out
+    const telling = this.tellFirst(key, fence);
+    const told = telling === undefined ? undefined : await telling;
+    try {
+      // one synchronous block from the fence check to the apply: nothing can run in between
+      if (this.clock.now() >= fence) throw new JincacheError('TIMEOUT', `write of "${key}" arrived after its deadline; not applied`);
+      const out = this.local.write(group, key, op);
+      if (out.record === undefined) return out.result;
+      // keep a quarter of the time left for the answer to travel back: a backup that has not
+      // confirmed by then gets a hint instead, so a hung backup cannot time the whole write out
+      const now = this.clock.now();
+      await this.replicate(key, [out.record], now + Math.max(1, Math.floor(((fence - now) * 3) / 4)), told?.peers);
+      return out.result;
+    } finally {
+      told?.release();
+    }
+  }
+
+  /**
+   * Before a write of `key` is applied here: the holders it will be hinted for (the detector
+   * calls them unusable) are told, by the answer to their next heartbeat here, that this node
+   * holds hints for them, and the write waits for that (at most half its time; not for a holder
+   * that sends no heartbeats here: it does not reach this node). A holder wrongly taken for
+   * unreachable, still serving its copy, then reads the newest copy across the holders before
+   * any client can see the write: acknowledged at once, the write was missing there until its
+   * next heartbeat (npm run chaos, etcd stopped: node-1 hinted k7's write for node-2 at 5732 ms
+   * and acknowledged it 5 ms later; node-2 answered the older value four times in the next
+   * 200 ms). Told only after the apply, the holder still answered the older value while a read
+   * through this node returned the write being replicated (npm run chaos, partition phase:
+   * node-3 coordinated k5's write around node-4, a read through node-1 returned it at 2231 ms,
+   * node-4 answered the value before it at 2292 ms). Undefined (not a promise): nobody to tell.
+   */
+  private tellFirst(key: string, fence: number): Promise<Told> | undefined {
+    const partition = this.partitionOf(key);
+    const { hint } = replicaPlan(this.self, holdersOf(this.tables.table(), partition), this.moves.extraReplicas(partition), { usable: this.usable });
+    // nobody to tell: no promise, so the write is applied before write() first awaits (appliesHere)
+    return hint.length === 0 ? undefined : this.tell(hint, fence);
+  }
+
+  private async tell(hint: readonly NodeId[], fence: number): Promise<Told> {
+    const releases = hint.map((id) => this.announceHints(id));
+    const release = (): void => releases.forEach((r) => r());
     const now = this.clock.now();
-    await this.replicate(key, [out.record], now + Math.max(1, Math.floor(((fence - now) * 3) / 4)));
-    return out.result;
+    const by = now + Math.max(1, Math.floor((fence - now) / 2));
+    try {
+      await Promise.all(hint.map((id) => this.toldOfHints(id, by)));
+    } catch (e) {
+      release();
+      throw e;
+    }
+    return { peers: new Set(hint), release };
   }
 
   /** Write: coordinate a write another node sent here. A sender with a newer table chose this node by it: wait briefly for that table. */
@@ -617,7 +674,7 @@ export class Router implements KvService {
    * replication the caller waits for the reachable ones; a holder the detector calls unusable
    * gets a hint at once, and one that does not confirm gets it as a hint afterwards.
    */
-  private async replicate(key: string, records: WireRecord[], deadline: number): Promise<void> {
+  private async replicate(key: string, records: WireRecord[], deadline: number, told?: ReadonlySet<NodeId>): Promise<void> {
     const partition = this.partitionOf(key);
     const holders = holdersOf(this.tables.table(), partition);
     const extra = this.moves.extraReplicas(partition);
@@ -625,20 +682,20 @@ export class Router implements KvService {
     const invalidations = this.mirrorsWait(records, deadline);
     const plan = replicaPlan(this.self, holders, extra, { usable: this.usable });
     const waits: Promise<unknown>[] = [];
-    for (const id of plan.hint) waits.push(this.hintAndTell(id, records, deadline));
+    for (const id of plan.hint) {
+      if (told?.has(id) === true) this.hint(id, records);
+      else waits.push(this.hintAndTell(id, records, deadline));
+    }
     for (const id of plan.send) waits.push(this.replicateTo(id, records, deadline));
     if (this.settings.syncReplication) await Promise.all(waits);
     if (invalidations !== undefined) await invalidations;
   }
 
   /**
-   * Keep a hint for a holder the detector calls unusable, and (before the write is acknowledged)
-   * wait until that holder has been told so by a heartbeat answer, if it still pings this node.
-   * A holder wrongly taken for unreachable keeps serving its copy; acknowledged at once, the
-   * write was missing there until its next heartbeat (npm run chaos, etcd stopped: node-1 hinted
-   * k7's write for node-2 at 5732 ms, acknowledged it 5 ms later, and node-2 answered the older
-   * value four times in the next 200 ms; issue 17). Told, the holder reads the newest copy
-   * across the holders until the hints arrive (freshness.ts hintsForSelf).
+   * Keep a hint for a holder the detector calls unusable, and before the write is acknowledged
+   * wait until that holder has been told so by a heartbeat answer, if it still pings this node:
+   * for a holder tellFirst did not tell (it turned unusable after the write was decided, or the
+   * records are passed on for a sender with an older table).
    */
   private hintAndTell(id: NodeId, records: readonly WireRecord[], deadline: number): Promise<void> {
     this.hint(id, records);
@@ -766,25 +823,31 @@ export class Router implements KvService {
     const partition = this.partitionOf(req.key);
     if (this.freshness.mayLackWrites(this.self, partition)) await this.catchUpKeys(req.group, req.keys, partition, fence);
     await this.local.prepare(req.group, req.keys);
-    // one synchronous block from the fence check to the apply: nothing can run in between
-    if (this.clock.now() >= fence) throw new JincacheError('TIMEOUT', `the command on "${req.key}" arrived after its deadline; not run`);
-    const ctx = { now: this.clock.now(), maxValueBytes: this.maxValueBytes(), protocol: req.protocol ?? 2 };
-    const out = this.local.execute(req.group, (view) => {
-      // no command: what WATCH records of `keys` now, a [version, live] pair each
-      if (!req.transaction && req.commands.length === 0) {
-        const pairs: Reply[] = req.keys.map((k) => {
-          const w = watchOf(k, view, ctx);
-          return { type: 'array', items: [{ type: 'integer', value: w.version }, { type: 'integer', value: w.live === true ? 1 : 0 }] };
-        });
-        return { reply: { type: 'array', items: pairs }, changes: [] };
+    const telling = this.tellFirst(req.key, fence);
+    const told = telling === undefined ? undefined : await telling;
+    try {
+      // one synchronous block from the fence check to the apply: nothing can run in between
+      if (this.clock.now() >= fence) throw new JincacheError('TIMEOUT', `the command on "${req.key}" arrived after its deadline; not run`);
+      const ctx = { now: this.clock.now(), maxValueBytes: this.maxValueBytes(), protocol: req.protocol ?? 2 };
+      const out = this.local.execute(req.group, (view) => {
+        // no command: what WATCH records of `keys` now, a [version, live] pair each
+        if (!req.transaction && req.commands.length === 0) {
+          const pairs: Reply[] = req.keys.map((k) => {
+            const w = watchOf(k, view, ctx);
+            return { type: 'array', items: [{ type: 'integer', value: w.version }, { type: 'integer', value: w.live === true ? 1 : 0 }] };
+          });
+          return { reply: { type: 'array', items: pairs }, changes: [] };
+        }
+        return req.transaction ? engine!.executeTransaction(req.commands, view, ctx, req.watched) : engine!.execute(req.commands[0]!, view, ctx);
+      });
+      if (out.records.length > 0) {
+        const now = this.clock.now();
+        await this.replicate(req.key, out.records, now + Math.max(1, Math.floor(((fence - now) * 3) / 4)), told?.peers);
       }
-      return req.transaction ? engine!.executeTransaction(req.commands, view, ctx, req.watched) : engine!.execute(req.commands[0]!, view, ctx);
-    });
-    if (out.records.length > 0) {
-      const now = this.clock.now();
-      await this.replicate(req.key, out.records, now + Math.max(1, Math.floor(((fence - now) * 3) / 4)));
+      return out.reply;
+    } finally {
+      told?.release();
     }
-    return out.reply;
   }
 
   /**

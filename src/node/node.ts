@@ -372,6 +372,7 @@ export class JincacheNode {
       peers,
       hint: (peer, records) => handoff.hint(peer, records),
       toldOfHints: (peer, deadline) => detector.nextPingFrom(peer, deadline),
+      announceHints: (peer) => handoff.announce(peer),
       settings: {
         requestTimeoutMs: (group) => live.group(group)?.request_timeout ?? ft().request_timeout,
         maxRetries: (group) => live.group(group)?.max_retries ?? ft().max_retries,

@@ -193,3 +193,45 @@ test('nextPingFrom: waits for the peer\'s next heartbeat here, at most until the
   await a.nextPingFrom('b', now + 10_000);
   assert.ok(Date.now() - t < 20);
 });
+
+test('nextPingFrom: a peer that turned down (no process) is not waited for, until it pings again (restarted)', async () => {
+  let now = 1_000_000;
+  const clock = { now: () => now };
+  const net = new FakeNetwork();
+  const all = [info('a'), info('b')];
+  const serverA = new PeerServer();
+  const breaker = { minimumRps: 1e6, consecutiveFailures: 1e6 };
+  const a = new FailureDetector({ self: 'a', clock, client: net, members: members('a', all), server: serverA, heartbeatIntervalMs: 500, breaker });
+  net.attach('mem://a', serverA);
+  const serverB = new PeerServer();
+  net.attach('mem://b', serverB);
+  const b = new FailureDetector({ self: 'b', clock, client: net, members: members('b', all), server: serverB, heartbeatIntervalMs: 500, breaker });
+  a.setMembers(all);
+  b.setMembers(all);
+  a.heartbeat();
+  b.heartbeat();
+  await settle();
+  // b is killed: its port refuses, a sees it down
+  net.down.add('mem://b');
+  now += 600;
+  a.heartbeat();
+  await settle();
+  assert.equal(a.health('b'), 'down');
+  const t = Date.now();
+  await a.nextPingFrom('b', now + 10_000);
+  assert.ok(Date.now() - t < 20, 'a dead peer is not waited for');
+  // b restarts and pings a: it is back, a wait is for its next heartbeat again
+  net.down.delete('mem://b');
+  now += 100;
+  b.heartbeat();
+  await settle();
+  let done = false;
+  const wait = a.nextPingFrom('b', now + 10_000).then(() => (done = true));
+  await settle();
+  assert.equal(done, false, 'waits: b pinged since it turned down');
+  now += 500;
+  b.heartbeat();
+  await settle();
+  await wait;
+  assert.ok(done);
+});

@@ -87,6 +87,8 @@ export class FailureDetector {
   // heartbeats served here: when each peer last pinged this node, and who waits for its next one
   private readonly pingedAt = new Map<NodeId, number>();
   private readonly pingWaiters = new Map<NodeId, Set<() => void>>();
+  // when each peer that is down now turned down
+  private readonly downSince = new Map<NodeId, number>();
 
   constructor(opts: DetectorOptions) {
     this.opts = opts;
@@ -114,8 +116,10 @@ export class FailureDetector {
   nextPingFrom(peer: NodeId, deadline: number): Promise<void> {
     const now = this.opts.clock.now();
     const last = this.pingedAt.get(peer);
-    // a peer with no process (refused) or no membership serves no copy: nothing to tell it
-    if (last === undefined || now - last > 2 * this.intervalMs || now >= deadline || this.health(peer) === 'down') return Promise.resolve();
+    // a peer with no process (refused) or no membership serves no copy: nothing to tell it,
+    // unless it has pinged here since it turned down (restarted: it is catching up, then serves)
+    const downAt = this.downSince.get(peer);
+    if (last === undefined || now - last > 2 * this.intervalMs || now >= deadline || (downAt !== undefined && last <= downAt)) return Promise.resolve();
     return new Promise((resolve) => {
       let waiters = this.pingWaiters.get(peer);
       if (waiters === undefined) this.pingWaiters.set(peer, (waiters = new Set()));
@@ -260,6 +264,8 @@ export class FailureDetector {
     const changes = this.classifier.transitions();
     if (changes.length === 0) return;
     for (const { id, from, to } of changes) {
+      if (to === 'down') this.downSince.set(id, this.opts.clock.now());
+      else this.downSince.delete(id);
       const log = this.opts.logger;
       const unusable = to === 'suspected' || to === 'down';
       // A peer that never answered was not healthy and then lost: it is still starting (the
