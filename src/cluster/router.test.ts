@@ -194,6 +194,23 @@ describe('Router', () => {
     assert.deepEqual(announced, ['a>b', 'a>b released']);
   });
 
+  test('exec at a backup that took the owner for down: when the wait to tell the owner shows it is back, the commands are not run there (one coordinator per key)', async () => {
+    const told: (() => void)[] = [];
+    const c = cluster(['a', 'b', 'c'], ['a', 'b'], { toldOfHints: () => new Promise((resolve) => told.push(resolve)) });
+    c.net.down.add('a');
+    c.unusable.add('a');
+    const run = c.n('b').router.exec(G, incr('n')).then(
+      () => 'ran',
+      (e: { code?: string }) => e.code,
+    );
+    for (let i = 0; i < 5 && told.length === 0; i++) await new Promise((r) => setImmediate(r));
+    assert.equal(told.length, 1, 'b waits to tell a (it pinged b: it restarted)');
+    c.net.down.delete('a'); // a is back: no longer down as b sees it
+    told[0]!();
+    assert.equal(await run, 'NOT_SERVING');
+    assert.equal(c.own('b', 'n'), undefined, 'nothing run at b');
+  });
+
   test('owner suspected but not yet marked: the read fails over within the deadline', async () => {
     const c = cluster(['a', 'b', 'c'], ['a', 'b'], { timeoutMs: 400 });
     c.plant('a', 'k', 'v', 5);

@@ -603,14 +603,16 @@ export class Router implements KvService {
     // writes the key is caught up from the other holders first. (Refusing it then made SET NX
     // fail with TRYAGAIN for the first seconds of every new static cluster, whose nodes all
     // start catching up: redis-clients.test.)
-    if (!(op.op === 'set' && op.cond === undefined) && op.op !== 'del') {
-      if (!this.selfTrusted()) throw new JincacheError('NOT_SERVING', `this node is recovering after a pause; the write of "${key}" was not applied`);
-      const partition = this.partitionOf(key);
-      if (this.freshness.mayLackWrites(this.self, partition)) await this.catchUpKeys(group, [key], partition, fence);
-    }
+    // the holders to tell first are told before the catch-up: nothing may await between the
+    // catch-up and the apply, or another coordinator's writes could slip in between
     const telling = this.tellFirst(key, fence);
     const told = telling === undefined ? undefined : await telling;
     try {
+      if (!(op.op === 'set' && op.cond === undefined) && op.op !== 'del') {
+        if (!this.selfTrusted()) throw new JincacheError('NOT_SERVING', `this node is recovering after a pause; the write of "${key}" was not applied`);
+        const partition = this.partitionOf(key);
+        if (this.freshness.mayLackWrites(this.self, partition)) await this.catchUpKeys(group, [key], partition, fence);
+      }
       // one synchronous block from the fence check to the apply: nothing can run in between
       if (this.clock.now() >= fence) throw new JincacheError('TIMEOUT', `write of "${key}" arrived after its deadline; not applied`);
       const out = this.local.write(group, key, op);
@@ -820,12 +822,20 @@ export class Router implements KvService {
     // caught up from the other holders first: a write they acknowledged without this node is in
     // their copies.
     if (!this.selfTrusted()) throw new JincacheError('NOT_SERVING', `this node is recovering after a pause; the command on "${req.key}" was not run`);
-    const partition = this.partitionOf(req.key);
-    if (this.freshness.mayLackWrites(this.self, partition)) await this.catchUpKeys(req.group, req.keys, partition, fence);
-    await this.local.prepare(req.group, req.keys);
+    // told first, caught up last: waiting between the catch-up and the run let INCRs that another
+    // node ran meanwhile (it still took this restarted owner for down) be run again on the
+    // caught-up value (npm run chaos, kill -9 phase: kill-9/n1 answered 366 and 367 twice)
     const telling = this.tellFirst(req.key, fence);
     const told = telling === undefined ? undefined : await telling;
     try {
+      // the wait may have shown this node the owner it took for down is back (it pinged here):
+      // one coordinator per key, so it runs the commands, not this node
+      if (told !== undefined && this.commandOrder(req.key)[0] !== this.self) {
+        throw new JincacheError('NOT_SERVING', `commands on "${req.key}" run at ${this.commandOrder(req.key)[0]} now; not run here`);
+      }
+      const partition = this.partitionOf(req.key);
+      if (this.freshness.mayLackWrites(this.self, partition)) await this.catchUpKeys(req.group, req.keys, partition, fence);
+      await this.local.prepare(req.group, req.keys);
       // one synchronous block from the fence check to the apply: nothing can run in between
       if (this.clock.now() >= fence) throw new JincacheError('TIMEOUT', `the command on "${req.key}" arrived after its deadline; not run`);
       const ctx = { now: this.clock.now(), maxValueBytes: this.maxValueBytes(), protocol: req.protocol ?? 2 };

@@ -365,7 +365,7 @@ export class JincacheNode {
       tables,
       partitionOf,
       usable,
-      down: (peer) => detector.health(peer) === 'down',
+      down: (peer) => detector.isDown(peer),
       freshness,
       joining,
       local,

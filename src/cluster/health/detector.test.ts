@@ -217,6 +217,7 @@ test('nextPingFrom: a peer that turned down (no process) is not waited for, unti
   a.heartbeat();
   await settle();
   assert.equal(a.health('b'), 'down');
+  assert.equal(a.isDown('b'), true);
   const t = Date.now();
   await a.nextPingFrom('b', now + 10_000);
   assert.ok(Date.now() - t < 20, 'a dead peer is not waited for');
@@ -225,6 +226,7 @@ test('nextPingFrom: a peer that turned down (no process) is not waited for, unti
   now += 100;
   b.heartbeat();
   await settle();
+  assert.equal(a.isDown('b'), false, 'up again from its first ping, before a pings it');
   let done = false;
   const wait = a.nextPingFrom('b', now + 10_000).then(() => (done = true));
   await settle();

@@ -185,6 +185,18 @@ export class FailureDetector {
     return id === this.opts.self || (this.classifier.usable(id) && this.breakers.allows(id));
   }
 
+  /**
+   * Surely not running: down (connection refused, or no member) and no heartbeat from it since
+   * it turned down. A restarted peer pings before this node's own heartbeat reaches it again;
+   * from its first ping it is up, so commands go to it as their coordinator at once.
+   */
+  isDown(id: NodeId): boolean {
+    if (this.health(id) !== 'down') return false;
+    const downAt = this.downSince.get(id);
+    const pinged = this.pingedAt.get(id);
+    return downAt === undefined || pinged === undefined || pinged <= downAt;
+  }
+
   health(id: NodeId): PeerHealth {
     return id === this.opts.self ? 'healthy' : this.classifier.health(id);
   }
