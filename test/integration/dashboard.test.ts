@@ -181,8 +181,10 @@ describe('dashboard in a headless browser: join, crash, leave', () => {
         etcd: { lease_ttl: `${LEASE_TTL_S}s` },
         fault_tolerance: { heartbeat_interval: '250ms', request_timeout: '1s' },
         load: { window: '3s' },
-        // paced, so a migration runs long enough to be seen running
-        migration: { bandwidth: '128KiB' },
+        // paced and in small batches, so a migration runs long enough to be seen running with
+        // some partitions copied (at the default 10,000 entries a batch, the join's data is two
+        // batches, and the progress jumps from nothing to every partition)
+        migration: { bandwidth: '128KiB', batch_size: 100 },
       },
     });
     await waitFor('3 nodes in one table', async () => {
