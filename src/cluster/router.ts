@@ -37,7 +37,7 @@ import { watchOf } from '../cache/engine/index.ts';
 import type { Reply } from '../cache/reply.ts';
 import type { MessageMeta } from '../peer/protocol.ts';
 import type { PeerServer } from '../peer/server.ts';
-import { readOrder, replicaPlan, writeOrder } from './health/failover.ts';
+import { hintsAny, readOrder, replicaPlan, writeOrder } from './health/failover.ts';
 import { notDelivered } from './health/errors.ts';
 import { isRetryable, withRetry } from './health/breakers.ts';
 import type { GetResult, KvService, PutOptions, RequestOptions } from './kv.ts';
@@ -285,8 +285,7 @@ export class Router implements KvService {
       // half the budget at most: a holder that answers slowly (one just back behind an 800 ms
       // delay: npm run chaos, partition phase, reads at healthy nodes failed with 504 when it
       // turned usable again) leaves the other half to the holders in read order
-      const now = this.clock.now();
-      const newest = await this.newestRead(group, key, holders, now + Math.max(1, Math.floor((deadline - now) / 2)));
+      const newest = await this.newestRead(group, key, holders, shareOf(deadline, 1 / 2, this.clock.now()));
       if (newest.kind === 'answer') return newest.value;
       // No holder has the key and the group loads it: there is no copy left to be stale, and
       // the load belongs at the owner, whose singleflight every other miss joins. (Avoiding a
@@ -589,7 +588,7 @@ export class Router implements KvService {
     const holders = holdersOf(this.tables.table(), partition);
     if (holders.length === 0 || this.writeOrderOf(holders)[0] !== this.self) return false;
     // a holder to be told first (tellFirst): the write waits before it is applied
-    return replicaPlan(this.self, holders, this.moves.extraReplicas(partition), { usable: this.usable }).hint.length === 0;
+    return !hintsAny(this.self, holders, this.moves.extraReplicas(partition), { usable: this.usable });
   }
 
   /**
@@ -619,8 +618,7 @@ export class Router implements KvService {
       if (out.record === undefined) return out.result;
       // keep a quarter of the time left for the answer to travel back: a backup that has not
       // confirmed by then gets a hint instead, so a hung backup cannot time the whole write out
-      const now = this.clock.now();
-      await this.replicate(key, [out.record], now + Math.max(1, Math.floor(((fence - now) * 3) / 4)), told?.peers);
+      await this.replicate(key, [out.record], shareOf(fence, 3 / 4, this.clock.now()), told?.peers);
       return out.result;
     } finally {
       told?.release();
@@ -643,16 +641,17 @@ export class Router implements KvService {
    */
   private tellFirst(key: string, fence: number): Promise<Told> | undefined {
     const partition = this.partitionOf(key);
-    const { hint } = replicaPlan(this.self, holdersOf(this.tables.table(), partition), this.moves.extraReplicas(partition), { usable: this.usable });
+    const holders = holdersOf(this.tables.table(), partition);
+    const extra = this.moves.extraReplicas(partition);
+    const verdicts = { usable: this.usable };
     // nobody to tell: no promise, so the write is applied before write() first awaits (appliesHere)
-    return hint.length === 0 ? undefined : this.tell(hint, fence);
+    return hintsAny(this.self, holders, extra, verdicts) ? this.tell(replicaPlan(this.self, holders, extra, verdicts).hint, fence) : undefined;
   }
 
   private async tell(hint: readonly NodeId[], fence: number): Promise<Told> {
     const releases = hint.map((id) => this.announceHints(id));
     const release = (): void => releases.forEach((r) => r());
-    const now = this.clock.now();
-    const by = now + Math.max(1, Math.floor((fence - now) / 2));
+    const by = shareOf(fence, 1 / 2, this.clock.now());
     try {
       await Promise.all(hint.map((id) => this.toldOfHints(id, by)));
     } catch (e) {
@@ -748,8 +747,7 @@ export class Router implements KvService {
     if (byTarget.size === 0) return;
     this.staleRoutes++;
     // the sender's own wait ends at the deadline: answer it before then
-    const now = this.clock.now();
-    const tellBy = now + Math.max(1, Math.floor(((meta.deadline - now) * 3) / 4));
+    const tellBy = shareOf(meta.deadline, 3 / 4, this.clock.now());
     await Promise.all([...byTarget].map(([id, recs]) => (this.usable(id) ? this.replicateTo(id, recs, meta.deadline) : this.hintAndTell(id, recs, tellBy))));
   }
 
@@ -830,9 +828,8 @@ export class Router implements KvService {
     try {
       // the wait may have shown this node the owner it took for down is back (it pinged here):
       // one coordinator per key, so it runs the commands, not this node
-      if (told !== undefined && this.commandOrder(req.key)[0] !== this.self) {
-        throw new JincacheError('NOT_SERVING', `commands on "${req.key}" run at ${this.commandOrder(req.key)[0]} now; not run here`);
-      }
+      const first = told === undefined ? this.self : this.commandOrder(req.key)[0];
+      if (first !== this.self) throw new JincacheError('NOT_SERVING', `commands on "${req.key}" run at ${first} now; not run here`);
       const partition = this.partitionOf(req.key);
       if (this.freshness.mayLackWrites(this.self, partition)) await this.catchUpKeys(req.group, req.keys, partition, fence);
       await this.local.prepare(req.group, req.keys);
@@ -850,10 +847,7 @@ export class Router implements KvService {
         }
         return req.transaction ? engine!.executeTransaction(req.commands, view, ctx, req.watched) : engine!.execute(req.commands[0]!, view, ctx);
       });
-      if (out.records.length > 0) {
-        const now = this.clock.now();
-        await this.replicate(req.key, out.records, now + Math.max(1, Math.floor(((fence - now) * 3) / 4)), told?.peers);
-      }
+      if (out.records.length > 0) await this.replicate(req.key, out.records, shareOf(fence, 3 / 4, this.clock.now()), told?.peers);
       return out.reply;
     } finally {
       told?.release();
@@ -964,5 +958,10 @@ export class Router implements KvService {
  */
 export function attemptDeadline(deadline: number, n: number, candidates: number, now: number): number {
   if (n + 1 >= candidates) return deadline;
-  return now + Math.max(1, Math.floor((deadline - now) / 2));
+  return shareOf(deadline, 1 / 2, now);
+}
+
+/** The time `share` of the way from `now` to `deadline` (at least 1 ms ahead). */
+function shareOf(deadline: number, share: number, now: number): number {
+  return now + Math.max(1, Math.floor((deadline - now) * share));
 }

@@ -1,6 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readOrder, replicaPlan, writeOrder } from './failover.ts';
+import fc from 'fast-check';
+import { hintsAny, readOrder, replicaPlan, writeOrder } from './failover.ts';
 import { attemptDeadline } from '../router.ts';
 
 const verdicts = (down: string[], probation: string[] = []) => ({
@@ -38,6 +39,15 @@ describe('failover choice', () => {
   test('replica plan: other holders and extra replicas, unusable ones hinted, coordinator and duplicates skipped', () => {
     assert.deepEqual(replicaPlan('b', ['a', 'b', 'c'], ['d', 'c'], verdicts(['a'])), { send: ['c', 'd'], hint: ['a'] });
     assert.deepEqual(replicaPlan('a', ['a'], [], verdicts([])), { send: [], hint: [] });
+  });
+
+  test('property: hintsAny says whether replicaPlan hints anyone', () => {
+    const id = fc.constantFrom('a', 'b', 'c', 'd', 'e');
+    fc.assert(
+      fc.property(id, fc.array(id, { maxLength: 4 }), fc.array(id, { maxLength: 3 }), fc.array(id, { maxLength: 5 }), (coordinator, holders, extra, down) => {
+        assert.equal(hintsAny(coordinator, holders, extra, verdicts(down)), replicaPlan(coordinator, holders, extra, verdicts(down)).hint.length > 0);
+      }),
+    );
   });
 
   test('an attempt gets half the time left while another holder remains, the whole rest otherwise', () => {

@@ -65,3 +65,14 @@ export function replicaPlan(
   }
   return { send, hint };
 }
+
+/**
+ * Whether replicaPlan(coordinator, holders, extra, v) would hint anyone, without building the
+ * plan: asked on every write before it is applied (router.ts tellFirst, appliesHere), where all
+ * holders are usable nearly always.
+ */
+export function hintsAny(coordinator: NodeId, holders: readonly NodeId[], extra: readonly NodeId[], v: Pick<Verdicts, 'usable'>): boolean {
+  for (const id of holders) if (id !== coordinator && !v.usable(id)) return true;
+  for (const id of extra) if (id !== coordinator && !v.usable(id)) return true;
+  return false;
+}
