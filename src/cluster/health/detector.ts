@@ -118,8 +118,7 @@ export class FailureDetector {
     const last = this.pingedAt.get(peer);
     // a peer with no process (refused) or no membership serves no copy: nothing to tell it,
     // unless it has pinged here since it turned down (restarted: it is catching up, then serves)
-    const downAt = this.downSince.get(peer);
-    if (last === undefined || now - last > 2 * this.intervalMs || now >= deadline || (downAt !== undefined && last <= downAt)) return Promise.resolve();
+    if (last === undefined || now - last > 2 * this.intervalMs || now >= deadline || this.isDown(peer)) return Promise.resolve();
     return new Promise((resolve) => {
       let waiters = this.pingWaiters.get(peer);
       if (waiters === undefined) this.pingWaiters.set(peer, (waiters = new Set()));
