@@ -54,13 +54,13 @@ export const DEFAULT_PURGE_LIMIT = 1000;
  */
 export const DEFAULT_TOMBSTONE_SHARE = 0.25;
 
-/** Entry types (a u8 in the slot record). The bytes of a hash are an encoding made elsewhere. */
 /**
  * peekHead()'s `value` for a live value: a shared empty Buffer standing for bytes not read. Never
  * store or send it; it only says "a value is held" (compare with `===`).
  */
 export const UNREAD: Buffer = Buffer.alloc(0);
 
+/** Entry types (a u8 in the slot record). The bytes of a hash are an encoding made elsewhere. */
 export const TYPE_STRING = 0;
 export const TYPE_HASH = 1;
 /** 0..255; see TYPE_STRING, TYPE_HASH. */
@@ -363,16 +363,7 @@ export class GroupStore {
    */
   peekHead(key: string): StoredEntry | undefined {
     const s = this.settled(this.findKey(key));
-    if (s === NONE) return undefined;
-    const meta = this.slots.i(s, META);
-    const isValue = (meta & KIND_MASK) === VALUE;
-    return {
-      value: isValue ? UNREAD : null,
-      version: this.slots.f(s, VER),
-      expiresAt: this.slots.f(s, EXP),
-      partition: meta >>> PART_SHIFT,
-      type: isValue ? (meta >>> TYPE_SHIFT) & 0xff : TYPE_STRING,
-    };
+    return s === NONE ? undefined : this.entryOf(s, false);
   }
 
   /** peek() of the key whose bytes are buf[start, end). */
@@ -924,12 +915,12 @@ export class GroupStore {
 
   // ---- entries -------------------------------------------------------------------------------
 
-  /** The StoredEntry a slot holds now (a copy of the bytes). */
-  private entryOf(s: number): StoredEntry {
+  /** The StoredEntry a slot holds now (a copy of the bytes; `read` false: UNREAD instead). */
+  private entryOf(s: number, read = true): StoredEntry {
     const meta = this.slots.i(s, META);
     const isValue = (meta & KIND_MASK) === VALUE;
     return {
-      value: isValue ? this.arena.readValue(s) : null,
+      value: isValue ? (read ? this.arena.readValue(s) : UNREAD) : null,
       version: this.slots.f(s, VER),
       expiresAt: this.slots.f(s, EXP),
       partition: meta >>> PART_SHIFT,
