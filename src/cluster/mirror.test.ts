@@ -56,11 +56,16 @@ function cluster() {
 
 const text = (r: { value: Buffer } | undefined): string | undefined => r?.value.toString();
 
-test('a mirror is served only while the node that pushed it is the key\'s owner', async () => {
-  const c = cluster();
+/** Let a, the owner, push its hot key for a while, then stop. */
+async function pushFromA(c: ReturnType<typeof cluster>): Promise<void> {
   c.n('a').mirror.start();
   await sleep(50);
   c.n('a').mirror.stop();
+}
+
+test('a mirror is served only while the node that pushed it is the key\'s owner', async () => {
+  const c = cluster();
+  await pushFromA(c);
   assert.equal(text(c.n('c').mirror.get(G, 'k')), 'old', 'pushed by the owner');
   c.n('c').table = table(2, ['b', 'a']); // the partition moved to b
   assert.equal(c.n('c').mirror.get(G, 'k'), undefined, 'a no longer owns it: its mirror is dropped');
@@ -71,9 +76,7 @@ test('a mirror is served only while the node that pushed it is the key\'s owner'
 test('for a lease after it became the owner, a write at the new owner first drops the key\'s mirrors everywhere, even on nodes still on the old table', async () => {
   const c = cluster();
   c.n('b').mirror.waits(G, 'k'); // b has seen table 1
-  c.n('a').mirror.start();
-  await sleep(50);
-  c.n('a').mirror.stop();
+  await pushFromA(c);
   assert.equal(text(c.n('c').mirror.get(G, 'k')), 'old');
   c.n('b').table = table(2, ['b', 'a']); // b has the new table; c not yet
   assert.equal(c.n('b').mirror.waits(G, 'k'), true, 'b must invalidate before it acknowledges');
@@ -84,9 +87,7 @@ test('for a lease after it became the owner, a write at the new owner first drop
 
 test('a mirror whose owner this node cannot reach is not served, and a write coordinated around that owner drops its mirrors everywhere first', async () => {
   const c = cluster();
-  c.n('a').mirror.start();
-  await sleep(50);
-  c.n('a').mirror.stop();
+  await pushFromA(c);
   assert.equal(text(c.n('b').mirror.get(G, 'k')), 'old', 'b holds a\'s mirror');
   // a keeps reaching its peers, they no longer reach a: writes of k are coordinated by b
   c.unusable.add('c>a');

@@ -151,32 +151,42 @@ describe('FailureDetector', () => {
   });
 });
 
-test('nextPingFrom: waits for the peer\'s next heartbeat here, at most until the deadline; at once for a peer that has not pinged lately', async () => {
-  let now = 1_000_000;
-  const clock = { now: () => now };
+/**
+ * Detectors a and b (heartbeat 500 ms, breakers kept closed) on one fake network and one clock
+ * (`clock.t`, ms): both serve Ping at mem://a and mem://b.
+ */
+function pingPair() {
+  const clock = { t: 1_000_000, now: () => clock.t };
   const net = new FakeNetwork();
   const all = [info('a'), info('b')];
-  const serverA = new PeerServer();
-  const a = new FailureDetector({ self: 'a', clock, client: net, members: members('a', all), server: serverA, heartbeatIntervalMs: 500, breaker: { minimumRps: 1e6, consecutiveFailures: 1e6 } });
-  net.attach('mem://a', serverA);
-  const b = new FailureDetector({ self: 'b', clock, client: net, members: members('b', all), server: new PeerServer(), heartbeatIntervalMs: 500, breaker: { minimumRps: 1e6, consecutiveFailures: 1e6 } });
-  b.setMembers(all);
-  a.setMembers(all);
+  const breaker = { minimumRps: 1e6, consecutiveFailures: 1e6 };
+  const detector = (self: string): FailureDetector => {
+    const server = new PeerServer();
+    net.attach(`mem://${self}`, server);
+    const d = new FailureDetector({ self, clock, client: net, members: members(self, all), server, heartbeatIntervalMs: 500, breaker });
+    d.setMembers(all);
+    return d;
+  };
+  return { a: detector('a'), b: detector('b'), net, clock };
+}
+
+test('nextPingFrom: waits for the peer\'s next heartbeat here, at most until the deadline; at once for a peer that has not pinged lately', async () => {
+  const { a, b, clock } = pingPair();
 
   // b never pinged a: nothing to wait for
   let done = false;
-  await a.nextPingFrom('b', now + 10_000).then(() => (done = true));
+  await a.nextPingFrom('b', clock.t + 10_000).then(() => (done = true));
   assert.ok(done);
 
   // b pings a: a later wait ends with b's next heartbeat, not before
   b.heartbeat();
   await settle();
-  now += 100;
+  clock.t += 100;
   done = false;
-  const wait = a.nextPingFrom('b', now + 10_000).then(() => (done = true));
+  const wait = a.nextPingFrom('b', clock.t + 10_000).then(() => (done = true));
   await settle();
   assert.equal(done, false, 'no heartbeat from b yet');
-  now += 500;
+  clock.t += 500;
   b.heartbeat();
   await settle();
   await wait;
@@ -184,54 +194,42 @@ test('nextPingFrom: waits for the peer\'s next heartbeat here, at most until the
 
   // the deadline bounds it (real timers: a short one)
   const started = Date.now();
-  await a.nextPingFrom('b', now + 30);
+  await a.nextPingFrom('b', clock.t + 30);
   assert.ok(Date.now() - started >= 25, 'waited for the deadline');
 
   // b has not pinged for more than two intervals: at once
-  now += 1100;
+  clock.t += 1100;
   const t = Date.now();
-  await a.nextPingFrom('b', now + 10_000);
+  await a.nextPingFrom('b', clock.t + 10_000);
   assert.ok(Date.now() - t < 20);
 });
 
 test('nextPingFrom: a peer that turned down (no process) is not waited for, until it pings again (restarted)', async () => {
-  let now = 1_000_000;
-  const clock = { now: () => now };
-  const net = new FakeNetwork();
-  const all = [info('a'), info('b')];
-  const serverA = new PeerServer();
-  const breaker = { minimumRps: 1e6, consecutiveFailures: 1e6 };
-  const a = new FailureDetector({ self: 'a', clock, client: net, members: members('a', all), server: serverA, heartbeatIntervalMs: 500, breaker });
-  net.attach('mem://a', serverA);
-  const serverB = new PeerServer();
-  net.attach('mem://b', serverB);
-  const b = new FailureDetector({ self: 'b', clock, client: net, members: members('b', all), server: serverB, heartbeatIntervalMs: 500, breaker });
-  a.setMembers(all);
-  b.setMembers(all);
+  const { a, b, net, clock } = pingPair();
   a.heartbeat();
   b.heartbeat();
   await settle();
   // b is killed: its port refuses, a sees it down
   net.down.add('mem://b');
-  now += 600;
+  clock.t += 600;
   a.heartbeat();
   await settle();
   assert.equal(a.health('b'), 'down');
   assert.equal(a.isDown('b'), true);
   const t = Date.now();
-  await a.nextPingFrom('b', now + 10_000);
+  await a.nextPingFrom('b', clock.t + 10_000);
   assert.ok(Date.now() - t < 20, 'a dead peer is not waited for');
   // b restarts and pings a: it is back, a wait is for its next heartbeat again
   net.down.delete('mem://b');
-  now += 100;
+  clock.t += 100;
   b.heartbeat();
   await settle();
   assert.equal(a.isDown('b'), false, 'up again from its first ping, before a pings it');
   let done = false;
-  const wait = a.nextPingFrom('b', now + 10_000).then(() => (done = true));
+  const wait = a.nextPingFrom('b', clock.t + 10_000).then(() => (done = true));
   await settle();
   assert.equal(done, false, 'waits: b pinged since it turned down');
-  now += 500;
+  clock.t += 500;
   b.heartbeat();
   await settle();
   await wait;
