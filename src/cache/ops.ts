@@ -44,23 +44,34 @@ export type Decision =
  * Decide `op` against `live` (the live value held, undefined when absent or expired) at `now`.
  * `ttlDefaultMs`: the group's ttl_default, given to a value stored without an expiry.
  */
+/**
+ * The four results a write can have, shared and frozen: a write's result is built on every SET,
+ * and one fewer object per write is one fewer for the young generation (bench/profile.ts
+ * --kind heap: decideWrite was 96 of a SET's 938 bytes).
+ */
+const RESULTS: readonly (readonly [WriteResult, WriteResult])[] = [
+  [Object.freeze({ applied: false, existed: false }), Object.freeze({ applied: false, existed: true })],
+  [Object.freeze({ applied: true, existed: false }), Object.freeze({ applied: true, existed: true })],
+];
+const resultOf = (applied: boolean, existed: boolean): WriteResult => RESULTS[applied ? 1 : 0]![existed ? 1 : 0]!;
+
 export function decideWrite(live: StoredEntry | undefined, op: WriteOp, now: number, ttlDefaultMs?: number): Decision {
   const existed = live !== undefined && live.value !== null;
   switch (op.op) {
     case 'set': {
-      if ((op.cond === 'nx' && existed) || (op.cond === 'xx' && !existed)) return { change: 'none', result: { applied: false, existed } };
+      if ((op.cond === 'nx' && existed) || (op.cond === 'xx' && !existed)) return { change: 'none', result: resultOf(false, existed) };
       const expiresAt = expiryAt(op.expiry, existed ? live.expiresAt : 0, now, ttlDefaultMs);
-      return { change: 'value', value: op.value, expiresAt, result: { applied: true, existed } };
+      return { change: 'value', value: op.value, expiresAt, result: resultOf(true, existed) };
     }
     case 'del':
-      return { change: 'delete', result: { applied: existed, existed } };
+      return { change: 'delete', result: resultOf(existed, existed) };
     case 'expire': {
-      if (!existed) return { change: 'none', result: { applied: false, existed } };
+      if (!existed) return { change: 'none', result: resultOf(false, existed) };
       // an expiry in the past (or a TTL <= 0) deletes the key, as in Redis
       const past = op.expiry.kind === 'in' && op.expiry.ms <= 0;
       const expiresAt = past ? now : expiryAt(op.expiry, live.expiresAt, now, undefined);
-      if (expiresAt !== 0 && expiresAt <= now) return { change: 'delete', result: { applied: true, existed } };
-      return { change: 'value', value: live.value!, expiresAt, result: { applied: true, existed } };
+      if (expiresAt !== 0 && expiresAt <= now) return { change: 'delete', result: resultOf(true, existed) };
+      return { change: 'value', value: live.value!, expiresAt, result: resultOf(true, existed) };
     }
     default:
       throw new Error(`unknown write op ${(op as { op: string }).op}`);

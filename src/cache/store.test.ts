@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { compareWrites } from '../core/version.ts';
 import { ENTRY_OVERHEAD_BYTES, GroupStore, UNREAD } from './store.ts';
-import type { GroupStoreOptions, StoredEntry, WriteRecord } from './store.ts';
+import type { GroupStoreOptions, StoredEntry, ValueSink, ValueSource, WriteRecord } from './store.ts';
 
 /** A clock the test moves by hand. */
 class FakeClock {
@@ -67,6 +67,81 @@ test('peekHead: what peek says, but a live value as UNREAD, an expired one absen
   // expired: a tombstone at its version, as peek() reports it
   assert.deepEqual(store.peekHead('k1'), store.peek('k1'));
   assert.equal(store.peekHead('k1')!.value, null);
+});
+
+/** A ValueSink that keeps what it was given (tests). */
+class CapturingSink implements ValueSink {
+  got: Buffer[] = [];
+  fromSource(length: number, source: ValueSource): void {
+    // written at an offset into a larger buffer, as the reply batch does
+    const target = Buffer.alloc(length + 5, 0xee);
+    source.copyValueTo(target, 3);
+    this.got.push(target.subarray(3, 3 + length));
+  }
+  fromBuffer(value: Buffer): void {
+    this.got.push(value);
+  }
+}
+
+test('property: getInto gives what get() gives, without a copy, and marks the same uses', () => {
+  fc.assert(
+    fc.property(
+      fc.array(
+        fc.oneof(
+          fc.record({ op: fc.constant('set' as const), k: fc.nat(12), size: fc.nat(3000), ttl: fc.option(fc.integer({ min: 1, max: 50 })), type: fc.constantFrom(0, 0, 1) }),
+          fc.record({ op: fc.constant('del' as const), k: fc.nat(12) }),
+          fc.record({ op: fc.constant('read' as const), k: fc.nat(12) }),
+          fc.record({ op: fc.constant('tick' as const), ms: fc.nat(30) }),
+        ),
+        { maxLength: 120 },
+      ),
+      (ops) => {
+        // small budget and segments: reads decide what the LRU evicts, and values span large ones
+        const opts = { maxBytes: 12_000, arena: { segmentBytes: 4096, largeValueBytes: 1024 } };
+        const a = makeStore(opts);
+        const b = makeStore(opts);
+        let version = 0;
+        for (const o of ops) {
+          if (o.op === 'tick') {
+            a.clock.t += o.ms;
+            b.clock.t += o.ms;
+          } else if (o.op === 'read') {
+            const key = `k${o.k}`;
+            const want = a.store.get(key);
+            const sink = new CapturingSink();
+            const head = { type: -1, partition: -1, length: -1 };
+            const found = b.store.getInto(key, sink, head);
+            assert.equal(found, want !== undefined);
+            if (want === undefined) continue;
+            assert.deepEqual(head, { type: want.type, partition: want.partition, length: want.value!.length });
+            // a string's bytes are written, a hash's are not (the caller answers WRONGTYPE)
+            if (want.type === 0) assert.deepEqual(sink.got, [want.value]);
+            else assert.deepEqual(sink.got, []);
+          } else {
+            const key = `k${o.k}`;
+            const r: WriteRecord =
+              o.op === 'del'
+                ? { value: null, version: ++version, expiresAt: 0 }
+                : { value: Buffer.alloc(o.size, o.k + 1), version: ++version, expiresAt: o.ttl === null ? 0 : a.clock.t + o.ttl, type: o.type };
+            assert.equal(a.store.apply(key, r), b.store.apply(key, r));
+          }
+        }
+        // the same reads marked the same keys used: the same survivors, evictions and all
+        for (let k = 0; k <= 12; k++) assert.deepEqual(view(b.store.peek(`k${k}`)), view(a.store.peek(`k${k}`)), `k${k}`);
+      },
+    ),
+    { numRuns: 200 },
+  );
+});
+
+test('getInto marks the key used: the LRU evicts another', () => {
+  const { store } = makeStore({ maxBytes: 3 * sizeOf('k0', Buffer.alloc(100)) });
+  for (let k = 0; k < 3; k++) store.apply(`k${k}`, { value: Buffer.alloc(100, k), version: k + 1, expiresAt: 0 });
+  // k0 is the oldest; read it, and the next write evicts k1 instead
+  assert.equal(store.getInto('k0', new CapturingSink(), { type: 0, partition: 0, length: 0 }), true);
+  store.apply('k3', { value: Buffer.alloc(100, 3), version: 4, expiresAt: 0 });
+  assert.notEqual(store.peek('k0'), undefined);
+  assert.equal(store.peek('k1'), undefined);
 });
 
 test('a tombstone removes the value and stops an older version resurrecting it', () => {

@@ -6,6 +6,13 @@
 /** Where a GET answer came from (SPEC §3 `X-Cache`). */
 export type CacheSource = 'hit' | 'miss' | 'load';
 
+/**
+ * A synchronous read into a ValueSink (Router.getLocalInto): `hit` when a string value was
+ * written to the sink, `wrongtype` when the key holds another type (nothing written), undefined
+ * when this node cannot answer from its own copy now ("call get()").
+ */
+export type LocalRead = 'hit' | 'wrongtype' | undefined;
+
 export interface GetResult {
   value: Buffer;
   source: CacheSource;

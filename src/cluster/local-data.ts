@@ -3,7 +3,7 @@
  * synchronous except origin loads; routing and replication live in the router.
  */
 import type { Group } from '../cache/group.ts';
-import type { StoredEntry } from '../cache/store.ts';
+import type { HitHead, StoredEntry, ValueSink } from '../cache/store.ts';
 import type { Clock } from '../core/types.ts';
 import type { HybridClock } from '../core/version.ts';
 import { decideWrite, type WriteOp, type WriteResult } from '../cache/ops.ts';
@@ -11,7 +11,7 @@ import type { WireRecord } from '../peer/codec.ts';
 import { JincacheError } from '../core/errors.ts';
 import { globMatch } from '../core/glob.ts';
 import { STRING, type EngineEntry, type EngineOutcome, type EngineType, type EngineView } from '../cache/engine/types.ts';
-import type { GetResult } from './kv.ts';
+import type { GetResult, LocalRead } from './kv.ts';
 
 export interface WriteOutcome {
   result: WriteResult;
@@ -81,6 +81,17 @@ export class LocalData {
     return hit;
   }
 
+  /** cachedHit() into a sink, without copying the value (GroupStore.getInto); a miss is not counted. */
+  cachedHitInto(groupName: string, key: string, sink: ValueSink): LocalRead {
+    const head = this.head;
+    if (!this.group(groupName).store.getInto(key, sink, head)) return undefined;
+    this.onServe?.('get', groupName, key, 0, head.length, head.partition);
+    return head.type === STRING ? 'hit' : 'wrongtype';
+  }
+
+  /** cachedHitInto()'s answer from the store, reused for every read. */
+  private readonly head: HitHead = { type: 0, partition: 0, length: 0 };
+
   /** The stored write for a key, tombstones included, with its version (for replicas and migration). */
   record(groupName: string, key: string): WireRecord | undefined {
     const e = this.group(groupName).store.peek(key);
@@ -147,10 +158,9 @@ export class LocalData {
     const version = Math.max(this.hlc.next(), (held?.version ?? 0) + 1);
     // an EXPIRE keeps what the entry is (a hash stays a hash); a SET makes a string
     const type = op.op === 'expire' ? (live?.type ?? 0) : 0;
-    const record: WireRecord =
-      d.change === 'value'
-        ? { group: groupName, key, value: d.value, version, expiresAt: d.expiresAt, ...(type !== 0 ? { type } : {}) }
-        : { group: groupName, key, value: null, version, expiresAt: 0 };
+    // built without a spread (a spread's object literal is one more allocation per SET)
+    const record: WireRecord = d.change === 'value' ? { group: groupName, key, value: d.value, version, expiresAt: d.expiresAt } : { group: groupName, key, value: null, version, expiresAt: 0 };
+    if (type !== 0 && d.change === 'value') record.type = type;
     this.applyOne(record);
     this.onServe?.(op.op === 'set' ? 'put' : op.op === 'del' ? 'delete' : 'expire', groupName, key, record.value?.length ?? 0, 0, held?.partition);
     return { result: d.result, record };
@@ -226,9 +236,9 @@ export class LocalData {
     const group = this.groups.get(r.group);
     if (group === undefined) return false; // a group this node does not know: nothing to keep
     this.hlc.observe(r.version);
-    // the entry's type rides along (cache/store.ts keeps it with the entry)
-    const rec = { value: r.value, version: r.version, expiresAt: r.expiresAt, ...(r.type !== undefined ? { type: r.type } : {}) };
-    return group.store.apply(r.key, rec);
+    // a WireRecord is a WriteRecord (value, version, expiresAt and the type riding along; the
+    // store reads those and keeps none of the object): no copy of it per write
+    return group.store.apply(r.key, r);
   }
 
   /** A page of one partition's live keys (SCAN), filtered by type and a Redis glob pattern. */

@@ -20,7 +20,9 @@ import { FakeNetwork } from '../peer/testing.ts';
 import { LocalData } from './local-data.ts';
 import type { Members } from './membership.ts';
 import { Peers } from './peers.ts';
-import { Router, type TableView } from './router.ts';
+import { Router, type Mirrors, type TableView } from './router.ts';
+import type { GetResult, LocalRead } from './kv.ts';
+import type { ValueSink } from '../cache/store.ts';
 import { DRAIN_IDLE_MS, SelfTrust } from './trust.ts';
 import { FrontDoor } from '../front/door.ts';
 import { OPEN_DEFAULT } from '../front/auth.ts';
@@ -58,7 +60,7 @@ interface TestNode {
  * same on every node); `stale`: "id" marks that node's copy as possibly lacking writes, for every
  * reader. `loader`: group G loads `origin:KEY` on a miss.
  */
-function cluster(ids: NodeId[], holders: NodeId[], opts: { loader?: boolean; retries?: number; timeoutMs?: number; toldOfHints?: (self: NodeId, peer: NodeId, deadline: number) => Promise<void>; announceHints?: (self: NodeId, peer: NodeId) => () => void } = {}) {
+function cluster(ids: NodeId[], holders: NodeId[], opts: { loader?: boolean; retries?: number; timeoutMs?: number; toldOfHints?: (self: NodeId, peer: NodeId, deadline: number) => Promise<void>; announceHints?: (self: NodeId, peer: NodeId) => () => void; mirrors?: Mirrors } = {}) {
   const net = new FakeNetwork();
   const clock = new FakeClock();
   const unusable = new Set<NodeId>();
@@ -103,6 +105,7 @@ function cluster(ids: NodeId[], holders: NodeId[], opts: { loader?: boolean; ret
       ...(opts.announceHints !== undefined ? { announceHints: (peer: NodeId) => opts.announceHints!(id, peer) } : {}),
       settings: { requestTimeoutMs: () => opts.timeoutMs ?? 500, maxRetries: () => opts.retries ?? 2, syncReplication: true },
       engine: COUNTER_ENGINE,
+      ...(opts.mirrors !== undefined ? { mirrors: opts.mirrors } : {}),
       selfTrusted: () => !untrusted.has(id),
       defaultGroup: G,
       clock,
@@ -247,6 +250,34 @@ describe('Router', () => {
     assert.equal(c.n('a').router.getLocal(G, 'k'), undefined);
     c.stale.clear();
     assert.equal(c.n('a').router.getLocal(G, 'k')?.value.toString(), 'old', 'without the mark the owner answers from its copy');
+  });
+
+  test('getLocalInto answers as getLocal does, with the value written into the sink: own copy, a copy that may lack writes, a mirror, another type', () => {
+    const mirrored = new Map<string, GetResult>([['m', { value: Buffer.from('hot'), source: 'hit', expiresAt: 0 }], ['h', { value: Buffer.from('x'), source: 'hit', expiresAt: 0, type: 1 }]]);
+    const c = cluster(['a', 'b', 'c'], ['a', 'b'], { mirrors: { get: (_g, key) => mirrored.get(key), waits: () => false, beforeWrite: async () => {} } });
+    c.plant('a', 'k', 'v1', 5);
+    c.n('a').local.applyOne({ group: G, key: 'h', value: Buffer.from('field'), version: 6, expiresAt: 0, type: 1 });
+    const into = (id: NodeId, key: string): { read: LocalRead; got: string[] } => {
+      const got: string[] = [];
+      const sink: ValueSink = {
+        fromSource: (length, source) => {
+          const b = Buffer.alloc(length);
+          source.copyValueTo(b, 0);
+          got.push(b.toString());
+        },
+        fromBuffer: (v) => got.push(v.toString()),
+      };
+      return { read: c.n(id).router.getLocalInto(G, key, sink), got };
+    };
+    assert.deepEqual(into('a', 'k'), { read: 'hit', got: ['v1'] }, 'the owner, from its own copy');
+    assert.deepEqual(into('a', 'absent'), { read: undefined, got: [] }, 'a miss goes the full way (loaders, the disk)');
+    assert.deepEqual(into('a', 'h'), { read: 'wrongtype', got: [] });
+    assert.deepEqual(into('c', 'm'), { read: 'hit', got: ['hot'] }, 'a mirror at a node that does not own the key');
+    assert.deepEqual(into('c', 'h'), { read: 'wrongtype', got: [] });
+    assert.deepEqual(into('c', 'k'), { read: undefined, got: [] }, 'neither owner nor mirror');
+    c.stale.add('b');
+    assert.deepEqual(into('a', 'k'), { read: undefined, got: [] }, 'a holder may lack writes: the full read path');
+    assert.equal(c.n('a').router.getLocal(G, 'k'), undefined);
   });
 
   test('a holder whose own copy may lack writes and cannot ask the other holder answers unavailable, never "absent"', async () => {

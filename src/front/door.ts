@@ -12,7 +12,8 @@ import { JincacheError, type JincacheErrorCode } from '../core/errors.ts';
 import type { Clock } from '../core/types.ts';
 import type { Expiry, WriteOp, WriteResult } from '../cache/ops.ts';
 import type { LiveConfig } from '../config/live.ts';
-import type { GetResult } from '../cluster/kv.ts';
+import type { GetResult, LocalRead } from '../cluster/kv.ts';
+import type { ValueSink } from '../cache/store.ts';
 import type { Reply } from '../cache/reply.ts';
 import type { ExecRequest, ScanRequest } from '../peer/messages.ts';
 import type { Permission } from '../config/schema.ts';
@@ -28,6 +29,8 @@ export const MAX_TTL_MS = Math.floor(Number.MAX_SAFE_INTEGER / 4);
 export interface DoorKv {
   get(group: string, key: string, opts: { deadline: number }): Promise<GetResult | null>;
   getLocal(group: string, key: string): GetResult | undefined;
+  /** getLocal() into a sink, without copying the value (Router.getLocalInto). Absent: the door uses getLocal(). */
+  getLocalInto?(group: string, key: string, sink: ValueSink): LocalRead;
   write(group: string, key: string, op: WriteOp, opts: { deadline: number }): Promise<WriteResult>;
   writeLocal(group: string, key: string, op: WriteOp): WriteResult | undefined;
   /**
@@ -244,6 +247,19 @@ export class FrontDoor {
     return got;
   }
 
+  /**
+   * getLocal() with the value written into `sink` (the Redis reply batch) instead of returned:
+   * `hit` (written), `wrongtype` (a key of another type: nothing written), undefined: "call get()".
+   * Counted in /metrics only when it answers.
+   */
+  getLocalInto(protocol: RequestProtocol, who: Principal | null, group: string, key: string, sink: ValueSink): LocalRead {
+    if (who === null || !who.can('read') || key.length > this.maxKeyBytes(protocol)) return undefined;
+    const began = performance.now();
+    const got = this.kv.getLocalInto !== undefined ? this.kv.getLocalInto(group, key, sink) : intoSink(this.kv.getLocal(group, key), sink);
+    if (got !== undefined) this.observe(protocol, 'get', group, 'hit', began);
+    return got;
+  }
+
   /** Apply a write at its coordinator; counted as `op`. Resolves once it is acknowledged (and, on a persistent node, the disk keeps up). */
   async write(protocol: RequestProtocol, who: Principal | null, group: string, key: string, write: WriteOp, op: RequestOp = opOf(write)): Promise<WriteResult> {
     const began = performance.now();
@@ -404,4 +420,12 @@ function withinDeadline(p: Promise<void>, deadline: number, clock: Clock, what: 
 
 function opOf(w: WriteOp): RequestOp {
   return w.op === 'set' ? 'put' : w.op === 'del' ? 'delete' : 'expire';
+}
+
+/** A getLocal() answer as getLocalInto() gives it: a string's bytes written to the sink. */
+function intoSink(r: GetResult | undefined, sink: ValueSink): LocalRead {
+  if (r === undefined) return undefined;
+  if (r.type !== undefined && r.type !== 0) return 'wrongtype';
+  sink.fromBuffer(r.value);
+  return 'hit';
 }

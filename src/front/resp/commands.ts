@@ -8,6 +8,7 @@
  */
 import { NO_EXPIRY, type Expiry, type WriteResult } from '../../cache/ops.ts';
 import type { GetResult } from '../../cluster/kv.ts';
+import type { ValueSink } from '../../cache/store.ts';
 import type { RespCommand } from './parser.ts';
 import { OK, NULL_BULK, array, integer, bulk, error, type RespReply } from './writer.ts';
 import { CONNECTION_COMMANDS } from './connection.ts';
@@ -343,17 +344,26 @@ export class KvCall {
    * having done nothing, and is run again once they are in.
    */
   ahead = false;
+  /**
+   * Set by the caller when the reply may go straight into its reply batch now (nothing held
+   * back before it, replies on): a GET hit then writes the value there from the store, with no
+   * copy of its own, and executeCommand returns ANSWERED.
+   */
+  sink: ValueSink | undefined = undefined;
 }
 
 /** executeCommand's answer to a command it did not run, because KvCall.ahead was set. */
 export const WAIT: unique symbol = Symbol('wait');
+
+/** executeCommand's answer to a command whose reply it wrote into KvCall.sink itself. */
+export const ANSWERED: unique symbol = Symbol('answered');
 
 /** The error reply for a failed door call. */
 export function failedCall(err: unknown): RespReply {
   return kvError(err);
 }
 
-function fastGet(env: CommandEnv, session: Session, cmd: RespCommand, call: KvCall | undefined): Result | null | typeof WAIT {
+function fastGet(env: CommandEnv, session: Session, cmd: RespCommand, call: KvCall | undefined): Result | null | typeof WAIT | typeof ANSWERED {
   session.command = 'get';
   const refused = denied(session, 'read', 'get');
   if (refused !== undefined) return refused;
@@ -361,9 +371,17 @@ function fastGet(env: CommandEnv, session: Session, cmd: RespCommand, call: KvCa
   const moved = redirect(session, key, env.cluster, 'read');
   if (moved !== undefined) return redirected(env, moved);
   try {
-    // no promise at all when this node may answer from its own copy now
-    const local = env.door.getLocal('resp', session.user, env.group, key);
-    if (local !== undefined) return getReply(local);
+    // no promise at all when this node may answer from its own copy now, and no copy of the
+    // value either when the reply can go straight into the batch
+    const sink = call?.sink;
+    if (sink !== undefined) {
+      const read = env.door.getLocalInto('resp', session.user, env.group, key, sink);
+      if (read === 'hit') return ANSWERED;
+      if (read === 'wrongtype') return WRONGTYPE;
+    } else {
+      const local = env.door.getLocal('resp', session.user, env.group, key);
+      if (local !== undefined) return getReply(local);
+    }
     // a read elsewhere could overtake the writes before it
     if (call?.ahead === true) return WAIT;
     const p = env.door.get('resp', session.user, env.group, key);
@@ -417,8 +435,8 @@ const LOWER = 0x20;
  * command that would not take effect at once is not run: WAIT.
  */
 export function executeCommand(env: CommandEnv, session: Session, cmd: RespCommand): Result;
-export function executeCommand(env: CommandEnv, session: Session, cmd: RespCommand, call: KvCall): Result | null | typeof WAIT;
-export function executeCommand(env: CommandEnv, session: Session, cmd: RespCommand, call?: KvCall): Result | null | typeof WAIT {
+export function executeCommand(env: CommandEnv, session: Session, cmd: RespCommand, call: KvCall): Result | null | typeof WAIT | typeof ANSWERED;
+export function executeCommand(env: CommandEnv, session: Session, cmd: RespCommand, call?: KvCall): Result | null | typeof WAIT | typeof ANSWERED {
   if (cmd.length(0) === 3 && !inTransaction(session)) {
     const b = cmd.buf;
     const at = cmd.start(0);

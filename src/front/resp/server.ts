@@ -23,7 +23,7 @@ import { OPEN_DEFAULT } from '../auth.ts';
 import type { FrontDoor } from '../door.ts';
 import type { ClientLimits, InputHolder } from '../../net/limits.ts';
 import { CrossProtocolError, RespParser, isCrossProtocolError, type RespCommand } from './parser.ts';
-import { KvCall, WAIT, execute, executeCommand, failedCall } from './commands.ts';
+import { ANSWERED, KvCall, WAIT, execute, executeCommand, failedCall } from './commands.ts';
 import { infoSections, infoText, usedMemory } from './info.ts';
 import {
   newSession,
@@ -707,7 +707,14 @@ class RespConnection implements ClientView {
         // The command's arguments are views of the parser's storage, used only synchronously
         // here: the parser is not touched again until the command's reply is in.
         this.call.ahead = this.ahead.length > 0;
+        // a GET hit may write its reply straight into the batch: only when it is next in line
+        this.call.sink = !this.call.ahead && this.session.replies === 'on' ? this.batch : undefined;
         let result = executeCommand(this.env, this.session, cmd, this.call);
+        if (result === ANSWERED) {
+          // answered in the batch already (a GET: no auth, quit or error to account for)
+          if (this.batch.byteLength >= FLUSH_BYTES) this.flush();
+          continue;
+        }
         if (result === WAIT) {
           // Not run: it takes effect only after the held-back writes are acknowledged. Input
           // read meanwhile ends the parser's views of it: it runs on copies of its arguments.

@@ -264,3 +264,25 @@ test('a batch of small replies that outgrows the scratch buffer still leaves as 
     assert.equal(chunks[0]!.length, 16 * (value.length + 8));
   }
 });
+
+test('property: a value written from a source (GET from the store) is framed as bulk() of it, among any other replies', () => {
+  const source = (v: Buffer) => ({ copyValueTo: (target: Uint8Array, at: number) => target.set(v, at) });
+  fc.assert(
+    fc.property(
+      fc.array(fc.record({ fromSource: fc.boolean(), size: fc.oneof(fc.nat(40), fc.integer({ min: 1500, max: 9000 })), protocol: fc.constantFrom(2 as const, 3 as const) }), { maxLength: 40 }),
+      (items) => {
+        const batch = new ReplyBatch();
+        const want: Buffer[] = [];
+        items.forEach((it, i) => {
+          const v = Buffer.alloc(it.size, i & 0xff);
+          batch.protocol = it.protocol;
+          if (it.fromSource) batch.fromSource(v.length, source(v));
+          else batch.push(simple(`r${i}`));
+          want.push(encodeAs(it.protocol, it.fromSource ? bulk(v) : simple(`r${i}`)));
+        });
+        assert.deepEqual(Buffer.concat(batch.take()), Buffer.concat(want));
+      },
+    ),
+    { numRuns: 200 },
+  );
+});

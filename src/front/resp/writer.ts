@@ -26,6 +26,7 @@
  */
 
 import type { Reply, ReplyPair } from '../../cache/reply.ts';
+import type { ValueSink, ValueSource } from '../../cache/store.ts';
 import { OK, NULL_BULK, NULL_ARRAY, EMPTY_ARRAY, TRUE, FALSE, simple, error, integer, bulk, array, map, mapOf, setOf, double, boolean, bigNumber, verbatim, pushMessage, withAttributes } from '../../cache/reply.ts';
 
 export { OK, NULL_BULK, NULL_ARRAY, EMPTY_ARRAY, TRUE, FALSE, simple, error, integer, bulk, array, map, mapOf, setOf, double, boolean, bigNumber, verbatim, pushMessage, withAttributes };
@@ -97,7 +98,7 @@ const SHORT_LINE = 128;
  * Ordered replies of one connection, encoded and waiting for a write. Not thread-safe in any
  * sense that matters: one connection, one batch.
  */
-export class ReplyBatch {
+export class ReplyBatch implements ValueSink {
   /**
    * The protocol replies are encoded for. Switched by the server when HELLO changes it; the
    * HELLO reply itself is encoded in the new protocol, as Redis does.
@@ -123,6 +124,36 @@ export class ReplyBatch {
 
   get empty(): boolean {
     return this.bytes === 0;
+  }
+
+  /**
+   * ValueSink: a bulk string reply of a value read straight from the store (GET's hit, no
+   * Buffer of its own). The same bytes in RESP2 and RESP3.
+   */
+  fromSource(length: number, source: ValueSource): void {
+    if (length + HEADER_ROOM > this.scratch.length - this.scratchEnd) {
+      if (length >= BY_REFERENCE) {
+        const copy = Buffer.allocUnsafe(length);
+        source.copyValueTo(copy, 0);
+        this.fromBuffer(copy);
+        return;
+      }
+      this.renewScratch(length + HEADER_ROOM);
+    }
+    this.header(0x24 /* $ */, length);
+    const s = this.scratch;
+    let at = this.scratchEnd;
+    source.copyValueTo(s, at);
+    at += length;
+    s[at++] = CR;
+    s[at++] = LF;
+    this.bytes += at - this.scratchEnd;
+    this.scratchEnd = at;
+  }
+
+  /** ValueSink: a bulk string reply of a value held as a Buffer. */
+  fromBuffer(value: Buffer): void {
+    this.push(bulk(value));
   }
 
   push(reply: RespReply): void {
