@@ -4,10 +4,15 @@
 // here on a free loopback port with persistence off. Targets: >= 1.0x at pipeline 1, >= 0.6x at
 // pipeline 16. redis-benchmark is a separate C process, but it shares the 2 cores with both
 // servers, so the sides still run alternately (A B A B) and the ratio is the median per round.
+// On the one key a third side runs in each round: the minimal Node RESP server
+// (bench/lib/bare-resp-server.ts), reported as `redis.bare_node.*` (it against redis-server: what
+// any Node server reaches here) and `redis.*.vs_bare_node` (jincache against it).
 
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { REPO_DIR } from '../lib/results.ts';
 import type { Figure } from '../lib/figure.ts';
 import { figure, median } from '../lib/figure.ts';
 import { ensureRedis } from '../lib/deps.ts';
@@ -151,13 +156,20 @@ async function startRedis(name: string, port: number): Promise<Proc> {
   return p;
 }
 
+/** The minimal Node RESP server (bench/lib/bare-resp-server.ts), on the Node that runs the bench. */
+async function startBareResp(port: number): Promise<Proc> {
+  const p = startProcess({ name: 'bare-resp-server', command: process.execPath, args: [join(REPO_DIR, 'bench', 'lib', 'bare-resp-server.ts'), '--port', String(port)], cwd: REPO_DIR });
+  await waitForPort(port, { proc: p });
+  return p;
+}
+
 export async function run(opts: ScenarioOptions): Promise<Figure[]> {
   const log = opts.log ?? (() => {});
   const aa = opts.aa ?? false;
   if (!aa) requireJincache();
   ensureRedis(log);
   const mode = opts.quick ? QUICK : FULL;
-  const [redisPort, nodePort, respPort] = (await freePorts(3)) as [number, number, number];
+  const [redisPort, nodePort, respPort, barePort] = (await freePorts(4)) as [number, number, number, number];
   const started: Proc[] = [];
   try {
     started.push(await startRedis('redis-server', redisPort));
@@ -177,6 +189,10 @@ export async function run(opts: ScenarioOptions): Promise<Figure[]> {
       }
       started.push(node.proc);
     }
+    // the floor any Node server pays (bench/lib/bare-resp-server.ts: a parser, a Map, one write
+    // per chunk), measured beside both on the one key: what Node itself reaches against
+    // redis-server on this machine, in the same minutes
+    started.push(await startBareResp(barePort));
     const bad = await probe(respPort);
     if (bad !== null) throw new Error(`jincache RESP listener answered SET+GET with ${bad}`);
     if ((await probe(redisPort)) !== null) throw new Error('redis-server did not answer the SET+GET probe');
@@ -193,15 +209,18 @@ export async function run(opts: ScenarioOptions): Promise<Figure[]> {
           Math.round(Math.min(N_MAX, Math.max(N_MIN, Math.min(m.get('GET')!.rps, m.get('SET')!.rps) * mode.testSec)));
         const nOurs = sized(await redisBenchmark(respPort, PILOT_N[pipeline], pipeline, extra));
         const nPeer = sized(await redisBenchmark(redisPort, PILOT_N[pipeline], pipeline, extra));
-        log(`  P${pipeline}${keyspace.suffix}: -n ${nOurs} for jincache, ${nPeer} for redis-server (~${mode.testSec} s per test each)`);
-        const rounds: { ours: Map<string, BenchLine>; peer: Map<string, BenchLine> }[] = [];
+        const withBare = keyspace.keys === null;
+        const nBare = withBare ? sized(await redisBenchmark(barePort, PILOT_N[pipeline], pipeline, extra)) : 0;
+        log(`  P${pipeline}${keyspace.suffix}: -n ${nOurs} for jincache, ${nPeer} for redis-server${withBare ? `, ${nBare} for the bare Node server` : ''} (~${mode.testSec} s per test each)`);
+        const rounds: { ours: Map<string, BenchLine>; peer: Map<string, BenchLine>; bare?: Map<string, BenchLine> }[] = [];
         for (let i = 0; i < mode.rounds; i++) {
           opts.signal?.throwIfAborted();
           const ours = await redisBenchmark(respPort, nOurs, pipeline, extra);
           const peer = await redisBenchmark(redisPort, nPeer, pipeline, extra);
-          rounds.push({ ours, peer });
+          const bare = withBare ? await redisBenchmark(barePort, nBare, pipeline, extra) : undefined;
+          rounds.push(bare === undefined ? { ours, peer } : { ours, peer, bare });
           const show = (m: Map<string, BenchLine>) => `GET ${Math.round(m.get('GET')!.rps)} SET ${Math.round(m.get('SET')!.rps)}`;
-          log(`  P${pipeline}${keyspace.suffix} round ${i + 1}/${mode.rounds}: ours ${show(ours)} | redis ${show(peer)} req/s`);
+          log(`  P${pipeline}${keyspace.suffix} round ${i + 1}/${mode.rounds}: ours ${show(ours)} | redis ${show(peer)}${bare ? ` | bare Node ${show(bare)}` : ''} req/s`);
         }
         for (const test of ['GET', 'SET']) {
           const ours = rounds.map((r) => r.ours.get(test)!.rps);
@@ -215,6 +234,27 @@ export async function run(opts: ScenarioOptions): Promise<Figure[]> {
               ratio: median(ours.map((o, i) => o / peer[i]!)),
               // issue 8's targets judge the one-key run; the larger keyspaces are reported beside it
               target: keyspace.keys === null ? { kind: 'ratio>=', value: TARGETS[pipeline] } : null,
+            }),
+          );
+          if (!withBare) continue;
+          const bare = rounds.map((r) => r.bare!.get(test)!.rps);
+          // reported, no target: the bare Node server against redis-server, and jincache against it
+          figures.push(
+            figure({
+              name: `redis.bare_node.${test.toLowerCase()}.p${pipeline}.rps`,
+              unit: 'req/s',
+              ours: median(bare),
+              peer: median(peer),
+              ratio: median(bare.map((b, i) => b / peer[i]!)),
+              target: null,
+            }),
+            figure({
+              name: `redis.${test.toLowerCase()}.p${pipeline}.vs_bare_node`,
+              unit: 'req/s',
+              ours: median(ours),
+              peer: median(bare),
+              ratio: median(ours.map((o, i) => o / bare[i]!)),
+              target: null,
             }),
           );
         }
