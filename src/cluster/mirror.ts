@@ -120,9 +120,13 @@ export class Mirror implements Mirrors {
     return this.read(group, key);
   }
 
-  waits(group: string, key: string): boolean {
-    const k = sep(group, key);
-    return (this.pushed.size > 0 && this.pushed.has(k)) || (this.held.size > 0 && this.held.has(k)) || this.gainedRecently(this.opts.partitionOf(key)) !== undefined;
+  waits(group: string, key: string, partition?: number): boolean {
+    // asked on every SET: no string built and no second hash of the key when nothing is mirrored
+    if (this.pushed.size > 0 || this.held.size > 0) {
+      const k = sep(group, key);
+      if (this.pushed.has(k) || this.held.has(k)) return true;
+    }
+    return this.gainedRecently(partition ?? this.opts.partitionOf(key)) !== undefined;
   }
 
   private ownerOf(key: string): NodeId | undefined {

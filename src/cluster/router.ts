@@ -76,8 +76,8 @@ export interface Moves {
 export interface Mirrors {
   /** A mirrored copy of another owner's hot key, served where the read arrives. */
   get(group: string, key: string): GetResult | undefined;
-  /** Whether `beforeWrite` has work to do for this key now. */
-  waits(group: string, key: string): boolean;
+  /** Whether `beforeWrite` has work to do for this key now (`partition`: the key's, when the caller has it). */
+  waits(group: string, key: string, partition?: number): boolean;
   /** Before a write of the key is acknowledged: no mirror may serve the old value after this resolves. */
   beforeWrite(group: string, key: string, version: number, deadline: number): Promise<void>;
 }
@@ -560,7 +560,7 @@ export class Router implements KvService {
     const partition = this.partitionOf(key);
     const holders = holdersOf(table, partition);
     if (holders.length !== 1 || holders[0] !== this.self) return undefined;
-    if (this.moves.extraReplicas(partition).length > 0 || this.mirrors.waits(group, key) || this.joining(this.self)) return undefined;
+    if (this.moves.extraReplicas(partition).length > 0 || this.mirrors.waits(group, key, partition) || this.joining(this.self)) return undefined;
     return this.local.write(group, key, op).result;
   }
 
