@@ -14,6 +14,7 @@ import type { ClientLimits } from '../../net/limits.ts';
 import { NO_EXPIRY } from '../../cache/ops.ts';
 import { httpCredentials, type Principal } from '../auth.ts';
 import { resultOf, type FrontDoor } from '../door.ts';
+import type { GetResult } from '../../cluster/kv.ts';
 
 /** What the control routes read from the node. */
 export interface ControlApi {
@@ -122,7 +123,9 @@ export class HttpApi {
     try {
       if (method === 'GET' || method === 'HEAD') {
         counted = true;
-        const got = await door.get('http', who, group, key);
+        // no promise when this node may answer from its own copy now (as the RESP GET does):
+        // door.get() went through the router's whole read path for a local hit
+        const got = localRead(door, who, group, key) ?? (await door.get('http', who, group, key));
         if (got === null) {
           res.writeHead(404, { 'content-type': JSON_TYPE, 'x-cache': 'miss' });
           res.end(`{"error":"not_found","message":"no value for key in group ${jsonSafe(group)}"}`);
@@ -299,4 +302,17 @@ export function sendError(res: http.ServerResponse, err: JincacheError): void {
 
 function jsonSafe(s: string): string {
   return JSON.stringify(s).slice(1, -1);
+}
+
+/**
+ * The door's synchronous read, or undefined for "call get()": get() also answers what the
+ * synchronous read cannot (a miss, a load, another holder) and every error in its own words
+ * (an unknown group, a missing permission), counted in /metrics once.
+ */
+function localRead(door: FrontDoor, who: Principal | null, group: string, key: string): GetResult | undefined {
+  try {
+    return door.getLocal('http', who, group, key);
+  } catch {
+    return undefined;
+  }
 }
