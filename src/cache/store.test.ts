@@ -134,6 +134,67 @@ test('property: getInto gives what get() gives, without a copy, and marks the sa
   );
 });
 
+test('property: apply() after peekHead() (one probe, the memo) ends in the state apply() alone does', () => {
+  fc.assert(
+    fc.property(
+      fc.array(
+        fc.oneof(
+          fc.record({ op: fc.constant('write' as const), k: fc.nat(10), size: fc.nat(2500), del: fc.boolean(), ttl: fc.option(fc.integer({ min: 1, max: 40 })), peekFirst: fc.boolean(), other: fc.option(fc.nat(10)) }),
+          fc.record({ op: fc.constant('tick' as const), ms: fc.nat(30) }),
+          fc.record({ op: fc.constant('drop' as const), p: fc.nat(PARTITIONS - 1) }),
+        ),
+        { maxLength: 120 },
+      ),
+      (ops) => {
+        // a small budget: writes evict (and drop the memo's slot); tombstones expire fast
+        const opts = { maxBytes: 10_000, tombstoneTtlMs: 25, arena: { segmentBytes: 4096, largeValueBytes: 1024 } };
+        const a = makeStore(opts);
+        const b = makeStore(opts);
+        let version = 0;
+        for (const o of ops) {
+          if (o.op === 'tick') {
+            a.clock.t += o.ms;
+            b.clock.t += o.ms;
+          } else if (o.op === 'drop') {
+            a.store.dropPartition(o.p);
+            b.store.dropPartition(o.p);
+          } else {
+            const key = `k${o.k}`;
+            const r: WriteRecord = o.del ? { value: null, version: ++version, expiresAt: 0 } : { value: Buffer.alloc(o.size, o.k + 1), version: ++version, expiresAt: o.ttl === null ? 0 : a.clock.t + o.ttl };
+            if (o.peekFirst) {
+              assert.deepEqual(view(b.store.peekHead(key) === undefined ? undefined : b.store.peek(key)), view(a.store.peek(key)));
+              b.store.peekHead(key);
+              // another key's write in between must not use this key's slot
+              if (o.other !== null) {
+                const r2: WriteRecord = { value: Buffer.alloc(300, 9), version: ++version, expiresAt: 0 };
+                assert.equal(b.store.apply(`k${o.other}`, r2), a.store.apply(`k${o.other}`, r2));
+              }
+            }
+            assert.equal(b.store.apply(key, r), a.store.apply(key, r));
+          }
+          for (let k = 0; k <= 10; k++) assert.deepEqual(view(b.store.peek(`k${k}`)), view(a.store.peek(`k${k}`)), `k${k}`);
+          assert.deepEqual(b.store.stats(), a.store.stats());
+        }
+      },
+    ),
+    { numRuns: 200 },
+  );
+});
+
+test('a slot peekHead() found and an eviction freed is not used by the apply() after it', () => {
+  const size = sizeOf('k0', Buffer.alloc(100));
+  const { store } = makeStore({ maxBytes: 3 * size });
+  for (let k = 0; k < 3; k++) store.apply(`k${k}`, { value: Buffer.alloc(100, k), version: k + 1, expiresAt: 0 });
+  assert.notEqual(store.peekHead('k0'), undefined);
+  // k0 is the least recently used: this write evicts it, and the next one takes its slot
+  store.apply('k3', { value: Buffer.alloc(100, 3), version: 4, expiresAt: 0 });
+  store.apply('k4', { value: Buffer.alloc(100, 4), version: 5, expiresAt: 0 });
+  assert.equal(store.peek('k0'), undefined);
+  assert.equal(store.apply('k0', { value: Buffer.alloc(100, 7), version: 6, expiresAt: 0 }), true);
+  assert.deepEqual(store.peek('k0')?.value, Buffer.alloc(100, 7));
+  assert.deepEqual(store.peek('k4')?.value, Buffer.alloc(100, 4), 'the slot\'s new key keeps its value');
+});
+
 test('getInto marks the key used: the LRU evicts another', () => {
   const { store } = makeStore({ maxBytes: 3 * sizeOf('k0', Buffer.alloc(100)) });
   for (let k = 0; k < 3; k++) store.apply(`k${k}`, { value: Buffer.alloc(100, k), version: k + 1, expiresAt: 0 });

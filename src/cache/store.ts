@@ -423,8 +423,19 @@ export class GroupStore {
    */
   peekHead(key: string): StoredEntry | undefined {
     const s = this.settled(this.findKey(key));
-    return s === NONE ? undefined : this.entryOf(s, false);
+    if (s === NONE) return undefined;
+    this.memoKey = key;
+    this.memoSlot = s;
+    return this.entryOf(s, false);
   }
+
+  /**
+   * The slot peekHead() found for memoKey, for the apply() of the same key that usually follows
+   * it (LocalData.write decides a write on the head, then applies it): one hash and probe of the
+   * key per SET, not two. Forgotten by apply(), and whenever a slot is dropped or the store reset.
+   */
+  private memoKey: string | null = null;
+  private memoSlot = NONE;
 
   /** peek() of the key whose bytes are buf[start, end). */
   peekBytes(buf: Uint8Array, start = 0, end = buf.length): StoredEntry | undefined {
@@ -467,13 +478,29 @@ export class GroupStore {
       throw new RangeError(`GroupStore write type must be an integer in [0, 255]. Got: ${type}`);
     }
     const now = this.clock.now();
-    let h = hashLatin1(this.seed, key);
+    let h = 0;
     let kb: Buffer | null = null;
-    if (h === 0) {
-      kb = Buffer.from(key, 'utf8');
-      h = hashBytes(this.seed, kb, 0, kb.length);
+    let s: number;
+    if (this.memoKey === key) {
+      // the slot peekHead() just found for this key (a coordinated write: decided, then applied)
+      s = this.settled(this.memoSlot, now);
+      this.memoKey = null;
+    } else {
+      h = hashLatin1(this.seed, key);
+      if (h === 0) {
+        kb = Buffer.from(key, 'utf8');
+        h = hashBytes(this.seed, kb, 0, kb.length);
+      }
+      s = this.settled(kb === null ? this.probeLatin1(h, key) : this.probeBytes(h, kb, 0, kb.length), now);
     }
-    let s = this.settled(kb === null ? this.probeLatin1(h, key) : this.probeBytes(h, kb, 0, kb.length), now);
+    if (s === NONE && h === 0) {
+      // a new key (the memo's tombstone expired meanwhile): its hash places it
+      h = hashLatin1(this.seed, key);
+      if (h === 0) {
+        kb = Buffer.from(key, 'utf8');
+        h = hashBytes(this.seed, kb, 0, kb.length);
+      }
+    }
     // A write that is already expired is a delete at its version: stored as a value it would
     // vanish and let older writes back in.
     const value = rec.value !== null && rec.expiresAt !== 0 && rec.expiresAt <= now ? null : rec.value;
@@ -859,6 +886,7 @@ export class GroupStore {
 
   /** Empty tables at the initial capacity. */
   private reset(): void {
+    this.memoKey = null;
     this.slots = new SlotTable();
     this.slots.addPage();
     this.arena = new EntryArena(this.slots, this.arenaOptions);
@@ -920,6 +948,7 @@ export class GroupStore {
 
   /** Forget a slot's key entirely (value or tombstone) and put the slot on the free chain. */
   private drop(s: number): void {
+    this.memoKey = null;
     const kind = this.kindOf(s);
     const keyBytes = this.arena.keyLength(s);
     if (kind === VALUE) {
