@@ -83,6 +83,24 @@ class CapturingSink implements ValueSink {
   }
 }
 
+/** Two stores made alike, moved in lockstep: one takes the path under test, the other the plain one. */
+function twinStores(opts: Partial<GroupStoreOptions>) {
+  const a = makeStore(opts);
+  const b = makeStore(opts);
+  return {
+    a,
+    b,
+    tick(ms: number): void {
+      a.clock.t += ms;
+      b.clock.t += ms;
+    },
+    /** Keys k0..k{last} look the same in both. */
+    assertSameKeys(last: number): void {
+      for (let k = 0; k <= last; k++) assert.deepEqual(view(b.store.peek(`k${k}`)), view(a.store.peek(`k${k}`)), `k${k}`);
+    },
+  };
+}
+
 test('property: getInto gives what get() gives, without a copy, and marks the same uses', () => {
   fc.assert(
     fc.property(
@@ -97,14 +115,12 @@ test('property: getInto gives what get() gives, without a copy, and marks the sa
       ),
       (ops) => {
         // small budget and segments: reads decide what the LRU evicts, and values span large ones
-        const opts = { maxBytes: 12_000, arena: { segmentBytes: 4096, largeValueBytes: 1024 } };
-        const a = makeStore(opts);
-        const b = makeStore(opts);
+        const t = twinStores({ maxBytes: 12_000, arena: { segmentBytes: 4096, largeValueBytes: 1024 } });
+        const { a, b } = t;
         let version = 0;
         for (const o of ops) {
           if (o.op === 'tick') {
-            a.clock.t += o.ms;
-            b.clock.t += o.ms;
+            t.tick(o.ms);
           } else if (o.op === 'read') {
             const key = `k${o.k}`;
             const want = a.store.get(key);
@@ -127,7 +143,7 @@ test('property: getInto gives what get() gives, without a copy, and marks the sa
           }
         }
         // the same reads marked the same keys used: the same survivors, evictions and all
-        for (let k = 0; k <= 12; k++) assert.deepEqual(view(b.store.peek(`k${k}`)), view(a.store.peek(`k${k}`)), `k${k}`);
+        t.assertSameKeys(12);
       },
     ),
     { numRuns: 200 },
@@ -147,14 +163,12 @@ test('property: apply() after peekHead() (one probe, the memo) ends in the state
       ),
       (ops) => {
         // a small budget: writes evict (and drop the memo's slot); tombstones expire fast
-        const opts = { maxBytes: 10_000, tombstoneTtlMs: 25, arena: { segmentBytes: 4096, largeValueBytes: 1024 } };
-        const a = makeStore(opts);
-        const b = makeStore(opts);
+        const t = twinStores({ maxBytes: 10_000, tombstoneTtlMs: 25, arena: { segmentBytes: 4096, largeValueBytes: 1024 } });
+        const { a, b } = t;
         let version = 0;
         for (const o of ops) {
           if (o.op === 'tick') {
-            a.clock.t += o.ms;
-            b.clock.t += o.ms;
+            t.tick(o.ms);
           } else if (o.op === 'drop') {
             a.store.dropPartition(o.p);
             b.store.dropPartition(o.p);
@@ -162,8 +176,9 @@ test('property: apply() after peekHead() (one probe, the memo) ends in the state
             const key = `k${o.k}`;
             const r: WriteRecord = o.del ? { value: null, version: ++version, expiresAt: 0 } : { value: Buffer.alloc(o.size, o.k + 1), version: ++version, expiresAt: o.ttl === null ? 0 : a.clock.t + o.ttl };
             if (o.peekFirst) {
-              assert.deepEqual(view(b.store.peekHead(key) === undefined ? undefined : b.store.peek(key)), view(a.store.peek(key)));
-              b.store.peekHead(key);
+              // peekHead() finds what peek() does, and leaves its slot for the apply() below
+              const head = b.store.peekHead(key);
+              assert.deepEqual(view(head === undefined ? undefined : b.store.peek(key)), view(a.store.peek(key)));
               // another key's write in between must not use this key's slot
               if (o.other !== null) {
                 const r2: WriteRecord = { value: Buffer.alloc(300, 9), version: ++version, expiresAt: 0 };
@@ -172,7 +187,7 @@ test('property: apply() after peekHead() (one probe, the memo) ends in the state
             }
             assert.equal(b.store.apply(key, r), a.store.apply(key, r));
           }
-          for (let k = 0; k <= 10; k++) assert.deepEqual(view(b.store.peek(`k${k}`)), view(a.store.peek(`k${k}`)), `k${k}`);
+          t.assertSameKeys(10);
           assert.deepEqual(b.store.stats(), a.store.stats());
         }
       },

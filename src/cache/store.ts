@@ -88,7 +88,6 @@ export interface StoredEntry {
   type: EntryType;
 }
 
-/** One write as it travels between nodes (client write, replication, migration). */
 /**
  * Where a read copies a value to without a Buffer of its own (GroupStore.getInto): the Redis
  * reply batch, which writes it straight after the reply's header.
@@ -113,6 +112,7 @@ export interface HitHead {
   length: number;
 }
 
+/** One write as it travels between nodes (client write, replication, migration). */
 export interface WriteRecord {
   /** The bytes, or null for a delete. */
   value: Buffer | null;
@@ -377,18 +377,8 @@ export class GroupStore {
    */
   getInto(key: string, sink: ValueSink, head: HitHead): boolean {
     const s = this.findKey(key);
-    if (s === NONE) return false;
+    if (s === NONE || !this.touchLive(s)) return false;
     const meta = this.slots.i(s, META);
-    if ((meta & KIND_MASK) !== VALUE) return false;
-    const expiresAt = this.slots.f(s, EXP);
-    if (expiresAt !== 0) {
-      const now = this.clock.now();
-      if (expiresAt <= now) {
-        this.expire(s, now);
-        return false;
-      }
-    }
-    this.slots.setI(s, TICK, (this.tick = (this.tick + 1) | 0));
     head.type = (meta >>> TYPE_SHIFT) & 0xff;
     head.partition = meta >>> PART_SHIFT;
     head.length = this.arena.valueLength(s);
@@ -478,28 +468,23 @@ export class GroupStore {
       throw new RangeError(`GroupStore write type must be an integer in [0, 255]. Got: ${type}`);
     }
     const now = this.clock.now();
-    let h = 0;
-    let kb: Buffer | null = null;
-    let s: number;
-    if (this.memoKey === key) {
-      // the slot peekHead() just found for this key (a coordinated write: decided, then applied)
+    // the slot peekHead() just found for this key (a coordinated write: decided, then applied)
+    const memo = this.memoKey === key;
+    let s = NONE;
+    if (memo) {
       s = this.settled(this.memoSlot, now);
       this.memoKey = null;
-    } else {
-      h = hashLatin1(this.seed, key);
-      if (h === 0) {
-        kb = Buffer.from(key, 'utf8');
-        h = hashBytes(this.seed, kb, 0, kb.length);
-      }
-      s = this.settled(kb === null ? this.probeLatin1(h, key) : this.probeBytes(h, kb, 0, kb.length), now);
     }
-    if (s === NONE && h === 0) {
-      // a new key (the memo's tombstone expired meanwhile): its hash places it
+    let h = 0;
+    let kb: Buffer | null = null;
+    if (s === NONE) {
+      // a key to look up, or a new one (the memo's tombstone expired meanwhile): its hash places it
       h = hashLatin1(this.seed, key);
       if (h === 0) {
         kb = Buffer.from(key, 'utf8');
         h = hashBytes(this.seed, kb, 0, kb.length);
       }
+      if (!memo) s = this.settled(kb === null ? this.probeLatin1(h, key) : this.probeBytes(h, kb, 0, kb.length), now);
     }
     // A write that is already expired is a delete at its version: stored as a value it would
     // vanish and let older writes back in.
@@ -829,29 +814,37 @@ export class GroupStore {
 
   /** get()'s answer for a found slot: a live value, marked used. */
   private hit(s: number): StoredEntry | undefined {
-    // the hot path: the slot's record fetched once (see slots.ts)
+    if (!this.touchLive(s)) return undefined;
+    const meta = this.slots.i(s, META);
+    return {
+      value: this.arena.readValue(s),
+      version: this.slots.f(s, VER),
+      expiresAt: this.slots.f(s, EXP),
+      partition: meta >>> PART_SHIFT,
+      type: (meta >>> TYPE_SHIFT) & 0xff,
+    };
+  }
+
+  /**
+   * A read of a found slot (get(), getInto()): true when it holds a live value, which is then
+   * marked used; an expired one becomes a tombstone. The hot path: the slot's record fetched once
+   * (see slots.ts).
+   */
+  private touchLive(s: number): boolean {
     const fp = this.slots.fp[s >>> PAGE_SHIFT]!;
     const ip = this.slots.ip[s >>> PAGE_SHIFT]!;
-    const fi = (s & PAGE_MASK) * F64_STRIDE;
     const ii = (s & PAGE_MASK) * I32_STRIDE;
-    const meta = ip[ii + META]!;
-    if ((meta & KIND_MASK) !== VALUE) return undefined;
-    const expiresAt = fp[fi + EXP]!;
+    if ((ip[ii + META]! & KIND_MASK) !== VALUE) return false;
+    const expiresAt = fp[(s & PAGE_MASK) * F64_STRIDE + EXP]!;
     if (expiresAt !== 0) {
       const now = this.clock.now();
       if (expiresAt <= now) {
         this.expire(s, now);
-        return undefined;
+        return false;
       }
     }
     ip[ii + TICK] = this.tick = (this.tick + 1) | 0;
-    return {
-      value: this.arena.readValue(s),
-      version: fp[fi + VER]!,
-      expiresAt,
-      partition: meta >>> PART_SHIFT,
-      type: (meta >>> TYPE_SHIFT) & 0xff,
-    };
+    return true;
   }
 
   /** A found slot as it stands now: an expired value becomes a tombstone, a stale tombstone goes. */

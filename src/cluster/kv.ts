@@ -2,6 +2,8 @@
  * The key-value service a node offers to its front ends (HTTP API, Redis protocol listener,
  * embedded library). Every call is routed to the key's owner; callers never see placement.
  */
+import { STRING } from '../cache/engine/types.ts';
+import type { ValueSink } from '../cache/store.ts';
 
 /** Where a GET answer came from (SPEC §3 `X-Cache`). */
 export type CacheSource = 'hit' | 'miss' | 'load';
@@ -12,6 +14,14 @@ export type CacheSource = 'hit' | 'miss' | 'load';
  * when this node cannot answer from its own copy now ("call get()").
  */
 export type LocalRead = 'hit' | 'wrongtype' | undefined;
+
+/** A read's answer given to a sink as getLocalInto() gives it: a string's bytes written to it. */
+export function answerInto(r: GetResult | undefined, sink: ValueSink): LocalRead {
+  if (r === undefined) return undefined;
+  if (r.type !== undefined && r.type !== STRING) return 'wrongtype';
+  sink.fromBuffer(r.value);
+  return 'hit';
+}
 
 export interface GetResult {
   value: Buffer;

@@ -32,7 +32,7 @@ import { compareWrites } from '../core/version.ts';
 import { NO_EXPIRY, type WriteOp, type WriteResult } from '../cache/ops.ts';
 import type { WireRecord } from '../peer/codec.ts';
 import { Count, Exec, Flush, Read, Record, Replicate, Scan, Write, type ExecRequest, type ReadAnswer, type RecordAnswer, type ScanRequest } from '../peer/messages.ts';
-import { STRING, type Engine } from '../cache/engine/types.ts';
+import type { Engine } from '../cache/engine/types.ts';
 import { watchOf } from '../cache/engine/index.ts';
 import type { Reply } from '../cache/reply.ts';
 import type { MessageMeta } from '../peer/protocol.ts';
@@ -40,7 +40,7 @@ import type { PeerServer } from '../peer/server.ts';
 import { hintsAny, readOrder, replicaPlan, writeOrder } from './health/failover.ts';
 import { notDelivered } from './health/errors.ts';
 import { isRetryable, withRetry } from './health/breakers.ts';
-import type { GetResult, KvService, LocalRead, PutOptions, RequestOptions } from './kv.ts';
+import { answerInto, type GetResult, type KvService, type LocalRead, type PutOptions, type RequestOptions } from './kv.ts';
 import type { ValueSink } from '../cache/store.ts';
 import type { LocalData } from './local-data.ts';
 import type { Peers } from './peers.ts';
@@ -271,11 +271,7 @@ export class Router implements KvService {
     const from = this.localSource(key);
     if (from === 'own') return this.local.cachedHitInto(group, key, sink);
     if (from !== 'mirror') return undefined;
-    const m = this.mirrors.get(group, key);
-    if (m === undefined) return undefined;
-    if (m.type !== undefined && m.type !== STRING) return 'wrongtype';
-    sink.fromBuffer(m.value);
-    return 'hit';
+    return answerInto(this.mirrors.get(group, key), sink);
   }
 
   /** Where getLocal() may answer from: this node's own copy (it owns the key and no holder's copy may lack writes), a mirror (another node owns it), or nowhere. */

@@ -12,7 +12,7 @@ import { JincacheError, type JincacheErrorCode } from '../core/errors.ts';
 import type { Clock } from '../core/types.ts';
 import type { Expiry, WriteOp, WriteResult } from '../cache/ops.ts';
 import type { LiveConfig } from '../config/live.ts';
-import type { GetResult, LocalRead } from '../cluster/kv.ts';
+import { answerInto, type GetResult, type LocalRead } from '../cluster/kv.ts';
 import type { ValueSink } from '../cache/store.ts';
 import type { Reply } from '../cache/reply.ts';
 import type { ExecRequest, ScanRequest } from '../peer/messages.ts';
@@ -240,7 +240,7 @@ export class FrontDoor {
    * undefined means "call get()". Counted in /metrics only when it answers.
    */
   getLocal(protocol: RequestProtocol, who: Principal | null, group: string, key: string): GetResult | undefined {
-    if (who === null || !who.can('read') || key.length > this.maxKeyBytes(protocol)) return undefined;
+    if (!this.readsLocally(protocol, who, key)) return undefined;
     const began = performance.now();
     const got = this.kv.getLocal(group, key);
     if (got !== undefined) this.observe(protocol, 'get', group, 'hit', began);
@@ -253,11 +253,16 @@ export class FrontDoor {
    * Counted in /metrics only when it answers.
    */
   getLocalInto(protocol: RequestProtocol, who: Principal | null, group: string, key: string, sink: ValueSink): LocalRead {
-    if (who === null || !who.can('read') || key.length > this.maxKeyBytes(protocol)) return undefined;
+    if (!this.readsLocally(protocol, who, key)) return undefined;
     const began = performance.now();
-    const got = this.kv.getLocalInto !== undefined ? this.kv.getLocalInto(group, key, sink) : intoSink(this.kv.getLocal(group, key), sink);
+    const got = this.kv.getLocalInto !== undefined ? this.kv.getLocalInto(group, key, sink) : answerInto(this.kv.getLocal(group, key), sink);
     if (got !== undefined) this.observe(protocol, 'get', group, 'hit', began);
     return got;
+  }
+
+  /** Whether a synchronous read may answer: get() refuses what this cannot pass, in its own words. */
+  private readsLocally(protocol: RequestProtocol, who: Principal | null, key: string): boolean {
+    return who !== null && who.can('read') && key.length <= this.maxKeyBytes(protocol);
   }
 
   /** Apply a write at its coordinator; counted as `op`. Resolves once it is acknowledged (and, on a persistent node, the disk keeps up). */
@@ -420,12 +425,4 @@ function withinDeadline(p: Promise<void>, deadline: number, clock: Clock, what: 
 
 function opOf(w: WriteOp): RequestOp {
   return w.op === 'set' ? 'put' : w.op === 'del' ? 'delete' : 'expire';
-}
-
-/** A getLocal() answer as getLocalInto() gives it: a string's bytes written to the sink. */
-function intoSink(r: GetResult | undefined, sink: ValueSink): LocalRead {
-  if (r === undefined) return undefined;
-  if (r.type !== undefined && r.type !== 0) return 'wrongtype';
-  sink.fromBuffer(r.value);
-  return 'hit';
 }

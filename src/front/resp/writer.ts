@@ -141,14 +141,8 @@ export class ReplyBatch implements ValueSink {
       this.renewScratch(length + HEADER_ROOM);
     }
     this.header(0x24 /* $ */, length);
-    const s = this.scratch;
-    let at = this.scratchEnd;
-    source.copyValueTo(s, at);
-    at += length;
-    s[at++] = CR;
-    s[at++] = LF;
-    this.bytes += at - this.scratchEnd;
-    this.scratchEnd = at;
+    source.copyValueTo(this.scratch, this.scratchEnd);
+    this.endBulk(length);
   }
 
   /** ValueSink: a bulk string reply of a value held as a Buffer. */
@@ -184,14 +178,8 @@ export class ReplyBatch implements ValueSink {
         if (payload.length < BY_REFERENCE && payload.length + HEADER_ROOM <= this.scratch.length - this.scratchEnd) {
           // The common reply (a GET hit): header, payload and CRLF in one pass over scratch.
           this.header(0x24, payload.length);
-          const s = this.scratch;
-          let at = this.scratchEnd;
-          s.set(payload, at);
-          at += payload.length;
-          s[at++] = CR;
-          s[at++] = LF;
-          this.bytes += at - this.scratchEnd;
-          this.scratchEnd = at;
+          this.scratch.set(payload, this.scratchEnd);
+          this.endBulk(payload.length);
           return;
         }
         this.header(0x24, payload.length);
@@ -290,6 +278,16 @@ export class ReplyBatch implements ValueSink {
     this.chunks = [];
     this.bytes = 0;
     return out;
+  }
+
+  /** A bulk payload of `length` bytes was just written into scratch at scratchEnd: its CRLF, and count it. */
+  private endBulk(length: number): void {
+    const s = this.scratch;
+    let at = this.scratchEnd + length;
+    s[at++] = CR;
+    s[at++] = LF;
+    this.bytes += at - this.scratchEnd;
+    this.scratchEnd = at;
   }
 
   /**
