@@ -220,6 +220,24 @@ test('getInto marks the key used: the LRU evicts another', () => {
   assert.equal(store.peek('k1'), undefined);
 });
 
+test('getInto asks `may` for the key\'s recorded partition first: refused, it writes nothing and leaves the key unused', () => {
+  const { store } = makeStore({ maxBytes: 3 * sizeOf('k0', Buffer.alloc(100)) });
+  for (let k = 0; k < 3; k++) store.apply(`k${k}`, { value: Buffer.alloc(100, k), version: k + 1, expiresAt: 0 });
+  const asked: number[] = [];
+  const sink = new CapturingSink();
+  assert.equal(store.getInto('k0', sink, { type: 0, partition: 0, length: 0 }, (p) => (asked.push(p), false)), false);
+  assert.deepEqual(asked, [store.peek('k0')!.partition], 'the partition the store recorded for the key');
+  assert.equal(sink.got.length, 0, 'nothing written');
+  // k0 was not marked used: it is still the oldest, and the next write evicts it
+  store.apply('k3', { value: Buffer.alloc(100, 3), version: 4, expiresAt: 0 });
+  assert.equal(store.peek('k0'), undefined);
+  const head = { type: 0, partition: -1, length: 0 };
+  assert.equal(store.getInto('k1', sink, head, () => true), true);
+  assert.equal(head.partition, store.peek('k1')!.partition);
+  assert.equal(sink.got.length, 1);
+  assert.equal(store.getInto('nope', sink, head, () => assert.fail('not asked for a key the store does not hold')), false);
+});
+
 test('a tombstone removes the value and stops an older version resurrecting it', () => {
   const { store } = makeStore();
   store.apply('k1', rec('a', 10));

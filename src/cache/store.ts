@@ -371,14 +371,20 @@ export class GroupStore {
   /**
    * get() without a copy: when `key` has a live value, fills `head` and returns true; a string
    * value's bytes go straight into `sink` (a value of another type is not written: the caller
-   * answers WRONGTYPE). Marks the key used, as get() does. The GET hit's hot path: get() copied
+   * answers WRONGTYPE). Marks the key used, as get() does. With `may`, the key's partition (as
+   * recorded when it entered the store) is first handed to it, and false from it is a miss that
+   * changes nothing: the caller decides whether this copy may answer without hashing the key
+   * for its partition itself. The GET hit's hot path: get() copied
    * the value out of the arena and the reply batch copied it again (bench/profile.ts --kind heap:
    * hit() and its copy were 308 of a GET's 722 bytes).
    */
-  getInto(key: string, sink: ValueSink, head: HitHead): boolean {
+  getInto(key: string, sink: ValueSink, head: HitHead, may?: (partition: number) => boolean): boolean {
     const s = this.findKey(key);
-    if (s === NONE || !this.touchLive(s)) return false;
+    if (s === NONE) return false;
     const meta = this.slots.i(s, META);
+    // asked before the key is marked used: a read refused here leaves the store as it was
+    if (may !== undefined && !may(meta >>> PART_SHIFT)) return false;
+    if (!this.touchLive(s)) return false;
     head.type = (meta >>> TYPE_SHIFT) & 0xff;
     head.partition = meta >>> PART_SHIFT;
     head.length = this.arena.valueLength(s);

@@ -81,10 +81,13 @@ export class LocalData {
     return hit;
   }
 
-  /** cachedHit() into a sink, without copying the value (GroupStore.getInto); a miss is not counted. */
-  cachedHitInto(groupName: string, key: string, sink: ValueSink): LocalRead {
+  /**
+   * cachedHit() into a sink, without copying the value (GroupStore.getInto); a miss is not
+   * counted. `may`: GroupStore.getInto's, whether this copy may answer for the key's partition.
+   */
+  cachedHitInto(groupName: string, key: string, sink: ValueSink, may?: (partition: number) => boolean): LocalRead {
     const head = this.head;
-    if (!this.group(groupName).store.getInto(key, sink, head)) return undefined;
+    if (!this.group(groupName).store.getInto(key, sink, head, may)) return undefined;
     this.onServe?.('get', groupName, key, 0, head.length, head.partition);
     return head.type === STRING ? 'hit' : 'wrongtype';
   }

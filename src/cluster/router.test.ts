@@ -275,6 +275,10 @@ describe('Router', () => {
     assert.deepEqual(into('c', 'm'), { read: 'hit', got: ['hot'] }, 'a mirror at a node that does not own the key');
     assert.deepEqual(into('c', 'h'), { read: 'wrongtype', got: [] });
     assert.deepEqual(into('c', 'k'), { read: undefined, got: [] }, 'neither owner nor mirror');
+    c.plant('b', 'k', 'v0', 4);
+    assert.deepEqual(into('b', 'k'), { read: undefined, got: [] }, 'a backup does not answer from its own copy: the owner does');
+    c.plant('c', 'k', 'v0', 4);
+    assert.deepEqual(into('c', 'k'), { read: undefined, got: [] }, 'nor does a node left with a copy it no longer holds');
     c.stale.add('b');
     assert.deepEqual(into('a', 'k'), { read: undefined, got: [] }, 'a holder may lack writes: the full read path');
     assert.equal(c.n('a').router.getLocal(G, 'k'), undefined);

@@ -17,7 +17,7 @@ import type { ValueSink } from '../cache/store.ts';
 import type { Reply } from '../cache/reply.ts';
 import type { ExecRequest, ScanRequest } from '../peer/messages.ts';
 import type { Permission } from '../config/schema.ts';
-import type { Metrics, RequestOp, RequestProtocol, RequestResult } from '../observe/metrics.ts';
+import type { Metrics, RequestCells, RequestOp, RequestProtocol, RequestResult } from '../observe/metrics.ts';
 import { OPEN_DEFAULT, type Authenticator, type Principal } from './auth.ts';
 
 /** Longest key over HTTP (SPEC §2: UTF-8 keys up to 1 KiB; they travel in the URL). */
@@ -109,6 +109,9 @@ export class FrontDoor {
   private readonly backpressure: () => Promise<void> | undefined;
   private readonly auth: Authenticator | undefined;
   private readonly receivedSince: () => number;
+  /** Where synchronous answers are counted: a GET hit's cells and a write's, each for the last protocol and group (countLocal). */
+  private hitMemo: CellMemo | undefined;
+  private writeMemo: CellMemo | undefined;
 
   constructor(opts: FrontDoorOptions) {
     this.auth = opts.auth;
@@ -118,6 +121,11 @@ export class FrontDoor {
     this.metrics = opts.metrics;
     this.clock = opts.clock;
     this.backpressure = opts.backpressure ?? (() => undefined);
+    // a group added or removed changes the label its hits are counted under
+    this.live.subscribe(() => {
+      this.hitMemo = undefined;
+      this.writeMemo = undefined;
+    });
   }
 
   // ---- who may ------------------------------------------------------------------------------
@@ -243,7 +251,7 @@ export class FrontDoor {
     if (!this.readsLocally(protocol, who, key)) return undefined;
     const began = performance.now();
     const got = this.kv.getLocal(group, key);
-    if (got !== undefined) this.observe(protocol, 'get', group, 'hit', began);
+    if (got !== undefined) this.hitMemo = this.countLocal(this.hitMemo, protocol, 'get', group, 'hit', began);
     return got;
   }
 
@@ -256,8 +264,25 @@ export class FrontDoor {
     if (!this.readsLocally(protocol, who, key)) return undefined;
     const began = performance.now();
     const got = this.kv.getLocalInto !== undefined ? this.kv.getLocalInto(group, key, sink) : answerInto(this.kv.getLocal(group, key), sink);
-    if (got !== undefined) this.observe(protocol, 'get', group, 'hit', began);
+    if (got !== undefined) this.hitMemo = this.countLocal(this.hitMemo, protocol, 'get', group, 'hit', began);
     return got;
+  }
+
+  /**
+   * observe(protocol, op, group, result, began) for a synchronous answer, on the cells of `memo`
+   * when it counted the same (the common case: one group); returns the memo for the next one.
+   * Only configured groups are memoised: observe() counts any other under `_unknown`.
+   */
+  private countLocal(memo: CellMemo | undefined, protocol: RequestProtocol, op: RequestOp, group: string, result: RequestResult, began: number): CellMemo | undefined {
+    if (memo === undefined || memo.group !== group || memo.protocol !== protocol || memo.op !== op) {
+      if (this.live.group(group) === undefined) {
+        this.observe(protocol, op, group, result, began);
+        return memo;
+      }
+      memo = { protocol, op, group, cells: this.metrics.requestCells(protocol, op, group, result) };
+    }
+    this.metrics.count(memo.cells, (performance.now() - began) / 1000);
+    return memo;
   }
 
   /** Whether a synchronous read may answer: get() refuses what this cannot pass, in its own words. */
@@ -359,7 +384,7 @@ export class FrontDoor {
     if (this.receivedSince() < this.clock.now()) return undefined;
     const began = performance.now();
     const out = this.kv.writeLocal(group, key, write);
-    if (out !== undefined) this.observe(protocol, opOf(write), group, 'ok', began);
+    if (out !== undefined) this.writeMemo = this.countLocal(this.writeMemo, protocol, opOf(write), group, 'ok', began);
     return out;
   }
 
@@ -404,6 +429,14 @@ export class FrontDoor {
   private failed(e: unknown): RequestResult {
     return e instanceof JincacheError ? resultOf(e) : 'error';
   }
+}
+
+/** The cells FrontDoor.countLocal last counted in, and what for (the result is fixed per memo: 'hit' for reads, 'ok' for writes). */
+interface CellMemo {
+  readonly protocol: RequestProtocol;
+  readonly op: RequestOp;
+  readonly group: string;
+  readonly cells: RequestCells;
 }
 
 /** `p`, or a TIMEOUT at `deadline`. */

@@ -35,6 +35,27 @@ test('request counters and latency histogram appear with their labels', async ()
   assert.equal(findSamples(p, `${h}_bucket`, { op: 'get' }).length, LATENCY_BUCKETS.length + 1);
 });
 
+test('count() on requestCells() counts what request() counts, and cacheHit() for a GET hit', async () => {
+  const a = new Metrics({ defaultMetrics: false });
+  const b = new Metrics({ defaultMetrics: false });
+  const cells = { resp: b.requestCells('resp', 'get', 'scores', 'hit'), http: b.requestCells('http', 'get', 'scores', 'hit'), users: b.requestCells('resp', 'get', 'users', 'hit'), put: b.requestCells('resp', 'put', 'scores', 'ok') };
+  for (const [protocol, op, group, result, s, c] of [
+    ['resp', 'get', 'scores', 'hit', 0.00002, cells.resp],
+    ['resp', 'get', 'scores', 'hit', 0.004, cells.resp],
+    ['http', 'get', 'scores', 'hit', 0.0003, cells.http],
+    ['resp', 'get', 'users', 'hit', 0.00001, cells.users],
+    ['resp', 'put', 'scores', 'ok', 0.00003, cells.put],
+  ] as const) {
+    a.request(protocol, op, group, result, s);
+    if (result === 'hit') a.cacheHit(group);
+    b.count(c, s);
+  }
+  assert.equal(await b.text(), await a.text());
+  const p = parsePromText(await b.text());
+  assert.equal(sampleValue(p, 'jincache_cache_hits_total', { group: 'scores' }), 3);
+  assert.equal(sampleValue(p, 'jincache_requests_total', { op: 'put', group: 'scores', result: 'ok' }), 1);
+});
+
 test('cache, loader, eviction and peer counters', async () => {
   const m = new Metrics({ defaultMetrics: false });
   m.cacheHit('scores');

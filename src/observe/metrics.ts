@@ -144,6 +144,14 @@ interface CounterCell {
   value: number;
 }
 
+/** Where requests of one protocol, operation, group and result are counted (Metrics.requestCells). */
+export interface RequestCells {
+  readonly requests: CounterCell;
+  readonly duration: HistogramCell;
+  /** jincache_cache_hits_total's cell, for GET hits. */
+  readonly hits: CounterCell | undefined;
+}
+
 interface HistogramCell {
   readonly labels: Labels;
   /** counts[i] = observations in (bounds[i-1], bounds[i]]; the last slot is above the top bound. */
@@ -503,6 +511,26 @@ export class Metrics {
 
   cacheHit(group: string): void {
     this.#hits.tree.get1(group).value++;
+  }
+
+  /**
+   * The cells request(protocol, op, group, result, s) counts in, and cacheHit(group) for a GET
+   * hit, looked up once for a caller that counts many requests alike (FrontDoor's synchronous
+   * answers: the lookups were a third of what counting a GET hit cost). Count with {@link count}.
+   */
+  requestCells(protocol: RequestProtocol, op: RequestOp, group: string, result: RequestResult): RequestCells {
+    return {
+      requests: this.#requests.tree.get4(protocol, op, group, result),
+      duration: this.#requestDuration.tree.get1(op),
+      hits: op === 'get' && result === 'hit' ? this.#hits.tree.get1(group) : undefined,
+    };
+  }
+
+  /** request() (and cacheHit() for a GET hit) on the cells requestCells() gave. */
+  count(cells: RequestCells, seconds: number): void {
+    cells.requests.value++;
+    this.#requestDuration.observe(cells.duration, seconds);
+    if (cells.hits !== undefined) cells.hits.value++;
   }
 
   cacheMiss(group: string): void {
