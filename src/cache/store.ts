@@ -374,9 +374,9 @@ export class GroupStore {
    * answers WRONGTYPE). Marks the key used, as get() does. With `may`, the key's partition (as
    * recorded when it entered the store) is first handed to it, and false from it is a miss that
    * changes nothing: the caller decides whether this copy may answer without hashing the key
-   * for its partition itself. The GET hit's hot path: get() copied
-   * the value out of the arena and the reply batch copied it again (bench/profile.ts --kind heap:
-   * hit() and its copy were 308 of a GET's 722 bytes).
+   * for its partition itself. The GET hit's hot path: get() copied the value out of the arena
+   * and the reply batch copied it again (bench/profile.ts --kind heap: hit() and its copy were
+   * 308 of a GET's 722 bytes).
    */
   getInto(key: string, sink: ValueSink, head: HitHead, may?: (partition: number) => boolean): boolean {
     const s = this.findKey(key);
