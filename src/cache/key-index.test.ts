@@ -71,17 +71,22 @@ test('hashLatin1 of a byte string equals hashBytes of its bytes, and flags a str
   assert.notEqual(hashLatin1(1, 'bench:00000001'), hashLatin1(2, 'bench:00000001'));
 });
 
-test('property: lookups match a Map through inserts, removes, growth, shrinking and rebuilds', () => {
+test('property: lookups match a Map through inserts, removes, growth, shrinking, rebuilds and reservations', () => {
   const KEYS = 5000;
   fc.assert(
     fc.property(
       fc.integer(),
-      // runs of consecutive keys added or removed, so the table swings through resizes both ways
-      fc.array(fc.record({ add: fc.boolean(), from: fc.nat(KEYS - 1), n: fc.integer({ min: 1, max: 2000 }) }), { minLength: 1, maxLength: 30 }),
+      // runs of consecutive keys added or removed, so the table swings through resizes both ways;
+      // some runs start with a reservation (a migration announced), often in the middle of a resize
+      fc.array(fc.record({ add: fc.boolean(), from: fc.nat(KEYS - 1), n: fc.integer({ min: 1, max: 2000 }), reserve: fc.option(fc.nat(3 * KEYS), { freq: 3 }) }), { minLength: 1, maxLength: 30 }),
       (seed, runs) => {
         const h = new Harness(seed);
         let checks = 0;
-        for (const { add, from, n } of runs) {
+        for (const { add, from, n, reserve } of runs) {
+          if (reserve !== null) {
+            h.index.reserve(reserve);
+            assert.ok(h.index.stats().buckets * 3 >= Math.min(reserve, 1 << 27) * 4, 'room for the keys reserved');
+          }
           for (let k = from; k < Math.min(KEYS, from + n); k++) {
             const key = `k${k}`;
             const held = h.slotOf.has(key);
@@ -103,6 +108,32 @@ test('property: lookups match a Map through inserts, removes, growth, shrinking 
     ),
     { numRuns: 100 },
   );
+});
+
+test('reserve() sizes the table once for the keys announced: no resize while they arrive, no shrink before half are in', () => {
+  const h = new Harness(7);
+  h.index.reserve(100_000);
+  const after = h.index.stats();
+  assert.equal(after.buckets, 1 << 18, 'the smallest power of two that holds 100k keys at 3/4 load');
+  for (let k = 0; k < 100_000; k++) h.insert(`k${k}`);
+  assert.equal(h.index.stats().resizes, after.resizes, 'no resize while the reserved keys arrive');
+  assert.equal(h.index.stats().buckets, 1 << 18);
+  assert.equal(h.find('k99999'), h.slotOf.get('k99999'));
+  h.index.reserve(10); // already room: nothing happens
+  assert.equal(h.index.stats().resizes, after.resizes);
+
+  // a reservation whose keys do not come yet keeps the table through removals of others
+  const g = new Harness(8);
+  for (let k = 0; k < 200; k++) g.insert(`k${k}`);
+  g.index.reserve(50_000);
+  const held = g.index.stats().buckets;
+  for (let k = 0; k < 150; k++) g.remove(`k${k}`);
+  assert.equal(g.index.stats().buckets, held, 'not halved: the reserved keys are still to come');
+  for (let k = 200; k < 30_000; k++) g.insert(`k${k}`);
+  for (let k = 150; k < 29_500; k++) g.remove(`k${k}`);
+  while (g.index.stats().resizing) g.find('k1');
+  assert.ok(g.index.stats().buckets < held, `shrinks once half the reserved keys came and most left: ${g.index.stats().buckets} buckets`);
+  for (let k = 29_500; k < 30_000; k++) assert.equal(g.find(`k${k}`), g.slotOf.get(`k${k}`));
 });
 
 test('a resize is spread over operations: no insert moves more than a few keys', () => {

@@ -104,6 +104,9 @@ export class KeyIndex {
   // a slot is in `cur` iff its INDEXED bit equals gen (during a resize; always, otherwise)
   private gen = 0;
   private resizes = 0;
+  // reserve(): no shrinking below this many buckets until half the keys it was made for are in (0: none)
+  private floor = 0;
+  private reserved = 0;
 
   // probe state of first()/next(): table, mask, position, tag, hash, whether in the old table
   private pt: Int32Array;
@@ -212,7 +215,7 @@ export class KeyIndex {
     const m = this.slots.i(slot, META);
     this.slots.setI(slot, META, (m & ~INDEXED) | this.gen);
     if (this.old !== null) this.step(this.stepsPerOp);
-    else if ((this.live + this.deleted) * 4 > this.cur.length * 3) this.resizeTo(this.live * 2 > this.cur.length ? 1 : 0);
+    else if ((this.live + this.deleted) * 4 > this.cur.length * 3) this.resizeTo(this.live * 2 > this.cur.length ? this.cur.length * 2 : this.cur.length);
   }
 
   /** Remove `slot`, indexed under `hash`. Returns whether it was found. */
@@ -234,7 +237,7 @@ export class KeyIndex {
       }
       this.live--;
       this.deleted++;
-      if (this.old === null && this.cur.length > 1 << MIN_BITS && this.live * 10 < this.cur.length) this.resizeTo(-1);
+      if (this.old === null && this.mayShrink()) this.resizeTo(this.cur.length / 2);
       return true;
     }
   }
@@ -260,8 +263,8 @@ export class KeyIndex {
     this.old = null;
     this.oldLive = 0;
     this.pt = this.cur;
-    if ((this.live + this.deleted) * 4 > this.cur.length * 3) this.resizeTo(this.live * 2 > this.cur.length ? 1 : 0);
-    else if (this.cur.length > 1 << MIN_BITS && this.live * 10 < this.cur.length) this.resizeTo(-1);
+    if ((this.live + this.deleted) * 4 > this.cur.length * 3) this.resizeTo(this.live * 2 > this.cur.length ? this.cur.length * 2 : this.cur.length);
+    else if (this.mayShrink()) this.resizeTo(this.cur.length / 2);
     return this.old !== null;
   }
 
@@ -282,11 +285,36 @@ export class KeyIndex {
     t[i] = ((hash >>> SLOT_BITS) << SLOT_BITS) | slot;
   }
 
-  /** Start moving every key to a table 2^grow times the size (grow -1, 0 or 1). */
-  private resizeTo(grow: number): void {
-    if (this.old !== null) this.step(Infinity); // cannot happen at the rates chosen below; bounded anyway
+  /**
+   * Grow now, if needed, to a table that holds `keys` keys (values and tombstones) under the 3/4
+   * load, for inserts known to be coming (a migration's receiver: resizing as they arrived was a
+   * quarter of applying them, bench/profile). Until half of them are in, the table does not
+   * shrink below that size; so a reservation whose keys never come holds its buckets (4 bytes
+   * each) until keys fill it or are removed below a tenth of it after it was met.
+   */
+  reserve(keys: number): void {
+    const want = Math.min(Math.max(0, Math.floor(keys)), MAX_SLOTS);
+    if (want * 4 <= this.cur.length * 3) return;
+    while (this.old !== null) this.step(Infinity); // at most the keys of one table; a resize it ends may start another
+    let size = this.cur.length;
+    while ((want + this.deleted) * 4 > size * 3) size *= 2;
+    if (size <= this.cur.length) return;
+    this.floor = size;
+    this.reserved = want;
+    this.resizeTo(size);
+  }
+
+  /** The table is mostly empty and no reservation holds it: halve it. */
+  private mayShrink(): boolean {
+    if (this.floor > 0 && this.live * 2 >= this.reserved) this.floor = 0; // half the reserved keys are in
+    return this.cur.length > Math.max(1 << MIN_BITS, this.floor) && this.live * 10 < this.cur.length;
+  }
+
+  /** Start moving every key to a table of `size` buckets (a power of two). */
+  private resizeTo(size: number): void {
+    // cannot happen at the rates chosen below (reserve() ends any resize first); bounded anyway
+    while (this.old !== null) this.step(Infinity);
     const old = this.cur;
-    const size = grow > 0 ? old.length * 2 : grow < 0 ? old.length / 2 : old.length;
     this.cur = new Int32Array(size);
     this.mask = size - 1;
     this.old = old;

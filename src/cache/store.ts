@@ -780,6 +780,22 @@ export class GroupStore {
     return this.arena.stats();
   }
 
+  /**
+   * The store is about to hold `keys` keys (values and tombstones) in all: a migration's
+   * receiver, told by its sources what they will send. The key index is sized for them now
+   * instead of resizing while they arrive (KeyIndex.reserve). A hint: nothing is refused or
+   * held back if fewer or more come; and never more keys than the byte budget can hold (each
+   * is charged at least ENTRY_OVERHEAD_BYTES), whatever a peer says.
+   */
+  reserve(keys: number): void {
+    this.index.reserve(Math.min(keys, Math.floor(this.maxBytes / ENTRY_OVERHEAD_BYTES)));
+  }
+
+  /** Keys held, values and tombstones (what reserve() counts). */
+  get keyCount(): number {
+    return this.index.size;
+  }
+
   /** The key index: buckets, deleted marks, whether a resize is under way. */
   indexStats(): KeyIndexStats {
     return this.index.stats();

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import type { Reply } from '../cache/reply.ts';
 import { isCodecError } from './codec.ts';
-import { Exec, Write } from './messages.ts';
+import { Exec, MigrateReady, Write } from './messages.ts';
 
 const bytes = fc.uint8Array({ maxLength: 40 }).map((a) => Buffer.from(a));
 /** Replies as decoded: bulk values are Buffers, simple strings and errors have no CR/LF. */
@@ -58,4 +58,11 @@ test('Write survives the wire: set with expiry and condition, del', () => {
     const req = { group: 'g', key: '\xffk', op };
     assert.deepEqual(Write.decodeRequest(Write.encodeRequest(req)), req);
   }
+});
+
+test('MigrateReady carries what a source will send; an empty body (a node before it) says nothing', () => {
+  const req = { migration: 'm1-x', expected: [{ group: 'g', entries: 500_000 }, { group: '\xffh', entries: 0 }] };
+  assert.deepEqual(MigrateReady.decodeRequest(MigrateReady.encodeRequest(req)), req);
+  assert.deepEqual(MigrateReady.decodeRequest(Buffer.alloc(0)), { migration: '', expected: [] });
+  assert.throws(() => MigrateReady.decodeRequest(Buffer.from([1, 0, 0])), (e: unknown) => isCodecError(e));
 });

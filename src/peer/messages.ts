@@ -20,6 +20,8 @@ export const MAX_KEY_BYTES = 64 * 1024;
 /** Most records in one batch (replication, hints, catch-up pages, migration batches). */
 export const MAX_BATCH_RECORDS = 1_000_000;
 const MAX_NAME = 1024;
+/** Groups a message may name (config allows far fewer; a bound on what a body can make us allocate). */
+const MAX_GROUPS = 10_000;
 const RECORD_LIMITS = { maxRecords: MAX_BATCH_RECORDS, maxValueBytes: MAX_VALUE_BYTES };
 
 const none = {
@@ -520,8 +522,24 @@ export const CatchUpPage = binaryMessage<CatchUpPageRequest, { records: WireReco
 
 // ---- migration (migration/receiver.ts, migration/executor.ts) -------------------------------
 
-/** Answers once the receiver takes migration batches (a node still starting answers 503). */
-export const MigrateReady = binaryMessage<void, void>({ name: 'migrate/ready', request: none, response: none });
+/** What a migration's source is about to send a receiver: entries per group (a hint the receiver sizes its stores by). */
+export interface MigrateReadyRequest {
+  migration: string;
+  expected: readonly { group: string; entries: number }[];
+}
+
+/**
+ * Answers once the receiver takes migration batches (a node still starting answers 503). The
+ * body says what the source will send; an empty body (a node before it) says nothing.
+ */
+export const MigrateReady = binaryMessage<MigrateReadyRequest, void>({
+  name: 'migrate/ready',
+  request: {
+    write: (w, v) => void w.str(v.migration).list(v.expected, (x, e) => void x.str(e.group).u32(Math.min(e.entries, 0xffffffff))),
+    read: (r) => (r.atEnd ? { migration: '', expected: [] } : { migration: r.str(MAX_NAME), expected: r.list(MAX_GROUPS, (x) => ({ group: x.str(MAX_NAME), entries: x.u32() })) }),
+  },
+  response: none,
+});
 
 /** A batch of a migration's records (codec frame format, built by BatchEncoder), applied last-writer-wins. */
 export const MigrateBatch = binaryMessage<{ migration: string; batch: Buffer }, { received: number; applied: number }>({

@@ -185,6 +185,11 @@ export class BodyReader {
     return out;
   }
 
+  /** Whether every byte was read (a body that ends before an optional field). */
+  get atEnd(): boolean {
+    return this.o === this.buf.length;
+  }
+
   /** Throws unless every byte was read. */
   end(): void {
     if (this.o !== this.buf.length) throw new CodecError(`${this.buf.length - this.o} trailing bytes in message body`);

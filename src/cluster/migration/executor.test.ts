@@ -7,8 +7,10 @@ import type { Clock, NodeId, NodeInfo } from '../../core/types.ts';
 import { HybridClock } from '../../core/version.ts';
 import { JincacheError } from '../../core/errors.ts';
 import type { CallMeta, PeerCaller } from '../../peer/client.ts';
-import { MigrateBatch, MigrateReady, MigrateVerify } from '../../peer/messages.ts';
-import type { PeerMessage } from '../../peer/protocol.ts';
+import { MigrateBatch, MigrateReady, MigrateVerify, type MigrateReadyRequest } from '../../peer/messages.ts';
+import type { MessageMeta, PeerMessage } from '../../peer/protocol.ts';
+import type { PeerServer } from '../../peer/server.ts';
+import { MigrationReceiver } from './receiver.ts';
 import { NO_EXPIRY } from '../../cache/ops.ts';
 import { LocalData } from '../local-data.ts';
 import { applyBatch } from './batch.ts';
@@ -36,14 +38,18 @@ function joinMigration(): { from: PartitionTable; target: PartitionTable; m: Mig
  * A peer for one receiver, in process: batches applied with applyBatch, verify answered with
  * the receiver's sums. Batch answers come back in a shuffled order (several in flight).
  */
-function fakePeer(target: LocalData, hooks: { beforeVerify?: () => void; failBatches?: number } = {}): { peers: PeerCaller; batches: () => number; records: () => number; verifies: () => number } {
+function fakePeer(target: LocalData, hooks: { beforeVerify?: () => void; failBatches?: number } = {}): { peers: PeerCaller; batches: () => number; records: () => number; verifies: () => number; readies: MigrateReadyRequest[] } {
+  const readies: MigrateReadyRequest[] = [];
   let batches = 0;
   let records = 0;
   let verifies = 0;
   let fail = hooks.failBatches ?? 0;
   const peers: PeerCaller = {
     async call<Req, Res>(message: PeerMessage<Req, Res>, _address: string, req: Req, _meta: CallMeta): Promise<Res> {
-      if (message.name === MigrateReady.name) return undefined as Res;
+      if (message.name === MigrateReady.name) {
+        readies.push(req as MigrateReadyRequest);
+        return undefined as Res;
+      }
       if (message.name === MigrateBatch.name) {
         batches++;
         await new Promise((r) => setTimeout(r, Math.floor(Math.random() * 5)));
@@ -68,7 +74,7 @@ function fakePeer(target: LocalData, hooks: { beforeVerify?: () => void; failBat
       throw new JincacheError('NOT_FOUND', `no peer message ${message.name}`);
     },
   };
-  return { peers, batches: () => batches, records: () => records, verifies: () => verifies };
+  return { peers, batches: () => batches, records: () => records, verifies: () => verifies, readies };
 }
 
 function executor(src: LocalData, peers: PeerCaller, batchBytes: number, disk?: DiskSource): Executor {
@@ -121,6 +127,8 @@ test('a join streams every moving partition in pipelined batches and verifies ea
   let held = 0;
   for (const p of moved) held += src.groups.get('g')!.store.partitionKeyCount(p);
   assert.equal(sent, held);
+  // the receiver was told what was coming, before the first batch
+  assert.deepEqual(peer.readies, [{ migration: m.id, expected: [{ group: 'g', entries: held }] }]);
   // partitions that stay put were not sent
   for (let p = 0; p < P; p++) if (!moving.includes(p)) assert.equal(dst.groups.get('g')!.store.partitionKeyCount(p), 0);
   ex.stop();
@@ -233,4 +241,28 @@ test('a persistent source whose memory lost entries streams them from disk', asy
     }
   }
   ex.stop();
+});
+
+test('the receiver sizes a group for what every source announced, once per source', async () => {
+  const dst = local();
+  for (let i = 0; i < 100; i++) dst.write('g', `have-${i}`, { op: 'set', value: Buffer.from('v'), expiry: NO_EXPIRY });
+  const handlers = new Map<string, (req: unknown, meta: MessageMeta) => unknown>();
+  const server = { handle: (m: { name: string }, h: (req: unknown, meta: MessageMeta) => unknown) => void handlers.set(m.name, h) } as unknown as PeerServer;
+  new MigrationReceiver({ local: dst, groups: dst.groups, partitionOf: (k) => partitionOf(k, P), partitionCount: () => P, maxValueBytes: () => 1 << 20, accepting: () => true, server });
+  const ready = (from: string, entries: number): unknown => handlers.get(MigrateReady.name)!({ migration: 'm1-test', expected: [{ group: 'g', entries }, { group: 'nope', entries: 5 }] }, { from, table: undefined, deadline: Date.now() + 1000 });
+  const buckets = (): number => dst.groups.get('g')!.store.indexStats().buckets;
+  const before = buckets();
+  ready('a', 100_000);
+  ready('a', 100_000); // asked again: nothing more
+  assert.ok(buckets() * 3 >= 100_100 * 4 && buckets() * 3 < 2 * 100_100 * 4, `${buckets()} buckets for 100,100 keys`);
+  ready('b', 100_000);
+  assert.ok(buckets() * 3 >= 200_100 * 4 && buckets() * 3 < 2 * 200_100 * 4, `${buckets()} buckets for 200,100 keys`);
+  assert.ok(before < buckets());
+  // a body from a node before MigrateReady carried one: nothing reserved, still ready
+  const other = local();
+  const h2 = new Map<string, (req: unknown, meta: MessageMeta) => unknown>();
+  new MigrationReceiver({ local: other, groups: other.groups, partitionOf: (k) => partitionOf(k, P), partitionCount: () => P, maxValueBytes: () => 1 << 20, accepting: () => true, server: { handle: (m: { name: string }, h: (req: unknown, meta: MessageMeta) => unknown) => void h2.set(m.name, h) } as unknown as PeerServer });
+  const b0 = other.groups.get('g')!.store.indexStats().buckets;
+  h2.get(MigrateReady.name)!(MigrateReady.decodeRequest(Buffer.alloc(0)), { from: 'a', table: undefined, deadline: Date.now() + 1000 });
+  assert.equal(other.groups.get('g')!.store.indexStats().buckets, b0);
 });

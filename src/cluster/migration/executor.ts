@@ -27,7 +27,7 @@ import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { NodeId, NodeInfo } from '../../core/types.ts';
 import type { PartitionTable } from '../../core/placement/table.ts';
 import type { PeerCaller } from '../../peer/client.ts';
-import { MigrateBatch, MigrateReady, MigrateVerify } from '../../peer/messages.ts';
+import { MigrateBatch, MigrateReady, MigrateVerify, type MigrateReadyRequest } from '../../peer/messages.ts';
 import type { PeerMessage } from '../../peer/protocol.ts';
 import { isJincacheError } from '../../core/errors.ts';
 import type { LocalData } from '../local-data.ts';
@@ -265,7 +265,7 @@ class Job {
     const window = Math.max(1, s.concurrency);
     const enc = new BatchEncoder({ capacity: Math.max(64 * 1024, s.batchBytes), maxRecords: Math.max(1, s.batchSize) });
     // encode the first batches while a joining node finishes starting; send once it answers
-    const receiverReady = this.waitReady(address, s.requestTimeoutMs).then(() => {
+    const receiverReady = this.waitReady(address, this.expected(partitions), s.requestTimeoutMs).then(() => {
       this.timing.ready ||= this.exec.now() - this.started;
     });
     receiverReady.catch(() => undefined); // only aborts reject it; the batches chained on it see that
@@ -458,17 +458,29 @@ class Job {
     o.onProgress();
   }
 
+  /** Entries per group this node holds in memory of `partitions`: what the receiver is told to expect. */
+  private expected(partitions: readonly number[]): MigrateReadyRequest['expected'] {
+    const out: { group: string; entries: number }[] = [];
+    for (const [group, g] of this.exec.opts.local.groups) {
+      let entries = 0;
+      for (const p of partitions) entries += g.store.partitionKeyCount(p);
+      if (entries > 0) out.push({ group, entries });
+    }
+    return out;
+  }
+
   /**
    * A joining node is registered (and planned for) before its plugins start: ask every few ms
    * until it takes batches, instead of sending a full batch into its 503s and backing off.
    * Gives up after `timeoutMs` (the batches then retry as usual).
    */
-  private async waitReady(address: string, timeoutMs: number): Promise<void> {
+  private async waitReady(address: string, expected: MigrateReadyRequest['expected'], timeoutMs: number): Promise<void> {
     const end = Date.now() + timeoutMs;
+    const req: MigrateReadyRequest = { migration: this.migration.id, expected };
     while (Date.now() < end) {
       if (this.aborted) throw new Aborted('migration stopped');
       try {
-        await this.exec.opts.client.call(MigrateReady, address, undefined, { from: this.exec.opts.self, deadline: Date.now() + 1000 });
+        await this.exec.opts.client.call(MigrateReady, address, req, { from: this.exec.opts.self, deadline: Date.now() + 1000 });
         return;
       } catch (e) {
         // not listening yet, still starting (503) or overloaded: ask again; anything else: just send

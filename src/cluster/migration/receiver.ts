@@ -11,7 +11,7 @@
  */
 import type { Group } from '../../cache/group.ts';
 import { JincacheError } from '../../core/errors.ts';
-import { MigrateBatch, MigrateReady, MigrateVerify, type Sum } from '../../peer/messages.ts';
+import { MigrateBatch, MigrateReady, MigrateVerify, type MigrateReadyRequest, type Sum } from '../../peer/messages.ts';
 import type { PeerServer } from '../../peer/server.ts';
 import type { NodeStorage } from '../../storage/node-storage.ts';
 import type { LocalData } from '../local-data.ts';
@@ -24,6 +24,9 @@ import { isMigrationId } from './record.ts';
 interface Taken {
   evictions: number;
   sums: Map<number, Checksum>;
+  /** Sources that said what they will send (MigrateReady), and per group: keys held when the first did, and the entries announced since. */
+  sources: Set<string>;
+  expected: Map<string, { base: number; entries: number }>;
 }
 
 export interface ReceiverOptions {
@@ -46,7 +49,10 @@ export class MigrationReceiver {
   constructor(opts: ReceiverOptions) {
     this.opts = opts;
     const server = opts.server;
-    server.handle(MigrateReady, () => this.check());
+    server.handle(MigrateReady, (req, meta) => {
+      this.check();
+      this.expect(req, meta.from);
+    });
     server.handle(MigrateBatch, (req) => this.batch(req.migration, req.batch));
     server.handle(MigrateVerify, async (req) => ({ sums: await this.verify(req.migration, req.partitions, req.sums) }));
   }
@@ -64,6 +70,27 @@ export class MigrationReceiver {
   private check(): void {
     // peers may send as soon as this node is registered, before it takes batches
     if (!this.opts.accepting()) throw new JincacheError('PEER_UNAVAILABLE', 'migration is not running on this node yet');
+  }
+
+  /**
+   * A source says what it is about to send: each group's store is sized for what it held when the
+   * first source said so plus everything announced since (GroupStore.reserve: resizing the key
+   * index as the entries arrived was a quarter of applying them). Once per source: a Ready asked
+   * again adds nothing.
+   */
+  private expect(req: MigrateReadyRequest, from: string | undefined): void {
+    if (req.expected.length === 0 || from === undefined) return;
+    const taken = this.takenFor(req.migration);
+    if (taken === undefined || taken.sources.has(from)) return;
+    taken.sources.add(from);
+    for (const { group, entries } of req.expected) {
+      const store = this.opts.groups.get(group)?.store;
+      if (store === undefined) continue;
+      let e = taken.expected.get(group);
+      if (e === undefined) taken.expected.set(group, (e = { base: store.keyCount, entries: 0 }));
+      e.entries += entries;
+      store.reserve(e.base + e.entries);
+    }
   }
 
   private async batch(id: string, batch: Buffer): Promise<{ received: number; applied: number }> {
@@ -101,7 +128,7 @@ export class MigrationReceiver {
   private takenFor(id: string, create = true): Taken | undefined {
     if (!isMigrationId(id)) return undefined;
     let t = this.taken.get(id);
-    if (t === undefined && create) this.taken.set(id, (t = { evictions: this.evictions(), sums: new Map() }));
+    if (t === undefined && create) this.taken.set(id, (t = { evictions: this.evictions(), sums: new Map(), sources: new Set(), expected: new Map() }));
     return t;
   }
 
