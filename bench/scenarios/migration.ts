@@ -181,8 +181,9 @@ export async function measureJoin(
       `etcd: { lease_ttl: 10s, prefix: /bench-${engine}-${Date.now().toString(36)} }`,
       'groups:',
       `  - { name: ${GROUP}, cache_bytes: ${cacheBytes}, loader: { url: "http://127.0.0.1:${(origin.address() as AddressInfo).port}/{key}" } }`,
-      // tuned: large batches by bytes, several in flight per receiver; defaults: SPEC §5's
-      // (batch_size 100, concurrency 2), what a user who sets nothing gets
+      // tuned: large batches by bytes, several in flight per receiver; defaults: what a user
+      // who sets nothing gets (batch_size 10000, batch_bytes 1 MiB, concurrency 2; SPEC §5's
+      // batch_size is 100, see docs/SPEC-CONFORMANCE.md)
       ...(opts.migration === 'defaults' ? [] : ['migration: { batch_size: 100000, batch_bytes: 1MiB, concurrency: 4 }']),
       `storage: { engine: ${engine}, path: "${join(dir, 'data', '{id}')}" }`,
       '',
