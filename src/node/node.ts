@@ -294,6 +294,7 @@ export class JincacheNode {
             },
             requestTimeoutMs: () => ft().request_timeout,
             maxValueBytes: () => live.current().cache.max_value_bytes,
+            clockHold: clock,
             drainTimeoutMs: cfg.migration.drain_timeout,
             // members that vanished with every copy of some partitions get one more lease to come back
             orphanGraceMs: cfg.etcd.lease_ttl,

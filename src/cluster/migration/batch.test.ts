@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { Group } from '../../cache/group.ts';
 import { partitionOf } from '../../core/placement/hash.ts';
 import type { Clock } from '../../core/types.ts';
+import { HeldClock } from '../../core/held-clock.ts';
 import { HybridClock } from '../../core/version.ts';
 import { decodeRecords, isCodecError, type WireRecord } from '../../peer/codec.ts';
 import { LocalData } from '../local-data.ts';
@@ -81,4 +82,30 @@ test('applyBatch applies last-writer-wins in slices and rejects a damaged batch'
   await assert.rejects(applyBatch(Buffer.concat([good!, Buffer.from([1])]), local(), { maxRecords: 10, maxValueBytes: 10 }), /trailing/);
   await assert.rejects(applyBatch(good!, local(), { maxRecords: 0, maxValueBytes: 10 }), /exceeds the limit/);
   await assert.rejects(applyBatch(good!, local(), { maxRecords: 10, maxValueBytes: 1 }), /exceeds 1/);
+});
+
+test('applyBatch holds the clock around each slice: one reading per slice, released between them and after a failure', async () => {
+  let reads = 0;
+  const source: Clock = { now: () => (reads++, 1_000_000) };
+  const held = new HeldClock(source);
+  const map = new Map([['a', new Group({ name: 'a', maxBytes: 1 << 24, clock: held, partitionOf: (k) => partitionOf(k, 64) })]]);
+  const data = new LocalData({ groups: map, hlc: new HybridClock(source), clock: held });
+  const records: WireRecord[] = Array.from({ length: 30 }, (_, i) => ({ group: 'a', key: `k${i}`, value: Buffer.from('v'), version: 10 + i, expiresAt: 2_000_000 }));
+  const [batch] = encodeAll(records, 1 << 20);
+  const holds: string[] = [];
+  const hold = { hold: () => (holds.push('hold'), held.hold()), release: () => (holds.push('release'), held.release()) };
+  reads = 0;
+  const out = await applyBatch(batch!, data, { maxRecords: 100, maxValueBytes: 100, slice: 10, clockHold: hold });
+  assert.equal(out.applied, 30);
+  assert.deepEqual(holds, ['hold', 'release', 'hold', 'release', 'hold', 'release'], 'three slices, each held and released');
+  assert.ok(reads <= 3 + 30, `the store read the clock once per slice (${reads} reads, the HLC's included)`);
+  // a slice that throws (here the receiver's sum callback) still releases the hold
+  holds.length = 0;
+  const one = encodeAll([{ group: 'a', key: 'z', value: Buffer.from('x'), version: 99, expiresAt: 0 }], 1024)[0]!;
+  const onApplied = (): void => {
+    throw new Error('boom');
+  };
+  await assert.rejects(applyBatch(one, data, { maxRecords: 10, maxValueBytes: 10, clockHold: hold, onApplied }), /boom/);
+  assert.deepEqual(holds, ['hold', 'release']);
+  assert.notEqual(held.now(), held.now() + 1); // unheld: reads the source again
 });

@@ -134,6 +134,12 @@ export interface ApplyLimits {
    * slice are applied in one LocalData.apply call).
    */
   onApplied?: (group: string, key: string, version: number) => void;
+  /**
+   * Held around each slice (the node's HeldClock): one clock reading for a slice's expiry
+   * decisions instead of one per record (`Date.now` was 4.5% of applying a migration batch,
+   * bench/profile of the receiver). A slice is synchronous, so nothing else sees the reading.
+   */
+  clockHold?: { hold(): void; release(): void };
 }
 
 /**
@@ -149,16 +155,27 @@ export async function applyBatch(buf: Buffer, local: LocalData, limits: ApplyLim
   for (let r = reader.next(); r !== undefined; r = reader.next()) {
     recs.push(r);
     if (recs.length >= slice) {
-      applied += applySlice(local, recs, limits.onApplied);
+      applied += applySlice(local, recs, limits);
       recs.length = 0;
       await nextTurn();
     }
   }
-  applied += applySlice(local, recs, limits.onApplied);
+  applied += applySlice(local, recs, limits);
   return { received: reader.count, applied };
 }
 
-function applySlice(local: LocalData, recs: WireRecord[], onApplied: ApplyLimits['onApplied']): number {
+function applySlice(local: LocalData, recs: WireRecord[], limits: ApplyLimits): number {
+  const hold = limits.clockHold;
+  if (hold === undefined || recs.length === 0) return applyEach(local, recs, limits.onApplied);
+  hold.hold();
+  try {
+    return applyEach(local, recs, limits.onApplied);
+  } finally {
+    hold.release();
+  }
+}
+
+function applyEach(local: LocalData, recs: WireRecord[], onApplied: ApplyLimits['onApplied']): number {
   if (onApplied === undefined) return local.apply(recs);
   let applied = 0;
   for (const r of recs) {

@@ -38,6 +38,8 @@ export interface ReceiverOptions {
   storage?: NodeStorage;
   /** Batches are taken only while this says so (started, not stopping). */
   accepting(): boolean;
+  /** The node's HeldClock: held while a slice of a batch is applied (ApplyLimits.clockHold). */
+  clockHold?: { hold(): void; release(): void };
   server: PeerServer;
 }
 
@@ -100,6 +102,7 @@ export class MigrationReceiver {
     const out = await applyBatch(batch, this.opts.local, {
       maxRecords: 1_000_000,
       maxValueBytes: this.opts.maxValueBytes(),
+      ...(this.opts.clockHold !== undefined ? { clockHold: this.opts.clockHold } : {}),
       ...(taken !== undefined
         ? {
             onApplied: (group: string, key: string, version: number) => {

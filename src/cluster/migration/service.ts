@@ -55,6 +55,8 @@ export interface MigrationsOptions {
   settings(): ExecutorSettings;
   requestTimeoutMs(): number;
   maxValueBytes(): number;
+  /** The node's HeldClock, held while the receiver applies a slice of a batch. Default: none. */
+  clockHold?: { hold(): void; release(): void };
   /** How long a leaving node waits for its partitions to be handed over (migration.drain_timeout). */
   drainTimeoutMs: number;
   /** How long the leader waits for missing members that hold every copy of some partitions (the lease TTL). */
@@ -105,6 +107,7 @@ export class Migrations {
       ...(opts.storage !== undefined ? { storage: opts.storage } : {}),
       accepting: () => this.started && !this.stopping,
       server: opts.server,
+      ...(opts.clockHold !== undefined ? { clockHold: opts.clockHold } : {}),
     });
     const disk = this.receiver.disk();
     this.executor = new Executor({
