@@ -238,6 +238,19 @@ test('getInto asks `may` for the key\'s recorded partition first: refused, it wr
   assert.equal(store.getInto('nope', sink, head, () => assert.fail('not asked for a key the store does not hold')), false);
 });
 
+test('peekHead(key, into) fills `into` with what peekHead(key) returns', () => {
+  const { store } = makeStore();
+  store.apply('k1', { value: Buffer.from('abc'), version: 7, expiresAt: 123_456_789_000, type: 1 });
+  store.apply('k2', rec(null, 9));
+  const into = { value: null, version: -1, expiresAt: -1, partition: -1, type: -1 } as StoredEntry;
+  for (const key of ['k1', 'k2']) {
+    const fresh = store.peekHead(key);
+    assert.equal(store.peekHead(key, into), into);
+    assert.deepEqual({ ...into }, fresh);
+  }
+  assert.equal(store.peekHead('k3', into), undefined);
+});
+
 test('a tombstone removes the value and stops an older version resurrecting it', () => {
   const { store } = makeStore();
   store.apply('k1', rec('a', 10));

@@ -415,14 +415,23 @@ export class GroupStore {
   /**
    * peek() without copying the value out: a live value's `value` is UNREAD, a tombstone's null.
    * For a caller that needs the version, expiry, type and whether a value is held (a plain SET
-   * or DEL is decided on that alone), not the bytes.
+   * or DEL is decided on that alone), not the bytes. With `into`, that object is filled and
+   * returned instead of a new one (the SET's hot path: the head was 96 of its 658 bytes).
    */
-  peekHead(key: string): StoredEntry | undefined {
+  peekHead(key: string, into?: StoredEntry): StoredEntry | undefined {
     const s = this.settled(this.findKey(key));
     if (s === NONE) return undefined;
     this.memoKey = key;
     this.memoSlot = s;
-    return this.entryOf(s, false);
+    if (into === undefined) return this.entryOf(s, false);
+    const meta = this.slots.i(s, META);
+    const isValue = (meta & KIND_MASK) === VALUE;
+    into.value = isValue ? UNREAD : null;
+    into.version = this.slots.f(s, VER);
+    into.expiresAt = this.slots.f(s, EXP);
+    into.partition = meta >>> PART_SHIFT;
+    into.type = isValue ? (meta >>> TYPE_SHIFT) & 0xff : TYPE_STRING;
+    return into;
   }
 
   /**

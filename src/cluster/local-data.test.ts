@@ -1,5 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { NO_EXPIRY, type WriteOp } from '../cache/ops.ts';
 import { Group } from '../cache/group.ts';
 import { partitionOf as hashPartition } from '../core/placement/hash.ts';
 import type { Clock } from '../core/types.ts';
@@ -41,4 +43,30 @@ test('concurrent loads of one key share one origin load', async () => {
   const got = await Promise.all(all);
   assert.ok(got.every((r) => r?.value.toString() === 'origin:k'));
   assert.equal(loads(), 1);
+});
+
+test('property: writeHere() decides and applies exactly as write() does, and its reused record keeps no value', () => {
+  const key = fc.constantFrom('a', 'b', 'c');
+  const op = fc.oneof(
+    fc.record({ op: fc.constant('set' as const), value: fc.uint8Array({ maxLength: 8 }).map((a) => Buffer.from(a)), expiry: fc.oneof(fc.constant(NO_EXPIRY), fc.record({ kind: fc.constant('in' as const), ms: fc.integer({ min: 1, max: 5000 }) }), fc.constant({ kind: 'keep' as const })), cond: fc.constantFrom(undefined, 'nx' as const, 'xx' as const) }).map(({ cond, ...o }) => (cond === undefined ? o : { ...o, cond })),
+    fc.constant({ op: 'del' as const }),
+    fc.record({ op: fc.constant('expire' as const), expiry: fc.oneof(fc.constant(NO_EXPIRY), fc.record({ kind: fc.constant('in' as const), ms: fc.integer({ min: -10, max: 5000 }) })) }),
+  );
+  fc.assert(
+    fc.property(fc.array(fc.tuple(key, op, fc.nat(3000)), { maxLength: 40 }), (steps) => {
+      let now = 1_000_000;
+      const c: Clock = { now: () => now };
+      const make = (): LocalData => new LocalData({ groups: new Map([['g', new Group({ name: 'g', maxBytes: 1 << 20, clock: c, partitionOf })]]), hlc: new HybridClock(c), clock: c });
+      const a = make();
+      const b = make();
+      for (const [k, o, dt] of steps) {
+        now += dt;
+        const out = a.write('g', k, o as WriteOp);
+        assert.deepEqual(b.writeHere('g', k, o as WriteOp), out.result);
+        for (const x of ['a', 'b', 'c']) assert.deepEqual(b.record('g', x), a.record('g', x), `${x} after ${o.op}`);
+      }
+      assert.equal((b as unknown as { scratch: { value: unknown } }).scratch.value, null);
+    }),
+    { numRuns: 200 },
+  );
 });

@@ -92,6 +92,9 @@ export class LocalData {
     return head.type === STRING ? 'hit' : 'wrongtype';
   }
 
+  /** write()'s view of the entry it decides on (peekHead's, reused: read only inside write()). */
+  private readonly held: StoredEntry = { value: null, version: 0, expiresAt: 0, partition: 0, type: 0 };
+
   /** cachedHitInto()'s answer from the store, reused for every read. */
   private readonly head: HitHead = { type: 0, partition: 0, length: 0 };
 
@@ -144,30 +147,70 @@ export class LocalData {
    * record to replicate; none when a condition stopped it or nothing changed.
    */
   write(groupName: string, key: string, op: WriteOp): WriteOutcome {
+    this.made = undefined; // a write that threw must not hand its record to the next one
+    const result = this.coordinate(groupName, key, op, undefined);
+    const record = this.made;
+    this.made = undefined;
+    return record === undefined ? { result } : { result, record };
+  }
+
+  /**
+   * write() for a write no other node gets (Router.writeLocal: this node is the key's only
+   * holder): the same decision and apply, and no record kept to replicate, so the one built for
+   * the store is reused from write to write (it and write()'s outcome were 170 of a SET's 658
+   * bytes, bench/profile.ts --kind heap).
+   */
+  writeHere(groupName: string, key: string, op: WriteOp): WriteResult {
+    return this.coordinate(groupName, key, op, this.scratch);
+  }
+
+  /** write() and writeHere(): the record is built in `into` when given, else made anew and left in `made`. */
+  private coordinate(groupName: string, key: string, op: WriteOp, into: WireRecord | undefined): WriteResult {
     const group = this.group(groupName);
     const now = this.clock.now();
     // one lookup for both what the write is decided on (the live value) and the version to
     // beat (tombstones included): a get() and a peek() each copied the value out of the store.
     // A SET or DEL is decided on whether a value is held, not on its bytes: none are copied
     // (the copy was 4% of a SET's time at pipeline 16, bench/profile.ts)
-    const held = op.op === 'expire' ? group.store.peek(key) : group.store.peekHead(key);
+    const held = op.op === 'expire' ? group.store.peek(key) : group.store.peekHead(key, this.held);
     const live = held !== undefined && held.value !== null ? held : undefined;
     const d = decideWrite(live, op, now, this.ttlDefault(groupName));
     if (d.change === 'none') {
       if (live !== undefined) group.store.get(key); // a write that found the key still counts as a use (LRU), as get() did
-      return { result: d.result };
+      return d.result;
     }
     if (d.change === 'value') this.checkFits(groupName, key, d.value.length);
     const version = Math.max(this.hlc.next(), (held?.version ?? 0) + 1);
     // an EXPIRE keeps what the entry is (a hash stays a hash); a SET makes a string
     const type = op.op === 'expire' ? (live?.type ?? 0) : 0;
-    // built without a spread (a spread's object literal is one more allocation per SET)
-    const record: WireRecord = d.change === 'value' ? { group: groupName, key, value: d.value, version, expiresAt: d.expiresAt } : { group: groupName, key, value: null, version, expiresAt: 0 };
-    if (type !== 0 && d.change === 'value') record.type = type;
+    const value = d.change === 'value' ? d.value : null;
+    const expiresAt = d.change === 'value' ? d.expiresAt : 0;
+    let record: WireRecord;
+    if (into !== undefined) {
+      record = into;
+      record.group = groupName;
+      record.key = key;
+      record.value = value;
+      record.version = version;
+      record.expiresAt = expiresAt;
+      record.type = value !== null ? type : 0;
+    } else {
+      // built without a spread (a spread's object literal is one more allocation per SET)
+      record = { group: groupName, key, value, version, expiresAt };
+      if (type !== 0 && value !== null) record.type = type;
+      this.made = record;
+    }
+    const partition = held?.partition; // read before the apply: `held` may be reused by then
     this.applyOne(record);
-    this.onServe?.(op.op === 'set' ? 'put' : op.op === 'del' ? 'delete' : 'expire', groupName, key, record.value?.length ?? 0, 0, held?.partition);
-    return { result: d.result, record };
+    this.onServe?.(op.op === 'set' ? 'put' : op.op === 'del' ? 'delete' : 'expire', groupName, key, value?.length ?? 0, 0, partition);
+    if (into !== undefined) record.value = null; // the scratch keeps no value alive
+    return d.result;
   }
+
+  /** coordinate()'s record for write() (see there). */
+  private made: WireRecord | undefined;
+  /** writeHere()'s record, reused. */
+  private readonly scratch: WireRecord = { group: '', key: '', value: null, version: 0, expiresAt: 0, type: 0 };
 
   /**
    * Persistent nodes: read `keys` back from disk where the LRU dropped them, so a command run

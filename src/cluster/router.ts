@@ -570,7 +570,7 @@ export class Router implements KvService {
     const holders = holdersOf(table, partition);
     if (holders.length !== 1 || holders[0] !== this.self) return undefined;
     if (this.moves.extraReplicas(partition).length > 0 || this.mirrors.waits(group, key, partition) || this.joining(this.self)) return undefined;
-    return this.local.write(group, key, op).result;
+    return this.local.writeHere(group, key, op);
   }
 
   /**
