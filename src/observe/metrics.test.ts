@@ -56,6 +56,23 @@ test('count() on requestCells() counts what request() counts, and cacheHit() for
   assert.equal(sampleValue(p, 'jincache_requests_total', { op: 'put', group: 'scores', result: 'ok' }), 1);
 });
 
+test('countAgain() counts a request in full with the duration count() last had on its cells', async () => {
+  const m = new Metrics({ defaultMetrics: false });
+  const c = m.requestCells('resp', 'get', 'scores', 'hit');
+  m.countAgain(c); // nothing timed yet: counted as taking no time
+  m.count(c, 0.004);
+  m.countAgain(c);
+  m.countAgain(c);
+  const p = parsePromText(await m.text());
+  const h = 'jincache_request_duration_seconds';
+  assert.equal(sampleValue(p, 'jincache_requests_total', { op: 'get', group: 'scores', result: 'hit' }), 4);
+  assert.equal(sampleValue(p, 'jincache_cache_hits_total', { group: 'scores' }), 4);
+  assert.equal(sampleValue(p, `${h}_count`, { op: 'get' }), 4, 'the histogram counts every request');
+  assert.ok(Math.abs(sampleValue(p, `${h}_sum`, { op: 'get' }) - 0.012) < 1e-12);
+  assert.equal(sampleValue(p, `${h}_bucket`, { op: 'get', le: '0.00005' }), 1);
+  assert.equal(sampleValue(p, `${h}_bucket`, { op: 'get', le: '0.005' }), 4);
+});
+
 test('cache, loader, eviction and peer counters', async () => {
   const m = new Metrics({ defaultMetrics: false });
   m.cacheHit('scores');

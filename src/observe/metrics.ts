@@ -150,6 +150,9 @@ export interface RequestCells {
   readonly duration: HistogramCell;
   /** jincache_cache_hits_total's cell, for GET hits. */
   readonly hits: CounterCell | undefined;
+  /** The bucket and duration count() last observed here (-1: none yet), for countAgain(). */
+  lastBucket: number;
+  lastSeconds: number;
 }
 
 interface HistogramCell {
@@ -270,11 +273,18 @@ class HistogramFamily {
     }));
   }
 
-  observe(cell: HistogramCell, seconds: number): void {
+  /** Count one observation; returns the bucket it fell in (observeIn() repeats it). */
+  observe(cell: HistogramCell, seconds: number): number {
     // Linear scan: 16 bounds, and most requests land in the first few.
     const bounds = this.bounds;
     let i = 0;
     while (i < bounds.length && seconds > (bounds[i] as number)) i++;
+    this.observeIn(cell, i, seconds);
+    return i;
+  }
+
+  /** An observation of `seconds` known to fall in bucket `i` (what observe() returned for it). */
+  observeIn(cell: HistogramCell, i: number, seconds: number): void {
     cell.counts[i] = (cell.counts[i] as number) + 1;
     cell.sum += seconds;
     cell.count++;
@@ -523,13 +533,31 @@ export class Metrics {
       requests: this.#requests.tree.get4(protocol, op, group, result),
       duration: this.#requestDuration.tree.get1(op),
       hits: op === 'get' && result === 'hit' ? this.#hits.tree.get1(group) : undefined,
+      lastBucket: -1,
+      lastSeconds: 0,
     };
   }
 
   /** request() (and cacheHit() for a GET hit) on the cells requestCells() gave. */
   count(cells: RequestCells, seconds: number): void {
     cells.requests.value++;
-    this.#requestDuration.observe(cells.duration, seconds);
+    cells.lastBucket = this.#requestDuration.observe(cells.duration, seconds);
+    cells.lastSeconds = seconds;
+    if (cells.hits !== undefined) cells.hits.value++;
+  }
+
+  /**
+   * count() of a request that was not timed, with the duration of the last one count() was given
+   * on these cells (none yet: it is counted as taking no time). Every request is still in the
+   * counters and in the histogram's count; its bucket and sum are those of the one timed before.
+   */
+  countAgain(cells: RequestCells): void {
+    cells.requests.value++;
+    if (cells.lastBucket < 0) {
+      cells.lastBucket = this.#requestDuration.observe(cells.duration, 0);
+    } else {
+      this.#requestDuration.observeIn(cells.duration, cells.lastBucket, cells.lastSeconds);
+    }
     if (cells.hits !== undefined) cells.hits.value++;
   }
 
