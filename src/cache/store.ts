@@ -423,15 +423,7 @@ export class GroupStore {
     if (s === NONE) return undefined;
     this.memoKey = key;
     this.memoSlot = s;
-    if (into === undefined) return this.entryOf(s, false);
-    const meta = this.slots.i(s, META);
-    const isValue = (meta & KIND_MASK) === VALUE;
-    into.value = isValue ? UNREAD : null;
-    into.version = this.slots.f(s, VER);
-    into.expiresAt = this.slots.f(s, EXP);
-    into.partition = meta >>> PART_SHIFT;
-    into.type = isValue ? (meta >>> TYPE_SHIFT) & 0xff : TYPE_STRING;
-    return into;
+    return this.entryOf(s, false, into);
   }
 
   /**
@@ -845,15 +837,7 @@ export class GroupStore {
 
   /** get()'s answer for a found slot: a live value, marked used. */
   private hit(s: number): StoredEntry | undefined {
-    if (!this.touchLive(s)) return undefined;
-    const meta = this.slots.i(s, META);
-    return {
-      value: this.arena.readValue(s),
-      version: this.slots.f(s, VER),
-      expiresAt: this.slots.f(s, EXP),
-      partition: meta >>> PART_SHIFT,
-      type: (meta >>> TYPE_SHIFT) & 0xff,
-    };
+    return this.touchLive(s) ? this.entryOf(s) : undefined;
   }
 
   /**
@@ -1028,17 +1012,25 @@ export class GroupStore {
 
   // ---- entries -------------------------------------------------------------------------------
 
-  /** The StoredEntry a slot holds now (a copy of the bytes; `read` false: UNREAD instead). */
-  private entryOf(s: number, read = true): StoredEntry {
+  /**
+   * The StoredEntry a slot holds now (a copy of the bytes; `read` false: UNREAD instead), in a
+   * new object or written into `into`.
+   */
+  private entryOf(s: number, read = true, into?: StoredEntry): StoredEntry {
     const meta = this.slots.i(s, META);
     const isValue = (meta & KIND_MASK) === VALUE;
-    return {
-      value: isValue ? (read ? this.arena.readValue(s) : UNREAD) : null,
-      version: this.slots.f(s, VER),
-      expiresAt: this.slots.f(s, EXP),
-      partition: meta >>> PART_SHIFT,
-      type: isValue ? (meta >>> TYPE_SHIFT) & 0xff : TYPE_STRING,
-    };
+    const value = isValue ? (read ? this.arena.readValue(s) : UNREAD) : null;
+    const version = this.slots.f(s, VER);
+    const expiresAt = this.slots.f(s, EXP);
+    const partition = meta >>> PART_SHIFT;
+    const type = isValue ? (meta >>> TYPE_SHIFT) & 0xff : TYPE_STRING;
+    if (into === undefined) return { value, version, expiresAt, partition, type };
+    into.value = value;
+    into.version = version;
+    into.expiresAt = expiresAt;
+    into.partition = partition;
+    into.type = type;
+    return into;
   }
 
   /** compareWrites({version, value}, what slot s holds), without copying the held bytes. */

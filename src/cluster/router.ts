@@ -280,15 +280,19 @@ export class Router implements KvService {
   /** Where getLocal() may answer from: this node's own copy (it owns the key and no holder's copy may lack writes), a mirror (another node owns it), or nowhere. */
   private localSource(key: string): 'own' | 'mirror' | undefined {
     const partition = this.partitionOf(key);
-    if (this.answersOwn(partition)) return 'own';
     const holders = holdersOf(this.tables.table(), partition);
-    return holders.length === 0 || holders[0] === this.self ? undefined : 'mirror';
+    if (holders[0] !== this.self) return holders.length === 0 ? undefined : 'mirror';
+    return this.noneLacksWrites(holders, partition) ? 'own' : undefined;
   }
 
   /** Whether this node's own copy may answer a read of `partition` now: it owns it and no holder's copy may lack writes. */
   private answersOwn(partition: number): boolean {
     const holders = holdersOf(this.tables.table(), partition);
-    if (holders[0] !== this.self) return false;
+    return holders[0] === this.self && this.noneLacksWrites(holders, partition);
+  }
+
+  /** No holder of `partition` may lack writes (freshness.ts): a copy of it may answer alone. */
+  private noneLacksWrites(holders: readonly NodeId[], partition: number): boolean {
     // an indexed loop: for-of's iterator showed up in the GET's allocations (bench/profile.ts --kind heap)
     for (let i = 0; i < holders.length; i++) if (this.freshness.mayLackWrites(holders[i]!, partition)) return false;
     return true;

@@ -289,7 +289,7 @@ export class FrontDoor {
   private countLocal(memo: CellMemo | undefined, protocol: RequestProtocol, op: RequestOp, group: string, result: RequestResult, began: number): CellMemo | undefined {
     if (memo === undefined || memo.group !== group || memo.protocol !== protocol || memo.op !== op) {
       if (this.live.group(group) === undefined) {
-        this.observe(protocol, op, group, result, Number.isNaN(began) ? performance.now() : began);
+        this.observe(protocol, op, group, result, began); // began is a time: startLocal gives NaN only for a memo's own group
         return memo;
       }
       memo = { protocol, op, group, cells: this.metrics.requestCells(protocol, op, group, result), untimed: 0 };
@@ -401,9 +401,10 @@ export class FrontDoor {
     if (who === null || !who.can('write') || key.length > this.maxKeyBytes(protocol) || (write.op === 'set' && write.value.length > this.maxValueBytes())) return undefined;
     // right after a pause the write may be older than it looks: write() checks its deadline
     if (this.receivedSince() < this.clock.now()) return undefined;
-    const began = this.startLocal(this.writeMemo, protocol, opOf(write), group);
+    const op = opOf(write);
+    const began = this.startLocal(this.writeMemo, protocol, op, group);
     const out = this.kv.writeLocal(group, key, write);
-    if (out !== undefined) this.writeMemo = this.countLocal(this.writeMemo, protocol, opOf(write), group, 'ok', began);
+    if (out !== undefined) this.writeMemo = this.countLocal(this.writeMemo, protocol, op, group, 'ok', began);
     return out;
   }
 
