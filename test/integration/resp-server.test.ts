@@ -371,6 +371,42 @@ test('a client that stops reading stops the server from executing its pipeline (
   sock.destroy();
 });
 
+test('replies queued behind a client that reads slowly arrive intact (the reply buffer is reused only once written)', async () => {
+  const n = 40_000;
+  const valueOf = (i: number): string => `v${i}:`.padEnd(200, String.fromCharCode(97 + (i % 26)));
+  for (let i = 0; i < n; i++) kv.data.set(`slow:${i}`, { value: Buffer.from(valueOf(i)), expiresAt: 0 });
+  let req = '';
+  let expected = '';
+  for (let i = 0; i < n; i++) {
+    req += `*2\r\n$3\r\nGET\r\n$${`slow:${i}`.length}\r\nslow:${i}\r\n`;
+    expected += `$200\r\n${valueOf(i)}\r\n`;
+  }
+  const sock = net.connect(port, '127.0.0.1');
+  await new Promise<void>((resolve) => sock.once('connect', () => resolve()));
+  sock.pause(); // the server's writes back up: ~8 MB of replies, more than the socket buffers hold
+  sock.write(req);
+  await new Promise((r) => setTimeout(r, 300));
+  const parts: Buffer[] = [];
+  let received = 0;
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`only ${received} of ${expected.length} bytes`)), 20_000);
+    sock.on('data', (d: Buffer) => {
+      parts.push(d);
+      received += d.length;
+      if (received >= expected.length) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    sock.resume();
+  });
+  const got = Buffer.concat(parts).toString('latin1');
+  const at = [...got].findIndex((c, i) => c !== expected[i]);
+  assert.equal(at, -1, `replies differ from byte ${at}: ${JSON.stringify(got.slice(at, at + 40))} where ${JSON.stringify(expected.slice(at, at + 40))} was sent`);
+  for (let i = 0; i < n; i++) kv.data.delete(`slow:${i}`);
+  sock.destroy();
+});
+
 test('the listener counts connections and stop() closes them', async () => {
   const extra = new RespServer({ door: doorOf(kv, MAX_VALUE), port: 0 });
   await extra.start();

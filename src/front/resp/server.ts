@@ -874,6 +874,9 @@ class RespConnection implements ClientView {
       for (const c of chunks) this.socket.write(c);
       this.socket.uncork();
     }
+    // Nothing left unwritten: every chunk's write callback has run, so by the stream contract
+    // the socket (plain or TLS) keeps none of them, and the batch may write over its scratch.
+    if (this.socket.writableLength === 0) this.batch.reuse();
     // Redis's client-output-buffer-limit: a client that lets this much pile up unread is dropped
     if (this.limits !== undefined && this.socket.writableLength > this.limits.outputBufferBytes) {
       this.limits.closed('output_buffer');

@@ -265,6 +265,30 @@ test('a batch of small replies that outgrows the scratch buffer still leaves as 
   }
 });
 
+test('reuse(): once the taken views are written, the next replies fill the same scratch from its start', () => {
+  const batch = new ReplyBatch();
+  batch.push(bulk(Buffer.from('first')));
+  const [first] = batch.take();
+  const copy = Buffer.from(first!);
+  // not reused: a taken view is never overwritten
+  batch.push(bulk(Buffer.from('other')));
+  const [second] = batch.take();
+  assert.deepEqual(first, copy);
+  assert.notEqual(second!.byteOffset, first!.byteOffset);
+  // reused: the scratch is written again from where `first` began
+  batch.reuse();
+  batch.push(bulk(Buffer.from('third')));
+  const [third] = batch.take();
+  assert.equal(third!.buffer, first!.buffer);
+  assert.equal(third!.byteOffset, first!.byteOffset);
+  assert.equal(third!.toString(), '$5\r\nthird\r\n');
+  // bytes not taken yet are never written over
+  batch.push(bulk(Buffer.from('pending')));
+  batch.reuse();
+  batch.push(bulk(Buffer.from('after')));
+  assert.equal(Buffer.concat(batch.take()).toString(), '$7\r\npending\r\n$5\r\nafter\r\n');
+});
+
 test('property: a value written from a source (GET from the store) is framed as bulk() of it, among any other replies', () => {
   const source = (v: Buffer) => ({ copyValueTo: (target: Uint8Array, at: number) => target.set(v, at) });
   fc.assert(
