@@ -6,7 +6,7 @@ import type { Group } from '../cache/group.ts';
 import type { HitHead, StoredEntry, ValueSink } from '../cache/store.ts';
 import type { Clock } from '../core/types.ts';
 import type { HybridClock } from '../core/version.ts';
-import { decideWrite, type WriteOp, type WriteResult } from '../cache/ops.ts';
+import { decideWrite, type ValueDecision, type WriteOp, type WriteResult } from '../cache/ops.ts';
 import type { WireRecord } from '../peer/codec.ts';
 import { JincacheError } from '../core/errors.ts';
 import { globMatch } from '../core/glob.ts';
@@ -36,6 +36,9 @@ export interface LocalDataOptions {
   /** The group's ttl_default (live config), given to values written without an expiry. Default: none. */
   ttlDefault?: (group: string) => number | undefined;
 }
+
+/** What the reused decision holds between writes: no value kept alive. */
+const NO_BYTES = Buffer.alloc(0);
 
 export class LocalData {
   readonly groups: ReadonlyMap<string, Group>;
@@ -174,7 +177,7 @@ export class LocalData {
     // (the copy was 4% of a SET's time at pipeline 16, bench/profile.ts)
     const held = op.op === 'expire' ? group.store.peek(key) : group.store.peekHead(key, this.held);
     const live = held !== undefined && held.value !== null ? held : undefined;
-    const d = decideWrite(live, op, now, this.ttlDefault(groupName));
+    const d = decideWrite(live, op, now, this.ttlDefault(groupName), this.decision);
     if (d.change === 'none') {
       if (live !== undefined) group.store.get(key); // a write that found the key still counts as a use (LRU), as get() did
       return d.result;
@@ -204,8 +207,12 @@ export class LocalData {
     this.applyOne(record);
     this.onServe?.(op.op === 'set' ? 'put' : op.op === 'del' ? 'delete' : 'expire', groupName, key, value?.length ?? 0, 0, partition);
     if (into !== undefined) record.value = null; // the scratch keeps no value alive
+    this.decision.value = NO_BYTES;
     return d.result;
   }
+
+  /** coordinate()'s decision of a SET, filled by decideWrite and read before the next write. */
+  private readonly decision: ValueDecision = { change: 'value', value: NO_BYTES, expiresAt: 0, result: { applied: false, existed: false } };
 
   /** coordinate()'s record for write() (see there). */
   private made: WireRecord | undefined;
