@@ -69,6 +69,31 @@ test('peekHead: what peek says, but a live value as UNREAD, an expired one absen
   assert.equal(store.peekHead('k1')!.value, null);
 });
 
+test('partitionHeld: the partition recorded for a held value or tombstone, -1 for none; a write after it finds the same entry', () => {
+  const { store, clock } = makeStore({ maxBytes: 3 * sizeOf('k1', val('aaaa')) });
+  assert.equal(store.partitionHeld('k5'), -1);
+  store.apply('k5', rec('a', 10));
+  store.apply('k6', rec(null, 11));
+  assert.equal(store.partitionHeld('k5'), 1);
+  assert.equal(store.partitionHeld('k6'), 2);
+  // the remembered slot serves the peekHead and apply of the same key that follow
+  assert.equal(store.partitionHeld('k5'), 1);
+  assert.deepEqual(store.peekHead('k5'), { value: UNREAD, version: 10, expiresAt: 0, partition: 1, type: 0 });
+  assert.equal(store.apply('k5', rec('b', 12)), true);
+  assert.equal(store.get('k5')!.value!.toString(), 'b');
+  // a slot dropped in between is forgotten: k5 evicted by others' writes is not found through it
+  assert.equal(store.partitionHeld('k5'), 1);
+  for (let i = 7; i < 12; i++) store.apply(`k${i}`, rec('aaaa', 20 + i));
+  assert.equal(store.peek('k5'), undefined);
+  assert.equal(store.peekHead('k5'), undefined);
+  assert.equal(store.partitionHeld('k5'), -1);
+  // an expired value is a tombstone at its version, as peek() says
+  store.apply('k13', rec('c', 40, clock.t + 5));
+  clock.t += 5;
+  assert.equal(store.partitionHeld('k13'), 1);
+  assert.equal(store.peek('k13')!.value, null);
+});
+
 /** A ValueSink that keeps what it was given (tests). */
 class CapturingSink implements ValueSink {
   got: Buffer[] = [];

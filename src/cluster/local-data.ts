@@ -95,6 +95,11 @@ export class LocalData {
     return head.type === STRING ? 'hit' : 'wrongtype';
   }
 
+  /** The store's partition of a held key of the group, -1 when none is held (GroupStore.partitionHeld). */
+  heldPartition(groupName: string, key: string): number {
+    return this.groups.get(groupName)?.store.partitionHeld(key) ?? -1;
+  }
+
   /** write()'s view of the entry it decides on (peekHead's, reused: read only inside write()). */
   private readonly held: StoredEntry = { value: null, version: 0, expiresAt: 0, partition: 0, type: 0 };
 

@@ -570,7 +570,9 @@ export class Router implements KvService {
     const table = this.tables.table();
     // a key with more than one holder never qualifies: decided before hashing the key
     if (Math.min(table.replicationFactor, table.members.length) !== 1 || !this.selfTrusted()) return undefined;
-    const partition = this.partitionOf(key);
+    // a key held here (value or tombstone) has its partition in the store: no hash of it
+    const held = this.local.heldPartition(group, key);
+    const partition = held >= 0 ? held : this.partitionOf(key);
     const holders = holdersOf(table, partition);
     if (holders.length !== 1 || holders[0] !== this.self) return undefined;
     if (this.moves.extraReplicas(partition).length > 0 || this.mirrors.waits(group, key, partition) || this.joining(this.self)) return undefined;
