@@ -117,6 +117,24 @@ describe('LoadMonitor', () => {
     assert.ok(Math.abs(hot[0]!.qps - 4000) / 4000 < 0.1, `hot qps ${hot[0]!.qps}`);
   });
 
+  it('counts the same key in two groups apart, each under its own group', () => {
+    const s = setup({ hotKeys: 2 });
+    s.monitor.start();
+    for (let sec = 0; sec < 30; sec++) {
+      for (let i = 0; i < 4000; i++) {
+        s.monitor.record('get', 'a', 'k', 0, 0, 0); // 4000/s
+        if (i % 2 === 0) s.monitor.record('get', 'b', 'k', 0, 0, 0); // 2000/s
+        s.monitor.record('get', 'a', `cold${i}`, 1, 0, 0);
+      }
+      s.advance(1000);
+    }
+    const hot = s.monitor.report().hotKeys.map((h) => ({ group: h.group, key: h.key, rate: Math.round(h.qps / 1000) }));
+    assert.deepEqual(hot, [
+      { group: 'a', key: 'k', rate: 4 },
+      { group: 'b', key: 'k', rate: 2 },
+    ]);
+  });
+
   it('hot keys cool down: once the traffic stops, the list is empty within a window', () => {
     const s = setup({ hotKeys: 4 });
     s.monitor.start();

@@ -6,8 +6,7 @@
  *
  * Cost on the request path (`record`, measured in bench/scenarios/rebalance.ts): a handful of
  * field increments, one typed-array increment for the partition, and a xorshift draw that sends
- * 1 request in `sampleEvery` (8) to the top-K sketch. No clock read, no allocation except the
- * sampled sketch key. The counters are sliding windows closed on the tick (RateVector), so the
+ * 1 request in `sampleEvery` (8) to its group's top-K sketch. No clock read, no allocation. The counters are sliding windows closed on the tick (RateVector), so the
  * rates are exact per bucket; only the sketch is sampled, and its counts are scaled back up.
  *
  * Why sampling is safe for hot keys: a key worth mirroring carries a large share of the traffic,
@@ -174,9 +173,6 @@ const C_IN = 4;
 const C_OUT = 5;
 const C_COUNT = 6;
 
-/** Separates group and key in the sketch: group names never contain NUL (config rules). */
-const SEP = '\u0000';
-
 export class LoadMonitor {
   readonly id: NodeId;
   readonly intervalMs: number;
@@ -204,7 +200,18 @@ export class LoadMonitor {
   /** The same Float64Array as partitions.current. */
   private readonly pc: Float64Array;
   private rng = 0x9e3779b9 | 0;
-  private readonly sketch: SpaceSaving | undefined;
+  /**
+   * The top-K sketches, one per group (undefined when hot keys are off), each of the configured
+   * capacity: a sampled request is offered under its key alone. One sketch keyed by
+   * `group + NUL + key` made and hashed a new string per sample, 4-5% of a GET or SET at
+   * pipeline 16 (bench/profile.ts). Groups are the configured ones (record() is called for
+   * served requests only), so their number is bounded by the config.
+   */
+  private readonly sketches: Map<string, SpaceSaving> | undefined;
+  private readonly sketchCapacity: number;
+  /** The sketch of the group record() saw last, for the next request of the same group. */
+  private lastGroup: string | undefined = undefined;
+  private lastSketch: SpaceSaving | undefined = undefined;
 
   // process readings of the last tick
   private lastTickAt = Number.NaN;
@@ -246,7 +253,9 @@ export class LoadMonitor {
     }
     this.sampleEvery = sampleEvery;
     this.sampleMask = sampleEvery - 1;
-    this.sketch = this.hotKeys > 0 ? new SpaceSaving({ capacity: opts.sketchCapacity ?? Math.max(64, 16 * this.hotKeys) }) : undefined;
+    this.sketchCapacity = opts.sketchCapacity ?? Math.max(64, 16 * this.hotKeys);
+    this.sketches = this.hotKeys > 0 ? new Map() : undefined;
+    if (this.sketches !== undefined) new SpaceSaving({ capacity: this.sketchCapacity }); // a bad capacity fails here, not on the first request
     this.decayFactor = 1 - 1 / buckets;
     this.buckets = buckets;
     this.capacity = opts.capacity ?? DEFAULT_LOAD_CAPACITY;
@@ -283,14 +292,14 @@ export class LoadMonitor {
     c[C_IN]! += bytesIn;
     c[C_OUT]! += bytesOut;
     if (partition >= 0 && partition < this.partitionCount) this.pc[partition]!++;
-    if (this.sketch !== undefined) {
+    if (this.sketches !== undefined) {
       // xorshift32: a few ns, and no aliasing with periodic request patterns
       let x = this.rng;
       x ^= x << 13;
       x ^= x >>> 17;
       x ^= x << 5;
       this.rng = x;
-      if ((x & this.sampleMask) === 0) this.sketch.offer(group + SEP + key, 1);
+      if ((x & this.sampleMask) === 0) this.sketchOf(group).offer(key, 1);
     }
   }
 
@@ -335,8 +344,12 @@ export class LoadMonitor {
 
     const report = this.build(now);
     // decay after reading: the reported counts include this bucket in full
-    this.sketch?.decay(this.decayFactor);
-    this.sketch?.advance();
+    if (this.sketches !== undefined) {
+      for (const s of this.sketches.values()) {
+        s.decay(this.decayFactor);
+        s.advance();
+      }
+    }
     this.last = report;
     for (const l of this.listeners) {
       try {
@@ -359,6 +372,19 @@ export class LoadMonitor {
     return () => this.listeners.delete(listener);
   }
 
+  /** The group's sketch, made on its first sampled request. */
+  private sketchOf(group: string): SpaceSaving {
+    if (group === this.lastGroup) return this.lastSketch!;
+    let s = this.sketches!.get(group);
+    if (s === undefined) {
+      s = new SpaceSaving({ capacity: this.sketchCapacity });
+      this.sketches!.set(group, s);
+    }
+    this.lastGroup = group;
+    this.lastSketch = s;
+    return s;
+  }
+
   private build(now: number): LoadReport {
     const k = this.counters;
     const qps = { get: k.rate(C_GET), put: k.rate(C_PUT), delete: k.rate(C_DELETE), total: k.rate(C_TOTAL) };
@@ -370,15 +396,19 @@ export class LoadMonitor {
       partitionQps[p] = r;
     });
     const hotKeys: HotKey[] = [];
-    if (this.sketch !== undefined) {
+    if (this.sketches !== undefined) {
       const windowSec = this.windowMs / 1000;
       // a key is hot while it has traffic: one not seen for a whole window is dropped (its
       // decayed count only tends to zero), so the list empties once the traffic stops
-      for (const h of this.sketch.top(this.hotKeys, this.buckets)) {
-        const cut = h.key.indexOf(SEP);
-        const count = h.count * this.sampleEvery;
-        hotKeys.push({ group: h.key.slice(0, cut), key: h.key.slice(cut + 1), count, qps: count / windowSec });
+      for (const [group, sketch] of this.sketches) {
+        for (const h of sketch.top(this.hotKeys, this.buckets)) {
+          const count = h.count * this.sampleEvery;
+          hotKeys.push({ group, key: h.key, count, qps: count / windowSec });
+        }
       }
+      // the hottest across groups, as one sketch ranked them
+      hotKeys.sort((a, b) => b.count - a.count);
+      if (hotKeys.length > this.hotKeys) hotKeys.length = this.hotKeys;
     }
     const score = loadScore(
       { qps: qps.total, storedBytes: stored.bytes, rssBytes: this.rss, cpu: this.cpu, bytesInPerSec, bytesOutPerSec },
