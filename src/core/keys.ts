@@ -21,9 +21,18 @@ export function keyToText(key: string): string {
   return key;
 }
 
-/** The byte string of bytes[start, end) (RESP arguments). */
+/** Buffer's own latin1 decoder, which toString('latin1', start, end) reaches after checking its arguments. */
+interface Latin1Slicer {
+  latin1Slice(start: number, end: number): string;
+}
+
+/**
+ * The byte string of bytes[start, end) (RESP arguments, keys on the peer wire). Calls Buffer's
+ * latin1 decoder directly: toString's argument checks were a fifth of making a 16-byte key's
+ * string (94 against 74 ns here), and every RESP GET and SET makes one.
+ */
 export function keyFromBytes(bytes: Buffer, start = 0, end = bytes.length): string {
-  return bytes.toString('latin1', start, end);
+  return (bytes as unknown as Latin1Slicer).latin1Slice(start, end);
 }
 
 /** The bytes of a byte-string key. */

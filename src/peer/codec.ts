@@ -7,6 +7,7 @@
  * A batch is the concatenation of frames preceded by a u32 record count.
  */
 import type { Version } from '../core/types.ts';
+import { keyFromBytes } from '../core/keys.ts';
 
 export interface WireRecord {
   group: string;
@@ -112,7 +113,7 @@ export class RecordReader {
     const kl = buf.readUInt32LE(o);
     o += 4;
     if (kl > MAX_KEY_BYTES || o + kl + 21 > buf.length) throw new CodecError(`truncated batch at byte ${o}`);
-    const key = buf.toString('latin1', o, o + kl);
+    const key = keyFromBytes(buf, o, o + kl);
     o += kl;
     const version = buf.readDoubleLE(o);
     const expiresAt = buf.readDoubleLE(o + 8);

@@ -11,6 +11,7 @@
  * A malformed body throws CodecError, which the peer server answers with 400.
  */
 import { CodecError, RecordReader, encodeRecords, type WireRecord } from './codec.ts';
+import { keyFromBytes } from '../core/keys.ts';
 
 const NULL_LEN = 0xffffffff;
 
@@ -132,7 +133,7 @@ export class BodyReader {
     const n = this.u32();
     if (n > max) throw new CodecError(`string of ${n} bytes exceeds ${max}`);
     this.need(n);
-    const s = this.buf.toString('latin1', this.o, this.o + n);
+    const s = keyFromBytes(this.buf, this.o, this.o + n);
     this.o += n;
     return s;
   }

@@ -10,6 +10,7 @@ import { NO_EXPIRY, type Expiry, type WriteResult } from '../../cache/ops.ts';
 import type { GetResult } from '../../cluster/kv.ts';
 import type { ValueSink } from '../../cache/store.ts';
 import type { RespCommand } from './parser.ts';
+import { keyFromBytes } from '../../core/keys.ts';
 import { OK, NULL_BULK, array, integer, bulk, error, type RespReply } from './writer.ts';
 import { CONNECTION_COMMANDS } from './connection.ts';
 import { CLUSTER_COMMANDS, redirect } from './cluster.ts';
@@ -367,7 +368,7 @@ function fastGet(env: CommandEnv, session: Session, cmd: RespCommand, call: KvCa
   session.command = 'get';
   const refused = denied(session, 'read', 'get');
   if (refused !== undefined) return refused;
-  const key = cmd.buf.toString('latin1', cmd.start(1), cmd.end(1));
+  const key = keyFromBytes(cmd.buf, cmd.start(1), cmd.end(1));
   const moved = redirect(session, key, env.cluster, 'read');
   if (moved !== undefined) return redirected(env, moved);
   try {
@@ -399,7 +400,7 @@ function fastSet(env: CommandEnv, session: Session, cmd: RespCommand, call: KvCa
   session.command = 'set';
   const refused = denied(session, 'write', 'set');
   if (refused !== undefined) return refused;
-  const key = cmd.buf.toString('latin1', cmd.start(1), cmd.end(1));
+  const key = keyFromBytes(cmd.buf, cmd.start(1), cmd.end(1));
   const moved = redirect(session, key, env.cluster, 'write');
   if (moved !== undefined) return redirected(env, moved);
   try {
