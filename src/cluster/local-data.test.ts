@@ -70,3 +70,18 @@ test('property: writeHere() decides and applies exactly as write() does, and its
     { numRuns: 200 },
   );
 });
+
+test('groups by name: each name finds its own group in any order, and an unknown one is refused', () => {
+  const groups = new Map(['a', 'b'].map((name) => [name, new Group({ name, maxBytes: 1 << 20, clock, partitionOf })] as const));
+  const local = new LocalData({ groups, hlc: new HybridClock(clock), clock });
+  const set = (value: string): WriteOp => ({ op: 'set', value: Buffer.from(value), expiry: NO_EXPIRY });
+  for (const [group, value] of [['a', '1'], ['b', '2'], ['b', '3'], ['a', '4']] as const) local.writeHere(group, `k-${value}`, set(value));
+  const held = (group: string): string[] => ['k-1', 'k-2', 'k-3', 'k-4'].filter((k) => groups.get(group)!.store.peek(k) !== undefined);
+  assert.deepEqual(held('a'), ['k-1', 'k-4']);
+  assert.deepEqual(held('b'), ['k-2', 'k-3']);
+  assert.equal(local.heldPartition('b', 'k-1'), -1);
+  assert.equal(local.heldPartition('a', 'k-1'), partitionOf('k-1'));
+  assert.throws(() => local.group('c'), /unknown group "c"/);
+  assert.equal(local.group('a'), groups.get('a'));
+  assert.equal(local.applyOne({ group: 'c', key: 'k', value: Buffer.from('x'), version: 1, expiresAt: 0 }), false);
+});

@@ -59,10 +59,20 @@ export class LocalData {
   }
 
   group(name: string): Group {
+    if (name === this.lastName) return this.lastGroup!;
     const g = this.groups.get(name);
     if (g === undefined) throw new JincacheError('UNKNOWN_GROUP', `unknown group "${name}"`);
+    this.lastName = name;
+    this.lastGroup = g;
     return g;
   }
+
+  /**
+   * The group group() found last (the groups are fixed when the node starts): a SET looked its
+   * group up by name four times (perf: Map lookups ~1.5% of a SET at pipeline 16).
+   */
+  private lastName: string | undefined = undefined;
+  private lastGroup: Group | undefined = undefined;
 
   /** Serve a read as the owner: cache, then the group's loader (one load per key at a time). */
   async get(groupName: string, key: string): Promise<GetResult | null> {
@@ -97,7 +107,8 @@ export class LocalData {
 
   /** The store's partition of a held key of the group, -1 when none is held (GroupStore.partitionHeld). */
   heldPartition(groupName: string, key: string): number {
-    return this.groups.get(groupName)?.store.partitionHeld(key) ?? -1;
+    const group = groupName === this.lastName ? this.lastGroup! : this.groups.get(groupName);
+    return group === undefined ? -1 : group.store.partitionHeld(key);
   }
 
   /** write()'s view of the entry it decides on (peekHead's, reused: read only inside write()). */
@@ -291,7 +302,7 @@ export class LocalData {
 
   /** Apply one write from another node: true when it won (is now held), last writer wins. */
   applyOne(r: WireRecord): boolean {
-    const group = this.groups.get(r.group);
+    const group = r.group === this.lastName ? this.lastGroup! : this.groups.get(r.group);
     if (group === undefined) return false; // a group this node does not know: nothing to keep
     this.hlc.observe(r.version);
     // a WireRecord is a WriteRecord (value, version, expiresAt and the type riding along; the
