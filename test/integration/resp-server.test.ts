@@ -401,7 +401,8 @@ test('replies queued behind a client that reads slowly arrive intact (the reply 
     sock.resume();
   });
   const got = Buffer.concat(parts).toString('latin1');
-  const at = [...got].findIndex((c, i) => c !== expected[i]);
+  let at = got === expected ? -1 : 0;
+  while (at >= 0 && got[at] === expected[at]) at++;
   assert.equal(at, -1, `replies differ from byte ${at}: ${JSON.stringify(got.slice(at, at + 40))} where ${JSON.stringify(expected.slice(at, at + 40))} was sent`);
   for (let i = 0; i < n; i++) kv.data.delete(`slow:${i}`);
   sock.destroy();
