@@ -476,6 +476,11 @@ export class EntryArena {
     this.kp = p;
   }
 
+  /** Whether a value of `vlen` bytes under a key of `klen` is kept as the caller's Buffer (a large entry) rather than copied into a segment. */
+  keepsGiven(klen: number, vlen: number): boolean {
+    return this.isLarge(klen, vlen);
+  }
+
   private isLarge(klen: number, vlen: number): boolean {
     return vlen > this.largeValueBytes || 14 + klen + vlen > this.segmentBytes >>> 1;
   }

@@ -21,7 +21,17 @@ export const NO_EXPIRY: Expiry = Object.freeze({ kind: 'none' });
 
 export type WriteOp =
   /** Store a value; `cond`: only if absent (nx) / present (xx). */
-  | { op: 'set'; value: Buffer; expiry: Expiry; cond?: 'nx' | 'xx' }
+  | {
+      op: 'set';
+      value: Buffer;
+      expiry: Expiry;
+      cond?: 'nx' | 'xx';
+      /**
+       * The value's memory is reused once the call returns (a view of a parser's buffer): what
+       * keeps the bytes copies them. For synchronous writes (writeLocal) only.
+       */
+      borrowed?: true;
+    }
   /** Remove the key. */
   | { op: 'del' }
   /** Change the expiry of a present key (`expiry.kind` none = PERSIST). */

@@ -777,6 +777,15 @@ export class GroupStore {
   }
 
   /** Whether a value of `valueBytes` under a key of `keyBytes` fits the budget at all (a larger one is never stored). */
+  /**
+   * Whether apply() may keep the value's Buffer itself rather than a copy of its bytes: a large
+   * entry (EntryArena), or any value when write hooks are set (persistence queues it). A caller
+   * whose Buffer is reused afterwards copies it first when this says so.
+   */
+  keepsGiven(keyBytes: number, valueBytes: number): boolean {
+    return this.hooks !== undefined || this.arena.keepsGiven(keyBytes, valueBytes);
+  }
+
   fits(keyBytes: number, valueBytes: number): boolean {
     return keyBytes + valueBytes + ENTRY_OVERHEAD_BYTES <= this.maxBytes;
   }

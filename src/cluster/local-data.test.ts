@@ -85,3 +85,31 @@ test('groups by name: each name finds its own group in any order, and an unknown
   assert.equal(local.group('a'), groups.get('a'));
   assert.equal(local.applyOne({ group: 'c', key: 'k', value: Buffer.from('x'), version: 1, expiresAt: 0 }), false);
 });
+
+test('a borrowed value (a view the caller reuses) is copied wherever the store would keep the Buffer itself', () => {
+  const make = (): { local: LocalData; group: Group } => {
+    const group = new Group({ name: 'g', maxBytes: 1 << 20, clock, partitionOf });
+    return { local: new LocalData({ groups: new Map([['g', group]]), hlc: new HybridClock(clock), clock }), group };
+  };
+  const borrowed = (value: Buffer): WriteOp => ({ op: 'set', value, expiry: NO_EXPIRY, borrowed: true });
+  const read = (group: Group, key: string): string | undefined => group.store.get(key)?.value?.toString('latin1');
+  // a small value (copied into a segment), a large one (kept as its own Buffer) and the same under write hooks (persistence keeps what it is given)
+  for (const size of [100, 64 * 1024]) {
+    for (const hooked of [false, true]) {
+      const { local, group } = make();
+      const kept: Buffer[] = [];
+      if (hooked) group.store.setWriteHooks({ onApply: (_key, entry) => void (entry.value !== null && kept.push(entry.value)) });
+      const parse = Buffer.alloc(size + 10, 0x61); // the parser's storage; the value a view into it
+      const view = parse.subarray(5, 5 + size);
+      assert.ok(local.writeHere('g', 'k', borrowed(view)).applied);
+      parse.fill(0x7a); // the parser moves on
+      assert.equal(read(group, 'k'), 'a'.repeat(size), `size ${size}, hooks ${hooked}`);
+      for (const v of kept) assert.equal(v.toString('latin1'), 'a'.repeat(size), `what the hook kept, size ${size}`);
+      // write() never keeps a borrowed value either
+      const again = Buffer.alloc(size, 0x62);
+      local.write('g', 'k2', borrowed(again));
+      again.fill(0x7a);
+      assert.equal(read(group, 'k2'), 'b'.repeat(size));
+    }
+  }
+});

@@ -198,11 +198,16 @@ export class LocalData {
       if (live !== undefined) group.store.get(key); // a write that found the key still counts as a use (LRU), as get() did
       return d.result;
     }
-    if (d.change === 'value') this.checkFits(groupName, key, d.value.length);
+    let value: Buffer | null = null;
+    if (d.change === 'value') {
+      this.checkFits(groupName, key, d.value.length);
+      value = d.value;
+      // a borrowed value the store would keep as given is copied (a key's UTF-8 is at most 3 bytes a char)
+      if (op.op === 'set' && op.borrowed === true && (into === undefined || group.store.keepsGiven(3 * key.length, value.length))) value = Buffer.from(value);
+    }
     const version = Math.max(this.hlc.next(), (held?.version ?? 0) + 1);
     // an EXPIRE keeps what the entry is (a hash stays a hash); a SET makes a string
     const type = op.op === 'expire' ? (live?.type ?? 0) : 0;
-    const value = d.change === 'value' ? d.value : null;
     const expiresAt = d.change === 'value' ? d.expiresAt : 0;
     let record: WireRecord;
     if (into !== undefined) {

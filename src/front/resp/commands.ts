@@ -404,10 +404,18 @@ function fastSet(env: CommandEnv, session: Session, cmd: RespCommand, call: KvCa
   const moved = redirect(session, key, env.cluster, 'write');
   if (moved !== undefined) return redirected(env, moved);
   try {
-    // The store keeps the value: copy it out of the parser's storage.
-    const op = { op: 'set' as const, value: cmd.copy(2), expiry: NO_EXPIRY };
-    const local = env.door.writeLocal('resp', session.user, env.group, key, op);
+    // A write applied here at once copies what it keeps: it gets a view of the parser's storage
+    // (the copy out of it, and the op, were ~4% of a SET at pipeline 16, perf).
+    BORROWED_SET.value = cmd.view(2);
+    let local: WriteResult | undefined;
+    try {
+      local = env.door.writeLocal('resp', session.user, env.group, key, BORROWED_SET);
+    } finally {
+      BORROWED_SET.value = NO_BYTES;
+    }
     if (local !== undefined) return setAnswer(local);
+    // anything else keeps the value past this call: a copy out of the parser's storage
+    const op = { op: 'set' as const, value: cmd.copy(2), expiry: NO_EXPIRY };
     // decided before write(), on the same state: nothing runs in between
     const applied = call !== undefined && env.door.appliesHere(key);
     // a write sent to another coordinator takes effect later: it waits for the writes before it
@@ -422,6 +430,12 @@ function fastSet(env: CommandEnv, session: Session, cmd: RespCommand, call: KvCa
     return kvError(err);
   }
 }
+
+/** What BORROWED_SET holds between SETs: no view of a parser's storage kept alive. */
+const NO_BYTES = Buffer.alloc(0);
+
+/** fastSet's op for Door.writeLocal, reused: its value a view of the parser's storage, for that call only. */
+const BORROWED_SET: { op: 'set'; value: Buffer; expiry: Expiry; borrowed: true } = { op: 'set', value: NO_BYTES, expiry: NO_EXPIRY, borrowed: true };
 
 /** `x | 0x20` lower-cases an ASCII letter (and maps only that letter's two cases onto it). */
 const LOWER = 0x20;
