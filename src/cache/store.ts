@@ -419,11 +419,8 @@ export class GroupStore {
    * returned instead of a new one (the SET's hot path: the head was 96 of its 658 bytes).
    */
   peekHead(key: string, into?: StoredEntry): StoredEntry | undefined {
-    const s = this.settled(this.memoKey === key ? this.memoSlot : this.findKey(key));
-    if (s === NONE) return undefined;
-    this.memoKey = key;
-    this.memoSlot = s;
-    return this.entryOf(s, false, into);
+    const s = this.remembered(key);
+    return s === NONE ? undefined : this.entryOf(s, false, into);
   }
 
   /**
@@ -434,11 +431,18 @@ export class GroupStore {
    * 8% of a SET at pipeline 16, bench/profile.ts).
    */
   partitionHeld(key: string): number {
+    const s = this.remembered(key);
+    return s === NONE ? -1 : this.partOf(s);
+  }
+
+  /** The settled slot of `key` (NONE: nothing held), found through memoKey or looked up, and remembered there. */
+  private remembered(key: string): number {
     const s = this.settled(this.memoKey === key ? this.memoSlot : this.findKey(key));
-    if (s === NONE) return -1;
-    this.memoKey = key;
-    this.memoSlot = s;
-    return this.partOf(s);
+    if (s !== NONE) {
+      this.memoKey = key;
+      this.memoSlot = s;
+    }
+    return s;
   }
 
   /**
@@ -776,7 +780,6 @@ export class GroupStore {
     this.makeRoom(NONE);
   }
 
-  /** Whether a value of `valueBytes` under a key of `keyBytes` fits the budget at all (a larger one is never stored). */
   /**
    * Whether apply() may keep the value's Buffer itself rather than a copy of its bytes: a large
    * entry (EntryArena), or any value when write hooks are set (persistence queues it). A caller
@@ -786,6 +789,7 @@ export class GroupStore {
     return this.hooks !== undefined || this.arena.keepsGiven(keyBytes, valueBytes);
   }
 
+  /** Whether a value of `valueBytes` under a key of `keyBytes` fits the budget at all (a larger one is never stored). */
   fits(keyBytes: number, valueBytes: number): boolean {
     return keyBytes + valueBytes + ENTRY_OVERHEAD_BYTES <= this.maxBytes;
   }
