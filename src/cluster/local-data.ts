@@ -59,16 +59,24 @@ export class LocalData {
   }
 
   group(name: string): Group {
-    if (name === this.lastName) return this.lastGroup!;
-    const g = this.groups.get(name);
+    const g = this.known(name);
     if (g === undefined) throw new JincacheError('UNKNOWN_GROUP', `unknown group "${name}"`);
-    this.lastName = name;
-    this.lastGroup = g;
+    return g;
+  }
+
+  /** The group named `name`, undefined when there is none; the one found last is remembered. */
+  private known(name: string): Group | undefined {
+    if (name === this.lastName) return this.lastGroup;
+    const g = this.groups.get(name);
+    if (g !== undefined) {
+      this.lastName = name;
+      this.lastGroup = g;
+    }
     return g;
   }
 
   /**
-   * The group group() found last (the groups are fixed when the node starts): a SET looked its
+   * The group known() found last (the groups are fixed when the node starts): a SET looked its
    * group up by name four times (perf: Map lookups ~1.5% of a SET at pipeline 16).
    */
   private lastName: string | undefined = undefined;
@@ -107,7 +115,7 @@ export class LocalData {
 
   /** The store's partition of a held key of the group, -1 when none is held (GroupStore.partitionHeld). */
   heldPartition(groupName: string, key: string): number {
-    const group = groupName === this.lastName ? this.lastGroup! : this.groups.get(groupName);
+    const group = this.known(groupName);
     return group === undefined ? -1 : group.store.partitionHeld(key);
   }
 
@@ -200,8 +208,9 @@ export class LocalData {
     }
     let value: Buffer | null = null;
     if (d.change === 'value') {
-      this.checkFits(groupName, key, d.value.length);
       value = d.value;
+      this.decision.value = NO_BYTES; // read: the reused decision keeps no value alive, even when checkFits throws
+      this.checkFits(groupName, key, value.length);
       // a borrowed value the store would keep as given is copied (a key's UTF-8 is at most 3 bytes a char)
       if (op.op === 'set' && op.borrowed === true && (into === undefined || group.store.keepsGiven(3 * key.length, value.length))) value = Buffer.from(value);
     }
@@ -228,7 +237,6 @@ export class LocalData {
     this.applyOne(record);
     this.onServe?.(op.op === 'set' ? 'put' : op.op === 'del' ? 'delete' : 'expire', groupName, key, value?.length ?? 0, 0, partition);
     if (into !== undefined) record.value = null; // the scratch keeps no value alive
-    this.decision.value = NO_BYTES;
     return d.result;
   }
 
@@ -307,7 +315,7 @@ export class LocalData {
 
   /** Apply one write from another node: true when it won (is now held), last writer wins. */
   applyOne(r: WireRecord): boolean {
-    const group = r.group === this.lastName ? this.lastGroup! : this.groups.get(r.group);
+    const group = this.known(r.group);
     if (group === undefined) return false; // a group this node does not know: nothing to keep
     this.hlc.observe(r.version);
     // a WireRecord is a WriteRecord (value, version, expiresAt and the type riding along; the
