@@ -6,8 +6,9 @@
  *
  * Cost on the request path (`record`, measured in bench/scenarios/rebalance.ts): a handful of
  * field increments, one typed-array increment for the partition, and a xorshift draw that sends
- * 1 request in `sampleEvery` (8) to its group's top-K sketch. No clock read, no allocation. The counters are sliding windows closed on the tick (RateVector), so the
- * rates are exact per bucket; only the sketch is sampled, and its counts are scaled back up.
+ * 1 request in `sampleEvery` (8) to its group's top-K sketch. No clock read, no allocation. The
+ * counters are sliding windows closed on the tick (RateVector), so the rates are exact per
+ * bucket; only the sketch is sampled, and its counts are scaled back up.
  *
  * Why sampling is safe for hot keys: a key worth mirroring carries a large share of the traffic,
  * so 1-in-8 still sees it thousands of times per window; sampling with a PRNG (not every 8th
