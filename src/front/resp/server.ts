@@ -37,6 +37,7 @@ import {
 } from './session.ts';
 import { ReplyBatch, encode, error, type RespReply } from './writer.ts';
 import type { ClusterView } from './cluster-view.ts';
+import { WriteRound, type RoundMember } from './write-round.ts';
 
 /** The subset of a pino logger this listener uses. */
 export interface RespLogger {
@@ -163,6 +164,8 @@ export class RespServer {
   private readonly clockHold: ClockHold | undefined;
   /** Live connections by client id, oldest first; each removes itself on close. */
   private readonly open = new Map<number, RespConnection>();
+  /** Every connection's replies, written together at the end of each turn. */
+  private readonly round = new WriteRound();
   private nextClientId = 1;
   private startedAt = 0;
   private readonly counters: Counters = zeroCounters();
@@ -406,6 +409,7 @@ export class RespServer {
       counters: this.counters,
       clock: this.clock,
       clockHold: this.clockHold,
+      round: this.round,
       authRequired: this.door.authRequired,
       ...(this.limits !== undefined ? { limits: this.limits } : {}),
       onCrossProtocol: (err) => this.securityWarning(id, conn.addr, err),
@@ -476,6 +480,8 @@ interface ConnectionDeps {
   /** Whether the node requires a password: the parser's pre-AUTH limits follow the session's user. */
   authRequired: boolean;
   limits?: ClientLimits;
+  /** Where the connection's replies are written at the end of each turn. */
+  round: WriteRound;
   /** The client spoke HTTP: it is being closed without a reply (the server logs it). */
   onCrossProtocol: (err: CrossProtocolError) => void;
   onClose: () => void;
@@ -507,7 +513,7 @@ function isHttpCommand(cmd: RespCommand): boolean {
  * Each reply is encoded in the protocol the session has once its command returned (HELLO's own
  * reply in the new one), and written only while the session's CLIENT REPLY mode lets it.
  */
-class RespConnection implements ClientView {
+class RespConnection implements ClientView, RoundMember {
   private readonly socket: net.Socket;
   private readonly env: CommandEnv;
   readonly session: Session;
@@ -549,7 +555,9 @@ class RespConnection implements ClientView {
   /** Resolves once the socket emitted 'close'. */
   readonly closed: Promise<void>;
   private paused = false;
-  private flushScheduled: NodeJS.Immediate | null = null;
+  /** RoundMember: this connection's replies are due at the end of this turn (WriteRound). */
+  inRound = false;
+  private readonly round: WriteRound;
   private graceTimer: NodeJS.Timeout | null = null;
 
   constructor(deps: ConnectionDeps) {
@@ -564,6 +572,7 @@ class RespConnection implements ClientView {
     this.authRequired = deps.authRequired;
     this.onCrossProtocol = deps.onCrossProtocol;
     this.limits = deps.limits;
+    this.round = deps.round;
     const socket = this.socket;
     this.addr = formatAddress(socket.remoteAddress, socket.remotePort);
     this.laddr = formatAddress(socket.localAddress, socket.localPort);
@@ -593,7 +602,6 @@ class RespConnection implements ClientView {
     socket.on('close', () => {
       this.isClosed = true;
       this.limits?.release(this.input);
-      if (this.flushScheduled) clearImmediate(this.flushScheduled);
       if (this.graceTimer) clearTimeout(this.graceTimer);
       deps.onClose();
       markClosed();
@@ -748,7 +756,7 @@ class RespConnection implements ClientView {
           // While this command waits (on the network, maybe), the replies before it go out on
           // the next turn of the event loop. Only armed when there are such replies: a lone
           // command (pipeline 1) costs no timer.
-          if (!this.batch.empty && !this.flushScheduled) this.flushScheduled = setImmediate(this.flushLater);
+          if (!this.batch.empty) this.round.add(this);
           this.unholdClock();
           if (result !== null) {
             reply = await result;
@@ -782,12 +790,15 @@ class RespConnection implements ClientView {
     }
     this.limits?.hold(this.input, this.parser.bufferedBytes);
     if (this.isClosed) return;
-    this.flush();
     if (this.closing || this.socket.readableEnded) {
       this.finish();
-    } else if (this.paused) {
-      this.paused = false;
-      this.socket.resume();
+    } else {
+      // written with every other connection's once this turn's input is handled (WriteRound)
+      if (!this.batch.empty) this.round.add(this);
+      if (this.paused) {
+        this.paused = false;
+        this.socket.resume();
+      }
     }
   }
 
@@ -821,7 +832,7 @@ class RespConnection implements ClientView {
    */
   private async settleAhead(): Promise<boolean> {
     // the replies before the first held-back one go out on the next turn, as for any wait
-    if (!this.batch.empty && !this.flushScheduled) this.flushScheduled = setImmediate(this.flushLater);
+    if (!this.batch.empty) this.round.add(this);
     for (let i = 0; i < this.ahead.length; i++) {
       const reply = await this.ahead[i]!;
       if (this.isClosed) return false;
@@ -854,16 +865,19 @@ class RespConnection implements ClientView {
     this.socket.destroy();
   }
 
-  private readonly flushLater = (): void => {
-    this.flushScheduled = null;
-    this.flush();
-  };
+  /** RoundMember: the round's turn to write this connection's replies. */
+  flushRound(): void {
+    try {
+      this.flush();
+    } catch (err) {
+      // a bug, not a client error: drop the connection, not the round's other members
+      this.log.error({ err, client: this.session.id }, 'resp connection failed');
+      this.socket.destroy();
+    }
+  }
 
   private flush(): void {
-    if (this.flushScheduled) {
-      clearImmediate(this.flushScheduled);
-      this.flushScheduled = null;
-    }
+    this.inRound = false; // written now: a round it is in skips it
     if (this.batch.empty || this.isClosed || this.socket.writableEnded) return;
     this.counters.netOutputBytes += this.batch.byteLength;
     const chunks = this.batch.take();
