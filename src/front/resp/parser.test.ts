@@ -80,6 +80,26 @@ test('any valid request stream split at any chunk boundaries parses to the same 
   );
 });
 
+test('feed(chunk, length) takes chunk[0, length) only, and a copy: one read buffer reused for every chunk parses the same commands', () => {
+  fc.assert(
+    fc.property(fc.array(request, { minLength: 1, maxLength: 12 }), fc.array(fc.nat(), { maxLength: 20 }), (reqs, cuts) => {
+      const stream = Buffer.concat(reqs.map((r) => r.bytes));
+      const parser = new RespParser();
+      const shared = Buffer.alloc(stream.length + 16);
+      const commands: string[][] = [];
+      for (const chunk of chunks(stream, cuts)) {
+        shared.fill(0x2a); // what a longer earlier read left behind
+        chunk.copy(shared);
+        parser.feed(shared, chunk.length);
+        shared.fill(0x23); // the next read writes over it before the commands are parsed
+        for (let step = parser.next(); step.kind === 'command'; step = parser.next()) commands.push(step.args.map((a) => a.toString('latin1')));
+      }
+      assert.deepEqual(commands, reqs.map((r) => r.args));
+    }),
+    { numRuns: 200 },
+  );
+});
+
 test('byte-by-byte feeding parses a large argument exactly once', () => {
   const big = Buffer.alloc(100_000, 7);
   const stream = multibulk([Buffer.from('SET'), Buffer.from('k'), big]);

@@ -269,20 +269,21 @@ export class RespParser {
   /**
    * Append input. Over the buffered-bytes limit the parser fails instead of growing; the
    * failure is reported by the next call to next(), after the complete commands before it.
-   * Ends the validity of the last command's ranges.
+   * Ends the validity of the last command's ranges. The bytes are copied: `chunk` may be
+   * written over once feed() returns. `length`: only chunk[0, length) is input.
    */
-  feed(chunk: Buffer): void {
+  feed(chunk: Buffer, length = chunk.length): void {
     this.release();
-    if (this.failure || this.overflow || chunk.length === 0) return;
-    if (this.end - this.start + chunk.length > this.maxBufferedBytes) {
+    if (this.failure || this.overflow || length === 0) return;
+    if (this.end - this.start + length > this.maxBufferedBytes) {
       // Keep the complete commands already buffered and fail when the reader reaches the end.
       // From here on all input is dropped: a gap in the stream would corrupt what follows.
       this.overflow = true;
       return;
     }
-    this.reserve(chunk.length);
-    this.storage.set(chunk, this.end);
-    this.end += chunk.length;
+    this.reserve(length);
+    chunk.copy(this.storage, this.end, 0, length);
+    this.end += length;
   }
 
   /** The next complete command as copies (convenient; the server uses nextCommand()). */

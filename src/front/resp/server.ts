@@ -38,6 +38,7 @@ import {
 import { ReplyBatch, encode, error, type RespReply } from './writer.ts';
 import type { ClusterView } from './cluster-view.ts';
 import { WriteRound, type RoundMember } from './write-round.ts';
+import { readIntoBuffer } from '../../net/user-buffer.ts';
 
 /** The subset of a pino logger this listener uses. */
 export interface RespLogger {
@@ -112,6 +113,8 @@ const CLOCK_REFRESH_COMMANDS = 16;
 const WRITE_HIGH_WATER = 1024 * 1024;
 /** A busy connection stops reading once this much input is buffered. */
 const READ_PAUSE_BYTES = 256 * 1024;
+/** The size of the read buffer plain TCP connections share: what Node reads into by default (64 KiB). */
+const READ_BUFFER_BYTES = 64 * 1024;
 /** Replies are written as soon as this much is gathered. */
 const FLUSH_BYTES = 64 * 1024;
 /** Most replies held back behind writes still waiting for their acknowledgment (see RespConnection.ahead). */
@@ -166,6 +169,11 @@ export class RespServer {
   private readonly open = new Map<number, RespConnection>();
   /** Every connection's replies, written together at the end of each turn. */
   private readonly round = new WriteRound();
+  /**
+   * Where every plain TCP connection's input is read (readIntoBuffer): a connection's parser
+   * copies each read out of it before the next read of any connection.
+   */
+  private readonly readBuffer = Buffer.allocUnsafeSlow(READ_BUFFER_BYTES);
   private nextClientId = 1;
   private startedAt = 0;
   private readonly counters: Counters = zeroCounters();
@@ -298,7 +306,8 @@ export class RespServer {
     const server =
       this.tls !== undefined
         ? tls.createServer({ ...this.tls, allowHalfOpen: true }, (socket) => this.accept(socket))
-        : net.createServer({ noDelay: true, allowHalfOpen: true }, (socket) => this.accept(socket));
+        : // paused: readIntoBuffer takes the socket over before it reads anything
+          net.createServer({ noDelay: true, allowHalfOpen: true, pauseOnConnect: true }, (socket) => this.accept(socket));
     // a failed TLS handshake (no client certificate, a wrong CA) is the client's problem, not ours
     server.on('tlsClientError', (err, socket) => {
       this.log.debug({ err: err.message }, 'resp TLS handshake failed');
@@ -386,21 +395,25 @@ export class RespServer {
     return this.open.size;
   }
 
-  private accept(socket: net.Socket): void {
+  private accept(accepted: net.Socket): void {
     this.counters.connectionsReceived++;
     if (this.limits !== undefined ? !this.limits.admit() : this.open.size >= this.maxConnections) {
       this.counters.rejectedConnections++;
-      socket.on('error', () => {});
-      socket.end(encode(error('ERR max number of clients reached')));
-      setTimeout(() => socket.destroy(), CLOSE_GRACE_MS).unref();
+      accepted.on('error', () => {});
+      accepted.end(encode(error('ERR max number of clients reached')));
+      accepted.resume(); // input read and dropped: unread input would make the close a reset
+      setTimeout(() => accepted.destroy(), CLOSE_GRACE_MS).unref();
       return;
     }
+    // a plain TCP connection reads into the server's one read buffer (net/user-buffer.ts)
+    const socket =
+      this.tls === undefined ? (readIntoBuffer(accepted, this.readBuffer, (n) => conn.onRead(this.readBuffer, n), { allowHalfOpen: true }) ?? accepted) : accepted;
     // Redis's tcp-keepalive default: find dead peers that never send FIN.
     socket.setKeepAlive(true, 300_000);
     socket.setNoDelay(true);
     const id = this.nextClientId++;
     const session = newSession(id, this.door.anonymous());
-    const conn = new RespConnection({
+    const conn: RespConnection = new RespConnection({
       socket,
       env: this.env,
       session,
@@ -420,6 +433,8 @@ export class RespServer {
       },
     });
     this.open.set(id, conn);
+    // an accepted socket used as it is (TLS, or readIntoBuffer declined) delivers 'data' from now on
+    if (socket === accepted) accepted.resume();
     this.log.debug({ client: id, remote: conn.addr }, 'resp client connected');
   }
 
@@ -646,11 +661,16 @@ class RespConnection implements ClientView, RoundMember {
     this.socket.destroy();
   }
 
-  private onData(chunk: Buffer): void {
-    this.counters.netInputBytes += chunk.length;
+  /** Input read into a buffer shared with other connections: buf[0, length), copied out now. */
+  onRead(buf: Buffer, length: number): void {
+    this.onData(buf, length);
+  }
+
+  private onData(chunk: Buffer, length = chunk.length): void {
+    this.counters.netInputBytes += length;
     this.lastInput = this.clock.now();
     if (this.closing) return; // discarded: we are only waiting for the peer to close
-    this.parser.feed(chunk);
+    this.parser.feed(chunk, length);
     if (this.limits !== undefined && !this.limits.hold(this.input, this.parser.bufferedBytes)) return;
     if (this.running || this.draining) {
       if (this.parser.bufferedBytes >= READ_PAUSE_BYTES && !this.paused) {
