@@ -10,6 +10,8 @@
 // Phases, each over all keys in a shuffled order:
 //   insert     apply() of a new key (100-byte value)
 //   overwrite  apply() of a newer version of a held key, same size (written in place)
+//   resize     apply() of a newer version 20 bytes longer, then back (a new record each: the
+//              arena compacts the segments the old records die in)
 //   get        get() of a held key (a hit: the value copied out, recency updated)
 //   getBytes   getBytes() straight from the key buffer (when the store has it)
 //   miss       get() of an absent key
@@ -53,6 +55,7 @@ for (let i = N - 1; i > 0; i--) {
 }
 
 const value = Buffer.alloc(VALUE_BYTES, 0x61);
+const longerValue = Buffer.alloc(VALUE_BYTES + 20, 0x62);
 const clock = { now: () => 1_000_000 };
 const partitionOf = (key: string): number => key.charCodeAt(KEY_BYTES - 1) & 63;
 
@@ -97,6 +100,15 @@ for (let round = 0; round < ROUNDS; round++) {
     for (let n = 0; n < N; n++) if (store.apply(key(keyBuf, order[n]!), { value, version, expiresAt: 0 })) ok++;
     return ok;
   }).mops);
+  // another length each time: a new record per write, and the old ones' segments compacted
+  for (const longer of [longerValue, value]) {
+    version++;
+    record('resize', time(() => {
+      let ok = 0;
+      for (let n = 0; n < N; n++) if (store.apply(key(keyBuf, order[n]!), { value: longer, version, expiresAt: 0 })) ok++;
+      return ok;
+    }).mops);
+  }
   record('get', time(() => {
     let bytes = 0;
     for (let n = 0; n < N; n++) bytes += store.get(key(keyBuf, order[n]!))?.value?.length ?? 0;

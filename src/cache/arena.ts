@@ -2,21 +2,23 @@
  * Key and value bytes of a GroupStore, packed into large segment Buffers instead of one string
  * and one Buffer object per entry. A JS string key costs its header and a Map entry (~55 bytes of
  * V8 heap, and GC work); a Buffer per value costs a JS object (~80-100 bytes) plus its share of
- * the 8 KiB pool it was cut from. Here an entry costs its key and value bytes plus a 6-byte
- * header (for keys and values under 128 bytes), and its location lives in the store's slot
- * record (SEG, OFF: see slots.ts).
+ * the 8 KiB pool it was cut from. Here an entry costs its key and value bytes plus a 2-byte
+ * header (for keys under 32 bytes and values under 128), and its location lives in the store's
+ * slot record (SEG, OFF: see slots.ts).
  *
  * Layout. A segment is filled front to back (bump allocation); each record is
- *   [slot: u32 LE][key length: varint][value length: varint][key bytes][value bytes]
- * (varint: 7 bits a byte, low first, high bit = more). A tombstone's record has no value bytes.
- * The header names the record's slot so compaction can walk a segment and move what is still
- * live, with no back-index beside it. A record is live iff its slot still points at it
- * (SEG === segment && OFF === record start); a freed slot points nowhere.
+ *   [key length * 4 + record dead * 2 + value dead: varint][value length: varint][key][value]
+ * (varint: 7 bits a byte, low first, high bit = more: the two flags are the low bits of the
+ * first byte). A tombstone's record has no value bytes. A record does not name its slot: a
+ * record freed or replaced is marked dead where it stands, and compaction, walking a segment,
+ * skips the dead ones and finds the slot of each live one through the owner's index (`locate`,
+ * the store's lookup by key bytes), checking that the slot points at it (SEG === segment && OFF
+ * === record start). (The record used to start with its slot number, u32: 4 of an entry's
+ * bytes, 2% of a 100-byte entry.)
  *
  * Reuse. An overwrite with a value of the same length is written in place: fixed-size values,
  * the common case, never create garbage. A value becoming a tombstone stays where it is, its
- * value bytes marked dead (the top bit of the header's slot field), and compaction moves the key
- * alone. Anything else (a value of another length) appends a new record with the key copied over
+ * value bytes marked dead, and compaction moves the key alone. Anything else (a value of another length) appends a new record with the key copied over
  * and frees the old one (its bytes count as dead in its segment).
  *
  * Compaction. When dead bytes exceed `maxDeadShare` of the segments held (and two segments' worth),
@@ -47,17 +49,25 @@ export const DEFAULT_LARGE_VALUE_BYTES = 8 * 1024;
 /** Default share of segment bytes allowed to be dead before compaction starts. */
 export const DEFAULT_MAX_DEAD_SHARE = 0.25;
 
-/** Bytes of a record header when key and value are both under 128 bytes: slot (u32) and two varints. */
-export const RECORD_HEADER_BYTES = 6;
+/** Bytes of a record header for a key under 32 bytes and a value under 128: two one-byte varints. */
+export const RECORD_HEADER_BYTES = 2;
 
 // SEG markers: no bytes held / held outside the segments
 const NOWHERE = -1;
 const LARGE = -2;
 // compaction moves this many bytes per byte appended (see the class comment)
 const COMPACT_WORK_FACTOR = 4;
-// in a record's slot field: its value bytes are dead (a tombstone's record, see Reuse)
-const VALUE_DEAD = 0x80000000;
-const SLOT_FIELD_MASK = 0x7fffffff;
+/**
+ * The slot of the key whose bytes are buf[start, end) as the owner's index has it, or -1: how
+ * compaction tells a live record from a dead one (see Layout). Must not change anything.
+ */
+export type KeyLocator = (buf: Uint8Array, start: number, end: number) => number;
+
+// the flags in the low bits of a record's first byte (see Layout)
+const VALUE_DEAD = 1;
+const RECORD_DEAD = 2;
+/** The first varint is key length * FLAGS + flags. */
+const FLAGS = 4;
 
 export interface EntryArenaOptions {
   /** Segment size in bytes. Default 256 KiB; at least 4 KiB. */
@@ -119,6 +129,7 @@ export class EntryArena {
   readonly largeValueBytes: number;
   private readonly maxDeadShare: number;
   private readonly slots: SlotTable;
+  private readonly locate: KeyLocator;
 
   private readonly large = new Map<number, Large>();
   private largeTotal = 0;
@@ -141,12 +152,16 @@ export class EntryArena {
   private compacted = 0;
   private moved = 0;
 
-  // the header parse() read last: key length, value length, where the key bytes start
+  // the header parse() read last: key length, value length, where the key bytes start, and
+  // whether the value bytes are dead
   private kl = 0;
   private vl = 0;
   private kp = 0;
+  private valueDead = false;
+  private recordDead = false;
 
-  constructor(slots: SlotTable, opts: EntryArenaOptions = {}) {
+  /** `locate`: the owner's lookup of a key's slot (see KeyLocator). */
+  constructor(slots: SlotTable, locate: KeyLocator, opts: EntryArenaOptions = {}) {
     const segmentBytes = opts.segmentBytes ?? DEFAULT_SEGMENT_BYTES;
     requireInt('segmentBytes', segmentBytes, 4096, 0x40000000);
     const largeValueBytes = opts.largeValueBytes ?? Math.min(DEFAULT_LARGE_VALUE_BYTES, segmentBytes >>> 2);
@@ -157,6 +172,7 @@ export class EntryArena {
     this.largeValueBytes = largeValueBytes;
     this.maxDeadShare = share;
     this.slots = slots;
+    this.locate = locate;
   }
 
   /** Mark a slot as holding nothing (a slot the owner has just taken from its table). */
@@ -224,18 +240,18 @@ export class EntryArena {
     const off = this.slots.i(slot, OFF);
     this.parse(buf, off);
     const klen = this.kl;
-    const dead = (buf[off + 3]! & 0x80) !== 0;
+    const dead = this.valueDead;
     if (value === null) {
       if (dead) return;
       // a tombstone: the record stays, its value bytes are dead
-      buf[off + 3] = buf[off + 3]! | 0x80;
+      buf[off] = buf[off]! | VALUE_DEAD;
       this.retire(s, this.vl);
       return;
     }
     if (vlen === this.vl) {
       buf.set(value, this.kp + klen);
       if (dead) {
-        buf[off + 3] = buf[off + 3]! & 0x7f;
+        buf[off] = buf[off]! & ~VALUE_DEAD;
         this.retire(s, -vlen);
       }
       return;
@@ -246,6 +262,7 @@ export class EntryArena {
     if (this.isLarge(klen, vlen)) {
       const key = Buffer.from(buf.subarray(kp, kp + klen));
       this.retire(s, size);
+      buf[off] = buf[off]! | RECORD_DEAD;
       this.putLarge(slot, key, value);
       return;
     }
@@ -254,6 +271,7 @@ export class EntryArena {
     buf.copy(head, this.kp, kp, kp + klen);
     head.set(value, this.kp + klen);
     this.retire(s, size);
+    buf[off] = buf[off]! | RECORD_DEAD;
     this.compactStep(COMPACT_WORK_FACTOR * (this.kp - this.slots.i(slot, OFF) + klen + vlen));
   }
 
@@ -269,7 +287,8 @@ export class EntryArena {
     const buf = this.segs[s] as Buffer;
     const off = this.slots.i(slot, OFF);
     this.parse(buf, off);
-    this.retire(s, this.kp - off + this.kl + ((buf[off + 3]! & 0x80) !== 0 ? 0 : this.vl));
+    this.retire(s, this.kp - off + this.kl + (this.valueDead ? 0 : this.vl));
+    buf[off] = buf[off]! | RECORD_DEAD;
   }
 
   // ---- reading -----------------------------------------------------------------------------
@@ -288,7 +307,7 @@ export class EntryArena {
     if (s === LARGE) return (this.large.get(slot) as Large).value?.length ?? 0;
     const buf = this.segs[s] as Buffer;
     const off = this.slots.i(slot, OFF);
-    if ((buf[off + 3]! & 0x80) !== 0) return 0;
+    if ((buf[off]! & VALUE_DEAD) !== 0) return 0;
     this.parse(buf, off);
     return this.vl;
   }
@@ -456,15 +475,18 @@ export class EntryArena {
 
   // ---- internals ---------------------------------------------------------------------------
 
-  /** Read the header at `off` of `buf` into kl, vl, kp. */
+  /** Read the header at `off` of `buf` into kl, vl, kp, valueDead, recordDead. */
   private parse(buf: Uint8Array, off: number): void {
-    let p = off + 4;
+    let p = off;
     let b = buf[p++]!;
-    let kl = b & 0x7f;
+    let kd = b & 0x7f;
     for (let shift = 128; b & 0x80; shift *= 128) {
       b = buf[p++]!;
-      kl += (b & 0x7f) * shift;
+      kd += (b & 0x7f) * shift;
     }
+    this.valueDead = (kd & VALUE_DEAD) !== 0;
+    this.recordDead = (kd & RECORD_DEAD) !== 0;
+    const kl = (kd - (kd & (FLAGS - 1))) / FLAGS;
     b = buf[p++]!;
     let vl = b & 0x7f;
     for (let shift = 128; b & 0x80; shift *= 128) {
@@ -490,11 +512,10 @@ export class EntryArena {
    * segment; this.kp is where the key bytes go (the value follows them).
    */
   private reserve(slot: number, klen: number, vlen: number): Buffer {
-    const size = 4 + varintBytes(klen) + varintBytes(vlen) + klen + vlen;
+    const size = varintBytes(FLAGS * klen) + varintBytes(vlen) + klen + vlen;
     const at = this.append(slot, size);
     const buf = this.headBuf as Buffer;
-    buf.writeUInt32LE(slot, at);
-    this.kp = writeVarint(buf, writeVarint(buf, at + 4, klen), vlen);
+    this.kp = writeVarint(buf, writeVarint(buf, at, FLAGS * klen), vlen);
     return buf;
   }
 
@@ -587,14 +608,15 @@ export class EntryArena {
     let pos = this.vpos;
     const stop = pos + budget;
     while (pos < end && pos < stop) {
-      const field = buf.readUInt32LE(pos);
-      const slot = field & SLOT_FIELD_MASK;
       this.parse(buf, pos);
       const kp = this.kp;
       const klen = this.kl;
+      const dead = this.valueDead;
       const size = kp - pos + klen + this.vl;
-      if (this.slots.i(slot, SEG) === v && this.slots.i(slot, OFF) === pos) {
-        if ((field & VALUE_DEAD) === 0) {
+      // a live record's slot, by its key: no lookup for one freed or replaced
+      const slot = this.recordDead ? -1 : this.locate(buf, kp, kp + klen);
+      if (slot >= 0 && this.slots.i(slot, SEG) === v && this.slots.i(slot, OFF) === pos) {
+        if (!dead) {
           const at = this.append(slot, size); // may open a segment; never the victim
           buf.copy(this.headBuf as Buffer, at, pos, pos + size);
         } else {
