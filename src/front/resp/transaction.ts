@@ -60,7 +60,7 @@ export const QUEUED = simple('QUEUED');
 
 /** Whether `session` is between MULTI and EXEC. */
 export function inTransaction(session: Session): boolean {
-  return states.get(session)?.queued != null;
+  return session.inMulti;
 }
 
 /**
@@ -93,6 +93,7 @@ export function refuseQueued(session: Session): void {
 /** Forget the transaction and the watched keys (EXEC, DISCARD, RESET). */
 export function resetTransaction(session: Session): void {
   states.delete(session);
+  session.inMulti = false;
 }
 
 /** Run the non-engine commands of a transaction here (PING, ECHO, ...), through the dispatcher. */
@@ -109,6 +110,7 @@ export function transactionCommands(runLocal: LocalRun): Record<string, CommandS
         const s = state(session);
         if (s.queued !== null) return error('ERR MULTI calls can not be nested');
         s.queued = [];
+        session.inMulti = true;
         s.aborted = false;
         s.slot = undefined;
         s.crossSlot = false;
