@@ -30,10 +30,10 @@ import {
  * Bytes charged per key held (a value or a tombstone) on top of its key and value bytes: what an
  * entry costs this process besides its bytes. Its slot record (40, see slots.ts), its share of
  * the key index (4 bytes a bucket at a load between 3/8 and 3/4, and both tables during a
- * resize: ~8), its record header in the arena (2; 6 when the figures that follow were measured)
- * and the slack of segments and pages. Measured by bench/scenarios/memory.ts (RSS growth of a
- * whole node per entry, 14-byte keys): 179 bytes for 1M 100-byte values, i.e. 65 besides the
- * key and value; 84 for 10M 16-byte values, 54 besides them. It keeps a budget honest for many tiny values, where the payload alone would
+ * resize: ~8), its record header in the arena (2) and the slack of segments and pages. Measured
+ * by bench/scenarios/memory.ts (RSS growth of a whole node per entry, 14-byte keys, runs J and K
+ * in BENCHMARKS.md): 170-171 bytes for 1M 100-byte values, i.e. 56-57 besides the key and value;
+ * 80 for 10M 16-byte values, 50 besides them. It keeps a budget honest for many tiny values, where the payload alone would
  * undercount. Segment garbage not yet compacted (at most EntryArena's maxDeadShare, 25% by
  * default) is not charged.
  */
