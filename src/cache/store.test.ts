@@ -1166,3 +1166,42 @@ test('deletes and rewrites of many keys across index resizes and the tombstone b
   }
   assert.equal(store.indexStats().keys, N);
 });
+
+test('a long random run with compaction on every few writes reads back exactly what a Map model holds (byte-string and UTF-8 keys, tombstones, expiry, large values)', () => {
+  // small segments and values of changing lengths: the arena compacts all along, finding each
+  // live record's slot through the index by its key (arena.ts, Layout)
+  const { store, clock } = makeStore({ maxBytes: 64 << 20, partitionOf: (k) => k.charCodeAt(k.length - 1) & 3, arena: { segmentBytes: 4096, largeValueBytes: 1024 } });
+  let seed = 12345;
+  const rnd = (n: number): number => {
+    seed ^= seed << 13;
+    seed ^= seed >>> 17;
+    seed ^= seed << 5;
+    return (seed >>> 0) % n;
+  };
+  const model = new Map<string, { value: Buffer | null; expiresAt: number }>();
+  let version = 1;
+  let reads = 0;
+  for (let i = 0; i < 60_000; i++) {
+    const key = `key:${rnd(1500)}${rnd(10) === 0 ? '\u00e9\u4e2d' : ''}`;
+    const r = rnd(100);
+    if (r < 55) {
+      const value = Buffer.alloc(rnd(10) === 0 ? 1000 + rnd(2000) : rnd(200), i & 0xff);
+      const expiresAt = rnd(5) === 0 ? clock.t + 500 + rnd(3000) : 0;
+      store.apply(key, { value, version: version++, expiresAt });
+      model.set(key, { value, expiresAt });
+    } else if (r < 70) {
+      store.apply(key, { value: null, version: version++, expiresAt: 0 });
+      model.set(key, { value: null, expiresAt: 0 });
+    } else {
+      const want = model.get(key);
+      const live = want !== undefined && want.value !== null && (want.expiresAt === 0 || want.expiresAt > clock.t) ? want.value : undefined;
+      const got = store.get(key)?.value ?? undefined;
+      assert.deepEqual(got, live, `op ${i}: ${key}`);
+      reads++;
+    }
+    if (i % 1000 === 0) clock.t += 37;
+  }
+  const stats = store.arenaStats();
+  assert.ok(stats.compactedSegments > 1000 && stats.movedRecords > 10_000, `compaction ran: ${JSON.stringify(stats)}`);
+  assert.ok(reads > 15_000);
+});
