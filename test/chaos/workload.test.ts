@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { History, incrAnomalies, lostWrites, staleReads, byKey } from './history.ts';
 import { checkHistory } from './linearizability.ts';
-import { finalReads, mutationFailure, Workload, type OpClient, type OpTarget, type Reply } from './workload.ts';
+import { errorBody, finalReads, mutationFailure, Workload, type OpClient, type OpTarget, type Reply } from './workload.ts';
 
 /** Yield to the event loop 0..3 times, so concurrent ops overlap. */
 async function turns(random: () => number): Promise<void> {
@@ -99,4 +99,11 @@ test('HTTP mutation outcomes: 4xx and a refused connection changed nothing; time
   assert.equal(mutationFailure(undefined, Object.assign(new TypeError('fetch failed'), { cause: { code: 'ECONNREFUSED' } })).outcome, 'fail');
   assert.equal(mutationFailure(undefined, Object.assign(new TypeError('fetch failed'), { cause: { code: 'ECONNRESET' } })).outcome, 'indeterminate');
   assert.deepEqual(mutationFailure(undefined, new DOMException('timed out', 'TimeoutError')), { outcome: 'indeterminate', error: 'TimeoutError' });
+});
+
+test('errorBody: a failed read names the error and its message from a SPEC §3 body, and nothing from another body', () => {
+  assert.equal(errorBody('{"error":"peer_unavailable","message":"node-4 did not answer"}'), ' peer_unavailable: node-4 did not answer');
+  assert.equal(errorBody('{"error":"timeout"}'), ' timeout');
+  assert.equal(errorBody('<html>bad gateway</html>'), '');
+  assert.equal(errorBody('{"other":1}'), '');
 });

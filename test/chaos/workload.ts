@@ -41,6 +41,17 @@ function errorName(e: unknown): string {
   return ((e as { cause?: { code?: string } })?.cause?.code ?? (e as Error)?.name ?? 'error') as string;
 }
 
+/** ` <error>: <message>` of a SPEC §3 error body, so a failed read says why; empty when the body is not one. */
+export function errorBody(text: string): string {
+  try {
+    const body = JSON.parse(text) as { error?: unknown; message?: unknown };
+    if (typeof body.error === 'string') return ` ${body.error}${typeof body.message === 'string' ? `: ${body.message.slice(0, 200)}` : ''}`;
+  } catch {
+    // not JSON
+  }
+  return '';
+}
+
 /** SPEC §3 over fetch. `headers` is called per request (it carries the credential, when any). */
 export function httpOpClient(opts: { group: string; headers?: () => Record<string, string> }): OpClient {
   const url = (t: OpTarget, key: string): string => `${t.url}/api/${opts.group}/${encodeURIComponent(key)}`;
@@ -61,7 +72,7 @@ export function httpOpClient(opts: { group: string; headers?: () => Record<strin
         const text = await res.text();
         if (res.status === 200) return { outcome: 'ok', result: text };
         if (res.status === 404) return { outcome: 'ok', result: null };
-        return { outcome: 'fail', error: `HTTP ${res.status}` };
+        return { outcome: 'fail', error: `HTTP ${res.status}${errorBody(text)}` };
       } catch (e) {
         return { outcome: 'fail', error: errorName(e) };
       }
