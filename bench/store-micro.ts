@@ -86,28 +86,23 @@ function record(name: string, mops: number): void {
 
 type BytesLookup = (buf: Uint8Array, start: number, end: number) => unknown;
 
+/** apply() of `value` (null: a tombstone) at `version` to every key in the shuffled order; the writes that won. */
+function applyAll(store: GroupStore, value: Buffer | null, version: number): number {
+  let ok = 0;
+  for (let n = 0; n < N; n++) if (store.apply(key(keyBuf, order[n]!), { value, version, expiresAt: 0 })) ok++;
+  return ok;
+}
+
 for (let round = 0; round < ROUNDS; round++) {
   const store = fresh();
   let version = 1;
-  record('insert', time(() => {
-    let ok = 0;
-    for (let n = 0; n < N; n++) if (store.apply(key(keyBuf, order[n]!), { value, version, expiresAt: 0 })) ok++;
-    return ok;
-  }).mops);
+  record('insert', time(() => applyAll(store, value, version)).mops);
   version++;
-  record('overwrite', time(() => {
-    let ok = 0;
-    for (let n = 0; n < N; n++) if (store.apply(key(keyBuf, order[n]!), { value, version, expiresAt: 0 })) ok++;
-    return ok;
-  }).mops);
+  record('overwrite', time(() => applyAll(store, value, version)).mops);
   // another length each time: a new record per write, and the old ones' segments compacted
   for (const longer of [longerValue, value]) {
     version++;
-    record('resize', time(() => {
-      let ok = 0;
-      for (let n = 0; n < N; n++) if (store.apply(key(keyBuf, order[n]!), { value: longer, version, expiresAt: 0 })) ok++;
-      return ok;
-    }).mops);
+    record('resize', time(() => applyAll(store, longer, version)).mops);
   }
   record('get', time(() => {
     let bytes = 0;
@@ -129,11 +124,7 @@ for (let round = 0; round < ROUNDS; round++) {
     return hits;
   }).mops);
   version++;
-  record('delete', time(() => {
-    let ok = 0;
-    for (let n = 0; n < N; n++) if (store.apply(key(keyBuf, order[n]!), { value: null, version, expiresAt: 0 })) ok++;
-    return ok;
-  }).mops);
+  record('delete', time(() => applyAll(store, null, version)).mops);
 }
 
 console.log(`GroupStore micro-benchmark: ${N} keys of ${KEY_BYTES} bytes, ${VALUE_BYTES}-byte values, best of ${ROUNDS} rounds, per CPU second (node ${process.version})`);
