@@ -18,8 +18,9 @@
  *
  * Reuse. An overwrite with a value of the same length is written in place: fixed-size values,
  * the common case, never create garbage. A value becoming a tombstone stays where it is, its
- * value bytes marked dead, and compaction moves the key alone. Anything else (a value of another length) appends a new record with the key copied over
- * and frees the old one (its bytes count as dead in its segment).
+ * value bytes marked dead, and compaction moves the key alone. Anything else (a value of another
+ * length) appends a new record with the key copied over and frees the old one (its bytes count
+ * as dead in its segment).
  *
  * Compaction. When dead bytes exceed `maxDeadShare` of the segments held (and two segments' worth),
  * the segment with the most dead bytes is compacted incrementally: each write that appends also

@@ -33,9 +33,9 @@ import {
  * resize: ~8), its record header in the arena (2) and the slack of segments and pages. Measured
  * by bench/scenarios/memory.ts (RSS growth of a whole node per entry, 14-byte keys, runs J and K
  * in BENCHMARKS.md): 170-171 bytes for 1M 100-byte values, i.e. 56-57 besides the key and value;
- * 80 for 10M 16-byte values, 50 besides them. It keeps a budget honest for many tiny values, where the payload alone would
- * undercount. Segment garbage not yet compacted (at most EntryArena's maxDeadShare, 25% by
- * default) is not charged.
+ * 80 for 10M 16-byte values, 50 besides them. It keeps a budget honest for many tiny values,
+ * where the payload alone would undercount. Segment garbage not yet compacted (at most
+ * EntryArena's maxDeadShare, 25% by default) is not charged.
  */
 export const ENTRY_OVERHEAD_BYTES = 64;
 

@@ -407,7 +407,7 @@ export class RespServer {
     }
     // a plain TCP connection reads into the server's one read buffer (net/user-buffer.ts)
     const socket =
-      this.tls === undefined ? (readIntoBuffer(accepted, this.readBuffer, (n) => conn.onRead(this.readBuffer, n), { allowHalfOpen: true }) ?? accepted) : accepted;
+      this.tls === undefined ? (readIntoBuffer(accepted, this.readBuffer, (n) => conn.onData(this.readBuffer, n), { allowHalfOpen: true }) ?? accepted) : accepted;
     // Redis's tcp-keepalive default: find dead peers that never send FIN.
     socket.setKeepAlive(true, 300_000);
     socket.setNoDelay(true);
@@ -661,12 +661,8 @@ class RespConnection implements ClientView, RoundMember {
     this.socket.destroy();
   }
 
-  /** Input read into a buffer shared with other connections: buf[0, length), copied out now. */
-  onRead(buf: Buffer, length: number): void {
-    this.onData(buf, length);
-  }
-
-  private onData(chunk: Buffer, length = chunk.length): void {
+  /** Input: chunk[0, length), copied out now (a read buffer is shared with other connections). */
+  onData(chunk: Buffer, length = chunk.length): void {
     this.counters.netInputBytes += length;
     this.lastInput = this.clock.now();
     if (this.closing) return; // discarded: we are only waiting for the peer to close
