@@ -10,7 +10,8 @@
  *   heartbeat answer) that it holds hints for it; a table change made it a holder of the
  *   partition before the repair copied the data there;
  * - a peer: it just recovered from unusable (probation); it is published as catching up
- *   ('joining'); this node holds hints for it or is replaying them.
+ *   ('joining'); this node holds hints for it or is replaying them. What only the peer knows of
+ *   itself (the list above) comes with its answer to a copy read instead (RecordAnswer.lacking).
  */
 import type { NodeId } from '../core/types.ts';
 

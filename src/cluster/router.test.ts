@@ -571,4 +571,25 @@ describe('Router after a pause (issue 17)', () => {
     d.unusableFrom.add('b>c');
     assert.equal(text(await d.n('b').router.get(G, 'k')), 'new', 'asking nobody answered "absent"');
   });
+
+  test('a holder made a holder before its copy arrived says so when asked for its copy: its "none" never answers "absent" for the holder that has the key (stall.test, "stall-18: 404")', async () => {
+    // every node stalled, c was removed: a became a holder of the partition before the repair
+    // copied it there (a knows it: "a>a"); b had the key with c but does not trust its copy yet.
+    // x reads by the table in force and reaches b, which asks the other holders
+    const c = cluster(['a', 'b', 'x'], ['b', 'a']);
+    c.plant('b', 'k', 'acked', 9);
+    c.untrusted.add('b');
+    c.staleFrom.add('a>a');
+    assert.equal(text(await c.n('x').router.get(G, 'k')), 'acked', 'b asked a alone and took its "none" for the partition');
+    // a as the owner, answering x itself: b refuses to answer from a copy it does not trust, so
+    // a cannot know the key is absent (the newest-copy read must not count b as answered)
+    const d = cluster(['a', 'b', 'x'], ['a', 'b']);
+    d.plant('b', 'k', 'acked', 9);
+    d.untrusted.add('b');
+    d.staleFrom.add('a>a');
+    assert.equal(text(await d.n('x').router.get(G, 'k')), 'acked', 'a answered "absent" after b refused');
+    // a key that is nowhere is still absent once every holder answered
+    assert.equal(await d.n('x').router.get(G, 'nowhere'), null);
+    assert.equal(await c.n('b').router.get(G, 'nowhere'), null);
+  });
 });

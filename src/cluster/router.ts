@@ -165,6 +165,22 @@ interface Told {
 /** What a newest-copy read found (see Router.newestRead). */
 type NewestRead = { kind: 'answer'; value: GetResult | null } | { kind: 'none' } | { kind: 'failed' };
 
+/** How Router.newestRead reads the holders it is given. */
+interface NewestOptions {
+  /** A holder that fails is left out instead of failing the read (the caller has nobody better to ask). */
+  bestEffort?: boolean;
+  /** Holders answer even when they do not trust their copy. */
+  doubtful?: boolean;
+  /** A holder not to ask (this node, when it does not trust its copy): the others' answers stand for the partition only when one of them lacks nothing. */
+  without?: NodeId;
+}
+
+/** One holder's copy in a newest-copy read, and whether that holder said its copy may lack writes. */
+interface HeldCopy {
+  record: WireRecord | null;
+  lacking: boolean;
+}
+
 const NOTHING: readonly NodeId[] = Object.freeze([]);
 const NO_MOVES: Moves = { extraReplicas: () => NOTHING, previousHolders: () => NOTHING };
 const NO_MIRRORS: Mirrors = { get: () => undefined, waits: () => false, beforeWrite: async () => {} };
@@ -378,7 +394,7 @@ export class Router implements KvService {
     if (!this.selfTrusted()) return this.fromOthers(group, key, partition, deadline);
     if (!checked && this.freshness.mayLackWrites(this.self, partition)) {
       const holders = holdersOf(this.tables.table(), partition);
-      const newest = await this.newestRead(group, key, holders.includes(this.self) ? holders : [this.self, ...holders], deadline, true);
+      const newest = await this.newestRead(group, key, holders.includes(this.self) ? holders : [this.self, ...holders], deadline, { bestEffort: true });
       if (newest.kind === 'answer') return newest.value;
       if (newest.kind === 'failed') throw new JincacheError('NOT_SERVING', `this node's copy may lack "${key}" and no holder whose copy lacks nothing answered; retry shortly`);
     }
@@ -451,10 +467,9 @@ export class Router implements KvService {
    */
   private async fromOthers(group: string, key: string, partition: number, deadline: number): Promise<GetResult | null> {
     const holders = holdersOf(this.tables.table(), partition);
-    const others = holders.filter((id) => id !== this.self && this.usable(id));
-    let newest: NewestRead = others.length === 0 ? { kind: 'failed' } : await this.newestRead(group, key, others, deadline);
+    let newest = await this.newestRead(group, key, holders, deadline, { without: this.self });
     if (newest.kind === 'failed' && holders.every((id) => id === this.self || this.usable(id)) && holders.includes(this.self)) {
-      newest = await this.newestRead(group, key, holders, deadline, false, true);
+      newest = await this.newestRead(group, key, holders, deadline, { doubtful: true });
     }
     if (newest.kind === 'answer') return newest.value;
     if (newest.kind === 'none') return this.load(group, key, deadline);
@@ -465,32 +480,43 @@ export class Router implements KvService {
    * Read every usable holder's own copy (tombstones included) and answer with the newest;
    * holders with an older copy get the newest through the hint queue (read repair). Not an
    * answer when a holder failed ('failed'), or when no holder has anything and the group's
-   * loader may know ('none'). `bestEffort`: a holder that fails is left out instead (the caller
-   * has nobody better to ask). `doubtful`: holders answer even when they do not trust their copy.
+   * loader may know ('none'); see NewestOptions.
+   *
+   * "Absent" is an answer only from copies that cannot all lack the key: every holder answered,
+   * or one did that lacks nothing, by this node's view of it (freshness.ts) and by its own word
+   * (RecordAnswer.lacking: what a holder knows about itself, such as being made a holder before
+   * its copy arrived, its peers cannot see). When every node stalled and one was removed, the
+   * holder that still had a key did not trust its copy and asked only the new holder, which had
+   * no copy yet: "absent" answered an acknowledged write as missing (stall.test, "stall-18: 404").
    */
-  private async newestRead(group: string, key: string, holders: readonly NodeId[], deadline: number, bestEffort = false, doubtful = false): Promise<NewestRead> {
-    const targets = holders.filter((id) => this.usable(id));
-    const answers = await Promise.allSettled(targets.map((id) => (id === this.self ? Promise.resolve(this.local.record(group, key) ?? null) : this.fetchRecord(id, group, key, deadline, doubtful))));
+  private async newestRead(group: string, key: string, holders: readonly NodeId[], deadline: number, opts: NewestOptions = {}): Promise<NewestRead> {
+    const { bestEffort = false, doubtful = false, without } = opts;
+    const targets = holders.filter((id) => id !== without && this.usable(id));
+    const answers = await Promise.allSettled(targets.map((id) => (id === this.self ? Promise.resolve({ record: this.local.record(group, key) ?? null, lacking: false }) : this.fetchRecord(id, group, key, deadline, doubtful))));
     let best: WireRecord | undefined;
     let failed = false;
-    // A holder left out (unusable here) may have the newest write: the others' copies answer
-    // only when one of them lacks nothing. (A node just back from a pause sees every peer as
-    // unusable: its own doubtful copy alone, or nobody's, read as "absent", is no answer.)
+    // A holder left out (unusable here, or failed) may have the newest write: the others' copies
+    // answer only when one of them lacks nothing. (A node just back from a pause sees every peer
+    // as unusable: its own doubtful copy alone, or nobody's, read as "absent", is no answer.)
     const partition = this.partitionOf(key);
-    let sound = targets.length === holders.length;
+    let answered = 0;
+    let complete = false;
     for (let i = 0; i < answers.length; i++) {
       const a = answers[i]!;
       if (a.status === 'rejected') failed ||= !bestEffort;
       else {
-        sound ||= !this.freshness.mayLackWrites(targets[i]!, partition);
-        if (a.value !== null && (best === undefined || compareWrites(a.value, best) > 0)) best = a.value;
+        answered++;
+        complete ||= !a.value.lacking && !this.freshness.mayLackWrites(targets[i]!, partition);
+        const r = a.value.record;
+        if (r !== null && (best === undefined || compareWrites(r, best) > 0)) best = r;
       }
     }
+    const sound = complete || answered === holders.length;
     failed ||= !bestEffort && !sound;
     if (best !== undefined) {
       answers.forEach((a, i) => {
         const id = targets[i]!;
-        if (a.status !== 'fulfilled' || (a.value !== null && compareWrites(best, a.value) <= 0)) return;
+        if (a.status !== 'fulfilled' || (a.value.record !== null && compareWrites(best, a.value.record) <= 0)) return;
         if (id === this.self) this.local.applyOne(best);
         else this.hint(id, [best]);
       });
@@ -509,10 +535,10 @@ export class Router implements KvService {
   }
 
   /** A holder's own copy; a holder that no longer holds the key under a newer table fails the read (its copy may lack writes). */
-  private async fetchRecord(id: NodeId, group: string, key: string, deadline: number, doubtful = false): Promise<WireRecord | null> {
+  private async fetchRecord(id: NodeId, group: string, key: string, deadline: number, doubtful = false): Promise<HeldCopy> {
     const a = await this.peers.call(Record, id, doubtful ? { group, key, doubtful } : { group, key }, deadline);
     if (a.kind === 'misdirected') throw new JincacheError('PEER_UNAVAILABLE', `${id} no longer holds the key under its newer partition table`);
-    return a.kind === 'record' ? a.record : null;
+    return { record: a.kind === 'record' ? a.record : null, lacking: a.lacking === true };
   }
 
   /**
@@ -542,7 +568,9 @@ export class Router implements KvService {
       return { kind: 'misdirected' };
     }
     const record = this.local.record(group, key);
-    return record === undefined ? { kind: 'none' } : { kind: 'record', record };
+    const lacking = this.freshness.mayLackWrites(this.self, this.partitionOf(key));
+    if (record === undefined) return lacking ? { kind: 'none', lacking } : { kind: 'none' };
+    return lacking ? { kind: 'record', record, lacking } : { kind: 'record', record };
   }
 
   // ---- writes -------------------------------------------------------------------------------
@@ -900,13 +928,13 @@ export class Router implements KvService {
   private async catchUpKeys(group: string, keys: readonly string[], partition: number, deadline: number): Promise<void> {
     const others = holdersOf(this.tables.table(), partition).filter((id) => id !== this.self && !this.down(id));
     const fetches = keys.flatMap((key) => others.map((id) => this.fetchRecord(id, group, key, deadline, true)));
-    let records: (WireRecord | null)[];
+    let copies: HeldCopy[];
     try {
-      records = await Promise.all(fetches);
+      copies = await Promise.all(fetches);
     } catch (e) {
       throw new JincacheError('NOT_SERVING', `this node's copy may lack acknowledged writes and another holder did not answer (${(e as Error).message}); the command was not run`);
     }
-    for (const r of records) if (r !== null) this.local.applyOne(r);
+    for (const c of copies) if (c.record !== null) this.local.applyOne(c.record);
   }
 
   // ---- the keyspace -------------------------------------------------------------------------

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import type { Reply } from '../cache/reply.ts';
 import { isCodecError } from './codec.ts';
-import { Exec, MigrateReady, Write } from './messages.ts';
+import { Exec, MigrateReady, Record, type RecordAnswer, Write } from './messages.ts';
 
 const bytes = fc.uint8Array({ maxLength: 40 }).map((a) => Buffer.from(a));
 /** Replies as decoded: bulk values are Buffers, simple strings and errors have no CR/LF. */
@@ -58,6 +58,12 @@ test('Write survives the wire: set with expiry and condition, del', () => {
     const req = { group: 'g', key: '\xffk', op };
     assert.deepEqual(Write.decodeRequest(Write.encodeRequest(req)), req);
   }
+});
+
+test('Record answers survive the wire, with whether the holder says its copy may lack writes', () => {
+  const record = { group: 'g', key: '\xffk', value: Buffer.from([0, 0xff]), version: 7, expiresAt: 0 };
+  const answers: RecordAnswer[] = [{ kind: 'none' }, { kind: 'none', lacking: true }, { kind: 'misdirected' }, { kind: 'record', record }, { kind: 'record', record, lacking: true }];
+  for (const a of answers) assert.deepEqual(Record.decodeResponse(Record.encodeResponse(a)), a);
 });
 
 test('MigrateReady carries what a source will send; an empty body (a node before it) says nothing', () => {

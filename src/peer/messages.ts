@@ -73,15 +73,18 @@ export const Read = binaryMessage<{ group: string; key: string }, ReadAnswer>({
 });
 
 export type RecordAnswer =
-  | { kind: 'none' }
+  | { kind: 'none'; lacking?: true }
   /** The sender routed by an older table, and this node no longer holds the key: its copy may lack writes. */
   | { kind: 'misdirected' }
-  | { kind: 'record'; record: WireRecord };
+  | { kind: 'record'; record: WireRecord; lacking?: true };
 
 /**
  * This node's own copy of a key with its version, tombstones included: no loading, no routing.
  * A node that does not trust its copy (trust.ts) refuses (NOT_SERVING) unless `doubtful`: the
- * sender reads every holder and takes the newest (router.ts fromOthers).
+ * sender reads every holder and takes the newest (router.ts fromOthers). `lacking`: the answering
+ * node knows its copy of the key's partition may lack acknowledged writes (freshness.ts: made a
+ * holder before its copy arrived, catching up, hints arriving), which the sender cannot see: such
+ * an answer does not stand for the partition alone.
  */
 export const Record = binaryMessage<{ group: string; key: string; doubtful?: boolean }, RecordAnswer>({
   name: 'record',
@@ -98,16 +101,18 @@ export const Record = binaryMessage<{ group: string; key: string; doubtful?: boo
   response: {
     write(w, a) {
       w.u8(a.kind === 'none' ? 0 : a.kind === 'misdirected' ? 1 : 2);
+      w.bool(a.kind !== 'misdirected' && a.lacking === true);
       if (a.kind === 'record') w.records([a.record]);
     },
     read(r) {
       const kind = r.u8();
-      if (kind === 0) return { kind: 'none' };
+      const lacking = r.bool();
+      if (kind === 0) return lacking ? { kind: 'none', lacking } : { kind: 'none' };
       if (kind === 1) return { kind: 'misdirected' };
       if (kind !== 2) throw new CodecError(`bad record answer kind ${kind}`);
       const [record] = r.records({ maxRecords: 1, maxValueBytes: MAX_VALUE_BYTES });
       if (record === undefined) throw new CodecError('record answer without a record');
-      return { kind: 'record', record };
+      return lacking ? { kind: 'record', record, lacking } : { kind: 'record', record };
     },
   },
 });
