@@ -98,6 +98,46 @@ test('a budget too small for the search says unknown, never a verdict', () => {
   assert.equal(check(p, registerModel, { maxMemoWords: 10 }).kind, 'unknown');
 });
 
+/** Linearizable by trying every order (small histories only): the definition, with no search tricks. */
+function bruteForce(ops: readonly CheckOp[], model: typeof registerModel): boolean {
+  const go = (left: readonly CheckOp[], state: string | null): boolean => {
+    if (left.length === 0) return true;
+    return left.some((o, i) => {
+      // o may go next only if no op left returned before o was called
+      if (left.some((x) => x !== o && x.ret < o.call)) return false;
+      const after = model.step(state, o);
+      return after !== undefined && go([...left.slice(0, i), ...left.slice(i + 1)], after);
+    });
+  };
+  return go(ops, model.init);
+}
+
+test('property: the search agrees with trying every order, on arbitrary small histories (reads taken without alternatives included)', () => {
+  const op = fc.record({
+    kind: fc.constantFrom<'read' | 'write' | 'delete'>('read', 'read', 'write', 'delete'),
+    call: fc.integer({ min: 0, max: 12 }),
+    len: fc.integer({ min: 0, max: 6 }),
+    indeterminate: fc.boolean(),
+    v: fc.constantFrom('a', 'b', 'c', null),
+  });
+  fc.assert(
+    fc.property(fc.array(op, { minLength: 1, maxLength: 7 }), (specs) => {
+      const ops: CheckOp[] = specs.map((o, id) => {
+        const ret = o.kind !== 'read' && o.indeterminate ? Infinity : o.call + o.len;
+        if (o.kind === 'write') return { id, kind: 'write', value: `${o.v ?? 'z'}${id}`, call: o.call, ret, unknownResult: ret === Infinity };
+        if (o.kind === 'delete') return { id, kind: 'delete', call: o.call, ret, unknownResult: ret === Infinity };
+        // a read of a value some write carries (or of absent)
+        const w = specs.findIndex((x, j) => x.kind === 'write' && x.v === o.v && j !== id);
+        return { id, kind: 'read', result: w < 0 ? null : `${o.v ?? 'z'}${w}`, call: o.call, ret, unknownResult: false };
+      });
+      const r = check(ops, registerModel);
+      assert.notEqual(r.kind, 'unknown');
+      assert.equal(r.kind === 'linearizable', bruteForce(ops, registerModel), JSON.stringify(ops));
+    }),
+    { numRuns: 3000 },
+  );
+});
+
 test('property: histories of a real register are linearizable, whatever the overlap', () => {
   fc.assert(
     fc.property(fc.array(stepArb(['read', 'read', 'write', 'write', 'delete']), { minLength: 1, maxLength: 80 }), (steps) => {

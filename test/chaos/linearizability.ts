@@ -11,7 +11,9 @@
  * been linearized, and it was not: undo the last choice (pop, put its entries back) and try the
  * next call after it. An empty list is a linearization; an empty stack at a return proves there
  * is none. Lowe's improvement: a configuration (set of linearized ops, model state) reached once
- * is never explored again, as everything reachable from it was explored the first time.
+ * is never explored again, as everything reachable from it was explored the first time. And a
+ * read the current state allows is taken without trying the alternatives (a linearization from
+ * here, if any, can start with it): reads no longer multiply the search.
  *
  * Indeterminate ops (a write that timed out may or may not have taken effect) return at infinity:
  * they may be linearized anywhere after their call, including after everything else, which is
@@ -282,6 +284,8 @@ export function check<S>(ops: readonly CheckOp[], model: Model<S>, budget: Budge
 
   const stackEntry = new Int32Array(n);
   const stackState: S[] = new Array(n);
+  // 1: the op linearized at this depth left the state as it was (a read): see "forced" below
+  const stackForced = new Uint8Array(n);
   let depth = 0;
   let maxDepth = 0;
   let state = model.init;
@@ -296,10 +300,18 @@ export function check<S>(ops: readonly CheckOp[], model: Model<S>, budget: Budge
       const i = opOf(entry);
       const after = model.step(state, ops[i]!);
       if (after !== undefined) {
+        // Forced: a read the state allows, callable here, goes next in some linearization
+        // whenever there is one from here at all (move it to the front of any: nothing it must
+        // follow is left, it saw this state there too, and it changes no state). So it is taken
+        // without trying the alternatives: undoing it undoes the choice before it too, and a
+        // configuration with it already explored fails here. (Only ops that change no state in
+        // any state: a delete of an absent key changes nothing here but does elsewhere.)
+        const afterKey = model.key(after);
+        const forced = ops[i]!.kind === 'read';
         bits[i >>> 5]! |= 1 << (i & 31);
         h1 ^= z1[i]!;
         h2 ^= z2[i]!;
-        const key = `${h1}.${h2}.${model.key(after)}`;
+        const key = `${h1}.${h2}.${afterKey}`;
         let bucket = memo.get(key);
         const fresh = bucket === undefined || !bucket.some(sameBits);
         if (fresh) {
@@ -309,6 +321,7 @@ export function check<S>(ops: readonly CheckOp[], model: Model<S>, budget: Budge
           if (memoWords > maxMemoWords) return { kind: 'unknown', steps, reason: `memo budget of ${maxMemoWords} words exceeded (${n} ops)` };
           stackEntry[depth] = entry;
           stackState[depth] = state;
+          stackForced[depth] = forced ? 1 : 0;
           depth++;
           if (depth > maxDepth) maxDepth = depth;
           state = after;
@@ -319,21 +332,30 @@ export function check<S>(ops: readonly CheckOp[], model: Model<S>, budget: Budge
         bits[i >>> 5]! &= ~(1 << (i & 31));
         h1 ^= z1[i]!;
         h2 ^= z2[i]!;
+        if (!forced) {
+          entry = next[entry]!;
+          continue;
+        }
+      } else {
+        entry = next[entry]!;
+        continue;
       }
-      entry = next[entry]!;
-    } else {
-      // the return of an op not yet linearized: undo the last choice
+    }
+    // the return of an op not yet linearized (or a forced op whose configuration failed before):
+    // undo the last choice, and the forced ones above it, then try the next call after it
+    let c: number;
+    do {
       if (depth === 0) return { kind: 'violation', steps, depth: maxDepth };
       depth--;
-      const c = stackEntry[depth]!;
+      c = stackEntry[depth]!;
       const i = opOf(c);
       state = stackState[depth]!;
       bits[i >>> 5]! &= ~(1 << (i & 31));
       h1 ^= z1[i]!;
       h2 ^= z2[i]!;
       unlift(c);
-      entry = next[c]!;
-    }
+    } while (stackForced[depth] === 1);
+    entry = next[c]!;
   }
   return { kind: 'linearizable', steps };
 }
