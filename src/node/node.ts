@@ -819,7 +819,8 @@ export class JincacheNode {
         .list()
         .filter((m) => m.id !== this.id)
         .map((m) => ({ id: m.id, health: d.health(m.id), breaker: d.breaker(m.id) })),
-      ...(this.migrations !== undefined ? { migrations: this.migrations.jobs() } : {}),
+      // a node without etcd moves no data: nothing running, rather than no gauge at all
+      migrations: this.migrations?.jobs() ?? [],
       clients: { connections: this.clientLimits.connections(), inputBytes: this.clientLimits.input() },
       ...this.load?.metrics(),
     };
