@@ -138,6 +138,43 @@ test('property: the search agrees with trying every order, on arbitrary small hi
   );
 });
 
+test('property: prepare and the search agree with trying every order, an indeterminate op taking effect anywhere after its call or never', () => {
+  const spec = fc.record({
+    kind: fc.constantFrom<'read' | 'write' | 'delete'>('read', 'read', 'write', 'delete', 'delete'),
+    call: fc.integer({ min: 0, max: 12 }),
+    len: fc.integer({ min: 0, max: 6 }),
+    indeterminate: fc.boolean(),
+    v: fc.constantFrom('a', 'b', null),
+  });
+  fc.assert(
+    fc.property(fc.array(spec, { minLength: 1, maxLength: 7 }), (specs) => {
+      const value = (id: number, v: string | null): string => `${v ?? 'z'}${id}`;
+      const readOf = (id: number, v: string | null): string | null => {
+        const w = specs.findIndex((x, j) => x.kind === 'write' && x.v === v && j !== id);
+        return v === null || w < 0 ? null : value(w, v);
+      };
+      const history = ops(
+        ...specs.map((o, id): Spec => {
+          const ret = o.kind !== 'read' && o.indeterminate ? undefined : o.call + o.len;
+          return o.kind === 'write' ? ['write', o.call, ret, value(id, o.v)] : o.kind === 'delete' ? ['delete', o.call, ret] : ['read', o.call, ret, readOf(id, o.v)];
+        }),
+      );
+      // the definition: an indeterminate op returns at infinity (last is "never")
+      const plain: CheckOp[] = history.map((o) => ({
+        id: o.id,
+        kind: o.kind,
+        call: o.call,
+        ret: o.outcome === 'indeterminate' ? Infinity : o.ret!,
+        unknownResult: o.outcome === 'indeterminate',
+        ...(o.value !== undefined ? { value: o.value } : {}),
+        ...(o.kind === 'read' ? { result: o.result ?? null } : {}),
+      }));
+      assert.equal(verdict(history) === 'linearizable', bruteForce(plain, registerModel), JSON.stringify(history));
+    }),
+    { numRuns: 3000 },
+  );
+});
+
 test('property: histories of a real register are linearizable, whatever the overlap', () => {
   fc.assert(
     fc.property(fc.array(stepArb(['read', 'read', 'write', 'write', 'delete']), { minLength: 1, maxLength: 80 }), (steps) => {

@@ -17,10 +17,12 @@
  *
  * Indeterminate ops (a write that timed out may or may not have taken effect) return at infinity:
  * they may be linearized anywhere after their call, including after everything else, which is
- * "never took effect" as far as any observer can tell. Two sound reductions keep them from
+ * "never took effect" as far as any observer can tell. Three sound reductions keep them from
  * multiplying the search: an indeterminate write no read saw is dropped (placing it last is
- * always possible), and one that a read saw took effect before that read ended, so it returns
- * then. Failed ops (no effect) and unanswered reads are dropped.
+ * always possible); one that a read saw took effect before that read ended, so it returns then;
+ * and a register's indeterminate delete returns when the last read of absent did, as an
+ * optional op: reached there unlinearized, it is taken as having had no effect (taking effect
+ * later would change nothing anyone saw). Failed ops (no effect) and unanswered reads are dropped.
  *
  * Budget: the search stops after `maxSteps` steps, `timeMs` of the clock, or `maxMemoWords` of
  * memo, and says `unknown` rather than guess. On a violation, {@link shrink} removes ops while
@@ -41,6 +43,11 @@ export interface CheckOp {
   readonly ret: number;
   /** The result is unknown (indeterminate op): any result is accepted. */
   readonly unknownResult: boolean;
+  /**
+   * An indeterminate op that may never have taken effect, whose effect after `ret` nobody could
+   * see: reached at its return unlinearized, the search takes it as having had none.
+   */
+  readonly optional?: boolean;
 }
 
 /** A sequential specification. */
@@ -121,6 +128,7 @@ export function prepare(keyOps: readonly Op[]): CheckOp[] {
     if (o.result === null || o.result === undefined) lastNullReadRet = Math.max(lastNullReadRet, o.ret!);
   }
   const seen = new Set<string>();
+  const counter = keyOps.some((o) => o.kind === 'incr');
   const out: CheckOp[] = [];
   for (const o of keyOps) {
     if (o.outcome === undefined) throw new Error(`op ${o.id} (${o.key}) is still in flight`);
@@ -137,10 +145,14 @@ export function prepare(keyOps: readonly Op[]): CheckOp[] {
       out.push({ ...base, ...(o.result !== undefined ? { result: o.result } : {}), ret: o.ret!, unknownResult: false });
     } else if (o.kind === 'write') {
       const seenBy = readers.get(o.value!);
-      if (seenBy !== undefined) out.push({ ...base, ret: seenBy, unknownResult: true });
+      // (a read that returned before the write was called saw the future: the search finds it)
+      if (seenBy !== undefined) out.push({ ...base, ret: Math.max(seenBy, o.call), unknownResult: true });
       // else: no read saw it; it can always go last, so it changes nothing
     } else if (o.kind === 'delete') {
-      if (lastNullReadRet > o.call) out.push({ ...base, ret: Infinity, unknownResult: true });
+      // once the last read of absent has returned, nobody can tell a delete taking effect from
+      // one that never did (reads after it return written values, and a write or delete over it
+      // ends the same); an INCR after it could, so a counter's delete stays open to the end
+      if (lastNullReadRet >= o.call) out.push(counter ? { ...base, ret: Infinity, unknownResult: true } : { ...base, ret: lastNullReadRet, unknownResult: true, optional: true });
     } else {
       out.push({ ...base, ret: Infinity, unknownResult: true });
     }
@@ -292,57 +304,73 @@ export function check<S>(ops: readonly CheckOp[], model: Model<S>, budget: Budge
   let entry = next[HEAD]!;
   let steps = 0;
 
+  // Take op i (call entry c) into the linearization with the state `after`: false when that
+  // configuration was explored before (nothing new from it), or the memo is full (budget).
+  let memoFull = false;
+  const take = (c: number, after: S, forced: boolean): boolean => {
+    const i = opOf(c);
+    bits[i >>> 5]! |= 1 << (i & 31);
+    h1 ^= z1[i]!;
+    h2 ^= z2[i]!;
+    const key = `${h1}.${h2}.${model.key(after)}`;
+    let bucket = memo.get(key);
+    if (bucket !== undefined && bucket.some(sameBits)) {
+      bits[i >>> 5]! &= ~(1 << (i & 31));
+      h1 ^= z1[i]!;
+      h2 ^= z2[i]!;
+      return false;
+    }
+    if (bucket === undefined) memo.set(key, (bucket = []));
+    bucket.push(bits.slice());
+    memoWords += words;
+    if (memoWords > maxMemoWords) memoFull = true;
+    stackEntry[depth] = c;
+    stackState[depth] = state;
+    stackForced[depth] = forced ? 1 : 0;
+    depth++;
+    if (depth > maxDepth) maxDepth = depth;
+    state = after;
+    lift(c);
+    return true;
+  };
+
   while (next[HEAD] !== TAIL) {
     steps++;
     if (steps > maxSteps) return { kind: 'unknown', steps, reason: `search budget of ${maxSteps} steps exceeded (${n} ops)` };
     if ((steps & 4095) === 0 && clock() > deadline) return { kind: 'unknown', steps, reason: `time budget of ${budget.timeMs ?? 5000} ms exceeded (${n} ops, ${steps} steps)` };
     if (isCall(entry)) {
-      const i = opOf(entry);
-      const after = model.step(state, ops[i]!);
-      if (after !== undefined) {
-        // Forced: a read the state allows, callable here, goes next in some linearization
-        // whenever there is one from here at all (move it to the front of any: nothing it must
-        // follow is left, it saw this state there too, and it changes no state). So it is taken
-        // without trying the alternatives: undoing it undoes the choice before it too, and a
-        // configuration with it already explored fails here. (Only ops that change no state in
-        // any state: a delete of an absent key changes nothing here but does elsewhere.)
-        const afterKey = model.key(after);
-        const forced = ops[i]!.kind === 'read';
-        bits[i >>> 5]! |= 1 << (i & 31);
-        h1 ^= z1[i]!;
-        h2 ^= z2[i]!;
-        const key = `${h1}.${h2}.${afterKey}`;
-        let bucket = memo.get(key);
-        const fresh = bucket === undefined || !bucket.some(sameBits);
-        if (fresh) {
-          if (bucket === undefined) memo.set(key, (bucket = []));
-          bucket.push(bits.slice());
-          memoWords += words;
-          if (memoWords > maxMemoWords) return { kind: 'unknown', steps, reason: `memo budget of ${maxMemoWords} words exceeded (${n} ops)` };
-          stackEntry[depth] = entry;
-          stackState[depth] = state;
-          stackForced[depth] = forced ? 1 : 0;
-          depth++;
-          if (depth > maxDepth) maxDepth = depth;
-          state = after;
-          lift(entry);
-          entry = next[HEAD]!;
-          continue;
-        }
-        bits[i >>> 5]! &= ~(1 << (i & 31));
-        h1 ^= z1[i]!;
-        h2 ^= z2[i]!;
-        if (!forced) {
-          entry = next[entry]!;
-          continue;
-        }
-      } else {
+      const after = model.step(state, ops[opOf(entry)]!);
+      if (after === undefined) {
         entry = next[entry]!;
         continue;
       }
+      // Forced: a read the state allows, callable here, goes next in some linearization
+      // whenever there is one from here at all (move it to the front of any: nothing it must
+      // follow is left, it saw this state there too, and it changes no state). So it is taken
+      // without trying the alternatives: undoing it undoes the choice before it too, and a
+      // configuration with it already explored fails here. (Only ops that change no state in
+      // any state: a delete of an absent key changes nothing here but does elsewhere.)
+      const forced = ops[opOf(entry)]!.kind === 'read';
+      if (take(entry, after, forced)) {
+        if (memoFull) return { kind: 'unknown', steps, reason: `memo budget of ${maxMemoWords} words exceeded (${n} ops)` };
+        entry = next[HEAD]!;
+        continue;
+      }
+      if (!forced) {
+        entry = next[entry]!;
+        continue;
+      }
+    } else if (ops[opOf(entry)]!.optional === true) {
+      // the return of an op that may never have taken effect: from here on it had none (the
+      // only choice left for it, so forced too)
+      if (take(entry - 1, state, true)) {
+        if (memoFull) return { kind: 'unknown', steps, reason: `memo budget of ${maxMemoWords} words exceeded (${n} ops)` };
+        entry = next[HEAD]!;
+        continue;
+      }
     }
-    // the return of an op not yet linearized (or a forced op whose configuration failed before):
-    // undo the last choice, and the forced ones above it, then try the next call after it
+    // the return of an op not yet linearized (or a forced choice whose configuration failed
+    // before): undo the last choice, and the forced ones above it, then try the next call after it
     let c: number;
     do {
       if (depth === 0) return { kind: 'violation', steps, depth: maxDepth };
