@@ -171,8 +171,12 @@ interface NewestOptions {
   bestEffort?: boolean;
   /** Holders answer even when they do not trust their copy. */
   doubtful?: boolean;
-  /** A holder not to ask (this node, when it does not trust its copy): the others' answers stand for the partition only when one of them lacks nothing. */
-  without?: NodeId;
+  /**
+   * The holders given are not all of the partition's (fromOthers leaves out this node, which does
+   * not trust its copy, and the holders it cannot use): their answers stand for the partition when
+   * one of them lacks nothing, or all answered and none said its copy may lack writes.
+   */
+  partial?: boolean;
 }
 
 /** One holder's copy in a newest-copy read, and whether that holder said its copy may lack writes. */
@@ -467,7 +471,8 @@ export class Router implements KvService {
    */
   private async fromOthers(group: string, key: string, partition: number, deadline: number): Promise<GetResult | null> {
     const holders = holdersOf(this.tables.table(), partition);
-    let newest = await this.newestRead(group, key, holders, deadline, { without: this.self });
+    const others = holders.filter((id) => id !== this.self && this.usable(id));
+    let newest: NewestRead = others.length === 0 ? { kind: 'failed' } : await this.newestRead(group, key, others, deadline, { partial: true });
     if (newest.kind === 'failed' && holders.every((id) => id === this.self || this.usable(id)) && holders.includes(this.self)) {
       newest = await this.newestRead(group, key, holders, deadline, { doubtful: true });
     }
@@ -482,16 +487,17 @@ export class Router implements KvService {
    * answer when a holder failed ('failed'), or when no holder has anything and the group's
    * loader may know ('none'); see NewestOptions.
    *
-   * "Absent" is an answer only from copies that cannot all lack the key: every holder answered,
-   * or one did that lacks nothing, by this node's view of it (freshness.ts) and by its own word
-   * (RecordAnswer.lacking: what a holder knows about itself, such as being made a holder before
-   * its copy arrived, its peers cannot see). When every node stalled and one was removed, the
-   * holder that still had a key did not trust its copy and asked only the new holder, which had
-   * no copy yet: "absent" answered an acknowledged write as missing (stall.test, "stall-18: 404").
+   * "Absent" is an answer only from copies that cannot all lack the key: every holder given
+   * answered (of a `partial` list, none saying its copy may lack writes), or one did that lacks
+   * nothing, by this node's view of it (freshness.ts) and by its own word (RecordAnswer.lacking:
+   * what a holder knows about itself, such as being made a holder before its copy arrived, its
+   * peers cannot see). When every node stalled and one was removed, the holder that still had a
+   * key did not trust its copy and asked only the new holder, which had no copy yet: "absent"
+   * answered an acknowledged write as missing (stall.test, "stall-18: 404").
    */
   private async newestRead(group: string, key: string, holders: readonly NodeId[], deadline: number, opts: NewestOptions = {}): Promise<NewestRead> {
-    const { bestEffort = false, doubtful = false, without } = opts;
-    const targets = holders.filter((id) => id !== without && this.usable(id));
+    const { bestEffort = false, doubtful = false, partial = false } = opts;
+    const targets = holders.filter((id) => this.usable(id));
     const answers = await Promise.allSettled(targets.map((id) => (id === this.self ? Promise.resolve({ record: this.local.record(group, key) ?? null, lacking: false }) : this.fetchRecord(id, group, key, deadline, doubtful))));
     let best: WireRecord | undefined;
     let failed = false;
@@ -501,17 +507,19 @@ export class Router implements KvService {
     const partition = this.partitionOf(key);
     let answered = 0;
     let complete = false;
+    let lacking = false;
     for (let i = 0; i < answers.length; i++) {
       const a = answers[i]!;
       if (a.status === 'rejected') failed ||= !bestEffort;
       else {
         answered++;
+        lacking ||= a.value.lacking;
         complete ||= !a.value.lacking && !this.freshness.mayLackWrites(targets[i]!, partition);
         const r = a.value.record;
         if (r !== null && (best === undefined || compareWrites(r, best) > 0)) best = r;
       }
     }
-    const sound = complete || answered === holders.length;
+    const sound = complete || (answered === holders.length && !(partial && lacking));
     failed ||= !bestEffort && !sound;
     if (best !== undefined) {
       answers.forEach((a, i) => {
