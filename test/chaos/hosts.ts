@@ -14,7 +14,8 @@
  * shrunk history of every violation).
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { clusterInfo, sees, startHostCluster, until, type HostCluster, type HostNode, type NodeSpec } from '../netns/cluster.ts';
 import { createLab, netnsUnavailable, type Lab, type Tmpfs } from '../netns/lab.ts';
@@ -167,7 +168,13 @@ export async function runPhase(env: HostsEnv, spec: PhaseSpec, onHistory?: (h: H
   if (checkMs > 2000) notes.push(`the checks took ${(checkMs / 1000).toFixed(1)} s`);
   if (details.staleAtFaulty > 0) notes.push(`${details.staleAtFaulty} of the stale reads via the faulty node(s)`);
   if (details.unexplained > 0) notes.push(`${details.unexplained} read(s) of a value never written`);
-  if (details.unknown.length > 0) notes.push(`linearizability unknown (budget) for ${details.unknown.map((u) => u.key).join(', ')}`);
+  if (details.unknown.length > 0) {
+    // the history the checker could not decide, to study the search on (npm test keeps no logs)
+    const undecided = new Set(details.unknown.map((u) => u.key));
+    const file = join(tmpdir(), `jincache-undecided-${spec.name.replace(/[^\w-]+/g, '_')}-${Date.now()}.json`);
+    writeFileSync(file, JSON.stringify(history.ops().filter((o) => undecided.has(o.key))));
+    notes.push(`linearizability unknown (budget) for ${[...undecided].join(', ')}; their ops in ${file}`);
+  }
   if (details.incr.length > 0) notes.push(`INCR anomalies: ${details.incr.map((a) => a.kind).join(', ')}`);
   const bw = details.beyondWindow;
   if (bw !== undefined) notes.push(`Known window (${bw.windowMs} ms): ${bw.stale} stale read(s) and ${bw.linearizability_violations} key(s) not linearizable beyond it`);
