@@ -592,4 +592,21 @@ describe('Router after a pause (issue 17)', () => {
     assert.equal(await d.n('x').router.get(G, 'nowhere'), null);
     assert.equal(await c.n('b').router.get(G, 'nowhere'), null);
   });
+
+  test('a node back from a partition, which sees every peer on probation and one holder unusable, reads the other holders\' copies: they stand when none says it lacks writes', async () => {
+    // b, the owner, was the one cut off: from b every peer "just recovered" (may lack writes, as
+    // b sees it) and c is not usable yet. A read x routes to b is answered from a's copy, which
+    // says nothing of lacking (refusing it failed reads at healthy nodes forwarded to the node
+    // just back, chaos-hosts-short's partition phase: 503 "no other holder ... answered")
+    // (no retries: x's one attempt is b's answer, not a second one at a)
+    const c = cluster(['a', 'b', 'c', 'x'], ['b', 'a', 'c'], { retries: 0 });
+    c.plant('a', 'k', 'acked', 9);
+    c.plant('c', 'k', 'acked', 9);
+    c.untrusted.add('b');
+    c.staleFrom.add('b>a');
+    c.staleFrom.add('b>c');
+    c.unusableFrom.add('b>c');
+    assert.equal(text(await c.n('x').router.get(G, 'k')), 'acked');
+    assert.equal(await c.n('x').router.get(G, 'nowhere'), null, 'absent: a answered for the holders b can ask');
+  });
 });
