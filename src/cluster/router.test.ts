@@ -609,4 +609,19 @@ describe('Router after a pause (issue 17)', () => {
     assert.equal(text(await c.n('x').router.get(G, 'k')), 'acked');
     assert.equal(await c.n('x').router.get(G, 'nowhere'), null, 'absent: a answered for the holders b can ask');
   });
+
+  test('a node back from a partition whose peer says its copy may lack writes (the node holds hints for it) answers the newest of that copy and its own, never "absent" from them', async () => {
+    // b coordinated "newer" while cut off, and keeps it as a hint for a, which knows (a>a); c is
+    // not usable from b yet. x's read reaches b (no retries: b's answer is x's)
+    const c = cluster(['a', 'b', 'c', 'x'], ['b', 'a', 'c'], { retries: 0 });
+    c.plant('a', 'k', 'older', 5);
+    c.plant('b', 'k', 'newer', 9);
+    c.untrusted.add('b');
+    c.staleFrom.add('a>a');
+    c.unusableFrom.add('b>c');
+    assert.equal(text(await c.n('x').router.get(G, 'k')), 'newer');
+    assert.deepEqual(c.n('b').hints.get('a')?.map((r) => r.value?.toString()), ['newer'], 'a repaired through a hint');
+    // nobody b can ask may know the key is absent: unavailable, not "absent"
+    await assert.rejects(c.n('x').router.get(G, 'nowhere'), (e) => isJincacheError(e));
+  });
 });
