@@ -163,7 +163,9 @@ export async function runPhase(env: HostsEnv, spec: PhaseSpec, onHistory?: (h: H
   const unread = await finalReads({ history, client: env.client, keys, targets: cluster.nodes.filter((n) => n.running()), timeoutMs: CLIENT_TIMEOUT_MS });
   if (unread.length > 0) notes.push(`final reads failed for ${unread.length} key(s) on some node: ${unread.join(', ')}`);
   const tc = performance.now();
-  const details = analyze(history.ops(), { faulty: new Set(spec.faulty), t0, budget: { timeMs: 10_000 }, shrinkMs: 15_000, ...(spec.windowMs !== undefined ? { windowMs: spec.windowMs } : {}) });
+  // 10 s of search per key, whatever the steps: a kill -9 phase's key (1,347 ops, 16 clients'
+  // writes hung together for 250 ms) needed 3.7M steps, 4 s here, over the default 5M at times
+  const details = analyze(history.ops(), { faulty: new Set(spec.faulty), t0, budget: { timeMs: 10_000, maxSteps: 25_000_000 }, shrinkMs: 15_000, ...(spec.windowMs !== undefined ? { windowMs: spec.windowMs } : {}) });
   const checkMs = performance.now() - tc;
   if (checkMs > 2000) notes.push(`the checks took ${(checkMs / 1000).toFixed(1)} s`);
   if (details.staleAtFaulty > 0) notes.push(`${details.staleAtFaulty} of the stale reads via the faulty node(s)`);
