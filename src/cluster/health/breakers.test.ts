@@ -2,6 +2,7 @@ import { describe, test, mock } from 'node:test';
 import assert from 'node:assert/strict';
 import { PeerBreakers, isBreakerOpen, withRetry } from './breakers.ts';
 import { JincacheError } from '../../core/errors.ts';
+import { BrokenCircuitError } from 'cockatiel';
 
 const down = () => Promise.reject(new JincacheError('PEER_UNAVAILABLE', 'refused'));
 const ok = () => Promise.resolve('ok');
@@ -96,6 +97,21 @@ describe('withRetry', () => {
       /refused/,
     );
     assert.equal(calls, 3);
+  });
+
+  test('when every attempt failed, an open breaker of the holder tried last does not hide what the one before it ran into', async () => {
+    const open = new JincacheError('PEER_UNAVAILABLE', 'circuit breaker for n4 is open', { cause: new BrokenCircuitError() });
+    let calls = 0;
+    await assert.rejects(
+      withRetry(() => {
+        calls++;
+        return Promise.reject(calls % 2 === 1 ? new JincacheError('NOT_SERVING', 'n2 is catching up') : open);
+      }, { maxRetries: 3, deadline: Date.now() + 5000, initialDelayMs: 1, maxDelayMs: 2 }),
+      /n2 is catching up/,
+    );
+    assert.equal(calls, 4);
+    // only open breakers: that is what the caller hears
+    await assert.rejects(withRetry(() => Promise.reject(open), { maxRetries: 1, deadline: Date.now() + 5000, initialDelayMs: 1, maxDelayMs: 2 }), /circuit breaker for n4/);
   });
 
   test('does not retry other errors', async () => {

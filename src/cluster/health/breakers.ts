@@ -66,6 +66,11 @@ export function isBreakerOpen(e: unknown): e is BrokenCircuitError {
   return e instanceof BrokenCircuitError;
 }
 
+/** An open breaker, or an error made of one (the detector's PEER_UNAVAILABLE "circuit breaker ... is open"). */
+function saysBreakerOpen(e: unknown): boolean {
+  return isBreakerOpen(e) || (e instanceof Error && isBreakerOpen(e.cause));
+}
+
 export class PeerBreakers {
   private opts: Required<BreakerOptions>;
   private readonly breakers = new Map<NodeId, CircuitBreakerPolicy>();
@@ -231,6 +236,9 @@ export async function withRetry<T>(attempt: (n: number) => Promise<T>, opts: Ret
     }, Math.max(0, opts.deadline - Date.now()));
   });
   let lastError: unknown;
+  // what a caller is told when every attempt failed: an open breaker (a holder taken for gone,
+  // tried last) says less than what an earlier attempt at a usable one ran into
+  let telling: unknown;
   try {
     return await Promise.race([
       policy.execute(async ({ attempt: n, signal }) => {
@@ -239,6 +247,7 @@ export async function withRetry<T>(attempt: (n: number) => Promise<T>, opts: Ret
           return await attempt(n);
         } catch (e) {
           lastError = e;
+          if (telling === undefined || !saysBreakerOpen(e)) telling = e;
           throw e;
         }
       }, controller.signal),
@@ -246,7 +255,8 @@ export async function withRetry<T>(attempt: (n: number) => Promise<T>, opts: Ret
     ]);
   } catch (e) {
     // at the deadline, report what actually went wrong when we know it
-    if (isJincacheError(e) && e.code === 'TIMEOUT' && lastError !== undefined && isJincacheError(lastError)) throw lastError;
+    if (isJincacheError(e) && e.code === 'TIMEOUT' && lastError !== undefined && isJincacheError(lastError)) throw saysBreakerOpen(lastError) && isJincacheError(telling) ? telling : lastError;
+    if (saysBreakerOpen(e) && telling !== undefined) throw telling;
     throw e;
   } finally {
     clearTimeout(timer);
