@@ -155,7 +155,7 @@ function startShared(ctx: PhaseContext, client: OpClient, name: string, windowMs
       const dir = process.env.JINCACHE_CHAOS_HISTORY_DIR;
       if (dir !== undefined) writeFileSync(join(dir, `${slug(name)}.json`), JSON.stringify({ faulty, t0, windowMs, ops: history.ops() }));
       const tc = performance.now();
-      const details = analyze(history.ops(), { faulty: new Set(faulty), t0, budget: { timeMs: 5000 }, shrinkMs: 10_000, windowMs: windowMs ?? HEARTBEAT_MS });
+      const details = analyze(history.ops(), { faulty: new Set(faulty), t0, budget: { timeMs: 5000, maxSteps: 25_000_000 }, shrinkMs: 10_000, windowMs: windowMs ?? HEARTBEAT_MS });
       const checkMs = Math.round(performance.now() - tc);
       const copies: { [key: string]: string } = {};
       for (const key of [...keys, ...counterKeys]) copies[key] = await holderCopies(ctx.cluster, key, CLIENT_TIMEOUT_MS);
