@@ -468,10 +468,12 @@ export class Router implements KvService {
 
   /**
    * A read this node would serve from its own copy while it does not trust it (trust.ts): the
-   * newest copy among the other holders answers, or the origin when none has the key. When some
-   * of them do not trust their copies either (every node paused at once), the newest of *every*
+   * newest copy among the other holders it can use answers, or the origin when none has the key.
+   * When some of them say their copies may lack writes, this node's own copy is compared too (the
+   * writes they lack may be the ones it holds hints for), and "absent" is no answer from them.
+   * When some do not trust their copies either (every node paused at once), the newest of *every*
    * holder's copy answers, this node's included: a write acknowledged by any holder is in one of
-   * them. When a holder cannot be asked, the read fails (NOT_SERVING, retryable): never an old value.
+   * them. When none of them can be asked, the read fails (NOT_SERVING, retryable).
    */
   private async fromOthers(group: string, key: string, partition: number, deadline: number): Promise<GetResult | null> {
     const holders = holdersOf(this.tables.table(), partition);
