@@ -183,8 +183,10 @@ describe('dashboard in a headless browser: join, crash, leave', () => {
         load: { window: '3s' },
         // paced and in small batches, so a migration runs long enough to be seen running with
         // some partitions copied (at the default 10,000 entries a batch, the join's data is two
-        // batches, and the progress jumps from nothing to every partition)
-        migration: { bandwidth: '128KiB', batch_size: 100 },
+        // batches, and the progress jumps from nothing to every partition). At 128 KiB/s a
+        // sender, the join (1 MB from 3 senders) ran about 3 s: a loaded full run polled it twice
+        // before any progress was reported, then saw it done. At 64 KiB/s it runs about 6 s.
+        migration: { bandwidth: '64KiB', batch_size: 100 },
       },
     });
     await waitFor('3 nodes in one table', async () => {
