@@ -175,12 +175,10 @@ interface NewestOptions {
    * The holders given are not all of the partition's (fromOthers leaves out this node, which does
    * not trust its copy, and the holders it cannot use): their answers stand for the partition when
    * one of them lacks nothing, or all answered and none said its copy may lack writes. When all
-   * answered but some said so, the newest of their copies and this node's own (`own`) answers,
-   * but not "absent".
+   * answered but some said so, the newest of their copies and this node's own (when it holds the
+   * partition) answers, but not "absent".
    */
   partial?: boolean;
-  /** This node's own copy is compared too, though it is not asked (see `partial`). */
-  own?: boolean;
 }
 
 /** One holder's copy in a newest-copy read, and whether that holder said its copy may lack writes. */
@@ -478,7 +476,7 @@ export class Router implements KvService {
   private async fromOthers(group: string, key: string, partition: number, deadline: number): Promise<GetResult | null> {
     const holders = holdersOf(this.tables.table(), partition);
     const others = holders.filter((id) => id !== this.self && this.usable(id));
-    let newest: NewestRead = others.length === 0 ? { kind: 'failed' } : await this.newestRead(group, key, others, deadline, { partial: true, own: holders.includes(this.self) });
+    let newest: NewestRead = others.length === 0 ? { kind: 'failed' } : await this.newestRead(group, key, others, deadline, { partial: true });
     if (newest.kind === 'failed' && holders.every((id) => id === this.self || this.usable(id)) && holders.includes(this.self)) {
       newest = await this.newestRead(group, key, holders, deadline, { doubtful: true });
     }
@@ -502,7 +500,7 @@ export class Router implements KvService {
    * answered an acknowledged write as missing (stall.test, "stall-18: 404").
    */
   private async newestRead(group: string, key: string, holders: readonly NodeId[], deadline: number, opts: NewestOptions = {}): Promise<NewestRead> {
-    const { bestEffort = false, doubtful = false, partial = false, own = false } = opts;
+    const { bestEffort = false, doubtful = false, partial = false } = opts;
     const targets = holders.filter((id) => this.usable(id));
     const answers = await Promise.allSettled(targets.map((id) => (id === this.self ? Promise.resolve({ record: this.local.record(group, key) ?? null, lacking: false }) : this.fetchRecord(id, group, key, deadline, doubtful))));
     let best: WireRecord | undefined;
@@ -531,7 +529,7 @@ export class Router implements KvService {
     // for its peers (they say so), and its own copy has those writes: refusing to answer there
     // failed reads at healthy nodes forwarded to it (chaos-hosts-short, partition phase, 503).
     const mixed = partial && !sound && answered === holders.length;
-    if (mixed && own) {
+    if (mixed && holdersOf(this.tables.table(), partition).includes(this.self)) {
       const mine = this.local.record(group, key);
       if (mine !== undefined && (best === undefined || compareWrites(mine, best) > 0)) best = mine;
     }
